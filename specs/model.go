@@ -1,0 +1,198 @@
+package specs
+
+// This file is the canonical model: what Parse produces, what Encode writes
+// as canonical JSON (job meta, catalog) and what jobs.Compile and the gateway
+// read. Durations are Go duration strings in the model's JSON ("3s", "6h0m0s"
+// normalised by Parse); absent optional blocks are nil.
+
+// File is everything declared in one directory (or one file) of specs.
+type File struct {
+	Functions []*Function `json:"functions,omitempty"`
+	Layers    []*Layer    `json:"layers,omitempty"`
+}
+
+// Function is one `function "name" { … }` block.
+type Function struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Runtime: "provided", "provided.al2", "provided.al2023", "python3.N", "nodejsNN.x".
+	Runtime string `json:"runtime"`
+	// Handler: "module.function" (python), "file.function" (node); ignored by provided.
+	Handler string `json:"handler,omitempty"`
+	Code    *Code  `json:"code"`
+	// Layers are layer references "name" or "name:version", in order (at most 5).
+	Layers []string `json:"layers,omitempty"`
+	// MemoryMB 128–10240. Default 128.
+	MemoryMB int `json:"memory_mb"`
+	// Timeout 1s–900s. Default "3s".
+	Timeout string `json:"timeout"`
+	// EphemeralStorageMB 512–10240. Default 512.
+	EphemeralStorageMB int `json:"ephemeral_storage_mb"`
+	// Environment variables (aggregate ≤4 KB).
+	Environment map[string]string `json:"environment,omitempty"`
+	// Secrets maps environment variable names to Nomad Variables.
+	Secrets []*Secret `json:"secrets,omitempty"`
+	// EnvironmentsPerInstance 1–64. Default 1.
+	EnvironmentsPerInstance int `json:"environments_per_instance"`
+	// ReservedConcurrency nil = unreserved; 0 = throttled.
+	ReservedConcurrency *int                    `json:"reserved_concurrency,omitempty"`
+	Provisioned         *ProvisionedConcurrency `json:"provisioned_concurrency,omitempty"`
+	URL                 *URLConfig              `json:"url,omitempty"`
+	Async               *AsyncConfig            `json:"async,omitempty"`
+	EventSources        []*EventSource          `json:"event_sources,omitempty"`
+	Aliases             []*Alias                `json:"aliases,omitempty"`
+	Placement           *Placement              `json:"placement,omitempty"`
+	Tags                map[string]string       `json:"tags,omitempty"`
+	// Pos is where the block starts ("file:line:col"); not part of the canonical JSON.
+	Pos string `json:"-"`
+}
+
+// Code says where a function's or layer's code comes from: exactly one of
+// Dir, Zip or URL.
+type Code struct {
+	// Dir is a directory, relative to the spec file.
+	Dir string `json:"dir,omitempty"`
+	// Zip is a zip file, relative to the spec file.
+	Zip string `json:"zip,omitempty"`
+	// URL is an artifact URL Nomad's go-getter can fetch; Checksum is required with it.
+	URL string `json:"url,omitempty"`
+	// Checksum is "sha256:<hex>" (required with URL; computed at packaging for Dir/Zip).
+	Checksum string `json:"checksum,omitempty"`
+}
+
+// Secret maps one environment variable to an item of a Nomad Variable.
+type Secret struct {
+	Env  string `json:"env"`
+	Path string `json:"path"` // Nomad Variable path, e.g. "nimbus/fn/db"
+	Key  string `json:"key"`  // item key inside the variable
+}
+
+// ProvisionedConcurrency is the `provisioned_concurrency { … }` block.
+type ProvisionedConcurrency struct {
+	Min int `json:"min"`
+	// Max defaults to Min (no target tracking) unless set.
+	Max int `json:"max"`
+	// TargetUtilization in (0,1]. Default 0.7.
+	TargetUtilization float64     `json:"target_utilization"`
+	Schedules         []*Schedule `json:"schedules,omitempty"`
+}
+
+// Schedule raises the floor during a cron window.
+type Schedule struct {
+	Name string `json:"name"`
+	// Cron is a 5- or 6-field cron expression for the window's start.
+	Cron string `json:"cron"`
+	// Duration of the window. Default "1h".
+	Duration string `json:"duration"`
+	// Timezone of Cron (IANA). Default "UTC".
+	Timezone string `json:"timezone,omitempty"`
+	Min      int    `json:"min"`
+}
+
+// URLConfig is the `url { … }` block (function URL).
+type URLConfig struct {
+	// Auth "NONE" or "AWS_IAM". Default "NONE".
+	Auth string `json:"auth"`
+	// InvokeMode "BUFFERED" or "RESPONSE_STREAM". Default "BUFFERED".
+	InvokeMode string `json:"invoke_mode"`
+	// Qualifier the URL invokes: "$LATEST" or an alias. Default "$LATEST".
+	Qualifier string `json:"qualifier,omitempty"`
+	CORS      *CORS  `json:"cors,omitempty"`
+}
+
+// CORS is the `cors { … }` block with Lambda's limits.
+type CORS struct {
+	AllowOrigins     []string `json:"allow_origins,omitempty"`
+	AllowMethods     []string `json:"allow_methods,omitempty"`
+	AllowHeaders     []string `json:"allow_headers,omitempty"`
+	ExposeHeaders    []string `json:"expose_headers,omitempty"`
+	AllowCredentials bool     `json:"allow_credentials,omitempty"`
+	MaxAge           int      `json:"max_age,omitempty"`
+}
+
+// AsyncConfig is the `async { … }` block.
+type AsyncConfig struct {
+	// MaxRetries 0–2. Default 2.
+	MaxRetries int `json:"max_retries"`
+	// MaxEventAge 60s–6h. Default "6h0m0s".
+	MaxEventAge string `json:"max_event_age"`
+	// OnSuccess, OnFailure, DeadLetter are destinations (see Destination).
+	OnSuccess  *Destination `json:"on_success,omitempty"`
+	OnFailure  *Destination `json:"on_failure,omitempty"`
+	DeadLetter *Destination `json:"dead_letter,omitempty"`
+}
+
+// Destination is a target for invocation records: one of Function (a
+// function name, optionally ":qualifier"), NATS (subject), Kafka (topic) or
+// Webhook (http/https URL).
+type Destination struct {
+	Function string `json:"function,omitempty"`
+	NATS     string `json:"nats,omitempty"`
+	Kafka    string `json:"kafka,omitempty"`
+	Webhook  string `json:"webhook,omitempty"`
+}
+
+// EventSource is an `event_source "name" { … }` block (an event-source mapping).
+type EventSource struct {
+	Name string `json:"name"`
+	// Type: "nats", "kafka", "redis", "schedule".
+	Type    string `json:"type"`
+	Enabled bool   `json:"enabled"`
+	// Broker-specific settings.
+	URL          string   `json:"url,omitempty"`               // broker address(es)
+	Stream       string   `json:"stream,omitempty"`            // NATS stream / Redis stream key
+	Subject      string   `json:"subject,omitempty"`           // NATS subject filter
+	Topics       []string `json:"topics,omitempty"`            // Kafka topics
+	Group        string   `json:"group,omitempty"`             // consumer group / durable name
+	Schedule     string   `json:"schedule,omitempty"`          // cron or rate() for type schedule
+	Input        string   `json:"input,omitempty"`             // constant event for schedule
+	StartingFrom string   `json:"starting_position,omitempty"` // "LATEST", "TRIM_HORIZON"
+	// Batching: BatchSize 1–10000 (default 10), MaximumBatchingWindow 0–300s.
+	BatchSize             int    `json:"batch_size"`
+	MaximumBatchingWindow string `json:"maximum_batching_window,omitempty"`
+	// Error handling.
+	MaximumRetryAttempts       *int         `json:"maximum_retry_attempts,omitempty"` // -1 = infinite
+	MaximumRecordAge           string       `json:"maximum_record_age,omitempty"`
+	BisectBatchOnFunctionError bool         `json:"bisect_batch_on_function_error,omitempty"`
+	ReportBatchItemFailures    bool         `json:"report_batch_item_failures,omitempty"`
+	MaximumConcurrency         int          `json:"maximum_concurrency,omitempty"`
+	OnFailure                  *Destination `json:"on_failure,omitempty"`
+	Filters                    []string     `json:"filters,omitempty"` // Lambda filter-pattern JSON
+}
+
+// Alias is an `alias "name" { … }` block.
+type Alias struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	// Version is a published version number as a string ("3"); aliases cannot
+	// point at other aliases.
+	Version string `json:"version"`
+	// Routing adds at most one other version with a weight in [0,1].
+	Routing map[string]float64 `json:"routing,omitempty"`
+}
+
+// Placement is the `placement { … }` block.
+type Placement struct {
+	Region      string        `json:"region,omitempty"`
+	Datacenters []string      `json:"datacenters,omitempty"`
+	Namespace   string        `json:"namespace,omitempty"`
+	NodePool    string        `json:"node_pool,omitempty"`
+	Priority    int           `json:"priority,omitempty"`
+	Constraints []*Constraint `json:"constraints,omitempty"`
+}
+
+// Constraint is a Nomad constraint.
+type Constraint struct {
+	Attribute string `json:"attribute"`
+	Operator  string `json:"operator,omitempty"`
+	Value     string `json:"value,omitempty"`
+}
+
+// Layer is a `layer "name" { … }` block.
+type Layer struct {
+	Name               string   `json:"name"`
+	Description        string   `json:"description,omitempty"`
+	Code               *Code    `json:"code"`
+	CompatibleRuntimes []string `json:"compatible_runtimes,omitempty"`
+	Pos                string   `json:"-"`
+}
