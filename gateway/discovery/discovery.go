@@ -1,0 +1,35 @@
+// Package discovery holds the types every source of healthy instances shares:
+// Consul health, Nomad service registrations and the local launcher all
+// answer the same question for the router — where are the instances of one
+// function version?
+//
+// It imports nothing from this module.
+package discovery
+
+import "context"
+
+// Task group names, as the compiler names them in each function job.
+const (
+	GroupProvisioned = "provisioned"
+	GroupOnDemand    = "ondemand"
+)
+
+// Instance is one healthy instance's invoke endpoint.
+type Instance struct {
+	// ID is stable for the instance's life (alloc id + task, or a local id).
+	ID string
+	// Address is the invoke endpoint's host:port.
+	Address string
+	// Function and Version ("$LATEST" or a number) it serves.
+	Function string
+	Version  string
+	// Group is GroupProvisioned or GroupOnDemand.
+	Group string
+}
+
+// Source returns the healthy instances of one function version.
+// Implementations cache and refresh in the background (blocking queries) so
+// that a call on the invocation path is cheap.
+type Source interface {
+	Instances(ctx context.Context, function, version string) ([]Instance, error)
+}
