@@ -45,6 +45,10 @@ type Function struct {
 	Tags                map[string]string       `json:"tags,omitempty"`
 	// Pos is where the block starts ("file:line:col"); not part of the canonical JSON.
 	Pos string `json:"-"`
+	// Dir is the directory of the spec file that declared the function: Code.Dir
+	// and Code.Zip are relative to it. Set by Parse/Load; not part of the
+	// canonical JSON (empty after Decode).
+	Dir string `json:"-"`
 }
 
 // Code says where a function's or layer's code comes from: exactly one of
@@ -194,5 +198,8 @@ type Layer struct {
 	Description        string   `json:"description,omitempty"`
 	Code               *Code    `json:"code"`
 	CompatibleRuntimes []string `json:"compatible_runtimes,omitempty"`
-	Pos                string   `json:"-"`
+	// Pos is where the block starts ("file:line:col"); not part of the canonical JSON.
+	Pos string `json:"-"`
+	// Dir is the directory of the spec file that declared the layer (see Function.Dir).
+	Dir string `json:"-"`
 }
