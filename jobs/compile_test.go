@@ -1,0 +1,351 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/taskconfig"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files in testdata")
+
+// baseOptions are the options every golden case starts from; a case's
+// <name>.opts.json is decoded over them.
+func baseOptions() Options {
+	return Options{
+		SecretKey:       []byte("golden-test-key"),
+		ArtifactBaseURL: "https://artifacts.nimbus.test/v1/bundles/",
+		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+	}
+}
+
+func loadCase(t *testing.T, name string) (*specs.Function, Options) {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name+".spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fn specs.Function
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fn); err != nil {
+		t.Fatalf("decoding %s.spec.json: %v", name, err)
+	}
+	opts := baseOptions()
+	if raw, err := os.ReadFile(filepath.Join("testdata", name+".opts.json")); err == nil {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&opts); err != nil {
+			t.Fatalf("decoding %s.opts.json: %v", name, err)
+		}
+	} else if !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return &fn, opts
+}
+
+func goldenCases(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join("testdata", "*.spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no golden cases in testdata")
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, strings.TrimSuffix(filepath.Base(f), ".spec.json"))
+	}
+	return names
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./jobs -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the compiled output (run with -update and review the diff)\n--- got ---\n%s", path, got)
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for _, name := range goldenCases(t) {
+		t.Run(name, func(t *testing.T) {
+			fn, opts := loadCase(t, name)
+			job, err := Compile(fn, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := RenderJSON(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join("testdata", name+".job.json"), js)
+			hcl, err := RenderHCL(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join("testdata", name+".job.hcl"), hcl)
+		})
+	}
+}
+
+func TestDeterministic(t *testing.T) {
+	for _, name := range goldenCases(t) {
+		fn, opts := loadCase(t, name)
+		var first, firstHCL []byte
+		for i := range 20 {
+			job, err := Compile(fn, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			js, err := RenderJSON(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hcl, err := RenderHCL(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 {
+				first, firstHCL = js, hcl
+				continue
+			}
+			if !bytes.Equal(js, first) || !bytes.Equal(hcl, firstHCL) {
+				t.Fatalf("%s: compile %d differs from the first", name, i)
+			}
+		}
+	}
+}
+
+func TestCompileShape(t *testing.T) {
+	fn, opts := loadCase(t, "full")
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *job.ID != "nimbus-orders-3" || *job.Namespace != "payments" || *job.Region != "eu" || *job.NodePool != "functions" || *job.Priority != 70 {
+		t.Errorf("job placement: id=%s ns=%s region=%s pool=%s prio=%d", *job.ID, *job.Namespace, *job.Region, *job.NodePool, *job.Priority)
+	}
+	if len(job.TaskGroups) != 2 || *job.TaskGroups[0].Name != GroupProvisioned || *job.TaskGroups[1].Name != GroupOnDemand {
+		t.Fatalf("groups: %+v", job.TaskGroups)
+	}
+	prov, od := job.TaskGroups[0], job.TaskGroups[1]
+	// 5..20 environments at 4 per instance = 2..5 instances.
+	if *prov.Count != 2 || *prov.Scaling.Min != 2 || *prov.Scaling.Max != 5 || !*prov.Scaling.Enabled {
+		t.Errorf("provisioned scaling: count=%d min=%d max=%d enabled=%v", *prov.Count, *prov.Scaling.Min, *prov.Scaling.Max, *prov.Scaling.Enabled)
+	}
+	// reserved concurrency 40 at 4 per instance = 10 instances.
+	if *od.Count != 0 || *od.Scaling.Max != 10 || *od.Scaling.Enabled {
+		t.Errorf("ondemand scaling: count=%d max=%d enabled=%v", *od.Count, *od.Scaling.Max, *od.Scaling.Enabled)
+	}
+	check := prov.Scaling.Policy["check"].([]any)[0].(map[string]any)[CheckName].([]any)[0].(map[string]any)
+	if check["source"] != APMSource || check["query"] != "orders/3" {
+		t.Errorf("check: %v", check)
+	}
+	strategy := check["strategy"].([]any)[0].(map[string]any)[StrategyName].([]any)[0].(map[string]any)
+	if strategy[StrategyTarget] != 0.6 || strategy[StrategyMin] != 2 || strategy[StrategyMax] != 5 || strategy[StrategyPerInst] != 4 {
+		t.Errorf("strategy config: %v", strategy)
+	}
+	var windows []scheduleConfig
+	if err := json.Unmarshal([]byte(strategy[StrategySchedules].(string)), &windows); err != nil {
+		t.Fatal(err)
+	}
+	if len(windows) != 1 || windows[0].Min != 3 || windows[0].Timezone != "Europe/Berlin" {
+		t.Errorf("schedules: %+v", windows)
+	}
+
+	for _, g := range job.TaskGroups {
+		task := g.Tasks[0]
+		if task.Driver != taskconfig.DriverName {
+			t.Errorf("%s: driver %q", *g.Name, task.Driver)
+		}
+		wantInit := taskconfig.InitOnDemand
+		if *g.Name == GroupProvisioned {
+			wantInit = taskconfig.InitProvisioned
+		}
+		if task.Config["initialization_type"] != wantInit {
+			t.Errorf("%s: initialization_type %v", *g.Name, task.Config["initialization_type"])
+		}
+		if task.Config["invoke_secret"] != invokeapi.DeriveSecret([]byte("golden-test-key"), "orders", "3") {
+			t.Errorf("%s: invoke secret is not derived from the key", *g.Name)
+		}
+		// 1769 MB x 4 environments + 64 MB overhead; 4 vCPUs at 1000 MHz.
+		if *task.Resources.MemoryMB != 1769*4+64 || *task.Resources.CPU != 4000 {
+			t.Errorf("%s: resources memory=%d cpu=%d", *g.Name, *task.Resources.MemoryMB, *task.Resources.CPU)
+		}
+		if len(task.Artifacts) != 3 || *task.Artifacts[0].GetterSource != fn.Code.URL ||
+			task.Artifacts[0].GetterOptions["checksum"] != "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" ||
+			*task.Artifacts[2].RelativeDest != "local/layers/1" {
+			t.Errorf("%s: artifacts %+v", *g.Name, task.Artifacts)
+		}
+		svc := g.Services[0]
+		wantTags := []string{"function=orders", "version=3", "group=" + *g.Name}
+		if svc.Name != "nimbus-orders" || svc.Provider != ProviderNomad || strings.Join(svc.Tags, ",") != strings.Join(wantTags, ",") {
+			t.Errorf("%s: service %+v", *g.Name, svc)
+		}
+		if svc.Checks[0].Path != invokeapi.PathHealth || svc.Checks[0].Type != "http" {
+			t.Errorf("%s: check %+v", *g.Name, svc.Checks[0])
+		}
+		tmpl := *task.Templates[0].EmbeddedTmpl
+		want := "{{ with nomadVar \"nimbus/orders/api\" }}\nAPI_TOKEN={{ index . \"token\" | toJSON }}\n{{ end }}\n" +
+			"{{ with nomadVar \"nimbus/orders/db\" }}\nDB_PASSWORD={{ index . \"password\" | toJSON }}\nDB_USER={{ index . \"user\" | toJSON }}\n{{ end }}\n"
+		if tmpl != want || !*task.Templates[0].Envvars {
+			t.Errorf("%s: template\n%s", *g.Name, tmpl)
+		}
+	}
+	var spec specs.Function
+	if err := json.Unmarshal([]byte(job.Meta[MetaSpec]), &spec); err != nil {
+		t.Fatalf("meta spec: %v", err)
+	}
+	if spec.Name != "orders" || job.Meta[MetaVersion] != "3" || job.Meta[MetaCodeSHA256] != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" {
+		t.Errorf("meta: %v", job.Meta)
+	}
+}
+
+func TestCompileLatestWithoutProvisioned(t *testing.T) {
+	fn, opts := loadCase(t, "hello")
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *job.ID != "nimbus-hello" || *job.Region != DefaultRegion || job.Datacenters[0] != "*" {
+		t.Errorf("job: id=%s region=%s dcs=%v", *job.ID, *job.Region, job.Datacenters)
+	}
+	prov := job.TaskGroups[0]
+	if *prov.Count != 0 || *prov.Scaling.Enabled || prov.Scaling.Policy != nil {
+		t.Errorf("provisioned group without provisioned concurrency: count=%d scaling=%+v", *prov.Count, prov.Scaling)
+	}
+	src := *prov.Tasks[0].Artifacts[0].GetterSource
+	if src != "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip" {
+		t.Errorf("code artifact source %q", src)
+	}
+	if *job.TaskGroups[1].Scaling.Max != DefaultConcurrency {
+		t.Errorf("ondemand max %d", *job.TaskGroups[1].Scaling.Max)
+	}
+	if *prov.Tasks[0].Resources.CPU != minCPU {
+		t.Errorf("cpu %d, want the floor %d", *prov.Tasks[0].Resources.CPU, minCPU)
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	good := func() (*specs.Function, Options) {
+		return &specs.Function{Name: "f", Runtime: "provided.al2023", Code: &specs.Code{Dir: "."}, MemoryMB: 128, Timeout: "3s"}, baseOptions()
+	}
+	cases := []struct {
+		name   string
+		mutate func(*specs.Function, *Options)
+		want   string
+	}{
+		{"no key", func(_ *specs.Function, o *Options) { o.SecretKey = nil }, "secret key is required"},
+		{"bad version", func(_ *specs.Function, o *Options) { o.Version = "01" }, `version "01"`},
+		{"bad provider", func(_ *specs.Function, o *Options) { o.ServiceProvider = "etcd" }, `service provider "etcd"`},
+		{"no code", func(f *specs.Function, _ *Options) { f.Code = nil }, "code is required"},
+		{"empty code", func(f *specs.Function, _ *Options) { f.Code = &specs.Code{} }, "one of dir, zip or url"},
+		{"url without checksum", func(f *specs.Function, _ *Options) { f.Code = &specs.Code{URL: "https://x/y.zip"} }, `checksum "" is not sha256`},
+		{"bad packaged checksum", func(_ *specs.Function, o *Options) { o.CodeChecksum = "sha256:abc" }, "64 hex digits"},
+		{"no artifact base", func(_ *specs.Function, o *Options) { o.ArtifactBaseURL = "" }, "artifact base URL"},
+		{"layer mismatch", func(f *specs.Function, _ *Options) { f.Layers = []string{"a"} }, "1 layers in the spec but 0 layer artifacts"},
+		{"bad memory", func(f *specs.Function, _ *Options) { f.MemoryMB = 64 }, "memory_mb 64"},
+		{"bad timeout", func(f *specs.Function, _ *Options) { f.Timeout = "forever" }, `timeout "forever"`},
+		{"too many envs", func(f *specs.Function, _ *Options) { f.EnvironmentsPerInstance = 65 }, "environments_per_instance 65"},
+		{"bad secret", func(f *specs.Function, _ *Options) { f.Secrets = []*specs.Secret{{Env: "X"}} }, "secret 0 needs env, path and key"},
+		{"no name", func(f *specs.Function, _ *Options) { f.Name = "" }, "function name is required"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fn, opts := good()
+			tc.mutate(fn, &opts)
+			_, err := Compile(fn, opts)
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := Compile(nil, baseOptions()); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("nil function: %v", err)
+	}
+	fn, opts := good()
+	if _, err := Compile(fn, opts); err != nil {
+		t.Fatalf("baseline: %v", err)
+	}
+}
+
+func TestServiceName(t *testing.T) {
+	long := strings.Repeat("a", 64)
+	cases := map[string]string{
+		"hello":            "nimbus-hello",
+		"Hello-World":      "nimbus-Hello-World",
+		"legacy_batch_job": "nimbus-legacy-batch-job-",
+		"trailing-":        "nimbus-trailing-",
+		long:               "nimbus-" + strings.Repeat("a", 47),
+	}
+	for fn, prefix := range cases {
+		got := ServiceName(fn)
+		if !serviceNameRE.MatchString(got) {
+			t.Errorf("ServiceName(%q) = %q is not a valid Nomad service name", fn, got)
+		}
+		if !strings.HasPrefix(got, prefix) {
+			t.Errorf("ServiceName(%q) = %q, want prefix %q", fn, got, prefix)
+		}
+	}
+	if ServiceName("a_b") == ServiceName("a-b") {
+		t.Errorf("a_b and a-b share service name %q", ServiceName("a-b"))
+	}
+}
+
+func TestJobIDAndVersion(t *testing.T) {
+	if JobID("f", "$LATEST") != "nimbus-f" || JobID("f", "") != "nimbus-f" || JobID("f", "12") != "nimbus-f-12" {
+		t.Error("JobID")
+	}
+	for v, ok := range map[string]bool{"$LATEST": true, "1": true, "42": true, "0": false, "01": false, "-1": false, "x": false, "": false} {
+		if ValidVersion(v) != ok {
+			t.Errorf("ValidVersion(%q) = %v", v, !ok)
+		}
+	}
+}
+
+// The compiled job survives a JSON round trip through the api types, which
+// is what the register endpoint and `nomad job run -json` do with it.
+func TestRenderJSONRoundTrip(t *testing.T) {
+	fn, opts := loadCase(t, "full")
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := RenderJSON(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct{ Job *api.Job }
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	again, err := RenderJSON(back.Job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Numbers inside free-form maps come back as float64 and print the same.
+	if !bytes.Equal(js, again) {
+		t.Errorf("JSON round trip changed the job")
+	}
+}

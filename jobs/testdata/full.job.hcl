@@ -1,0 +1,274 @@
+job "nimbus-orders-3" {
+  region      = "eu"
+  namespace   = "payments"
+  type        = "service"
+  priority    = 70
+  datacenters = ["eu-west-1a", "eu-west-1b"]
+  node_pool   = "functions"
+  constraint {
+    attribute = "$${attr.kernel.name}"
+    value     = "linux"
+    operator  = "="
+  }
+  constraint {
+    attribute = "$${node.class}"
+    value     = "fn"
+  }
+  group "provisioned" {
+    count          = 2
+    shutdown_delay = "5s"
+    task "function" {
+      driver       = "nimbus"
+      kill_timeout = "35s"
+      config {
+        account_id           = "123456789012"
+        code_dir             = "local/code"
+        environments         = 4
+        ephemeral_storage_mb = 1024
+        function             = "orders"
+        handler              = "app.handler"
+        initialization_type  = "provisioned-concurrency"
+        invoke_port          = "invoke"
+        invoke_secret        = "e025a03cbe10546aa3b7d9dfe13bf65d2962ec465a7e75cb7c2523592488e9ce"
+        layer_dirs           = ["local/layers/0", "local/layers/1"]
+        memory_mb            = 1769
+        region               = "eu-central-1"
+        run_as               = "nobody"
+        runtime              = "python3.12"
+        timeout              = "30s"
+        version              = "3"
+      }
+      env = {
+        "APP.MODE"  = "prod"
+        "LOG_LEVEL" = "debug"
+        "TABLE"     = "orders-$${env}"
+      }
+      resources {
+        cpu    = 4000
+        memory = 7140
+      }
+      meta = {
+        "nimbus.function" = "orders"
+        "nimbus.version"  = "3"
+      }
+      artifact {
+        source      = "https://artifacts.example.com/orders-3.zip"
+        destination = "local/code"
+        options {
+          checksum = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        }
+      }
+      artifact {
+        source      = "https://artifacts.example.com/layers/pydeps-4.zip"
+        destination = "local/layers/0"
+        options {
+          checksum = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+        }
+      }
+      artifact {
+        source      = "https://artifacts.example.com/layers/otel-1.zip"
+        destination = "local/layers/1"
+        options {
+          checksum = "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
+        }
+      }
+      template {
+        destination = "secrets/nimbus.env"
+        data        = "{{ with nomadVar \"nimbus/orders/api\" }}\nAPI_TOKEN={{ index . \"token\" | toJSON }}\n{{ end }}\n{{ with nomadVar \"nimbus/orders/db\" }}\nDB_PASSWORD={{ index . \"password\" | toJSON }}\nDB_USER={{ index . \"user\" | toJSON }}\n{{ end }}\n"
+        change_mode = "restart"
+        perms       = "0400"
+        env         = true
+      }
+    }
+    restart {
+      interval = "1m0s"
+      attempts = 3
+      delay    = "2s"
+      mode     = "fail"
+    }
+    reschedule {
+      delay          = "5s"
+      delay_function = "exponential"
+      max_delay      = "2m0s"
+      unlimited      = true
+    }
+    ephemeral_disk {
+      size = 4346
+    }
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "2m0s"
+      progress_deadline = "5m0s"
+      auto_revert       = true
+    }
+    network {
+      mode = "host"
+      port "invoke" {
+      }
+    }
+    service {
+      name     = "nimbus-orders"
+      tags     = ["function=orders", "version=3", "group=provisioned"]
+      port     = "invoke"
+      provider = "nomad"
+      check {
+        name     = "nimbus-health"
+        type     = "http"
+        path     = "/nimbus/v1/health"
+        interval = "5s"
+        timeout  = "2s"
+      }
+      meta {
+        function = "orders"
+        group    = "provisioned"
+        version  = "3"
+      }
+    }
+    scaling {
+      min     = 2
+      max     = 5
+      enabled = true
+      policy {
+        cooldown            = "1m"
+        evaluation_interval = "10s"
+        check "utilization" {
+          query  = "orders/3"
+          source = "nimbus-apm"
+          strategy "nimbus-target" {
+            environments_per_instance = 4
+            max                       = 5
+            min                       = 2
+            schedules                 = "[{\"name\":\"business-hours\",\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"timezone\":\"Europe/Berlin\",\"min\":3}]"
+            target                    = 0.6
+          }
+        }
+      }
+    }
+  }
+  group "ondemand" {
+    count          = 0
+    shutdown_delay = "5s"
+    task "function" {
+      driver       = "nimbus"
+      kill_timeout = "35s"
+      config {
+        account_id           = "123456789012"
+        code_dir             = "local/code"
+        environments         = 4
+        ephemeral_storage_mb = 1024
+        function             = "orders"
+        handler              = "app.handler"
+        initialization_type  = "on-demand"
+        invoke_port          = "invoke"
+        invoke_secret        = "e025a03cbe10546aa3b7d9dfe13bf65d2962ec465a7e75cb7c2523592488e9ce"
+        layer_dirs           = ["local/layers/0", "local/layers/1"]
+        memory_mb            = 1769
+        region               = "eu-central-1"
+        run_as               = "nobody"
+        runtime              = "python3.12"
+        timeout              = "30s"
+        version              = "3"
+      }
+      env = {
+        "APP.MODE"  = "prod"
+        "LOG_LEVEL" = "debug"
+        "TABLE"     = "orders-$${env}"
+      }
+      resources {
+        cpu    = 4000
+        memory = 7140
+      }
+      meta = {
+        "nimbus.function" = "orders"
+        "nimbus.version"  = "3"
+      }
+      artifact {
+        source      = "https://artifacts.example.com/orders-3.zip"
+        destination = "local/code"
+        options {
+          checksum = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        }
+      }
+      artifact {
+        source      = "https://artifacts.example.com/layers/pydeps-4.zip"
+        destination = "local/layers/0"
+        options {
+          checksum = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
+        }
+      }
+      artifact {
+        source      = "https://artifacts.example.com/layers/otel-1.zip"
+        destination = "local/layers/1"
+        options {
+          checksum = "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
+        }
+      }
+      template {
+        destination = "secrets/nimbus.env"
+        data        = "{{ with nomadVar \"nimbus/orders/api\" }}\nAPI_TOKEN={{ index . \"token\" | toJSON }}\n{{ end }}\n{{ with nomadVar \"nimbus/orders/db\" }}\nDB_PASSWORD={{ index . \"password\" | toJSON }}\nDB_USER={{ index . \"user\" | toJSON }}\n{{ end }}\n"
+        change_mode = "restart"
+        perms       = "0400"
+        env         = true
+      }
+    }
+    restart {
+      interval = "1m0s"
+      attempts = 3
+      delay    = "2s"
+      mode     = "fail"
+    }
+    reschedule {
+      delay          = "5s"
+      delay_function = "exponential"
+      max_delay      = "2m0s"
+      unlimited      = true
+    }
+    ephemeral_disk {
+      size = 4346
+    }
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "2m0s"
+      progress_deadline = "5m0s"
+      auto_revert       = true
+    }
+    network {
+      mode = "host"
+      port "invoke" {
+      }
+    }
+    service {
+      name     = "nimbus-orders"
+      tags     = ["function=orders", "version=3", "group=ondemand"]
+      port     = "invoke"
+      provider = "nomad"
+      check {
+        name     = "nimbus-health"
+        type     = "http"
+        path     = "/nimbus/v1/health"
+        interval = "5s"
+        timeout  = "2s"
+      }
+      meta {
+        function = "orders"
+        group    = "ondemand"
+        version  = "3"
+      }
+    }
+    scaling {
+      min     = 0
+      max     = 10
+      enabled = false
+    }
+  }
+  meta = {
+    "nimbus.code_sha256" = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+    "nimbus.function"    = "orders"
+    "nimbus.spec"        = "{\"name\":\"orders\",\"description\":\"order intake\",\"runtime\":\"python3.12\",\"handler\":\"app.handler\",\"code\":{\"url\":\"https://artifacts.example.com/orders-3.zip\",\"checksum\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\"},\"layers\":[\"pydeps:4\",\"otel\"],\"memory_mb\":1769,\"timeout\":\"30s\",\"ephemeral_storage_mb\":1024,\"environment\":{\"APP.MODE\":\"prod\",\"LOG_LEVEL\":\"debug\",\"TABLE\":\"orders-$${env}\"},\"secrets\":[{\"env\":\"DB_PASSWORD\",\"path\":\"nimbus/orders/db\",\"key\":\"password\"},{\"env\":\"API_TOKEN\",\"path\":\"nimbus/orders/api\",\"key\":\"token\"},{\"env\":\"DB_USER\",\"path\":\"nimbus/orders/db\",\"key\":\"user\"}],\"environments_per_instance\":4,\"reserved_concurrency\":40,\"provisioned_concurrency\":{\"min\":5,\"max\":20,\"target_utilization\":0.6,\"schedules\":[{\"name\":\"business-hours\",\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"timezone\":\"Europe/Berlin\",\"min\":10}]},\"placement\":{\"region\":\"eu\",\"datacenters\":[\"eu-west-1a\",\"eu-west-1b\"],\"namespace\":\"payments\",\"node_pool\":\"functions\",\"priority\":70,\"constraints\":[{\"attribute\":\"$${attr.kernel.name}\",\"operator\":\"=\",\"value\":\"linux\"},{\"attribute\":\"$${node.class}\",\"value\":\"fn\"}]},\"tags\":{\"team\":\"payments\"}}"
+    "nimbus.version"     = "3"
+  }
+}

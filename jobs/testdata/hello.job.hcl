@@ -1,0 +1,191 @@
+job "nimbus-hello" {
+  region      = "global"
+  namespace   = "default"
+  type        = "service"
+  priority    = 50
+  datacenters = ["*"]
+  group "provisioned" {
+    count          = 0
+    shutdown_delay = "5s"
+    task "function" {
+      driver       = "nimbus"
+      kill_timeout = "8s"
+      config {
+        account_id           = "000000000000"
+        code_dir             = "local/code"
+        environments         = 1
+        ephemeral_storage_mb = 512
+        function             = "hello"
+        initialization_type  = "provisioned-concurrency"
+        invoke_port          = "invoke"
+        invoke_secret        = "eae3bc2edfc3bbf2f394c61306cb66f0f052957be2a918592928247d7fc62628"
+        memory_mb            = 128
+        region               = "us-east-1"
+        runtime              = "provided.al2023"
+        timeout              = "3s"
+        version              = "$LATEST"
+      }
+      resources {
+        cpu    = 100
+        memory = 192
+      }
+      meta = {
+        "nimbus.function" = "hello"
+        "nimbus.version"  = "$LATEST"
+      }
+      artifact {
+        source      = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
+        destination = "local/code"
+        options {
+          checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        }
+      }
+    }
+    restart {
+      interval = "1m0s"
+      attempts = 3
+      delay    = "2s"
+      mode     = "fail"
+    }
+    reschedule {
+      delay          = "5s"
+      delay_function = "exponential"
+      max_delay      = "2m0s"
+      unlimited      = true
+    }
+    ephemeral_disk {
+      size = 762
+    }
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "2m0s"
+      progress_deadline = "5m0s"
+      auto_revert       = true
+    }
+    network {
+      mode = "host"
+      port "invoke" {
+      }
+    }
+    service {
+      name     = "nimbus-hello"
+      tags     = ["function=hello", "version=$LATEST", "group=provisioned"]
+      port     = "invoke"
+      provider = "consul"
+      check {
+        name     = "nimbus-health"
+        type     = "http"
+        path     = "/nimbus/v1/health"
+        interval = "5s"
+        timeout  = "2s"
+      }
+      meta {
+        function = "hello"
+        group    = "provisioned"
+        version  = "$LATEST"
+      }
+    }
+    scaling {
+      min     = 0
+      max     = 0
+      enabled = false
+    }
+  }
+  group "ondemand" {
+    count          = 0
+    shutdown_delay = "5s"
+    task "function" {
+      driver       = "nimbus"
+      kill_timeout = "8s"
+      config {
+        account_id           = "000000000000"
+        code_dir             = "local/code"
+        environments         = 1
+        ephemeral_storage_mb = 512
+        function             = "hello"
+        initialization_type  = "on-demand"
+        invoke_port          = "invoke"
+        invoke_secret        = "eae3bc2edfc3bbf2f394c61306cb66f0f052957be2a918592928247d7fc62628"
+        memory_mb            = 128
+        region               = "us-east-1"
+        runtime              = "provided.al2023"
+        timeout              = "3s"
+        version              = "$LATEST"
+      }
+      resources {
+        cpu    = 100
+        memory = 192
+      }
+      meta = {
+        "nimbus.function" = "hello"
+        "nimbus.version"  = "$LATEST"
+      }
+      artifact {
+        source      = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
+        destination = "local/code"
+        options {
+          checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        }
+      }
+    }
+    restart {
+      interval = "1m0s"
+      attempts = 3
+      delay    = "2s"
+      mode     = "fail"
+    }
+    reschedule {
+      delay          = "5s"
+      delay_function = "exponential"
+      max_delay      = "2m0s"
+      unlimited      = true
+    }
+    ephemeral_disk {
+      size = 762
+    }
+    update {
+      max_parallel      = 1
+      health_check      = "checks"
+      min_healthy_time  = "5s"
+      healthy_deadline  = "2m0s"
+      progress_deadline = "5m0s"
+      auto_revert       = true
+    }
+    network {
+      mode = "host"
+      port "invoke" {
+      }
+    }
+    service {
+      name     = "nimbus-hello"
+      tags     = ["function=hello", "version=$LATEST", "group=ondemand"]
+      port     = "invoke"
+      provider = "consul"
+      check {
+        name     = "nimbus-health"
+        type     = "http"
+        path     = "/nimbus/v1/health"
+        interval = "5s"
+        timeout  = "2s"
+      }
+      meta {
+        function = "hello"
+        group    = "ondemand"
+        version  = "$LATEST"
+      }
+    }
+    scaling {
+      min     = 0
+      max     = 1000
+      enabled = false
+    }
+  }
+  meta = {
+    "nimbus.code_sha256" = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+    "nimbus.function"    = "hello"
+    "nimbus.spec"        = "{\"name\":\"hello\",\"runtime\":\"provided.al2023\",\"code\":{\"dir\":\"./build\"},\"memory_mb\":128,\"timeout\":\"3s\",\"ephemeral_storage_mb\":512,\"environments_per_instance\":1}"
+    "nimbus.version"     = "$LATEST"
+  }
+}
