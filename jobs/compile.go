@@ -320,10 +320,9 @@ func (c *compiler) provisionedScaling() (*int, *api.ScalingPolicy, error) {
 		target = DefaultTargetUtilization
 	}
 	strategy := map[string]any{
-		StrategyTarget:  target,
-		StrategyMin:     minInst,
-		StrategyMax:     maxInst,
-		StrategyPerInst: c.perInstance,
+		StrategyTarget: target,
+		StrategyMin:    minInst,
+		StrategyMax:    maxInst,
 	}
 	if len(pc.Schedules) > 0 {
 		s, err := c.schedules(pc.Schedules, maxInst)

@@ -163,7 +163,7 @@ func TestCompileShape(t *testing.T) {
 		t.Errorf("check: %v", check)
 	}
 	strategy := check["strategy"].([]any)[0].(map[string]any)[StrategyName].([]any)[0].(map[string]any)
-	if strategy[StrategyTarget] != 0.6 || strategy[StrategyMin] != 2 || strategy[StrategyMax] != 5 || strategy[StrategyPerInst] != 4 {
+	if strategy[StrategyTarget] != 0.6 || strategy[StrategyMin] != 2 || strategy[StrategyMax] != 5 {
 		t.Errorf("strategy config: %v", strategy)
 	}
 	var windows []scheduleConfig

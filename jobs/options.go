@@ -30,7 +30,11 @@ const (
 
 // Names the autoscaler plugins are configured under (the agent's `apm` and
 // `strategy` block labels) and the strategy config keys the compiler writes.
-// autoscaler/policy holds the same names; jobs may not import it.
+// autoscaler/policy holds the same names (jobs may not import it; a test in
+// e2e keeps the two in step). Every count in the strategy config — min, max
+// and each schedule's min — is a group count (instances), like the policy's
+// own min and max; the spec's provisioned concurrency is environments, and
+// an instance hosts environments_per_instance of them.
 const (
 	APMSource         = "nimbus-apm"
 	StrategyName      = "nimbus-target"
@@ -38,7 +42,6 @@ const (
 	StrategyTarget    = "target"
 	StrategyMin       = "min"
 	StrategyMax       = "max"
-	StrategyPerInst   = "environments_per_instance"
 	StrategySchedules = "schedules"
 )
 

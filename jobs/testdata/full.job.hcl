@@ -137,11 +137,10 @@ job "nimbus-orders-3" {
           query  = "orders/3"
           source = "nimbus-apm"
           strategy "nimbus-target" {
-            environments_per_instance = 4
-            max                       = 5
-            min                       = 2
-            schedules                 = "[{\"name\":\"business-hours\",\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"timezone\":\"Europe/Berlin\",\"min\":3}]"
-            target                    = 0.6
+            max       = 5
+            min       = 2
+            schedules = "[{\"name\":\"business-hours\",\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"timezone\":\"Europe/Berlin\",\"min\":3}]"
+            target    = 0.6
           }
         }
       }
