@@ -1,0 +1,415 @@
+package consultest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+)
+
+// Version is the Consul version tools/consul pins and the cache is keyed by.
+const Version = "1.16.1"
+
+// EnvBinary names the environment variable that points at a ready consul
+// binary; when set, nothing is built.
+const EnvBinary = "CONSUL_BINARY"
+
+// Datacenter is the datacenter of every test agent.
+const Datacenter = "dc1"
+
+const (
+	startAttempts = 3
+	readyTimeout  = 60 * time.Second
+	stopTimeout   = 10 * time.Second
+	logTail       = 16 * 1024
+)
+
+// Agent is one running `consul agent -dev`.
+type Agent struct {
+	// HTTPAddr is the HTTP API's host:port.
+	HTTPAddr string
+	// DNSAddr is the DNS interface's host:port (UDP and TCP).
+	DNSAddr string
+	// GRPCAddr is the gRPC (xDS) port's host:port.
+	GRPCAddr string
+	// NodeName is the agent's node name.
+	NodeName string
+
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // exit status, valid after done is closed
+	log  *tailBuffer
+}
+
+// Config returns a Consul API client config for the agent.
+func (a *Agent) Config() *api.Config {
+	c := api.DefaultNonPooledConfig()
+	c.Address = a.HTTPAddr
+	c.Scheme = "http"
+	c.Datacenter = Datacenter
+	c.Token = ""
+	return c
+}
+
+// Client returns a Consul API client for the agent, failing tb on error.
+func (a *Agent) Client(tb testing.TB) *api.Client {
+	tb.Helper()
+	c, err := api.NewClient(a.Config())
+	if err != nil {
+		tb.Fatalf("consul client: %v", err)
+	}
+	return c
+}
+
+// Log returns the tail of the agent's output.
+func (a *Agent) Log() string { return a.log.String() }
+
+// Start runs a dev agent for the test and stops it on cleanup. It skips tb
+// when no binary is available and none can be built.
+func Start(tb testing.TB) *Agent {
+	tb.Helper()
+	bin, skip, err := Binary()
+	if skip != "" {
+		tb.Skip(skip)
+	}
+	if err != nil {
+		tb.Fatalf("consul binary: %v", err)
+	}
+	var last error
+	for attempt := 0; attempt < startAttempts; attempt++ {
+		a, err := start(bin, tb.TempDir())
+		if err == nil {
+			tb.Cleanup(func() {
+				if tb.Failed() {
+					tb.Logf("consul agent output (tail):\n%s", a.Log())
+				}
+				if err := a.Stop(); err != nil {
+					tb.Logf("stopping consul agent: %v", err)
+				}
+			})
+			return a
+		}
+		// A port picked as free can be taken by another process before the
+		// agent binds it; a fresh set of ports usually fixes that.
+		last = err
+	}
+	tb.Fatalf("starting consul agent (%d attempts): %v", startAttempts, last)
+	return nil
+}
+
+// Stop terminates the agent and waits for it to exit.
+func (a *Agent) Stop() error {
+	select {
+	case <-a.done:
+		return nil
+	default:
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+		return nil
+	case <-time.After(stopTimeout):
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	<-a.done
+	return fmt.Errorf("consul agent did not exit within %s of SIGTERM; killed", stopTimeout)
+}
+
+func start(bin, dir string) (*Agent, error) {
+	ports, err := freePorts(6)
+	if err != nil {
+		return nil, err
+	}
+	node := fmt.Sprintf("nimbus-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	cfg := map[string]any{
+		"node_name":            node,
+		"datacenter":           Datacenter,
+		"bind_addr":            "127.0.0.1",
+		"advertise_addr":       "127.0.0.1",
+		"client_addr":          "127.0.0.1",
+		"disable_update_check": true,
+		"log_level":            "info",
+		"ports": map[string]int{
+			"http":     ports[0],
+			"dns":      ports[1],
+			"serf_lan": ports[2],
+			"serf_wan": ports[3],
+			"server":   ports[4],
+			"grpc":     ports[5],
+			"grpc_tls": -1,
+			"https":    -1,
+		},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, fmt.Sprintf("consul-%d.json", ports[0]))
+	if err := os.WriteFile(cfgPath, b, 0o600); err != nil {
+		return nil, err
+	}
+	a := &Agent{
+		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[0]),
+		DNSAddr:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
+		GRPCAddr: fmt.Sprintf("127.0.0.1:%d", ports[5]),
+		NodeName: node,
+		done:     make(chan struct{}),
+		log:      &tailBuffer{max: logTail},
+	}
+	cmd := exec.Command(bin, "agent", "-dev", "-config-file", cfgPath)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	}
+	a.cmd = cmd
+	go func() {
+		a.err = cmd.Wait()
+		close(a.done)
+	}()
+	if err := a.waitReady(); err != nil {
+		_ = a.Stop()
+		return nil, fmt.Errorf("%w\n%s", err, a.Log())
+	}
+	return a, nil
+}
+
+// waitReady polls until the agent has a leader and its own node is in the
+// catalog with a passing serf health check.
+func (a *Agent) waitReady() error {
+	hc := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(readyTimeout)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-a.done:
+			return fmt.Errorf("consul agent exited before it was ready: %v", a.err)
+		default:
+		}
+		last = a.ready(hc)
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-a.done:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("consul agent not ready after %s: %w", readyTimeout, last)
+}
+
+func (a *Agent) ready(hc *http.Client) error {
+	var leader string
+	if err := getJSON(hc, "http://"+a.HTTPAddr+"/v1/status/leader", &leader); err != nil {
+		return err
+	}
+	if leader == "" {
+		return errors.New("no leader yet")
+	}
+	var checks []struct {
+		CheckID string
+		Status  string
+	}
+	if err := getJSON(hc, "http://"+a.HTTPAddr+"/v1/health/node/"+a.NodeName, &checks); err != nil {
+		return err
+	}
+	for _, c := range checks {
+		if c.CheckID == "serfHealth" && c.Status == "passing" {
+			return nil
+		}
+	}
+	return errors.New("node not yet registered with a passing serfHealth")
+}
+
+func getJSON(hc *http.Client, url string, out any) error {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("GET %s: HTTP %d: %s", url, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// freePorts returns n distinct loopback ports that were free for both TCP and
+// UDP (DNS uses both) when asked.
+func freePorts(n int) ([]int, error) {
+	var (
+		ports   []int
+		closers []io.Closer
+	)
+	defer func() {
+		for _, c := range closers {
+			c.Close()
+		}
+	}()
+	for len(ports) < n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		closers = append(closers, l)
+		p := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue // taken for UDP; keep the TCP listener so it is not picked again
+		}
+		closers = append(closers, u)
+		ports = append(ports, p)
+	}
+	return ports, nil
+}
+
+var buildMu sync.Mutex
+
+// Binary returns the consul binary to run: $CONSUL_BINARY, or the cached
+// build of tools/consul (building it when missing). skip is non-empty when
+// there is no binary and none can be built.
+func Binary() (path, skip string, err error) {
+	if p := os.Getenv(EnvBinary); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", "", fmt.Errorf("%s=%s: %w", EnvBinary, p, err)
+		}
+		return p, "", nil
+	}
+	dir, err := CacheDir()
+	if err != nil {
+		return "", fmt.Sprintf("consul: %s is unset and there is no cache dir to build into: %v", EnvBinary, err), nil
+	}
+	bin := filepath.Join(dir, "consul")
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if ok, err := checkVersion(bin); ok {
+		return bin, "", nil
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", "", err
+	}
+	tools, skip := toolsDir()
+	if skip != "" {
+		return "", skip, nil
+	}
+	if err := build(tools, dir, bin); err != nil {
+		return "", "", err
+	}
+	return bin, "", nil
+}
+
+// CacheDir is where the built agent is kept: <user cache dir>/nimbus/consul-<Version>.
+func CacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(base, "nimbus", "consul-"+Version), nil
+}
+
+// checkVersion reports whether bin exists and is Consul Version.
+func checkVersion(bin string) (bool, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return false, err
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		return false, fmt.Errorf("running %s version: %w", bin, err)
+	}
+	first, _, _ := strings.Cut(string(out), "\n")
+	if strings.TrimSpace(first) != "Consul v"+Version {
+		return false, fmt.Errorf("%s is %q, want Consul v%s", bin, strings.TrimSpace(first), Version)
+	}
+	return true, nil
+}
+
+// toolsDir finds tools/consul relative to this source file; skip says why
+// building is impossible.
+func toolsDir() (dir, skip string) {
+	if _, err := exec.LookPath("go"); err != nil {
+		return "", fmt.Sprintf("consul: %s is unset and there is no go toolchain to build Consul v%s: %v", EnvBinary, Version, err)
+	}
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return "", fmt.Sprintf("consul: %s is unset and the tools/consul module cannot be located", EnvBinary)
+	}
+	dir = filepath.Join(filepath.Dir(file), "..", "..", "tools", "consul")
+	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
+		return "", fmt.Sprintf("consul: %s is unset and tools/consul is missing: %v", EnvBinary, err)
+	}
+	return dir, ""
+}
+
+// build compiles the agent into bin, holding a file lock so that test
+// processes running in parallel build it once.
+func build(tools, dir, bin string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return fmt.Errorf("opening build lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("taking build lock: %w", err)
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if ok, _ := checkVersion(bin); ok {
+		return nil // another process built it while we waited
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".consul-%d", os.Getpid()))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	// The same command CI's warm-up step runs, so the Go build cache is shared.
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, "github.com/hashicorp/consul")
+	cmd.Dir = tools
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("building consul v%s in %s (set %s to use a prebuilt binary): %w\n%s", Version, tools, EnvBinary, err, out)
+	}
+	if err := os.Rename(tmp, bin); err != nil {
+		return fmt.Errorf("installing consul into %s: %w", dir, err)
+	}
+	if _, err := checkVersion(bin); err != nil {
+		return err
+	}
+	return nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}

@@ -1,0 +1,94 @@
+package consultest
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestAgentServesHTTPAndDNS(t *testing.T) {
+	a := Start(t)
+	c := a.Client(t)
+	leader, err := c.Status().Leader()
+	if err != nil || leader == "" {
+		t.Fatalf("leader = %q, %v", leader, err)
+	}
+	self, err := c.Agent().Self()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := self["Config"]["Version"]; os.Getenv(EnvBinary) == "" && v != Version {
+		t.Fatalf("agent version %v, want %s", v, Version)
+	}
+
+	r := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, a.DNSAddr)
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := r.LookupHost(ctx, "consul.service.consul")
+	if err != nil {
+		t.Fatalf("DNS lookup through %s: %v", a.DNSAddr, err)
+	}
+	if len(addrs) != 1 || addrs[0] != "127.0.0.1" {
+		t.Fatalf("consul.service.consul = %v, want [127.0.0.1]", addrs)
+	}
+
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Status().Leader(); err == nil {
+		t.Fatal("agent still answers after Stop")
+	}
+}
+
+func TestTwoAgentsDoNotCollide(t *testing.T) {
+	a, b := Start(t), Start(t)
+	if a.HTTPAddr == b.HTTPAddr || a.DNSAddr == b.DNSAddr {
+		t.Fatalf("agents share ports: %+v %+v", a, b)
+	}
+	for _, x := range []*Agent{a, b} {
+		nodes, _, err := x.Client(t).Catalog().Nodes(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(nodes) != 1 || nodes[0].Node != x.NodeName {
+			t.Fatalf("agent %s sees nodes %v; want only itself", x.HTTPAddr, nodes)
+		}
+	}
+}
+
+// The cache is keyed by Version; it must be the version tools/consul pins.
+func TestVersionMatchesToolsModule(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "tools", "consul", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "github.com/hashicorp/consul v" + Version
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "require"))
+		if strings.HasPrefix(line, "github.com/hashicorp/consul ") {
+			if got := strings.Fields(line); len(got) < 2 || got[0]+" "+got[1] != want {
+				t.Fatalf("tools/consul requires %q, want %q", line, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("tools/consul/go.mod does not require github.com/hashicorp/consul")
+}
+
+func TestTailBufferKeepsTheEnd(t *testing.T) {
+	tb := &tailBuffer{max: 8}
+	tb.Write([]byte("0123456789"))
+	tb.Write([]byte("ab"))
+	if got := tb.String(); got != "456789ab" {
+		t.Fatalf("tail = %q", got)
+	}
+}
