@@ -1,0 +1,288 @@
+package submit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+)
+
+// Jobs is the part of Nomad's jobs API the submitter uses.
+type Jobs interface {
+	Info(jobID string, q *api.QueryOptions) (*api.Job, *api.QueryMeta, error)
+	PlanOpts(job *api.Job, opts *api.PlanOptions, q *api.WriteOptions) (*api.JobPlanResponse, *api.WriteMeta, error)
+	RegisterOpts(job *api.Job, opts *api.RegisterOptions, q *api.WriteOptions) (*api.JobRegisterResponse, *api.WriteMeta, error)
+	Deregister(jobID string, purge bool, q *api.WriteOptions) (string, *api.WriteMeta, error)
+	Scale(jobID, group string, count *int, message string, error bool, meta map[string]any, q *api.WriteOptions) (*api.JobRegisterResponse, *api.WriteMeta, error)
+}
+
+var _ Jobs = (*api.Jobs)(nil)
+
+// ErrNoJob: the job is not registered.
+var ErrNoJob = errors.New("job not found")
+
+// Scope names where a job lives. Empty fields use the client's defaults.
+type Scope struct {
+	Namespace string
+	Region    string
+}
+
+// ScopeOf is the scope a job declares.
+func ScopeOf(job *api.Job) Scope {
+	var s Scope
+	if job.Namespace != nil {
+		s.Namespace = *job.Namespace
+	}
+	if job.Region != nil {
+		s.Region = *job.Region
+	}
+	return s
+}
+
+func (s Scope) query(ctx context.Context) *api.QueryOptions {
+	return (&api.QueryOptions{Namespace: s.Namespace, Region: s.Region}).WithContext(ctx)
+}
+
+func (s Scope) write(ctx context.Context) *api.WriteOptions {
+	return (&api.WriteOptions{Namespace: s.Namespace, Region: s.Region}).WithContext(ctx)
+}
+
+// Submitter talks to Nomad for the CLI and the gateway.
+type Submitter struct {
+	jobs Jobs
+	log  hclog.Logger
+}
+
+// New returns a Submitter over jobs (normally client.Jobs()).
+func New(jobs Jobs, log hclog.Logger) *Submitter {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Submitter{jobs: jobs, log: log}
+}
+
+// Current returns the registered job, or ErrNoJob.
+func (s *Submitter) Current(ctx context.Context, scope Scope, jobID string) (*api.Job, error) {
+	job, _, err := s.jobs.Info(jobID, scope.query(ctx))
+	if err != nil {
+		var ure api.UnexpectedResponseError
+		if errors.As(err, &ure) && ure.StatusCode() == http.StatusNotFound {
+			return nil, fmt.Errorf("reading job %s: %w", jobID, ErrNoJob)
+		}
+		return nil, fmt.Errorf("reading job %s: %w", jobID, err)
+	}
+	return job, nil
+}
+
+// current is Current with "not found" as a nil job.
+func (s *Submitter) current(ctx context.Context, job *api.Job) (*api.Job, error) {
+	if job == nil || job.ID == nil || *job.ID == "" {
+		return nil, errors.New("job has no ID")
+	}
+	cur, err := s.Current(ctx, ScopeOf(job), *job.ID)
+	if errors.Is(err, ErrNoJob) {
+		return nil, nil
+	}
+	return cur, err
+}
+
+// PreserveCounts returns a copy of job whose groups that also exist in
+// current carry current's counts, and the counts it kept. job is not
+// modified; a nil current returns job's groups unchanged.
+func PreserveCounts(job, current *api.Job) (*api.Job, map[string]int) {
+	out := *job
+	out.TaskGroups = make([]*api.TaskGroup, len(job.TaskGroups))
+	kept := map[string]int{}
+	have := map[string]*int{}
+	if current != nil {
+		for _, g := range current.TaskGroups {
+			if g != nil && g.Name != nil && g.Count != nil {
+				have[*g.Name] = g.Count
+			}
+		}
+	}
+	for i, g := range job.TaskGroups {
+		if g == nil || g.Name == nil {
+			out.TaskGroups[i] = g
+			continue
+		}
+		cp := *g
+		if n, ok := have[*g.Name]; ok {
+			cp.Count = new(*n)
+			kept[*g.Name] = *n
+		}
+		out.TaskGroups[i] = &cp
+	}
+	return &out, kept
+}
+
+// Result describes a registration.
+type Result struct {
+	JobID          string
+	EvalID         string
+	JobModifyIndex uint64
+	Warnings       string
+	// Created is true when the job did not exist before.
+	Created bool
+	// PreservedCounts are the group counts kept from the running job.
+	PreservedCounts map[string]int
+}
+
+// Register registers job, keeping the counts of groups that already run.
+// It reads the current job first and also asks Nomad to preserve counts, so
+// a scale that lands between the read and the write is kept too.
+func (s *Submitter) Register(ctx context.Context, job *api.Job) (*Result, error) {
+	cur, err := s.current(ctx, job)
+	if err != nil {
+		return nil, fmt.Errorf("registering job: %w", err)
+	}
+	toSend, kept := PreserveCounts(job, cur)
+	resp, _, err := s.jobs.RegisterOpts(toSend, &api.RegisterOptions{PreserveCounts: true}, ScopeOf(job).write(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
+	}
+	res := &Result{
+		JobID:           *job.ID,
+		EvalID:          resp.EvalID,
+		JobModifyIndex:  resp.JobModifyIndex,
+		Warnings:        resp.Warnings,
+		Created:         cur == nil,
+		PreservedCounts: kept,
+	}
+	s.log.Info("registered job", "job", res.JobID, "eval_id", res.EvalID, "created", res.Created)
+	return res, nil
+}
+
+// Plan is a dry run of Register: Nomad's plan of job with the running
+// counts kept.
+type Plan struct {
+	JobID    string
+	Created  bool
+	Response *api.JobPlanResponse
+}
+
+// Plan asks Nomad what registering job would change.
+func (s *Submitter) Plan(ctx context.Context, job *api.Job) (*Plan, error) {
+	cur, err := s.current(ctx, job)
+	if err != nil {
+		return nil, fmt.Errorf("planning job: %w", err)
+	}
+	toSend, _ := PreserveCounts(job, cur)
+	resp, _, err := s.jobs.PlanOpts(toSend, &api.PlanOptions{Diff: true}, ScopeOf(job).write(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("planning job %s: %w", *job.ID, err)
+	}
+	return &Plan{JobID: *job.ID, Created: cur == nil, Response: resp}, nil
+}
+
+// Deregister stops the job (and purges it when purge is set); it returns
+// the evaluation ID.
+func (s *Submitter) Deregister(ctx context.Context, scope Scope, jobID string, purge bool) (string, error) {
+	evalID, _, err := s.jobs.Deregister(jobID, purge, scope.write(ctx))
+	if err != nil {
+		return "", fmt.Errorf("deregistering job %s: %w", jobID, err)
+	}
+	s.log.Info("deregistered job", "job", jobID, "eval_id", evalID, "purge", purge)
+	return evalID, nil
+}
+
+// Scale sets a group's count through Nomad's scale API (which checks it
+// against the group's scaling bounds); it returns the evaluation ID.
+func (s *Submitter) Scale(ctx context.Context, scope Scope, jobID, group string, count int, reason string) (string, error) {
+	if count < 0 {
+		return "", fmt.Errorf("scaling job %s group %s: count %d is negative", jobID, group, count)
+	}
+	resp, _, err := s.jobs.Scale(jobID, group, &count, reason, false, nil, scope.write(ctx))
+	if err != nil {
+		return "", fmt.Errorf("scaling job %s group %s to %d: %w", jobID, group, count, err)
+	}
+	s.log.Debug("scaled group", "job", jobID, "group", group, "count", count, "eval_id", resp.EvalID)
+	return resp.EvalID, nil
+}
+
+// FormatDiff writes a plan's job diff as indented lines: "+" added, "-"
+// deleted, "~" edited, with field changes as old => new. A nil diff or a
+// diff of type "None" gives "no changes".
+func FormatDiff(d *api.JobDiff) string {
+	if d == nil || d.Type == "None" || d.Type == "" {
+		return "no changes\n"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s job %q\n", mark(d.Type), d.ID)
+	writeFields(&b, "  ", d.Fields)
+	writeObjects(&b, "  ", d.Objects)
+	for _, g := range d.TaskGroups {
+		if g.Type == "None" && len(g.Updates) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s group %q", mark(g.Type), g.Name)
+		if len(g.Updates) > 0 {
+			keys := make([]string, 0, len(g.Updates))
+			for k := range g.Updates {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, fmt.Sprintf("%d %s", g.Updates[k], k))
+			}
+			fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
+		}
+		b.WriteString("\n")
+		writeFields(&b, "    ", g.Fields)
+		writeObjects(&b, "    ", g.Objects)
+		for _, t := range g.Tasks {
+			if t.Type == "None" {
+				continue
+			}
+			fmt.Fprintf(&b, "    %s task %q\n", mark(t.Type), t.Name)
+			writeFields(&b, "      ", t.Fields)
+			writeObjects(&b, "      ", t.Objects)
+		}
+	}
+	return b.String()
+}
+
+func mark(typ string) string {
+	switch typ {
+	case "Added":
+		return "+"
+	case "Deleted":
+		return "-"
+	case "Edited":
+		return "~"
+	default:
+		return " "
+	}
+}
+
+func writeFields(b *strings.Builder, indent string, fields []*api.FieldDiff) {
+	for _, f := range fields {
+		switch f.Type {
+		case "None", "":
+			continue
+		case "Added":
+			fmt.Fprintf(b, "%s+ %s: %q\n", indent, f.Name, f.New)
+		case "Deleted":
+			fmt.Fprintf(b, "%s- %s: %q\n", indent, f.Name, f.Old)
+		default:
+			fmt.Fprintf(b, "%s~ %s: %q => %q\n", indent, f.Name, f.Old, f.New)
+		}
+	}
+}
+
+func writeObjects(b *strings.Builder, indent string, objs []*api.ObjectDiff) {
+	for _, o := range objs {
+		if o.Type == "None" || o.Type == "" {
+			continue
+		}
+		fmt.Fprintf(b, "%s%s %s\n", indent, mark(o.Type), o.Name)
+		writeFields(b, indent+"  ", o.Fields)
+		writeObjects(b, indent+"  ", o.Objects)
+	}
+}

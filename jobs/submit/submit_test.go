@@ -1,0 +1,274 @@
+package submit_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/jobs"
+	"github.com/nimbus-fn/nimbus/jobs/submit"
+	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+func compiled(t *testing.T, namespace string, provisioned int) *api.Job {
+	t.Helper()
+	fn := &specs.Function{
+		Name: "hello", Runtime: "provided.al2023", Code: &specs.Code{Dir: "."},
+		MemoryMB: 128, Timeout: "3s", EnvironmentsPerInstance: 1,
+	}
+	if provisioned > 0 {
+		fn.Provisioned = &specs.ProvisionedConcurrency{Min: provisioned, Max: provisioned * 4}
+	}
+	if namespace != "" {
+		fn.Placement = &specs.Placement{Namespace: namespace}
+	}
+	job, err := jobs.Compile(fn, jobs.Options{
+		SecretKey:       []byte("k"),
+		ArtifactBaseURL: "http://artifacts.test",
+		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func newSubmitter(t *testing.T) (*submit.Submitter, *submittest.Server) {
+	t.Helper()
+	srv := submittest.New(t)
+	t.Cleanup(func() {
+		if u := srv.Unexpected(); len(u) > 0 {
+			t.Errorf("requests to endpoints the submitter should not use: %+v", u)
+		}
+	})
+	return submit.New(srv.Client(t).Jobs(), hclog.NewNullLogger()), srv
+}
+
+func counts(j *api.Job) map[string]int {
+	out := map[string]int{}
+	for _, g := range j.TaskGroups {
+		out[*g.Name] = *g.Count
+	}
+	return out
+}
+
+func TestRegisterNewJob(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	job := compiled(t, "fns", 2)
+	res, err := s.Register(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Created || res.JobID != "nimbus-hello" || res.EvalID == "" || len(res.PreservedCounts) != 0 {
+		t.Errorf("result %+v", res)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want info + register: %+v", len(reqs), reqs)
+	}
+	if reqs[0].Method != http.MethodGet || reqs[0].Path != "/v1/job/nimbus-hello" || reqs[0].Query.Get("namespace") != "fns" || reqs[0].Query.Get("region") != "global" {
+		t.Errorf("info request %s %s?%s", reqs[0].Method, reqs[0].Path, reqs[0].Query.Encode())
+	}
+	if reqs[1].Method != http.MethodPut || reqs[1].Path != "/v1/jobs" || reqs[1].Query.Get("namespace") != "fns" {
+		t.Errorf("register request %s %s?%s", reqs[1].Method, reqs[1].Path, reqs[1].Query.Encode())
+	}
+	var body api.JobRegisterRequest
+	if err := json.Unmarshal(reqs[1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if !body.PreserveCounts || body.EnforceIndex || *body.Job.ID != "nimbus-hello" {
+		t.Errorf("register body: preserve=%v enforce=%v", body.PreserveCounts, body.EnforceIndex)
+	}
+	if got := counts(body.Job); got["provisioned"] != 2 || got["ondemand"] != 0 {
+		t.Errorf("counts sent %v", got)
+	}
+	if stored := srv.Job("fns", "nimbus-hello"); stored == nil || stored.Meta[jobs.MetaFunction] != "hello" {
+		t.Errorf("job not stored with its meta")
+	}
+}
+
+// A redeploy keeps the counts the autoscaler and the gateway set.
+func TestRegisterPreservesRunningCounts(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	if _, err := s.Register(ctx, compiled(t, "", 1)); err != nil {
+		t.Fatal(err)
+	}
+	scope := submit.Scope{Namespace: "default", Region: "global"}
+	if _, err := s.Scale(ctx, scope, "nimbus-hello", jobs.GroupOnDemand, 3, "gateway: queue depth"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Scale(ctx, scope, "nimbus-hello", jobs.GroupProvisioned, 4, "autoscaler"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reset()
+
+	// The new compile says provisioned=2, ondemand=0; the running job says 4 and 3.
+	res, err := s.Register(ctx, compiled(t, "", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created || res.PreservedCounts["provisioned"] != 4 || res.PreservedCounts["ondemand"] != 3 {
+		t.Errorf("result %+v", res)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 || reqs[1].Path != "/v1/jobs" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	var body api.JobRegisterRequest
+	if err := json.Unmarshal(reqs[1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if got := counts(body.Job); got["provisioned"] != 4 || got["ondemand"] != 3 {
+		t.Errorf("counts sent %v, want the running 4 and 3", got)
+	}
+	// The new spec's scaling bounds still went out.
+	if *body.Job.TaskGroups[0].Scaling.Min != 2 {
+		t.Errorf("scaling min %d, want the new 2", *body.Job.TaskGroups[0].Scaling.Min)
+	}
+	if got := counts(srv.Job("default", "nimbus-hello")); got["provisioned"] != 4 || got["ondemand"] != 3 {
+		t.Errorf("stored counts %v", got)
+	}
+}
+
+func TestPreserveCountsDoesNotModifyInput(t *testing.T) {
+	job := compiled(t, "", 1)
+	cur := compiled(t, "", 1)
+	*cur.TaskGroups[1].Count = 7
+	out, kept := submit.PreserveCounts(job, cur)
+	if *job.TaskGroups[1].Count != 0 {
+		t.Fatal("input job modified")
+	}
+	if *out.TaskGroups[1].Count != 7 || kept["ondemand"] != 7 || kept["provisioned"] != 1 {
+		t.Fatalf("out counts %v kept %v", counts(out), kept)
+	}
+	same, kept := submit.PreserveCounts(job, nil)
+	if len(kept) != 0 || *same.TaskGroups[0].Count != 1 {
+		t.Fatalf("nil current: %v %v", counts(same), kept)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	plan, err := s.Plan(ctx, compiled(t, "", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plan.Created || plan.Response.Diff.Type != "Added" {
+		t.Errorf("plan of a new job: %+v", plan)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 2 || reqs[1].Method != http.MethodPut || reqs[1].Path != "/v1/job/nimbus-hello/plan" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	var body api.JobPlanRequest
+	if err := json.Unmarshal(reqs[1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if !body.Diff || *body.Job.ID != "nimbus-hello" {
+		t.Errorf("plan body diff=%v", body.Diff)
+	}
+	text := submit.FormatDiff(plan.Response.Diff)
+	if !strings.Contains(text, `+ job "nimbus-hello"`) || !strings.Contains(text, `+ group "provisioned" (2 create)`) {
+		t.Errorf("diff text:\n%s", text)
+	}
+	if srv.Job("default", "nimbus-hello") != nil {
+		t.Fatal("plan registered the job")
+	}
+
+	// Planning a redeploy over scaled groups shows no count change.
+	if _, err := s.Register(ctx, compiled(t, "", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Scale(ctx, submit.Scope{}, "nimbus-hello", jobs.GroupOnDemand, 5, "load"); err != nil {
+		t.Fatal(err)
+	}
+	plan, err = s.Plan(ctx, compiled(t, "", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.Created || plan.Response.Diff.Type != "None" || submit.FormatDiff(plan.Response.Diff) != "no changes\n" {
+		t.Errorf("redeploy plan: %s", submit.FormatDiff(plan.Response.Diff))
+	}
+}
+
+func TestScale(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	if _, err := s.Register(ctx, compiled(t, "fns", 0)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reset()
+	scope := submit.Scope{Namespace: "fns"}
+	evalID, err := s.Scale(ctx, scope, "nimbus-hello", jobs.GroupOnDemand, 2, "cold start")
+	if err != nil || evalID == "" {
+		t.Fatalf("scale: %q %v", evalID, err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Method != http.MethodPut || reqs[0].Path != "/v1/job/nimbus-hello/scale" || reqs[0].Query.Get("namespace") != "fns" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	var body api.ScalingRequest
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if *body.Count != 2 || body.Target["Group"] != "ondemand" || body.Target["Job"] != "nimbus-hello" || body.Message != "cold start" || body.Error {
+		t.Errorf("scale body %+v", body)
+	}
+	// Above the group's scaling max (the default concurrency) Nomad refuses.
+	if _, err := s.Scale(ctx, scope, "nimbus-hello", jobs.GroupOnDemand, jobs.DefaultConcurrency+1, "too many"); err == nil || !strings.Contains(err.Error(), "maximum") {
+		t.Fatalf("scale beyond max: %v", err)
+	}
+	if _, err := s.Scale(ctx, scope, "nimbus-hello", jobs.GroupOnDemand, -1, "negative"); err == nil {
+		t.Fatal("negative count accepted")
+	}
+}
+
+func TestDeregisterAndMissingJob(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	if _, err := s.Current(ctx, submit.Scope{}, "nimbus-nope"); !errors.Is(err, submit.ErrNoJob) {
+		t.Fatalf("missing job: %v", err)
+	}
+	if _, err := s.Register(ctx, compiled(t, "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reset()
+	evalID, err := s.Deregister(ctx, submit.Scope{Namespace: "default"}, "nimbus-hello", true)
+	if err != nil || evalID == "" {
+		t.Fatalf("deregister: %q %v", evalID, err)
+	}
+	reqs := srv.Requests()
+	if len(reqs) != 1 || reqs[0].Method != http.MethodDelete || reqs[0].Path != "/v1/job/nimbus-hello" || reqs[0].Query.Get("purge") != "true" {
+		t.Fatalf("requests %+v", reqs)
+	}
+	if srv.Job("default", "nimbus-hello") != nil {
+		t.Fatal("job still stored after purge")
+	}
+	if _, err := s.Deregister(ctx, submit.Scope{}, "nimbus-hello", false); err == nil {
+		t.Fatal("deregistering a missing job succeeded")
+	}
+}
+
+func TestFormatDiffEdited(t *testing.T) {
+	d := &api.JobDiff{Type: "Edited", ID: "nimbus-f", TaskGroups: []*api.TaskGroupDiff{{
+		Type: "Edited", Name: "ondemand",
+		Tasks: []*api.TaskDiff{{Type: "Edited", Name: "function", Objects: []*api.ObjectDiff{{
+			Type: "Edited", Name: "Config",
+			Fields: []*api.FieldDiff{{Type: "Edited", Name: "memory_mb", Old: "128", New: "256"}},
+		}}}},
+	}, {Type: "None", Name: "provisioned"}}}
+	want := "~ job \"nimbus-f\"\n  ~ group \"ondemand\"\n    ~ task \"function\"\n      ~ Config\n        ~ memory_mb: \"128\" => \"256\"\n"
+	if got := submit.FormatDiff(d); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}

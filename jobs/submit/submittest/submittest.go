@@ -1,0 +1,324 @@
+// Package submittest is an httptest double of exactly the Nomad HTTP
+// endpoints jobs/submit calls, for tests that cannot run a real agent
+// (e2e/nomad_jobs_test.go runs the real one when NOMAD_BINARY is set):
+//
+//	GET    /v1/job/<id>          job info (404 "job not found")
+//	PUT    /v1/job/<id>/plan     plan with diff
+//	PUT    /v1/jobs              register (PreserveCounts honoured)
+//	DELETE /v1/job/<id>?purge=   deregister
+//	PUT    /v1/job/<id>/scale    scale a group within its scaling bounds
+//
+// It records every request so tests can assert paths, methods, query
+// parameters and bodies; any other endpoint answers 404 and is recorded as
+// unexpected. It imports nothing of this module.
+package submittest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// Request is one recorded request.
+type Request struct {
+	Method string
+	Path   string
+	Query  url.Values
+	Body   []byte
+	// Token is the X-Nomad-Token header.
+	Token string
+}
+
+// Server is the double. The zero value is not usable; call New.
+type Server struct {
+	URL string
+
+	mu         sync.Mutex
+	jobs       map[string]*api.Job // by namespace + "/" + id
+	requests   []Request
+	unexpected []Request
+	index      uint64
+	evals      int
+}
+
+// New starts a double that stops when t ends.
+func New(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{jobs: map[string]*api.Job{}, index: 100}
+	hs := httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(hs.Close)
+	s.URL = hs.URL
+	return s
+}
+
+// Client returns a real Nomad API client pointed at the double.
+func (s *Server) Client(t testing.TB) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: s.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Requests returns the recorded requests in order.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// Unexpected returns requests to endpoints the double does not serve.
+func (s *Server) Unexpected() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.unexpected...)
+}
+
+// Reset forgets the recorded requests (not the jobs).
+func (s *Server) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests, s.unexpected = nil, nil
+}
+
+// Job returns a copy of a stored job, or nil.
+func (s *Server) Job(namespace, id string) *api.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[key(namespace, id)]
+	if j == nil {
+		return nil
+	}
+	return clone(j)
+}
+
+// Put stores a job as if it had been registered.
+func (s *Server) Put(job *api.Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.store(clone(job))
+}
+
+func key(namespace, id string) string {
+	if namespace == "" {
+		namespace = "default"
+	}
+	return namespace + "/" + id
+}
+
+func clone(j *api.Job) *api.Job {
+	b, err := json.Marshal(j)
+	if err != nil {
+		panic(err)
+	}
+	var out api.Job
+	if err := json.Unmarshal(b, &out); err != nil {
+		panic(err)
+	}
+	return &out
+}
+
+func (s *Server) store(j *api.Job) {
+	s.index++
+	ns := "default"
+	if j.Namespace != nil && *j.Namespace != "" {
+		ns = *j.Namespace
+	}
+	j.Namespace = &ns
+	idx := s.index
+	j.JobModifyIndex = &idx
+	j.ModifyIndex = &idx
+	if old := s.jobs[key(ns, *j.ID)]; old != nil && old.Version != nil {
+		v := *old.Version + 1
+		j.Version = &v
+	} else {
+		v := uint64(0)
+		j.Version = &v
+	}
+	s.jobs[key(ns, *j.ID)] = j
+}
+
+func (s *Server) nextEval() string {
+	s.evals++
+	return fmt.Sprintf("eval-%d", s.evals)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	req := Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), Body: body, Token: r.Header.Get("X-Nomad-Token")}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = append(s.requests, req)
+	ns := r.URL.Query().Get("namespace")
+
+	path := r.URL.Path
+	switch {
+	case r.Method == http.MethodPut && path == "/v1/jobs":
+		s.register(w, body)
+	case strings.HasPrefix(path, "/v1/job/"):
+		rest := strings.TrimPrefix(path, "/v1/job/")
+		id, sub, _ := strings.Cut(rest, "/")
+		switch {
+		case r.Method == http.MethodGet && sub == "":
+			j := s.jobs[key(ns, id)]
+			if j == nil {
+				http.Error(w, "job not found", http.StatusNotFound)
+				return
+			}
+			writeJSON(w, j)
+		case r.Method == http.MethodDelete && sub == "":
+			s.deregister(w, ns, id, r.URL.Query().Get("purge") == "true")
+		case r.Method == http.MethodPut && sub == "plan":
+			s.plan(w, ns, id, body)
+		case r.Method == http.MethodPut && sub == "scale":
+			s.scale(w, ns, id, body)
+		default:
+			s.notServed(w, req)
+		}
+	default:
+		s.notServed(w, req)
+	}
+}
+
+func (s *Server) notServed(w http.ResponseWriter, req Request) {
+	s.unexpected = append(s.unexpected, req)
+	http.Error(w, "submittest: endpoint not served", http.StatusNotFound)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Nomad-Index", "1")
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	return dec.Decode(v)
+}
+
+func (s *Server) register(w http.ResponseWriter, body []byte) {
+	var req api.JobRegisterRequest
+	if err := decode(body, &req); err != nil || req.Job == nil || req.Job.ID == nil || *req.Job.ID == "" {
+		http.Error(w, "bad register request", http.StatusBadRequest)
+		return
+	}
+	job := req.Job
+	ns := ""
+	if job.Namespace != nil {
+		ns = *job.Namespace
+	}
+	if old := s.jobs[key(ns, *job.ID)]; old != nil && req.PreserveCounts {
+		counts := map[string]*int{}
+		for _, g := range old.TaskGroups {
+			counts[*g.Name] = g.Count
+		}
+		for _, g := range job.TaskGroups {
+			if c, ok := counts[*g.Name]; ok {
+				g.Count = c
+			}
+		}
+	}
+	s.store(job)
+	writeJSON(w, api.JobRegisterResponse{EvalID: s.nextEval(), JobModifyIndex: *job.JobModifyIndex})
+}
+
+func (s *Server) deregister(w http.ResponseWriter, ns, id string, purge bool) {
+	j := s.jobs[key(ns, id)]
+	if j == nil {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	if purge {
+		delete(s.jobs, key(ns, id))
+	} else {
+		stop := true
+		j.Stop = &stop
+	}
+	writeJSON(w, api.JobDeregisterResponse{EvalID: s.nextEval()})
+}
+
+func (s *Server) plan(w http.ResponseWriter, ns, id string, body []byte) {
+	var req api.JobPlanRequest
+	if err := decode(body, &req); err != nil || req.Job == nil || req.Job.ID == nil || *req.Job.ID != id {
+		http.Error(w, "bad plan request", http.StatusBadRequest)
+		return
+	}
+	old := s.jobs[key(ns, id)]
+	diff := &api.JobDiff{Type: "Added", ID: id}
+	oldCounts := map[string]int{}
+	if old != nil {
+		diff.Type = "None"
+		for _, g := range old.TaskGroups {
+			oldCounts[*g.Name] = *g.Count
+		}
+	}
+	for _, g := range req.Job.TaskGroups {
+		n := 0
+		if g.Count != nil {
+			n = *g.Count
+		}
+		gd := &api.TaskGroupDiff{Type: "Added", Name: *g.Name, Updates: map[string]uint64{}}
+		if was, ok := oldCounts[*g.Name]; ok {
+			gd.Type = "None"
+			if was != n {
+				gd.Type = "Edited"
+				gd.Fields = []*api.FieldDiff{{Type: "Edited", Name: "Count", Old: fmt.Sprint(was), New: fmt.Sprint(n)}}
+				diff.Type = "Edited"
+			}
+		} else if n > 0 {
+			gd.Updates["create"] = uint64(n)
+		}
+		diff.TaskGroups = append(diff.TaskGroups, gd)
+	}
+	var index uint64
+	if old != nil {
+		index = *old.JobModifyIndex
+	}
+	writeJSON(w, api.JobPlanResponse{JobModifyIndex: index, Diff: diff})
+}
+
+func (s *Server) scale(w http.ResponseWriter, ns, id string, body []byte) {
+	var req api.ScalingRequest
+	if err := decode(body, &req); err != nil || req.Count == nil {
+		http.Error(w, "bad scale request", http.StatusBadRequest)
+		return
+	}
+	j := s.jobs[key(ns, id)]
+	if j == nil {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	group := req.Target["Group"]
+	for _, g := range j.TaskGroups {
+		if *g.Name != group {
+			continue
+		}
+		n := *req.Count
+		if sc := g.Scaling; sc != nil {
+			if sc.Max != nil && n > *sc.Max {
+				http.Error(w, fmt.Sprintf("group count was greater than scaling policy maximum: %d > %d", n, *sc.Max), http.StatusBadRequest)
+				return
+			}
+			if sc.Min != nil && n < *sc.Min {
+				http.Error(w, fmt.Sprintf("group count was less than scaling policy minimum: %d < %d", n, *sc.Min), http.StatusBadRequest)
+				return
+			}
+		}
+		c := int(n)
+		g.Count = &c
+		s.store(j)
+		writeJSON(w, api.JobRegisterResponse{EvalID: s.nextEval(), JobModifyIndex: *j.JobModifyIndex})
+		return
+	}
+	http.Error(w, fmt.Sprintf("task group %q specified for scaling does not exist in job", group), http.StatusBadRequest)
+}
