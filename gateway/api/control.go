@@ -1,0 +1,157 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// functionConfiguration is the subset of Lambda's FunctionConfiguration the
+// CLI and console read.
+type functionConfiguration struct {
+	FunctionName     string            `json:"FunctionName"`
+	FunctionArn      string            `json:"FunctionArn"`
+	Runtime          string            `json:"Runtime,omitempty"`
+	Handler          string            `json:"Handler,omitempty"`
+	Description      string            `json:"Description"`
+	MemorySize       int               `json:"MemorySize"`
+	Timeout          int               `json:"Timeout"`
+	Version          string            `json:"Version"`
+	Environment      *environment      `json:"Environment,omitempty"`
+	EphemeralStorage *ephemeralStorage `json:"EphemeralStorage,omitempty"`
+	PackageType      string            `json:"PackageType"`
+	Architectures    []string          `json:"Architectures"`
+	State            string            `json:"State"`
+	LastUpdateStatus string            `json:"LastUpdateStatus"`
+}
+
+type environment struct {
+	Variables map[string]string `json:"Variables"`
+}
+
+type ephemeralStorage struct {
+	Size int `json:"Size"`
+}
+
+func (a *API) configuration(fnName, version string, s *specs.Function) *functionConfiguration {
+	c := &functionConfiguration{
+		FunctionName:     fnName,
+		FunctionArn:      a.functionARN(fnName, version),
+		Runtime:          s.Runtime,
+		Handler:          s.Handler,
+		Description:      s.Description,
+		MemorySize:       s.MemoryMB,
+		Version:          version,
+		PackageType:      "Zip",
+		Architectures:    []string{"x86_64"},
+		State:            "Active",
+		LastUpdateStatus: "Successful",
+	}
+	if d, err := time.ParseDuration(s.Timeout); err == nil {
+		c.Timeout = int(d / time.Second)
+	}
+	if len(s.Environment) > 0 {
+		c.Environment = &environment{Variables: s.Environment}
+	}
+	if s.EphemeralStorageMB > 0 {
+		c.EphemeralStorage = &ephemeralStorage{Size: s.EphemeralStorageMB}
+	}
+	return c
+}
+
+func writeJSON(w http.ResponseWriter, requestID string, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set(headerRequestID, requestID)
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// serveGetFunction answers GetFunction (GET /2015-03-31/functions/{name}).
+func (a *API) serveGetFunction(w http.ResponseWriter, r *http.Request, rawLabel string) {
+	requestID := uuid.NewString()
+	if _, e := a.authenticate(r, nil); e != nil {
+		writeAPIError(w, requestID, e)
+		return
+	}
+	label, err := url.PathUnescape(rawLabel)
+	if err != nil {
+		writeAPIError(w, requestID, &apiError{Code: CodeInvalidParameterValue, Message: "function name is not a valid percent-encoded path segment"})
+		return
+	}
+	ref, e := parseFunctionRef(label, r.URL.Query().Get("Qualifier"))
+	if e != nil {
+		writeAPIError(w, requestID, e)
+		return
+	}
+	fn, res, e := a.lookup(r.Context(), ref)
+	if e != nil {
+		writeAPIError(w, requestID, e)
+		return
+	}
+	out := map[string]any{
+		"Configuration": a.configuration(fn.Name, res.Version, res.Spec),
+		"Code":          map[string]string{"RepositoryType": "S3", "Location": ""},
+	}
+	if rc := fn.ReservedConcurrency(); rc != nil {
+		out["Concurrency"] = map[string]int{"ReservedConcurrentExecutions": *rc}
+	}
+	if len(res.Spec.Tags) > 0 {
+		out["Tags"] = res.Spec.Tags
+	}
+	writeJSON(w, requestID, out)
+}
+
+// serveListFunctions answers ListFunctions with every function's $LATEST
+// (or, with FunctionVersion=ALL, every version).
+func (a *API) serveListFunctions(w http.ResponseWriter, r *http.Request) {
+	requestID := uuid.NewString()
+	if _, e := a.authenticate(r, nil); e != nil {
+		writeAPIError(w, requestID, e)
+		return
+	}
+	fns, err := a.catalog.Functions(r.Context())
+	if err != nil {
+		writeAPIError(w, requestID, &apiError{Code: CodeService, Message: "reading the catalog: " + err.Error()})
+		return
+	}
+	all := r.URL.Query().Get("FunctionVersion") == "ALL"
+	list := []*functionConfiguration{}
+	for _, fn := range fns {
+		for _, v := range fn.VersionNames() {
+			if !all && v != catalog.Latest {
+				continue
+			}
+			list = append(list, a.configuration(fn.Name, v, fn.Versions[v]))
+		}
+	}
+	writeJSON(w, requestID, map[string]any{"Functions": list})
+}
+
+// serveAccountSettings answers GetAccountSettings.
+func (a *API) serveAccountSettings(w http.ResponseWriter, r *http.Request) {
+	requestID := uuid.NewString()
+	if _, e := a.authenticate(r, nil); e != nil {
+		writeAPIError(w, requestID, e)
+		return
+	}
+	fns, _ := a.catalog.Functions(r.Context())
+	writeJSON(w, requestID, map[string]any{
+		"AccountLimit": map[string]any{
+			"ConcurrentExecutions":           a.limits.AccountConcurrency(),
+			"UnreservedConcurrentExecutions": a.limits.UnreservedLimit(),
+			"CodeSizeUnzipped":               262144000,
+			"CodeSizeZipped":                 52428800,
+			"TotalCodeSize":                  80530636800,
+		},
+		"AccountUsage": map[string]any{
+			"FunctionCount": len(fns),
+			"TotalCodeSize": 0,
+		},
+	})
+}

@@ -1,0 +1,15 @@
+// Package api is the gateway's HTTP surface for functions: the Lambda Invoke
+// API (`POST /2015-03-31/functions/{name}/invocations` with names, partial
+// and full ARNs, qualifiers), a few control-plane reads (GetFunction,
+// ListFunctions, GetAccountSettings), function URLs (payload format 2.0,
+// response inference, CORS, NONE and AWS_IAM auth, BUFFERED and
+// RESPONSE_STREAM), and Lambda's error catalogue (errors.go) in the wire
+// shape aws-sdk-go-v2 parses.
+//
+// Function URLs are reached two ways: host-based, `<function>.<url_domain>`
+// (what DNS or Consul points at), and path-based,
+// `/url/<function>/<path…>` on any gateway address (handy on localhost); the
+// function sees `/<path…>` as rawPath either way.
+//
+// It may import gateway/**, specs and driver/invokeapi.
+package api

@@ -1,0 +1,117 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// Lambda's invocation error codes this gateway answers. Each has exactly one
+// row in catalogue.
+const (
+	CodeResourceNotFound         = "ResourceNotFoundException"
+	CodeTooManyRequests          = "TooManyRequestsException"
+	CodeRequestEntityTooLarge    = "RequestEntityTooLargeException"
+	CodeInvalidRequestContent    = "InvalidRequestContentException"
+	CodeInvalidParameterValue    = "InvalidParameterValueException"
+	CodeResourceConflict         = "ResourceConflictException"
+	CodeService                  = "ServiceException"
+	CodeResourceNotReady         = "ResourceNotReadyException"
+	CodeMissingAuthToken         = "MissingAuthenticationTokenException"
+	CodeIncompleteSignature      = "IncompleteSignatureException"
+	CodeUnrecognizedClient       = "UnrecognizedClientException"
+	CodeInvalidSignature         = "InvalidSignatureException"
+	CodeAccessDenied             = "AccessDeniedException"
+	CodeUnknownOperation         = "UnknownOperationException"
+	CodeUnsupportedMediaType     = "UnsupportedMediaTypeException"
+	CodeServiceUnavailable       = "ServiceUnavailableException"
+	CodeRequestTooLargeModelled  = "RequestTooLargeException"
+	CodeInvalidRuntime           = "InvalidRuntimeException"
+	CodeRecursiveInvocation      = "RecursiveInvocationException"
+	CodeSerializedRequestTooLarg = "SerializedRequestEntityTooLargeException"
+)
+
+// errorKind is one row of the catalogue: the HTTP status and the "Type"
+// member (User: the caller's fault; Service: ours).
+type errorKind struct {
+	Status int
+	Type   string
+}
+
+// catalogue is the single table of Lambda invocation errors → status and
+// type, as the Lambda API reference and the SDK model's HTTP error traits give
+// them.
+var catalogue = map[string]errorKind{
+	CodeResourceNotFound:         {http.StatusNotFound, "User"},
+	CodeTooManyRequests:          {http.StatusTooManyRequests, "User"},
+	CodeRequestEntityTooLarge:    {http.StatusRequestEntityTooLarge, "User"},
+	CodeRequestTooLargeModelled:  {http.StatusRequestEntityTooLarge, "User"},
+	CodeSerializedRequestTooLarg: {http.StatusRequestEntityTooLarge, "User"},
+	CodeInvalidRequestContent:    {http.StatusBadRequest, "User"},
+	CodeInvalidParameterValue:    {http.StatusBadRequest, "User"},
+	CodeRecursiveInvocation:      {http.StatusBadRequest, "User"},
+	CodeUnsupportedMediaType:     {http.StatusUnsupportedMediaType, "User"},
+	CodeResourceConflict:         {http.StatusConflict, "User"},
+	CodeService:                  {http.StatusInternalServerError, "Service"},
+	CodeServiceUnavailable:       {http.StatusServiceUnavailable, "Service"},
+	CodeResourceNotReady:         {http.StatusBadGateway, "Service"},
+	CodeInvalidRuntime:           {http.StatusBadGateway, "User"},
+	CodeMissingAuthToken:         {http.StatusForbidden, "User"},
+	CodeIncompleteSignature:      {http.StatusBadRequest, "User"},
+	CodeUnrecognizedClient:       {http.StatusForbidden, "User"},
+	CodeInvalidSignature:         {http.StatusForbidden, "User"},
+	CodeAccessDenied:             {http.StatusForbidden, "User"},
+	CodeUnknownOperation:         {http.StatusNotFound, "User"},
+}
+
+// apiError is an invocation error on its way to the wire.
+type apiError struct {
+	Code    string
+	Message string
+	// Reason is TooManyRequestsException's reason.
+	Reason     string
+	RetryAfter time.Duration
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// kind returns the catalogue row (unknown codes are service errors).
+func (e *apiError) kind() errorKind {
+	if k, ok := catalogue[e.Code]; ok {
+		return k
+	}
+	return errorKind{http.StatusInternalServerError, "Service"}
+}
+
+// writeAPIError answers in the shape aws-sdk-go-v2's restJson1 decoder reads:
+// x-amzn-ErrorType names the code, the JSON body carries Type and
+// Message/message (and Reason for throttles), x-amzn-RequestId the request.
+func writeAPIError(w http.ResponseWriter, requestID string, e *apiError) {
+	k := e.kind()
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Amzn-Errortype", e.Code)
+	if requestID != "" {
+		h.Set("X-Amzn-Requestid", requestID)
+	}
+	body := map[string]string{"Type": k.Type}
+	if e.Code == CodeTooManyRequests {
+		// Lambda's throttle body uses the lower-case member name.
+		body["message"] = e.Message
+		if e.Reason != "" {
+			body["Reason"] = e.Reason
+		}
+		if e.RetryAfter > 0 {
+			secs := int(e.RetryAfter.Seconds())
+			if secs < 1 {
+				secs = 1
+			}
+			h.Set("Retry-After", strconv.Itoa(secs))
+		}
+	} else {
+		body["Message"] = e.Message
+	}
+	w.WriteHeader(k.Status)
+	_ = json.NewEncoder(w).Encode(body)
+}

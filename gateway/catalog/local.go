@@ -1,0 +1,172 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// LoadFunc loads and validates the specs under path (a file or a directory).
+// cmd/nimbus passes specs.Load, turning its diagnostics into an error.
+type LoadFunc func(path string) (*specs.File, error)
+
+// Local is the dev-mode catalog: the specs in one directory are $LATEST of
+// their functions. Run polls the spec files' mtimes and sizes and reloads on
+// change; a load error keeps the last good snapshot (and is logged), so a
+// half-saved file never empties the catalog.
+type Local struct {
+	path   string
+	load   LoadFunc
+	logger hclog.Logger
+
+	snap atomic.Pointer[Snapshot]
+
+	mu       sync.Mutex // guards stamp, watchers, lastErr
+	stamp    string
+	watchers []func(*Snapshot)
+	lastErr  error
+}
+
+// NewLocal loads path once and fails if that first load fails.
+func NewLocal(path string, load LoadFunc, logger hclog.Logger) (*Local, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	l := &Local{path: path, load: load, logger: logger.Named("catalog")}
+	stamp, err := l.fingerprint()
+	if err != nil {
+		return nil, err
+	}
+	f, err := load(path)
+	if err != nil {
+		return nil, fmt.Errorf("loading specs from %s: %w", path, err)
+	}
+	l.stamp = stamp
+	l.snap.Store(NewSnapshot(FromFile(f)))
+	return l, nil
+}
+
+// Snapshot returns the current function set.
+func (l *Local) Snapshot() *Snapshot { return l.snap.Load() }
+
+// Function returns one function or ErrFunctionNotFound.
+func (l *Local) Function(_ context.Context, name string) (*Function, error) {
+	return l.snap.Load().Function(name)
+}
+
+// Functions returns every function, sorted by name.
+func (l *Local) Functions(_ context.Context) ([]*Function, error) {
+	return l.snap.Load().Functions(), nil
+}
+
+// ReservedTotal is the sum of reserved concurrency over all functions.
+func (l *Local) ReservedTotal() int { return l.snap.Load().ReservedTotal }
+
+// Watch registers fn to be called (from Run's goroutine) after each reload.
+func (l *Local) Watch(fn func(*Snapshot)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.watchers = append(l.watchers, fn)
+}
+
+// LastError returns the error of the most recent reload attempt (nil after a
+// good one).
+func (l *Local) LastError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lastErr
+}
+
+// Run polls every interval until ctx is done.
+func (l *Local) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			l.Poll()
+		}
+	}
+}
+
+// Poll reloads once if a spec file changed, and reports whether it swapped
+// in a new snapshot.
+func (l *Local) Poll() bool {
+	stamp, err := l.fingerprint()
+	if err != nil {
+		l.logger.Warn("scanning specs", "error", err)
+		return false
+	}
+	l.mu.Lock()
+	same := stamp == l.stamp
+	l.mu.Unlock()
+	if same {
+		return false
+	}
+	f, err := l.load(l.path)
+	l.mu.Lock()
+	l.stamp = stamp
+	l.lastErr = err
+	watchers := append([]func(*Snapshot){}, l.watchers...)
+	l.mu.Unlock()
+	if err != nil {
+		l.logger.Error("reloading specs; keeping the previous ones", "error", err)
+		return false
+	}
+	s := NewSnapshot(FromFile(f))
+	l.snap.Store(s)
+	l.logger.Info("specs reloaded", "functions", len(f.Functions))
+	for _, w := range watchers {
+		w(s)
+	}
+	return true
+}
+
+// fingerprint names every spec file with its size and mtime. A directory
+// contributes its *.hcl files (not recursive, as specs.Load reads it).
+func (l *Local) fingerprint() (string, error) {
+	st, err := os.Stat(l.path)
+	if err != nil {
+		return "", fmt.Errorf("reading spec path: %w", err)
+	}
+	var files []fs.FileInfo
+	var names []string
+	if !st.IsDir() {
+		files, names = []fs.FileInfo{st}, []string{l.path}
+	} else {
+		ents, err := os.ReadDir(l.path)
+		if err != nil {
+			return "", fmt.Errorf("listing spec dir: %w", err)
+		}
+		for _, e := range ents {
+			if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") {
+				continue
+			}
+			fi, err := e.Info()
+			if err != nil {
+				continue // removed while listing; the next poll sees it
+			}
+			files = append(files, fi)
+			names = append(names, filepath.Join(l.path, e.Name()))
+		}
+	}
+	parts := make([]string, len(files))
+	for i, fi := range files {
+		parts[i] = fmt.Sprintf("%s|%d|%d", names[i], fi.Size(), fi.ModTime().UnixNano())
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "\n"), nil
+}

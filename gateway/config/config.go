@@ -1,0 +1,205 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Config is the gateway's configuration. HCL attribute names are given in
+// the struct tags; "Default:" notes give the value an empty field takes.
+type Config struct {
+	// Listen is the HTTP address for the Invoke API, function URLs, health
+	// and metrics. Default "127.0.0.1:9000".
+	Listen string `hcl:"listen,optional"`
+	// URLDomain: function URLs answer on <function>.<url_domain>.
+	// Default "lambda-url.localhost" (resolves to loopback in most resolvers).
+	URLDomain string `hcl:"url_domain,optional"`
+	// AccountID is the 12-digit account in ARNs. Default "000000000000".
+	AccountID string `hcl:"account_id,optional"`
+	// Region in ARNs and the SigV4 scope. Default "us-east-1".
+	Region string `hcl:"region,optional"`
+	// InvokeKey is the cluster key instances' secrets derive from
+	// (invokeapi.DeriveSecret). Required unless Dev. InvokeKeyFile reads it
+	// from a file instead.
+	InvokeKey     string `hcl:"invoke_key,optional"`
+	InvokeKeyFile string `hcl:"invoke_key_file,optional"`
+	// AccessKeys are the SigV4 credentials callers may sign with. Required
+	// unless Dev (dev mode without keys accepts unsigned requests).
+	AccessKeys []AccessKey `hcl:"access_key,block"`
+	// AccountConcurrency caps all functions together. Default 1000.
+	AccountConcurrency int `hcl:"account_concurrency,optional"`
+	// UnreservedMin is the least concurrency kept for functions without a
+	// reservation. Default 100.
+	UnreservedMin int `hcl:"unreserved_min,optional"`
+	// WaitQueueSize bounds the requests one function parks while capacity
+	// starts. Default 100.
+	WaitQueueSize int `hcl:"wait_queue_size,optional"`
+	// ColdStartWait is how long a parked request waits for an environment.
+	// Default "10s".
+	ColdStartWait string `hcl:"cold_start_wait,optional"`
+	// IdleScaleIn is how long on-demand capacity stays idle before it is
+	// lowered. Default "5m" ("30s" in dev mode).
+	IdleScaleIn string `hcl:"idle_scale_in,optional"`
+	// ShutdownGrace bounds draining in-flight invocations on shutdown.
+	// Default "30s".
+	ShutdownGrace string `hcl:"shutdown_grace,optional"`
+	// Dev runs the all-in-one dev mode (local catalog and launcher; auth
+	// optional). Default false.
+	Dev bool `hcl:"dev,optional"`
+
+	// Parsed forms, filled by Validate.
+	ColdStartWaitD time.Duration `hcl:"-"`
+	IdleScaleInD   time.Duration `hcl:"-"`
+	ShutdownGraceD time.Duration `hcl:"-"`
+	InvokeKeyBytes []byte        `hcl:"-"`
+}
+
+// AccessKey is one `access_key "AKID" { secret = "…" }` block.
+type AccessKey struct {
+	ID     string `hcl:"id,label"`
+	Secret string `hcl:"secret"`
+}
+
+// Keys returns access key id → secret.
+func (c *Config) Keys() map[string]string {
+	m := make(map[string]string, len(c.AccessKeys))
+	for _, k := range c.AccessKeys {
+		m[k.ID] = k.Secret
+	}
+	return m
+}
+
+// Load decodes an HCL file (an empty path yields an empty config).
+func Load(path string) (*Config, error) {
+	c := &Config{}
+	if path == "" {
+		return c, nil
+	}
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCLFile(path)
+	if diags.HasErrors() {
+		return nil, fmt.Errorf("parsing gateway config: %w", diags)
+	}
+	if diags := gohcl.DecodeBody(f.Body, nil, c); diags.HasErrors() {
+		return nil, fmt.Errorf("decoding gateway config: %w", hcl.Diagnostics(diags))
+	}
+	return c, nil
+}
+
+// Defaults fills empty fields.
+func (c *Config) Defaults() {
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.Listen, "127.0.0.1:9000")
+	set(&c.URLDomain, "lambda-url.localhost")
+	set(&c.AccountID, "000000000000")
+	set(&c.Region, "us-east-1")
+	set(&c.ColdStartWait, "10s")
+	if c.Dev {
+		set(&c.IdleScaleIn, "30s")
+	} else {
+		set(&c.IdleScaleIn, "5m")
+	}
+	set(&c.ShutdownGrace, "30s")
+	if c.AccountConcurrency == 0 {
+		c.AccountConcurrency = 1000
+	}
+	if c.UnreservedMin == 0 {
+		c.UnreservedMin = 100
+	}
+	if c.WaitQueueSize == 0 {
+		c.WaitQueueSize = 100
+	}
+}
+
+var (
+	accountPattern = regexp.MustCompile(`^[0-9]{12}$`)
+	regionPattern  = regexp.MustCompile(`^[a-z]{2}(-gov)?-[a-z]+-[0-9]$`)
+	domainPattern  = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$`)
+)
+
+// Validate checks every field (after Defaults) and fills the parsed forms.
+// All problems are reported together.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q: %w", c.Listen, err)
+	}
+	if !domainPattern.MatchString(c.URLDomain) {
+		bad("url_domain %q is not a DNS name", c.URLDomain)
+	}
+	if !accountPattern.MatchString(c.AccountID) {
+		bad("account_id %q must be 12 digits", c.AccountID)
+	}
+	if !regionPattern.MatchString(c.Region) {
+		bad("region %q is not a region name like us-east-1", c.Region)
+	}
+	dur := func(name, v string, min time.Duration) time.Duration {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			bad("%s %q: %w", name, v, err)
+			return 0
+		}
+		if d < min {
+			bad("%s %s is below %s", name, d, min)
+		}
+		return d
+	}
+	c.ColdStartWaitD = dur("cold_start_wait", c.ColdStartWait, 10*time.Millisecond)
+	c.IdleScaleInD = dur("idle_scale_in", c.IdleScaleIn, 10*time.Millisecond)
+	c.ShutdownGraceD = dur("shutdown_grace", c.ShutdownGrace, 0)
+	if c.AccountConcurrency < 1 {
+		bad("account_concurrency %d must be at least 1", c.AccountConcurrency)
+	}
+	if c.UnreservedMin < 0 || c.UnreservedMin > c.AccountConcurrency {
+		bad("unreserved_min %d must be between 0 and account_concurrency (%d)", c.UnreservedMin, c.AccountConcurrency)
+	}
+	if c.WaitQueueSize < 1 {
+		bad("wait_queue_size %d must be at least 1", c.WaitQueueSize)
+	}
+	if c.InvokeKey != "" && c.InvokeKeyFile != "" {
+		bad("set invoke_key or invoke_key_file, not both")
+	}
+	key := c.InvokeKey
+	if c.InvokeKeyFile != "" {
+		b, err := os.ReadFile(c.InvokeKeyFile)
+		if err != nil {
+			bad("invoke_key_file: %w", err)
+		}
+		key = strings.TrimSpace(string(b))
+	}
+	if key != "" && len(key) < 16 {
+		bad("invoke key must be at least 16 characters")
+	}
+	if key == "" && !c.Dev {
+		bad("invoke_key (or invoke_key_file) is required outside dev mode")
+	}
+	c.InvokeKeyBytes = []byte(key)
+	if len(c.AccessKeys) == 0 && !c.Dev {
+		bad("at least one access_key block is required outside dev mode (SigV4 authentication)")
+	}
+	seen := map[string]bool{}
+	for _, k := range c.AccessKeys {
+		if k.ID == "" || k.Secret == "" {
+			bad("access_key %q needs an id and a secret", k.ID)
+		}
+		if seen[k.ID] {
+			bad("access_key %q is declared twice", k.ID)
+		}
+		seen[k.ID] = true
+	}
+	return errors.Join(errs...)
+}

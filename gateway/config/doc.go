@@ -1,0 +1,6 @@
+// Package config is the gateway's typed configuration: an HCL file (decoded
+// with gohcl) overlaid by command-line flags, defaults filled in, and
+// validation that runs before any listener opens.
+//
+// It imports nothing from this module.
+package config

@@ -1,0 +1,8 @@
+// Package gatewaytest holds test doubles for the gateway's packages: an
+// in-process instance that serves driver/invokeapi's server side (for router
+// and API tests that must not depend on the real instance), a settable
+// discovery source and a recording scaler. End-to-end tests use the real
+// instance through driver/local instead.
+//
+// It may import gateway/** and driver/invokeapi.
+package gatewaytest

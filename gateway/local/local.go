@@ -1,0 +1,215 @@
+package local
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// Launcher starts and stops instances of one function version. Launch
+// returns once the instance accepts invocations; the instance hosts
+// fn.EnvironmentsPerInstance environments.
+type Launcher interface {
+	Launch(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error)
+	Stop(ctx context.Context, id string) error
+}
+
+// Catalog is where the pool reads a version's spec.
+type Catalog interface {
+	Function(ctx context.Context, name string) (*catalog.Function, error)
+}
+
+// Pool launches on-demand instances for the router.
+type Pool struct {
+	launcher Launcher
+	catalog  Catalog
+	logger   hclog.Logger
+
+	mu       sync.Mutex // guards versions and each version's fields
+	versions map[key]*version
+	closed   bool
+}
+
+type key struct{ function, version string }
+
+type version struct {
+	reconcile sync.Mutex // serialises launches/stops of this version
+	want      int
+	running   []*running // ready instances, oldest first
+}
+
+type running struct {
+	inst discovery.Instance
+	spec string // canonical JSON of the spec it was launched with
+}
+
+// New returns an empty pool.
+func New(l Launcher, cat Catalog, logger hclog.Logger) *Pool {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Pool{launcher: l, catalog: cat, logger: logger.Named("local"), versions: map[key]*version{}}
+}
+
+func (p *Pool) version(k key) *version {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := p.versions[k]
+	if v == nil {
+		v = &version{}
+		p.versions[k] = v
+	}
+	return v
+}
+
+// OnDemand implements router.Scaler: it launches or stops instances until
+// want are running and returns when done (each launched instance is listed
+// by Instances as soon as it is ready).
+func (p *Pool) OnDemand(ctx context.Context, function, ver string, want int) error {
+	if want < 0 {
+		return fmt.Errorf("want %d for %s:%s is negative", want, function, ver)
+	}
+	v := p.version(key{function, ver})
+	p.mu.Lock()
+	v.want = want
+	p.mu.Unlock()
+	return p.reconcile(ctx, function, ver, v)
+}
+
+func specKey(s *specs.Function) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// reconcile stops outdated and surplus instances and launches missing ones.
+func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) error {
+	v.reconcile.Lock()
+	defer v.reconcile.Unlock()
+	fn, err := p.catalog.Function(ctx, function)
+	var spec *specs.Function
+	if err == nil {
+		if res, rerr := fn.Resolve(ver, nil); rerr == nil {
+			spec = res.Spec
+		} else {
+			err = rerr
+		}
+	}
+	want := 0
+	current := ""
+	if spec != nil {
+		current = specKey(spec)
+	}
+	p.mu.Lock()
+	if spec != nil && !p.closed {
+		want = v.want
+	}
+	var stop []*running
+	keep := v.running[:0:0]
+	for _, r := range v.running {
+		if r.spec != current {
+			stop = append(stop, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	for len(keep) > want {
+		stop = append(stop, keep[len(keep)-1])
+		keep = keep[:len(keep)-1]
+	}
+	v.running = keep
+	missing := want - len(keep)
+	p.mu.Unlock()
+
+	var errs []error
+	for _, r := range stop {
+		p.logger.Info("stopping instance", "function", function, "version", ver, "instance", r.inst.ID)
+		if err := p.launcher.Stop(ctx, r.inst.ID); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", r.inst.ID, err))
+		}
+	}
+	if missing > 0 && spec == nil {
+		errs = append(errs, fmt.Errorf("launching %s:%s: %w", function, ver, err))
+		return errors.Join(errs...)
+	}
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for i := 0; i < missing; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			inst, err := p.launcher.Launch(ctx, spec, ver)
+			if err != nil {
+				emu.Lock()
+				errs = append(errs, fmt.Errorf("launching %s:%s: %w", function, ver, err))
+				emu.Unlock()
+				return
+			}
+			p.logger.Info("instance ready", "function", function, "version", ver, "instance", inst.ID, "address", inst.Address)
+			p.mu.Lock()
+			v.running = append(v.running, &running{inst: inst, spec: current})
+			p.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Instances implements discovery.Source.
+func (p *Pool) Instances(_ context.Context, function, ver string) ([]discovery.Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := p.versions[key{function, ver}]
+	if v == nil {
+		return nil, nil
+	}
+	out := make([]discovery.Instance, len(v.running))
+	for i, r := range v.running {
+		out[i] = r.inst
+	}
+	return out, nil
+}
+
+// Refresh replaces instances whose spec changed (call it after a catalog
+// reload); versions keep their wanted count.
+func (p *Pool) Refresh(ctx context.Context) {
+	p.mu.Lock()
+	keys := make([]key, 0, len(p.versions))
+	for k := range p.versions {
+		keys = append(keys, k)
+	}
+	p.mu.Unlock()
+	sort.Slice(keys, func(i, j int) bool { return keys[i].function+keys[i].version < keys[j].function+keys[j].version })
+	for _, k := range keys {
+		if err := p.reconcile(ctx, k.function, k.version, p.version(k)); err != nil {
+			p.logger.Error("replacing instances after reload", "function", k.function, "version", k.version, "error", err)
+		}
+	}
+}
+
+// Close stops every instance and refuses further launches.
+func (p *Pool) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	var all []*running
+	for _, v := range p.versions {
+		all = append(all, v.running...)
+		v.running = nil
+	}
+	p.mu.Unlock()
+	var errs []error
+	for _, r := range all {
+		if err := p.launcher.Stop(ctx, r.inst.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}

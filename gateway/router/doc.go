@@ -1,0 +1,20 @@
+// Package router admits invocations and places them on execution
+// environments. It keeps one pool per function version (the instances a
+// discovery.Source reports, each hosting some environments), counts what is
+// in flight through this gateway, prefers provisioned instances and spills
+// over to on-demand ones, and parks requests in a bounded FIFO wait queue
+// while a Scaler adds on-demand capacity (scale from zero included). Idle
+// on-demand capacity is lowered after the configured idle time.
+//
+// Admission follows Lambda: reserved concurrency caps a function, the
+// account limit caps the unreserved pool (never below its minimum), and every
+// refusal is a *ThrottleError carrying Lambda's TooManyRequestsException
+// reason — never a 5xx.
+//
+// Lock rules: one mutex (Router.mu) guards every pool, instance and
+// function counter; methods suffixed Locked must be called with it held.
+// Network calls (invoke, status, scaler, discovery) are never made with it
+// held.
+//
+// It may import gateway/** and driver/invokeapi.
+package router

@@ -1,0 +1,447 @@
+package router
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+)
+
+// pool is one function version's instances and wait queue. Every field is
+// guarded by Router.mu.
+type pool struct {
+	key    poolKey
+	client *invokeapi.Client
+	envPer int
+
+	instances map[string]*instance
+	waiters   []*waiter
+	inFlight  int
+
+	// On-demand scaling: want is what the router asked for last; applied is
+	// what the scaler confirmed; scaling is true while a scaler call runs.
+	want, applied int
+	scaling       bool
+
+	// Idle scale-in window: peak demand since windowStart.
+	windowStart time.Time
+	windowPeak  int
+
+	refreshing bool // a discovery loop runs for waiters
+}
+
+type instance struct {
+	inst     discovery.Instance
+	capacity int
+	inFlight int
+	// refusedAt: the instance said NoIdleEnvironment while we believed it had
+	// room (another gateway uses it); it counts as full until one of our
+	// invocations on it completes or the next status refresh.
+	refused bool
+	gone    bool
+}
+
+type waiter struct {
+	ready chan *instance // receives the reserved instance
+	since time.Time
+}
+
+func (r *Router) pool(t Target) *pool {
+	r.mu.Lock()
+	k := poolKey{t.Function, t.Version}
+	p := r.pools[k]
+	fresh := p == nil
+	if fresh {
+		c := &invokeapi.Client{HTTP: r.http}
+		if len(r.cfg.InvokeKey) > 0 {
+			c.Secret = invokeapi.DeriveSecret(r.cfg.InvokeKey, t.Function, t.Version)
+		}
+		p = &pool{key: k, client: c, envPer: t.EnvironmentsPerInstance,
+			instances: map[string]*instance{}, windowStart: time.Now()}
+		r.pools[k] = p
+	}
+	p.envPer = t.EnvironmentsPerInstance
+	r.mu.Unlock()
+	if fresh {
+		r.discover(r.ctx, p)
+	}
+	return p
+}
+
+// acquire reserves an environment on some instance, waiting in the pool's
+// queue (and asking the scaler for capacity) when none is free.
+func (r *Router) acquire(ctx context.Context, p *pool, t Target) (*instance, error) {
+	r.mu.Lock()
+	if in := r.pickLocked(p); in != nil {
+		in.inFlight++
+		p.inFlight++
+		r.notePeakLocked(p)
+		r.mu.Unlock()
+		return in, nil
+	}
+	fs := r.fnLocked(t.Function)
+	if fs.waiting >= r.cfg.WaitQueueSize {
+		r.mu.Unlock()
+		r.metrics.QueueFull(t.Function)
+		return nil, &ThrottleError{Reason: ReasonFunctionInvocationRateLimitExceeded,
+			Message: "Rate Exceeded. Too many requests are waiting for this function's capacity.", RetryAfter: time.Second}
+	}
+	w := &waiter{ready: make(chan *instance, 1), since: time.Now()}
+	p.waiters = append(p.waiters, w)
+	fs.waiting++
+	r.notePeakLocked(p)
+	r.scaleUpLocked(p)
+	r.startDiscoveryLocked(p)
+	r.mu.Unlock()
+
+	timer := time.NewTimer(r.cfg.ColdStartWait)
+	defer timer.Stop()
+	select {
+	case in := <-w.ready:
+		r.metrics.Waited(t.Function, t.Version, time.Since(w.since), false)
+		return in, nil
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	r.mu.Lock()
+	if r.removeWaiterLocked(p, w) {
+		fs.waiting--
+		r.mu.Unlock()
+		r.metrics.Waited(t.Function, t.Version, time.Since(w.since), true)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, &ThrottleError{Reason: ReasonFunctionInvocationRateLimitExceeded,
+			Message: "Rate Exceeded. No execution environment became available in time.", RetryAfter: time.Second}
+	}
+	r.mu.Unlock()
+	// A slot was handed over while we were giving up: take it.
+	in := <-w.ready
+	r.metrics.Waited(t.Function, t.Version, time.Since(w.since), false)
+	return in, nil
+}
+
+func (r *Router) removeWaiterLocked(p *pool, w *waiter) bool {
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// pickLocked returns an instance with a free environment: provisioned before
+// on-demand, then the busiest that still has room (packing keeps idle
+// instances idle so scale-in can reclaim them), ties by id.
+func (r *Router) pickLocked(p *pool) *instance {
+	var best *instance
+	for _, in := range p.instances {
+		if in.gone || in.refused || in.inFlight >= in.capacity {
+			continue
+		}
+		if best == nil || better(in, best) {
+			best = in
+		}
+	}
+	return best
+}
+
+func better(a, b *instance) bool {
+	ap, bp := a.inst.Group == discovery.GroupProvisioned, b.inst.Group == discovery.GroupProvisioned
+	if ap != bp {
+		return ap
+	}
+	if a.inFlight != b.inFlight {
+		return a.inFlight > b.inFlight
+	}
+	return a.inst.ID < b.inst.ID
+}
+
+// release frees the environment an invocation held and hands it to the
+// first waiter, if any.
+func (r *Router) release(p *pool, in *instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in.inFlight--
+	p.inFlight--
+	in.refused = false
+	r.dispatchLocked(p)
+}
+
+// releaseRefused frees a slot on an instance that refused (or could not be
+// reached); gone instances are skipped until discovery lists them again.
+func (r *Router) releaseRefused(p *pool, in *instance, gone bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in.inFlight--
+	p.inFlight--
+	if gone {
+		in.gone = true
+	} else {
+		in.refused = true
+	}
+	r.dispatchLocked(p)
+}
+
+// dispatchLocked hands free environments to waiters in FIFO order.
+func (r *Router) dispatchLocked(p *pool) {
+	for len(p.waiters) > 0 {
+		in := r.pickLocked(p)
+		if in == nil {
+			return
+		}
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		r.fnLocked(p.key.function).waiting--
+		in.inFlight++
+		p.inFlight++
+		w.ready <- in
+	}
+}
+
+func (r *Router) notePeakLocked(p *pool) {
+	if d := p.inFlight + len(p.waiters); d > p.windowPeak {
+		p.windowPeak = d
+	}
+}
+
+// onDemandNeededLocked is how many on-demand instances the demand d needs
+// beyond what provisioned instances hold.
+func (r *Router) onDemandNeededLocked(p *pool, d int) int {
+	prov := 0
+	for _, in := range p.instances {
+		if !in.gone && in.inst.Group == discovery.GroupProvisioned {
+			prov += in.capacity
+		}
+	}
+	over := d - prov
+	if over <= 0 {
+		return 0
+	}
+	per := p.envPer
+	if per < 1 {
+		per = 1
+	}
+	return (over + per - 1) / per
+}
+
+// scaleUpLocked raises the on-demand target to cover running plus waiting
+// requests.
+func (r *Router) scaleUpLocked(p *pool) {
+	need := r.onDemandNeededLocked(p, p.inFlight+len(p.waiters))
+	// On-demand instances that refused us are full with other gateways'
+	// traffic: they are not capacity for our demand.
+	for _, in := range p.instances {
+		if !in.gone && in.refused && in.inst.Group != discovery.GroupProvisioned {
+			need++
+		}
+	}
+	if need > p.want {
+		p.want = need
+		r.kickScalerLocked(p)
+	}
+}
+
+// kickScalerLocked makes sure one goroutine drives the scaler to p.want.
+func (r *Router) kickScalerLocked(p *pool) {
+	if p.scaling || r.scaler == nil {
+		return
+	}
+	p.scaling = true
+	go r.scaleLoop(p)
+}
+
+func (r *Router) scaleLoop(p *pool) {
+	for {
+		r.mu.Lock()
+		want := p.want
+		if want == p.applied {
+			p.scaling = false
+			r.mu.Unlock()
+			return
+		}
+		r.mu.Unlock()
+		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
+		err := r.scaler.OnDemand(ctx, p.key.function, p.key.version, want)
+		cancel()
+		r.mu.Lock()
+		if err != nil {
+			r.logger.Error("scaling on-demand instances", "function", p.key.function, "version", p.key.version,
+				"want", want, "error", err)
+			// Forget the target so the next demand asks again.
+			p.want = p.applied
+			p.scaling = false
+			r.mu.Unlock()
+			return
+		}
+		r.logger.Debug("on-demand instances scaled", "function", p.key.function, "version", p.key.version, "want", want)
+		p.applied = want
+		r.mu.Unlock()
+	}
+}
+
+// startDiscoveryLocked runs a discovery loop while the pool has waiters, so
+// new instances are used as soon as the source reports them.
+func (r *Router) startDiscoveryLocked(p *pool) {
+	if p.refreshing {
+		return
+	}
+	p.refreshing = true
+	go func() {
+		t := time.NewTicker(r.cfg.DiscoveryInterval)
+		defer t.Stop()
+		for {
+			r.discover(r.ctx, p)
+			r.mu.Lock()
+			if len(p.waiters) == 0 || r.ctx.Err() != nil {
+				p.refreshing = false
+				r.mu.Unlock()
+				return
+			}
+			r.mu.Unlock()
+			select {
+			case <-r.ctx.Done():
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// discover reads the pool's instances from the source and merges them.
+func (r *Router) discover(ctx context.Context, p *pool) {
+	list, err := r.source.Instances(ctx, p.key.function, p.key.version)
+	if err != nil {
+		r.logger.Warn("discovering instances", "function", p.key.function, "version", p.key.version, "error", err)
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[string]bool, len(list))
+	ondemand := 0
+	for _, d := range list {
+		seen[d.ID] = true
+		if d.Group != discovery.GroupProvisioned {
+			ondemand++
+		}
+		in := p.instances[d.ID]
+		if in == nil {
+			in = &instance{inst: d, capacity: p.envPer}
+			p.instances[d.ID] = in
+			continue
+		}
+		if in.inst.Address != d.Address {
+			in.inst = d
+		}
+		in.gone = false
+	}
+	for id, in := range p.instances {
+		if !seen[id] {
+			if in.inFlight == 0 {
+				delete(p.instances, id)
+			} else {
+				in.gone = true
+			}
+		}
+	}
+	// Adopt capacity someone else (an earlier gateway run) started, so that
+	// idle scale-in can lower it.
+	if ondemand > p.want && !p.scaling {
+		p.want, p.applied = ondemand, ondemand
+	}
+	r.dispatchLocked(p)
+}
+
+// refreshStatus asks every instance of the pool for its environment
+// accounting, to learn real capacities and clear refusals.
+func (r *Router) refreshStatus(ctx context.Context, p *pool) {
+	r.mu.Lock()
+	addrs := make(map[string]string, len(p.instances))
+	for id, in := range p.instances {
+		if !in.gone {
+			addrs[id] = in.inst.Address
+		}
+	}
+	r.mu.Unlock()
+	for id, addr := range addrs {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := p.client.Status(cctx, addr)
+		cancel()
+		r.mu.Lock()
+		if in := p.instances[id]; in != nil && err == nil && st.Max > 0 {
+			in.capacity = st.Max
+			in.refused = st.ShuttingDown
+			in.gone = in.gone || st.ShuttingDown
+		}
+		r.mu.Unlock()
+		if err != nil {
+			r.logger.Debug("instance status", "function", p.key.function, "version", p.key.version, "instance", id, "error", err)
+		}
+	}
+	r.mu.Lock()
+	r.dispatchLocked(p)
+	r.mu.Unlock()
+}
+
+// Run refreshes pools and lowers idle on-demand capacity until ctx is done.
+func (r *Router) Run(ctx context.Context) {
+	t := time.NewTicker(r.cfg.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		pools := make([]*pool, 0, len(r.pools))
+		for _, p := range r.pools {
+			pools = append(pools, p)
+		}
+		r.mu.Unlock()
+		for _, p := range pools {
+			r.discover(ctx, p)
+			r.refreshStatus(ctx, p)
+			r.scaleIn(p, time.Now())
+		}
+	}
+}
+
+// scaleIn lowers the on-demand target to what the peak demand of the last
+// idle window needed.
+func (r *Router) scaleIn(p *pool, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if now.Sub(p.windowStart) < r.cfg.IdleScaleIn {
+		return
+	}
+	need := r.onDemandNeededLocked(p, p.windowPeak)
+	if need < p.want && len(p.waiters) == 0 {
+		r.logger.Info("lowering idle on-demand capacity", "function", p.key.function, "version", p.key.version,
+			"from", p.want, "to", need)
+		p.want = need
+		r.kickScalerLocked(p)
+	}
+	p.windowStart = now
+	p.windowPeak = p.inFlight + len(p.waiters)
+}
+
+// Instances reports the pool's known instances (for tests and the console).
+func (r *Router) Instances(function, version string) []discovery.Instance {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := r.pools[poolKey{function, version}]
+	if p == nil {
+		return nil
+	}
+	out := make([]discovery.Instance, 0, len(p.instances))
+	for _, in := range p.instances {
+		if !in.gone {
+			out = append(out, in.inst)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

@@ -1,0 +1,397 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/metrics"
+)
+
+// Scaler sets how many on-demand instances a function version should have.
+// The router calls it when requests wait for capacity (want goes up, from
+// zero included) and after idle time (want goes down). In a cluster it sets
+// the `ondemand` group's count; in dev mode it launches and stops local
+// instances.
+type Scaler interface {
+	OnDemand(ctx context.Context, function, version string, want int) error
+}
+
+// TooManyRequestsException reasons (Lambda's values).
+const (
+	ReasonConcurrentInvocationLimitExceeded                 = "ConcurrentInvocationLimitExceeded"
+	ReasonReservedFunctionConcurrentInvocationLimitExceeded = "ReservedFunctionConcurrentInvocationLimitExceeded"
+	ReasonFunctionInvocationRateLimitExceeded               = "FunctionInvocationRateLimitExceeded"
+)
+
+// ThrottleError refuses an invocation; the API answers 429
+// TooManyRequestsException with Reason.
+type ThrottleError struct {
+	Reason     string
+	Message    string
+	RetryAfter time.Duration
+}
+
+func (e *ThrottleError) Error() string { return "throttled: " + e.Reason + ": " + e.Message }
+
+// ErrNoCapacity is wrapped when no instance could take the invocation for a
+// reason other than throttling (every known instance failed).
+var ErrNoCapacity = errors.New("no instance could run the invocation")
+
+// Config tunes the router. Zero values take the defaults noted.
+type Config struct {
+	// AccountConcurrency caps all functions together. Default 1000.
+	AccountConcurrency int
+	// UnreservedMin is the least concurrency kept for functions without
+	// reserved concurrency, whatever the reservations add up to. Default 100.
+	UnreservedMin int
+	// WaitQueueSize bounds the requests one function may park while capacity
+	// starts. Default 100.
+	WaitQueueSize int
+	// ColdStartWait is how long a parked request waits for an environment
+	// before it is refused (429). Default 10s.
+	ColdStartWait time.Duration
+	// IdleScaleIn is how long on-demand capacity stays unused before the
+	// router lowers it. Default 5m.
+	IdleScaleIn time.Duration
+	// InvokeKey derives each version's instance secret
+	// (invokeapi.DeriveSecret); empty means instances without auth (dev mode).
+	InvokeKey []byte
+	// DiscoveryInterval is how often pools re-read the discovery source while
+	// requests wait. Default 25ms.
+	DiscoveryInterval time.Duration
+	// RefreshInterval is how often Run re-reads every pool's instances and
+	// their status, and checks for idle capacity. Default 1s.
+	RefreshInterval time.Duration
+	// HTTP is the client for instance calls; nil means a shared
+	// invokeapi.NewTransport client.
+	HTTP *http.Client
+}
+
+func (c *Config) defaults() {
+	if c.AccountConcurrency == 0 {
+		c.AccountConcurrency = 1000
+	}
+	if c.UnreservedMin == 0 {
+		c.UnreservedMin = 100
+	}
+	if c.WaitQueueSize == 0 {
+		c.WaitQueueSize = 100
+	}
+	if c.ColdStartWait == 0 {
+		c.ColdStartWait = 10 * time.Second
+	}
+	if c.IdleScaleIn == 0 {
+		c.IdleScaleIn = 5 * time.Minute
+	}
+	if c.DiscoveryInterval == 0 {
+		c.DiscoveryInterval = 25 * time.Millisecond
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = time.Second
+	}
+}
+
+// Target is what to invoke: a resolved function version and the function
+// settings admission needs.
+type Target struct {
+	Function string
+	Version  string
+	// Reserved is the function's reserved concurrency (nil: unreserved).
+	Reserved *int
+	// EnvironmentsPerInstance is the spec's value, used as an instance's
+	// capacity until its status says otherwise. Default 1.
+	EnvironmentsPerInstance int
+}
+
+// Router places invocations. Create with New, start Run, call Invoke.
+type Router struct {
+	cfg     Config
+	source  discovery.Source
+	scaler  Scaler
+	metrics *metrics.Metrics
+	logger  hclog.Logger
+	http    *http.Client
+
+	ctx    context.Context // lives as long as Run's; scaler and discovery calls use it
+	cancel context.CancelFunc
+
+	mu            sync.Mutex
+	pools         map[poolKey]*pool
+	functions     map[string]*fnState
+	unreserved    int // admitted invocations of unreserved functions
+	reservedTotal int
+	draining      bool
+	idle          *sync.Cond // signalled when an admitted invocation finishes
+}
+
+type poolKey struct{ function, version string }
+
+type fnState struct {
+	active  int // admitted: running + waiting
+	waiting int
+}
+
+// New builds a router over a discovery source and a scaler.
+func New(cfg Config, source discovery.Source, scaler Scaler, m *metrics.Metrics, logger hclog.Logger) *Router {
+	cfg.defaults()
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Router{
+		cfg:       cfg,
+		source:    source,
+		scaler:    scaler,
+		metrics:   m,
+		logger:    logger.Named("router"),
+		http:      cfg.HTTP,
+		ctx:       ctx,
+		cancel:    cancel,
+		pools:     map[poolKey]*pool{},
+		functions: map[string]*fnState{},
+	}
+	r.idle = sync.NewCond(&r.mu)
+	return r
+}
+
+// SetReservedTotal tells the router how much concurrency all functions
+// reserve together; the unreserved pool is the account limit minus that (but
+// never below UnreservedMin).
+func (r *Router) SetReservedTotal(n int) {
+	r.mu.Lock()
+	r.reservedTotal = n
+	r.mu.Unlock()
+}
+
+// UnreservedLimit is the concurrency functions without a reservation share.
+func (r *Router) UnreservedLimit() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.unreservedLimitLocked()
+}
+
+func (r *Router) unreservedLimitLocked() int {
+	n := r.cfg.AccountConcurrency - r.reservedTotal
+	if n < r.cfg.UnreservedMin {
+		n = r.cfg.UnreservedMin
+	}
+	return n
+}
+
+// AccountConcurrency returns the configured account limit.
+func (r *Router) AccountConcurrency() int { return r.cfg.AccountConcurrency }
+
+// Invoke admits the invocation, places it and runs it. The response body
+// holds the environment until it is closed. Refusals are *ThrottleError;
+// an instance's own refusals that no other instance could absorb, or
+// transport failures, are returned wrapped.
+func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (*invokeapi.Response, error) {
+	if t.EnvironmentsPerInstance < 1 {
+		t.EnvironmentsPerInstance = 1
+	}
+	if err := r.admit(t); err != nil {
+		return nil, err
+	}
+	admitted := true
+	defer func() {
+		if admitted {
+			r.unadmit(t)
+		}
+	}()
+	p := r.pool(t)
+	var lastErr error
+	for attempt := 0; attempt < 8; attempt++ {
+		inst, err := r.acquire(ctx, p, t)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := p.client.Invoke(ctx, inst.inst.Address, req)
+		if err == nil {
+			admitted = false // the body's Close releases it
+			resp.Body = &releaser{ReadCloser: resp.Body, release: func() {
+				r.release(p, inst)
+				r.unadmit(t)
+			}}
+			return resp, nil
+		}
+		lastErr = err
+		var ie *invokeapi.Error
+		switch {
+		case errors.As(err, &ie) && ie.Retryable():
+			r.releaseRefused(p, inst, ie.Code == invokeapi.CodeShuttingDown)
+			r.logger.Debug("instance refused; trying another", "function", t.Function, "version", t.Version,
+				"instance", inst.inst.ID, "error", err)
+		case errors.As(err, &ie):
+			r.release(p, inst)
+			return nil, err // the request's own fault (too large, bad request) or auth
+		case ctx.Err() != nil:
+			r.release(p, inst)
+			return nil, ctx.Err()
+		default:
+			// Transport failure: the instance is probably gone. Forget it
+			// until discovery reports it again.
+			r.releaseRefused(p, inst, true)
+			r.logger.Warn("instance unreachable; trying another", "function", t.Function, "version", t.Version,
+				"instance", inst.inst.ID, "error", err)
+		}
+	}
+	return nil, fmt.Errorf("%w: %w", ErrNoCapacity, lastErr)
+}
+
+type releaser struct {
+	io.ReadCloser
+	once    sync.Once
+	release func()
+}
+
+func (r *releaser) Close() error {
+	err := r.ReadCloser.Close()
+	r.once.Do(r.release)
+	return err
+}
+
+// admit applies reserved and account concurrency.
+func (r *Router) admit(t Target) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.draining {
+		return &ThrottleError{Reason: ReasonConcurrentInvocationLimitExceeded, Message: "Rate Exceeded. The gateway is shutting down.", RetryAfter: time.Second}
+	}
+	fs := r.fnLocked(t.Function)
+	if t.Reserved != nil {
+		if fs.active >= *t.Reserved {
+			return &ThrottleError{Reason: ReasonReservedFunctionConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+		}
+	} else if r.unreserved >= r.unreservedLimitLocked() {
+		return &ThrottleError{Reason: ReasonConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+	}
+	fs.active++
+	if t.Reserved == nil {
+		r.unreserved++
+	}
+	return nil
+}
+
+func (r *Router) unadmit(t Target) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fs := r.fnLocked(t.Function)
+	fs.active--
+	if t.Reserved == nil {
+		r.unreserved--
+	}
+	r.idle.Broadcast()
+}
+
+func (r *Router) fnLocked(name string) *fnState {
+	fs := r.functions[name]
+	if fs == nil {
+		fs = &fnState{}
+		r.functions[name] = fs
+	}
+	return fs
+}
+
+// Drain refuses new invocations and waits until every admitted one finished
+// (response bodies closed) or ctx is done.
+func (r *Router) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.idle.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.activeLocked() > 0 {
+		if ctx.Err() != nil {
+			return fmt.Errorf("draining: %d invocations still in flight: %w", r.activeLocked(), ctx.Err())
+		}
+		r.idle.Wait()
+	}
+	return nil
+}
+
+// Draining reports whether Drain was called.
+func (r *Router) Draining() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.draining
+}
+
+func (r *Router) activeLocked() int {
+	n := 0
+	for _, fs := range r.functions {
+		n += fs.active
+	}
+	return n
+}
+
+// Close stops background work started by Run and by pools.
+func (r *Router) Close() { r.cancel() }
+
+// PoolStats implements metrics.StatsSource.
+func (r *Router) PoolStats() []metrics.PoolStat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]metrics.PoolStat, 0, len(r.pools))
+	for k, p := range r.pools {
+		st := metrics.PoolStat{Function: k.function, Version: k.version,
+			Environments: map[string]int{}, InFlight: map[string]int{}, Waiting: len(p.waiters)}
+		for _, in := range p.instances {
+			g := groupOf(in.inst)
+			st.Environments[g] += in.capacity
+			st.InFlight[g] += in.inFlight
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Function != out[j].Function {
+			return out[i].Function < out[j].Function
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}
+
+// FunctionStats implements metrics.StatsSource.
+func (r *Router) FunctionStats() []metrics.FunctionStat {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]metrics.FunctionStat, 0, len(r.functions))
+	for name, fs := range r.functions {
+		out = append(out, metrics.FunctionStat{Function: name, Concurrency: fs.active})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Function < out[j].Function })
+	return out
+}
+
+// Concurrency returns the admitted invocations of one function (running or waiting).
+func (r *Router) Concurrency(function string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if fs := r.functions[function]; fs != nil {
+		return fs.active
+	}
+	return 0
+}
+
+func groupOf(in discovery.Instance) string {
+	if in.Group == discovery.GroupProvisioned {
+		return metrics.GroupProvisioned
+	}
+	return metrics.GroupOnDemand
+}

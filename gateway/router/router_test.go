@@ -1,0 +1,311 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/metrics"
+	"github.com/nimbus-fn/nimbus/gateway/router"
+)
+
+var key = []byte("0123456789abcdef-test-key")
+
+func secret(fn, v string) string { return invokeapi.DeriveSecret(key, fn, v) }
+
+// gate is a handler that holds invocations until released.
+type gate struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}, 100), release: make(chan struct{})} }
+
+func (g *gate) handle(w http.ResponseWriter, _ *http.Request, payload []byte) {
+	g.entered <- struct{}{}
+	<-g.release
+	gatewaytest.Echo(w, nil, payload)
+}
+
+func newRouter(t *testing.T, cfg router.Config, src *gatewaytest.Source, sc router.Scaler) *router.Router {
+	t.Helper()
+	cfg.InvokeKey = key
+	r := router.New(cfg, src, sc, metrics.New(), nil)
+	t.Cleanup(r.Close)
+	return r
+}
+
+func invoke(t *testing.T, r *router.Router, tg router.Target, payload string) (string, error) {
+	t.Helper()
+	resp, err := r.Invoke(context.Background(), tg, &invokeapi.Request{Payload: []byte(payload)})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+func throttleReason(err error) string {
+	var te *router.ThrottleError
+	if errors.As(err, &te) {
+		return te.Reason
+	}
+	return ""
+}
+
+func TestInvokeWarmInstanceAndReleaseOnClose(t *testing.T) {
+	in := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), nil)
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{}, src, nil)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	for i := 0; i < 3; i++ {
+		out, err := invoke(t, r, tg, `{"n":1}`)
+		if err != nil || out != `{"n":1}` {
+			t.Fatalf("invoke %d = %q, %v", i, out, err)
+		}
+	}
+	if got := in.Invocations(); got != 3 {
+		t.Fatalf("instance ran %d invocations, want 3", got)
+	}
+	if c := r.Concurrency("f"); c != 0 {
+		t.Fatalf("concurrency after closed bodies = %d, want 0", c)
+	}
+	if got := in.LastRequest().Header.Get(invokeapi.HeaderAuthorization); got != "Bearer "+secret("f", "$LATEST") {
+		t.Fatalf("authorization header = %q", got)
+	}
+}
+
+func TestReservedConcurrencyThrottles(t *testing.T) {
+	g := newGate()
+	in := gatewaytest.StartInstance(t, "f", "$LATEST", 4, secret("f", "$LATEST"), g.handle)
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{}, src, nil)
+	one := 1
+	tg := router.Target{Function: "f", Version: "$LATEST", Reserved: &one, EnvironmentsPerInstance: 4}
+	done := make(chan error, 1)
+	go func() { _, err := invoke(t, r, tg, `1`); done <- err }()
+	<-g.entered
+	_, err := invoke(t, r, tg, `2`)
+	if got := throttleReason(err); got != router.ReasonReservedFunctionConcurrentInvocationLimitExceeded {
+		t.Fatalf("second invoke: err %v, reason %q", err, got)
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatalf("first invoke: %v", err)
+	}
+	zero := 0
+	if _, err := invoke(t, r, router.Target{Function: "f", Version: "$LATEST", Reserved: &zero}, `3`); throttleReason(err) == "" {
+		t.Fatalf("reserved 0 must throttle, got %v", err)
+	}
+}
+
+func TestAccountLimitKeepsUnreservedMinimum(t *testing.T) {
+	g := newGate()
+	in := gatewaytest.StartInstance(t, "f", "$LATEST", 4, secret("f", "$LATEST"), g.handle)
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{AccountConcurrency: 10, UnreservedMin: 2}, src, nil)
+	r.SetReservedTotal(9) // leaves 1, below the minimum of 2
+	if got := r.UnreservedLimit(); got != 2 {
+		t.Fatalf("unreserved limit = %d, want 2", got)
+	}
+	tg := router.Target{Function: "f", Version: "$LATEST", EnvironmentsPerInstance: 4}
+	var wg sync.WaitGroup
+	for i := 0; i < 2; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = invoke(t, r, tg, `1`) }()
+		<-g.entered
+	}
+	_, err := invoke(t, r, tg, `3`)
+	if got := throttleReason(err); got != router.ReasonConcurrentInvocationLimitExceeded {
+		t.Fatalf("third invoke: err %v, reason %q", err, got)
+	}
+	close(g.release)
+	wg.Wait()
+}
+
+func TestScaleFromZeroAndBackToZero(t *testing.T) {
+	src := gatewaytest.NewSource()
+	sc := &gatewaytest.Scaler{}
+	var mu sync.Mutex
+	started := 0
+	sc.React = func(fn, v string, want int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if want == 0 {
+			src.Set(fn, v)
+			return nil
+		}
+		for started < want {
+			started++
+			in := gatewaytest.StartInstance(t, fn, v, 1, secret(fn, v), nil)
+			src.Add(in.Discovery("od-"+string(rune('0'+started)), discovery.GroupOnDemand))
+		}
+		return nil
+	}
+	r := newRouter(t, router.Config{IdleScaleIn: 50 * time.Millisecond, RefreshInterval: 10 * time.Millisecond}, src, sc)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	out, err := invoke(t, r, tg, `"cold"`)
+	if err != nil || out != `"cold"` {
+		t.Fatalf("cold invoke = %q, %v", out, err)
+	}
+	if calls := sc.Calls(); len(calls) == 0 || calls[0].Want != 1 {
+		t.Fatalf("scaler calls %+v, want first want=1", calls)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	gatewaytest.Eventually(t, 5*time.Second, func() bool { return sc.Last() == 0 }, "idle scale-in to zero; calls %+v", sc.Calls())
+	gatewaytest.Eventually(t, 5*time.Second, func() bool { return len(r.Instances("f", "$LATEST")) == 0 }, "instances forgotten")
+}
+
+func TestWaitQueueBoundAndColdStartDeadline(t *testing.T) {
+	src := gatewaytest.NewSource()
+	sc := &gatewaytest.Scaler{} // never adds capacity
+	r := newRouter(t, router.Config{WaitQueueSize: 1, ColdStartWait: 200 * time.Millisecond}, src, sc)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	first := make(chan error, 1)
+	go func() { _, err := invoke(t, r, tg, `1`); first <- err }()
+	gatewaytest.Eventually(t, 5*time.Second, func() bool {
+		for _, p := range r.PoolStats() {
+			if p.Waiting == 1 {
+				return true
+			}
+		}
+		return false
+	}, "first request waiting")
+	_, err := invoke(t, r, tg, `2`)
+	if got := throttleReason(err); got != router.ReasonFunctionInvocationRateLimitExceeded {
+		t.Fatalf("queue-full invoke: %v (reason %q)", err, got)
+	}
+	if got := throttleReason(<-first); got != router.ReasonFunctionInvocationRateLimitExceeded {
+		t.Fatalf("waiting request must time out with a throttle, got reason %q", got)
+	}
+	if c := r.Concurrency("f"); c != 0 {
+		t.Fatalf("concurrency after refusals = %d", c)
+	}
+}
+
+func TestNoIdleEnvironmentTriesAnotherInstance(t *testing.T) {
+	g := newGate()
+	busy := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), g.handle)
+	free := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), nil)
+	// Another gateway's invocation occupies "a" (the router packs onto it first).
+	go func() {
+		c := &invokeapi.Client{Secret: secret("f", "$LATEST")}
+		resp, err := c.Invoke(context.Background(), busy.Addr(), &invokeapi.Request{Payload: []byte(`0`)})
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	<-g.entered
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", busy.Discovery("a", discovery.GroupOnDemand), free.Discovery("b", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{}, src, nil)
+	out, err := invoke(t, r, router.Target{Function: "f", Version: "$LATEST"}, `"x"`)
+	if err != nil || out != `"x"` {
+		t.Fatalf("invoke = %q, %v", out, err)
+	}
+	if free.Invocations() != 1 {
+		t.Fatalf("free instance ran %d invocations, want 1", free.Invocations())
+	}
+	close(g.release)
+}
+
+func TestProvisionedFirstThenSpillOver(t *testing.T) {
+	g := newGate()
+	prov := gatewaytest.StartInstance(t, "f", "1", 1, secret("f", "1"), g.handle)
+	od := gatewaytest.StartInstance(t, "f", "1", 1, secret("f", "1"), nil)
+	src := gatewaytest.NewSource()
+	src.Set("f", "1", od.Discovery("z-od", discovery.GroupOnDemand), prov.Discovery("a-prov", discovery.GroupProvisioned))
+	r := newRouter(t, router.Config{}, src, nil)
+	tg := router.Target{Function: "f", Version: "1"}
+	done := make(chan error, 1)
+	go func() { _, err := invoke(t, r, tg, `1`); done <- err }()
+	<-g.entered
+	stats := r.PoolStats()
+	if len(stats) != 1 || stats[0].InFlight[metrics.GroupProvisioned] != 1 || stats[0].Environments[metrics.GroupProvisioned] != 1 {
+		t.Fatalf("pool stats while provisioned busy: %+v", stats)
+	}
+	if u := metrics.Utilization(stats[0]); u != 1 {
+		t.Fatalf("provisioned utilization = %v, want 1", u)
+	}
+	if _, err := invoke(t, r, tg, `2`); err != nil {
+		t.Fatalf("spill-over invoke: %v", err)
+	}
+	if od.Invocations() != 1 {
+		t.Fatalf("on-demand ran %d, want 1 (spill-over)", od.Invocations())
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if prov.Invocations() != 1 {
+		t.Fatalf("provisioned ran %d, want 1", prov.Invocations())
+	}
+}
+
+func TestWaiterGetsReleasedEnvironmentFIFO(t *testing.T) {
+	g := newGate()
+	in := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), g.handle)
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{}, src, &gatewaytest.Scaler{})
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	results := make(chan string, 2)
+	go func() { out, _ := invoke(t, r, tg, `"a"`); results <- out }()
+	<-g.entered
+	go func() { out, _ := invoke(t, r, tg, `"b"`); results <- out }()
+	gatewaytest.Eventually(t, 5*time.Second, func() bool { return r.PoolStats()[0].Waiting == 1 }, "second waits")
+	g.release <- struct{}{}
+	<-g.entered // the waiter now runs on the freed environment
+	g.release <- struct{}{}
+	got := map[string]bool{<-results: true, <-results: true}
+	if !got[`"a"`] || !got[`"b"`] {
+		t.Fatalf("results %v", got)
+	}
+	if in.MaxBusy() != 1 {
+		t.Fatalf("instance ran %d at once, want 1", in.MaxBusy())
+	}
+}
+
+func TestDrainWaitsForInFlight(t *testing.T) {
+	g := newGate()
+	in := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), g.handle)
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{}, src, nil)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	done := make(chan error, 1)
+	go func() { _, err := invoke(t, r, tg, `1`); done <- err }()
+	<-g.entered
+	drained := make(chan error, 1)
+	go func() { drained <- r.Drain(context.Background()) }()
+	gatewaytest.Eventually(t, 5*time.Second, r.Draining, "router draining")
+	if _, err := invoke(t, r, tg, `2`); throttleReason(err) == "" {
+		t.Fatalf("invoke while draining: %v, want a throttle", err)
+	}
+	select {
+	case err := <-drained:
+		t.Fatalf("drain returned before the invocation finished: %v", err)
+	default:
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-drained; err != nil {
+		t.Fatalf("drain: %v", err)
+	}
+}
