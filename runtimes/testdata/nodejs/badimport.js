@@ -1,0 +1,3 @@
+require('nimbus-no-such-module');
+
+exports.handler = () => 1;

@@ -1,0 +1,2 @@
+// A deliberate syntax error.
+exports.handler = () => {

@@ -1,0 +1,2 @@
+def which(event, context):
+    return "task root"

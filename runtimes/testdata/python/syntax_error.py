@@ -1,0 +1,3 @@
+# A deliberate syntax error.
+def handler(event, context:
+    return 1
