@@ -1,0 +1,351 @@
+package apm
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nimbus-fn/nimbus/autoscaler/policy"
+	"github.com/nimbus-fn/nimbus/autoscaler/sdk"
+)
+
+// gateway serves the gauges through a real client_golang registry, as the
+// Nimbus gateway does, and counts scrapes.
+type gateway struct {
+	envs, inflight *prometheus.GaugeVec
+	srv            *httptest.Server
+	scrapes        atomic.Int64
+}
+
+func newGateway(t *testing.T) *gateway {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	g := &gateway{
+		envs:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricEnvironments, Help: "Environments available."}, []string{LabelFunction, LabelVersion, LabelGroup}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricInFlight, Help: "Invocations in flight."}, []string{LabelFunction, LabelVersion, LabelGroup}),
+	}
+	// Unrelated series the gateway also exports must not disturb parsing.
+	other := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nimbus_invocations_total", Help: "Invocations."}, []string{LabelFunction})
+	other.WithLabelValues("orders").Add(42)
+	reg.MustRegister(g.envs, g.inflight, other)
+	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.scrapes.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *gateway) set(fn, ver, group string, envs, inflight float64) {
+	g.envs.WithLabelValues(fn, ver, group).Set(envs)
+	g.inflight.WithLabelValues(fn, ver, group).Set(inflight)
+}
+
+func (g *gateway) addr() string { return strings.TrimPrefix(g.srv.URL, "http://") }
+
+func downAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := l.Addr().String()
+	l.Close()
+	return a
+}
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+func configured(t *testing.T, clk *clock, cfg map[string]string) *APM {
+	t.Helper()
+	a := New(hclog.NewNullLogger(), WithClock(clk.now))
+	if err := a.SetConfig(context.Background(), cfg); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func window(now time.Time, d time.Duration) sdk.TimeRange {
+	return sdk.TimeRange{From: now.Add(-d), To: now}
+}
+
+func TestQueryAggregatesGateways(t *testing.T) {
+	g1, g2 := newGateway(t), newGateway(t)
+	g1.set("orders", "3", "provisioned", 10, 3)
+	g2.set("orders", "3", "provisioned", 8, 4) // lagging view: max wins
+	g1.set("orders", "3", "ondemand", 5, 5)    // on-demand does not count
+	g2.set("orders", "$LATEST", "provisioned", 0, 0)
+	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	a := configured(t, clk, map[string]string{"gateways": g1.addr() + ", " + downAddr(t) + "," + g2.addr(), "cache_ttl": "0s"})
+
+	for _, tc := range []struct {
+		q    string
+		want float64
+	}{
+		{"orders/3", 0.7},
+		{"utilization:orders/3", 0.7},
+		{"in_flight:orders/3", 7},
+		{"environments:orders/3", 10},
+		{"orders/$LATEST", 0}, // no provisioned environments: 0, not NaN
+		{"missing/9", 0},      // nobody serves it: no traffic
+	} {
+		ms, err := a.Query(context.Background(), tc.q, window(clk.now(), time.Minute))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.q, err)
+		}
+		if len(ms) != 1 || ms[0].Value != tc.want || !ms[0].Timestamp.Equal(clk.now()) {
+			t.Errorf("%s = %+v, want one point %v at %v", tc.q, ms, tc.want, clk.now())
+		}
+	}
+	if _, err := a.Query(context.Background(), "bogus:orders/3", window(clk.now(), time.Minute)); !errors.Is(err, policy.ErrBadQuery) {
+		t.Errorf("bad metric selector: %v", err)
+	}
+}
+
+func TestQueryFailsOnlyWhenNoGatewayAnswers(t *testing.T) {
+	clk := &clock{t: time.Now()}
+	a := configured(t, clk, map[string]string{"gateways": downAddr(t) + "," + downAddr(t), "scrape_timeout": "2s"})
+	_, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute))
+	if !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "2 listed") {
+		t.Fatalf("all down: %v", err)
+	}
+
+	// A gateway answering garbage counts as down.
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprintln(w, "nimbus_in_flight{function=\"orders\" 3")
+	}))
+	t.Cleanup(bad.Close)
+	a = configured(t, clk, map[string]string{"gateways": bad.URL})
+	if _, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute)); !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "parsing metrics") {
+		t.Fatalf("unparsable page: %v", err)
+	}
+	a = configured(t, clk, map[string]string{"gateways": bad.URL + "/missing"})
+	if _, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute)); err == nil {
+		t.Fatal("query against a failing page succeeded")
+	}
+}
+
+func TestQueryReturnsTheWindowFromHistory(t *testing.T) {
+	g := newGateway(t)
+	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	a := configured(t, clk, map[string]string{"gateways": g.addr(), "cache_ttl": "0s", "retention": "2m"})
+	q := func(window time.Duration) []sdk.Metric {
+		t.Helper()
+		now := clk.now()
+		ms, err := a.Query(context.Background(), "orders/3", sdk.TimeRange{From: now.Add(-window), To: now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ms
+	}
+	// Six evaluations 10 s apart with rising load.
+	for i := 1; i <= 6; i++ {
+		g.set("orders", "3", "provisioned", 10, float64(i))
+		if i > 1 {
+			clk.advance(10 * time.Second)
+		}
+		q(time.Minute)
+	}
+	ms := q(30 * time.Second)
+	if len(ms) != 4 || ms[0].Value != 0.3 || ms[3].Value != 0.6 {
+		t.Fatalf("30s window: %+v", ms)
+	}
+	for i := 1; i < len(ms); i++ {
+		if !ms[i].Timestamp.After(ms[i-1].Timestamp) {
+			t.Fatalf("not oldest first: %+v", ms)
+		}
+	}
+	// Instant window: only the fresh point.
+	if ms := q(0); len(ms) != 1 || ms[0].Value != 0.6 {
+		t.Fatalf("instant: %+v", ms)
+	}
+	// Retention drops samples older than 2m.
+	clk.advance(3 * time.Minute)
+	if ms := q(10 * time.Minute); len(ms) != 1 {
+		t.Fatalf("after retention: %+v", ms)
+	}
+	// A window that ended long ago (window offset) with no samples in it
+	// still gets the fresh point, never an empty answer.
+	now := clk.now()
+	ms, err := a.Query(context.Background(), "orders/3", sdk.TimeRange{From: now.Add(-time.Hour), To: now.Add(-50 * time.Minute)})
+	if err != nil || len(ms) != 1 || !ms[0].Timestamp.Equal(now) {
+		t.Fatalf("offset window: %+v, %v", ms, err)
+	}
+}
+
+func TestOneScrapeServesQueriesWithinTheCacheTTL(t *testing.T) {
+	g1, g2 := newGateway(t), newGateway(t)
+	clk := &clock{t: time.Now()}
+	a := configured(t, clk, map[string]string{"gateways": g1.addr() + "," + g2.addr(), "cache_ttl": "5s"})
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := a.Query(context.Background(), fmt.Sprintf("fn%d/1", i), window(clk.now(), time.Minute)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if g1.scrapes.Load() != 1 || g2.scrapes.Load() != 1 {
+		t.Fatalf("scrapes %d, %d; want 1 each", g1.scrapes.Load(), g2.scrapes.Load())
+	}
+	clk.advance(6 * time.Second)
+	if _, err := a.Query(context.Background(), "fn0/1", window(clk.now(), time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if g1.scrapes.Load() != 2 {
+		t.Fatalf("after the TTL: %d scrapes", g1.scrapes.Load())
+	}
+	// SetConfig invalidates the cache.
+	if err := a.SetConfig(context.Background(), map[string]string{"gateways": g1.addr(), "cache_ttl": "5s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Query(context.Background(), "fn0/1", window(clk.now(), time.Minute)); err != nil || g1.scrapes.Load() != 3 {
+		t.Fatalf("after reload: %d scrapes, %v", g1.scrapes.Load(), err)
+	}
+}
+
+// consulDouble answers GET /v1/health/service/<name>?passing=1 the way
+// Consul does, for the instances given. (The real agent is exercised in
+// e2e when available.)
+func consulDouble(t *testing.T, service string, entries func() []map[string]any, seen *atomic.Value) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(r.URL.String() + " token=" + r.Header.Get("X-Consul-Token"))
+		if r.URL.Path != "/v1/health/service/"+service {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Consul-Index", "7")
+		_ = json.NewEncoder(w).Encode(entries())
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func entry(node, addr string, port int) map[string]any {
+	return map[string]any{
+		"Node":    map[string]any{"Node": node, "Address": node},
+		"Service": map[string]any{"ID": "gw-" + node, "Service": DefaultConsulService, "Address": addr, "Port": port},
+		"Checks":  []any{},
+	}
+}
+
+func TestConsulDiscovery(t *testing.T) {
+	g1, g2 := newGateway(t), newGateway(t)
+	g1.set("orders", "3", "provisioned", 4, 1)
+	g2.set("orders", "3", "provisioned", 4, 1)
+	h1, p1, _ := net.SplitHostPort(g1.addr())
+	_, p2, _ := net.SplitHostPort(g2.addr())
+	var port1, port2 int
+	fmt.Sscan(p1, &port1)
+	fmt.Sscan(p2, &port2)
+	var seen atomic.Value
+	consul := consulDouble(t, DefaultConsulService, func() []map[string]any {
+		// The second entry has no service address: the node's is used.
+		return []map[string]any{entry("n1", h1, port1), entry(h1, "", port2)}
+	}, &seen)
+
+	clk := &clock{t: time.Now()}
+	a := configured(t, clk, map[string]string{"consul_address": consul.URL, "consul_token": "s3cret", "consul_datacenter": "dc9", "cache_ttl": "0s"})
+	ms, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[0].Value != 0.5 {
+		t.Fatalf("utilisation over two Consul-discovered gateways = %v, want 0.5", ms[0].Value)
+	}
+	got := seen.Load().(string)
+	for _, want := range []string{"/v1/health/service/nimbus-gateway", "passing=1", "dc=dc9", "token=s3cret"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("consul request %q lacks %q", got, want)
+		}
+	}
+
+	empty := consulDouble(t, DefaultConsulService, func() []map[string]any { return nil }, &seen)
+	a = configured(t, clk, map[string]string{"consul_address": empty.URL})
+	if _, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute)); !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "no gateways listed") {
+		t.Fatalf("no registered gateways: %v", err)
+	}
+	a = configured(t, clk, map[string]string{"consul_address": downAddr(t)})
+	if _, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute)); !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "listing consul service nimbus-gateway") {
+		t.Fatalf("consul down: %v", err)
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	cfg, err := ParseConfig(map[string]string{"nomad_address": "http://127.0.0.1:4646", "nomad_config_inherit": "false"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Gateways) != 0 || cfg.ConsulAddress != DefaultConsulAddress || cfg.ConsulService != DefaultConsulService ||
+		cfg.ScrapeTimeout != DefaultScrapeTimeout || cfg.CacheTTL != DefaultCacheTTL || cfg.Retention != DefaultRetention {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	cfg, err = ParseConfig(map[string]string{"gateways": "10.0.0.1:8080, https://gw.example:8443/custom/metrics", "scheme": "https", "metrics_path": "/m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u0, _ := cfg.metricsURL(cfg.Gateways[0])
+	u1, _ := cfg.metricsURL(cfg.Gateways[1])
+	if u0 != "https://10.0.0.1:8080/m" || u1 != "https://gw.example:8443/custom/metrics" {
+		t.Fatalf("urls %s %s", u0, u1)
+	}
+	for _, tc := range []struct {
+		cfg  map[string]string
+		want string
+	}{
+		{map[string]string{"gateways": "gw"}, `gateway "gw": want host:port`},
+		{map[string]string{"gateways": "ftp://gw:21"}, `gateway "ftp://gw:21"`},
+		{map[string]string{"scheme": "gopher"}, `scheme = "gopher": want http or https`},
+		{map[string]string{"metrics_path": "metrics"}, `metrics_path = "metrics": want an absolute path`},
+		{map[string]string{"scrape_timeout": "0s"}, `scrape_timeout = "0s": want a positive Go duration`},
+		{map[string]string{"retention": "forever"}, `retention = "forever"`},
+		{map[string]string{"cache_ttl": "-1s"}, `cache_ttl = "-1s"`},
+		{map[string]string{"gatways": "a:1"}, `gatways = "a:1": unknown key`},
+	} {
+		_, err := ParseConfig(tc.cfg)
+		if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ParseConfig(%v) = %v, want an error containing %q", tc.cfg, err, tc.want)
+		}
+	}
+	a := New(hclog.NewNullLogger())
+	if _, err := a.Query(context.Background(), "orders/3", window(time.Now(), time.Minute)); err == nil || !strings.Contains(err.Error(), "not configured") {
+		t.Fatalf("query before SetConfig: %v", err)
+	}
+	if err := a.SetConfig(context.Background(), map[string]string{"scheme": "gopher"}); err == nil {
+		t.Fatal("SetConfig accepted a bad scheme")
+	}
+	if info := a.PluginInfo(); info.Name != policy.APMDriver || info.Type != sdk.TypeAPM {
+		t.Fatalf("info %+v", info)
+	}
+}
