@@ -1,0 +1,316 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/autoscaler/policy"
+	"github.com/nimbus-fn/nimbus/jobs"
+	"github.com/nimbus-fn/nimbus/jobs/submit"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// provisionedFunction is a function with every scaling feature the
+// compiler writes into a policy.
+func provisionedFunction() *specs.Function {
+	return &specs.Function{
+		Name: "orders", Runtime: "provided.al2023", Code: &specs.Code{Dir: "."},
+		MemoryMB: 256, Timeout: "10s", EnvironmentsPerInstance: 2,
+		Environment: map[string]string{"MODE": "e2e"},
+		Secrets:     []*specs.Secret{{Env: "DB_PASSWORD", Path: "nimbus/orders/db", Key: "password"}},
+		Provisioned: &specs.ProvisionedConcurrency{
+			Min: 1, Max: 6, TargetUtilization: 0.7,
+			Schedules: []*specs.Schedule{{Name: "peak", Cron: "0 8 * * *", Duration: "2h", Timezone: "UTC", Min: 4}},
+		},
+	}
+}
+
+func compileFor(t *testing.T, fn *specs.Function, version string) *api.Job {
+	t.Helper()
+	job, err := jobs.Compile(fn, jobs.Options{
+		Version:         version,
+		ServiceProvider: jobs.ProviderNomad,
+		SecretKey:       []byte("e2e-key"),
+		ArtifactBaseURL: "http://127.0.0.1:1/bundles",
+		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func strategyConfig(t *testing.T, p map[string]any) (check map[string]any, strategy map[string]any) {
+	t.Helper()
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("policy does not have the check/strategy shape: %v\n%#v", r, p)
+		}
+	}()
+	checkList := p["check"].([]any)
+	if len(checkList) != 1 {
+		t.Fatalf("%d checks", len(checkList))
+	}
+	for name, v := range checkList[0].(map[string]any) {
+		if name != policy.CheckName {
+			t.Errorf("check named %q, autoscaler/policy expects %q", name, policy.CheckName)
+		}
+		check = v.([]any)[0].(map[string]any)
+	}
+	for name, v := range check["strategy"].([]any)[0].(map[string]any) {
+		if name != policy.StrategyName {
+			t.Errorf("strategy named %q, autoscaler/policy expects %q", name, policy.StrategyName)
+		}
+		strategy = v.([]any)[0].(map[string]any)
+	}
+	return check, strategy
+}
+
+// The compiler and the autoscaler plugins agree on names, query syntax and
+// strategy config keys (jobs may not import autoscaler/policy, so this is
+// where the two meet).
+func TestCompiledPolicyMatchesAutoscalerContract(t *testing.T) {
+	if jobs.APMSource != policy.APMName || jobs.StrategyName != policy.StrategyName ||
+		jobs.CheckName != policy.CheckName || jobs.GroupProvisioned != policy.Group {
+		t.Fatalf("names differ: jobs %s/%s/%s/%s, policy %s/%s/%s/%s",
+			jobs.APMSource, jobs.StrategyName, jobs.CheckName, jobs.GroupProvisioned,
+			policy.APMName, policy.StrategyName, policy.CheckName, policy.Group)
+	}
+	for _, k := range []string{jobs.StrategyTarget, jobs.StrategyMin, jobs.StrategyMax, jobs.StrategySchedules} {
+		if !slices.Contains(policy.StrategyKeys, k) {
+			t.Errorf("compiler key %q is not a strategy key", k)
+		}
+	}
+	job := compileFor(t, provisionedFunction(), "4")
+	g := job.TaskGroups[0]
+	check, strategy := strategyConfig(t, g.Scaling.Policy)
+	if check["source"] != policy.APMName {
+		t.Errorf("source %v", check["source"])
+	}
+	q, err := policy.ParseQuery(check["query"].(string))
+	if err != nil || q.Function != "orders" || q.Version != "4" || q.Metric != policy.MetricUtilization {
+		t.Errorf("query %v parses as %+v, %v", check["query"], q, err)
+	}
+	for k := range strategy {
+		if !slices.Contains(policy.StrategyKeys, k) {
+			t.Errorf("strategy config key %q would be rejected by the strategy", k)
+		}
+	}
+	windows, err := policy.DecodeSchedules(strategy[policy.KeySchedules].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4 environments at 2 per instance: the window's floor is 2 instances.
+	if len(windows) != 1 || windows[0].Min != 2 || windows[0].Cron != "0 8 * * *" {
+		t.Errorf("schedules %+v", windows)
+	}
+	// Policy min/max and the strategy's min/max are the same instance counts.
+	if fmt.Sprint(strategy[policy.KeyMin]) != fmt.Sprint(*g.Scaling.Min) || fmt.Sprint(strategy[policy.KeyMax]) != fmt.Sprint(*g.Scaling.Max) {
+		t.Errorf("strategy min/max %v/%v, policy %d/%d", strategy[policy.KeyMin], strategy[policy.KeyMax], *g.Scaling.Min, *g.Scaling.Max)
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startNomad runs `nomad agent -dev` on loopback with free ports and
+// returns its address once it has a leader.
+func startNomad(t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	http, rpc, serf := freePort(t), freePort(t), freePort(t)
+	cfg := fmt.Sprintf("bind_addr = \"127.0.0.1\"\nports {\n  http = %d\n  rpc  = %d\n  serf = %d\n}\n", http, rpc, serf)
+	cfgPath := filepath.Join(dir, "agent.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nomad: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nomad agent log:\n%s", logs.String())
+		}
+	})
+	addr := fmt.Sprintf("http://127.0.0.1:%d", http)
+	client, err := api.NewClient(&api.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if leader, err := client.Status().Leader(); err == nil && leader != "" {
+			return addr
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("nomad agent at %s has no leader after 60s", addr)
+		case <-tick.C:
+		}
+	}
+}
+
+func nomadCLI(t *testing.T, bin, addr string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+addr)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("running nomad %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return string(out), code
+}
+
+// Against a real Nomad agent: the rendered HCL and JSON validate and plan,
+// the job registers, and Nomad reads back our groups, services and scaling
+// policy. The nimbus driver is not installed there, so nothing is placed.
+func TestNomadAcceptsCompiledJobs(t *testing.T) {
+	bin := os.Getenv("NOMAD_BINARY")
+	if bin == "" {
+		t.Skip("NOMAD_BINARY is not set: skipping the real-Nomad job tests (set it to a nomad binary to run them)")
+	}
+	addr := startNomad(t, bin)
+	job := compileFor(t, provisionedFunction(), "4")
+	dir := t.TempDir()
+	hcl, err := jobs.RenderHCL(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jobs.RenderJSON(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hclPath, jsonPath := filepath.Join(dir, "job.nomad.hcl"), filepath.Join(dir, "job.json")
+	if err := os.WriteFile(hclPath, hcl, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := nomadCLI(t, bin, addr, "job", "validate", hclPath); code != 0 {
+		t.Fatalf("nomad job validate (HCL) exit %d:\n%s", code, out)
+	}
+	if out, code := nomadCLI(t, bin, addr, "job", "validate", "-json", jsonPath); code != 0 {
+		t.Fatalf("nomad job validate -json exit %d:\n%s", code, out)
+	}
+	// plan exits 1 when the job would change (it is new), 255 on error.
+	if out, code := nomadCLI(t, bin, addr, "job", "plan", hclPath); code != 0 && code != 1 {
+		t.Fatalf("nomad job plan exit %d:\n%s", code, out)
+	}
+	// The HCL parses to the same job the JSON describes.
+	out, code := nomadCLI(t, bin, addr, "job", "run", "-output", hclPath)
+	if code != 0 {
+		t.Fatalf("nomad job run -output exit %d:\n%s", code, out)
+	}
+	var fromHCL struct{ Job *api.Job }
+	if err := json.Unmarshal([]byte(out), &fromHCL); err != nil {
+		t.Fatalf("decoding nomad job run -output: %v\n%s", err, out)
+	}
+	if fromHCL.Job.Meta[jobs.MetaSpec] != job.Meta[jobs.MetaSpec] {
+		t.Errorf("spec meta differs after nomad parsed the HCL")
+	}
+	if len(fromHCL.Job.TaskGroups) != 2 || fmt.Sprint(fromHCL.Job.TaskGroups[0].Tasks[0].Config["invoke_secret"]) != fmt.Sprint(job.TaskGroups[0].Tasks[0].Config["invoke_secret"]) {
+		t.Errorf("task config differs after nomad parsed the HCL")
+	}
+
+	client, err := api.NewClient(&api.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	s := submit.New(client.Jobs(), nil)
+	plan, err := s.Plan(ctx, job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !plan.Created {
+		t.Errorf("plan of a new job says it exists")
+	}
+	if _, err := s.Register(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Current(ctx, submit.ScopeOf(job), *job.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.TaskGroups) != 2 || *got.TaskGroups[0].Name != jobs.GroupProvisioned || *got.TaskGroups[1].Name != jobs.GroupOnDemand {
+		t.Fatalf("groups read back: %d", len(got.TaskGroups))
+	}
+	svc := got.TaskGroups[0].Services[0]
+	if svc.Name != "nimbus-orders" || svc.Provider != jobs.ProviderNomad || !slices.Contains(svc.Tags, "version=4") {
+		t.Errorf("service read back %+v", svc)
+	}
+	// Nomad stores the scaling policy; the autoscaler reads it from here.
+	var pol *api.ScalingPolicy
+	stubs, _, err := client.Scaling().ListPolicies(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range stubs {
+		if st.Target["Job"] == *job.ID && st.Target["Group"] == jobs.GroupProvisioned {
+			pol, _, err = client.Scaling().GetPolicy(st.ID, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if pol == nil {
+		t.Fatal("no scaling policy registered for the provisioned group")
+	}
+	if !*pol.Enabled || *pol.Min != 1 || *pol.Max != 3 {
+		t.Errorf("policy enabled=%v min=%d max=%d", *pol.Enabled, *pol.Min, *pol.Max)
+	}
+	_, strategy := strategyConfig(t, pol.Policy)
+	if _, err := policy.DecodeSchedules(fmt.Sprint(strategy[policy.KeySchedules])); err != nil {
+		t.Errorf("schedules after Nomad's round trip: %v", err)
+	}
+
+	// The gateway's scale path and a redeploy keeping its count.
+	if _, err := s.Scale(ctx, submit.ScopeOf(job), *job.ID, jobs.GroupOnDemand, 2, "e2e"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Register(ctx, compileFor(t, provisionedFunction(), "4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PreservedCounts[jobs.GroupOnDemand] != 2 {
+		t.Errorf("redeploy kept %v", res.PreservedCounts)
+	}
+	if _, err := s.Deregister(ctx, submit.ScopeOf(job), *job.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Current(ctx, submit.ScopeOf(job), *job.ID); !strings.Contains(fmt.Sprint(err), "not found") {
+		t.Errorf("job after purge: %v", err)
+	}
+}
