@@ -1,0 +1,378 @@
+package specs
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"unicode/utf8"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/ext/typeexpr"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
+)
+
+// maxFileFunctionBytes bounds what file() reads: specs embed small things
+// (a policy, a JSON event), never big data.
+const maxFileFunctionBytes = 1 << 20
+
+// functions is the function table of a spec: a stdlib set from go-cty plus
+// file/fileexists (relative to dir), env (through getenv) and a few
+// encoding helpers. Functions that can build unbounded values from small
+// inputs (range, setproduct) are left out on purpose.
+func functions(dir string, getenv func(string) string) map[string]function.Function {
+	fs := map[string]function.Function{
+		"abs":             stdlib.AbsoluteFunc,
+		"ceil":            stdlib.CeilFunc,
+		"floor":           stdlib.FloorFunc,
+		"log":             stdlib.LogFunc,
+		"max":             stdlib.MaxFunc,
+		"min":             stdlib.MinFunc,
+		"parseint":        stdlib.ParseIntFunc,
+		"pow":             stdlib.PowFunc,
+		"signum":          stdlib.SignumFunc,
+		"chomp":           stdlib.ChompFunc,
+		"format":          stdlib.FormatFunc,
+		"formatlist":      stdlib.FormatListFunc,
+		"indent":          stdlib.IndentFunc,
+		"join":            stdlib.JoinFunc,
+		"lower":           stdlib.LowerFunc,
+		"upper":           stdlib.UpperFunc,
+		"title":           stdlib.TitleFunc,
+		"regex":           stdlib.RegexFunc,
+		"regexall":        stdlib.RegexAllFunc,
+		"replace":         stdlib.ReplaceFunc,
+		"regex_replace":   stdlib.RegexReplaceFunc,
+		"split":           stdlib.SplitFunc,
+		"strrev":          stdlib.ReverseFunc,
+		"strlen":          stdlib.StrlenFunc,
+		"substr":          stdlib.SubstrFunc,
+		"trim":            stdlib.TrimFunc,
+		"trimprefix":      stdlib.TrimPrefixFunc,
+		"trimsuffix":      stdlib.TrimSuffixFunc,
+		"trimspace":       stdlib.TrimSpaceFunc,
+		"chunklist":       stdlib.ChunklistFunc,
+		"coalesce":        stdlib.CoalesceFunc,
+		"coalescelist":    stdlib.CoalesceListFunc,
+		"compact":         stdlib.CompactFunc,
+		"concat":          stdlib.ConcatFunc,
+		"contains":        stdlib.ContainsFunc,
+		"distinct":        stdlib.DistinctFunc,
+		"element":         stdlib.ElementFunc,
+		"flatten":         stdlib.FlattenFunc,
+		"keys":            stdlib.KeysFunc,
+		"length":          stdlib.LengthFunc,
+		"lookup":          stdlib.LookupFunc,
+		"merge":           stdlib.MergeFunc,
+		"reverse":         stdlib.ReverseListFunc,
+		"setintersection": stdlib.SetIntersectionFunc,
+		"setsubtract":     stdlib.SetSubtractFunc,
+		"setunion":        stdlib.SetUnionFunc,
+		"slice":           stdlib.SliceFunc,
+		"sort":            stdlib.SortFunc,
+		"values":          stdlib.ValuesFunc,
+		"zipmap":          stdlib.ZipmapFunc,
+		"csvdecode":       stdlib.CSVDecodeFunc,
+		"jsondecode":      stdlib.JSONDecodeFunc,
+		"jsonencode":      stdlib.JSONEncodeFunc,
+		"formatdate":      stdlib.FormatDateFunc,
+		"timeadd":         stdlib.TimeAddFunc,
+		"tobool":          stdlib.MakeToFunc(cty.Bool),
+		"tonumber":        stdlib.MakeToFunc(cty.Number),
+		"tostring":        stdlib.MakeToFunc(cty.String),
+		"tolist":          stdlib.MakeToFunc(cty.List(cty.DynamicPseudoType)),
+		"tomap":           stdlib.MakeToFunc(cty.Map(cty.DynamicPseudoType)),
+		"toset":           stdlib.MakeToFunc(cty.Set(cty.DynamicPseudoType)),
+		"base64encode":    base64EncodeFunc,
+		"base64decode":    base64DecodeFunc,
+		"sha256":          sha256Func,
+	}
+	fs["file"] = fileFunc(dir)
+	fs["fileexists"] = fileExistsFunc(dir)
+	fs["env"] = envFunc(getenv)
+	return fs
+}
+
+func resolve(dir, name string) string {
+	if filepath.IsAbs(name) {
+		return name
+	}
+	return filepath.Join(dir, name)
+}
+
+func fileFunc(dir string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Reads a UTF-8 text file, relative to the spec's directory.",
+		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.String),
+		RefineResult: func(b *cty.RefinementBuilder) *cty.RefinementBuilder {
+			return b.NotNull()
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			name := resolve(dir, args[0].AsString())
+			fi, err := os.Stat(name)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("reading %s: %w", name, err)
+			}
+			if !fi.Mode().IsRegular() {
+				return cty.NilVal, fmt.Errorf("reading %s: not a regular file", name)
+			}
+			f, err := os.Open(name)
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("reading %s: %w", name, err)
+			}
+			defer f.Close()
+			b, err := io.ReadAll(io.LimitReader(f, maxFileFunctionBytes+1))
+			if err != nil {
+				return cty.NilVal, fmt.Errorf("reading %s: %w", name, err)
+			}
+			if len(b) > maxFileFunctionBytes {
+				return cty.NilVal, fmt.Errorf("reading %s: larger than %d bytes", name, maxFileFunctionBytes)
+			}
+			if !utf8.Valid(b) {
+				return cty.NilVal, fmt.Errorf("reading %s: not valid UTF-8 text", name)
+			}
+			return cty.StringVal(string(b)), nil
+		},
+	})
+}
+
+func fileExistsFunc(dir string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Says whether a regular file exists, relative to the spec's directory.",
+		Params:      []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.Bool),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			fi, err := os.Stat(resolve(dir, args[0].AsString()))
+			return cty.BoolVal(err == nil && fi.Mode().IsRegular()), nil
+		},
+	})
+}
+
+func envFunc(getenv func(string) string) function.Function {
+	return function.New(&function.Spec{
+		Description: "Returns an environment variable of the process reading the spec, or \"\".",
+		Params:      []function.Parameter{{Name: "name", Type: cty.String}},
+		Type:        function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			if getenv == nil {
+				return cty.StringVal(""), nil
+			}
+			return cty.StringVal(getenv(args[0].AsString())), nil
+		},
+	})
+}
+
+var base64EncodeFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		return cty.StringVal(base64.StdEncoding.EncodeToString([]byte(args[0].AsString()))), nil
+	},
+})
+
+var base64DecodeFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		b, err := base64.StdEncoding.DecodeString(args[0].AsString())
+		if err != nil {
+			return cty.NilVal, fmt.Errorf("decoding base64: %w", err)
+		}
+		if !utf8.Valid(b) {
+			return cty.NilVal, fmt.Errorf("decoding base64: result is not valid UTF-8 text")
+		}
+		return cty.StringVal(string(b)), nil
+	},
+})
+
+var sha256Func = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "str", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.String),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		sum := sha256.Sum256([]byte(args[0].AsString()))
+		return cty.StringVal(hex.EncodeToString(sum[:])), nil
+	},
+})
+
+// evalScope evaluates the `variable` and `locals` blocks of all files and
+// returns the context functions and layers are decoded in.
+func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options) (*hcl.EvalContext, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	ctx := &hcl.EvalContext{Functions: functions(dir, opts.Env)}
+
+	// Input variables.
+	vars := map[string]cty.Value{}
+	declared := map[string]*hcl.Block{}
+	for _, c := range bodies {
+		for _, b := range c.Blocks.OfType("variable") {
+			name := b.Labels[0]
+			if first, dup := declared[name]; dup {
+				diags = append(diags, errorAt(b.DefRange, fmt.Sprintf("Duplicate variable %q; it is already declared at %s", name, posString(first.DefRange))))
+				continue
+			}
+			if !hclsyntax.ValidIdentifier(name) {
+				diags = append(diags, errorAt(b.LabelRanges[0], fmt.Sprintf("Invalid variable name %q; use letters, digits, underscores and dashes, starting with a letter", name)))
+				continue
+			}
+			declared[name] = b
+			v, ds := variableValue(name, b, opts, ctx.Functions)
+			diags = append(diags, ds...)
+			vars[name] = v
+		}
+	}
+	for _, name := range sortedKeys(opts.Vars) {
+		if _, ok := declared[name]; !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Value given for undeclared variable %q; declare it with a variable %q { } block", name, name)})
+		}
+	}
+	for _, name := range sortedKeys(opts.Values) {
+		if _, ok := declared[name]; !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Value given for undeclared variable %q; declare it with a variable %q { } block", name, name)})
+		}
+	}
+	ctx.Variables = map[string]cty.Value{"var": cty.ObjectVal(vars)}
+
+	// Locals, evaluated in dependency order.
+	pending := map[string]*hcl.Attribute{}
+	for _, c := range bodies {
+		for _, b := range c.Blocks.OfType("locals") {
+			attrs, ds := b.Body.JustAttributes()
+			diags = append(diags, ds...)
+			for name, a := range attrs {
+				if first, dup := pending[name]; dup {
+					diags = append(diags, errorAt(a.NameRange, fmt.Sprintf("Duplicate local %q; it is already defined at %s", name, posString(first.NameRange))))
+					continue
+				}
+				pending[name] = a
+			}
+		}
+	}
+	locals := map[string]cty.Value{}
+	for len(pending) > 0 {
+		progressed := false
+		for _, name := range sortedKeys(pending) {
+			a := pending[name]
+			ready := true
+			for _, tr := range a.Expr.Variables() {
+				if tr.RootName() != "local" || len(tr) < 2 {
+					continue
+				}
+				ref, ok := tr[1].(hcl.TraverseAttr)
+				if !ok {
+					continue
+				}
+				if _, done := locals[ref.Name]; done {
+					continue
+				}
+				if _, known := pending[ref.Name]; !known {
+					continue // evaluation reports the missing local
+				}
+				ready = false
+			}
+			if !ready {
+				continue
+			}
+			ctx.Variables["local"] = cty.ObjectVal(locals)
+			v, ds := a.Expr.Value(ctx)
+			diags = append(diags, ds...)
+			if ds.HasErrors() {
+				v = cty.DynamicVal
+			}
+			locals[name] = v
+			delete(pending, name)
+			progressed = true
+		}
+		if !progressed {
+			for _, name := range sortedKeys(pending) {
+				diags = append(diags, errorAt(pending[name].NameRange, fmt.Sprintf("Local %q refers to itself through other locals; break the cycle", name)))
+			}
+			break
+		}
+	}
+	ctx.Variables["local"] = cty.ObjectVal(locals)
+	return ctx, diags
+}
+
+func variableValue(name string, b *hcl.Block, opts *Options, funcs map[string]function.Function) (cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	attrs, ds := b.Body.JustAttributes()
+	diags = append(diags, ds...)
+	ty := cty.DynamicPseudoType
+	for an, a := range attrs {
+		switch an {
+		case "type", "default", "description":
+		default:
+			diags = append(diags, errorAt(a.NameRange, fmt.Sprintf("Unsupported argument %q in variable block; use type, default or description", an)))
+		}
+	}
+	if a, ok := attrs["type"]; ok {
+		t, ds := typeexpr.TypeConstraint(a.Expr)
+		diags = append(diags, ds...)
+		if !ds.HasErrors() {
+			ty = t
+		}
+	}
+	if v, ok := opts.Values[name]; ok {
+		cv, err := convert.Convert(v, ty)
+		if err != nil {
+			return cty.DynamicVal, append(diags, errorAt(b.DefRange, fmt.Sprintf("Invalid value for variable %q: %s", name, err)))
+		}
+		return cv, diags
+	}
+	if s, ok := opts.Vars[name]; ok {
+		if ty == cty.String || ty == cty.DynamicPseudoType {
+			return cty.StringVal(s), diags
+		}
+		// Typed variables given on the command line are HCL expressions: -var 'sizes=[1,2]'.
+		expr, ds := hclsyntax.ParseExpression([]byte(s), "<value for var."+name+">", hcl.InitialPos)
+		if ds.HasErrors() {
+			return cty.DynamicVal, append(diags, ds...)
+		}
+		v, ds := expr.Value(nil)
+		if ds.HasErrors() {
+			return cty.DynamicVal, append(diags, ds...)
+		}
+		cv, err := convert.Convert(v, ty)
+		if err != nil {
+			return cty.DynamicVal, append(diags, errorAt(b.DefRange, fmt.Sprintf("Invalid value for variable %q: %s", name, err)))
+		}
+		return cv, diags
+	}
+	a, ok := attrs["default"]
+	if !ok {
+		return cty.DynamicVal, append(diags, errorAt(b.DefRange, fmt.Sprintf("No value for variable %q; give it a default or set it with -var %s=…", name, name)))
+	}
+	v, ds := a.Expr.Value(&hcl.EvalContext{Functions: funcs})
+	diags = append(diags, ds...)
+	if ds.HasErrors() {
+		return cty.DynamicVal, diags
+	}
+	cv, err := convert.Convert(v, ty)
+	if err != nil {
+		return cty.DynamicVal, append(diags, errorAt(a.Expr.Range(), fmt.Sprintf("Default for variable %q does not match its type: %s", name, err)))
+	}
+	return cv, diags
+}
+
+func errorAt(rng hcl.Range, summary string) *hcl.Diagnostic {
+	r := rng
+	return &hcl.Diagnostic{Severity: hcl.DiagError, Summary: summary, Subject: &r}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

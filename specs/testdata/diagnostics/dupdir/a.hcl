@@ -1,0 +1,6 @@
+function "api" {
+  runtime = "provided.al2023"
+  code {
+    dir = "."
+  }
+}

@@ -1,0 +1,35 @@
+function "worker" {
+  runtime = "provided.al2023"
+  code {
+    dir = "."
+  }
+  event_source "orders" {
+    type       = "kafka"
+    url        = "kafka:9092"
+    batch_size = 20000
+  }
+  event_source "tick" {
+    type       = "schedule"
+    schedule   = "cron(0 61 * * *)"
+    batch_size = 5
+  }
+  event_source "every" {
+    type     = "schedule"
+    schedule = "rate(5 weeks)"
+  }
+  event_source "jobs" {
+    type                    = "sqs"
+    stream                  = "JOBS"
+  }
+  event_source "redis" {
+    type                    = "redis"
+    url                     = "redis://localhost:6379"
+    stream                  = "jobs"
+    starting_position       = "AT_TIMESTAMP"
+    maximum_batching_window = "10m"
+    maximum_retry_attempts  = -2
+    maximum_record_age      = "30s"
+    maximum_concurrency     = 1
+    filters                 = ["not json"]
+  }
+}

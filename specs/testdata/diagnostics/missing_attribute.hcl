@@ -1,0 +1,6 @@
+function "hello" {
+  handler = "app.handler"
+  code {
+    dir = "."
+  }
+}

@@ -1,0 +1,4 @@
+function "hello" {
+  runtime = "python3.12"
+  handler = "app.handler"
+}

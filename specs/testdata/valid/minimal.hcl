@@ -1,0 +1,6 @@
+function "hello" {
+  runtime = "provided.al2023"
+  code {
+    dir = "."
+  }
+}
