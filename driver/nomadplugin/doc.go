@@ -1,0 +1,14 @@
+// Package nomadplugin is the Nomad task driver "nimbus": it serves Nomad's
+// BasePlugin and Driver gRPC services over go-plugin (Nomad's handshake, gRPC
+// only), turns a task's `config {}` block (driver/taskconfig) into an
+// instance launch config (driver/instance), starts one detached instance
+// process per task (`nimbus-driver instance --config FILE`, its own session
+// so plugin and agent restarts never kill it), and tracks it through
+// WaitTask, StopTask, DestroyTask, stats, signals, exec and — after a plugin
+// or agent restart — RecoverTask from the state stored in the task handle.
+//
+// RunInstance is the body of the instance subcommand.
+//
+// It imports only driver/** (taskconfig, instance, invokeapi and its own
+// generated protos) and external modules.
+package nomadplugin

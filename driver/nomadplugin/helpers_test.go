@@ -1,0 +1,174 @@
+package nomadplugin_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/nimbus-fn/nimbus/driver/nomadplugin"
+	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
+)
+
+// testLogger logs into t until the test ends; go-plugin's goroutines may
+// still log after that, and those lines are dropped.
+func testLogger(t *testing.T) hclog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+	})
+	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: w})
+}
+
+type testWriter struct {
+	t      *testing.T
+	mu     sync.Mutex
+	closed bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// newHost serves a Driver in-process over real go-plugin gRPC, configured
+// through the agent's sequence with block as its `config {}`.
+func newHost(t *testing.T, exe string, block map[string]any) (*plugintest.Host, *nomadplugin.Driver) {
+	t.Helper()
+	d, err := nomadplugin.New(nomadplugin.Options{Executable: exe, Version: "1.2.3", Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := plugintest.InProcess(t, d, testLogger(t))
+	if _, err := h.Configure(ctx(t), block, true); err != nil {
+		t.Fatal(err)
+	}
+	return h, d
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
+		}
+	}
+}
+
+func code(err error) codes.Code { return status.Code(err) }
+
+// startTicks reads a process's start time from /proc (field 22).
+func startTicks(t *testing.T, pid int) uint64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	v, err := strconv.ParseUint(f[22-3], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// detached starts a real process in its own session, as the driver starts
+// instances, and reaps it when it ends (the plugin is not its parent).
+func detached(t *testing.T, dir string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }()
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	return cmd
+}
+
+// handleFor builds the handle Nomad would hold for a process the driver
+// started: the echoed task config plus driver_state naming the process.
+func handleFor(t *testing.T, a *plugintest.Alloc, id string, pid int, ticks uint64, codeDir string) *driverpb.TaskHandle {
+	t.Helper()
+	st := map[string]any{
+		"pid":         pid,
+		"start_ticks": ticks,
+		"started_at":  time.Now(),
+		"dir":         filepath.Join(a.TaskDir, "private", "nimbus-test"),
+		"status_path": filepath.Join(a.TaskDir, "private", "nimbus-test", "exit.json"),
+		"function":    "fn",
+		"version":     "$LATEST",
+		"code_dir":    codeDir,
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := a.TaskConfig(id, nil, map[string]string{"GREETING": "hello from env"}, nil)
+	return &driverpb.TaskHandle{Version: 1, Config: cfg, State: driverpb.TaskState_RUNNING, DriverState: b}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// gone reports a process that no longer runs (or is a zombie nobody reaps).
+func gone(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	return f[0] == "Z" || f[0] == "X"
+}
+
+// childrenOf lists the live children of pid.
+func childrenOf(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+		if f[1] == strconv.Itoa(pid) && !gone(p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}

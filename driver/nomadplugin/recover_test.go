@@ -1,0 +1,234 @@
+package nomadplugin_test
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
+)
+
+// recovered hands the driver a running `sh` process group through
+// RecoverTask, as after a plugin restart, and returns the task id, the
+// process and the code dir.
+func recovered(t *testing.T, h *plugintest.Host, script string) (string, int, string) {
+	t.Helper()
+	a := plugintest.NewAlloc(t, t.TempDir(), "fn")
+	codeDir := filepath.Join(a.TaskDir, "local", "code")
+	if err := os.MkdirAll(codeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := detached(t, codeDir, "/bin/sh", "-c", script)
+	id := a.TaskID(t)
+	handle := handleFor(t, a, id, cmd.Process.Pid, startTicks(t, cmd.Process.Pid), codeDir)
+	if _, err := h.Driver.RecoverTask(ctx(t), &driverpb.RecoverTaskRequest{Handle: handle}); err != nil {
+		t.Fatalf("RecoverTask: %v", err)
+	}
+	// Idempotent: a second recovery of a tracked task succeeds.
+	if _, err := h.Driver.RecoverTask(ctx(t), &driverpb.RecoverTaskRequest{Handle: handle}); err != nil {
+		t.Fatalf("RecoverTask again: %v", err)
+	}
+	return id, cmd.Process.Pid, codeDir
+}
+
+func TestRecoverWaitStopDestroy(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	// The shell ignores SIGTERM, so StopTask must escalate to SIGKILL; its
+	// child sleeps in the same session and must die with it.
+	id, pid, _ := recovered(t, h, "trap '' TERM; sleep 300 & wait")
+	waited := make(chan *driverpb.WaitTaskResponse, 2)
+	for i := 0; i < 2; i++ { // concurrent waits all complete
+		go func() {
+			resp, err := h.Driver.WaitTask(ctx(t), &driverpb.WaitTaskRequest{TaskId: id})
+			if err != nil {
+				t.Errorf("WaitTask: %v", err)
+			}
+			waited <- resp
+		}()
+	}
+	insp, err := h.Driver.InspectTask(ctx(t), &driverpb.InspectTaskRequest{TaskId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if insp.GetTask().GetState() != driverpb.TaskState_RUNNING {
+		t.Errorf("inspect state = %v", insp.GetTask().GetState())
+	}
+	var children []int
+	eventually(t, 5*time.Second, "the sleep child", func() bool {
+		children = childrenOf(pid)
+		return len(children) > 0
+	})
+	if _, err := h.Driver.StopTask(ctx(t), &driverpb.StopTaskRequest{TaskId: id, Timeout: durationpb.New(200 * time.Millisecond), Signal: "SIGTERM"}); err != nil {
+		t.Fatalf("StopTask: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		resp := <-waited
+		if resp.GetResult() == nil {
+			t.Fatal("WaitTask result unset")
+		}
+		if resp.GetResult().GetSignal() != int32(syscall.SIGKILL) {
+			t.Errorf("result = %v, want signal 9 (escalated)", resp.GetResult())
+		}
+	}
+	for _, c := range append(children, pid) {
+		eventually(t, 5*time.Second, "process exit", func() bool { return gone(c) })
+	}
+	// After exit, WaitTask answers at once with the stored result.
+	if resp, err := h.Driver.WaitTask(ctx(t), &driverpb.WaitTaskRequest{TaskId: id}); err != nil || resp.GetResult() == nil {
+		t.Errorf("WaitTask after exit: %v %v", resp, err)
+	}
+	if _, err := h.Driver.StopTask(ctx(t), &driverpb.StopTaskRequest{TaskId: id}); err != nil {
+		t.Errorf("StopTask after exit: %v", err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := h.Driver.DestroyTask(ctx(t), &driverpb.DestroyTaskRequest{TaskId: id, Force: true}); err != nil {
+			t.Errorf("DestroyTask: %v", err)
+		}
+	}
+	if _, err := h.Driver.WaitTask(ctx(t), &driverpb.WaitTaskRequest{TaskId: id}); code(err) != codes.NotFound {
+		t.Errorf("WaitTask after destroy: %v", err)
+	}
+}
+
+func TestRecoverRefusesReusedPid(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	a := plugintest.NewAlloc(t, t.TempDir(), "fn")
+	// A live process whose start time does not match the handle is someone
+	// else's: the task is recovered as exited and the process is untouched.
+	cmd := detached(t, a.TaskDir, "sleep", "300")
+	id := a.TaskID(t)
+	handle := handleFor(t, a, id, cmd.Process.Pid, startTicks(t, cmd.Process.Pid)-1, a.TaskDir)
+	if _, err := h.Driver.RecoverTask(ctx(t), &driverpb.RecoverTaskRequest{Handle: handle}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := h.Driver.WaitTask(ctx(t), &driverpb.WaitTaskRequest{TaskId: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.GetResult().GetExitCode() == 0 || resp.GetErr() == "" {
+		t.Errorf("unknown exit reported as %v %q, want a failure", resp.GetResult(), resp.GetErr())
+	}
+	if _, err := h.Driver.DestroyTask(ctx(t), &driverpb.DestroyTaskRequest{TaskId: id, Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	if gone(cmd.Process.Pid) {
+		t.Error("the driver killed a process that was not its instance")
+	}
+}
+
+func TestSignalExecAndStats(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	marker := filepath.Join(t.TempDir(), "hup")
+	id, pid, codeDir := recovered(t, h, "trap 'echo got > "+marker+"' HUP; while :; do sleep 0.05; done")
+
+	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGHUP"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the trapped SIGHUP", func() bool { _, err := os.Stat(marker); return err == nil })
+	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGBOGUS"}); code(err) != codes.InvalidArgument {
+		t.Errorf("bad signal: %v", err)
+	}
+
+	ex, err := h.Driver.ExecTask(ctx(t), &driverpb.ExecTaskRequest{TaskId: id, Command: []string{"/bin/sh", "-c", `pwd; echo "$GREETING"; echo oops >&2; exit 7`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(ex.GetStdout()); got != codeDir+"\nhello from env\n" {
+		t.Errorf("exec stdout = %q", got)
+	}
+	if string(ex.GetStderr()) != "oops\n" || ex.GetResult().GetExitCode() != 7 {
+		t.Errorf("exec stderr %q result %v", ex.GetStderr(), ex.GetResult())
+	}
+	if _, err := h.Driver.ExecTask(ctx(t), &driverpb.ExecTaskRequest{TaskId: id, Command: nil}); code(err) != codes.InvalidArgument {
+		t.Errorf("empty command: %v", err)
+	}
+
+	stream, err := h.Driver.TaskStats(ctx(t), &driverpb.TaskStatsRequest{TaskId: id, CollectionInterval: durationpb.New(50 * time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last *driverpb.TaskStatsResponse
+	for i := 0; i < 3; i++ {
+		last, err = stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := last.GetStats()
+		if s == nil || s.GetTimestamp() == nil || s.GetAggResourceUsage().GetCpu() == nil || s.GetAggResourceUsage().GetMemory() == nil || s.GetId() != id {
+			t.Fatalf("stats message misses required fields: %v", last)
+		}
+	}
+	agg := last.GetStats().GetAggResourceUsage()
+	if agg.GetMemory().GetRss() == 0 || len(agg.GetMemory().GetMeasuredFields()) == 0 || len(agg.GetCpu().GetMeasuredFields()) != 4 {
+		t.Errorf("aggregate usage = %v", agg)
+	}
+	if _, ok := last.GetStats().GetResourceUsageByPid()[itoa(pid)]; !ok {
+		t.Errorf("no usage for the instance pid %d in %v", pid, last.GetStats().GetResourceUsageByPid())
+	}
+}
+
+func TestExecTaskStreaming(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	id, _, codeDir := recovered(t, h, "sleep 300")
+	for _, tty := range []bool{false, true} {
+		stream, err := h.Driver.ExecTaskStreaming(ctx(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		setup := &driverpb.ExecTaskStreamingRequest{
+			Setup:   &driverpb.ExecTaskStreamingRequest_Setup{TaskId: id, Command: []string{"/bin/sh"}, Tty: tty},
+			TtySize: &driverpb.ExecTaskStreamingRequest_TerminalSize{Height: 40, Width: 100},
+		}
+		if err := stream.Send(setup); err != nil {
+			t.Fatal(err)
+		}
+		script := "pwd; echo err >&2; exit 5\n"
+		if tty {
+			script = "stty size; pwd; exit 5\n"
+		}
+		in := &driverpb.ExecTaskStreamingRequest{Stdin: &driverpb.ExecTaskStreamingIOOperation{Data: []byte(script)}}
+		if err := stream.Send(in); err != nil {
+			t.Fatal(err)
+		}
+		if err := stream.Send(&driverpb.ExecTaskStreamingRequest{Stdin: &driverpb.ExecTaskStreamingIOOperation{Close: true}}); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr strings.Builder
+		var result *driverpb.ExitResult
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			stdout.Write(msg.GetStdout().GetData())
+			stderr.Write(msg.GetStderr().GetData())
+			if msg.GetExited() {
+				result = msg.GetResult()
+			}
+		}
+		if result.GetExitCode() != 5 {
+			t.Errorf("tty=%v: result = %v", tty, result)
+		}
+		if !strings.Contains(stdout.String(), codeDir) {
+			t.Errorf("tty=%v: stdout %q lacks the code dir", tty, stdout.String())
+		}
+		if tty && !strings.Contains(stdout.String(), "40 100") {
+			t.Errorf("tty: stdout %q lacks the terminal size", stdout.String())
+		}
+		if !tty && stderr.String() != "err\n" {
+			t.Errorf("stderr = %q", stderr.String())
+		}
+	}
+}
