@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -55,6 +56,90 @@ type Config struct {
 	// ReadyFile, when set, receives the bound invoke address once the
 	// instance accepts invocations (so launchers learn port-0 addresses).
 	ReadyFile string `json:"ready_file,omitempty"`
+	// InitTimeout bounds an environment's init phase. Default: 10s (Lambda's limit).
+	InitTimeout time.Duration `json:"init_timeout,omitempty"`
+	// StopGrace is how long environments get between SIGTERM and SIGKILL when
+	// the instance stops. Default: 2s.
+	StopGrace time.Duration `json:"stop_grace,omitempty"`
+}
+
+// Defaults and bounds.
+const (
+	DefaultVersion     = "$LATEST"
+	DefaultMemoryMB    = 128
+	DefaultTimeout     = 3 * time.Second
+	DefaultInitTimeout = 10 * time.Second
+	DefaultStopGrace   = 2 * time.Second
+	DefaultInvokeAddr  = "127.0.0.1:0"
+	DefaultRegion      = "us-east-1"
+	DefaultAccountID   = "000000000000"
+	MinMemoryMB        = 128
+	MaxMemoryMB        = 10240
+	MaxTimeout         = 900 * time.Second
+
+	InitOnDemand    = "on-demand"
+	InitProvisioned = "provisioned-concurrency"
+)
+
+// withDefaults returns a copy of c with every unset field at its default.
+func (c *Config) withDefaults() *Config {
+	d := *c
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&d.Version, DefaultVersion)
+	def(&d.InvokeAddr, DefaultInvokeAddr)
+	def(&d.Region, DefaultRegion)
+	def(&d.AccountID, DefaultAccountID)
+	def(&d.InitializationType, InitOnDemand)
+	if d.MemoryMB == 0 {
+		d.MemoryMB = DefaultMemoryMB
+	}
+	if d.Timeout == 0 {
+		d.Timeout = DefaultTimeout
+	}
+	if d.InitTimeout == 0 {
+		d.InitTimeout = DefaultInitTimeout
+	}
+	if d.StopGrace == 0 {
+		d.StopGrace = DefaultStopGrace
+	}
+	if d.Environments == 0 {
+		d.Environments = 1
+	}
+	return &d
+}
+
+// Validate reports the first problem with c (after defaults).
+func (c *Config) Validate() error {
+	switch {
+	case c.Function == "":
+		return fmt.Errorf("instance config: function is required")
+	case c.Runtime == "":
+		return fmt.Errorf("instance config: runtime is required")
+	case !filepath.IsAbs(c.CodeDir):
+		return fmt.Errorf("instance config: code_dir %q must be an absolute path", c.CodeDir)
+	case !filepath.IsAbs(c.StateDir):
+		return fmt.Errorf("instance config: state_dir %q must be an absolute path", c.StateDir)
+	case c.MemoryMB < MinMemoryMB || c.MemoryMB > MaxMemoryMB:
+		return fmt.Errorf("instance config: memory_mb %d outside %d..%d", c.MemoryMB, MinMemoryMB, MaxMemoryMB)
+	case c.Timeout <= 0 || c.Timeout > MaxTimeout:
+		return fmt.Errorf("instance config: timeout %s outside (0, %s]", c.Timeout, MaxTimeout)
+	case c.Environments < 1:
+		return fmt.Errorf("instance config: environments %d must be at least 1", c.Environments)
+	case c.InitializationType != InitOnDemand && c.InitializationType != InitProvisioned:
+		return fmt.Errorf("instance config: initialization_type %q is neither %q nor %q", c.InitializationType, InitOnDemand, InitProvisioned)
+	case c.InitTimeout < 0 || c.StopGrace < 0:
+		return fmt.Errorf("instance config: init_timeout and stop_grace must not be negative")
+	}
+	for _, l := range c.LayerDirs {
+		if !filepath.IsAbs(l) {
+			return fmt.Errorf("instance config: layer dir %q must be an absolute path", l)
+		}
+	}
+	return nil
 }
 
 // LoadConfig reads a JSON Config from path.

@@ -1,0 +1,19 @@
+// Package instance hosts one function version's execution environments: it
+// serves the Lambda Runtime API (driver/runtimeapi) to 1..N bootstrap
+// processes, runs each invocation in an idle environment, enforces timeout
+// and memory limits, writes the environments' logs and START/END/REPORT
+// lines, and serves the invoke endpoint (driver/invokeapi) to gateways.
+//
+// The same code runs under the Nomad driver (`nimbus-driver instance`),
+// under the local launcher and in tests.
+//
+// Lock rules: Instance.mu guards the environment list, the counters and the
+// shutdown flag; env.mu guards one environment's state, process and current
+// invocation; invocation.mu guards a result hand-off. Order is
+// Instance.mu → env.mu → invocation.mu, never the reverse. Methods named
+// ...Locked must be called with env.mu held. No lock is held across a
+// blocking channel operation, a network write or a process wait.
+//
+// It may import the standard library, go-hclog, google/uuid, driver/invokeapi,
+// driver/runtimeapi and (for managed runtimes) runtimes.
+package instance

@@ -1,0 +1,273 @@
+package instance
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
+)
+
+// memoryPoll is how often an environment's process group RSS is sampled
+// when no cgroup enforces its memory limit.
+const memoryPoll = 50 * time.Millisecond
+
+// killReason records why the platform ended an environment's process.
+type killReason int
+
+const (
+	killNone killReason = iota
+	killTimeout
+	killMemory
+	killInitTimeout
+	killInitError
+	killStop
+)
+
+// env is one execution environment: a Runtime API listener (bound once, for
+// the environment's life) and at most one bootstrap process at a time.
+type env struct {
+	inst   *Instance
+	idx    int
+	log    hclog.Logger
+	tmpDir string
+	ln     net.Listener
+	srv    *http.Server
+	addr   string
+	closed chan struct{} // closed when the instance stops
+	// curTail is the running invocation's log tail (leaf; no lock needed).
+	curTail atomic.Pointer[tailBuffer]
+	// peak is the highest memory use (bytes) of the current process.
+	peak atomic.Int64
+	// pipes are the current process's output read ends; outBusy counts
+	// output chunks read but not yet written to the tail and sinks.
+	pipes   atomic.Pointer[[2]*os.File]
+	outBusy atomic.Int32
+
+	mu           sync.Mutex
+	state        state
+	inv          *invocation // assigned and not finished
+	last         string      // request id of the last finished invocation
+	parked       chan *invocation
+	initErr      []byte // an init error waiting to answer the next invocation
+	gen          int    // process generation
+	pgid         int
+	spawnedAt    time.Time
+	initDone     bool
+	initDuration time.Duration
+	coldPending  bool
+	initTimer    *time.Timer
+	reason       killReason
+	cg           *envCgroup
+	exited       chan struct{} // closed when the current process is gone
+	stopWatch    chan struct{}
+}
+
+// transitionLocked moves to next if the table allows it.
+func (e *env) transitionLocked(next state) error {
+	if !allowed(e.state, next) {
+		return transitionError(e.state, next)
+	}
+	e.log.Trace("environment transition", "from", e.state, "to", next)
+	e.state = next
+	return nil
+}
+
+// mustTransitionLocked is for transitions the caller has already checked.
+func (e *env) mustTransitionLocked(next state) {
+	if err := e.transitionLocked(next); err != nil {
+		e.log.Error("lifecycle bug: refused internal transition", "error", err)
+	}
+}
+
+// freeLocked reports whether the environment can take an invocation now
+// (possibly after a spawn or the runtime's next /next), and how eager it is:
+// lower is better.
+func (e *env) freeLocked() (rank int, ok bool) {
+	if e.inv != nil {
+		return 0, false
+	}
+	switch e.state {
+	case stateIdle:
+		return 0, true
+	case stateDone:
+		return 1, true
+	case stateInitializing:
+		return 2, true
+	case stateResetting:
+		return 3, true
+	case stateStopped:
+		return 4, true
+	}
+	return 0, false
+}
+
+// assignLocked gives inv to the environment; the caller checked
+// freeLocked. It reports whether a process must be spawned (call spawn).
+func (e *env) assignLocked(inv *invocation) (spawn bool) {
+	e.inv = inv
+	switch e.state {
+	case stateIdle:
+		if e.parked != nil {
+			e.mustTransitionLocked(stateInvoking)
+			e.deliverLocked(inv)
+			e.parked <- inv // buffered, fresh per park: never blocks
+			e.parked = nil
+		}
+		// A runtime that dropped its /next gets inv when it polls again.
+	case stateStopped:
+		if e.initErr != nil {
+			// The stored init error answers this invocation; init is
+			// retried by the next one.
+			body := e.initErr
+			e.initErr = nil
+			e.finishLocked(inv, &outcome{contentType: "application/json", functionError: true, body: body})
+			return false
+		}
+		e.mustTransitionLocked(stateInitializing)
+		return true
+	}
+	return false
+}
+
+// warmLocked starts an unused stopped environment ahead of traffic.
+func (e *env) warmLocked() bool {
+	if e.state != stateStopped || e.inv != nil || e.initErr != nil {
+		return false
+	}
+	e.mustTransitionLocked(stateInitializing)
+	return true
+}
+
+// deliverLocked hands inv to the runtime: the clock starts now.
+func (e *env) deliverLocked(inv *invocation) {
+	cfg := e.inst.cfg
+	now := time.Now()
+	deadline := now.Add(cfg.Timeout)
+	if !inv.callerDeadline.IsZero() && inv.callerDeadline.Before(deadline) {
+		deadline = inv.callerDeadline
+	}
+	inv.event.Deadline = deadline
+	inv.delivered = true
+	inv.start = now
+	inv.coldStart = e.coldPending
+	inv.initDuration = e.initDuration
+	e.coldPending = false
+	e.curTail.Store(inv.tail)
+	e.inst.invocations.Add(1)
+	line := []byte("START RequestId: " + inv.event.RequestID + " Version: " + cfg.Version + "\n")
+	_, _ = inv.tail.Write(line)
+	e.inst.stdout.TryWrite(line)
+	inv.timer = time.AfterFunc(deadline.Sub(now), func() { e.timeout(inv) })
+}
+
+// finishLocked completes inv with o (or, for a stream already started, ends
+// it and sends its report). Exactly one call per invocation does anything.
+func (e *env) finishLocked(inv *invocation, o *outcome) {
+	if inv.finished {
+		return
+	}
+	inv.finished = true
+	if inv.timer != nil {
+		inv.timer.Stop()
+	}
+	if e.inv == inv {
+		e.inv = nil
+	}
+	id := inv.event.RequestID
+	e.last = id
+	e.curTail.CompareAndSwap(inv.tail, nil)
+	r := report{requestID: id, memoryMB: e.inst.cfg.MemoryMB, coldStart: inv.coldStart, initDuration: inv.initDuration}
+	if inv.delivered {
+		r.duration = time.Since(inv.start)
+		r.billed = billed(r.duration)
+		r.maxMemoryMB = e.sampleMemoryLocked() >> 20
+		lines := "END RequestId: " + id + "\n" + r.reportLine()
+		_, _ = inv.tail.Write([]byte(lines))
+		e.inst.stdout.TryWrite([]byte(lines))
+	}
+	r.logTail = inv.tail.Bytes()
+	if inv.pw != nil {
+		// A stream is in progress: the caller already has its outcome.
+		if o.functionError {
+			r.streamErrType = errorTypeOf(o.body)
+			r.streamErrBody = base64.StdEncoding.EncodeToString(o.body)
+			inv.pw.CloseWithError(errors.New(r.streamErrType))
+		} else {
+			r.streamErrType, r.streamErrBody = o.report.streamErrType, o.report.streamErrBody
+		}
+		inv.final <- r
+		_ = inv.pw.Close()
+		return
+	}
+	o.report = r
+	inv.result <- o
+}
+
+// sampleMemoryLocked returns the process's peak memory in bytes, taking a
+// fresh sample of the main process (the watcher samples the whole group).
+func (e *env) sampleMemoryLocked() int64 {
+	if e.cg != nil {
+		if p := e.cg.peak(); p > e.peak.Load() {
+			e.peak.Store(p)
+		}
+	} else if e.pgid > 0 {
+		if b, err := os.ReadFile("/proc/" + strconv.Itoa(e.pgid) + "/statm"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 1 {
+				n, _ := strconv.ParseInt(f[1], 10, 64)
+				if rss := n * int64(os.Getpagesize()); rss > e.peak.Load() {
+					e.peak.Store(rss)
+				}
+			}
+		}
+	}
+	return e.peak.Load()
+}
+
+func errorTypeOf(body []byte) string {
+	var v struct {
+		Type string `json:"errorType"`
+	}
+	if json.Unmarshal(body, &v) == nil && v.Type != "" {
+		return v.Type
+	}
+	return "Runtime.Unknown"
+}
+
+// plainErrorJSON is an error body without the RequestId prefix.
+func plainErrorJSON(errType, msg string) []byte {
+	b, _ := json.Marshal(struct {
+		Message string `json:"errorMessage"`
+		Type    string `json:"errorType"`
+	}{msg, errType})
+	return b
+}
+
+func functionError(body []byte) *outcome {
+	return &outcome{contentType: "application/json", functionError: true, body: body}
+}
+
+// currentLocked returns the delivered invocation id names, or the Runtime
+// API error for a call (moving to next) that names another one.
+func (e *env) currentLocked(id string, next state) (*invocation, error) {
+	if inv := e.inv; inv != nil && inv.delivered && inv.event.RequestID == id {
+		if !allowed(e.state, next) {
+			return nil, transitionError(e.state, next)
+		}
+		return inv, nil
+	}
+	if id != "" && id == e.last {
+		return nil, transitionError(e.state, next)
+	}
+	return nil, runtimeapi.ErrInvalidRequestID
+}

@@ -1,0 +1,255 @@
+package instance
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// prSetNoNewPrivs is PR_SET_NO_NEW_PRIVS from <linux/prctl.h>.
+const prSetNoNewPrivs = 38
+
+// ErrInvalidEntrypoint means there is no executable bootstrap to run.
+var ErrInvalidEntrypoint = errors.New("invalid entrypoint")
+
+// entrypoint returns the argv that starts the runtime.
+func entrypoint(c *Config, optDir string) ([]string, error) {
+	if !strings.HasPrefix(c.Runtime, "provided") {
+		return managedEntrypoint(c)
+	}
+	for _, p := range []string{filepath.Join(c.CodeDir, "bootstrap"), filepath.Join(optDir, "bootstrap")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return []string{p}, nil
+		}
+		return nil, fmt.Errorf("%w: %s is not an executable file", ErrInvalidEntrypoint, p)
+	}
+	return nil, fmt.Errorf("%w: no bootstrap in %s or a layer", ErrInvalidEntrypoint, c.CodeDir)
+}
+
+// mergeLayers builds the /opt equivalent: every layer's tree, later layers
+// winning for the same file, as symlinks to the unpacked layer files.
+func mergeLayers(layers []string, optDir string) error {
+	if err := os.MkdirAll(optDir, 0o755); err != nil {
+		return err
+	}
+	for _, layer := range layers {
+		err := filepath.WalkDir(layer, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(layer, p)
+			dst := filepath.Join(optDir, rel)
+			if d.IsDir() {
+				return os.MkdirAll(dst, 0o755)
+			}
+			_ = os.Remove(dst)
+			return os.Symlink(p, dst)
+		})
+		if err != nil {
+			return fmt.Errorf("merging layer %s: %w", layer, err)
+		}
+	}
+	return nil
+}
+
+// environ builds a runtime process's environment: defaults, the user's
+// variables, then the reserved Lambda variables (which win).
+func environ(c *Config, runtimeAPI, optDir, runtimeDir, tmpDir string, base func(string) string) []string {
+	vars := map[string]string{
+		"PATH":            joinPath(base("PATH"), filepath.Join(optDir, "bin")),
+		"LANG":            "en_US.UTF-8",
+		"TZ":              ":UTC",
+		"LD_LIBRARY_PATH": joinPath(c.CodeDir, filepath.Join(c.CodeDir, "lib"), filepath.Join(optDir, "lib")),
+		"PYTHONPATH":      joinPath(filepath.Join(optDir, "python"), c.CodeDir),
+		"NODE_PATH":       joinPath(filepath.Join(optDir, "nodejs", "node_modules"), filepath.Join(optDir, "nodejs"), c.CodeDir),
+	}
+	if home := base("HOME"); home != "" {
+		vars["HOME"] = home
+	}
+	for k, v := range c.Env {
+		vars[k] = v
+	}
+	reserved := map[string]string{
+		"AWS_LAMBDA_RUNTIME_API":          runtimeAPI,
+		"_HANDLER":                        c.Handler,
+		"LAMBDA_TASK_ROOT":                c.CodeDir,
+		"LAMBDA_RUNTIME_DIR":              runtimeDir,
+		"AWS_LAMBDA_FUNCTION_NAME":        c.Function,
+		"AWS_LAMBDA_FUNCTION_VERSION":     c.Version,
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(c.MemoryMB),
+		"AWS_LAMBDA_LOG_GROUP_NAME":       "/aws/lambda/" + c.Function,
+		"AWS_LAMBDA_LOG_STREAM_NAME":      logStreamName(c.Version),
+		"AWS_LAMBDA_INITIALIZATION_TYPE":  c.InitializationType,
+		"AWS_REGION":                      c.Region,
+		"AWS_DEFAULT_REGION":              c.Region,
+		"TMPDIR":                          tmpDir,
+	}
+	for k, v := range reserved {
+		vars[k] = v
+	}
+	if !strings.HasPrefix(c.Runtime, "provided") {
+		vars["AWS_EXECUTION_ENV"] = "AWS_Lambda_" + c.Runtime
+	} else {
+		delete(vars, "AWS_EXECUTION_ENV")
+	}
+	// The legacy go1.x RPC mode wins over the Runtime API in aws-lambda-go
+	// builds without lambda.norpc; it must never be set.
+	delete(vars, "_LAMBDA_SERVER_PORT")
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func joinPath(parts ...string) string {
+	var keep []string
+	for _, p := range parts {
+		if p != "" {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, ":")
+}
+
+// logStreamName is Lambda's YYYY/MM/DD/[version]<32 hex> stream name.
+func logStreamName(version string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("2006/01/02") + "/[" + version + "]" + hex.EncodeToString(b[:])
+}
+
+// credential resolves RunAs (a user name or numeric uid).
+func credential(runAs string) (*syscall.Credential, error) {
+	if runAs == "" {
+		return nil, nil
+	}
+	u, err := user.Lookup(runAs)
+	if err != nil {
+		if u, err = user.LookupId(runAs); err != nil {
+			return nil, fmt.Errorf("looking up run_as user %q: %w", runAs, err)
+		}
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %q uid %q: %w", runAs, u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("user %q gid %q: %w", runAs, u.Gid, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: false, Groups: []uint32{uint32(gid)}}, nil
+}
+
+// startLocked starts cmd from a dedicated OS thread that first sets
+// no_new_privs (inherited by the child), then waits for it on that same
+// thread so Pdeathsig (tied to the forking thread) stays armed for the
+// child's life. It returns the start error; exited receives the wait result.
+func startProcess(cmd *exec.Cmd, exited chan<- error) error {
+	started := make(chan error, 1)
+	go func() {
+		// The thread is never unlocked: it ends with this goroutine, so the
+		// no_new_privs flag never leaks into the rest of the process.
+		runtime.LockOSThread()
+		if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0); errno != 0 {
+			started <- fmt.Errorf("setting no_new_privs: %w", errno)
+			return
+		}
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	return <-started
+}
+
+// exitDescription is Lambda's wording of a process end ("exit status 3",
+// "signal: killed").
+func exitDescription(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return "signal: " + ws.Signal().String()
+		}
+		return fmt.Sprintf("exit status %d", ee.ExitCode())
+	}
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// groupRSS sums the resident set size of every process in process group
+// pgid, read from /proc.
+func groupRSS(pgid int) int64 {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	page := int64(os.Getpagesize())
+	var total int64
+	for _, e := range entries {
+		name := e.Name()
+		if name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + name + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state ppid pgrp ...
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) < 22 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		// rss is field 24 of stat (index 21 after the command).
+		rss, _ := strconv.ParseInt(f[21], 10, 64)
+		total += rss * page
+	}
+	return total
+}
+
+// readKV reads "key value" lines (cgroup memory.events).
+func readKV(path string) map[string]int64 {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	out := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		out[k] = n
+	}
+	return out
+}
