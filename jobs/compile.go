@@ -556,7 +556,7 @@ func secretsTemplate(secrets []*specs.Secret) *api.Template {
 
 // encodeSpec is the canonical JSON of the function for job meta.
 func encodeSpec(fn *specs.Function) (string, error) {
-	b, err := json.Marshal(fn)
+	b, err := specs.Encode(fn)
 	if err != nil {
 		return "", err
 	}

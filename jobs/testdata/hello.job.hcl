@@ -185,7 +185,7 @@ job "nimbus-hello" {
   meta = {
     "nimbus.code_sha256" = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
     "nimbus.function"    = "hello"
-    "nimbus.spec"        = "{\"name\":\"hello\",\"runtime\":\"provided.al2023\",\"code\":{\"dir\":\"./build\"},\"memory_mb\":128,\"timeout\":\"3s\",\"ephemeral_storage_mb\":512,\"environments_per_instance\":1}"
+    "nimbus.spec"        = "{\"code\":{\"dir\":\"./build\"},\"environments_per_instance\":1,\"ephemeral_storage_mb\":512,\"memory_mb\":128,\"name\":\"hello\",\"runtime\":\"provided.al2023\",\"timeout\":\"3s\"}"
     "nimbus.version"     = "$LATEST"
   }
 }

@@ -187,7 +187,7 @@ job "nimbus-legacy_batch_job" {
   meta = {
     "nimbus.code_sha256" = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
     "nimbus.function"    = "legacy_batch_job"
-    "nimbus.spec"        = "{\"name\":\"legacy_batch_job\",\"runtime\":\"nodejs22.x\",\"handler\":\"index.handler\",\"code\":{\"zip\":\"dist/fn.zip\"},\"memory_mb\":3008,\"timeout\":\"15m0s\",\"ephemeral_storage_mb\":512,\"environments_per_instance\":2,\"reserved_concurrency\":0}"
+    "nimbus.spec"        = "{\"code\":{\"zip\":\"dist/fn.zip\"},\"environments_per_instance\":2,\"ephemeral_storage_mb\":512,\"handler\":\"index.handler\",\"memory_mb\":3008,\"name\":\"legacy_batch_job\",\"reserved_concurrency\":0,\"runtime\":\"nodejs22.x\",\"timeout\":\"15m0s\"}"
     "nimbus.version"     = "$LATEST"
   }
 }
