@@ -44,7 +44,9 @@ func TestNodeInvocationsInOneProcess(t *testing.T) {
 	if e := p.errorJSON(t); p.Kind != "error" || !strings.HasPrefix(e["errorMessage"].(string), "Cannot parse ClientContext as json: ") {
 		t.Fatalf("bad client context: got %s %s", p.Kind, p.Body)
 	}
-	if p = b.invoke(t, invocation{Payload: `{"again":true}`}); p.Kind != "response" {
+	// Events are JSON whatever content type the invoker declared.
+	p = b.invoke(t, invocation{Payload: `{"again":true}`, ContentType: "application/octet-stream"})
+	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["again"] != true {
 		t.Fatalf("after errors: got %s %s", p.Kind, p.Body)
 	}
 

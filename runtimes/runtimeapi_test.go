@@ -3,6 +3,7 @@ package runtimes
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -39,6 +40,7 @@ type invocation struct {
 	TraceID       string
 	ClientContext string // raw JSON for Lambda-Runtime-Client-Context; empty omits it
 	Identity      string // raw JSON for Lambda-Runtime-Cognito-Identity; empty omits it
+	ContentType   string // the event's Content-Type; empty means application/json
 	// Status, when not 0, answers /next with this status instead of the event.
 	Status int
 }
@@ -147,7 +149,10 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	if inv.Identity != "" {
 		h.Set("Lambda-Runtime-Cognito-Identity", inv.Identity)
 	}
-	h.Set("Content-Type", "application/json")
+	if inv.ContentType == "" {
+		inv.ContentType = "application/json"
+	}
+	h.Set("Content-Type", inv.ContentType)
 	w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(w, inv.Payload)
 }
@@ -261,6 +266,12 @@ func launch(t *testing.T, runtime, taskRoot, layerDir, handler string) *bootstra
 	if err != nil {
 		t.Fatal(err)
 	}
+	return start(t, argv, taskRoot, layerDir, handler)
+}
+
+// start runs argv as a bootstrap; see launch.
+func start(t *testing.T, argv []string, taskRoot, layerDir, handler string) *bootstrap {
+	t.Helper()
 	root, err := filepath.Abs(filepath.Join("testdata", taskRoot))
 	if err != nil {
 		t.Fatal(err)
@@ -399,4 +410,29 @@ func decodeJSON(t *testing.T, b []byte) map[string]any {
 		t.Fatalf("not JSON: %v: %s", err, b)
 	}
 	return m
+}
+
+// Without AWS_LAMBDA_RUNTIME_API a bootstrap says so and exits 1.
+func TestBootstrapsWithoutRuntimeAPI(t *testing.T) {
+	dir := t.TempDir()
+	if err := Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, runtime := range []string{"python3.11", "nodejs20.x"} {
+		argv, err := Command(dir, runtime)
+		if errors.Is(err, ErrNoInterpreter) {
+			t.Logf("skipping %s: %v", runtime, err)
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = append(os.Environ(), "AWS_LAMBDA_RUNTIME_API=")
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "AWS_LAMBDA_RUNTIME_API is not set") {
+			t.Errorf("%s: err %v, output %q", runtime, err, out)
+		}
+	}
 }

@@ -41,62 +41,59 @@ type Interpreter struct {
 
 // family describes how to start one language's bootstrap.
 type family struct {
-	script string   // bootstrap path inside the install dir, slash-separated
-	flags  []string // interpreter flags before the script
-	// candidates lists the executables to look for, best first, for the
-	// version named in the runtime string.
-	candidates func(version string) []string
-	name       string // the executable Detect reports
-	minMajor   int    // oldest supported version (major.minor)
-	minMinor   int
+	script   string   // bootstrap path inside the install dir, slash-separated
+	exe      string   // the interpreter's executable name on PATH
+	flags    []string // interpreter flags before the script
+	minMajor int      // oldest supported interpreter (major.minor)
+	minMinor int
 }
 
 var (
-	pythonRuntime = regexp.MustCompile(`^python3\.(\d+)$`)
-	nodeRuntime   = regexp.MustCompile(`^nodejs(\d+)\.x$`)
+	pythonRuntime = regexp.MustCompile(`^python3\.\d+$`)
+	nodeRuntime   = regexp.MustCompile(`^nodejs\d+\.x$`)
 
+	// The runtime's minor version does not pick the interpreter: versioned
+	// names such as python3.12 are often on PATH without working (pyenv
+	// shims answer "command not found" unless that version is selected).
 	python = family{
 		script: "python/bootstrap.py",
+		exe:    "python3",
 		// Unbuffered stdio, so print() output reaches the log as it happens.
-		flags:      []string{"-u"},
-		candidates: func(minor string) []string { return []string{"python3." + minor, "python3"} },
-		name:       "python3",
-		minMajor:   3, minMinor: 8,
+		flags:    []string{"-u"},
+		minMajor: 3, minMinor: 8,
 	}
 	node = family{
-		script:     "nodejs/bootstrap.mjs",
-		candidates: func(string) []string { return []string{"node"} },
-		name:       "node",
-		minMajor:   18,
+		script:   "nodejs/bootstrap.mjs",
+		exe:      "node",
+		minMajor: 18,
 	}
 )
 
-// lookup maps a runtime string to its family and the version it names.
-func lookup(runtime string) (family, string, bool) {
-	if m := pythonRuntime.FindStringSubmatch(runtime); m != nil {
-		return python, m[1], true
+// lookup maps a runtime string to its family.
+func lookup(runtime string) (family, bool) {
+	switch {
+	case pythonRuntime.MatchString(runtime):
+		return python, true
+	case nodeRuntime.MatchString(runtime):
+		return node, true
 	}
-	if m := nodeRuntime.FindStringSubmatch(runtime); m != nil {
-		return node, m[1], true
-	}
-	return family{}, "", false
+	return family{}, false
 }
 
 // Managed reports whether runtime ("python3.N", "nodejsNN.x") is run by one of
 // the bootstraps in this package.
 func Managed(runtime string) bool {
-	_, _, ok := lookup(runtime)
+	_, ok := lookup(runtime)
 	return ok
 }
 
 // Command returns the argv that starts the bootstrap for runtime from dir (a
-// directory Install wrote): the interpreter found on PATH (for python3.N,
-// "python3.N" if present, else "python3"; for nodejsNN.x, "node"), its
-// flags and the absolute path of the bootstrap script. The process must run
-// with the Lambda environment variables set and the task root as its
-// working directory.
+// directory Install wrote): the interpreter found on PATH ("python3" for
+// python3.N, "node" for nodejsNN.x), its flags and the absolute path of the
+// bootstrap script. The process must run with the Lambda environment
+// variables set and the task root as its working directory.
 func Command(dir, runtime string) ([]string, error) {
-	fam, version, ok := lookup(runtime)
+	fam, ok := lookup(runtime)
 	if !ok {
 		return nil, fmt.Errorf("runtime %q: %w", runtime, ErrUnknownRuntime)
 	}
@@ -108,14 +105,12 @@ func Command(dir, runtime string) ([]string, error) {
 	if _, err := os.Stat(script); err != nil {
 		return nil, fmt.Errorf("bootstrap for %s (runtimes not installed in %s?): %w", runtime, dir, err)
 	}
-	candidates := fam.candidates(version)
-	for _, name := range candidates {
-		if exe, err := exec.LookPath(name); err == nil {
-			argv := append([]string{exe}, fam.flags...)
-			return append(argv, script), nil
-		}
+	exe, err := exec.LookPath(fam.exe)
+	if err != nil {
+		return nil, fmt.Errorf("runtime %s needs %s: %w", runtime, fam.exe, ErrNoInterpreter)
 	}
-	return nil, fmt.Errorf("runtime %s needs %s: %w", runtime, strings.Join(candidates, " or "), ErrNoInterpreter)
+	argv := append([]string{exe}, fam.flags...)
+	return append(argv, script), nil
 }
 
 // Install writes the embedded bootstraps under dir (python/bootstrap.py,
@@ -173,7 +168,7 @@ func writeFile(path string, data []byte, mode fs.FileMode) error {
 func Detect() []Interpreter {
 	var found []Interpreter
 	for _, fam := range []family{python, node} {
-		path, err := exec.LookPath(fam.name)
+		path, err := exec.LookPath(fam.exe)
 		if err != nil {
 			continue
 		}
@@ -181,7 +176,7 @@ func Detect() []Interpreter {
 		if err != nil || !atLeast(v, fam.minMajor, fam.minMinor) {
 			continue
 		}
-		found = append(found, Interpreter{Name: fam.name, Path: path, Version: v})
+		found = append(found, Interpreter{Name: fam.exe, Path: path, Version: v})
 	}
 	return found
 }

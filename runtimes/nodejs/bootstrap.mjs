@@ -39,6 +39,10 @@ class RuntimeAPIError extends Error {}
 
 // --- Runtime API client ------------------------------------------------------
 
+if (!process.env.AWS_LAMBDA_RUNTIME_API) {
+  process.stderr.write('nimbus bootstrap: AWS_LAMBDA_RUNTIME_API is not set\n');
+  process.exit(1);
+}
 const apiURL = new URL(`http://${process.env.AWS_LAMBDA_RUNTIME_API}`);
 // One connection per request: the /next long poll may outlive any keep-alive
 // timeout, and a fresh loopback connection costs little.

@@ -102,7 +102,7 @@ class RuntimeClient:
 class _Encoder(json.JSONEncoder):
     def default(self, o):
         if isinstance(o, decimal.Decimal):
-            return int(o) if o == o.to_integral_value() else float(o)
+            return int(o) if o.is_finite() and o == o.to_integral_value() else float(o)
         return super().default(o)
 
 
@@ -110,10 +110,9 @@ def to_json(obj):
     return json.dumps(obj, cls=_Encoder, ensure_ascii=False)
 
 
-def decode_event(body, content_type):
-    # Lambda hands JSON events to handlers decoded and anything else as bytes.
-    if content_type and not content_type.startswith("application/json"):
-        return body
+def decode_event(body):
+    # Events are always JSON (Lambda's Invoke rejects anything else), whatever
+    # content type the caller declared, so the header is not consulted.
     try:
         return json.loads(body)
     except ValueError as e:
@@ -301,7 +300,7 @@ def handle(client, handler, resp, body):
             parse_header_json(client_context, "Client Context") if client_context else None,
             parse_header_json(identity, "Cognito Identity") if identity else None,
         )
-        event = decode_event(body, resp.getheader("Content-Type"))
+        event = decode_event(body)
         payload, content_type = encode_result(handler(event, context))
     except Exception as e:
         error = error_from_exception(e, request_id)
@@ -313,7 +312,11 @@ def handle(client, handler, resp, body):
 
 def main():
     global _request_id
-    client = RuntimeClient(os.environ["AWS_LAMBDA_RUNTIME_API"])
+    address = os.environ.get("AWS_LAMBDA_RUNTIME_API")
+    if not address:
+        sys.stderr.write("nimbus bootstrap: AWS_LAMBDA_RUNTIME_API is not set\n")
+        return 1
+    client = RuntimeClient(address)
     task_root = os.environ.get("LAMBDA_TASK_ROOT") or os.getcwd()
     # The task root comes first, ahead of PYTHONPATH (layers). It replaces
     # sys.path[0], this script's directory, unless safe-path mode left it out.
