@@ -1,0 +1,389 @@
+package e2e
+
+// Provisioned concurrency end to end: our autoscaler plugins against a real
+// Consul (gateway discovery), and against a real Nomad Autoscaler agent
+// scaling a real Nomad job's provisioned group.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/nimbus-fn/nimbus/autoscaler/harness"
+	"github.com/nimbus-fn/nimbus/autoscaler/policy"
+	"github.com/nimbus-fn/nimbus/autoscaler/sdk"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
+)
+
+// metricsGateway exports the two gauges our APM reads, through a real
+// client_golang registry, on a loopback port — the gateway's /metrics as far
+// as the autoscaler is concerned.
+type metricsGateway struct {
+	envs, inflight *prometheus.GaugeVec
+	srv            *httptest.Server
+}
+
+func newMetricsGateway(t *testing.T) *metricsGateway {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	g := &metricsGateway{
+		envs:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nimbus_environments", Help: "Environments available."}, []string{"function", "version", "group"}),
+		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nimbus_in_flight", Help: "Invocations in flight."}, []string{"function", "version", "group"}),
+	}
+	reg.MustRegister(g.envs, g.inflight)
+	g.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(g.srv.Close)
+	return g
+}
+
+func (g *metricsGateway) set(fn, ver string, envs, inflight float64) {
+	g.envs.WithLabelValues(fn, ver, "provisioned").Set(envs)
+	g.inflight.WithLabelValues(fn, ver, "provisioned").Set(inflight)
+}
+
+func (g *metricsGateway) hostPort(t *testing.T) (string, int) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(strings.TrimPrefix(g.srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(p)
+	return h, port
+}
+
+// eventuallyAS polls cond until it holds or the deadline passes.
+func eventuallyAS(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	last := ""
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached after %s (last: %s)", what, timeout, last)
+		}
+		<-tick.C
+	}
+}
+
+// The APM plugin process finds gateways through a real Consul agent: only
+// passing instances of nimbus-gateway count, environments are the max and
+// in-flight the sum across them.
+func TestAutoscalerAPMDiscoversGatewaysInConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	consul := agent.Client(t)
+
+	g1, g2 := newMetricsGateway(t), newMetricsGateway(t)
+	g1.set("orders", "3", 4, 1)
+	g2.set("orders", "3", 4, 2)
+	for i, g := range []*metricsGateway{g1, g2} {
+		host, port := g.hostPort(t)
+		if err := consul.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+			ID: fmt.Sprintf("nimbus-gateway-%d", i), Name: "nimbus-gateway", Address: host, Port: port,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A third instance, live but with a critical check: Consul's passing
+	// filter must keep it out (its 100 environments would dominate the max).
+	bad := newMetricsGateway(t)
+	bad.set("orders", "3", 100, 100)
+	bhost, bport := bad.hostPort(t)
+	if err := consul.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+		ID: "nimbus-gateway-critical", Name: "nimbus-gateway", Address: bhost, Port: bport,
+		Check: &consulapi.AgentServiceCheck{TTL: "1h", Status: consulapi.HealthCritical},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	apm := harness.StartAPM(t, harness.MustBuild(t, policy.APMDriver))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := harness.Load(ctx, apm, policy.APMDriver, sdk.TypeAPM, map[string]string{
+		"consul_address": agent.HTTPAddr, "cache_ttl": "0s",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	query := func() (float64, error) {
+		now := time.Now()
+		ms, err := apm.Query(ctx, "orders/3", sdk.TimeRange{From: now.Add(-time.Minute), To: now})
+		if err != nil {
+			return 0, err
+		}
+		return ms[len(ms)-1].Value, nil
+	}
+	eventuallyAS(t, 30*time.Second, "utilisation over two passing gateways", func() (bool, string) {
+		v, err := query()
+		return err == nil && v == 0.75, fmt.Sprintf("%v, %v", v, err)
+	})
+
+	if err := consul.Agent().ServiceDeregister("nimbus-gateway-1"); err != nil {
+		t.Fatal(err)
+	}
+	eventuallyAS(t, 30*time.Second, "utilisation after one gateway left", func() (bool, string) {
+		v, err := query()
+		return err == nil && v == 0.25, fmt.Sprintf("%v, %v", v, err)
+	})
+}
+
+// A real Nomad Autoscaler agent loads both plugin binaries from its
+// plugin_dir, and scales a real Nomad job's provisioned group: up while
+// the gateway reports saturation, down to the floor once it is idle.
+func TestAutoscalerScalesProvisionedGroup(t *testing.T) {
+	nomadBin, asBin := os.Getenv("NOMAD_BINARY"), os.Getenv("NOMAD_AUTOSCALER_BINARY")
+	if nomadBin == "" || asBin == "" {
+		t.Skip("NOMAD_BINARY and NOMAD_AUTOSCALER_BINARY must both be set to run the real-autoscaler test (nomad agent -dev + nomad-autoscaler agent with our plugins)")
+	}
+	apmPath := harness.MustBuild(t, policy.APMDriver)
+	strategyPath := harness.MustBuild(t, policy.StrategyDriver)
+	pluginDir := t.TempDir()
+	for _, p := range []string{apmPath, strategyPath} {
+		if err := os.Symlink(p, filepath.Join(pluginDir, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	nomadAddr := startNomadForAutoscaler(t, nomadBin)
+	nomad, err := nomadapi.NewClient(&nomadapi.Config{Address: nomadAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The job: a provisioned group scaled by our check, as the compiler
+	// writes it (raw_exec stands in for the nimbus driver here).
+	const fn, version, jobID = "e2efn", "1", "nimbus-e2efn-1"
+	jobHCL := fmt.Sprintf(`
+job %q {
+  datacenters = ["dc1"]
+  group %q {
+    count = 1
+    scaling {
+      enabled = true
+      min     = 1
+      max     = 4
+      policy {
+        evaluation_interval  = "1s"
+        cooldown             = "1s"
+        cooldown_on_scale_up = "1s"
+        check %q {
+          source       = %q
+          query        = "%s/%s"
+          query_window = "5s"
+          strategy %q {
+            target = 0.7
+            min    = 1
+            max    = 4
+          }
+        }
+      }
+    }
+    task "sleep" {
+      driver = "raw_exec"
+      config {
+        command = "/bin/sleep"
+        args    = ["3600"]
+      }
+      resources {
+        cpu    = 20
+        memory = 16
+      }
+    }
+  }
+}
+`, jobID, policy.Group, policy.CheckName, policy.APMName, fn, version, policy.StrategyName)
+	jobPath := filepath.Join(t.TempDir(), "job.nomad.hcl")
+	if err := os.WriteFile(jobPath, []byte(jobHCL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := exec.Command(nomadBin, "job", "run", "-detach", jobPath)
+	run.Env = append(os.Environ(), "NOMAD_ADDR="+nomadAddr)
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("nomad job run: %v\n%s", err, out)
+	}
+
+	gw := newMetricsGateway(t)
+	asLog := startAutoscaler(t, asBin, nomadAddr, pluginDir, strings.TrimPrefix(gw.srv.URL, "http://"))
+
+	count := func() int {
+		job, _, err := nomad.Jobs().Info(jobID, nil)
+		if err != nil || len(job.TaskGroups) == 0 || job.TaskGroups[0].Count == nil {
+			return -1
+		}
+		return *job.TaskGroups[0].Count
+	}
+	// Saturated: every provisioned environment (one per instance) busy.
+	eventuallyAS(t, 2*time.Minute, "scale up to the max under saturation", func() (bool, string) {
+		c := count()
+		if c > 0 {
+			gw.set(fn, version, float64(c), float64(c))
+		}
+		return c == 4, fmt.Sprintf("count %d", c)
+	})
+	// Idle: once the query window holds only idle samples, back to the floor.
+	eventuallyAS(t, 2*time.Minute, "scale down to the floor when idle", func() (bool, string) {
+		c := count()
+		if c > 0 {
+			gw.set(fn, version, float64(c), 0)
+		}
+		return c == 1, fmt.Sprintf("count %d", c)
+	})
+	if log := asLog(); strings.Contains(log, "scale direction is unknown") || strings.Contains(log, "no metrics available") {
+		t.Errorf("autoscaler reported protocol errors:\n%s", log)
+	}
+}
+
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// lockedBuffer is an io.Writer safe to read while a process writes to it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startNomadForAutoscaler runs `nomad agent -dev` on free loopback ports
+// with raw_exec enabled, and returns its address once a client node is ready.
+func startNomadForAutoscaler(t *testing.T, bin string) string {
+	t.Helper()
+	dir := t.TempDir()
+	httpPort, rpcPort, serfPort := freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t)
+	cfg := fmt.Sprintf(`bind_addr = "127.0.0.1"
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+plugin "raw_exec" {
+  config {
+    enabled = true
+  }
+}
+`, httpPort, rpcPort, serfPort)
+	cfgPath := filepath.Join(dir, "agent.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nomad: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nomad agent log:\n%s", logs.String())
+		}
+	})
+	addr := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	client, err := nomadapi.NewClient(&nomadapi.Config{Address: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventuallyAS(t, 90*time.Second, "nomad dev agent ready", func() (bool, string) {
+		nodes, _, err := client.Nodes().List(nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, n := range nodes {
+			if n.Status == "ready" {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d nodes, none ready", len(nodes))
+	})
+	return addr
+}
+
+// startAutoscaler runs the autoscaler agent with our plugins and returns a
+// function reading its log so far.
+func startAutoscaler(t *testing.T, bin, nomadAddr, pluginDir, gateway string) func() string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`log_level  = "debug"
+plugin_dir = %q
+
+nomad {
+  address = %q
+}
+
+http {
+  bind_address = "127.0.0.1"
+  bind_port    = %d
+}
+
+policy {
+  default_evaluation_interval = "1s"
+  default_cooldown            = "1s"
+}
+
+apm %q {
+  driver = %q
+  config = {
+    gateways  = %q
+    cache_ttl = "0s"
+  }
+}
+
+strategy %q {
+  driver = %q
+}
+`, pluginDir, nomadAddr, freeLoopbackPort(t), policy.APMName, policy.APMDriver, gateway, policy.StrategyName, policy.StrategyDriver)
+	cfgPath := filepath.Join(dir, "autoscaler.hcl")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "agent", "-config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting nomad-autoscaler: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("nomad-autoscaler log:\n%s", logs.String())
+		}
+	})
+	return logs.String
+}
