@@ -1,0 +1,18 @@
+// Package consul is the gateway's Consul adapter:
+//
+//   - Registrar registers the gateway as a Consul service with an HTTP health
+//     check, and each function URL as its own service ("<fn>-url") at the
+//     gateway's address, so "<fn>-url.service.consul" and mesh upstreams reach
+//     it; it keeps that set in step with the functions that have URLs and
+//     deregisters everything on shutdown.
+//   - Discovery answers discovery.Source from Consul's health endpoint
+//     (passing instances of "nimbus-<fn>" tagged function=<fn> and
+//     version=<v>) through blocking queries, cached per function version by a
+//     discovery.Watcher.
+//
+// Both take small interfaces over the consul/api calls they use (*api.Agent,
+// *api.Health satisfy them).
+//
+// It may import gateway/** (discovery), specs and driver/invokeapi from this
+// module.
+package consul
