@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -354,7 +355,7 @@ func (d *Driver) StopTask(ctx context.Context, req *driverpb.StopTaskRequest) (*
 		sig = s
 	}
 	timeout := req.GetTimeout().AsDuration()
-	t.logger.Info("stopping instance", "signal", sig.String(), "timeout", timeout)
+	t.logger.Info("stopping instance", "signal", unix.SignalName(sig), "timeout", timeout)
 	t.noteSignal(sig)
 	if err := t.proc.signal(d.opts.ProcRoot, sig); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -111,7 +112,7 @@ func (t *task) reap(cmd *exec.Cmd, procRoot string) {
 	err := cmd.Wait()
 	res := &driverpb.ExitResult{}
 	msg := ""
-	if ws, ok := cmd.ProcessState.Sys().(unix.WaitStatus); ok {
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok {
 		switch {
 		case ws.Signaled():
 			res.Signal = int32(ws.Signal())
