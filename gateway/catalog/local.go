@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -136,7 +135,7 @@ func (l *Local) Poll() bool {
 }
 
 // fingerprint names every spec file with its size and mtime. A directory
-// contributes its *.hcl files (not recursive, as specs.Load reads it).
+// contributes the files specs.Load reads (specs.SpecFiles).
 func (l *Local) fingerprint() (string, error) {
 	st, err := os.Stat(l.path)
 	if err != nil {
@@ -147,20 +146,17 @@ func (l *Local) fingerprint() (string, error) {
 	if !st.IsDir() {
 		files, names = []fs.FileInfo{st}, []string{l.path}
 	} else {
-		ents, err := os.ReadDir(l.path)
+		list, err := specs.SpecFiles(l.path)
 		if err != nil {
 			return "", fmt.Errorf("listing spec dir: %w", err)
 		}
-		for _, e := range ents {
-			if e.IsDir() || !strings.HasSuffix(e.Name(), ".hcl") {
-				continue
-			}
-			fi, err := e.Info()
+		for _, name := range list {
+			fi, err := os.Stat(name)
 			if err != nil {
 				continue // removed while listing; the next poll sees it
 			}
 			files = append(files, fi)
-			names = append(names, filepath.Join(l.path, e.Name()))
+			names = append(names, name)
 		}
 	}
 	parts := make([]string, len(files))

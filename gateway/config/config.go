@@ -57,10 +57,10 @@ type Config struct {
 	Dev bool `hcl:"dev,optional"`
 
 	// Parsed forms, filled by Validate.
-	ColdStartWaitD time.Duration `hcl:"-"`
-	IdleScaleInD   time.Duration `hcl:"-"`
-	ShutdownGraceD time.Duration `hcl:"-"`
-	InvokeKeyBytes []byte        `hcl:"-"`
+	ColdStartWaitD time.Duration
+	IdleScaleInD   time.Duration
+	ShutdownGraceD time.Duration
+	InvokeKeyBytes []byte
 }
 
 // AccessKey is one `access_key "AKID" { secret = "…" }` block.

@@ -109,6 +109,7 @@ func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) 
 		current = specKey(spec)
 	}
 	p.mu.Lock()
+	asked := v.want
 	if spec != nil && !p.closed {
 		want = v.want
 	}
@@ -136,7 +137,7 @@ func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) 
 			errs = append(errs, fmt.Errorf("stopping %s: %w", r.inst.ID, err))
 		}
 	}
-	if missing > 0 && spec == nil {
+	if asked > 0 && spec == nil {
 		errs = append(errs, fmt.Errorf("launching %s:%s: %w", function, ver, err))
 		return errors.Join(errs...)
 	}
@@ -153,10 +154,17 @@ func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) 
 				emu.Unlock()
 				return
 			}
-			p.logger.Info("instance ready", "function", function, "version", ver, "instance", inst.ID, "address", inst.Address)
 			p.mu.Lock()
-			v.running = append(v.running, &running{inst: inst, spec: current})
+			closed := p.closed
+			if !closed {
+				v.running = append(v.running, &running{inst: inst, spec: current})
+			}
 			p.mu.Unlock()
+			if closed {
+				_ = p.launcher.Stop(context.WithoutCancel(ctx), inst.ID)
+				return
+			}
+			p.logger.Info("instance ready", "function", function, "version", ver, "instance", inst.ID, "address", inst.Address)
 		}()
 	}
 	wg.Wait()

@@ -1,0 +1,68 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/gateway/config"
+)
+
+func TestLoadDefaultsValidate(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "gateway.hcl")
+	src := `
+listen     = "0.0.0.0:8080"
+region     = "eu-west-1"
+account_id = "123456789012"
+invoke_key = "0123456789abcdef0123"
+cold_start_wait = "3s"
+account_concurrency = 50
+unreserved_min = 10
+access_key "AKID1" {
+  secret = "s1"
+}
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if c.ColdStartWaitD != 3*time.Second || c.IdleScaleInD != 5*time.Minute || c.WaitQueueSize != 100 ||
+		c.URLDomain != "lambda-url.localhost" || c.Keys()["AKID1"] != "s1" || string(c.InvokeKeyBytes) != "0123456789abcdef0123" {
+		t.Fatalf("decoded config: %+v", c)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := &config.Config{Listen: "nope", Region: "mars", AccountID: "12", ColdStartWait: "soon",
+		AccountConcurrency: 5, UnreservedMin: 10, AccessKeys: []config.AccessKey{{ID: "a", Secret: "x"}, {ID: "a", Secret: "y"}}}
+	c.Defaults()
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid config accepted")
+	}
+	for _, want := range []string{"listen", "region", "account_id", "cold_start_wait", "unreserved_min", "invoke_key", "declared twice"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+func TestDevModeNeedsNoKeys(t *testing.T) {
+	c := &config.Config{Dev: true}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("dev config: %v", err)
+	}
+	if c.IdleScaleInD != 30*time.Second {
+		t.Fatalf("dev idle scale-in = %s", c.IdleScaleInD)
+	}
+}

@@ -1,0 +1,93 @@
+package local_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/local"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// launcher starts instance doubles and records stops.
+type launcher struct {
+	t       *testing.T
+	mu      sync.Mutex
+	n       int
+	stopped []string
+	specs   map[string]*specs.Function
+}
+
+func (l *launcher) Launch(_ context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
+	l.mu.Lock()
+	l.n++
+	id := fmt.Sprintf("i%d", l.n)
+	l.specs[id] = fn
+	l.mu.Unlock()
+	in := gatewaytest.StartInstance(l.t, fn.Name, version, fn.EnvironmentsPerInstance, "", nil)
+	return in.Discovery(id, discovery.GroupOnDemand), nil
+}
+
+func (l *launcher) Stop(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stopped = append(l.stopped, id)
+	return nil
+}
+
+type cat struct {
+	mu sync.Mutex
+	s  *catalog.Snapshot
+}
+
+func (c *cat) Function(_ context.Context, name string) (*catalog.Function, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s.Function(name)
+}
+
+func (c *cat) set(mem int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.s = catalog.NewSnapshot(catalog.FromFile(&specs.File{Functions: []*specs.Function{
+		{Name: "f", MemoryMB: mem, EnvironmentsPerInstance: 2},
+	}}))
+}
+
+func TestPoolScalesAndReplacesOutdated(t *testing.T) {
+	l := &launcher{t: t, specs: map[string]*specs.Function{}}
+	c := &cat{}
+	c.set(128)
+	p := local.New(l, c, nil)
+	ctx := context.Background()
+	if err := p.OnDemand(ctx, "f", catalog.Latest, 2); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := p.Instances(ctx, "f", catalog.Latest)
+	if ids := gatewaytest.SortedIDs(list); len(ids) != 2 {
+		t.Fatalf("instances after want=2: %v", ids)
+	}
+	if err := p.OnDemand(ctx, "f", catalog.Latest, 1); err != nil {
+		t.Fatal(err)
+	}
+	list, _ = p.Instances(ctx, "f", catalog.Latest)
+	if len(list) != 1 || len(l.stopped) != 1 {
+		t.Fatalf("after want=1: %d running, stopped %v", len(list), l.stopped)
+	}
+	c.set(256)
+	p.Refresh(ctx)
+	list, _ = p.Instances(ctx, "f", catalog.Latest)
+	if len(list) != 1 || l.specs[list[0].ID].MemoryMB != 256 || len(l.stopped) != 2 {
+		t.Fatalf("after spec change: %v, stopped %v", list, l.stopped)
+	}
+	if err := p.OnDemand(ctx, "missing", catalog.Latest, 1); err == nil {
+		t.Fatal("launching an unknown function succeeded")
+	}
+	if err := p.Close(ctx); err != nil || len(l.stopped) != 3 {
+		t.Fatalf("close: %v, stopped %v", err, l.stopped)
+	}
+}
