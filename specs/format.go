@@ -49,3 +49,12 @@ func squeezeBlankLines(src []byte) []byte {
 	}
 	return append(out, src[last:]...)
 }
+
+// FormatFile checks that src is HCL (so broken files are reported, not
+// reshuffled) and returns it formatted by Format.
+func FormatFile(filename string, src []byte) ([]byte, hcl.Diagnostics) {
+	if _, diags := parseSource(filename, src); diags.HasErrors() {
+		return nil, diags
+	}
+	return Format(src), nil
+}
