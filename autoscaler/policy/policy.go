@@ -137,9 +137,11 @@ type Metric string
 
 const (
 	// MetricUtilization (the default) is in-flight invocations on
-	// provisioned environments divided by provisioned environments, in
-	// [0, 1]; 0 when there are no provisioned environments. The
-	// nimbus-target strategy expects this metric.
+	// provisioned environments divided by provisioned environments:
+	// normally in [0, 1] (in-flight is summed over gateways scraped a
+	// moment apart, so it may briefly read above 1); 0 when there are no
+	// provisioned environments. The nimbus-target strategy tracks this
+	// metric and rejects the other two.
 	MetricUtilization Metric = "utilization"
 	// MetricInFlight is the number of invocations in flight on
 	// provisioned environments, summed over gateways.

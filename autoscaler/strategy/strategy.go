@@ -73,6 +73,12 @@ func (s *Strategy) Run(_ context.Context, req sdk.RunRequest) (sdk.Action, error
 	if err != nil {
 		return sdk.Action{}, fmt.Errorf("check %q: %w", req.Check.Name, err)
 	}
+	// A query in our APM's syntax that selects a raw count would be read as
+	// a utilisation and scale wildly; queries for other APMs pass through.
+	if q, err := policy.ParseQuery(req.Check.Query); err == nil && q.Metric != policy.MetricUtilization {
+		return sdk.Action{}, fmt.Errorf("check %q: %w: query %q selects %s, but %s tracks %s",
+			req.Check.Name, ErrBadInput, req.Check.Query, q.Metric, policy.StrategyName, policy.MetricUtilization)
+	}
 	act, err := Decide(cfg, req.Metrics, req.Count, s.now())
 	if err != nil {
 		return sdk.Action{}, fmt.Errorf("check %q: %w", req.Check.Name, err)

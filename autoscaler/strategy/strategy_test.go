@@ -264,6 +264,16 @@ func TestRunUsesInjectedClockAndNamesTheCheck(t *testing.T) {
 		t.Fatalf("after the window: %+v, %v", act, err)
 	}
 
+	req.Check.Query = "in_flight:orders/3"
+	if _, err := s.Run(context.Background(), req); !errors.Is(err, ErrBadInput) || !strings.Contains(err.Error(), "selects in_flight") {
+		t.Fatalf("raw-count query: %v", err)
+	}
+	// A query for some other APM is not ours to judge.
+	req.Check.Query = `sum(rate(x[1m]))`
+	if _, err := s.Run(context.Background(), req); err != nil {
+		t.Fatalf("foreign query: %v", err)
+	}
+
 	req.Check.StrategyConfig = map[string]string{"target": "abc"}
 	_, err = s.Run(context.Background(), req)
 	if err == nil || !strings.Contains(err.Error(), `check "utilization"`) || !strings.Contains(err.Error(), `target = "abc"`) {
