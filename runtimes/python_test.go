@@ -54,6 +54,13 @@ func TestPythonInvocationsInOneProcess(t *testing.T) {
 		!strings.HasPrefix(e["errorMessage"].(string), "Unable to parse Client Context JSON: ") {
 		t.Fatalf("bad client context: got %s %s", p.Kind, p.Body)
 	}
+	// A 5 MiB event and response pass whole.
+	big := strings.Repeat("x", 5<<20)
+	p = b.invoke(t, invocation{Payload: `{"big":"` + big + `"}`})
+	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["big"] != big {
+		t.Fatalf("big event: got %s of %d bytes", p.Kind, len(p.Body))
+	}
+
 	// Events are JSON whatever content type the invoker declared.
 	p = b.invoke(t, invocation{Payload: `{"again":true}`, ContentType: "application/octet-stream"})
 	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["again"] != true {

@@ -297,7 +297,8 @@ async function report(id, outcome) {
   if (!('error' in outcome)) {
     let body;
     try {
-      body = JSON.stringify(outcome.result === undefined ? null : outcome.result);
+      // undefined, functions and symbols have no JSON: they answer null.
+      body = JSON.stringify(outcome.result) ?? 'null';
     } catch (e) {
       outcome = { error: new Error(`Unable to stringify response body: ${e.message}`) };
     }
