@@ -117,6 +117,9 @@ func (e *env) freeLocked() (rank int, ok bool) {
 func (e *env) assignLocked(inv *invocation) (spawn bool) {
 	e.inv = inv
 	switch e.state {
+	case stateResetting:
+		// The dying process is not this invocation's: it gets a fresh one.
+		inv.respawn = true
 	case stateIdle:
 		if e.parked != nil {
 			e.mustTransitionLocked(stateInvoking)

@@ -379,5 +379,8 @@ func writeReadyFile(path, addr string) error {
 
 // prepareRuntime unpacks managed runtimes' bootstraps when needed.
 func (in *Instance) prepareRuntime() error {
-	return os.MkdirAll(in.runtimeDir, 0o755)
+	if err := os.MkdirAll(in.runtimeDir, 0o755); err != nil {
+		return fmt.Errorf("creating runtime dir: %w", err)
+	}
+	return installRuntimes(in.cfg, in.runtimeDir)
 }

@@ -23,6 +23,7 @@ type invocation struct {
 
 	// Fields below are guarded by the owning env's mu.
 	delivered    bool // handed to the runtime (state went to Invoking)
+	respawn      bool // assigned while the previous process was being reset
 	finished     bool // outcome sent
 	start        time.Time
 	coldStart    bool

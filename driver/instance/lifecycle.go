@@ -51,7 +51,7 @@ func (e *env) spawn() {
 func (e *env) startLocked() error {
 	in := e.inst
 	cfg := in.cfg
-	argv, err := entrypoint(cfg, in.optDir)
+	argv, err := entrypoint(cfg, in.optDir, in.runtimeDir)
 	if err != nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func (e *env) processExited(gen int, werr error) {
 		_, _ = inv.tail.Write(line)
 		e.inst.stdout.TryWrite(line)
 		e.finishLocked(inv, functionError(errorJSON(typ, id, msg)))
-	case wasInit:
+	case wasInit && !inv.respawn:
 		var body []byte
 		switch reason {
 		case killMemory:

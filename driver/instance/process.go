@@ -27,9 +27,9 @@ const prSetNoNewPrivs = 38
 var ErrInvalidEntrypoint = errors.New("invalid entrypoint")
 
 // entrypoint returns the argv that starts the runtime.
-func entrypoint(c *Config, optDir string) ([]string, error) {
+func entrypoint(c *Config, optDir, runtimeDir string) ([]string, error) {
 	if !strings.HasPrefix(c.Runtime, "provided") {
-		return managedEntrypoint(c)
+		return managedEntrypoint(c, runtimeDir)
 	}
 	for _, p := range []string{filepath.Join(c.CodeDir, "bootstrap"), filepath.Join(optDir, "bootstrap")} {
 		fi, err := os.Stat(p)
