@@ -9,6 +9,6 @@
 // Tests run it against submittest, an httptest double of exactly the Nomad
 // endpoints it calls; e2e/nomad_jobs_test.go runs it against a real agent.
 //
-// Imports: github.com/hashicorp/nomad/api, go-hclog and the standard
-// library; nothing of this module.
+// Imports: github.com/hashicorp/nomad/api, go-hclog, the standard library
+// and, of this module, jobs (names only).
 package submit

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/jobs"
 )
 
 // Jobs is the part of Nomad's jobs API the submitter uses.
@@ -92,17 +94,20 @@ func (s *Submitter) current(ctx context.Context, job *api.Job) (*api.Job, error)
 }
 
 // PreserveCounts returns a copy of job whose groups that also exist in
-// current carry current's counts, and the counts it kept. job is not
+// current carry current's counts, and the counts it kept. A kept count
+// outside the new group's scaling bounds is clamped into them (Nomad would
+// refuse the job otherwise) and the group is listed in clamped. job is not
 // modified; a nil current returns job's groups unchanged.
-func PreserveCounts(job, current *api.Job) (*api.Job, map[string]int) {
-	out := *job
+func PreserveCounts(job, current *api.Job) (out *api.Job, kept map[string]int, clamped []string) {
+	cp := *job
+	out = &cp
 	out.TaskGroups = make([]*api.TaskGroup, len(job.TaskGroups))
-	kept := map[string]int{}
-	have := map[string]*int{}
+	kept = map[string]int{}
+	have := map[string]int{}
 	if current != nil {
 		for _, g := range current.TaskGroups {
 			if g != nil && g.Name != nil && g.Count != nil {
-				have[*g.Name] = g.Count
+				have[*g.Name] = *g.Count
 			}
 		}
 	}
@@ -111,14 +116,23 @@ func PreserveCounts(job, current *api.Job) (*api.Job, map[string]int) {
 			out.TaskGroups[i] = g
 			continue
 		}
-		cp := *g
+		gc := *g
 		if n, ok := have[*g.Name]; ok {
-			cp.Count = new(*n)
-			kept[*g.Name] = *n
+			if sc := g.Scaling; sc != nil {
+				if sc.Max != nil && int64(n) > *sc.Max {
+					n = int(*sc.Max)
+					clamped = append(clamped, *g.Name)
+				} else if sc.Min != nil && int64(n) < *sc.Min {
+					n = int(*sc.Min)
+					clamped = append(clamped, *g.Name)
+				}
+			}
+			gc.Count = new(n)
+			kept[*g.Name] = n
 		}
-		out.TaskGroups[i] = &cp
+		out.TaskGroups[i] = &gc
 	}
-	return &out, kept
+	return out, kept, clamped
 }
 
 // Result describes a registration.
@@ -131,18 +145,24 @@ type Result struct {
 	Created bool
 	// PreservedCounts are the group counts kept from the running job.
 	PreservedCounts map[string]int
+	// Clamped lists groups whose running count fell outside the new
+	// scaling bounds and was moved to the nearest bound.
+	Clamped []string
 }
 
 // Register registers job, keeping the counts of groups that already run.
 // It reads the current job first and also asks Nomad to preserve counts, so
-// a scale that lands between the read and the write is kept too.
+// a scale that lands between the read and the write is kept too — unless a
+// kept count had to be clamped into new scaling bounds, when the clamped
+// counts are sent as they are.
 func (s *Submitter) Register(ctx context.Context, job *api.Job) (*Result, error) {
 	cur, err := s.current(ctx, job)
 	if err != nil {
 		return nil, fmt.Errorf("registering job: %w", err)
 	}
-	toSend, kept := PreserveCounts(job, cur)
-	resp, _, err := s.jobs.RegisterOpts(toSend, &api.RegisterOptions{PreserveCounts: true}, ScopeOf(job).write(ctx))
+	toSend, kept, clamped := PreserveCounts(job, cur)
+	opts := &api.RegisterOptions{PreserveCounts: len(clamped) == 0}
+	resp, _, err := s.jobs.RegisterOpts(toSend, opts, ScopeOf(job).write(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
 	}
@@ -153,8 +173,10 @@ func (s *Submitter) Register(ctx context.Context, job *api.Job) (*Result, error)
 		Warnings:        resp.Warnings,
 		Created:         cur == nil,
 		PreservedCounts: kept,
+		Clamped:         clamped,
 	}
-	s.log.Info("registered job", "job", res.JobID, "eval_id", res.EvalID, "created", res.Created)
+	s.log.Info("registered job", "function", job.Meta[jobs.MetaFunction], "version", job.Meta[jobs.MetaVersion],
+		"job", res.JobID, "eval_id", res.EvalID, "created", res.Created)
 	return res, nil
 }
 
@@ -172,7 +194,7 @@ func (s *Submitter) Plan(ctx context.Context, job *api.Job) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("planning job: %w", err)
 	}
-	toSend, _ := PreserveCounts(job, cur)
+	toSend, _, _ := PreserveCounts(job, cur)
 	resp, _, err := s.jobs.PlanOpts(toSend, &api.PlanOptions{Diff: true}, ScopeOf(job).write(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("planning job %s: %w", *job.ID, err)

@@ -143,16 +143,45 @@ func TestPreserveCountsDoesNotModifyInput(t *testing.T) {
 	job := compiled(t, "", 1)
 	cur := compiled(t, "", 1)
 	*cur.TaskGroups[1].Count = 7
-	out, kept := submit.PreserveCounts(job, cur)
+	out, kept, clamped := submit.PreserveCounts(job, cur)
 	if *job.TaskGroups[1].Count != 0 {
 		t.Fatal("input job modified")
 	}
-	if *out.TaskGroups[1].Count != 7 || kept["ondemand"] != 7 || kept["provisioned"] != 1 {
-		t.Fatalf("out counts %v kept %v", counts(out), kept)
+	if *out.TaskGroups[1].Count != 7 || kept["ondemand"] != 7 || kept["provisioned"] != 1 || len(clamped) != 0 {
+		t.Fatalf("out counts %v kept %v clamped %v", counts(out), kept, clamped)
 	}
-	same, kept := submit.PreserveCounts(job, nil)
+	same, kept, _ := submit.PreserveCounts(job, nil)
 	if len(kept) != 0 || *same.TaskGroups[0].Count != 1 {
 		t.Fatalf("nil current: %v %v", counts(same), kept)
+	}
+}
+
+// A running count outside the new job's scaling bounds moves to the
+// nearest bound, and Register then sends the counts without asking Nomad to
+// preserve the old ones (which it would refuse).
+func TestRegisterClampsCountsIntoNewBounds(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	if _, err := s.Register(ctx, compiled(t, "", 2)); err != nil { // provisioned 2..8
+		t.Fatal(err)
+	}
+	if _, err := s.Scale(ctx, submit.Scope{}, "nimbus-hello", jobs.GroupProvisioned, 8, "peak"); err != nil {
+		t.Fatal(err)
+	}
+	srv.Reset()
+	res, err := s.Register(ctx, compiled(t, "", 1)) // provisioned 1..4
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.PreservedCounts["provisioned"] != 4 || len(res.Clamped) != 1 || res.Clamped[0] != "provisioned" {
+		t.Errorf("result %+v", res)
+	}
+	var body api.JobRegisterRequest
+	if err := json.Unmarshal(srv.Requests()[1].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if body.PreserveCounts || counts(body.Job)["provisioned"] != 4 {
+		t.Errorf("register body preserve=%v counts=%v", body.PreserveCounts, counts(body.Job))
 	}
 }
 
