@@ -6,8 +6,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -221,7 +223,12 @@ job %q {
 	}
 
 	gw := newMetricsGateway(t)
-	asLog := startAutoscaler(t, asBin, nomadAddr, pluginDir, strings.TrimPrefix(gw.srv.URL, "http://"))
+	asLog := startAutoscaler(t, asBin, nomadAddr, pluginDir, strings.TrimPrefix(gw.srv.URL, "http://"), `
+policy {
+  default_evaluation_interval = "1s"
+  default_cooldown            = "1s"
+}
+`)
 
 	count := func() int {
 		job, _, err := nomad.Jobs().Info(jobID, nil)
@@ -336,7 +343,7 @@ plugin "raw_exec" {
 
 // startAutoscaler runs the autoscaler agent with our plugins and returns a
 // function reading its log so far.
-func startAutoscaler(t *testing.T, bin, nomadAddr, pluginDir, gateway string) func() string {
+func startAutoscaler(t *testing.T, bin, nomadAddr, pluginDir, gateway, extra string) func() string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`log_level  = "debug"
@@ -351,11 +358,6 @@ http {
   bind_port    = %d
 }
 
-policy {
-  default_evaluation_interval = "1s"
-  default_cooldown            = "1s"
-}
-
 apm %q {
   driver = %q
   config = {
@@ -367,7 +369,7 @@ apm %q {
 strategy %q {
   driver = %q
 }
-`, pluginDir, nomadAddr, freeLoopbackPort(t), policy.APMName, policy.APMDriver, gateway, policy.StrategyName, policy.StrategyDriver)
+`, pluginDir, nomadAddr, freeLoopbackPort(t), policy.APMName, policy.APMDriver, gateway, policy.StrategyName, policy.StrategyDriver) + extra
 	cfgPath := filepath.Join(dir, "autoscaler.hcl")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -386,4 +388,196 @@ strategy %q {
 		}
 	})
 	return logs.String
+}
+
+// nomadScaleAPI is an httptest double of exactly the two Nomad endpoints the
+// autoscaler's nomad-target uses for a group: GET /v1/job/<id>/scale (a
+// blocking query) and PUT /v1/job/<id>/scale. Allocations start at once, so
+// Running follows the count. Other paths answer 404 and are recorded.
+type nomadScaleAPI struct {
+	jobID, group string
+
+	mu      sync.Mutex
+	index   uint64
+	count   int
+	changed chan struct{} // closed and replaced on every change
+	scales  []nomadapi.ScalingRequest
+	unknown []string
+}
+
+func newNomadScaleAPI(t *testing.T, jobID, group string, count int) (*nomadScaleAPI, string) {
+	t.Helper()
+	n := &nomadScaleAPI{jobID: jobID, group: group, index: 10, count: count, changed: make(chan struct{})}
+	srv := httptest.NewServer(n)
+	t.Cleanup(srv.Close)
+	return n, srv.URL
+}
+
+func (n *nomadScaleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/job/"+n.jobID+"/scale" {
+		n.mu.Lock()
+		n.unknown = append(n.unknown, r.Method+" "+r.URL.Path)
+		n.mu.Unlock()
+		http.NotFound(w, r)
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		n.status(w, r)
+	case http.MethodPut, http.MethodPost:
+		var req nomadapi.ScalingRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		n.mu.Lock()
+		n.scales = append(n.scales, req)
+		if req.Count != nil {
+			n.count = int(*req.Count)
+		}
+		n.index++
+		idx := n.index
+		close(n.changed)
+		n.changed = make(chan struct{})
+		n.mu.Unlock()
+		w.Header().Set("X-Nomad-Index", strconv.FormatUint(idx, 10))
+		_ = json.NewEncoder(w).Encode(map[string]any{"EvalID": "", "EvalCreateIndex": idx, "JobModifyIndex": idx})
+	default:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+// status answers like a blocking query: it waits while the caller's index
+// is current, up to the requested wait (capped at 2 s to keep tests fast).
+func (n *nomadScaleAPI) status(w http.ResponseWriter, r *http.Request) {
+	want, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
+	wait := 2 * time.Second
+	if d, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil && d < wait {
+		wait = d
+	}
+	n.mu.Lock()
+	if want >= n.index {
+		ch := n.changed
+		n.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(wait):
+		case <-r.Context().Done():
+			return
+		}
+		n.mu.Lock()
+	}
+	resp := nomadapi.JobScaleStatusResponse{
+		JobID: n.jobID, Namespace: "default", JobCreateIndex: 1, JobModifyIndex: n.index,
+		TaskGroups: map[string]nomadapi.TaskGroupScaleStatus{
+			n.group: {Desired: n.count, Placed: n.count, Running: n.count, Healthy: n.count},
+		},
+	}
+	idx := n.index
+	n.mu.Unlock()
+	w.Header().Set("X-Nomad-Index", strconv.FormatUint(idx, 10))
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (n *nomadScaleAPI) snapshot() (int, []nomadapi.ScalingRequest, []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.count, append([]nomadapi.ScalingRequest(nil), n.scales...), append([]string(nil), n.unknown...)
+}
+
+// The real Nomad Autoscaler agent (NOMAD_AUTOSCALER_BINARY) loads both
+// plugin binaries, evaluates a file policy shaped like the compiler's, and
+// scales through its own nomad-target against a double of Nomad's job scale
+// API: up to the max under saturation, then back to the floor when idle.
+func TestAutoscalerAgentScalesThroughNomadScaleAPI(t *testing.T) {
+	asBin := os.Getenv("NOMAD_AUTOSCALER_BINARY")
+	if asBin == "" {
+		t.Skip("NOMAD_AUTOSCALER_BINARY is not set: skipping the real nomad-autoscaler agent test")
+	}
+	apmPath := harness.MustBuild(t, policy.APMDriver)
+	strategyPath := harness.MustBuild(t, policy.StrategyDriver)
+	pluginDir := t.TempDir()
+	for _, p := range []string{apmPath, strategyPath} {
+		if err := os.Symlink(p, filepath.Join(pluginDir, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const fn, version, jobID = "e2efn", "1", "nimbus-e2efn-1"
+	nomad, nomadAddr := newNomadScaleAPI(t, jobID, policy.Group, 1)
+	gw := newMetricsGateway(t)
+
+	policyDir := t.TempDir()
+	pol := fmt.Sprintf(`scaling "nimbus-e2efn-1-provisioned" {
+  enabled = true
+  type    = "horizontal"
+  min     = 1
+  max     = 4
+  policy {
+    evaluation_interval  = "1s"
+    cooldown             = "1s"
+    cooldown_on_scale_up = "1s"
+    check %q {
+      source       = %q
+      query        = "%s/%s"
+      query_window = "4s"
+      strategy %q {
+        target = 0.7
+        min    = 1
+        max    = 4
+      }
+    }
+    target "nomad-target" {
+      Job       = %q
+      Group     = %q
+      Namespace = "default"
+    }
+  }
+}
+`, policy.CheckName, policy.APMName, fn, version, policy.StrategyName, jobID, policy.Group)
+	if err := os.WriteFile(filepath.Join(policyDir, "provisioned.hcl"), []byte(pol), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	asLog := startAutoscaler(t, asBin, nomadAddr, pluginDir, strings.TrimPrefix(gw.srv.URL, "http://"), fmt.Sprintf(`
+policy {
+  dir                         = %q
+  default_evaluation_interval = "1s"
+  default_cooldown            = "1s"
+  source "nomad" {
+    enabled = false
+  }
+}
+`, policyDir))
+
+	follow := func(inflightPerEnv float64, want int, what string) {
+		t.Helper()
+		eventuallyAS(t, 90*time.Second, what, func() (bool, string) {
+			c, _, _ := nomad.snapshot()
+			gw.set(fn, version, float64(c), inflightPerEnv*float64(c))
+			return c == want, fmt.Sprintf("count %d", c)
+		})
+	}
+	follow(1, 4, "scale up to the max under saturation")
+	follow(0, 1, "scale down to the floor when idle")
+
+	_, scales, unknown := nomad.snapshot()
+	if len(scales) < 2 {
+		t.Fatalf("scale requests: %+v", scales)
+	}
+	for _, s := range scales {
+		if s.Count == nil || *s.Count < 1 || *s.Count > 4 || s.Message == "" || s.Target["Group"] != policy.Group {
+			t.Errorf("scale request %+v", s)
+		}
+		if s.Meta["nimbus.target"] != 0.7 {
+			t.Errorf("strategy meta did not reach the target: %v", s.Meta)
+		}
+	}
+	if log := asLog(); strings.Contains(log, "scale direction is unknown") || strings.Contains(log, "no metrics available") ||
+		strings.Contains(log, "remote info doesn't match") {
+		t.Errorf("autoscaler reported protocol errors:\n%s", log)
+	}
+	if len(unknown) > 0 {
+		t.Logf("nomad double saw other requests: %v", unknown)
+	}
 }
