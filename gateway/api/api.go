@@ -98,6 +98,9 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case len(seg) == 2 && seg[0] == "2015-03-31" && seg[1] == "functions" && r.Method == http.MethodGet:
 		a.serveListFunctions(w, r)
 		return
+	case len(seg) == 4 && seg[0] == "2021-10-31" && seg[1] == "functions" && (seg[3] == "urls" || seg[3] == "url") && r.Method == http.MethodGet:
+		a.serveURLConfigs(w, r, seg[2], seg[3] == "urls")
+		return
 	case len(seg) == 2 && seg[0] == "2016-08-19" && seg[1] == "account-settings" && r.Method == http.MethodGet:
 		a.serveAccountSettings(w, r)
 		return

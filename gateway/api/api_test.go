@@ -290,3 +290,27 @@ func TestFunctionNameForms(t *testing.T) {
 		t.Fatalf("full ARN: %v", err)
 	}
 }
+
+func TestURLConfigsWithSDK(t *testing.T) {
+	web := fnSpec("web")
+	web.URL = &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED", CORS: &specs.CORS{AllowOrigins: []string{"*"}}}
+	fns := append(basicFunctions(), &catalog.Function{Name: "web", Versions: map[string]*specs.Function{catalog.Latest: web}})
+	e := newEnv(t, fns, nil)
+	c := e.client(accessKey, secretKey)
+	out, err := c.ListFunctionUrlConfigs(context.Background(), &lambda.ListFunctionUrlConfigsInput{FunctionName: aws.String("web")})
+	if err != nil || len(out.FunctionUrlConfigs) != 1 {
+		t.Fatalf("list url configs: %v %+v", err, out)
+	}
+	port := e.srv.URL[strings.LastIndexByte(e.srv.URL, ':'):]
+	if got := aws.ToString(out.FunctionUrlConfigs[0].FunctionUrl); got != "http://web."+urlDomain+port+"/" {
+		t.Fatalf("function URL %q", got)
+	}
+	none, err := c.ListFunctionUrlConfigs(context.Background(), &lambda.ListFunctionUrlConfigsInput{FunctionName: aws.String("ok")})
+	if err != nil || len(none.FunctionUrlConfigs) != 0 {
+		t.Fatalf("function without URL: %v %+v", err, none)
+	}
+	var notFound *types.ResourceNotFoundException
+	if _, err := c.GetFunctionUrlConfig(context.Background(), &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("ok")}); !errors.As(err, &notFound) {
+		t.Fatalf("get url config of a function without URL: %v", err)
+	}
+}

@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/local"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// defaultDevDir is what `nimbus dev` serves without an argument.
+const defaultDevDir = "examples/hello-go"
+
+func init() {
+	register("dev", command{
+		summary: "run functions locally: gateway + launcher + spec reload in one process",
+		run:     runDev,
+	})
+}
+
+func runDev(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "dev", "[DIR]")
+	listen := fs.String("listen", "127.0.0.1:9000", "listen address")
+	cfgPath := fs.String("config", "", "gateway config file (HCL); dev = true is implied")
+	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	cfg.Dev = true
+	listenSet := false
+	fs.Visit(func(f *flag.Flag) { listenSet = listenSet || f.Name == "listen" })
+	if cfg.Listen == "" || listenSet {
+		cfg.Listen = *listen
+	}
+	return runDevGateway(ctx, env, cfg, fs.Arg(0), newLogger(env, "nimbus", *logLevel))
+}
+
+// runDevGateway serves the specs in dir (the dev sample when empty and
+// examples/hello-go is absent) with local instances until ctx ends.
+func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir string, logger hclog.Logger) error {
+	stateDir, err := os.MkdirTemp("", "nimbus-dev-")
+	if err != nil {
+		return fmt.Errorf("creating dev state dir: %w", err)
+	}
+	defer os.RemoveAll(stateDir)
+	if dir == "" {
+		dir = defaultDevDir
+		if _, err := os.Stat(dir); err != nil {
+			if dir, err = writeDevSample(stateDir); err != nil {
+				return err
+			}
+			fmt.Fprintf(env.stdout, "No %s here; serving the built-in sample from %s\n", defaultDevDir, dir)
+		}
+	}
+	load := func(path string) (*specs.File, error) {
+		f, diags := specs.Load(path, &specs.Options{Env: env.getenv})
+		if diags.HasErrors() {
+			return nil, errors.New(specs.FormatDiagnostics(diags, nil))
+		}
+		return f, nil
+	}
+	cat, err := catalog.NewLocal(dir, load, logger)
+	if err != nil {
+		return err
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("gateway config: %w", err)
+	}
+	launcher := &devLauncher{
+		stateDir: stateDir, key: cfg.InvokeKeyBytes, region: cfg.Region, account: cfg.AccountID,
+		logger: logger, instances: map[string]*instance.Instance{},
+	}
+	pool := local.New(launcher, cat, logger)
+	s, err := server.New(cfg, server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger})
+	if err != nil {
+		return err
+	}
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	printDevEndpoints(env, cfg, s.Addr(), cat.Snapshot())
+	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
+	cat.Watch(func(snap *catalog.Snapshot) {
+		pool.Refresh(reloadCtx)
+		printDevEndpoints(env, cfg, s.Addr(), snap)
+	})
+	go cat.Run(reloadCtx, 500*time.Millisecond)
+	err = s.Serve(ctx)
+	stopReload()
+	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(err, pool.Close(stopCtx))
+}
+
+// printDevEndpoints tells the developer where everything answers.
+func printDevEndpoints(env *cliEnv, cfg *config.Config, addr string, snap *catalog.Snapshot) {
+	base := "http://" + addr
+	_, port, _ := strings.Cut(addr, ":")
+	fmt.Fprintf(env.stdout, "\nInvoke API:  %s   (aws lambda invoke --endpoint-url %s …, or nimbus invoke --endpoint %s FN)\n", base, base, base)
+	fmt.Fprintf(env.stdout, "Metrics:     %s%s\n", base, server.MetricsPath)
+	for _, fn := range snap.Functions() {
+		u := fn.URL()
+		if u == nil {
+			fmt.Fprintf(env.stdout, "Function %-20s (no URL)\n", fn.Name)
+			continue
+		}
+		fmt.Fprintf(env.stdout, "Function %-20s %s://%s.%s:%s/   or   %s/url/%s/   (auth %s, %s)\n",
+			fn.Name, "http", fn.Name, cfg.URLDomain, port, base, fn.Name, u.Auth, u.InvokeMode)
+	}
+}
+
+// devLauncher runs instances in this process (driver/instance) for the
+// dev-mode pool. Go functions on provided runtimes whose code directory has
+// sources but no bootstrap are built first (cached by source fingerprint).
+type devLauncher struct {
+	stateDir        string
+	key             []byte
+	region, account string
+	logger          hclog.Logger
+	seq             atomic.Int64
+
+	mu        sync.Mutex // guards instances and builds
+	instances map[string]*instance.Instance
+	buildMu   sync.Mutex // one go build at a time
+}
+
+var _ local.Launcher = (*devLauncher)(nil)
+
+func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
+	codeDir, err := l.codeDir(ctx, fn)
+	if err != nil {
+		return discovery.Instance{}, err
+	}
+	timeout, err := time.ParseDuration(fn.Timeout)
+	if err != nil {
+		return discovery.Instance{}, fmt.Errorf("function %s timeout %q: %w", fn.Name, fn.Timeout, err)
+	}
+	id := fmt.Sprintf("%s-%d", fn.Name, l.seq.Add(1))
+	cfg := &instance.Config{
+		Function:           fn.Name,
+		Version:            version,
+		Runtime:            fn.Runtime,
+		Handler:            fn.Handler,
+		CodeDir:            codeDir,
+		StateDir:           filepath.Join(l.stateDir, "instances", id),
+		MemoryMB:           fn.MemoryMB,
+		Timeout:            timeout,
+		EphemeralStorageMB: fn.EphemeralStorageMB,
+		Environments:       max(fn.EnvironmentsPerInstance, 1),
+		InitializationType: "on-demand",
+		Env:                fn.Environment,
+		InvokeAddr:         "127.0.0.1:0",
+		Region:             l.region,
+		AccountID:          l.account,
+	}
+	if len(l.key) > 0 {
+		cfg.InvokeSecret = invokeapi.DeriveSecret(l.key, fn.Name, version)
+	}
+	in, err := instance.New(cfg, l.logger)
+	if err != nil {
+		return discovery.Instance{}, fmt.Errorf("configuring instance of %s: %w", fn.Name, err)
+	}
+	// The instance outlives the scaler call that launched it.
+	if err := in.Start(context.WithoutCancel(ctx)); err != nil {
+		return discovery.Instance{}, fmt.Errorf("starting instance of %s: %w", fn.Name, err)
+	}
+	l.mu.Lock()
+	l.instances[id] = in
+	l.mu.Unlock()
+	return discovery.Instance{ID: id, Address: in.Addr(), Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
+}
+
+func (l *devLauncher) Stop(ctx context.Context, id string) error {
+	l.mu.Lock()
+	in := l.instances[id]
+	delete(l.instances, id)
+	l.mu.Unlock()
+	if in == nil {
+		return fmt.Errorf("no instance %s", id)
+	}
+	return in.Stop(ctx)
+}
+
+// codeDir returns the directory to run: the spec's code dir, or a build of
+// its Go sources.
+func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, error) {
+	if fn.Code == nil || fn.Code.Dir == "" {
+		return "", fmt.Errorf("function %s: nimbus dev runs code from a directory (code { dir = … }); zip and URL code need a cluster", fn.Name)
+	}
+	dir := fn.Code.Dir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(fn.Dir, dir)
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(fn.Runtime, "provided") {
+		return dir, nil
+	}
+	if st, err := os.Stat(filepath.Join(dir, "bootstrap")); err == nil && st.Mode()&0o111 != 0 {
+		return dir, nil
+	}
+	sums, err := goSourceFingerprint(dir)
+	if err != nil || sums == "" {
+		return dir, nil // no Go sources: let the instance report the missing bootstrap
+	}
+	out := filepath.Join(l.stateDir, "build", fn.Name+"-"+sums[:16])
+	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err == nil {
+		return out, nil
+	}
+	l.buildMu.Lock()
+	defer l.buildMu.Unlock()
+	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err == nil {
+		return out, nil
+	}
+	l.logger.Info("building Go function", "function", fn.Name, "dir", dir)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(out, "bootstrap"), ".")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building %s in %s: %w\n%s", fn.Name, dir, err, b)
+	}
+	return out, nil
+}
+
+// goSourceFingerprint hashes names, sizes and mtimes of the Go sources in
+// dir ("" when there are none).
+func goSourceFingerprint(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var parts []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || !(strings.HasSuffix(n, ".go") || n == "go.mod" || n == "go.sum") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s|%d|%d", n, fi.Size(), fi.ModTime().UnixNano()))
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	sort.Strings(parts)
+	h := sha256.Sum256([]byte(dir + "\n" + strings.Join(parts, "\n")))
+	return hex.EncodeToString(h[:]), nil
+}
+
+// The built-in sample: a Python function with a public URL, used when
+// neither a directory is given nor examples/hello-go exists.
+const devSampleSpec = `function "hello" {
+  description = "Built-in nimbus dev sample"
+  runtime     = "python3.12"
+  handler     = "app.handler"
+  timeout     = "5s"
+
+  code {
+    dir = "."
+  }
+
+  url {
+    auth = "NONE"
+  }
+}
+`
+
+const devSampleCode = `import json
+
+
+def handler(event, context):
+    name = "world"
+    if isinstance(event, dict):
+        params = event.get("queryStringParameters") or {}
+        name = params.get("name") or event.get("name") or name
+    return {"message": "hello, " + name}
+`
+
+func writeDevSample(stateDir string) (string, error) {
+	dir := filepath.Join(stateDir, "sample")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(devSampleSpec), 0o644); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(devSampleCode), 0o644); err != nil {
+		return "", err
+	}
+	return dir, nil
+}
