@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -334,5 +335,20 @@ func TestExtractCountsRealBytes(t *testing.T) {
 	err = bundle.Extract(p, t.TempDir(), bundle.Limits{MaxUnzippedBytes: 1 << 10})
 	if err == nil {
 		t.Fatal("archive with a lying header extracted beyond the limit")
+	}
+}
+
+// BenchmarkZip packages a real aws-lambda-go bootstrap (several MB).
+func BenchmarkZip(b *testing.B) {
+	src := testfn.Dir(b, "echo")
+	info, err := os.Stat(filepath.Join(src, "bootstrap"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(info.Size())
+	for b.Loop() {
+		if _, err := bundle.Zip(src, io.Discard); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -349,3 +349,52 @@ func TestRenderJSONRoundTrip(t *testing.T) {
 		t.Errorf("JSON round trip changed the job")
 	}
 }
+
+func BenchmarkCompile(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "full.spec.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var fn specs.Function
+	if err := json.Unmarshal(raw, &fn); err != nil {
+		b.Fatal(err)
+	}
+	opts := baseOptions()
+	opts.Version = "3"
+	opts.LayerArtifacts = []Artifact{
+		{Source: "https://a/1.zip", Checksum: opts.CodeChecksum},
+		{Source: "https://a/2.zip", Checksum: opts.CodeChecksum},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Compile(&fn, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRenderHCL(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "full.spec.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var fn specs.Function
+	if err := json.Unmarshal(raw, &fn); err != nil {
+		b.Fatal(err)
+	}
+	opts := baseOptions()
+	opts.LayerArtifacts = []Artifact{
+		{Source: "https://a/1.zip", Checksum: opts.CodeChecksum},
+		{Source: "https://a/2.zip", Checksum: opts.CodeChecksum},
+	}
+	job, err := Compile(&fn, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := RenderHCL(job); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -60,6 +60,9 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 			fmt.Fprintf(env.stdout, ", kept running counts %s", strings.Join(kept, " "))
 		}
 		fmt.Fprintln(env.stdout)
+		if len(res.Clamped) > 0 {
+			fmt.Fprintf(env.stdout, "  running counts of %s were outside the new scaling bounds and moved to the nearest bound\n", strings.Join(res.Clamped, ", "))
+		}
 		if res.Warnings != "" {
 			fmt.Fprintf(env.stdout, "  warnings: %s\n", res.Warnings)
 		}
