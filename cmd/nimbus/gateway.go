@@ -66,4 +66,3 @@ func newLogger(env *cliEnv, name, level string) hclog.Logger {
 		Output: env.stderr,
 	})
 }
-

@@ -109,4 +109,3 @@ func readPayload(env *cliEnv, p string) ([]byte, error) {
 		return []byte(p), nil
 	}
 }
-
