@@ -9,6 +9,7 @@
 //
 // RunInstance is the body of the instance subcommand.
 //
-// It imports only driver/** (taskconfig, instance, invokeapi and its own
-// generated protos) and external modules.
+// It imports only driver/** (taskconfig, instance and its own generated
+// protos), runtimes (interpreter detection for the fingerprint) and
+// external modules.
 package nomadplugin

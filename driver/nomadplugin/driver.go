@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"regexp"
 	"sort"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
 	structspb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/structs"
 	"github.com/nimbus-fn/nimbus/driver/taskconfig"
+	"github.com/nimbus-fn/nimbus/runtimes"
 )
 
 // Protocol constants Nomad checks.
@@ -48,8 +48,9 @@ type Options struct {
 	Logger hclog.Logger
 	// ProcRoot is procfs. Default: "/proc".
 	ProcRoot string
-	// LookPath finds runtime interpreters for the fingerprint. Default: exec.LookPath.
-	LookPath func(string) (string, error)
+	// Runtimes reports the managed-runtime interpreters on this client
+	// (name → version) for the fingerprint. Default: runtimes.Detect.
+	Runtimes func() map[string]string
 }
 
 // Driver serves Nomad's BasePlugin and Driver services. Every method is safe
@@ -64,6 +65,10 @@ type Driver struct {
 	mu    sync.RWMutex
 	set   settings
 	tasks map[string]*task
+
+	rtMu      sync.Mutex
+	rtFound   map[string]string
+	rtChecked time.Time
 }
 
 var _ driverpb.DriverServer = (*Driver)(nil)
@@ -80,8 +85,8 @@ func New(opts Options) (*Driver, error) {
 	if opts.ProcRoot == "" {
 		opts.ProcRoot = "/proc"
 	}
-	if opts.LookPath == nil {
-		opts.LookPath = exec.LookPath
+	if opts.Runtimes == nil {
+		opts.Runtimes = detectRuntimes
 	}
 	set, err := DefaultConfig().validate()
 	if err != nil {
@@ -216,10 +221,8 @@ func (d *Driver) fingerprint() *driverpb.FingerprintResponse {
 	attrs := map[string]*structspb.Attribute{
 		prefix + "version": str(d.buildVersion()),
 	}
-	for _, rt := range []struct{ attr, bin string }{{"python", "python3"}, {"nodejs", "node"}} {
-		if p, err := d.opts.LookPath(rt.bin); err == nil {
-			attrs[prefix+"runtime."+rt.attr] = str(p)
-		}
+	for name, version := range d.runtimes() {
+		attrs[prefix+"runtime."+name] = str(version)
 	}
 	resp := &driverpb.FingerprintResponse{
 		Attributes:        attrs,
@@ -231,6 +234,27 @@ func (d *Driver) fingerprint() *driverpb.FingerprintResponse {
 		resp.HealthDescription = fmt.Sprintf("instance executable %s is not runnable", d.opts.Executable)
 	}
 	return resp
+}
+
+// runtimeRecheck bounds how often interpreters are probed (each probe runs
+// `--version`), however short the fingerprint interval.
+const runtimeRecheck = 5 * time.Minute
+
+func (d *Driver) runtimes() map[string]string {
+	d.rtMu.Lock()
+	defer d.rtMu.Unlock()
+	if d.rtFound == nil || time.Since(d.rtChecked) > runtimeRecheck {
+		d.rtFound, d.rtChecked = d.opts.Runtimes(), time.Now()
+	}
+	return d.rtFound
+}
+
+func detectRuntimes() map[string]string {
+	found := map[string]string{}
+	for _, in := range runtimes.Detect() {
+		found[in.Name] = in.Version
+	}
+	return found
 }
 
 func (d *Driver) buildVersion() string {

@@ -19,6 +19,7 @@ import (
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
 	structspb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/structs"
 	"github.com/nimbus-fn/nimbus/driver/taskconfig"
+	"github.com/nimbus-fn/nimbus/runtimes"
 )
 
 func TestPluginInfoAndAgentConfig(t *testing.T) {
@@ -144,6 +145,12 @@ func TestFingerprintStreamStaysOpen(t *testing.T) {
 	if v := first.GetAttributes()["driver.nimbus.version"].GetStringVal(); v != "1.2.3" {
 		t.Errorf("driver.nimbus.version = %q", v)
 	}
+	// The interpreters this machine really has are advertised, with versions.
+	for _, in := range runtimes.Detect() {
+		if v := first.GetAttributes()["driver.nimbus.runtime."+in.Name].GetStringVal(); v != in.Version {
+			t.Errorf("driver.nimbus.runtime.%s = %q, want %q", in.Name, v, in.Version)
+		}
+	}
 	// Re-sent on the interval: the stream is alive, not closed after one.
 	for i := 0; i < 3; i++ {
 		if _, err := stream.Recv(); err != nil {
@@ -151,7 +158,12 @@ func TestFingerprintStreamStaysOpen(t *testing.T) {
 		}
 	}
 	cancel()
-	if _, err := stream.Recv(); code(err) != codes.Canceled {
+	for {
+		if _, err = stream.Recv(); err != nil {
+			break // messages already in flight may arrive first
+		}
+	}
+	if code(err) != codes.Canceled {
 		t.Errorf("after cancel: %v, want Canceled", err)
 	}
 }
