@@ -186,6 +186,18 @@ func TestCompileShape(t *testing.T) {
 		if task.Config["initialization_type"] != wantInit {
 			t.Errorf("%s: initialization_type %v", *g.Name, task.Config["initialization_type"])
 		}
+		schema := map[string]bool{}
+		for _, a := range taskconfig.Schema() {
+			schema[a.Name] = true
+			if _, ok := task.Config[a.Name]; a.Required && !ok {
+				t.Errorf("%s: required config attribute %s missing", *g.Name, a.Name)
+			}
+		}
+		for k := range task.Config {
+			if !schema[k] {
+				t.Errorf("%s: config attribute %s is not in the driver's schema", *g.Name, k)
+			}
+		}
 		if task.Config["invoke_secret"] != invokeapi.DeriveSecret([]byte("golden-test-key"), "orders", "3") {
 			t.Errorf("%s: invoke secret is not derived from the key", *g.Name)
 		}
