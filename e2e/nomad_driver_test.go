@@ -1,0 +1,422 @@
+package e2e
+
+// The nimbus task driver inside a real Nomad agent (NOMAD_BINARY): loaded
+// from plugin_dir through its `plugin` block, fingerprinted healthy, running
+// a real aws-lambda-go function invoked through its registered port, logging
+// REPORT lines into `nomad alloc logs`, recovering the running task across an
+// agent restart, and leaving no process behind when the job stops.
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+)
+
+func TestNomadRunsNimbusDriver(t *testing.T) {
+	bin := os.Getenv("NOMAD_BINARY")
+	if bin == "" {
+		t.Skip("NOMAD_BINARY is not set: skipping the real-Nomad driver test (set it to a nomad binary to run the nimbus driver inside a Nomad agent)")
+	}
+	root, err := os.MkdirTemp("", "nimbus-e2e-driver-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pluginDir := filepath.Join(root, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
+	code := drvServeCode(t, testfn.Dir(t, "echo"))
+
+	agent := drvNewAgent(t, bin, root, pluginDir)
+	t.Cleanup(func() { drvKillLeftovers(t, root) })
+	agent.start(t)
+	client := agent.client(t)
+	node := drvWaitDriverHealthy(t, client)
+	if v := node.Attributes["driver.nimbus.version"]; v == "" {
+		t.Errorf("node lacks the driver.nimbus.version attribute: %v", node.Attributes)
+	}
+
+	secret := "e2e-secret"
+	job := drvEchoJob(code, secret)
+	if _, _, err := client.Jobs().Register(job, nil); err != nil {
+		t.Fatalf("registering job: %v", err)
+	}
+	t.Cleanup(func() { _, _, _ = client.Jobs().Deregister(*job.ID, true, nil) })
+	alloc := drvWaitAlloc(t, client, *job.ID, "running")
+	addr := drvServiceAddr(t, client, "nimbus-e2e-echo")
+	drvInvoke(t, addr, secret, `{"round":1}`)
+
+	out, rc := drvCLI(t, bin, agent.addr, "alloc", "logs", alloc.ID, "fn")
+	if rc != 0 || !strings.Contains(out, "REPORT RequestId:") {
+		t.Errorf("nomad alloc logs (exit %d) has no REPORT line:\n%s", rc, out)
+	}
+
+	// Restart the agent: the task is recovered, not restarted, and answers.
+	agent.stop(t)
+	agent.start(t)
+	client = agent.client(t)
+	drvWaitDriverHealthy(t, client)
+	after := drvWaitAlloc(t, client, *job.ID, "running")
+	if after.ID != alloc.ID {
+		t.Fatalf("alloc replaced across the agent restart: %s → %s", alloc.ID, after.ID)
+	}
+	drvEventually(t, 30*time.Second, "the restarted agent to re-register the service", func() bool {
+		regs, _, err := client.Services().Get("nimbus-e2e-echo", nil)
+		return err == nil && len(regs) > 0
+	})
+	drvInvoke(t, addr, secret, `{"round":2}`)
+	full, _, err := client.Allocations().Info(alloc.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ts := full.TaskStates["fn"]; ts == nil || ts.Restarts != 0 || ts.State != "running" {
+		t.Errorf("task state after the agent restart = %+v, want running with no restart", ts)
+	}
+
+	// Stop the job: every process of the task is gone.
+	if _, _, err := client.Jobs().Deregister(*job.ID, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	drvWaitAlloc(t, client, *job.ID, "complete")
+	drvEventually(t, 30*time.Second, "every process of the alloc to exit", func() bool {
+		return len(drvProcsUnder(filepath.Join(root, "data", "alloc", alloc.ID))) == 0
+	})
+}
+
+type drvAgent struct {
+	bin, root, cfgPath, addr string
+	cmd                      *exec.Cmd
+	logs                     *drvBuffer
+}
+
+func drvNewAgent(t *testing.T, bin, root, pluginDir string) *drvAgent {
+	t.Helper()
+	http, rpc, serf := drvFreePort(t), drvFreePort(t), drvFreePort(t)
+	cfg := fmt.Sprintf(`
+data_dir   = %q
+plugin_dir = %q
+bind_addr  = "127.0.0.1"
+log_level  = "DEBUG"
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+client {
+  enabled = true
+}
+plugin "nimbus-driver" {
+  config {
+    stats_interval = "1s"
+  }
+}
+`, filepath.Join(root, "data"), pluginDir, http, rpc, serf)
+	path := filepath.Join(root, "agent.hcl")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := &drvAgent{bin: bin, root: root, cfgPath: path, addr: fmt.Sprintf("http://127.0.0.1:%d", http), logs: &drvBuffer{}}
+	t.Cleanup(func() {
+		if a.cmd != nil {
+			a.stop(t)
+		}
+		if t.Failed() {
+			t.Logf("nomad agent log:\n%s", a.logs.String())
+		}
+	})
+	return a
+}
+
+// start runs the agent (not -dev: its client state must survive a restart).
+func (a *drvAgent) start(t *testing.T) {
+	t.Helper()
+	a.cmd = exec.Command(a.bin, "agent", "-config", a.cfgPath)
+	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
+	if err := a.cmd.Start(); err != nil {
+		t.Fatalf("starting nomad: %v", err)
+	}
+	c := a.client(t)
+	drvEventually(t, 60*time.Second, "a Nomad leader", func() bool {
+		leader, err := c.Status().Leader()
+		return err == nil && leader != ""
+	})
+}
+
+// stop shuts the agent down gracefully (a client shutdown leaves tasks running).
+func (a *drvAgent) stop(t *testing.T) {
+	t.Helper()
+	_ = a.cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = a.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-done
+	}
+	a.cmd = nil
+}
+
+func (a *drvAgent) client(t *testing.T) *nomadapi.Client {
+	t.Helper()
+	c, err := nomadapi.NewClient(&nomadapi.Config{Address: a.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func drvWaitDriverHealthy(t *testing.T, c *nomadapi.Client) *nomadapi.Node {
+	t.Helper()
+	var node *nomadapi.Node
+	drvEventually(t, 90*time.Second, "driver nimbus detected and healthy on a ready node", func() bool {
+		stubs, _, err := c.Nodes().List(nil)
+		if err != nil || len(stubs) == 0 || stubs[0].Status != "ready" {
+			return false
+		}
+		n, _, err := c.Nodes().Info(stubs[0].ID, nil)
+		if err != nil {
+			return false
+		}
+		d := n.Drivers["nimbus"]
+		node = n
+		return d != nil && d.Detected && d.Healthy
+	})
+	return node
+}
+
+func drvEchoJob(codeURL, secret string) *nomadapi.Job {
+	job := nomadapi.NewServiceJob("nimbus-e2e-echo", "nimbus-e2e-echo", "global", 50)
+	job.Datacenters = []string{"*"}
+	tg := nomadapi.NewTaskGroup("ondemand", 1)
+	tg.Networks = []*nomadapi.NetworkResource{{DynamicPorts: []nomadapi.Port{{Label: "invoke"}}}}
+	tg.Services = []*nomadapi.Service{{Name: "nimbus-e2e-echo", PortLabel: "invoke", Provider: "nomad"}}
+	attempts, mode := 0, "fail"
+	tg.RestartPolicy = &nomadapi.RestartPolicy{Attempts: &attempts, Mode: &mode}
+	task := nomadapi.NewTask("fn", "nimbus")
+	task.Config = map[string]any{
+		"function":      "echo",
+		"runtime":       "provided.al2023",
+		"timeout":       "5s",
+		"invoke_secret": secret,
+	}
+	dest := "local/code"
+	task.Artifacts = []*nomadapi.TaskArtifact{{GetterSource: &codeURL, RelativeDest: &dest}}
+	cpu, mem := 100, 128
+	task.Resources = &nomadapi.Resources{CPU: &cpu, MemoryMB: &mem}
+	kill := 5 * time.Second
+	task.KillTimeout = &kill
+	tg.AddTask(task)
+	job.AddTaskGroup(tg)
+	return job
+}
+
+func drvWaitAlloc(t *testing.T, c *nomadapi.Client, jobID, status string) *nomadapi.AllocationListStub {
+	t.Helper()
+	var found *nomadapi.AllocationListStub
+	drvEventually(t, 90*time.Second, "an allocation of "+jobID+" "+status, func() bool {
+		allocs, _, err := c.Jobs().Allocations(jobID, true, nil)
+		if err != nil {
+			return false
+		}
+		for _, a := range allocs {
+			if a.ClientStatus == "failed" {
+				t.Fatalf("allocation %s failed: %+v", a.ID, a.TaskStates)
+			}
+			if a.ClientStatus == status {
+				found = a
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+func drvServiceAddr(t *testing.T, c *nomadapi.Client, name string) string {
+	t.Helper()
+	var addr string
+	drvEventually(t, 30*time.Second, "service "+name+" registered", func() bool {
+		regs, _, err := c.Services().Get(name, nil)
+		if err != nil || len(regs) == 0 {
+			return false
+		}
+		addr = net.JoinHostPort(regs[0].Address, strconv.Itoa(regs[0].Port))
+		return true
+	})
+	return addr
+}
+
+func drvInvoke(t *testing.T, addr, secret, payload string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := (&invokeapi.Client{Secret: secret}).Invoke(ctx, addr, &invokeapi.Request{Payload: []byte(payload)})
+	if err != nil {
+		t.Fatalf("invoking %s: %v", addr, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.FunctionError != "" || string(b) != payload {
+		t.Fatalf("invoke answered %q (function error %q), want %q", b, resp.FunctionError, payload)
+	}
+}
+
+// drvServeCode serves the function's code as a tar.gz artifact on loopback.
+func drvServeCode(t *testing.T, dir string) string {
+	t.Helper()
+	boot, err := os.ReadFile(filepath.Join(dir, "bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	if err := tw.WriteHeader(&tar.Header{Name: "bootstrap", Mode: 0o755, Size: int64(len(boot)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tw.Write(boot); err != nil {
+		t.Fatal(err)
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gz.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body := buf.Bytes()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/gzip")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/echo.tar.gz"
+}
+
+func drvCopy(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// drvProcsUnder lists processes whose command line or working directory
+// lies under dir (the instance's config path and the environments' code dir).
+func drvProcsUnder(dir string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if bytes.Contains(cmdline, []byte(dir)) || strings.HasPrefix(cwd, dir) {
+			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
+				f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+2:]))
+				if f[0] == "Z" {
+					continue
+				}
+			}
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// drvKillLeftovers kills whatever a failed run left under root (instances
+// are detached from the agent by design) and removes it best-effort.
+func drvKillLeftovers(t *testing.T, root string) {
+	for _, pid := range drvProcsUnder(root) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Logf("removing %s: %v (Nomad may leave secrets mounts behind)", root, err)
+	}
+}
+
+func drvCLI(t *testing.T, bin, addr string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+addr)
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("nomad %v: %v", args, err)
+	}
+	return string(out), 0
+}
+
+func drvFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func drvEventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		case <-tick.C:
+		}
+	}
+}
+
+type drvBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *drvBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *drvBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
