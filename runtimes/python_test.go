@@ -54,6 +54,14 @@ func TestPythonInvocationsInOneProcess(t *testing.T) {
 		!strings.HasPrefix(e["errorMessage"].(string), "Unable to parse Client Context JSON: ") {
 		t.Fatalf("bad client context: got %s %s", p.Kind, p.Body)
 	}
+	// The server drops the kept-alive connection after a response: the
+	// next request goes on a fresh one.
+	for i := range 2 {
+		if p = b.invoke(t, invocation{DropConnection: i == 0}); p.Kind != "response" {
+			t.Fatalf("around a dropped connection: got %s %s", p.Kind, p.Body)
+		}
+	}
+
 	// A 5 MiB event and response pass whole.
 	big := strings.Repeat("x", 5<<20)
 	p = b.invoke(t, invocation{Payload: `{"big":"` + big + `"}`})

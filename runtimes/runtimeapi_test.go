@@ -43,6 +43,10 @@ type invocation struct {
 	ContentType   string // the event's Content-Type; empty means application/json
 	// Status, when not 0, answers /next with this status instead of the event.
 	Status int
+	// DropConnection closes the connection right after answering the POST
+	// for this invocation, without "Connection: close" (a server dropping
+	// an idle keep-alive connection).
+	DropConnection bool
 }
 
 // post is one POST the bootstrap made.
@@ -74,10 +78,11 @@ type runtimeAPI struct {
 
 	mu          sync.Mutex
 	outstanding string // request id handed out and not yet answered
+	dropConn    bool   // the outstanding invocation's DropConnection
 	violations  []string
 }
 
-func newRuntimeAPI(t *testing.T) *runtimeAPI {
+func newRuntimeAPI(t testing.TB) *runtimeAPI {
 	api := &runtimeAPI{events: make(chan invocation, 16), posts: make(chan post, 16)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+apiPrefix+"/invocation/next", api.next)
@@ -134,6 +139,7 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 	}
 	a.mu.Lock()
 	a.outstanding = inv.ID
+	a.dropConn = inv.DropConnection
 	a.mu.Unlock()
 
 	h := w.Header()
@@ -168,6 +174,7 @@ func (a *runtimeAPI) result(kind string) http.HandlerFunc {
 		}
 		a.mu.Lock()
 		ok := id != "" && id == a.outstanding
+		drop := ok && a.dropConn
 		if ok {
 			a.outstanding = ""
 		} else {
@@ -182,10 +189,28 @@ func (a *runtimeAPI) result(kind string) http.HandlerFunc {
 		}
 		a.checkPost(kind, r, body)
 		a.posts <- post{Kind: kind, ID: id, Header: r.Header.Clone(), Body: body}
+		if drop {
+			a.acceptAndDrop(w)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, `{"status":"OK"}`)
 	}
+}
+
+// acceptAndDrop answers 202 as a keep-alive response would, then closes the
+// connection under the client.
+func (a *runtimeAPI) acceptAndDrop(w http.ResponseWriter) {
+	conn, buf, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		a.violate("hijacking: %v", err)
+		return
+	}
+	defer conn.Close()
+	const body = `{"status":"OK"}`
+	_, _ = fmt.Fprintf(buf, "HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = buf.Flush()
 }
 
 func (a *runtimeAPI) initError(w http.ResponseWriter, r *http.Request) {
@@ -252,7 +277,7 @@ func (b *syncBuffer) String() string {
 // bootstrap for handler with the Lambda environment, the task root
 // testdata/<taskRoot> as working directory and layerDir on the language's
 // search path. It skips the test when the interpreter is not installed.
-func launch(t *testing.T, runtime, taskRoot, layerDir, handler string) *bootstrap {
+func launch(t testing.TB, runtime, taskRoot, layerDir, handler string) *bootstrap {
 	t.Helper()
 	interp := map[bool]string{true: "python3", false: "node"}[strings.HasPrefix(runtime, "python")]
 	if _, err := exec.LookPath(interp); err != nil {
@@ -270,7 +295,7 @@ func launch(t *testing.T, runtime, taskRoot, layerDir, handler string) *bootstra
 }
 
 // start runs argv as a bootstrap; see launch.
-func start(t *testing.T, argv []string, taskRoot, layerDir, handler string) *bootstrap {
+func start(t testing.TB, argv []string, taskRoot, layerDir, handler string) *bootstrap {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("testdata", taskRoot))
 	if err != nil {
@@ -310,8 +335,7 @@ func start(t *testing.T, argv []string, taskRoot, layerDir, handler string) *boo
 		close(b.exited)
 	}()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-b.exited
+		b.stop()
 		if t.Failed() {
 			t.Logf("bootstrap output:\n%s", b.stdout.String())
 		}
@@ -319,8 +343,14 @@ func start(t *testing.T, argv []string, taskRoot, layerDir, handler string) *boo
 	return b
 }
 
+// stop kills the process and waits for it; it may be called again.
+func (b *bootstrap) stop() {
+	_ = b.cmd.Process.Kill()
+	<-b.exited
+}
+
 // invoke queues inv and returns what the bootstrap posted for it.
-func (b *bootstrap) invoke(t *testing.T, inv invocation) post {
+func (b *bootstrap) invoke(t testing.TB, inv invocation) post {
 	t.Helper()
 	if inv.ID == "" {
 		inv.ID = fmt.Sprintf("req-%d", requestSeq.Add(1))
@@ -339,7 +369,7 @@ func (b *bootstrap) invoke(t *testing.T, inv invocation) post {
 	return p
 }
 
-func (b *bootstrap) nextPost(t *testing.T) post {
+func (b *bootstrap) nextPost(t testing.TB) post {
 	t.Helper()
 	timer := time.NewTimer(waitTimeout)
 	defer timer.Stop()

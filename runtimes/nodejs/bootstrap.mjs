@@ -44,11 +44,11 @@ if (!process.env.AWS_LAMBDA_RUNTIME_API) {
   process.exit(1);
 }
 const apiURL = new URL(`http://${process.env.AWS_LAMBDA_RUNTIME_API}`);
-// One connection per request: the /next long poll may outlive any keep-alive
-// timeout, and a fresh loopback connection costs little.
-const agent = new http.Agent({ keepAlive: false });
+// One kept-alive connection. Idle sockets are unref'd by the agent, so they
+// do not keep the event loop (and an invocation waiting for it) alive.
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
 
-function request(method, apiPath, body, headers, want) {
+function request(method, apiPath, body, headers, want, retried = false) {
   return new Promise((resolve, reject) => {
     const fail = (msg) => reject(new RuntimeAPIError(`${method} ${apiPath}: ${msg}`));
     const hdrs = { 'User-Agent': USER_AGENT, ...headers };
@@ -76,7 +76,14 @@ function request(method, apiPath, body, headers, want) {
         });
       },
     );
-    req.on('error', (e) => fail(e.message));
+    req.on('error', (e) => {
+      // A reused connection the server closed meanwhile: once more, fresh.
+      if (req.reusedSocket && e.code === 'ECONNRESET' && !retried) {
+        resolve(request(method, apiPath, body, headers, want, true));
+      } else {
+        fail(e.message);
+      }
+    });
     req.end(body);
   });
 }
