@@ -3,7 +3,9 @@ package specs
 import (
 	"fmt"
 	"math/big"
+	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
@@ -35,6 +37,9 @@ func (d *decoder) errorf(rng hcl.Range, summary string, args ...any) {
 // (those in once).
 func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema, once ...string) *hcl.BodyContent {
 	c, diags := body.Content(schema)
+	for _, diag := range diags {
+		suggestArgument(diag, schema)
+	}
 	d.diags = append(d.diags, diags...)
 	if c == nil {
 		return &hcl.BodyContent{Attributes: hcl.Attributes{}}
@@ -50,6 +55,24 @@ func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema, once ...string)
 		}
 	}
 	return c
+}
+
+var unsupportedArgRE = regexp.MustCompile(`^An argument named "([^"]+)" is not expected here\.$`)
+
+// suggestArgument adds a "Did you mean" to HCL's unsupported-argument
+// diagnostic when a known argument extends or abbreviates the unknown one
+// (memory → memory_mb), which HCL's edit-distance suggestion misses.
+func suggestArgument(diag *hcl.Diagnostic, schema *hcl.BodySchema) {
+	m := unsupportedArgRE.FindStringSubmatch(diag.Detail)
+	if m == nil {
+		return
+	}
+	for _, a := range schema.Attributes {
+		if strings.HasPrefix(a.Name, m[1]+"_") || strings.HasPrefix(m[1], a.Name+"_") {
+			diag.Detail += fmt.Sprintf(" Did you mean %q?", a.Name)
+			return
+		}
+	}
 }
 
 // unique drops (and reports) labelled blocks whose label repeats an earlier one.

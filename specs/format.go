@@ -18,7 +18,7 @@ func Format(src []byte) []byte {
 	out = squeezeBlankLines(out)
 	out = hclwrite.Format(out)
 	out = bytes.TrimLeft(out, "\n")
-	out = bytes.TrimRight(out, "\n")
+	out = bytes.TrimRight(out, " \t\r\n")
 	if len(out) == 0 {
 		return []byte{}
 	}

@@ -395,3 +395,32 @@ func TestFormatDiagnosticsSnippet(t *testing.T) {
 		t.Errorf("with source:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+func BenchmarkParseFull(b *testing.B) {
+	src, err := os.ReadFile("testdata/valid/full.hcl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, diags := ParseFile("testdata/valid/full.hcl", src, nil); diags.HasErrors() {
+			b.Fatal(diags)
+		}
+	}
+}
+
+func BenchmarkEncodeDecode(b *testing.B) {
+	f, diags := Load("testdata/valid/full.hcl", nil)
+	if diags.HasErrors() {
+		b.Fatal(diags)
+	}
+	fn := f.Function("orders-api")
+	for b.Loop() {
+		data, err := Encode(fn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
