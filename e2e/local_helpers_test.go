@@ -1,0 +1,200 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/local"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// Credentials the local gateway accepts (SigV4 is verified in these tests).
+const (
+	e2eAccessKey = "AKIDNIMBUSE2E"
+	e2eSecretKey = "nimbus-e2e-secret"
+	e2eRegion    = "us-east-1"
+	e2eAccount   = "123456789012"
+)
+
+var e2eInvokeKey = "nimbus-e2e-invoke-key-0123456789"
+
+// launcher runs real instances (driver/instance) in the test process, as
+// nimbus dev does.
+type launcher struct {
+	stateDir string
+	logger   hclog.Logger
+	seq      atomic.Int64
+
+	mu        sync.Mutex
+	instances map[string]*instance.Instance
+	launches  int
+	stops     int
+}
+
+func (l *launcher) Launch(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
+	timeout, err := time.ParseDuration(fn.Timeout)
+	if err != nil {
+		return discovery.Instance{}, err
+	}
+	codeDir := fn.Code.Dir
+	if !filepath.IsAbs(codeDir) {
+		codeDir = filepath.Join(fn.Dir, codeDir)
+	}
+	id := fmt.Sprintf("%s-%d", fn.Name, l.seq.Add(1))
+	in, err := instance.New(&instance.Config{
+		Function: fn.Name, Version: version, Runtime: fn.Runtime, Handler: fn.Handler,
+		CodeDir: codeDir, StateDir: filepath.Join(l.stateDir, id), MemoryMB: fn.MemoryMB, Timeout: timeout,
+		Environments: max(fn.EnvironmentsPerInstance, 1), Env: fn.Environment, InvokeAddr: "127.0.0.1:0",
+		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), fn.Name, version),
+		Region:       e2eRegion, AccountID: e2eAccount,
+	}, l.logger)
+	if err != nil {
+		return discovery.Instance{}, err
+	}
+	if err := in.Start(context.WithoutCancel(ctx)); err != nil {
+		return discovery.Instance{}, err
+	}
+	l.mu.Lock()
+	l.instances[id] = in
+	l.launches++
+	l.mu.Unlock()
+	return discovery.Instance{ID: id, Address: in.Addr(), Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
+}
+
+func (l *launcher) Stop(ctx context.Context, id string) error {
+	l.mu.Lock()
+	in := l.instances[id]
+	delete(l.instances, id)
+	l.stops++
+	l.mu.Unlock()
+	if in == nil {
+		return fmt.Errorf("no instance %s", id)
+	}
+	return in.Stop(ctx)
+}
+
+func (l *launcher) running() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.instances)
+}
+
+// gateway is a local-mode gateway over real instances.
+type gateway struct {
+	srv      *server.Server
+	base     string
+	launcher *launcher
+	catalog  *catalog.Local
+	specDir  string
+}
+
+// startGateway writes spec (HCL) into a temp dir and serves it.
+func startGateway(t *testing.T, spec string, tune func(*config.Config)) *gateway {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr})
+	load := func(path string) (*specs.File, error) {
+		f, diags := specs.Load(path, nil)
+		if diags.HasErrors() {
+			return nil, hcl.Diagnostics(diags)
+		}
+		return f, nil
+	}
+	cat, err := catalog.NewLocal(dir, load, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &launcher{stateDir: t.TempDir(), logger: logger, instances: map[string]*instance.Instance{}}
+	pool := local.New(l, cat, logger)
+	cfg := &config.Config{
+		Dev: true, Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount,
+		InvokeKey:  e2eInvokeKey,
+		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
+	}
+	if tune != nil {
+		tune(cfg)
+	}
+	s, err := server.New(cfg, server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	cat.Watch(func(*catalog.Snapshot) { pool.Refresh(context.Background()) })
+	go cat.Run(ctx, 50*time.Millisecond)
+	t.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			t.Errorf("gateway shutdown: %v", err)
+		}
+		stopCtx, c := context.WithTimeout(context.Background(), 30*time.Second)
+		defer c()
+		if err := pool.Close(stopCtx); err != nil {
+			t.Errorf("stopping instances: %v", err)
+		}
+	})
+	return &gateway{srv: s, base: "http://" + s.Addr(), launcher: l, catalog: cat, specDir: dir}
+}
+
+// buildURLStream builds e2e/testdata/urlstream (a lambdaurl function) once.
+var urlStreamOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+func urlStreamDir(t *testing.T) string {
+	t.Helper()
+	urlStreamOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "nimbus-e2e-urlstream-")
+		if err != nil {
+			urlStreamOnce.err = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(dir, "bootstrap"), "./testdata/urlstream")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			urlStreamOnce.err = fmt.Errorf("go build urlstream: %w\n%s", err, out)
+			return
+		}
+		urlStreamOnce.dir = dir
+	})
+	if urlStreamOnce.err != nil {
+		t.Fatal(urlStreamOnce.err)
+	}
+	return urlStreamOnce.dir
+}
+
+func eventually(t *testing.T, within time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
