@@ -84,7 +84,8 @@ type ProvisionedConcurrency struct {
 // Schedule raises the floor during a cron window.
 type Schedule struct {
 	Name string `json:"name"`
-	// Cron is a 5- or 6-field cron expression for the window's start.
+	// Cron is a cron expression for the window's start as Nomad's cronexpr
+	// reads it: 5 fields, 6 (a year last, like Lambda's cron()) or 7 (seconds first).
 	Cron string `json:"cron"`
 	// Duration of the window. Default "1h".
 	Duration string `json:"duration"`
@@ -151,7 +152,11 @@ type EventSource struct {
 	Schedule     string   `json:"schedule,omitempty"`          // cron or rate() for type schedule
 	Input        string   `json:"input,omitempty"`             // constant event for schedule
 	StartingFrom string   `json:"starting_position,omitempty"` // "LATEST", "TRIM_HORIZON"
-	// Batching: BatchSize 1–10000 (default 10), MaximumBatchingWindow 0–300s.
+	// Batching: BatchSize 1–10000 (default 10; always 1 for type schedule),
+	// MaximumBatchingWindow 0–300s (default "0s", "500ms" for kafka).
+	// For nats/kafka/redis Parse also fills StartingFrom ("LATEST"), Group
+	// (DefaultGroup) and MaximumRetryAttempts (-1); type schedule leaves
+	// every broker, batching and error-handling field empty.
 	BatchSize             int    `json:"batch_size"`
 	MaximumBatchingWindow string `json:"maximum_batching_window,omitempty"`
 	// Error handling.
