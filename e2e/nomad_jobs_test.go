@@ -314,3 +314,122 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 		t.Errorf("job after purge: %v", err)
 	}
 }
+
+// buildJobspecCheck builds jobs/internal/jobspeccheck: Nomad's own jobspec2
+// parser (v1.6.1, MPL-2.0) in a nested module. It skips only when the
+// module cannot be downloaded.
+func buildJobspecCheck(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "jobspeccheck")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Dir = filepath.Join("..", "jobs", "internal", "jobspeccheck")
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		for _, offline := range []string{"dial tcp", "no such host", "connection refused", "i/o timeout", "403 Forbidden", "404 Not Found"} {
+			if strings.Contains(string(out), offline) {
+				t.Skipf("cannot download Nomad's jobspec2 module (offline?): %s", out)
+			}
+		}
+		t.Fatalf("building jobspeccheck: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// withParserDefaults fills in what Nomad's jobspec parser sets on its own,
+// so a job compiled by us compares equal to the same job read back from HCL.
+func withParserDefaults(j *api.Job) {
+	for _, c := range j.Constraints {
+		if c.Operand == "" {
+			c.Operand = "="
+		}
+	}
+	for _, g := range j.TaskGroups {
+		if g.Scaling != nil && g.Scaling.Type == "" {
+			g.Scaling.Type = "horizontal"
+		}
+		for _, task := range g.Tasks {
+			for _, tmpl := range task.Templates {
+				if tmpl.Splay == nil {
+					tmpl.Splay = new(5 * time.Second)
+				}
+				if tmpl.ErrMissingKey == nil {
+					tmpl.ErrMissingKey = new(false)
+				}
+			}
+		}
+	}
+}
+
+// RenderHCL's output, read by Nomad's own jobspec parser, is the job we
+// compiled: every golden, plus a function whose strings need escaping.
+func TestRenderedHCLParsesWithNomadJobspec(t *testing.T) {
+	checker := buildJobspecCheck(t)
+	tricky := provisionedFunction()
+	tricky.Name = "tricky_name"
+	tricky.Description = "quotes \" back\\slash %{ if } ${var} $${x}\nnew line ünïcode"
+	tricky.Environment = map[string]string{
+		"PLAIN":      "x",
+		"with.dot":   "${NOMAD_ALLOC_ID}",
+		"TEMPLATEY":  "%{ for x in y }{{ .x }}",
+		"MULTI_LINE": "a\nb\tc",
+	}
+	tricky.Placement = &specs.Placement{Constraints: []*specs.Constraint{{Attribute: "${meta.zone}", Operator: "regexp", Value: "^eu-.*$"}}}
+
+	cases := map[string]*api.Job{"tricky": compileFor(t, tricky, jobs.LatestVersion)}
+	goldens, err := filepath.Glob(filepath.Join("..", "jobs", "testdata", "*.job.json"))
+	if err != nil || len(goldens) == 0 {
+		t.Fatalf("no goldens: %v", err)
+	}
+	for _, g := range goldens {
+		raw, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Job *api.Job }
+		if err := json.Unmarshal(raw, &doc); err != nil {
+			t.Fatal(err)
+		}
+		cases[filepath.Base(g)] = doc.Job
+	}
+	for name, job := range cases {
+		t.Run(name, func(t *testing.T) {
+			hcl, err := jobs.RenderHCL(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "job.nomad.hcl")
+			if err := os.WriteFile(path, hcl, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(checker, path).Output()
+			if err != nil {
+				var stderr []byte
+				if ee, ok := err.(*exec.ExitError); ok {
+					stderr = ee.Stderr
+				}
+				t.Fatalf("Nomad's parser rejects the rendered HCL: %v\n%s\n%s", err, stderr, hcl)
+			}
+			var parsed struct{ Job *api.Job }
+			if err := json.Unmarshal(out, &parsed); err != nil {
+				t.Fatal(err)
+			}
+			// Compare both through the API JSON, where numbers in free-form
+			// maps are float64 on either side.
+			js, err := jobs.RenderJSON(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ours struct{ Job *api.Job }
+			if err := json.Unmarshal(js, &ours); err != nil {
+				t.Fatal(err)
+			}
+			withParserDefaults(ours.Job)
+			a, _ := json.MarshalIndent(ours.Job, "", " ")
+			b, _ := json.MarshalIndent(parsed.Job, "", " ")
+			if !bytes.Equal(a, b) {
+				t.Errorf("job read back from HCL differs from the compiled job\n--- compiled ---\n%s\n--- parsed ---\n%s", a, b)
+			}
+		})
+	}
+}
