@@ -28,6 +28,13 @@ func (e *env) Next(ctx context.Context) (*runtimeapi.Invocation, error) {
 	case e.state == stateDone:
 	case e.state == stateIdle && e.parked == nil:
 		// The runtime polls again after dropping a /next connection.
+	case e.state == stateResetting:
+		// The process is being killed (often a runtime racing a stop to
+		// its next poll): hold the poll until it dies instead of answering
+		// something the runtime would log as a failure.
+		e.mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
 	default:
 		err := transitionError(e.state, stateIdle)
 		e.mu.Unlock()

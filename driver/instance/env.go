@@ -22,6 +22,10 @@ import (
 // when no cgroup enforces its memory limit.
 const memoryPoll = 50 * time.Millisecond
 
+// rescanEvery is how many polls pass between scans of /proc for new members
+// of an environment's process group (children the bootstrap started).
+const rescanEvery = 20
+
 // killReason records why the platform ended an environment's process.
 type killReason int
 

@@ -210,8 +210,14 @@ func (e *env) watchMemory(gen, pgid int, stop <-chan struct{}) {
 	limit := int64(e.inst.cfg.MemoryMB) << 20
 	t := time.NewTicker(memoryPoll)
 	defer t.Stop()
-	for {
-		rss := groupRSS(pgid)
+	var members []int
+	for tick := 0; ; tick++ {
+		// Rescanning /proc for the group's members is the costly part, so it
+		// runs every rescanEvery polls; in between only known members are read.
+		if tick%rescanEvery == 0 || len(members) == 0 {
+			members = groupMembers(pgid)
+		}
+		rss := rssOf(members)
 		for {
 			p := e.peak.Load()
 			if rss <= p || e.peak.CompareAndSwap(p, rss) {

@@ -200,15 +200,14 @@ func exitDescription(err error) string {
 	return err.Error()
 }
 
-// groupRSS sums the resident set size of every process in process group
-// pgid, read from /proc.
-func groupRSS(pgid int) int64 {
+// groupMembers lists the pids in process group pgid, read from /proc.
+func groupMembers(pgid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return nil
 	}
-	page := int64(os.Getpagesize())
-	var total int64
+	want := strconv.Itoa(pgid)
+	var pids []int
 	for _, e := range entries {
 		name := e.Name()
 		if name[0] < '0' || name[0] > '9' {
@@ -223,13 +222,27 @@ func groupRSS(pgid int) int64 {
 		if i < 0 {
 			continue
 		}
-		f := strings.Fields(string(stat[i+1:]))
-		if len(f) < 22 || f[2] != strconv.Itoa(pgid) {
+		if f := strings.Fields(string(stat[i+1:])); len(f) > 2 && f[2] == want {
+			pid, _ := strconv.Atoi(name)
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// rssOf sums the resident set sizes (bytes) of pids.
+func rssOf(pids []int) int64 {
+	page := int64(os.Getpagesize())
+	var total int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
+		if err != nil {
 			continue
 		}
-		// rss is field 24 of stat (index 21 after the command).
-		rss, _ := strconv.ParseInt(f[21], 10, 64)
-		total += rss * page
+		if f := strings.Fields(string(b)); len(f) > 1 {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			total += n * page
+		}
 	}
 	return total
 }
