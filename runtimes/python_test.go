@@ -306,3 +306,20 @@ func TestPythonVersions(t *testing.T) {
 		t.Skip("no working versioned python3.N interpreter on PATH")
 	}
 }
+
+// Started without -u (not through Command), the bootstrap still flushes
+// print() output as it happens.
+func TestPythonUnbufferedWithoutFlag(t *testing.T) {
+	t.Parallel()
+	exe, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	dir := t.TempDir()
+	if err := Install(dir); err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, []string{exe, filepath.Join(dir, "python", "bootstrap.py")}, "python", "", "app.echo")
+	wantResponse(t, b.invoke(t, invocation{Payload: `1`}), `{"event": 1, "calls": 1, "pid": `+fmt.Sprint(b.cmd.Process.Pid)+`}`)
+	b.waitOutput(t, "echo call 1\n") // while the process lives on
+}

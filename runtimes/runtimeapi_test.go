@@ -279,7 +279,10 @@ func (b *syncBuffer) String() string {
 // search path. It skips the test when the interpreter is not installed.
 func launch(t testing.TB, runtime, taskRoot, layerDir, handler string) *bootstrap {
 	t.Helper()
-	interp := map[bool]string{true: "python3", false: "node"}[strings.HasPrefix(runtime, "python")]
+	interp := "node"
+	if strings.HasPrefix(runtime, "python") {
+		interp = "python3"
+	}
 	if _, err := exec.LookPath(interp); err != nil {
 		t.Skipf("%s is not installed: skipping %s bootstrap tests", interp, runtime)
 	}
