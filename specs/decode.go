@@ -104,7 +104,7 @@ func (d *decoder) value(attrs hcl.Attributes, name string, p path, ty cty.Type, 
 		return cty.NilVal, false
 	}
 	if !v.IsWhollyKnown() {
-		d.errorf(attr.Expr.Range(), "%s must be known when the spec is read", name)
+		// Only a variable or local that failed (and was reported) is unknown.
 		return cty.NilVal, false
 	}
 	v, _ = v.UnmarkDeep()
@@ -272,8 +272,7 @@ func (d *decoder) jsonText(expr hcl.Expression, name string) (string, bool) {
 		return "", false
 	}
 	if !v.IsWhollyKnown() {
-		d.errorf(expr.Range(), "%s must be known when the spec is read", name)
-		return "", false
+		return "", false // a failed variable or local, already reported
 	}
 	v, _ = v.UnmarkDeep()
 	if v.Type() == cty.String {
@@ -300,8 +299,7 @@ func (d *decoder) jsonList(attrs hcl.Attributes, name string, p path, dst *[]str
 		return false
 	}
 	if !v.IsWhollyKnown() {
-		d.errorf(attr.Expr.Range(), "%s must be known when the spec is read", name)
-		return false
+		return false // a failed variable or local, already reported
 	}
 	v, _ = v.UnmarkDeep()
 	if !v.Type().IsListType() && !v.Type().IsTupleType() && !v.Type().IsSetType() {

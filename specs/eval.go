@@ -294,6 +294,7 @@ func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options) (*hcl.EvalC
 		if !progressed {
 			for _, name := range sortedKeys(pending) {
 				diags = append(diags, errorAt(pending[name].NameRange, fmt.Sprintf("Local %q refers to itself through other locals; break the cycle", name)))
+				locals[name] = cty.DynamicVal // unknown: uses of it report nothing more
 			}
 			break
 		}

@@ -14,8 +14,9 @@ locals {
 
 function "api" {
   runtime   = "provided.al2023"
-  memory_mb = var.sizes
+  memory_mb = var.size
+  timeout   = var.timeout
   code {
-    dir = "."
+    dir = local.a
   }
 }
