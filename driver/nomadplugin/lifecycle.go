@@ -253,7 +253,13 @@ func (d *Driver) launch(ctx context.Context, cfg *driverpb.TaskConfig, icfg *ins
 	addr, err := waitReady(ctx, icfg.ReadyFile, t, deadline)
 	if err != nil {
 		_ = t.proc.killTree(d.opts.ProcRoot)
-		<-t.done
+		reaped := time.NewTimer(killWait)
+		defer reaped.Stop()
+		select {
+		case <-t.done:
+		case <-reaped.C:
+			d.logger.Warn("instance not reaped after a failed start", "pid", st.Pid, "instance", cfg.GetId())
+		}
 		if res, msg := t.exit(); res != nil && t.startFailedEarly(err) {
 			err = fmt.Errorf("%w (exit code %d, signal %d) %s", err, res.GetExitCode(), res.GetSignal(), msg)
 		}
