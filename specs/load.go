@@ -209,6 +209,7 @@ func build(files []*hcl.File, dir string, opts *Options, diags hcl.Diagnostics) 
 		}
 	}
 	diags = append(diags, sortDiags(d.diags)...)
+	explainReferences(diags)
 	if diags.HasErrors() {
 		return nil, diags
 	}
@@ -240,4 +241,27 @@ func sortDiags(diags hcl.Diagnostics) hcl.Diagnostics {
 		}
 	})
 	return diags
+}
+
+// explainReferences turns HCL's "Unsupported attribute" on var.X and
+// local.X into a message that says what is missing.
+func explainReferences(diags hcl.Diagnostics) {
+	for _, d := range diags {
+		e, ok := d.Expression.(*hclsyntax.ScopeTraversalExpr)
+		if d.Summary != "Unsupported attribute" || !ok || len(e.Traversal) < 2 {
+			continue
+		}
+		step, ok := e.Traversal[1].(hcl.TraverseAttr)
+		if !ok {
+			continue
+		}
+		switch e.Traversal.RootName() {
+		case "var":
+			d.Summary = fmt.Sprintf("Undeclared variable %q", step.Name)
+			d.Detail = fmt.Sprintf("Declare it with a variable %q { } block.", step.Name)
+		case "local":
+			d.Summary = fmt.Sprintf("Undefined local %q", step.Name)
+			d.Detail = fmt.Sprintf("Define it in a locals { } block as %s = ….", step.Name)
+		}
+	}
 }
