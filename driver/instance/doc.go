@@ -12,7 +12,10 @@
 // invocation; invocation.mu guards a result hand-off. Order is
 // Instance.mu → env.mu → invocation.mu, never the reverse. Methods named
 // ...Locked must be called with env.mu held. No lock is held across a
-// blocking channel operation, a network write or a process wait.
+// network write, a process wait or a channel operation that can block; the
+// one wait under env.mu is process start (fork/exec on a dedicated thread).
+// Channel sends under env.mu go to buffers sized for them (one result, one
+// report, one parked poll per environment).
 //
 // It may import the standard library, go-hclog, google/uuid, driver/invokeapi,
 // driver/runtimeapi and (for managed runtimes) runtimes.
