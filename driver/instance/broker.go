@@ -125,8 +125,12 @@ func (e *env) bufferResponse(inv *invocation, r *runtimeapi.Response) error {
 func (e *env) streamResponse(inv *invocation, pw *io.PipeWriter, r *runtimeapi.Response, forward bool) error {
 	buf := make([]byte, 32*1024)
 	var rerr error
+	var total int64
 	for {
 		n, err := r.Body.Read(buf)
+		if total += int64(n); total > e.inst.maxStream {
+			return e.streamTooLarge(inv)
+		}
 		if n > 0 && forward {
 			if _, werr := pw.Write(buf[:n]); werr != nil {
 				forward = false // the caller went away or the stream was cut; drain
@@ -153,6 +157,20 @@ func (e *env) streamResponse(inv *invocation, pw *io.PipeWriter, r *runtimeapi.R
 	o.report.streamErrType, o.report.streamErrBody = r.Trailer()
 	e.finishLocked(inv, o)
 	return nil
+}
+
+// streamTooLarge ends a stream over the limit: the caller gets the error as
+// trailers, the runtime a 413.
+func (e *env) streamTooLarge(inv *invocation) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if inv.finished {
+		return transitionError(e.state, stateDone)
+	}
+	e.mustTransitionLocked(stateDone)
+	e.finishLocked(inv, functionError(plainErrorJSON("Function.ResponseSizeTooLarge",
+		fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", e.inst.maxStream))))
+	return runtimeapi.ErrPayloadTooLarge
 }
 
 // trailerErrorBody decodes a mid-stream error body (base64 JSON), falling

@@ -128,3 +128,26 @@ func containsLine(s, prefix string) bool {
 	}
 	return false
 }
+
+func TestStreamedResponseLimit(t *testing.T) {
+	in := start(t, testConfig(t, "large"))
+	in.maxStream = 1 << 20
+	c := &invokeapi.Client{}
+	resp, err := c.Invoke(t.Context(), in.Addr(), &invokeapi.Request{Streaming: true, Payload: event(map[string]int{"bytes": 3 << 20})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io_ReadAll(resp.Body)
+	if len(body) > 1<<20 {
+		t.Fatalf("streamed %d bytes past the limit", len(body))
+	}
+	if rep := resp.Report(); rep.StreamErrType != "Function.ResponseSizeTooLarge" {
+		t.Fatalf("report %+v", rep)
+	}
+	// aws-lambda-go exits on the 413; the next invocation gets a new process.
+	r := invoke(t, in, &invokeapi.Request{Payload: event(map[string]int{"bytes": 2})})
+	if string(r.body) != "xx" {
+		t.Fatalf("after the limit: %q", r.body)
+	}
+}

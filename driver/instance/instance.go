@@ -21,6 +21,9 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
 )
 
+// MaxStreamedResponse is the largest streamed response body (Lambda's 200 MB).
+const MaxStreamedResponse = 200 << 20
+
 // Instance hosts one function version's execution environments and its
 // invoke endpoint.
 type Instance struct {
@@ -40,6 +43,8 @@ type Instance struct {
 	invokeSrv *http.Server
 
 	invocations atomic.Uint64
+	// maxStream bounds a streamed response (Lambda: 200 MB).
+	maxStream int64
 
 	mu      sync.Mutex
 	started bool
@@ -78,6 +83,7 @@ func New(cfg *Config, logger hclog.Logger) (*Instance, error) {
 		cred:       cred,
 		getenv:     os.Getenv,
 		stopped:    make(chan struct{}),
+		maxStream:  MaxStreamedResponse,
 	}, nil
 }
 
@@ -323,7 +329,6 @@ func (in *Instance) Stop(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	for _, e := range in.envs {
-		close(e.closed)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -332,6 +337,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 	}
 	wg.Wait()
 	for _, e := range in.envs {
+		close(e.closed) // releases extension polls of processes that outlived SIGKILL
 		_ = e.srv.Close()
 	}
 	if in.stdout != nil {
