@@ -210,3 +210,18 @@ func envState(in *Instance, i int) state {
 	defer e.mu.Unlock()
 	return e.state
 }
+
+func TestInitTimeout(t *testing.T) {
+	cfg := testConfig(t, "echo")
+	cfg.CodeDir = sleeperDir(t)
+	cfg.InitTimeout = 300 * time.Millisecond
+	in := start(t, cfg)
+	r := invoke(t, in, &invokeapi.Request{RequestID: "it"})
+	want := `{"errorType":"Runtime.InitError","errorMessage":"RequestId: it Error: Init timed out after 0.30 seconds"}`
+	if string(r.body) != want || r.resp.FunctionError != "Unhandled" {
+		t.Fatalf("answer %s", r.body)
+	}
+	if st := in.Status(); st.Started != 0 || st.Busy != 0 {
+		t.Fatalf("status after init timeout %+v", st)
+	}
+}

@@ -3,5 +3,13 @@
 // into a directory laid out as Lambda's task root (an executable named
 // "bootstrap").
 //
+// The functions: echo (returns its event), error (handled error of type
+// MyErr), panic, crash (exits mid-invoke with the event's code), sleep
+// (sleeps the event's ms), initexit (exits with status 3 during init),
+// large (a raw response of the event's byte count), ctxcheck (reports its
+// context, lambdacontext and environment), stream (an io.Reader response
+// gated by a file, optionally failing mid-stream), memhog (allocates the
+// event's MB) and sigterm (lambda.WithEnableSIGTERM).
+//
 // It is test support only: production packages must not import it.
 package testfn
