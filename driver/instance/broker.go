@@ -20,7 +20,10 @@ func (e *env) Next(ctx context.Context) (*runtimeapi.Invocation, error) {
 	case e.state == stateInitializing:
 		e.initDone = true
 		e.initDuration = timeSince(e.spawnedAt)
-		e.coldPending = true
+		// Only an invocation that waited for this init is a cold start;
+		// environments warmed ahead of traffic (provisioned) report none,
+		// as Lambda's provisioned REPORT lines carry no Init Duration.
+		e.coldPending = e.inv != nil
 		if e.initTimer != nil {
 			e.initTimer.Stop()
 		}

@@ -1,7 +1,9 @@
 package instance
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,7 +64,8 @@ type envCgroup struct {
 func (p *cgroupParent) create(name string, limit int64) (*envCgroup, error) {
 	dir := filepath.Join(p.dir, name)
 	_ = os.Remove(dir) // a leftover from a previous process of this environment
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	// A cgroup still draining from the previous process is reused.
+	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
@@ -96,6 +99,8 @@ func (c *envCgroup) oomKilled() bool {
 
 // remove deletes the cgroup once its processes are gone.
 func (c *envCgroup) remove() {
+	// Processes that left the process group are still in the cgroup.
+	_ = os.WriteFile(filepath.Join(c.dir, "cgroup.kill"), []byte("1"), 0)
 	_ = c.fd.Close()
 	_ = os.Remove(c.dir)
 }

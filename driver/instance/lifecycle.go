@@ -318,6 +318,8 @@ func (e *env) processExited(gen int, werr error) {
 	if e.initTimer != nil {
 		e.initTimer.Stop()
 	}
+	// Children the bootstrap left behind go with it.
+	e.killLocked(sigKill)
 	e.pgid = 0
 	e.parked = nil
 	e.reason = killNone
