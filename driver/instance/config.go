@@ -14,9 +14,10 @@ import (
 type Config struct {
 	// Function, Version, Runtime, Handler as in the task config.
 	Function string `json:"function"`
-	Version  string `json:"version"`
-	Runtime  string `json:"runtime"`
-	Handler  string `json:"handler,omitempty"`
+	// Version is "$LATEST" or a published version number. Default: $LATEST.
+	Version string `json:"version"`
+	Runtime string `json:"runtime"`
+	Handler string `json:"handler,omitempty"`
 	// CodeDir is the absolute path of the function code ($LAMBDA_TASK_ROOT).
 	CodeDir string `json:"code_dir"`
 	// LayerDirs are absolute paths of unpacked layers, low to high priority.
@@ -26,19 +27,25 @@ type Config struct {
 	RuntimesDir string `json:"runtimes_dir,omitempty"`
 	// StateDir is a private, writable directory for this instance (layer root,
 	// per-environment /tmp, sockets). Required.
-	StateDir string        `json:"state_dir"`
-	MemoryMB int           `json:"memory_mb"`
-	Timeout  time.Duration `json:"timeout"`
-	// EphemeralStorageMB bounds each environment's tmp directory.
+	StateDir string `json:"state_dir"`
+	// MemoryMB is each environment's memory size (128..10240). Default: 128.
+	MemoryMB int `json:"memory_mb"`
+	// Timeout bounds each invocation (at most 900s). Default: 3s.
+	Timeout time.Duration `json:"timeout"`
+	// EphemeralStorageMB is the configured size of each environment's tmp
+	// directory. The instance does not enforce it: a plain directory has no
+	// quota.
 	EphemeralStorageMB int `json:"ephemeral_storage_mb,omitempty"`
-	// Environments is the most execution environments hosted (started lazily).
+	// Environments is the most execution environments hosted (started lazily). Default: 1.
 	Environments int `json:"environments"`
-	// InitializationType is "on-demand" or "provisioned-concurrency" (start all at once).
+	// InitializationType is "on-demand" or "provisioned-concurrency" (start
+	// all at once). Default: on-demand.
 	InitializationType string `json:"initialization_type,omitempty"`
 	// Env is the user's environment for the function (reserved Lambda
 	// variables override it).
 	Env map[string]string `json:"env,omitempty"`
-	// InvokeAddr is where the invoke endpoint listens (host:port; port 0 picks one).
+	// InvokeAddr is where the invoke endpoint listens (host:port; port 0
+	// picks one). Default: 127.0.0.1:0.
 	InvokeAddr string `json:"invoke_addr"`
 	// InvokeSecret authenticates callers of the invoke endpoint; empty disables auth (local mode only).
 	InvokeSecret string `json:"invoke_secret,omitempty"`
@@ -51,8 +58,10 @@ type Config struct {
 	// CgroupParent is a cgroup v2 directory under which per-environment
 	// cgroups are created when writable; empty means detect.
 	CgroupParent string `json:"cgroup_parent,omitempty"`
-	Region       string `json:"region,omitempty"`
-	AccountID    string `json:"account_id,omitempty"`
+	// Region and AccountID build the default invoked ARN and AWS_REGION.
+	// Default: us-east-1 and 000000000000.
+	Region    string `json:"region,omitempty"`
+	AccountID string `json:"account_id,omitempty"`
 	// ReadyFile, when set, receives the bound invoke address once the
 	// instance accepts invocations (so launchers learn port-0 addresses).
 	ReadyFile string `json:"ready_file,omitempty"`
