@@ -495,6 +495,11 @@ func TestStopSendsSIGTERMThenKills(t *testing.T) {
 		b, _ := os.ReadFile(cfg.StdoutPath)
 		t.Fatalf("stdout %q", b)
 	}
+	// aws-lambda-go logs a warning when registration fails or when the
+	// extension poll returns; neither may happen.
+	if errLog, _ := os.ReadFile(cfg.StderrPath); bytes.Contains(errLog, []byte("WARNING")) {
+		t.Fatalf("extension api warnings: %s", errLog)
+	}
 	if _, err := tryInvoke(in, &invokeapi.Request{}); err == nil {
 		t.Fatal("invoke after stop succeeded")
 	}
