@@ -8,7 +8,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -40,17 +42,17 @@ func functions(dir string, getenv func(string) string) map[string]function.Funct
 		"pow":             stdlib.PowFunc,
 		"signum":          stdlib.SignumFunc,
 		"chomp":           stdlib.ChompFunc,
-		"format":          stdlib.FormatFunc,
-		"formatlist":      stdlib.FormatListFunc,
-		"indent":          stdlib.IndentFunc,
+		"format":          guard(stdlib.FormatFunc, formatBound),
+		"formatlist":      guard(stdlib.FormatListFunc, formatBound),
+		"indent":          guard(stdlib.IndentFunc, indentBound),
 		"join":            stdlib.JoinFunc,
 		"lower":           stdlib.LowerFunc,
 		"upper":           stdlib.UpperFunc,
 		"title":           stdlib.TitleFunc,
 		"regex":           stdlib.RegexFunc,
 		"regexall":        stdlib.RegexAllFunc,
-		"replace":         stdlib.ReplaceFunc,
-		"regex_replace":   stdlib.RegexReplaceFunc,
+		"replace":         guard(stdlib.ReplaceFunc, replaceBound),
+		"regex_replace":   guard(stdlib.RegexReplaceFunc, replaceBound),
 		"split":           stdlib.SplitFunc,
 		"strrev":          stdlib.ReverseFunc,
 		"strlen":          stdlib.StrlenFunc,
@@ -99,6 +101,102 @@ func functions(dir string, getenv func(string) string) map[string]function.Funct
 	fs["fileexists"] = fileExistsFunc(dir)
 	fs["env"] = envFunc(getenv)
 	return fs
+}
+
+// maxValueBytes bounds any one value a spec computes (a local, a function
+// result): specs are small, and the bound keeps expressions like
+// replace(s, "", s) or locals that double each other from exhausting memory.
+const maxValueBytes = 1 << 20
+
+// guard wraps f so that check sees the arguments (when known) first.
+func guard(f function.Function, check func(args []cty.Value) error) function.Function {
+	return function.New(&function.Spec{
+		Description: f.Description(),
+		Params:      f.Params(),
+		VarParam:    f.VarParam(),
+		Type: func(args []cty.Value) (cty.Type, error) {
+			return f.ReturnTypeForValues(args)
+		},
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			for _, a := range args {
+				if !a.IsWhollyKnown() || a.IsNull() {
+					return f.Call(args)
+				}
+			}
+			if err := check(args); err != nil {
+				return cty.NilVal, err
+			}
+			return f.Call(args)
+		},
+	})
+}
+
+// replaceBound: the result of replace(str, substr, replacement) can be no
+// longer than str with every match (at most one per byte) replaced.
+func replaceBound(args []cty.Value) error {
+	s, old, repl := args[0].AsString(), args[1].AsString(), args[2].AsString()
+	matches := len(s) + 1
+	if old != "" && !strings.HasPrefix(old, "/") {
+		matches = strings.Count(s, old)
+	}
+	// Regex replacements may expand $1 references to at most len(s) each.
+	per := len(repl) * (1 + len(s)*strings.Count(repl, "$"))
+	if per > maxValueBytes || len(s)+matches*per > maxValueBytes {
+		return fmt.Errorf("the result could exceed %d bytes", maxValueBytes)
+	}
+	return nil
+}
+
+var formatWidthRE = regexp.MustCompile(`%[-+# 0]*(\[\d+\])?(\d*)(\.\d*)?`)
+
+// formatBound rejects widths and precisions that would pad a result past
+// maxValueBytes.
+func formatBound(args []cty.Value) error {
+	if args[0].Type() != cty.String {
+		return nil
+	}
+	for _, m := range formatWidthRE.FindAllStringSubmatch(args[0].AsString(), -1) {
+		for _, n := range []string{m[2], strings.TrimPrefix(m[3], ".")} {
+			if len(n) > 5 {
+				return fmt.Errorf("format width or precision %s is too large", n)
+			}
+		}
+	}
+	return nil
+}
+
+func indentBound(args []cty.Value) error {
+	n, _ := args[0].AsBigFloat().Int64()
+	if n < 0 || n > 1024 {
+		return fmt.Errorf("indent spaces must be between 0 and 1024; got %s", args[0].AsBigFloat().Text('g', -1))
+	}
+	return nil
+}
+
+// valueBytes approximates the memory a value holds.
+func valueBytes(v cty.Value) int {
+	if !v.IsKnown() || v.IsNull() {
+		return 0
+	}
+	v, _ = v.Unmark()
+	ty := v.Type()
+	switch {
+	case ty == cty.String:
+		return len(v.AsString())
+	case ty.IsPrimitiveType():
+		return 8
+	case ty.IsListType(), ty.IsSetType(), ty.IsTupleType(), ty.IsMapType(), ty.IsObjectType():
+		n := 0
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			n += valueBytes(k) + valueBytes(e)
+			if n > maxValueBytes {
+				return n
+			}
+		}
+		return n
+	}
+	return 0
 }
 
 func resolve(dir, name string) string {
@@ -285,6 +383,9 @@ func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options) (*hcl.EvalC
 			v, ds := a.Expr.Value(ctx)
 			diags = append(diags, ds...)
 			if ds.HasErrors() {
+				v = cty.DynamicVal
+			} else if valueBytes(v) > maxValueBytes {
+				diags = append(diags, errorAt(a.Expr.Range(), fmt.Sprintf("Local %q is larger than %d bytes", name, maxValueBytes)))
 				v = cty.DynamicVal
 			}
 			locals[name] = v

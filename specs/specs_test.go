@@ -3,6 +3,7 @@ package specs
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -422,5 +423,42 @@ func BenchmarkEncodeDecode(b *testing.B) {
 		if _, err := Decode(data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestExpressionsStayBounded: expressions that would build huge values fail
+// with a diagnostic instead of exhausting memory.
+func TestExpressionsStayBounded(t *testing.T) {
+	doubling := "locals {\n  l0 = \"" + strings.Repeat("x", 1024) + "\"\n"
+	for i := 1; i <= 40; i++ {
+		doubling += fmt.Sprintf("  l%d = \"${local.l%d}${local.l%d}\"\n", i, i-1, i-1)
+	}
+	doubling += "}\n"
+	for name, tc := range map[string]struct{ src, want string }{
+		"doubling locals": {doubling, "is larger than 1048576 bytes"},
+		"replace empty":   {`locals { x = replace("` + strings.Repeat("a", 2000) + `", "", "` + strings.Repeat("b", 2000) + `") }`, "could exceed"},
+		"format width":    {`locals { x = format("%999999999d", 1) }`, "too large"},
+		"indent":          {`locals { x = indent(1000000000, "a\nb") }`, "between 0 and 1024"},
+	} {
+		_, diags := ParseFile("x.hcl", []byte(tc.src), nil)
+		if got := FormatDiagnostics(diags, nil); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want %q", name, got, tc.want)
+		}
+	}
+	// Ordinary uses still work.
+	f := mustParse(t, `locals {
+  a = replace("a-b-c", "-", "_")
+  b = regex_replace("v1.2", "v(\\d+)", "version $1")
+  c = format("%05d|%-6s|%.2f", 42, "x", 3.14159)
+  d = indent(2, "a\nb")
+}
+function "f" {
+  runtime     = "provided"
+  code { dir = "." }
+  environment = { A = local.a, B = local.b, C = local.c, D = local.d }
+}`, nil)
+	want := map[string]string{"A": "a_b_c", "B": "version 1.2", "C": "00042|x     |3.14", "D": "a\n  b"}
+	if got := f.Function("f").Environment; !reflect.DeepEqual(got, want) {
+		t.Errorf("environment %q, want %q", got, want)
 	}
 }
