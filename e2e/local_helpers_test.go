@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -34,17 +34,13 @@ const (
 
 var e2eInvokeKey = "nimbus-e2e-invoke-key-0123456789"
 
-// launcher runs real instances (driver/instance) in the test process, as
-// nimbus dev does.
+// launcher runs real instances through driver/local, as nimbus dev does.
 type launcher struct {
-	stateDir string
-	logger   hclog.Logger
-	seq      atomic.Int64
+	local *driverlocal.Launcher
 
-	mu        sync.Mutex
-	instances map[string]*instance.Instance
-	launches  int
-	stops     int
+	mu       sync.Mutex
+	launches int
+	stops    int
 }
 
 func (l *launcher) Launch(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
@@ -56,44 +52,34 @@ func (l *launcher) Launch(ctx context.Context, fn *specs.Function, version strin
 	if !filepath.IsAbs(codeDir) {
 		codeDir = filepath.Join(fn.Dir, codeDir)
 	}
-	id := fmt.Sprintf("%s-%d", fn.Name, l.seq.Add(1))
-	in, err := instance.New(&instance.Config{
+	h, err := l.local.Launch(context.WithoutCancel(ctx), &instance.Config{
 		Function: fn.Name, Version: version, Runtime: fn.Runtime, Handler: fn.Handler,
-		CodeDir: codeDir, StateDir: filepath.Join(l.stateDir, id), MemoryMB: fn.MemoryMB, Timeout: timeout,
-		Environments: max(fn.EnvironmentsPerInstance, 1), Env: fn.Environment, InvokeAddr: "127.0.0.1:0",
+		CodeDir: codeDir, MemoryMB: fn.MemoryMB, Timeout: timeout,
+		Environments: max(fn.EnvironmentsPerInstance, 1), Env: fn.Environment,
 		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), fn.Name, version),
 		Region:       e2eRegion, AccountID: e2eAccount,
-	}, l.logger)
+	})
 	if err != nil {
 		return discovery.Instance{}, err
 	}
-	if err := in.Start(context.WithoutCancel(ctx)); err != nil {
-		return discovery.Instance{}, err
-	}
 	l.mu.Lock()
-	l.instances[id] = in
 	l.launches++
 	l.mu.Unlock()
-	return discovery.Instance{ID: id, Address: in.Addr(), Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
+	return discovery.Instance{ID: h.ID, Address: h.Addr, Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
 }
 
 func (l *launcher) Stop(ctx context.Context, id string) error {
 	l.mu.Lock()
-	in := l.instances[id]
-	delete(l.instances, id)
 	l.stops++
 	l.mu.Unlock()
-	if in == nil {
+	h, ok := l.local.Get(id)
+	if !ok {
 		return fmt.Errorf("no instance %s", id)
 	}
-	return in.Stop(ctx)
+	return h.Stop(ctx)
 }
 
-func (l *launcher) running() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.instances)
-}
+func (l *launcher) running() int { return len(l.local.List()) }
 
 // gateway is a local-mode gateway over real instances.
 type gateway struct {
@@ -123,7 +109,7 @@ func startGateway(t *testing.T, spec string, tune func(*config.Config)) *gateway
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &launcher{stateDir: t.TempDir(), logger: logger, instances: map[string]*instance.Instance{}}
+	l := &launcher{local: driverlocal.NewLauncher(t.TempDir(), logger)}
 	pool := local.New(l, cat, logger)
 	cfg := &config.Config{
 		Dev: true, Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount,

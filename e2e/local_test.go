@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -333,4 +334,66 @@ func mustRequest(method, u string) *http.Request {
 		panic(err)
 	}
 	return r
+}
+
+// TestLocalManagedRuntimes serves Python and Node.js handlers (through the
+// embedded bootstraps) behind function URLs and the Invoke API.
+func TestLocalManagedRuntimes(t *testing.T) {
+	var spec strings.Builder
+	code := t.TempDir()
+	if _, err := exec.LookPath("python3"); err == nil {
+		dir := filepath.Join(code, "py")
+		_ = os.MkdirAll(dir, 0o755)
+		src := "def handler(event, context):\n" +
+			"    return {'statusCode': 201, 'headers': {'content-type': 'text/plain'}, 'body': 'py ' + event['rawPath'] + ' ' + context.function_name}\n"
+		if err := os.WriteFile(filepath.Join(dir, "app.py"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec.WriteString(`function "py" {
+  runtime = "python3.12"
+  handler = "app.handler"
+  code { dir = "` + dir + `" }
+  url { auth = "NONE" }
+}
+`)
+	} else {
+		t.Log("python3 not found: skipping the Python function")
+	}
+	if _, err := exec.LookPath("node"); err == nil {
+		dir := filepath.Join(code, "node")
+		_ = os.MkdirAll(dir, 0o755)
+		src := "export const handler = async (event, context) => ({ statusCode: 202, body: 'node ' + event.rawPath + ' ' + context.functionName });\n"
+		if err := os.WriteFile(filepath.Join(dir, "index.mjs"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		spec.WriteString(`function "node" {
+  runtime = "nodejs22.x"
+  handler = "index.handler"
+  code { dir = "` + dir + `" }
+  url { auth = "NONE" }
+}
+`)
+	} else {
+		t.Log("node not found: skipping the Node.js function")
+	}
+	if spec.Len() == 0 {
+		t.Skip("neither python3 nor node is installed")
+	}
+	g := startGateway(t, spec.String(), nil)
+	for _, tc := range []struct {
+		fn     string
+		status int
+	}{{"py", 201}, {"node", 202}} {
+		if !strings.Contains(spec.String(), `function "`+tc.fn+`"`) {
+			continue
+		}
+		resp := mustDo(t, mustRequest(http.MethodGet, g.base+"/url/"+tc.fn+"/hi"))
+		if resp.StatusCode != tc.status || string(resp.body) != tc.fn+" /hi "+tc.fn {
+			t.Errorf("%s URL: %d %q", tc.fn, resp.StatusCode, resp.body)
+		}
+		out, err := lambdaFor(g).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(tc.fn), Payload: []byte(`{"rawPath":"/sdk"}`)})
+		if err != nil || out.FunctionError != nil || !strings.Contains(string(out.Payload), tc.fn+" /sdk "+tc.fn) {
+			t.Errorf("%s Invoke API: %v %s", tc.fn, err, out.Payload)
+		}
+	}
 }

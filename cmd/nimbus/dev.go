@@ -13,13 +13,13 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -96,8 +96,9 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 		return fmt.Errorf("gateway config: %w", err)
 	}
 	launcher := &devLauncher{
+		launcher: driverlocal.NewLauncher(filepath.Join(stateDir, "instances"), logger),
 		stateDir: stateDir, key: cfg.InvokeKeyBytes, region: cfg.Region, account: cfg.AccountID,
-		logger: logger, instances: map[string]*instance.Instance{},
+		logger: logger,
 	}
 	pool := local.New(launcher, cat, logger)
 	s, err := server.New(cfg, server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger})
@@ -138,19 +139,17 @@ func printDevEndpoints(env *cliEnv, cfg *config.Config, addr string, snap *catal
 	}
 }
 
-// devLauncher runs instances in this process (driver/instance) for the
-// dev-mode pool. Go functions on provided runtimes whose code directory has
-// sources but no bootstrap are built first (cached by source fingerprint).
+// devLauncher adapts driver/local to the dev pool: it turns a function
+// spec into an instance config. Go functions on provided runtimes whose code
+// directory has sources but no bootstrap are built first (cached by source
+// fingerprint, so an edited function is rebuilt for its next instance).
 type devLauncher struct {
+	launcher        *driverlocal.Launcher
 	stateDir        string
 	key             []byte
 	region, account string
 	logger          hclog.Logger
-	seq             atomic.Int64
-
-	mu        sync.Mutex // guards instances and builds
-	instances map[string]*instance.Instance
-	buildMu   sync.Mutex // one go build at a time
+	buildMu         sync.Mutex // one go build at a time
 }
 
 var _ local.Launcher = (*devLauncher)(nil)
@@ -164,14 +163,12 @@ func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version st
 	if err != nil {
 		return discovery.Instance{}, fmt.Errorf("function %s timeout %q: %w", fn.Name, fn.Timeout, err)
 	}
-	id := fmt.Sprintf("%s-%d", fn.Name, l.seq.Add(1))
 	cfg := &instance.Config{
 		Function:           fn.Name,
 		Version:            version,
 		Runtime:            fn.Runtime,
 		Handler:            fn.Handler,
 		CodeDir:            codeDir,
-		StateDir:           filepath.Join(l.stateDir, "instances", id),
 		MemoryMB:           fn.MemoryMB,
 		Timeout:            timeout,
 		EphemeralStorageMB: fn.EphemeralStorageMB,
@@ -185,29 +182,20 @@ func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version st
 	if len(l.key) > 0 {
 		cfg.InvokeSecret = invokeapi.DeriveSecret(l.key, fn.Name, version)
 	}
-	in, err := instance.New(cfg, l.logger)
-	if err != nil {
-		return discovery.Instance{}, fmt.Errorf("configuring instance of %s: %w", fn.Name, err)
-	}
 	// The instance outlives the scaler call that launched it.
-	if err := in.Start(context.WithoutCancel(ctx)); err != nil {
-		return discovery.Instance{}, fmt.Errorf("starting instance of %s: %w", fn.Name, err)
+	h, err := l.launcher.Launch(context.WithoutCancel(ctx), cfg)
+	if err != nil {
+		return discovery.Instance{}, err
 	}
-	l.mu.Lock()
-	l.instances[id] = in
-	l.mu.Unlock()
-	return discovery.Instance{ID: id, Address: in.Addr(), Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
+	return discovery.Instance{ID: h.ID, Address: h.Addr, Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
 }
 
 func (l *devLauncher) Stop(ctx context.Context, id string) error {
-	l.mu.Lock()
-	in := l.instances[id]
-	delete(l.instances, id)
-	l.mu.Unlock()
-	if in == nil {
+	h, ok := l.launcher.Get(id)
+	if !ok {
 		return fmt.Errorf("no instance %s", id)
 	}
-	return in.Stop(ctx)
+	return h.Stop(ctx)
 }
 
 // codeDir returns the directory to run: the spec's code dir, or a build of
