@@ -147,6 +147,16 @@ func TestContextAndEnvironment(t *testing.T) {
 	if !strings.Contains(env["PATH"], filepath.Join(cfg.StateDir, "opt", "bin")) {
 		t.Errorf("PATH %q lacks the layer bin dir", env["PATH"])
 	}
+	opt := filepath.Join(cfg.StateDir, "opt")
+	for k, want := range map[string]string{
+		"LD_LIBRARY_PATH": filepath.Join(opt, "lib"),
+		"PYTHONPATH":      filepath.Join(opt, "python"),
+		"NODE_PATH":       filepath.Join(opt, "nodejs", "node_modules"),
+	} {
+		if !strings.Contains(env[k], want) {
+			t.Errorf("%s = %q, want it to include %s", k, env[k], want)
+		}
+	}
 	if !strings.HasPrefix(env["AWS_LAMBDA_RUNTIME_API"], "127.0.0.1:") {
 		t.Errorf("runtime api %q", env["AWS_LAMBDA_RUNTIME_API"])
 	}
