@@ -391,39 +391,44 @@ strategy %q {
 }
 
 // nomadScaleAPI is an httptest double of exactly the two Nomad endpoints the
-// autoscaler's nomad-target uses for a group: GET /v1/job/<id>/scale (a
-// blocking query) and PUT /v1/job/<id>/scale. Allocations start at once, so
-// Running follows the count. Other paths answer 404 and are recorded.
+// autoscaler's nomad-target uses: GET /v1/job/<id>/scale (a blocking query)
+// and PUT /v1/job/<id>/scale, for jobs with one scaled group each.
+// Allocations start at once, so Running follows the count. Other paths
+// answer 404 and are recorded.
 type nomadScaleAPI struct {
-	jobID, group string
+	group string
 
 	mu      sync.Mutex
 	index   uint64
-	count   int
-	changed chan struct{} // closed and replaced on every change
-	scales  []nomadapi.ScalingRequest
+	counts  map[string]int                       // by job ID
+	scales  map[string][]nomadapi.ScalingRequest // by job ID
+	changed chan struct{}                        // closed and replaced on every change
 	unknown []string
 }
 
-func newNomadScaleAPI(t *testing.T, jobID, group string, count int) (*nomadScaleAPI, string) {
+func newNomadScaleAPI(t *testing.T, group string, counts map[string]int) (*nomadScaleAPI, string) {
 	t.Helper()
-	n := &nomadScaleAPI{jobID: jobID, group: group, index: 10, count: count, changed: make(chan struct{})}
+	n := &nomadScaleAPI{group: group, index: 10, counts: counts, scales: map[string][]nomadapi.ScalingRequest{}, changed: make(chan struct{})}
 	srv := httptest.NewServer(n)
 	t.Cleanup(srv.Close)
 	return n, srv.URL
 }
 
 func (n *nomadScaleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/v1/job/"+n.jobID+"/scale" {
-		n.mu.Lock()
+	jobID, ok := strings.CutPrefix(r.URL.Path, "/v1/job/")
+	jobID, ok2 := strings.CutSuffix(jobID, "/scale")
+	n.mu.Lock()
+	_, known := n.counts[jobID]
+	if !ok || !ok2 || !known {
 		n.unknown = append(n.unknown, r.Method+" "+r.URL.Path)
 		n.mu.Unlock()
 		http.NotFound(w, r)
 		return
 	}
+	n.mu.Unlock()
 	switch r.Method {
 	case http.MethodGet:
-		n.status(w, r)
+		n.status(w, r, jobID)
 	case http.MethodPut, http.MethodPost:
 		var req nomadapi.ScalingRequest
 		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
@@ -431,9 +436,9 @@ func (n *nomadScaleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		n.mu.Lock()
-		n.scales = append(n.scales, req)
+		n.scales[jobID] = append(n.scales[jobID], req)
 		if req.Count != nil {
-			n.count = int(*req.Count)
+			n.counts[jobID] = int(*req.Count)
 		}
 		n.index++
 		idx := n.index
@@ -449,7 +454,7 @@ func (n *nomadScaleAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // status answers like a blocking query: it waits while the caller's index
 // is current, up to the requested wait (capped at 2 s to keep tests fast).
-func (n *nomadScaleAPI) status(w http.ResponseWriter, r *http.Request) {
+func (n *nomadScaleAPI) status(w http.ResponseWriter, r *http.Request, jobID string) {
 	want, _ := strconv.ParseUint(r.URL.Query().Get("index"), 10, 64)
 	wait := 2 * time.Second
 	if d, err := time.ParseDuration(r.URL.Query().Get("wait")); err == nil && d < wait {
@@ -467,10 +472,11 @@ func (n *nomadScaleAPI) status(w http.ResponseWriter, r *http.Request) {
 		}
 		n.mu.Lock()
 	}
+	c := n.counts[jobID]
 	resp := nomadapi.JobScaleStatusResponse{
-		JobID: n.jobID, Namespace: "default", JobCreateIndex: 1, JobModifyIndex: n.index,
+		JobID: jobID, Namespace: "default", JobCreateIndex: 1, JobModifyIndex: n.index,
 		TaskGroups: map[string]nomadapi.TaskGroupScaleStatus{
-			n.group: {Desired: n.count, Placed: n.count, Running: n.count, Healthy: n.count},
+			n.group: {Desired: c, Placed: c, Running: c, Healthy: c},
 		},
 	}
 	idx := n.index
@@ -480,36 +486,23 @@ func (n *nomadScaleAPI) status(w http.ResponseWriter, r *http.Request) {
 	_ = json.NewEncoder(w).Encode(resp)
 }
 
-func (n *nomadScaleAPI) snapshot() (int, []nomadapi.ScalingRequest, []string) {
+func (n *nomadScaleAPI) count(jobID string) int {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.count, append([]nomadapi.ScalingRequest(nil), n.scales...), append([]string(nil), n.unknown...)
+	return n.counts[jobID]
 }
 
-// The real Nomad Autoscaler agent (NOMAD_AUTOSCALER_BINARY) loads both
-// plugin binaries, evaluates a file policy shaped like the compiler's, and
-// scales through its own nomad-target against a double of Nomad's job scale
-// API: up to the max under saturation, then back to the floor when idle.
-func TestAutoscalerAgentScalesThroughNomadScaleAPI(t *testing.T) {
-	asBin := os.Getenv("NOMAD_AUTOSCALER_BINARY")
-	if asBin == "" {
-		t.Skip("NOMAD_AUTOSCALER_BINARY is not set: skipping the real nomad-autoscaler agent test")
-	}
-	apmPath := harness.MustBuild(t, policy.APMDriver)
-	strategyPath := harness.MustBuild(t, policy.StrategyDriver)
-	pluginDir := t.TempDir()
-	for _, p := range []string{apmPath, strategyPath} {
-		if err := os.Symlink(p, filepath.Join(pluginDir, filepath.Base(p))); err != nil {
-			t.Fatal(err)
-		}
-	}
+func (n *nomadScaleAPI) requests(jobID string) ([]nomadapi.ScalingRequest, []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]nomadapi.ScalingRequest(nil), n.scales[jobID]...), append([]string(nil), n.unknown...)
+}
 
-	const fn, version, jobID = "e2efn", "1", "nimbus-e2efn-1"
-	nomad, nomadAddr := newNomadScaleAPI(t, jobID, policy.Group, 1)
-	gw := newMetricsGateway(t)
-
-	policyDir := t.TempDir()
-	pol := fmt.Sprintf(`scaling "nimbus-e2efn-1-provisioned" {
+// filePolicy is the compiler's provisioned-group policy in the
+// autoscaler's file-policy form (type and target spelled out, which Nomad
+// fills in for job policies).
+func filePolicy(fn, version, jobID, extraStrategy string) string {
+	return fmt.Sprintf(`scaling "%s-provisioned" {
   enabled = true
   type    = "horizontal"
   min     = 1
@@ -526,6 +519,7 @@ func TestAutoscalerAgentScalesThroughNomadScaleAPI(t *testing.T) {
         target = 0.7
         min    = 1
         max    = 4
+%s
       }
     }
     target "nomad-target" {
@@ -535,9 +529,50 @@ func TestAutoscalerAgentScalesThroughNomadScaleAPI(t *testing.T) {
     }
   }
 }
-`, policy.CheckName, policy.APMName, fn, version, policy.StrategyName, jobID, policy.Group)
-	if err := os.WriteFile(filepath.Join(policyDir, "provisioned.hcl"), []byte(pol), 0o644); err != nil {
+`, jobID, policy.CheckName, policy.APMName, fn, version, policy.StrategyName, extraStrategy, jobID, policy.Group)
+}
+
+// The real Nomad Autoscaler agent (NOMAD_AUTOSCALER_BINARY) loads both
+// plugin binaries, evaluates file policies shaped like the compiler's, and
+// scales through its own nomad-target against a double of Nomad's job scale
+// API: one function goes up to the max under saturation and back to the
+// floor when idle; an idle one with an open scheduled window is raised to
+// the window's floor (which the agent would not do for a None answer).
+func TestAutoscalerAgentScalesThroughNomadScaleAPI(t *testing.T) {
+	asBin := os.Getenv("NOMAD_AUTOSCALER_BINARY")
+	if asBin == "" {
+		t.Skip("NOMAD_AUTOSCALER_BINARY is not set: skipping the real nomad-autoscaler agent test")
+	}
+	apmPath := harness.MustBuild(t, policy.APMDriver)
+	strategyPath := harness.MustBuild(t, policy.StrategyDriver)
+	pluginDir := t.TempDir()
+	for _, p := range []string{apmPath, strategyPath} {
+		if err := os.Symlink(p, filepath.Join(pluginDir, filepath.Base(p))); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	const (
+		fn, version, jobID = "e2efn", "1", "nimbus-e2efn-1"
+		schedFn, schedJob  = "e2esched", "nimbus-e2esched-3"
+	)
+	nomad, nomadAddr := newNomadScaleAPI(t, policy.Group, map[string]int{jobID: 1, schedJob: 1})
+	gw := newMetricsGateway(t)
+	gw.set(schedFn, "3", 1, 0)
+
+	policyDir := t.TempDir()
+	// A window that is always open: every minute, for an hour.
+	always, err := policy.EncodeSchedules([]policy.Schedule{{Name: "always", Cron: "* * * * *", Duration: "1h", Min: 3}})
+	if err != nil {
 		t.Fatal(err)
+	}
+	for name, body := range map[string]string{
+		"tracking.hcl": filePolicy(fn, version, jobID, ""),
+		"schedule.hcl": filePolicy(schedFn, "3", schedJob, fmt.Sprintf("        schedules = %q", always)),
+	} {
+		if err := os.WriteFile(filepath.Join(policyDir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	asLog := startAutoscaler(t, asBin, nomadAddr, pluginDir, strings.TrimPrefix(gw.srv.URL, "http://"), fmt.Sprintf(`
 policy {
@@ -553,25 +588,35 @@ policy {
 	follow := func(inflightPerEnv float64, want int, what string) {
 		t.Helper()
 		eventuallyAS(t, 90*time.Second, what, func() (bool, string) {
-			c, _, _ := nomad.snapshot()
+			c := nomad.count(jobID)
 			gw.set(fn, version, float64(c), inflightPerEnv*float64(c))
 			return c == want, fmt.Sprintf("count %d", c)
 		})
 	}
 	follow(1, 4, "scale up to the max under saturation")
 	follow(0, 1, "scale down to the floor when idle")
+	eventuallyAS(t, 30*time.Second, "scheduled window raises the idle function's floor", func() (bool, string) {
+		c := nomad.count(schedJob)
+		gw.set(schedFn, "3", float64(c), 0)
+		return c == 3, fmt.Sprintf("count %d", c)
+	})
 
-	_, scales, unknown := nomad.snapshot()
+	scales, unknown := nomad.requests(jobID)
 	if len(scales) < 2 {
 		t.Fatalf("scale requests: %+v", scales)
 	}
-	for _, s := range scales {
+	sched, _ := nomad.requests(schedJob)
+	for _, s := range append(scales, sched...) {
 		if s.Count == nil || *s.Count < 1 || *s.Count > 4 || s.Message == "" || s.Target["Group"] != policy.Group {
 			t.Errorf("scale request %+v", s)
 		}
 		if s.Meta["nimbus.target"] != 0.7 {
 			t.Errorf("strategy meta did not reach the target: %v", s.Meta)
 		}
+		t.Logf("%s scaled to %d: %s", s.Target["Job"], *s.Count, s.Message)
+	}
+	if len(sched) == 0 || !strings.Contains(sched[0].Message, `schedule "always"`) {
+		t.Errorf("schedule scale requests: %+v", sched)
 	}
 	if log := asLog(); strings.Contains(log, "scale direction is unknown") || strings.Contains(log, "no metrics available") ||
 		strings.Contains(log, "remote info doesn't match") {
