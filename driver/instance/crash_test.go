@@ -56,14 +56,16 @@ func TestStopDrainsInFlight(t *testing.T) {
 	if err := in.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	done := invokeAsync(in, &invokeapi.Request{Payload: event(map[string]int{"ms": 700})})
+	done := invokeAsync(in, &invokeapi.Request{Payload: event(map[string]int{"ms": 2000})})
 	eventually(t, 10*time.Second, "invocation running", func() bool { return envState(in, 0) == stateInvoking })
 	stopped := make(chan error, 1)
 	go func() { stopped <- in.Stop(t.Context()) }()
-	eventually(t, 5*time.Second, "instance refusing new work", func() bool {
-		_, err := tryInvoke(in, &invokeapi.Request{})
-		return err != nil
-	})
+	eventually(t, 5*time.Second, "instance shutting down", func() bool { return in.Status().ShuttingDown })
+	if _, err := tryInvoke(in, &invokeapi.Request{}); err == nil {
+		t.Fatal("a stopping instance took new work")
+	}
+	// Stop kills the runtimes only after the in-flight invocation answered:
+	// without the drain it would be a Runtime.ExitError.
 	if r := <-done; string(r.body) != `"slept"` {
 		t.Fatalf("in-flight invocation: %s", r.body)
 	}

@@ -345,7 +345,7 @@ func TestConcurrentEnvironmentsAndNoQueueing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-gate
-			results[i], errs[i] = tryInvoke(in, &invokeapi.Request{Payload: event(map[string]int{"ms": 1500})})
+			results[i], errs[i] = tryInvoke(in, &invokeapi.Request{Payload: event(map[string]int{"ms": 3000})})
 		}()
 	}
 	close(gate)
