@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -395,5 +396,48 @@ func TestLocalManagedRuntimes(t *testing.T) {
 		if err != nil || out.FunctionError != nil || !strings.Contains(string(out.Payload), tc.fn+" /sdk "+tc.fn) {
 			t.Errorf("%s Invoke API: %v %s", tc.fn, err, out.Payload)
 		}
+	}
+}
+
+// TestLocalInvokeContextReachesFunction checks what the function sees of an
+// Invoke API call: request id, invoked ARN (as qualified by the caller) and
+// the client context.
+func TestLocalInvokeContextReachesFunction(t *testing.T) {
+	spec := `function "ctx" {
+  runtime   = "provided.al2023"
+  memory_mb = 256
+  code { dir = "` + testfn.Dir(t, "ctxcheck") + `" }
+}
+`
+	g := startGateway(t, spec, nil)
+	cc := base64.StdEncoding.EncodeToString([]byte(`{"custom":{"k":"v"},"env":{"e":"1"}}`))
+	out, err := lambdaFor(g).Invoke(context.Background(), &lambda.InvokeInput{
+		FunctionName: aws.String("ctx:$LATEST"), ClientContext: aws.String(cc), Payload: []byte(`{}`),
+	})
+	if err != nil || out.FunctionError != nil {
+		t.Fatalf("invoke ctxcheck: %v %s", err, out.Payload)
+	}
+	var rep struct {
+		RequestID     string `json:"request_id"`
+		InvokedARN    string `json:"invoked_arn"`
+		FunctionName  string `json:"function_name"`
+		MemoryMB      int    `json:"memory_mb"`
+		ClientContext struct {
+			Custom map[string]string `json:"custom"`
+			Env    map[string]string `json:"env"`
+		} `json:"client_context"`
+	}
+	if err := json.Unmarshal(out.Payload, &rep); err != nil {
+		t.Fatal(err)
+	}
+	requestID, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+	if rep.RequestID == "" || rep.RequestID != requestID {
+		t.Errorf("function request id %q, x-amzn-RequestId %q", rep.RequestID, requestID)
+	}
+	if want := "arn:aws:lambda:" + e2eRegion + ":" + e2eAccount + ":function:ctx:$LATEST"; rep.InvokedARN != want {
+		t.Errorf("invoked ARN %q, want %q", rep.InvokedARN, want)
+	}
+	if rep.FunctionName != "ctx" || rep.MemoryMB != 256 || rep.ClientContext.Custom["k"] != "v" || rep.ClientContext.Env["e"] != "1" {
+		t.Errorf("function saw %s", out.Payload)
 	}
 }
