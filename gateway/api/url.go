@@ -3,11 +3,13 @@ package api
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net"
@@ -113,6 +115,10 @@ func urlError(w http.ResponseWriter, requestID string, status int, msg string) {
 func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath string) {
 	requestID := uuid.NewString()
 	fn, err := a.catalog.Function(r.Context(), name)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
+		// Host names are case-insensitive; function names are not.
+		fn, err = a.functionFold(r.Context(), name)
+	}
 	if err != nil || fn.URL() == nil {
 		if err != nil && !errors.Is(err, catalog.ErrFunctionNotFound) {
 			urlError(w, requestID, http.StatusInternalServerError, "Internal Server Error")
@@ -197,6 +203,20 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 		a.writeBuffered(w, r, resp, cors, t.Function, requestID)
 	}
 	a.record(t, resp)
+}
+
+// functionFold finds a function whose name matches case-insensitively.
+func (a *API) functionFold(ctx context.Context, name string) (*catalog.Function, error) {
+	fns, err := a.catalog.Functions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range fns {
+		if strings.EqualFold(f.Name, name) {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("function %s: %w", name, catalog.ErrFunctionNotFound)
 }
 
 // urlEvent builds the payload format 2.0 event.

@@ -67,7 +67,10 @@ func do(t *testing.T, req *http.Request) (*http.Response, string) {
 }
 
 func TestURLEventPayloadFormat(t *testing.T) {
-	e := newEnv(t, []*catalog.Function{urlFunction("web", &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED"})}, nil)
+	e := newEnv(t, []*catalog.Function{
+		urlFunction("web", &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED"}),
+		urlFunction("Mixed", &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED"}),
+	}, nil)
 	// The echo double returns the event itself: JSON without statusCode, so
 	// the URL answers 200 application/json with it verbatim.
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/url/web/hello/world?b=2&a=1&a=3", strings.NewReader(`{"k":"v"}`))
@@ -124,6 +127,14 @@ func TestURLEventPayloadFormat(t *testing.T) {
 	}
 	if string(raw["rawQueryString"]) != `""` {
 		t.Fatalf("rawQueryString = %s", raw["rawQueryString"])
+	}
+
+	// Host names are case-insensitive: a mixed-case function name still
+	// answers on its lower-cased host.
+	req, _ = http.NewRequest(http.MethodGet, e.srv.URL+"/x", nil)
+	req.Host = "mixed." + urlDomain
+	if resp, body := do(t, req); resp.StatusCode != 200 {
+		t.Fatalf("host-based URL of Mixed: %d %s", resp.StatusCode, body)
 	}
 
 	// Binary bodies travel base64.
