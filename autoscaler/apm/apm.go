@@ -119,7 +119,10 @@ func (a *APM) Query(ctx context.Context, query string, r sdk.TimeRange) ([]sdk.M
 	a.mu.Lock()
 	retention := a.cfg.Retention
 	a.mu.Unlock()
-	return a.record(q.String(), fresh, r, retention), nil
+	out := a.record(q.String(), fresh, r, retention)
+	a.logger.Debug("query", "function", q.Function, "version", q.Version, "metric", string(q.Metric),
+		"value", fresh.Value, "points", len(out), "gateways", snap.answered)
+	return out, nil
 }
 
 // value computes the selected metric; a version nobody serves is 0.

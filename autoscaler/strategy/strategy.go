@@ -83,8 +83,11 @@ func (s *Strategy) Run(_ context.Context, req sdk.RunRequest) (sdk.Action, error
 	if err != nil {
 		return sdk.Action{}, fmt.Errorf("check %q: %w", req.Check.Name, err)
 	}
-	s.logger.Debug("evaluated", "check", req.Check.Name, "query", req.Check.Query,
-		"count", req.Count, "new_count", act.Count, "direction", act.Direction.String(), "reason", act.Reason)
+	logger := s.logger.With("check", req.Check.Name, "query", req.Check.Query)
+	if q, err := policy.ParseQuery(req.Check.Query); err == nil {
+		logger = logger.With("function", q.Function, "version", q.Version)
+	}
+	logger.Debug("evaluated", "count", req.Count, "new_count", act.Count, "direction", act.Direction.String(), "reason", act.Reason)
 	return act, nil
 }
 
