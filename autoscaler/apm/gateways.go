@@ -35,8 +35,9 @@ type consulGateways struct {
 }
 
 func newConsulGateways(cfg Config) (*consulGateways, error) {
-	// Every field is set here, so the client reads nothing from the
-	// process environment except what api.NewClient defaults (TLS paths).
+	// Fields left empty (token, datacenter) fall back to api.NewClient's
+	// defaults, which read the CONSUL_HTTP_* environment like every Consul
+	// client; the address always comes from our config.
 	client, err := api.NewClient(&api.Config{
 		Address:    cfg.ConsulAddress,
 		Token:      cfg.ConsulToken,
