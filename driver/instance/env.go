@@ -120,6 +120,12 @@ func (e *env) freeLocked() (rank int, ok bool) {
 // freeLocked. It reports whether a process must be spawned (call spawn).
 func (e *env) assignLocked(inv *invocation) (spawn bool) {
 	e.inv = inv
+	if e.state != stateIdle || e.parked == nil {
+		// Waiting for a spawn, an init or the runtime's next poll is bounded
+		// too: a runtime that never polls again must not hold the caller.
+		cfg := e.inst.cfg
+		inv.timer = time.AfterFunc(cfg.InitTimeout+cfg.Timeout, func() { e.undelivered(inv) })
+	}
 	switch e.state {
 	case stateResetting:
 		// The dying process is not this invocation's: it gets a fresh one.
@@ -166,6 +172,9 @@ func (e *env) deliverLocked(inv *invocation) {
 	}
 	inv.event.Deadline = deadline
 	inv.delivered = true
+	if inv.timer != nil {
+		inv.timer.Stop()
+	}
 	inv.start = now
 	inv.coldStart = e.coldPending
 	inv.initDuration = e.initDuration

@@ -259,6 +259,21 @@ func (e *env) timeout(inv *invocation) {
 	e.resetLocked(killTimeout)
 }
 
+// undelivered answers an invocation the environment never took (its
+// runtime did not poll again in time) and resets the environment.
+func (e *env) undelivered(inv *invocation) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if inv.finished || inv.delivered || e.inv != inv {
+		return
+	}
+	cfg := e.inst.cfg
+	e.log.Warn("runtime did not take the invocation in time", "request_id", inv.event.RequestID, "state", e.state)
+	e.finishLocked(inv, functionError(errorJSON("Sandbox.Timedout", inv.event.RequestID,
+		fmt.Sprintf("Task timed out after %.2f seconds", (cfg.InitTimeout+cfg.Timeout).Seconds()))))
+	e.resetLocked(killTimeout)
+}
+
 // memoryExceeded ends an environment over its memory size.
 func (e *env) memoryExceeded(gen int, rss int64) {
 	e.mu.Lock()

@@ -225,3 +225,25 @@ func TestInitTimeout(t *testing.T) {
 		t.Fatalf("status after init timeout %+v", st)
 	}
 }
+
+func TestRuntimeThatNeverPollsAgain(t *testing.T) {
+	cfg := testConfig(t, "echo")
+	cfg.CodeDir = sleeperDir(t)
+	cfg.Timeout = time.Second
+	cfg.InitTimeout = 200 * time.Millisecond
+	in := start(t, cfg)
+	rt := &rawRuntime{t: t, base: "http://" + in.envs[0].addr, c: &http.Client{}}
+	p1 := invokeAsync(in, &invokeapi.Request{RequestID: "p1"})
+	eventually(t, 5*time.Second, "environment initialising", func() bool { return envState(in, 0) == stateInitializing })
+	rt.do("GET", pathNext, nil, nil)
+	rt.expect("POST", respPath("p1"), nil, "one", 202, accepted)
+	if r := <-p1; string(r.body) != "one" {
+		t.Fatalf("p1 answer %s", r.body)
+	}
+	// The runtime never polls again: the next invocation is not held forever.
+	r := invoke(t, in, &invokeapi.Request{RequestID: "p2"})
+	if typ, _ := errorBody(t, r.body); typ != "Sandbox.Timedout" {
+		t.Fatalf("p2 answer %s", r.body)
+	}
+	eventually(t, 5*time.Second, "environment reset", func() bool { return envState(in, 0) == stateStopped })
+}
