@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+
+	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
 
 // TestNimbusDevBinary runs the README's command — `nimbus dev` in the
@@ -23,11 +26,7 @@ func TestNimbusDevBinary(t *testing.T) {
 	if _, err := os.Stat("../examples/hello-go/nimbus.hcl"); err != nil {
 		t.Skip("examples/hello-go is not in this tree")
 	}
-	bin := filepath.Join(t.TempDir(), "nimbus")
-	build := exec.Command("go", "build", "-o", bin, "../cmd/nimbus")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build nimbus: %v\n%s", err, out)
-	}
+	bin := buildNimbus(t)
 	dev := exec.Command(bin, "dev", "--listen", "127.0.0.1:0")
 	dev.Dir = ".."
 	stdout, err := dev.StdoutPipe()
@@ -104,5 +103,96 @@ func TestNimbusDevBinary(t *testing.T) {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatalf("nimbus dev did not stop on SIGINT")
+	}
+}
+
+func buildNimbus(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nimbus")
+	build := exec.Command("go", "build", "-o", bin, "../cmd/nimbus")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build nimbus: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestNimbusGatewayConfigWithSigV4 runs `nimbus gateway --dev --config FILE`
+// with access keys in the config: unsigned or wrongly signed calls are
+// refused, `nimbus invoke` with the keys in its environment succeeds.
+func TestNimbusGatewayConfigWithSigV4(t *testing.T) {
+	bin := buildNimbus(t)
+	dir := t.TempDir()
+	spec := `function "echo" {
+  runtime = "provided.al2023"
+  code { dir = "` + testfn.Dir(t, "echo") + `" }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "gateway.conf")
+	conf := `listen = "127.0.0.1:0"
+region = "eu-west-1"
+account_id = "210987654321"
+access_key "AKIDCLI" {
+  secret = "cli-secret"
+}
+`
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gw := exec.Command(bin, "gateway", "--dev", "--config", cfg, "--specs", dir)
+	stdout, _ := gw.StdoutPipe()
+	var stderr strings.Builder
+	gw.Stderr = &stderr
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- gw.Wait() }()
+	defer func() {
+		if gw.ProcessState == nil {
+			_ = gw.Process.Kill()
+		}
+	}()
+	endpoint := ""
+	sc := bufio.NewScanner(stdout)
+	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
+	for endpoint == "" && sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			endpoint = m[1]
+		}
+	}
+	if endpoint == "" {
+		t.Fatalf("no endpoint printed: %s", stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	invoke := func(key, secret string) (string, error) {
+		cmd := exec.Command(bin, "invoke", "--endpoint", endpoint, "--payload", `{"signed":true}`, "echo")
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+key, "AWS_SECRET_ACCESS_KEY="+secret, "AWS_REGION=eu-west-1")
+		out, err := cmd.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	if out, err := invoke("AKIDCLI", "cli-secret"); err != nil || out != `{"signed":true}` {
+		t.Fatalf("signed nimbus invoke: %v %q", err, out)
+	}
+	if out, err := invoke("AKIDCLI", "wrong"); err == nil || !strings.Contains(out, "InvalidSignatureException") {
+		t.Fatalf("wrongly signed invoke: %v %q", err, out)
+	}
+	resp := mustDo(t, mustRequest("POST", endpoint+"/2015-03-31/functions/echo/invocations"))
+	if resp.StatusCode != 403 {
+		t.Fatalf("unsigned invoke: %d %s", resp.StatusCode, resp.body)
+	}
+	if err := gw.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("gateway exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("gateway did not stop on SIGTERM")
 	}
 }
