@@ -33,19 +33,18 @@ type APM struct {
 	logger hclog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex // guards cfg, lister, client
-	cfg     Config
-	lister  gatewayLister
-	client  *http.Client
-	version int // bumped by SetConfig; invalidates the cached snapshot
-
-	scrapeMu   sync.Mutex // one scrape at a time; guards last, lastVer
-	last       *snapshot
-	lastVer    int
-	historyMu  sync.Mutex
-	history    map[string]*history
-	newConsul  func(Config) (gatewayLister, error)
+	mu         sync.Mutex // guards cfg, lister, client, version, configured
+	cfg        Config
+	lister     gatewayLister
+	client     *http.Client
+	version    int // bumped by SetConfig; invalidates the cached snapshot
 	configured bool
+
+	scrapeMu  sync.Mutex // one scrape at a time; guards last, lastVer
+	last      *snapshot
+	lastVer   int
+	historyMu sync.Mutex
+	history   map[string]*history
 }
 
 type history struct {
@@ -61,8 +60,7 @@ func WithClock(now func() time.Time) Option { return func(a *APM) { a.now = now 
 
 // New returns an unconfigured APM; the agent calls SetConfig before any query.
 func New(logger hclog.Logger, opts ...Option) *APM {
-	a := &APM{logger: logger, now: time.Now, history: map[string]*history{},
-		newConsul: func(c Config) (gatewayLister, error) { return newConsulGateways(c) }}
+	a := &APM{logger: logger, now: time.Now, history: map[string]*history{}}
 	for _, o := range opts {
 		o(a)
 	}
@@ -87,7 +85,7 @@ func (a *APM) SetConfig(_ context.Context, m map[string]string) error {
 			urls[i], _ = cfg.metricsURL(g) // validated by ParseConfig
 		}
 		lister = urls
-	} else if lister, err = a.newConsul(cfg); err != nil {
+	} else if lister, err = newConsulGateways(cfg); err != nil {
 		return err
 	}
 	a.mu.Lock()
