@@ -7,8 +7,9 @@
 // The same code runs under the Nomad driver (`nimbus-driver instance`),
 // under the local launcher and in tests.
 //
-// Lock rules: Instance.mu guards the environment list, the counters and the
-// shutdown flag; env.mu guards one environment's state, process and current
+// Lock rules: Instance.mu guards the environment list and orders the
+// shutdown flag's setting against acquire (the flag itself is atomic, so
+// env.mu holders read it without Instance.mu); env.mu guards one environment's state, process and current
 // invocation; invocation.mu guards a result hand-off. Order is
 // Instance.mu → env.mu → invocation.mu, never the reverse. Methods named
 // ...Locked must be called with env.mu held. No lock is held across a

@@ -48,7 +48,9 @@ type Instance struct {
 
 	mu      sync.Mutex
 	started bool
-	closing bool
+	// closing is set (under mu) when Stop begins; it is atomic so that
+	// holders of an env.mu can read it without taking mu.
+	closing atomic.Bool
 	stopped chan struct{}
 }
 
@@ -188,11 +190,7 @@ func (in *Instance) Addr() string {
 	return in.invokeLn.Addr().String()
 }
 
-func (in *Instance) isClosing() bool {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	return in.closing
-}
+func (in *Instance) isClosing() bool { return in.closing.Load() }
 
 // errNoIdle and errClosing are acquire's refusals.
 var (
@@ -204,7 +202,7 @@ var (
 // process if needed. It never waits for a busy environment.
 func (in *Instance) acquire(inv *invocation) error {
 	in.mu.Lock()
-	if in.closing {
+	if in.closing.Load() {
 		in.mu.Unlock()
 		return errClosing
 	}
@@ -245,7 +243,7 @@ func (in *Instance) acquire(inv *invocation) error {
 // warm starts stopped environments until at least n are running.
 func (in *Instance) warm(n int) {
 	in.mu.Lock()
-	if in.closing {
+	if in.closing.Load() {
 		in.mu.Unlock()
 		return
 	}
@@ -285,7 +283,7 @@ func (in *Instance) Status() invokeapi.Status {
 		Max:                len(in.envs),
 		InitializationType: in.cfg.InitializationType,
 		Invocations:        in.invocations.Load(),
-		ShuttingDown:       in.closing,
+		ShuttingDown:       in.closing.Load(),
 	}
 	for _, e := range in.envs {
 		e.mu.Lock()
@@ -310,12 +308,12 @@ func (in *Instance) Status() invokeapi.Status {
 // the listeners and log sinks.
 func (in *Instance) Stop(ctx context.Context) error {
 	in.mu.Lock()
-	if in.closing {
+	if in.closing.Load() {
 		in.mu.Unlock()
 		<-in.stopped
 		return nil
 	}
-	in.closing = true
+	in.closing.Store(true)
 	in.mu.Unlock()
 	defer close(in.stopped)
 

@@ -376,6 +376,8 @@ func (e *env) processExited(gen int, werr error) {
 		e.finishLocked(inv, &outcome{platform: invokeapi.CodeShuttingDown})
 	default:
 		// Assigned while the previous process was finishing: start afresh.
+		// A failure of this new init is the invocation's own.
+		inv.respawn = false
 		e.mustTransitionLocked(stateInitializing)
 		if err := e.startLocked(); err != nil {
 			e.mustTransitionLocked(stateStopped)
