@@ -29,7 +29,7 @@ const (
 	CodeRequestTooLargeModelled  = "RequestTooLargeException"
 	CodeInvalidRuntime           = "InvalidRuntimeException"
 	CodeRecursiveInvocation      = "RecursiveInvocationException"
-	CodeSerializedRequestTooLarg = "SerializedRequestEntityTooLargeException"
+	CodeSerializedRequestTooLarge= "SerializedRequestEntityTooLargeException"
 )
 
 // errorKind is one row of the catalogue: the HTTP status and the "Type"
@@ -47,7 +47,7 @@ var catalogue = map[string]errorKind{
 	CodeTooManyRequests:          {http.StatusTooManyRequests, "User"},
 	CodeRequestEntityTooLarge:    {http.StatusRequestEntityTooLarge, "User"},
 	CodeRequestTooLargeModelled:  {http.StatusRequestEntityTooLarge, "User"},
-	CodeSerializedRequestTooLarg: {http.StatusRequestEntityTooLarge, "User"},
+	CodeSerializedRequestTooLarge: {http.StatusRequestEntityTooLarge, "User"},
 	CodeInvalidRequestContent:    {http.StatusBadRequest, "User"},
 	CodeInvalidParameterValue:    {http.StatusBadRequest, "User"},
 	CodeRecursiveInvocation:      {http.StatusBadRequest, "User"},

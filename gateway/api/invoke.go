@@ -288,5 +288,5 @@ func jsonProblem(b []byte) string {
 	return fmt.Sprint(err)
 }
 
-// timeNow is swapped in tests of time-dependent event fields.
+// timeNow is the clock of event timestamps.
 var timeNow = time.Now

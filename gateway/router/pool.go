@@ -428,6 +428,37 @@ func (r *Router) scaleIn(p *pool, now time.Time) {
 	p.windowPeak = p.inFlight + len(p.waiters)
 }
 
+// Track makes sure a pool exists for every target (so its instances and
+// gauges are known before traffic arrives: provisioned instances run
+// without any) and forgets idle pools of versions no longer listed.
+func (r *Router) Track(targets []Target) {
+	keep := make(map[poolKey]Target, len(targets))
+	for _, t := range targets {
+		if t.EnvironmentsPerInstance < 1 {
+			t.EnvironmentsPerInstance = 1
+		}
+		keep[poolKey{t.Function, t.Version}] = t
+	}
+	r.mu.Lock()
+	var missing []Target
+	for k, t := range keep {
+		if p, ok := r.pools[k]; !ok {
+			missing = append(missing, t)
+		} else {
+			p.envPer = t.EnvironmentsPerInstance
+		}
+	}
+	for k, p := range r.pools {
+		if _, ok := keep[k]; !ok && p.inFlight == 0 && len(p.waiters) == 0 && !p.scaling && p.want == 0 {
+			delete(r.pools, k)
+		}
+	}
+	r.mu.Unlock()
+	for _, t := range missing {
+		r.pool(t)
+	}
+}
+
 // Instances reports the pool's known instances (for tests and the console).
 func (r *Router) Instances(function, version string) []discovery.Instance {
 	r.mu.Lock()

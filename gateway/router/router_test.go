@@ -309,3 +309,19 @@ func TestDrainWaitsForInFlight(t *testing.T) {
 		t.Fatalf("drain: %v", err)
 	}
 }
+
+func TestTrackCreatesPoolsBeforeTrafficAndForgetsRemoved(t *testing.T) {
+	in := gatewaytest.StartInstance(t, "f", "1", 2, secret("f", "1"), nil)
+	src := gatewaytest.NewSource()
+	src.Set("f", "1", in.Discovery("p1", discovery.GroupProvisioned))
+	r := newRouter(t, router.Config{}, src, nil)
+	r.Track([]router.Target{{Function: "f", Version: "1", EnvironmentsPerInstance: 2}, {Function: "g", Version: "$LATEST"}})
+	stats := r.PoolStats()
+	if len(stats) != 2 || stats[0].Function != "f" || stats[0].Environments[metrics.GroupProvisioned] != 2 {
+		t.Fatalf("pools after Track: %+v", stats)
+	}
+	r.Track([]router.Target{{Function: "f", Version: "1", EnvironmentsPerInstance: 2}})
+	if stats := r.PoolStats(); len(stats) != 1 {
+		t.Fatalf("removed version's pool kept: %+v", stats)
+	}
+}

@@ -187,7 +187,9 @@ func (s *Server) Shutdown() error {
 	return errors.Join(errs...)
 }
 
-// trackReservations keeps the router's reserved total in step with the catalog.
+// trackReservations keeps the router in step with the catalog: the
+// reserved total, and a pool per function version (so gauges exist before
+// traffic).
 func (s *Server) trackReservations(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -208,11 +210,17 @@ func (s *Server) updateReservations(ctx context.Context) {
 		return
 	}
 	total := 0
+	var targets []router.Target
 	for _, f := range fns {
 		if r := f.ReservedConcurrency(); r != nil {
 			total += *r
 		}
+		for v, spec := range f.Versions {
+			targets = append(targets, router.Target{Function: f.Name, Version: v, Reserved: f.ReservedConcurrency(),
+				EnvironmentsPerInstance: spec.EnvironmentsPerInstance})
+		}
 	}
+	s.router.Track(targets)
 	if total > s.cfg.AccountConcurrency-s.cfg.UnreservedMin {
 		s.logger.Warn("reserved concurrency leaves less than the unreserved minimum; keeping the minimum",
 			"reserved", total, "account_concurrency", s.cfg.AccountConcurrency, "unreserved_min", s.cfg.UnreservedMin)
