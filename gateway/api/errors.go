@@ -10,26 +10,26 @@ import (
 // Lambda's invocation error codes this gateway answers. Each has exactly one
 // row in catalogue.
 const (
-	CodeResourceNotFound         = "ResourceNotFoundException"
-	CodeTooManyRequests          = "TooManyRequestsException"
-	CodeRequestEntityTooLarge    = "RequestEntityTooLargeException"
-	CodeInvalidRequestContent    = "InvalidRequestContentException"
-	CodeInvalidParameterValue    = "InvalidParameterValueException"
-	CodeResourceConflict         = "ResourceConflictException"
-	CodeService                  = "ServiceException"
-	CodeResourceNotReady         = "ResourceNotReadyException"
-	CodeMissingAuthToken         = "MissingAuthenticationTokenException"
-	CodeIncompleteSignature      = "IncompleteSignatureException"
-	CodeUnrecognizedClient       = "UnrecognizedClientException"
-	CodeInvalidSignature         = "InvalidSignatureException"
-	CodeAccessDenied             = "AccessDeniedException"
-	CodeUnknownOperation         = "UnknownOperationException"
-	CodeUnsupportedMediaType     = "UnsupportedMediaTypeException"
-	CodeServiceUnavailable       = "ServiceUnavailableException"
-	CodeRequestTooLargeModelled  = "RequestTooLargeException"
-	CodeInvalidRuntime           = "InvalidRuntimeException"
-	CodeRecursiveInvocation      = "RecursiveInvocationException"
-	CodeSerializedRequestTooLarge= "SerializedRequestEntityTooLargeException"
+	CodeResourceNotFound          = "ResourceNotFoundException"
+	CodeTooManyRequests           = "TooManyRequestsException"
+	CodeRequestEntityTooLarge     = "RequestEntityTooLargeException"
+	CodeInvalidRequestContent     = "InvalidRequestContentException"
+	CodeInvalidParameterValue     = "InvalidParameterValueException"
+	CodeResourceConflict          = "ResourceConflictException"
+	CodeService                   = "ServiceException"
+	CodeResourceNotReady          = "ResourceNotReadyException"
+	CodeMissingAuthToken          = "MissingAuthenticationTokenException"
+	CodeIncompleteSignature       = "IncompleteSignatureException"
+	CodeUnrecognizedClient        = "UnrecognizedClientException"
+	CodeInvalidSignature          = "InvalidSignatureException"
+	CodeAccessDenied              = "AccessDeniedException"
+	CodeUnknownOperation          = "UnknownOperationException"
+	CodeUnsupportedMediaType      = "UnsupportedMediaTypeException"
+	CodeServiceUnavailable        = "ServiceUnavailableException"
+	CodeRequestTooLargeModelled   = "RequestTooLargeException"
+	CodeInvalidRuntime            = "InvalidRuntimeException"
+	CodeRecursiveInvocation       = "RecursiveInvocationException"
+	CodeSerializedRequestTooLarge = "SerializedRequestEntityTooLargeException"
 )
 
 // errorKind is one row of the catalogue: the HTTP status and the "Type"
@@ -43,26 +43,26 @@ type errorKind struct {
 // type, as the Lambda API reference and the SDK model's HTTP error traits give
 // them.
 var catalogue = map[string]errorKind{
-	CodeResourceNotFound:         {http.StatusNotFound, "User"},
-	CodeTooManyRequests:          {http.StatusTooManyRequests, "User"},
-	CodeRequestEntityTooLarge:    {http.StatusRequestEntityTooLarge, "User"},
-	CodeRequestTooLargeModelled:  {http.StatusRequestEntityTooLarge, "User"},
+	CodeResourceNotFound:          {http.StatusNotFound, "User"},
+	CodeTooManyRequests:           {http.StatusTooManyRequests, "User"},
+	CodeRequestEntityTooLarge:     {http.StatusRequestEntityTooLarge, "User"},
+	CodeRequestTooLargeModelled:   {http.StatusRequestEntityTooLarge, "User"},
 	CodeSerializedRequestTooLarge: {http.StatusRequestEntityTooLarge, "User"},
-	CodeInvalidRequestContent:    {http.StatusBadRequest, "User"},
-	CodeInvalidParameterValue:    {http.StatusBadRequest, "User"},
-	CodeRecursiveInvocation:      {http.StatusBadRequest, "User"},
-	CodeUnsupportedMediaType:     {http.StatusUnsupportedMediaType, "User"},
-	CodeResourceConflict:         {http.StatusConflict, "User"},
-	CodeService:                  {http.StatusInternalServerError, "Service"},
-	CodeServiceUnavailable:       {http.StatusServiceUnavailable, "Service"},
-	CodeResourceNotReady:         {http.StatusBadGateway, "Service"},
-	CodeInvalidRuntime:           {http.StatusBadGateway, "User"},
-	CodeMissingAuthToken:         {http.StatusForbidden, "User"},
-	CodeIncompleteSignature:      {http.StatusBadRequest, "User"},
-	CodeUnrecognizedClient:       {http.StatusForbidden, "User"},
-	CodeInvalidSignature:         {http.StatusForbidden, "User"},
-	CodeAccessDenied:             {http.StatusForbidden, "User"},
-	CodeUnknownOperation:         {http.StatusNotFound, "User"},
+	CodeInvalidRequestContent:     {http.StatusBadRequest, "User"},
+	CodeInvalidParameterValue:     {http.StatusBadRequest, "User"},
+	CodeRecursiveInvocation:       {http.StatusBadRequest, "User"},
+	CodeUnsupportedMediaType:      {http.StatusUnsupportedMediaType, "User"},
+	CodeResourceConflict:          {http.StatusConflict, "User"},
+	CodeService:                   {http.StatusInternalServerError, "Service"},
+	CodeServiceUnavailable:        {http.StatusServiceUnavailable, "Service"},
+	CodeResourceNotReady:          {http.StatusBadGateway, "Service"},
+	CodeInvalidRuntime:            {http.StatusBadGateway, "User"},
+	CodeMissingAuthToken:          {http.StatusForbidden, "User"},
+	CodeIncompleteSignature:       {http.StatusBadRequest, "User"},
+	CodeUnrecognizedClient:        {http.StatusForbidden, "User"},
+	CodeInvalidSignature:          {http.StatusForbidden, "User"},
+	CodeAccessDenied:              {http.StatusForbidden, "User"},
+	CodeUnknownOperation:          {http.StatusNotFound, "User"},
 }
 
 // apiError is an invocation error on its way to the wire.
