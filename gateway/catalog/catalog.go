@@ -173,8 +173,9 @@ func (s *Snapshot) Functions() []*Function {
 }
 
 // FromFile builds $LATEST-only functions from a spec file set (local mode:
-// the directory is $LATEST; aliases point at versions that only a cluster
-// publishes, so they resolve only if that version exists).
+// the directory is $LATEST and nothing is published, so every alias runs
+// $LATEST — `fn:live` works in `nimbus dev` as it will after deploy, and
+// X-Amz-Executed-Version says $LATEST).
 func FromFile(f *specs.File) []*Function {
 	out := make([]*Function, 0, len(f.Functions))
 	for _, s := range f.Functions {
@@ -184,7 +185,7 @@ func FromFile(f *specs.File) []*Function {
 			Aliases:  map[string]*specs.Alias{},
 		}
 		for _, a := range s.Aliases {
-			fn.Aliases[a.Name] = a
+			fn.Aliases[a.Name] = &specs.Alias{Name: a.Name, Description: a.Description, Version: Latest}
 		}
 		out = append(out, fn)
 	}

@@ -54,6 +54,15 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+func TestFromFileAliasesRunLatest(t *testing.T) {
+	fns := catalog.FromFile(&specs.File{Functions: []*specs.Function{{Name: "f",
+		Aliases: []*specs.Alias{{Name: "live", Version: "1", Routing: map[string]float64{"2": 0.1}}}}}})
+	res, err := fns[0].Resolve("live", func() float64 { return 0 })
+	if err != nil || res.Version != catalog.Latest {
+		t.Fatalf("local alias resolved to %v, %v; want $LATEST", res, err)
+	}
+}
+
 func TestSnapshotReservedTotal(t *testing.T) {
 	two, three := 2, 3
 	s := catalog.NewSnapshot([]*catalog.Function{
