@@ -325,3 +325,52 @@ func TestTrackCreatesPoolsBeforeTrafficAndForgetsRemoved(t *testing.T) {
 		t.Fatalf("removed version's pool kept: %+v", stats)
 	}
 }
+
+func TestUnreachableInstanceIsSkipped(t *testing.T) {
+	dead := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), nil)
+	live := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), nil)
+	src := gatewaytest.NewSource()
+	// "a-dead" sorts first, so the router tries it first.
+	src.Set("f", "$LATEST", dead.Discovery("a-dead", discovery.GroupOnDemand), live.Discovery("b-live", discovery.GroupOnDemand))
+	r := newRouter(t, router.Config{}, src, nil)
+	dead.Close()
+	for i := 0; i < 3; i++ {
+		if out, err := invoke(t, r, router.Target{Function: "f", Version: "$LATEST"}, `"ok"`); err != nil || out != `"ok"` {
+			t.Fatalf("invoke %d with one dead instance: %q %v", i, out, err)
+		}
+	}
+	if live.Invocations() != 3 {
+		t.Fatalf("live instance ran %d, want 3", live.Invocations())
+	}
+}
+
+func TestScalerFailureThrottlesThenRetries(t *testing.T) {
+	src := gatewaytest.NewSource()
+	sc := &gatewaytest.Scaler{}
+	var mu sync.Mutex
+	failing := true
+	sc.React = func(fn, v string, want int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if failing {
+			return errors.New("nomad unreachable")
+		}
+		in := gatewaytest.StartInstance(t, fn, v, 1, secret(fn, v), nil)
+		src.Add(in.Discovery("od", discovery.GroupOnDemand))
+		return nil
+	}
+	r := newRouter(t, router.Config{ColdStartWait: 300 * time.Millisecond}, src, sc)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	if _, err := invoke(t, r, tg, `1`); throttleReason(err) == "" {
+		t.Fatalf("with a failing scaler: %v, want a throttle", err)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	if out, err := invoke(t, r, tg, `2`); err != nil || out != `2` {
+		t.Fatalf("after the scaler recovered: %q %v", out, err)
+	}
+	if n := len(sc.Calls()); n < 2 {
+		t.Fatalf("scaler called %d times, want a retry after the failure", n)
+	}
+}
