@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -194,5 +195,90 @@ access_key "AKIDCLI" {
 		}
 	case <-time.After(60 * time.Second):
 		t.Fatal("gateway did not stop on SIGTERM")
+	}
+}
+
+// TestNimbusDevPicksUpEdits edits a running `nimbus dev`'s function: a new
+// bootstrap in the code directory, then a spec change, each answered by
+// fresh instances without a restart.
+func TestNimbusDevPicksUpEdits(t *testing.T) {
+	bin := buildNimbus(t)
+	dir := t.TempDir()
+	copyFile := func(src, dst string) {
+		t.Helper()
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmp := dst + ".tmp"
+		if err := os.WriteFile(tmp, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(filepath.Join(testfn.Dir(t, "echo"), "bootstrap"), filepath.Join(dir, "bootstrap"))
+	writeSpec := func(memory int) {
+		t.Helper()
+		spec := "function \"fn\" {\n  runtime = \"provided.al2023\"\n  memory_mb = " + strconv.Itoa(memory) + "\n  code { dir = \".\" }\n}\n"
+		if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSpec(128)
+	dev := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", dir)
+	stdout, _ := dev.StdoutPipe()
+	var stderr strings.Builder
+	dev.Stderr = &stderr
+	if err := dev.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- dev.Wait() }()
+	defer func() {
+		if dev.ProcessState == nil {
+			_ = dev.Process.Kill()
+		}
+	}()
+	endpoint := ""
+	sc := bufio.NewScanner(stdout)
+	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
+	for endpoint == "" && sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			endpoint = m[1]
+		}
+	}
+	if endpoint == "" {
+		t.Fatalf("no endpoint printed: %s", stderr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	c := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint)})
+	call := func() string {
+		out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("fn"), Payload: []byte(`{"x":1}`)})
+		if err != nil {
+			t.Fatalf("invoke: %v\n%s", err, stderr.String())
+		}
+		return string(out.Payload)
+	}
+	if got := call(); got != `{"x":1}` {
+		t.Fatalf("echo answered %q", got)
+	}
+	// Swap the code: ctxcheck reports the function's memory size.
+	copyFile(filepath.Join(testfn.Dir(t, "ctxcheck"), "bootstrap"), filepath.Join(dir, "bootstrap"))
+	eventually(t, 20*time.Second, func() bool { return strings.Contains(call(), `"memory_mb":128`) }, "new code served")
+	writeSpec(1024)
+	eventually(t, 20*time.Second, func() bool { return strings.Contains(call(), `"memory_mb":1024`) }, "new spec served")
+
+	if err := dev.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("nimbus dev exit: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("nimbus dev did not stop on SIGINT")
 	}
 }

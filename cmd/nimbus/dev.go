@@ -101,6 +101,18 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 		logger: logger,
 	}
 	pool := local.New(launcher, cat, logger)
+	// Code edits count like spec edits: instances of a function whose code
+	// directory changed are replaced (and Go code rebuilt).
+	pool.SetCodeStamp(codeStamp)
+	cat.WatchAlso(func(snap *catalog.Snapshot) string {
+		var b strings.Builder
+		for _, fn := range snap.Functions() {
+			if l := fn.Latest(); l != nil {
+				b.WriteString(fn.Name + "=" + codeStamp(l) + ";")
+			}
+		}
+		return b.String()
+	})
 	s, err := server.New(cfg, server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger})
 	if err != nil {
 		return err
@@ -239,6 +251,29 @@ func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, 
 		return "", fmt.Errorf("building %s in %s: %w\n%s", fn.Name, dir, err, b)
 	}
 	return out, nil
+}
+
+// codeStamp fingerprints a function's code directory (names, sizes and
+// mtimes of its files, not recursive); "" when it has none.
+func codeStamp(fn *specs.Function) string {
+	if fn.Code == nil || fn.Code.Dir == "" {
+		return ""
+	}
+	dir := fn.Code.Dir
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(fn.Dir, dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return ""
+	}
+	h := sha256.New()
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			fmt.Fprintf(h, "%s|%d|%d\n", e.Name(), fi.Size(), fi.ModTime().UnixNano())
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // goSourceFingerprint hashes names, sizes and mtimes of the Go sources in

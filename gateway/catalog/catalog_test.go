@@ -154,3 +154,28 @@ func TestLocalReloadsOnChange(t *testing.T) {
 		t.Fatalf("previous snapshot lost: %d functions", len(fns))
 	}
 }
+
+func TestLocalWatchAlsoTriggersReload(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(specA), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l, err := catalog.NewLocal(dir, load, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := "a"
+	l.WatchAlso(func(*catalog.Snapshot) string { return code })
+	runs := 0
+	l.Watch(func(*catalog.Snapshot) { runs++ })
+	if l.Poll() {
+		t.Fatal("reload without change")
+	}
+	code = "b"
+	if !l.Poll() || runs != 1 {
+		t.Fatalf("code stamp change: reloaded watchers %d times, want 1", runs)
+	}
+	if l.Poll() {
+		t.Fatal("second poll after the same change reloaded again")
+	}
+}

@@ -31,10 +31,21 @@ type Local struct {
 
 	snap atomic.Pointer[Snapshot]
 
-	mu       sync.Mutex // guards stamp, watchers, lastErr
+	mu       sync.Mutex // guards stamp, watchers, lastErr, extra
 	stamp    string
 	watchers []func(*Snapshot)
 	lastErr  error
+	extra    func(*Snapshot) string
+}
+
+// WatchAlso adds f's answer to what Poll compares: when it changes, the
+// specs are reloaded and watchers run as for a spec edit (dev mode
+// fingerprints the functions' code directories this way).
+func (l *Local) WatchAlso(f func(*Snapshot) string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.extra = f
+	l.stamp += "\x00" + f(l.snap.Load())
 }
 
 // NewLocal loads path once and fails if that first load fails.
@@ -109,7 +120,11 @@ func (l *Local) Poll() bool {
 		l.logger.Warn("scanning specs", "error", err)
 		return false
 	}
+	files := stamp
 	l.mu.Lock()
+	if l.extra != nil {
+		stamp += "\x00" + l.extra(l.snap.Load())
+	}
 	same := stamp == l.stamp
 	l.mu.Unlock()
 	if same {
@@ -127,6 +142,12 @@ func (l *Local) Poll() bool {
 	}
 	s := NewSnapshot(FromFile(f))
 	l.snap.Store(s)
+	l.mu.Lock()
+	if l.extra != nil {
+		// Stamp the new function set, so the next poll compares like with like.
+		l.stamp = files + "\x00" + l.extra(s)
+	}
+	l.mu.Unlock()
 	l.logger.Info("specs reloaded", "functions", len(f.Functions))
 	for _, w := range watchers {
 		w(s)

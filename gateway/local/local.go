@@ -37,6 +37,8 @@ type Pool struct {
 	mu       sync.Mutex // guards versions and each version's fields
 	versions map[key]*version
 	closed   bool
+
+	codeStamp func(*specs.Function) string // set before use; nil: spec only
 }
 
 type key struct{ function, version string }
@@ -59,6 +61,11 @@ func New(l Launcher, cat Catalog, logger hclog.Logger) *Pool {
 	}
 	return &Pool{launcher: l, catalog: cat, logger: logger.Named("local"), versions: map[key]*version{}}
 }
+
+// SetCodeStamp makes an instance outdated when stamp(spec) changes, not
+// only when the spec does (dev mode passes a fingerprint of the code
+// directory, so edited code gets fresh instances). Call before use.
+func (p *Pool) SetCodeStamp(stamp func(*specs.Function) string) { p.codeStamp = stamp }
 
 func (p *Pool) version(k key) *version {
 	p.mu.Lock()
@@ -85,8 +92,11 @@ func (p *Pool) OnDemand(ctx context.Context, function, ver string, want int) err
 	return p.reconcile(ctx, function, ver, v)
 }
 
-func specKey(s *specs.Function) string {
+func (p *Pool) specKey(s *specs.Function) string {
 	b, _ := json.Marshal(s)
+	if p.codeStamp != nil {
+		return string(b) + "\x00" + p.codeStamp(s)
+	}
 	return string(b)
 }
 
@@ -106,7 +116,7 @@ func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) 
 	want := 0
 	current := ""
 	if spec != nil {
-		current = specKey(spec)
+		current = p.specKey(spec)
 	}
 	p.mu.Lock()
 	asked := v.want

@@ -91,3 +91,29 @@ func TestPoolScalesAndReplacesOutdated(t *testing.T) {
 		t.Fatalf("close: %v, stopped %v", err, l.stopped)
 	}
 }
+
+func TestPoolReplacesInstancesWhenCodeStampChanges(t *testing.T) {
+	l := &launcher{t: t, specs: map[string]*specs.Function{}}
+	c := &cat{}
+	c.set(128)
+	p := local.New(l, c, nil)
+	var mu sync.Mutex
+	stamp := "v1"
+	p.SetCodeStamp(func(*specs.Function) string { mu.Lock(); defer mu.Unlock(); return stamp })
+	ctx := context.Background()
+	if err := p.OnDemand(ctx, "f", catalog.Latest, 1); err != nil {
+		t.Fatal(err)
+	}
+	p.Refresh(ctx)
+	if len(l.stopped) != 0 {
+		t.Fatalf("refresh without changes stopped %v", l.stopped)
+	}
+	mu.Lock()
+	stamp = "v2"
+	mu.Unlock()
+	p.Refresh(ctx)
+	list, _ := p.Instances(ctx, "f", catalog.Latest)
+	if len(l.stopped) != 1 || len(list) != 1 || list[0].ID == "i1" {
+		t.Fatalf("after a code change: running %v, stopped %v", list, l.stopped)
+	}
+}
