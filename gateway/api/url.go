@@ -359,6 +359,9 @@ func newTraceID(now time.Time) string {
 // content type.
 func (a *API) writeBuffered(w http.ResponseWriter, r *http.Request, resp *invokeapi.Response, cors *specs.CORS, name, requestID string) {
 	out, err := io.ReadAll(io.LimitReader(resp.Body, invokeapi.MaxPayload+1))
+	if err == nil && len(out) > invokeapi.MaxPayload {
+		err = errors.New("response larger than the 6 MB BUFFERED limit")
+	}
 	if err != nil {
 		a.logger.Warn("reading function response", "function", name, "request_id", requestID, "error", err)
 		urlError(w, requestID, http.StatusBadGateway, "Internal Server Error")
