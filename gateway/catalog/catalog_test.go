@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -178,4 +179,18 @@ func TestLocalWatchAlsoTriggersReload(t *testing.T) {
 	if l.Poll() {
 		t.Fatal("second poll after the same change reloaded again")
 	}
+}
+
+func TestLocalCatalogContract(t *testing.T) {
+	gatewaytest.CatalogContract(t, func(t *testing.T, fns []*specs.Function) gatewaytest.Catalog {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := catalog.NewLocal(dir, func(string) (*specs.File, error) { return &specs.File{Functions: fns}, nil }, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	})
 }

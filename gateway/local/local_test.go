@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -116,4 +117,10 @@ func TestPoolReplacesInstancesWhenCodeStampChanges(t *testing.T) {
 	if len(l.stopped) != 1 || len(list) != 1 || list[0].ID == "i1" {
 		t.Fatalf("after a code change: running %v, stopped %v", list, l.stopped)
 	}
+}
+
+func TestPoolCapacityContract(t *testing.T) {
+	c := &cat{}
+	c.set(128)
+	gatewaytest.CapacityContract(t, local.New(&launcher{t: t, specs: map[string]*specs.Function{}}, c, nil), "f", catalog.Latest, 5*time.Second)
 }
