@@ -135,6 +135,7 @@ func TestInvokeWithSDK(t *testing.T) {
 		{"123456789012:function:ok", "1", "1"},
 		{"ok:$LATEST", "", "$LATEST"},
 		{"ok", "prod", "1"},
+		{"ok", "$LATEST", "$LATEST"}, // "$" is percent-encoded in the signed query
 	} {
 		in := &lambda.InvokeInput{FunctionName: aws.String(tc.name), Payload: []byte(`1`)}
 		if tc.qualifier != "" {
