@@ -1,0 +1,157 @@
+package versions
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// BaseCatalog is the catalog the overlay wraps (catalog.Local in dev mode,
+// the Nomad catalog in a cluster).
+type BaseCatalog interface {
+	Function(ctx context.Context, name string) (*catalog.Function, error)
+	Functions(ctx context.Context) ([]*catalog.Function, error)
+}
+
+// CatalogConfig configures the overlay.
+type CatalogConfig struct {
+	// Published adds the store's published versions as runnable versions
+	// (dev mode, where no job carries them; a cluster's catalog has them
+	// from the nimbus-<fn>-<n> jobs). Default false.
+	Published bool
+	// Refresh is how often Run reloads the store. Default 1s.
+	Refresh time.Duration
+}
+
+// Catalog overlays the store on a base catalog: the store's aliases win
+// over spec-declared ones of the same name, and with Published the store's
+// versions are added. It reads the store only in Refresh (Run calls it
+// every Refresh), so an invocation never waits on the store.
+type Catalog struct {
+	base   BaseCatalog
+	store  *Store
+	cfg    CatalogConfig
+	logger hclog.Logger
+
+	mu    sync.RWMutex // guards state
+	state map[string]*overlay
+}
+
+type overlay struct {
+	versions map[string]*specs.Function
+	aliases  map[string]*specs.Alias
+}
+
+// NewCatalog returns the overlay; call Refresh (or Run) to load the store.
+func NewCatalog(base BaseCatalog, store *Store, cfg CatalogConfig, logger hclog.Logger) *Catalog {
+	if cfg.Refresh <= 0 {
+		cfg.Refresh = time.Second
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Catalog{base: base, store: store, cfg: cfg, logger: logger.Named("versions-catalog"), state: map[string]*overlay{}}
+}
+
+// Refresh reloads every function's versions and aliases from the store.
+func (c *Catalog) Refresh(ctx context.Context) error {
+	fns, err := c.store.Functions(ctx)
+	if err != nil {
+		return err
+	}
+	next := make(map[string]*overlay, len(fns))
+	for _, fn := range fns {
+		o := &overlay{versions: map[string]*specs.Function{}, aliases: map[string]*specs.Alias{}}
+		if c.cfg.Published {
+			vs, err := c.store.Versions(ctx, fn)
+			if err != nil {
+				return err
+			}
+			for _, v := range vs {
+				o.versions[strconv.Itoa(v.Number)] = v.Spec
+			}
+		}
+		as, err := c.store.Aliases(ctx, fn)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			o.aliases[a.Name] = a
+		}
+		next[fn] = o
+	}
+	c.mu.Lock()
+	c.state = next
+	c.mu.Unlock()
+	return nil
+}
+
+// Run refreshes every cfg.Refresh until ctx is done; a failed refresh keeps
+// the previous state.
+func (c *Catalog) Run(ctx context.Context) {
+	t := time.NewTicker(c.cfg.Refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.Refresh(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				c.logger.Warn("reloading versions and aliases; keeping the previous ones", "error", err)
+			}
+		}
+	}
+}
+
+func (c *Catalog) merge(f *catalog.Function) *catalog.Function {
+	c.mu.RLock()
+	o := c.state[f.Name]
+	c.mu.RUnlock()
+	if o == nil {
+		return f
+	}
+	out := &catalog.Function{Name: f.Name, Versions: maps.Clone(f.Versions), Aliases: maps.Clone(f.Aliases)}
+	if out.Versions == nil {
+		out.Versions = map[string]*specs.Function{}
+	}
+	if out.Aliases == nil {
+		out.Aliases = map[string]*specs.Alias{}
+	}
+	for n, s := range o.versions {
+		if _, ok := out.Versions[n]; !ok {
+			out.Versions[n] = s
+		}
+	}
+	maps.Copy(out.Aliases, o.aliases)
+	return out
+}
+
+// Function implements the gateway's catalog.
+func (c *Catalog) Function(ctx context.Context, name string) (*catalog.Function, error) {
+	f, err := c.base.Function(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	return c.merge(f), nil
+}
+
+// Functions implements the gateway's catalog.
+func (c *Catalog) Functions(ctx context.Context) ([]*catalog.Function, error) {
+	fns, err := c.base.Functions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*catalog.Function, len(fns))
+	for i, f := range fns {
+		out[i] = c.merge(f)
+	}
+	return out, nil
+}

@@ -1,0 +1,33 @@
+// Package versions keeps Lambda's publishing state: published function
+// versions (immutable snapshots of $LATEST: code sha256 + configuration,
+// numbered 1, 2, 3… and never reused), aliases (a version plus at most one
+// additional version with a routing weight) and layer versions.
+//
+// One Store holds the logic; it runs on a Backend, a path → string-items
+// map with check-and-set by modify index. In a cluster the backend is Nomad
+// Variables under "nimbus/" (Raft-replicated, nothing else to run); in dev
+// mode it is a directory of JSON files (Local). Local mode swaps the
+// adapter, never the logic, and one contract suite runs against both (the
+// Nomad side against an httptest double of exactly the /v1/var and /v1/vars
+// endpoints used, and against a real agent when NOMAD_BINARY is set).
+//
+// Layout (both backends):
+//
+//	nimbus/functions/<fn>/counter          next, latest
+//	nimbus/functions/<fn>/versions/<n>     spec, code_sha256, config_sha256, description, created
+//	nimbus/functions/<fn>/aliases/<name>   version, routing (JSON), description
+//	nimbus/layers/<name>/counter           next, latest
+//	nimbus/layers/<name>/versions/<n>      code_sha256, size, runtimes (JSON), description, created
+//
+// Publishing allocates the number by a check-and-set on the counter, then
+// creates the version entry (create-only): two publishers never share a
+// number; a crash between the two steps skips a number, as Lambda may.
+// Publishing an unchanged $LATEST (same code and configuration as the
+// newest version) returns that version.
+//
+// Catalog overlays the store on a gateway catalog: aliases from the store
+// (over the spec-declared ones) and, in dev mode, published versions as
+// runnable specs.
+//
+// It may import gateway/** and specs from this module.
+package versions
