@@ -353,7 +353,9 @@ func (r *Router) PoolStats() []metrics.PoolStat {
 			Environments: map[string]int{}, InFlight: map[string]int{}, Waiting: len(p.waiters)}
 		for _, in := range p.instances {
 			g := groupOf(in.inst)
-			st.Environments[g] += in.capacity
+			if !in.gone {
+				st.Environments[g] += in.capacity
+			}
 			st.InFlight[g] += in.inFlight
 		}
 		out = append(out, st)
