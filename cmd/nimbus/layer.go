@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nimbus-fn/nimbus/gateway/versions"
+)
+
+func init() {
+	register("layer publish", command{
+		summary: "publish a layer block's code as a new immutable layer version",
+		run:     runLayerPublish,
+	})
+	register("layer versions", command{
+		summary: "list a layer's published versions",
+		run:     runLayerVersions,
+	})
+}
+
+func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "layer publish", "LAYER [spec file or dir]")
+	var sf stateFlags
+	sf.add(env, fs)
+	endpoint := fs.String("endpoint", endpointFlagDefault(env), "with --nomad: the gateway whose artifact store takes the bundle (env NIMBUS_ENDPOINT)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	name, path := pos[0], "."
+	if len(pos) == 2 {
+		path = pos[1]
+	}
+	file, err := loadSpecs(env, path)
+	if err != nil {
+		return err
+	}
+	l := file.Layer(name)
+	if l == nil {
+		return fmt.Errorf("%s: no layer %q", path, name)
+	}
+	data, sum, unzipped, err := packCode(l.Code, l.Dir, "layer "+name)
+	if err != nil {
+		return err
+	}
+	st, err := sf.open(env)
+	if err != nil {
+		return err
+	}
+	if st.local != nil {
+		if _, err := saveLocal(sf.dir, sum, data); err != nil {
+			return err
+		}
+	} else {
+		up, err := artifactClient(env, *endpoint).Upload(ctx, data)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.stderr, "bundle %s uploaded (%d bytes, new: %v)\n", up.SHA256, up.Size, up.Created)
+	}
+	lv, created, err := st.store.PublishLayer(ctx, name, versions.LayerSnapshot{
+		CodeSHA256: sum, Size: unzipped, Description: l.Description, CompatibleRuntimes: l.CompatibleRuntimes,
+	})
+	if err != nil {
+		return err
+	}
+	if created {
+		fmt.Fprintf(env.stdout, "published layer %s version %d (sha256:%s, %.1f MB unzipped)\n", name, lv.Number, sum, mb(unzipped))
+	} else {
+		fmt.Fprintf(env.stdout, "layer %s is unchanged since version %d (sha256:%s)\n", name, lv.Number, sum)
+	}
+	return nil
+}
+
+func runLayerVersions(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "layer versions", "LAYER")
+	var sf stateFlags
+	sf.add(env, fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	st, err := sf.open(env)
+	if err != nil {
+		return err
+	}
+	lvs, err := st.store.LayerVersions(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tSHA256\tUNZIPPED\tRUNTIMES\tDESCRIPTION")
+	for _, lv := range lvs {
+		fmt.Fprintf(tw, "%d\t%s\t%.1f MB\t%s\t%s\n", lv.Number, lv.CodeSHA256[:12], mb(lv.Size), strings.Join(lv.CompatibleRuntimes, ","), lv.Description)
+	}
+	return tw.Flush()
+}

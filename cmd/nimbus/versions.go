@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/gateway/versions"
+	"github.com/nimbus-fn/nimbus/jobs/submit"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// envStateDir names the local version store `nimbus dev` and the CLI share.
+const envStateDir = "NIMBUS_STATE_DIR"
+
+func init() {
+	register("versions", command{
+		summary: "list a function's published versions and the aliases pointing at them",
+		run:     runVersions,
+	})
+	register("versions delete", command{
+		summary: "delete a published version no alias points at",
+		run:     runVersionsDelete,
+	})
+}
+
+// stateFlags choose where versions, aliases and layers live: the local
+// state dir (dev mode) or Nomad Variables (--nomad).
+type stateFlags struct {
+	dir       string
+	cluster   bool
+	namespace string
+}
+
+func (f *stateFlags) add(env *cliEnv, fs *flag.FlagSet) {
+	def := env.getenv(envStateDir)
+	if def == "" {
+		def = filepath.Join(".nimbus", "state")
+	}
+	fs.StringVar(&f.dir, "state-dir", def, "local version store shared with nimbus dev (env "+envStateDir+")")
+	fs.BoolVar(&f.cluster, "nomad", false, "keep versions in Nomad Variables under nimbus/ and jobs (NOMAD_ADDR, NOMAD_TOKEN)")
+	fs.StringVar(&f.namespace, "namespace", "", "Nomad namespace of the variables and jobs (with --nomad; default the client's)")
+}
+
+// state is an opened version store and, in a cluster, the Nomad client.
+type state struct {
+	store *versions.Store
+	local *versions.Local // nil in a cluster
+	nomad *api.Client     // nil locally
+	ns    string
+}
+
+func (f *stateFlags) open(env *cliEnv) (*state, error) {
+	if f.cluster {
+		c, err := nomadClient(env)
+		if err != nil {
+			return nil, err
+		}
+		return &state{store: versions.New(versions.NewNomad(c.Variables(), f.namespace), hclog.NewNullLogger()), nomad: c, ns: f.namespace}, nil
+	}
+	l, err := versions.NewLocal(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	return &state{store: versions.New(l, hclog.NewNullLogger()), local: l}, nil
+}
+
+// parseArgs parses flags wherever they appear among the positional
+// arguments (`nimbus alias set fn live 1 --weight 2=0.1`) and returns the
+// positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// versionJobID is the job of a published version (jobs.Compile names it so).
+func versionJobID(fn string, n int) string { return "nimbus-" + fn + "-" + strconv.Itoa(n) }
+
+func runVersions(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "versions", "FUNCTION")
+	var sf stateFlags
+	sf.add(env, fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	fn := pos[0]
+	st, err := sf.open(env)
+	if err != nil {
+		return err
+	}
+	vs, err := st.store.Versions(ctx, fn)
+	if err != nil {
+		return err
+	}
+	aliases, err := st.store.Aliases(ctx, fn)
+	if err != nil {
+		return err
+	}
+	if len(vs) == 0 {
+		fmt.Fprintf(env.stdout, "%s has no published versions (nimbus publish %s)\n", fn, fn)
+		return nil
+	}
+	return printVersions(env.stdout, vs, aliases)
+}
+
+func printVersions(w io.Writer, vs []*versions.Version, aliases []*specs.Alias) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VERSION\tCODE SHA256\tCREATED\tALIASES\tDESCRIPTION")
+	for _, v := range vs {
+		var names []string
+		for _, a := range aliases {
+			if a.Version == v.Name() {
+				names = append(names, a.Name)
+			} else if wt, ok := a.Routing[v.Name()]; ok {
+				names = append(names, fmt.Sprintf("%s (%g)", a.Name, wt))
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Number, v.CodeSHA256[:12], v.Created.Format("2006-01-02 15:04:05Z"), strings.Join(names, ", "), v.Description)
+	}
+	return tw.Flush()
+}
+
+func runVersionsDelete(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "versions delete", "FUNCTION VERSION")
+	var sf stateFlags
+	sf.add(env, fs)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		fs.Usage()
+		return exitError{code: 2}
+	}
+	fn := pos[0]
+	n, err := strconv.Atoi(pos[1])
+	if err != nil || n < 1 {
+		return fmt.Errorf("version %q: want a published version number", pos[1])
+	}
+	st, err := sf.open(env)
+	if err != nil {
+		return err
+	}
+	if err := st.store.DeleteVersion(ctx, fn, n); err != nil {
+		if errors.Is(err, versions.ErrVersionInUse) {
+			return fmt.Errorf("%w (move the alias first: nimbus alias set)", err)
+		}
+		return err
+	}
+	if st.nomad != nil {
+		s := submit.New(st.nomad.Jobs(), hclog.NewNullLogger())
+		if _, err := s.Deregister(ctx, submit.Scope{Namespace: st.ns}, versionJobID(fn, n), true); err != nil {
+			return fmt.Errorf("version %d deleted, but its job %s was not: %w", n, versionJobID(fn, n), err)
+		}
+	}
+	fmt.Fprintf(env.stdout, "deleted version %d of %s\n", n, fn)
+	return nil
+}
