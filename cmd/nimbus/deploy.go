@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"sort"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/jobs/submit"
 )
 
@@ -22,8 +24,21 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "deploy", "[spec file or dir]")
 	var f jobFlags
 	f.add(fs)
+	endpoint := fs.String("endpoint", "", "gateway whose artifact store takes the code bundles (env NIMBUS_ENDPOINT); "+
+		"used when --artifact-base-url is not given")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	// Without an explicit artifact base URL, bundles go to the gateway's
+	// artifact store and the jobs fetch them from there.
+	upload := ""
+	if f.artifactBaseURL == "" && env.getenv(envArtifactBaseURL) == "" {
+		if upload = *endpoint; upload == "" {
+			upload = env.getenv("NIMBUS_ENDPOINT")
+		}
+		if upload != "" {
+			f.artifactBaseURL = strings.TrimRight(upload, "/") + strings.TrimRight(artifacts.Path, "/")
+		}
 	}
 	path, err := specPath(fs)
 	if err != nil {
@@ -35,7 +50,13 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	reportBundles(env.stderr, cs)
+	if upload != "" {
+		if err := uploadBundles(ctx, env, upload, cs); err != nil {
+			return err
+		}
+	} else {
+		reportBundles(env.stderr, cs)
+	}
 	client, err := nomadClient(env)
 	if err != nil {
 		return err
@@ -65,6 +86,38 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		if res.Warnings != "" {
 			fmt.Fprintf(env.stdout, "  warnings: %s\n", res.Warnings)
+		}
+	}
+	return nil
+}
+
+// uploadBundles sends every packaged bundle to the gateway's artifact store
+// before any job that fetches it is registered.
+func uploadBundles(ctx context.Context, env *cliEnv, endpoint string, cs []compiled) error {
+	c := artifactClient(env, endpoint)
+	seen := map[string]bool{}
+	for _, cj := range cs {
+		for _, b := range cj.bundles {
+			if seen[b.path] {
+				continue
+			}
+			seen[b.path] = true
+			data, err := os.ReadFile(b.path)
+			if err != nil {
+				return fmt.Errorf("reading bundle: %w", err)
+			}
+			up, err := c.Upload(ctx, data)
+			if err != nil {
+				return err
+			}
+			if c.URL(up.SHA256) != b.url {
+				return fmt.Errorf("bundle %s was stored as %s, not at %s the job fetches", b.path, c.URL(up.SHA256), b.url)
+			}
+			state := "already stored"
+			if up.Created {
+				state = "uploaded"
+			}
+			fmt.Fprintf(env.stderr, "bundle %s %s (%d bytes)\n", up.SHA256, state, up.Size)
 		}
 	}
 	return nil
