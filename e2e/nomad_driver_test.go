@@ -108,6 +108,7 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 type drvAgent struct {
 	bin, root, cfgPath, addr string
 	cmd                      *exec.Cmd
+	exited                   chan struct{}
 	logs                     *drvBuffer
 }
 
@@ -119,6 +120,11 @@ data_dir   = %q
 plugin_dir = %q
 bind_addr  = "127.0.0.1"
 log_level  = "DEBUG"
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
 ports {
   http = %d
   rpc  = %d
@@ -146,7 +152,7 @@ plugin "nimbus-driver" {
 		if a.cmd != nil {
 			a.stop(t)
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("NIMBUS_E2E_AGENT_LOG") != "" {
 			t.Logf("nomad agent log:\n%s", a.logs.String())
 		}
 	})
@@ -161,8 +167,16 @@ func (a *drvAgent) start(t *testing.T) {
 	if err := a.cmd.Start(); err != nil {
 		t.Fatalf("starting nomad: %v", err)
 	}
+	exited := make(chan struct{})
+	a.exited = exited
+	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(a.cmd)
 	c := a.client(t)
 	drvEventually(t, 60*time.Second, "a Nomad leader", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("nomad agent exited during start-up:\n%s", a.logs.String())
+		default:
+		}
 		leader, err := c.Status().Leader()
 		return err == nil && leader != ""
 	})
@@ -172,13 +186,11 @@ func (a *drvAgent) start(t *testing.T) {
 func (a *drvAgent) stop(t *testing.T) {
 	t.Helper()
 	_ = a.cmd.Process.Signal(syscall.SIGINT)
-	done := make(chan struct{})
-	go func() { _ = a.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-a.exited:
 	case <-time.After(30 * time.Second):
 		_ = a.cmd.Process.Kill()
-		<-done
+		<-a.exited
 	}
 	a.cmd = nil
 }
@@ -360,6 +372,14 @@ func drvProcsUnder(dir string) []int {
 func drvKillLeftovers(t *testing.T, root string) {
 	for _, pid := range drvProcsUnder(root) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	// Nomad mounts a tmpfs on each task's secrets dir when it runs as root.
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
+		for _, line := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root+"/") {
+				_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+			}
+		}
 	}
 	if err := os.RemoveAll(root); err != nil {
 		t.Logf("removing %s: %v (Nomad may leave secrets mounts behind)", root, err)

@@ -134,7 +134,11 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 	if err != nil {
 		return nil, taskState{}, err
 	}
+	// Small private files (config with the secret, ready, exit status) go to
+	// the task's private dir (a 1 MiB noexec tmpfs when Nomad runs as root);
+	// the instance's working state (environments' /tmp, layers) needs disk.
 	dir := filepath.Join(taskDir, "private", taskDirName(cfg.GetId()))
+	stateDir := filepath.Join(taskDir, "tmp", taskDirName(cfg.GetId()))
 	icfg := &instance.Config{
 		Function:           tc.Function,
 		Version:            tc.Version,
@@ -143,7 +147,7 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		CodeDir:            codeDir,
 		LayerDirs:          layers,
 		RuntimesDir:        set.RuntimesDir,
-		StateDir:           filepath.Join(dir, "state"),
+		StateDir:           stateDir,
 		MemoryMB:           tc.MemoryMB,
 		Timeout:            tc.TimeoutDuration(),
 		EphemeralStorageMB: tc.EphemeralStorageMB,
@@ -160,6 +164,7 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 	}
 	st := taskState{
 		Dir:          dir,
+		StateDir:     stateDir,
 		ConfigPath:   filepath.Join(dir, "instance.json"),
 		StatusPath:   filepath.Join(dir, "exit.json"),
 		InvokeSecret: tc.InvokeSecret,
@@ -201,11 +206,11 @@ func invokeAddr(res *driverpb.Resources, label string) (string, error) {
 // with Nomad's log FIFOs as its stdout and stderr, and waits for its ready file.
 func (d *Driver) launch(ctx context.Context, cfg *driverpb.TaskConfig, icfg *instance.Config, st taskState, set settings) (*task, error) {
 	deadline := time.Now().Add(set.startTimeout)
-	if err := os.MkdirAll(icfg.StateDir, 0o755); err != nil {
+	if err := os.MkdirAll(st.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating instance dir: %w", err)
 	}
-	if err := os.Chmod(st.Dir, 0o711); err != nil {
-		return nil, fmt.Errorf("securing instance dir: %w", err)
+	if err := os.MkdirAll(icfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating instance state dir: %w", err)
 	}
 	for _, p := range []string{icfg.ReadyFile, st.StatusPath} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -361,7 +366,7 @@ func (d *Driver) StopTask(ctx context.Context, req *driverpb.StopTaskRequest) (*
 		sig = s
 	}
 	timeout := req.GetTimeout().AsDuration()
-	t.logger.Info("stopping instance", "signal", unix.SignalName(sig), "timeout", timeout)
+	t.logger.Info("stopping instance", "signal", unix.SignalName(sig), "timeout", timeout.String())
 	t.noteSignal(sig)
 	if err := t.proc.signal(d.opts.ProcRoot, sig); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -418,9 +423,12 @@ func (d *Driver) DestroyTask(ctx context.Context, req *driverpb.DestroyTaskReque
 	d.mu.Lock()
 	delete(d.tasks, t.id)
 	d.mu.Unlock()
-	if t.state.Dir != "" {
-		if err := os.RemoveAll(t.state.Dir); err != nil {
-			t.logger.Warn("removing instance dir", "error", err)
+	for _, dir := range []string{t.state.Dir, t.state.StateDir} {
+		if dir == "" {
+			continue
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.logger.Warn("removing instance dir", "dir", dir, "error", err)
 		}
 	}
 	t.logger.Debug("task destroyed")
@@ -458,9 +466,10 @@ func (d *Driver) RecoverTask(_ context.Context, req *driverpb.RecoverTaskRequest
 	}
 	d.tasks[id] = t
 	d.mu.Unlock()
+	// No task event here: Nomad registers the task's event handler only
+	// after RecoverTask returns, so it would drop (and warn about) one.
 	if t.proc.alive(d.opts.ProcRoot) {
 		t.logger.Info("instance recovered", "pid", st.Pid, "invoke_addr", st.InvokeAddr)
-		d.events.emit(h.GetConfig(), "Instance recovered", map[string]string{"invoke_addr": st.InvokeAddr})
 	} else {
 		t.logger.Info("instance exited while the driver was away", "pid", st.Pid)
 	}

@@ -127,8 +127,11 @@ func TestRecoverRefusesReusedPid(t *testing.T) {
 
 func TestSignalExecAndStats(t *testing.T) {
 	h, _ := newHost(t, "/bin/true", nil)
-	marker := filepath.Join(t.TempDir(), "hup")
-	id, pid, codeDir := recovered(t, h, "trap 'echo got > "+marker+"' HUP; while :; do sleep 0.05; done")
+	tmp := t.TempDir()
+	marker, ready := filepath.Join(tmp, "hup"), filepath.Join(tmp, "trapped")
+	id, pid, codeDir := recovered(t, h, "trap 'echo got > "+marker+"' HUP; touch "+ready+"; while :; do sleep 0.05; done")
+	// Signal only once the trap is installed; before, SIGHUP would kill the shell.
+	eventually(t, 5*time.Second, "the shell's trap", func() bool { _, err := os.Stat(ready); return err == nil })
 
 	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGHUP"}); err != nil {
 		t.Fatal(err)

@@ -26,8 +26,10 @@ type taskState struct {
 	Pid        int       `json:"pid"`
 	StartTicks uint64    `json:"start_ticks"`
 	StartedAt  time.Time `json:"started_at"`
-	// Dir holds the instance's config, ready and exit-status files.
+	// Dir holds the instance's config, ready and exit-status files;
+	// StateDir its working state.
 	Dir          string `json:"dir"`
+	StateDir     string `json:"state_dir"`
 	ConfigPath   string `json:"config_path"`
 	StatusPath   string `json:"status_path"`
 	InvokeAddr   string `json:"invoke_addr"`

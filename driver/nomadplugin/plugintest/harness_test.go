@@ -162,8 +162,9 @@ func TestNomadLifecycle(t *testing.T) {
 		t.Errorf("exit after a graceful stop = %v %q, want success", res, r.resp.GetErr())
 	}
 	var st struct {
-		Pid int    `json:"pid"`
-		Dir string `json:"dir"`
+		Pid      int    `json:"pid"`
+		Dir      string `json:"dir"`
+		StateDir string `json:"state_dir"`
 	}
 	if err := json.Unmarshal(handle.GetDriverState(), &st); err != nil {
 		t.Fatal(err)
@@ -179,8 +180,10 @@ func TestNomadLifecycle(t *testing.T) {
 			t.Fatalf("DestroyTask: %v", err)
 		}
 	}
-	if _, err := os.Stat(st.Dir); !os.IsNotExist(err) {
-		t.Errorf("instance dir %s left after destroy: %v", st.Dir, err)
+	for _, dir := range []string{st.Dir, st.StateDir} {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("instance dir %q left after destroy: %v", dir, err)
+		}
 	}
 
 	// Another restart: recovering the gone task succeeds, WaitTask reports
