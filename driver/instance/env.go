@@ -7,8 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +71,7 @@ type env struct {
 	initTimer    *time.Timer
 	reason       killReason
 	cg           *envCgroup
+	mainRSS      *rssReader    // the main process's statm, when no cgroup accounts memory
 	exited       chan struct{} // closed when the current process is gone
 	stopWatch    chan struct{}
 }
@@ -82,7 +81,9 @@ func (e *env) transitionLocked(next state) error {
 	if !allowed(e.state, next) {
 		return transitionError(e.state, next)
 	}
-	e.log.Trace("environment transition", "from", e.state, "to", next)
+	if e.log.IsTrace() { // boxing the states allocates even when not logged
+		e.log.Trace("environment transition", "from", e.state, "to", next)
+	}
 	e.state = next
 	return nil
 }
@@ -237,14 +238,9 @@ func (e *env) sampleMemoryLocked() int64 {
 		if p := e.cg.peak(); p > e.peak.Load() {
 			e.peak.Store(p)
 		}
-	} else if e.pgid > 0 {
-		if b, err := os.ReadFile("/proc/" + strconv.Itoa(e.pgid) + "/statm"); err == nil {
-			if f := strings.Fields(string(b)); len(f) > 1 {
-				n, _ := strconv.ParseInt(f[1], 10, 64)
-				if rss := n * int64(os.Getpagesize()); rss > e.peak.Load() {
-					e.peak.Store(rss)
-				}
-			}
+	} else if e.mainRSS != nil {
+		if rss, ok := e.mainRSS.rss(); ok && rss > e.peak.Load() {
+			e.peak.Store(rss)
 		}
 	}
 	return e.peak.Load()

@@ -347,12 +347,15 @@ func (in *Instance) Stop(ctx context.Context) error {
 }
 
 // Run starts an instance from cfg, writes ReadyFile, serves until ctx ends
-// and stops. It is what `nimbus-driver instance` runs.
+// and stops. It is what `nimbus-driver instance` runs: it assumes the
+// process is the instance's own and sizes the Go runtime for it (see
+// tuneRuntime); in-process hosts (the local launcher, tests) use New.
 func Run(ctx context.Context, cfg *Config, logger hclog.Logger) error {
 	in, err := New(cfg, logger)
 	if err != nil {
 		return err
 	}
+	tuneRuntime(in.cfg, os.Getenv)
 	if err := in.Start(ctx); err != nil {
 		return err
 	}

@@ -98,6 +98,11 @@ func (e *env) startLocked() error {
 	e.gen++
 	gen := e.gen
 	e.pgid = cmd.Process.Pid
+	if cg == nil {
+		// The end of every invocation samples the main process (fresh
+		// peak for short invocations); the watcher covers the whole group.
+		e.mainRSS, _ = openRSS(e.pgid)
+	}
 	e.cg = cg
 	e.spawnedAt = time.Now()
 	e.initDone = false
@@ -210,14 +215,15 @@ func (e *env) watchMemory(gen, pgid int, stop <-chan struct{}) {
 	limit := int64(e.inst.cfg.MemoryMB) << 20
 	t := time.NewTicker(memoryPoll)
 	defer t.Stop()
-	var members []int
+	group := newGroupRSS(pgid)
+	defer group.close()
 	for tick := 0; ; tick++ {
 		// Rescanning /proc for the group's members is the costly part, so it
 		// runs every rescanEvery polls; in between only known members are read.
-		if tick%rescanEvery == 0 || len(members) == 0 {
-			members = groupMembers(pgid)
+		if tick%rescanEvery == 0 || len(group.members) == 0 {
+			group.rescan()
 		}
-		rss := rssOf(members)
+		rss := group.rss()
 		for {
 			p := e.peak.Load()
 			if rss <= p || e.peak.CompareAndSwap(p, rss) {
@@ -336,6 +342,8 @@ func (e *env) processExited(gen int, werr error) {
 	// Children the bootstrap left behind go with it.
 	e.killLocked(sigKill)
 	e.pgid = 0
+	e.mainRSS.close()
+	e.mainRSS = nil
 	e.parked = nil
 	e.reason = killNone
 	close(e.exited)

@@ -2,7 +2,6 @@ package instance
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -198,53 +197,6 @@ func exitDescription(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
-}
-
-// groupMembers lists the pids in process group pgid, read from /proc.
-func groupMembers(pgid int) []int {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	want := strconv.Itoa(pgid)
-	var pids []int
-	for _, e := range entries {
-		name := e.Name()
-		if name[0] < '0' || name[0] > '9' {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + name + "/stat")
-		if err != nil {
-			continue
-		}
-		// Fields after the parenthesised command: state ppid pgrp ...
-		i := bytes.LastIndexByte(stat, ')')
-		if i < 0 {
-			continue
-		}
-		if f := strings.Fields(string(stat[i+1:])); len(f) > 2 && f[2] == want {
-			pid, _ := strconv.Atoi(name)
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// rssOf sums the resident set sizes (bytes) of pids.
-func rssOf(pids []int) int64 {
-	page := int64(os.Getpagesize())
-	var total int64
-	for _, pid := range pids {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/statm")
-		if err != nil {
-			continue
-		}
-		if f := strings.Fields(string(b)); len(f) > 1 {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			total += n * page
-		}
-	}
-	return total
 }
 
 // readKV reads "key value" lines (cgroup memory.events).
