@@ -54,7 +54,7 @@ func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if st.local != nil {
-		if _, err := saveLocal(sf.dir, sum, data); err != nil {
+		if _, err := saveLocal(st.local, sf.dir, sum, data); err != nil {
 			return err
 		}
 	} else {

@@ -159,8 +159,8 @@ func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
 // saveLocal keeps a bundle in the state dir and unpacks it once (zip-slip
 // safe, bounded) into unpacked/<sha256>, the directory dev mode runs.
-func saveLocal(stateDir, sum string, data []byte) (string, error) {
-	dst := filepath.Join(stateDir, "unpacked", sum)
+func saveLocal(local *versions.Local, stateDir, sum string, data []byte) (string, error) {
+	dst := local.UnpackedDir(sum)
 	if _, err := os.Stat(dst); err == nil {
 		return filepath.Abs(dst)
 	}
@@ -263,7 +263,7 @@ func publishLocal(ctx context.Context, env *cliEnv, st *state, stateDir, fn, pat
 	if err != nil {
 		return nil, false, nil, err
 	}
-	dir, err := saveLocal(stateDir, sum, data)
+	dir, err := saveLocal(st.local, stateDir, sum, data)
 	if err != nil {
 		return nil, false, nil, err
 	}

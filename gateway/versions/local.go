@@ -33,6 +33,14 @@ func NewLocal(dir string) (*Local, error) {
 	return &Local{dir: dir}, nil
 }
 
+// UnpackedDir is where dev mode keeps a bundle's unpacked files: the code
+// of a published version or a layer version, by the bundle's sha256. The
+// CLI writes it when publishing; the dev launcher runs code and mounts
+// layers from it.
+func (l *Local) UnpackedDir(sha256 string) string {
+	return filepath.Join(l.dir, "unpacked", sha256)
+}
+
 type localFile struct {
 	Index uint64            `json:"index"`
 	Items map[string]string `json:"items"`
