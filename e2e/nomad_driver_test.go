@@ -68,10 +68,12 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 	addr := drvServiceAddr(t, client, "nimbus-e2e-echo")
 	drvInvoke(t, addr, secret, `{"round":1}`)
 
-	out, rc := drvCLI(t, bin, agent.addr, "alloc", "logs", alloc.ID, "fn")
-	if rc != 0 || !strings.Contains(out, "REPORT RequestId:") {
-		t.Errorf("nomad alloc logs (exit %d) has no REPORT line:\n%s", rc, out)
-	}
+	// logmon copies the FIFO into the log files asynchronously.
+	drvEventually(t, 30*time.Second, "a REPORT line in nomad alloc logs", func() bool {
+		out, rc := drvCLI(t, bin, agent.addr, "alloc", "logs", alloc.ID, "fn")
+		return rc == 0 && strings.Contains(out, "REPORT RequestId:")
+	})
+	drvCheckStatsAndExec(t, client, alloc.ID)
 
 	// Restart the agent: the task is recovered, not restarted, and answers.
 	agent.stop(t)
@@ -95,6 +97,24 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 		t.Errorf("task state after the agent restart = %+v, want running with no restart", ts)
 	}
 
+	// The agent crashes: the plugin process outlives it (SIGPIPE ignored) and
+	// the restarted agent reattaches to it; the task keeps answering.
+	plugins := drvPluginPids(pluginDir)
+	if len(plugins) != 1 {
+		t.Fatalf("want one long-lived plugin process, found %v", plugins)
+	}
+	agent.crash(t)
+	agent.start(t)
+	client = agent.client(t)
+	drvWaitDriverHealthy(t, client)
+	drvInvoke(t, addr, secret, `{"round":3}`)
+	if after := drvPluginPids(pluginDir); len(after) != 1 || after[0] != plugins[0] {
+		t.Errorf("plugin processes after the agent crash = %v, want the reattached %v", after, plugins)
+	}
+	if after := drvWaitAlloc(t, client, *job.ID, "running"); after.ID != alloc.ID {
+		t.Fatalf("alloc replaced across the agent crash: %s → %s", alloc.ID, after.ID)
+	}
+
 	// Stop the job: every process of the task is gone.
 	if _, _, err := client.Jobs().Deregister(*job.ID, false, nil); err != nil {
 		t.Fatal(err)
@@ -103,6 +123,35 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 	drvEventually(t, 30*time.Second, "every process of the alloc to exit", func() bool {
 		return len(drvProcsUnder(filepath.Join(root, "data", "alloc", alloc.ID))) == 0
 	})
+}
+
+// drvCheckStatsAndExec reads the task's stats through Nomad (TaskStats) and
+// runs `nomad alloc exec`'s API (ExecTaskStreaming) in the function's code dir.
+func drvCheckStatsAndExec(t *testing.T, c *nomadapi.Client, allocID string) {
+	t.Helper()
+	full, _, err := c.Allocations().Info(allocID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	drvEventually(t, 30*time.Second, "task stats with a memory RSS", func() bool {
+		u, err := c.Allocations().Stats(full, nil)
+		if err != nil || u.Tasks["fn"] == nil || u.Tasks["fn"].ResourceUsage == nil {
+			return false
+		}
+		m := u.Tasks["fn"].ResourceUsage.MemoryStats
+		return m != nil && m.RSS > 0
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code, err := c.Allocations().Exec(ctx, full, "fn", false, []string{"/bin/sh", "-c", "pwd; echo alloc=$NOMAD_ALLOC_ID; exit 3"},
+		strings.NewReader(""), &stdout, &stderr, nil, nil)
+	if err != nil {
+		t.Fatalf("alloc exec: %v (stderr %q)", err, stderr.String())
+	}
+	if code != 3 || !strings.Contains(stdout.String(), filepath.Join(allocID, "fn", "local", "code")) || !strings.Contains(stdout.String(), "alloc="+allocID) {
+		t.Errorf("alloc exec: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
 }
 
 type drvAgent struct {
@@ -193,6 +242,34 @@ func (a *drvAgent) stop(t *testing.T) {
 		<-a.exited
 	}
 	a.cmd = nil
+}
+
+// crash SIGKILLs the agent, leaving its plugin processes behind.
+func (a *drvAgent) crash(t *testing.T) {
+	t.Helper()
+	_ = a.cmd.Process.Kill()
+	<-a.exited
+	a.cmd = nil
+}
+
+// drvPluginPids lists live plugin-server processes started from pluginDir
+// (not instances, which run `nimbus-driver instance ...`).
+func drvPluginPids(pluginDir string) []int {
+	bin := filepath.Join(pluginDir, "nimbus-driver")
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) == 1 && args[0] == bin {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func (a *drvAgent) client(t *testing.T) *nomadapi.Client {
