@@ -37,7 +37,7 @@ func provisionedFunction() *specs.Function {
 	}
 }
 
-func compileFor(t *testing.T, fn *specs.Function, version string) *api.Job {
+func compileFor(t *testing.T, fn *specs.Function, version string, rolling ...bool) *api.Job {
 	t.Helper()
 	job, err := jobs.Compile(fn, jobs.Options{
 		Version:         version,
@@ -45,6 +45,7 @@ func compileFor(t *testing.T, fn *specs.Function, version string) *api.Job {
 		SecretKey:       []byte("e2e-key"),
 		ArtifactBaseURL: "http://127.0.0.1:1/bundles",
 		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+		RollingUpdates:  len(rolling) > 0 && rolling[0],
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -312,6 +313,17 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	}
 	if _, err := s.Current(ctx, submit.ScopeOf(job), *job.ID); !strings.Contains(fmt.Sprint(err), "not found") {
 		t.Errorf("job after purge: %v", err)
+	}
+
+	// Why deployments are off by default: while one is active (here it
+	// never ends, nothing can be placed), Nomad refuses to scale the job.
+	rolling := compileFor(t, provisionedFunction(), "5", true)
+	if _, err := s.Register(ctx, rolling); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.Scale(ctx, submit.ScopeOf(rolling), *rolling.ID, jobs.GroupOnDemand, 1, "e2e")
+	if err == nil || !strings.Contains(err.Error(), "active deployment") {
+		t.Errorf("scaling during a rolling deployment: %v, want Nomad's active-deployment refusal", err)
 	}
 }
 

@@ -260,14 +260,7 @@ func (c *compiler) group(name string) (*api.TaskGroup, error) {
 			DelayFunction: new("exponential"),
 			MaxDelay:      new(rescheduleMax),
 		},
-		Update: &api.UpdateStrategy{
-			MaxParallel:      new(1),
-			HealthCheck:      new("checks"),
-			MinHealthyTime:   new(minHealthyTime),
-			HealthyDeadline:  new(healthyDeadline),
-			ProgressDeadline: new(progressDeadline),
-			AutoRevert:       new(true),
-		},
+		Update: c.update(),
 		EphemeralDisk: &api.EphemeralDisk{
 			SizeMB: new(c.storageMB()*c.perInstance + codeDiskMB),
 		},
@@ -282,6 +275,27 @@ func (c *compiler) group(name string) (*api.TaskGroup, error) {
 		g.Count, g.Scaling = c.onDemandScaling()
 	}
 	return g, nil
+}
+
+// update is the groups' update strategy. Nomad refuses every scale request
+// on a job while one of its deployments is active ("job scaling blocked due
+// to active deployment"), so by default there are no deployments
+// (max_parallel = 0: a new job version replaces instances at once, each
+// leaving through shutdown_delay) and the gateway and the autoscaler can
+// always scale. Options.RollingUpdates opts into rolling, health-checked,
+// auto-reverting deployments at that price.
+func (c *compiler) update() *api.UpdateStrategy {
+	if !c.opts.RollingUpdates {
+		return &api.UpdateStrategy{MaxParallel: new(0)}
+	}
+	return &api.UpdateStrategy{
+		MaxParallel:      new(1),
+		HealthCheck:      new("checks"),
+		MinHealthyTime:   new(minHealthyTime),
+		HealthyDeadline:  new(healthyDeadline),
+		ProgressDeadline: new(progressDeadline),
+		AutoRevert:       new(true),
+	}
 }
 
 func (c *compiler) storageMB() int {

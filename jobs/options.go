@@ -117,6 +117,13 @@ type Options struct {
 	// MHzPerVCPU is the CPU share (Nomad MHz) a function gets at 1769 MB,
 	// Lambda's one-vCPU point. Default: 1000.
 	MHzPerVCPU int `json:"mhz_per_vcpu,omitempty"`
+	// RollingUpdates makes a new job version roll out one instance at a
+	// time behind health checks, reverting automatically on failure. Nomad
+	// blocks every scale request while such a deployment is active, so the
+	// gateway cannot add on-demand capacity (and the autoscaler cannot move
+	// the provisioned group) until it ends. Default: false (no deployments;
+	// instances are replaced at once).
+	RollingUpdates bool `json:"rolling_updates,omitempty"`
 	// DefaultConcurrency caps the on-demand group (in environments) when the
 	// function has no reserved concurrency. Default: 1000 (Lambda's account limit).
 	DefaultConcurrency int `json:"default_concurrency,omitempty"`

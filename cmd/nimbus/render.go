@@ -54,6 +54,7 @@ type jobFlags struct {
 	artifactBaseURL string
 	bundleDir       string
 	secretKeyFile   string
+	rollingUpdates  bool
 }
 
 func (f *jobFlags) add(fs *flag.FlagSet) {
@@ -67,6 +68,7 @@ func (f *jobFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.serviceProvider, "service-provider", jobs.ProviderConsul, "where instances register their invoke service: consul or nomad")
 	fs.StringVar(&f.artifactBaseURL, "artifact-base-url", "", "URL the Nomad clients fetch code bundles from, as <url>/<sha256>.zip (env "+envArtifactBaseURL+")")
 	fs.StringVar(&f.bundleDir, "bundle-dir", filepath.Join(".nimbus", "bundles"), "where packaged code bundles are written for you to place at --artifact-base-url")
+	fs.BoolVar(&f.rollingUpdates, "rolling-updates", false, "roll new versions out behind health checks with auto-revert (Nomad blocks scaling while a rollout runs)")
 	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "file holding the cluster key invoke secrets derive from (env "+envSecretKey+"; gateways use the same key)")
 }
 
@@ -125,6 +127,7 @@ func compileSpecs(env *cliEnv, path string, f *jobFlags) ([]compiled, error) {
 		ServiceProvider: f.serviceProvider,
 		ArtifactBaseURL: base,
 		SecretKey:       key,
+		RollingUpdates:  f.rollingUpdates,
 	}
 	var out []compiled
 	var errs []string

@@ -57,12 +57,7 @@ job "nimbus-hello" {
       size = 762
     }
     update {
-      max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "5s"
-      healthy_deadline  = "2m0s"
-      progress_deadline = "5m0s"
-      auto_revert       = true
+      max_parallel = 0
     }
     network {
       mode = "host"
@@ -146,12 +141,7 @@ job "nimbus-hello" {
       size = 762
     }
     update {
-      max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "5s"
-      healthy_deadline  = "2m0s"
-      progress_deadline = "5m0s"
-      auto_revert       = true
+      max_parallel = 0
     }
     network {
       mode = "host"

@@ -58,12 +58,7 @@ job "nimbus-legacy_batch_job" {
       size = 1274
     }
     update {
-      max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "5s"
-      healthy_deadline  = "2m0s"
-      progress_deadline = "5m0s"
-      auto_revert       = true
+      max_parallel = 0
     }
     network {
       mode = "host"
@@ -148,12 +143,7 @@ job "nimbus-legacy_batch_job" {
       size = 1274
     }
     update {
-      max_parallel      = 1
-      health_check      = "checks"
-      min_healthy_time  = "5s"
-      healthy_deadline  = "2m0s"
-      progress_deadline = "5m0s"
-      auto_revert       = true
+      max_parallel = 0
     }
     network {
       mode = "host"
