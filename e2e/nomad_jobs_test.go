@@ -315,6 +315,39 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 		t.Errorf("job after purge: %v", err)
 	}
 
+	// `nomad job run` takes the rendered output unchanged, HCL and JSON.
+	for _, tc := range []struct {
+		version string
+		json    bool
+	}{{"6", false}, {"7", true}} {
+		j := compileFor(t, provisionedFunction(), tc.version)
+		var out []byte
+		args := []string{"job", "run", "-detach"}
+		if tc.json {
+			out, err = jobs.RenderJSON(j)
+			args = append(args, "-json")
+		} else {
+			out, err = jobs.RenderHCL(j)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, "run-"+tc.version)
+		if err := os.WriteFile(p, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if text, code := nomadCLI(t, bin, addr, append(args, p)...); code != 0 {
+			t.Fatalf("nomad %v exit %d:\n%s", args, code, text)
+		}
+		back, err := s.Current(ctx, submit.ScopeOf(j), *j.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back.Meta[jobs.MetaSpec] != j.Meta[jobs.MetaSpec] || back.Meta[jobs.MetaVersion] != tc.version {
+			t.Errorf("job %s registered by nomad job run lost its meta", *j.ID)
+		}
+	}
+
 	// Why deployments are off by default: while one is active (here it
 	// never ends, nothing can be placed), Nomad refuses to scale the job.
 	rolling := compileFor(t, provisionedFunction(), "5", true)
