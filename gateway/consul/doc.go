@@ -13,6 +13,8 @@
 // Both take small interfaces over the consul/api calls they use (*api.Agent,
 // *api.Health satisfy them).
 //
-// It may import gateway/** (discovery), specs and driver/invokeapi from this
-// module.
+// URLFunctions turns a catalog snapshot into the registrar's URL set.
+//
+// It may import gateway/** (catalog, discovery), specs and driver/invokeapi
+// from this module.
 package consul

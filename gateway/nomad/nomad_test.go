@@ -34,6 +34,9 @@ type fakeNomad struct {
 	scales   []scaleCall
 	requests []string // "METHOD path?query"
 	failNext int      // answer the next request with this status
+	// onScale, when set, runs (with mu held) after a group's count changed,
+	// standing in for Nomad's scheduler placing or stopping allocations.
+	onScale func(job, group string, count int)
 }
 
 type scaleCall struct {
@@ -236,6 +239,9 @@ func (f *fakeNomad) scale(w http.ResponseWriter, r *http.Request, id string, q u
 			return
 		}
 		groups[g] = int(*req.Count)
+		if f.onScale != nil {
+			f.onScale(id, g, int(*req.Count))
+		}
 		idx := f.bumpLocked()
 		writeHeaders(w, idx)
 		_ = json.NewEncoder(w).Encode(api.JobRegisterResponse{EvalID: "eval-" + strconv.FormatUint(idx, 10)})
