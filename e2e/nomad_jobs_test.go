@@ -177,6 +177,21 @@ func startNomad(t *testing.T, bin string) string {
 	}
 }
 
+// waitForJobs polls cond until it holds or the deadline passes.
+func waitForJobs(t *testing.T, within time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.After(within)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-deadline:
+			t.Fatalf("condition not met within %s", within)
+		case <-tick.C:
+		}
+	}
+}
+
 func nomadCLI(t *testing.T, bin, addr string, args ...string) (string, int) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -354,6 +369,12 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	if _, err := s.Register(ctx, rolling); err != nil {
 		t.Fatal(err)
 	}
+	// The scheduler creates the deployment when it processes the
+	// registration's evaluation; wait for it.
+	waitForJobs(t, 30*time.Second, func() bool {
+		d, _, err := client.Jobs().LatestDeployment(*rolling.ID, nil)
+		return err == nil && d != nil && d.Status == "running"
+	})
 	_, err = s.Scale(ctx, submit.ScopeOf(rolling), *rolling.ID, jobs.GroupOnDemand, 1, "e2e")
 	if err == nil || !strings.Contains(err.Error(), "active deployment") {
 		t.Errorf("scaling during a rolling deployment: %v, want Nomad's active-deployment refusal", err)
