@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/consul"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// TestGatewayWithConsul runs the gateway as a cluster gateway against a real
+// Consul agent: it registers itself (HTTP check on its health path) and the
+// function URL as "echo-url", finds the function's instance through Consul
+// health (a real instance running a real aws-lambda-go function, registered
+// as Nomad registers a task's service), serves the Invoke API and the
+// function URL reached through Consul DNS, and deregisters on shutdown.
+func TestGatewayWithConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	cc := agent.Client(t)
+	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-consul", Level: hclog.Warn, Output: os.Stderr})
+	ctx := context.Background()
+
+	// The function's spec: $LATEST with a URL.
+	dir := t.TempDir()
+	spec := `
+function "echo" {
+  runtime = "provided.al2023"
+  code { dir = "` + testfn.Dir(t, "echo") + `" }
+  url { auth = "NONE" }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
+		f, diags := specs.Load(path, nil)
+		if diags.HasErrors() {
+			return nil, hcl.Diagnostics(diags)
+		}
+		return f, nil
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// One real instance of echo:$LATEST, registered in Consul the way Nomad
+	// registers the task's service (ID, tags, HTTP check on the health path).
+	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
+	inst, err := launcher.Launch(ctx, &instance.Config{
+		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", CodeDir: testfn.Dir(t, "echo"),
+		MemoryMB: 128, Timeout: 3 * time.Second, Environments: 2,
+		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), "echo", "$LATEST"),
+		Region:       e2eRegion, AccountID: e2eAccount,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = launcher.StopAll(stopCtx)
+	})
+	instHost, instPortS, _ := net.SplitHostPort(inst.Addr)
+	instPort, _ := strconv.Atoi(instPortS)
+	const instanceID = "_nomad-task-0f3c-echo-provisioned-nimbus-invoke"
+	if err := cc.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+		ID: instanceID, Name: "nimbus-echo", Address: instHost, Port: instPort,
+		Tags: []string{"function=echo", "version=$LATEST", "group=" + discovery.GroupProvisioned},
+		Meta: map[string]string{"function": "echo", "version": "$LATEST", "group": discovery.GroupProvisioned},
+		Check: &consulapi.AgentServiceCheck{
+			Name: "nimbus-health", HTTP: "http://" + inst.Addr + invokeapi.PathHealth, Interval: "1s", Timeout: "1s",
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	// The gateway: Consul discovery, Consul registration on its bound port.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwPort := ln.Addr().(*net.TCPAddr).Port
+	reg, err := consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
+		Address: "127.0.0.1", Port: gwPort, HealthPath: server.HealthPath,
+		CheckInterval: time.Second, CheckTimeout: time.Second,
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetURLFunctions(ctx, consul.URLFunctions(cat.Snapshot().Functions())); err != nil {
+		t.Fatal(err)
+	}
+	cat.Watch(func(s *catalog.Snapshot) {
+		if err := reg.SetURLFunctions(context.Background(), consul.URLFunctions(s.Functions())); err != nil {
+			t.Errorf("syncing URL services: %v", err)
+		}
+	})
+	src := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{}, logger)
+	defer src.Close()
+	scaler := &gatewaytest.Scaler{}
+	cfg := &config.Config{
+		Listen: ln.Addr().String(), Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
+		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
+	}
+	srv, err := server.New(cfg, server.Deps{
+		Catalog: cat, Source: src, Scaler: scaler, Registrars: []server.Registrar{reg}, Logger: logger, Listener: ln,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := srv.Start(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(runCtx) }()
+
+	// Registered and passing: the gateway, then its URL service.
+	eventually(t, 20*time.Second, func() bool {
+		e, _, err := cc.Health().Service("nimbus-gateway", "", true, nil)
+		return err == nil && len(e) == 1 && e[0].Service.Port == gwPort
+	}, "the gateway to pass its Consul check")
+
+	// The Invoke API reaches the instance found through Consul health.
+	lc := lambda.New(lambda.Options{
+		Region: e2eRegion, BaseEndpoint: aws.String("http://" + srv.Addr()), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+	})
+	eventually(t, 20*time.Second, func() bool {
+		ins, err := src.Instances(ctx, "echo", "$LATEST")
+		return err == nil && len(ins) == 1 && ins[0].ID == instanceID && ins[0].Address == inst.Addr
+	}, "Consul health to list the instance")
+	out, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"via":"consul"}`)})
+	if err != nil {
+		t.Fatalf("invoke through the gateway: %v", err)
+	}
+	if string(out.Payload) != `{"via":"consul"}` || out.FunctionError != nil {
+		t.Fatalf("invoke output %q, error %v", out.Payload, aws.ToString(out.FunctionError))
+	}
+
+	// echo-url.service.consul resolves to the gateway, which serves the URL.
+	res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, agent.DNSAddr)
+	}}
+	var target string
+	eventually(t, 20*time.Second, func() bool {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, srvs, err := res.LookupSRV(lctx, "", "", "echo-url.service.consul")
+		if err != nil || len(srvs) != 1 {
+			return false
+		}
+		addrs, err := res.LookupHost(lctx, srvs[0].Target)
+		if err != nil || len(addrs) == 0 {
+			return false
+		}
+		target = net.JoinHostPort(addrs[0], strconv.Itoa(int(srvs[0].Port)))
+		return true
+	}, "echo-url.service.consul to resolve")
+	if target != srv.Addr() {
+		t.Fatalf("echo-url resolves to %s, the gateway is %s", target, srv.Addr())
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+target+"/hello?x=1", strings.NewReader(`hi`))
+	req.Host = "echo.lambda-url.localhost"
+	resp := mustDo(t, req)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
+		t.Fatalf("function URL via Consul DNS: %d %s", resp.StatusCode, resp.body)
+	}
+
+	// An instance that fails its check leaves the gateway's routing.
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	if err := inst.Stop(stopCtx); err != nil {
+		t.Fatalf("stopping the instance: %v", err)
+	}
+	cancel()
+	eventually(t, 20*time.Second, func() bool {
+		ins, err := src.Instances(ctx, "echo", "$LATEST")
+		return err == nil && len(ins) == 0
+	}, "the stopped instance to leave Consul's passing set")
+
+	// Shutdown deregisters the gateway and its URL service.
+	stop()
+	if err := <-served; err != nil {
+		t.Fatalf("gateway shutdown: %v", err)
+	}
+	svcs, err := cc.Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id := range svcs {
+		if id != instanceID {
+			t.Errorf("still registered after shutdown: %s", id)
+		}
+	}
+}
