@@ -237,6 +237,15 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	if out, code := nomadCLI(t, bin, addr, "job", "validate", hclPath); code != 0 {
 		t.Fatalf("nomad job validate (HCL) exit %d:\n%s", code, out)
 	}
+	goldens, err := filepath.Glob(filepath.Join("..", "jobs", "testdata", "*.job.hcl"))
+	if err != nil || len(goldens) == 0 {
+		t.Fatalf("no golden jobspecs: %v", err)
+	}
+	for _, g := range goldens {
+		if out, code := nomadCLI(t, bin, addr, "job", "validate", g); code != 0 {
+			t.Errorf("nomad job validate %s exit %d:\n%s", g, code, out)
+		}
+	}
 	if out, code := nomadCLI(t, bin, addr, "job", "validate", "-json", jsonPath); code != 0 {
 		t.Fatalf("nomad job validate -json exit %d:\n%s", code, out)
 	}
@@ -328,6 +337,48 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	}
 	if _, err := s.Current(ctx, submit.ScopeOf(job), *job.ID); !strings.Contains(fmt.Sprint(err), "not found") {
 		t.Errorf("job after purge: %v", err)
+	}
+
+	// Nomad's own validation accepts the compiled job across the spec's
+	// ranges (memory, environments, timeouts, concurrency, providers, rollouts).
+	zero := 0
+	for i, v := range []struct {
+		mem, envs   int
+		timeout     string
+		pc          *specs.ProvisionedConcurrency
+		reserved    *int
+		rolling     bool
+		consulCheck bool
+	}{
+		{128, 1, "1s", nil, nil, false, false},
+		{10240, 1, "900s", nil, nil, true, true},
+		{128, 64, "15m0s", &specs.ProvisionedConcurrency{Min: 64, Max: 640}, nil, false, true},
+		{1769, 8, "30s", &specs.ProvisionedConcurrency{Min: 0, Max: 10}, &zero, true, false},
+		{512, 3, "5s", &specs.ProvisionedConcurrency{Min: 5, Max: 5}, nil, false, false},
+	} {
+		fn := provisionedFunction()
+		fn.Name = fmt.Sprintf("matrix-%d", i)
+		fn.MemoryMB, fn.EnvironmentsPerInstance, fn.Timeout = v.mem, v.envs, v.timeout
+		fn.Provisioned, fn.ReservedConcurrency = v.pc, v.reserved
+		provider := jobs.ProviderNomad
+		if v.consulCheck {
+			provider = jobs.ProviderConsul
+		}
+		j, err := jobs.Compile(fn, jobs.Options{
+			ServiceProvider: provider, RollingUpdates: v.rolling, SecretKey: []byte("k"),
+			ArtifactBaseURL: "http://127.0.0.1:1/b",
+			CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, _, err := client.Jobs().Validate(j, nil)
+		if err != nil {
+			t.Fatalf("validating %s: %v", fn.Name, err)
+		}
+		if len(resp.ValidationErrors) > 0 || resp.Error != "" {
+			t.Errorf("Nomad rejects %s (%+v): %v %s", fn.Name, v, resp.ValidationErrors, resp.Error)
+		}
 	}
 
 	// `nomad job run` takes the rendered output unchanged, HCL and JSON.

@@ -35,10 +35,14 @@ const (
 	shutdownDelay = 5 * time.Second
 	// killGrace is added to the function timeout so in-flight invocations can
 	// finish before Nomad kills the instance (clients cap it at their
-	// max_kill_timeout).
-	killGrace     = 5 * time.Second
-	checkInterval = 5 * time.Second
-	checkTimeout  = 2 * time.Second
+	// max_kill_timeout, 30s by default).
+	killGrace = 5 * time.Second
+	// maxKillTimeout: Nomad refuses a kill_timeout longer than the group's
+	// progress_deadline (found against a real agent), so a 15-minute
+	// function does not get a 15-minute drain.
+	maxKillTimeout = progressDeadline
+	checkInterval  = 5 * time.Second
+	checkTimeout   = 2 * time.Second
 	// codeDiskMB leaves room for the unpacked code and layers (Lambda's 250 MB).
 	codeDiskMB = 250
 	minCPU     = 100
@@ -487,7 +491,7 @@ func (c *compiler) task(group string) (*api.Task, error) {
 			CPU:      new(max(minCPU, (memory*c.perInstance*c.opts.MHzPerVCPU+MemoryPerVCPU-1)/MemoryPerVCPU)),
 			MemoryMB: new(memory*c.perInstance + c.opts.InstanceOverheadMB),
 		},
-		KillTimeout: new(tc.TimeoutDuration() + killGrace),
+		KillTimeout: new(min(tc.TimeoutDuration()+killGrace, maxKillTimeout)),
 		Meta: map[string]string{
 			MetaFunction: fn.Name,
 			MetaVersion:  c.opts.Version,

@@ -9,7 +9,7 @@ job "nimbus-legacy_batch_job" {
     shutdown_delay = "5s"
     task "function" {
       driver       = "nimbus"
-      kill_timeout = "15m5s"
+      kill_timeout = "5m0s"
       config {
         account_id           = "000000000000"
         code_dir             = "local/code"
@@ -94,7 +94,7 @@ job "nimbus-legacy_batch_job" {
     shutdown_delay = "5s"
     task "function" {
       driver       = "nimbus"
-      kill_timeout = "15m5s"
+      kill_timeout = "5m0s"
       config {
         account_id           = "000000000000"
         code_dir             = "local/code"
