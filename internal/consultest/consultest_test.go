@@ -64,24 +64,37 @@ func TestTwoAgentsDoNotCollide(t *testing.T) {
 	}
 }
 
-// The cache is keyed by Version; it must be the version tools/consul pins.
+// The cache is keyed by Version; it must be the version tools/consul pins,
+// and Consul's own submodules must stay at the versions v1.16.1 requires
+// (newer ones are not MPL-licensed and may not build with it).
 func TestVersionMatchesToolsModule(t *testing.T) {
 	_, file, _, _ := runtime.Caller(0)
 	b, err := os.ReadFile(filepath.Join(filepath.Dir(file), "..", "..", "tools", "consul", "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "github.com/hashicorp/consul v" + Version
+	want := map[string]string{
+		"github.com/hashicorp/consul":                 "v" + Version,
+		"github.com/hashicorp/consul/api":             "v1.24.0",
+		"github.com/hashicorp/consul/envoyextensions": "v0.4.1",
+		"github.com/hashicorp/consul/proto-public":    "v0.4.1",
+		"github.com/hashicorp/consul/sdk":             "v0.14.1",
+		"github.com/hashicorp/consul/troubleshoot":    "v0.3.1",
+	}
+	got := map[string]string{}
 	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "require"))
-		if strings.HasPrefix(line, "github.com/hashicorp/consul ") {
-			if got := strings.Fields(line); len(got) < 2 || got[0]+" "+got[1] != want {
-				t.Fatalf("tools/consul requires %q, want %q", line, want)
+		f := strings.Fields(strings.TrimPrefix(strings.TrimSpace(line), "require "))
+		if len(f) >= 2 {
+			if _, ok := want[f[0]]; ok {
+				got[f[0]] = f[1]
 			}
-			return
 		}
 	}
-	t.Fatalf("tools/consul/go.mod does not require github.com/hashicorp/consul")
+	for mod, v := range want {
+		if got[mod] != v {
+			t.Errorf("tools/consul requires %s %q, want %s", mod, got[mod], v)
+		}
+	}
 }
 
 func TestTailBufferKeepsTheEnd(t *testing.T) {
