@@ -136,6 +136,12 @@ func TestWatcherFirstAnswerThenUpdates(t *testing.T) {
 		got, err := w.Instances(context.Background(), "fn", "$LATEST")
 		return err == nil && got != nil && len(got) == 0
 	})
+	// The cache is updated before OnChange runs, so wait for the callback too.
+	eventually(t, 5*time.Second, "the third OnChange", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(changes) >= 3
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if len(changes) != 3 {
