@@ -1,6 +1,8 @@
 package main
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -238,5 +240,39 @@ func TestDeployUploadsToArtifactStore(t *testing.T) {
 	r = mustRun(t, env, "deploy", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec)
 	if !strings.Contains(r.stderr, "already stored") {
 		t.Fatalf("second deploy should dedupe: %s", r.stderr)
+	}
+}
+
+// A zip whose entries climb out of the extraction root is refused and
+// writes nothing outside it (zip slip).
+func TestPublishRefusesZipSlip(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(t.TempDir(), "state")
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	for _, name := range []string{"bootstrap", "../../escaped.txt"} {
+		w, err := zw.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.WriteString(w, "x")
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "evil.zip"), buf.String())
+	writeFile(t, filepath.Join(dir, "nimbus.hcl"), "function \"evil\" {\n  runtime = \"provided.al2023\"\n  code {\n    zip = \"evil.zip\"\n  }\n}\n")
+	r := runCLI(t, map[string]string{envStateDir: state}, "publish", "evil", dir)
+	if r.code != 1 || !strings.Contains(r.stderr, "unsafe path") {
+		t.Fatalf("zip slip: %d %s", r.code, r.stderr)
+	}
+	for _, p := range []string{filepath.Join(state, "..", "escaped.txt"), filepath.Join(state, "escaped.txt"), filepath.Join(filepath.Dir(state), "..", "escaped.txt")} {
+		if _, err := os.Stat(p); err == nil {
+			t.Fatalf("%s was written", p)
+		}
+	}
+	b, _ := versions.NewLocal(state)
+	if vs, _ := versions.New(b, nil).Versions(context.Background(), "evil"); len(vs) != 0 {
+		t.Fatal("a refused bundle was published")
 	}
 }

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-fn/nimbus/gateway/artifacts"
+	"github.com/nimbus-fn/nimbus/gateway/natsembed"
+	"github.com/nimbus-fn/nimbus/gateway/versions/versionstest"
+	"github.com/nimbus-fn/nimbus/jobs"
+	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
+)
+
+const clusterSpec = `function "echo" {
+  runtime = "provided.al2023"
+  code {
+    dir = "src"
+  }
+  layers = ["deps"]
+  alias "live" {
+    version = "1"
+  }
+}
+
+layer "deps" {
+  code {
+    dir = "deps"
+  }
+}
+`
+
+// The cluster path end to end against doubles of exactly the Nomad
+// endpoints used (jobs from submittest, variables from versionstest) and a
+// real artifact store: deploy uploads and registers $LATEST, layer publish
+// records a layer version, publish snapshots the deployed job into
+// nimbus-echo-1, aliases and deletes go through Nomad Variables.
+func TestPublishCluster(t *testing.T) {
+	ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	nc, err := ns.Connect("test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := artifacts.Open(ctx, js, artifacts.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := httptest.NewServer(artifacts.NewHandler(store, nil))
+	defer gw.Close()
+
+	jobsDouble := submittest.New(t)
+	vars := versionstest.New(t)
+	target, _ := url.Parse(jobsDouble.URL)
+	mux := http.NewServeMux()
+	mux.Handle("/v1/var/", vars)
+	mux.Handle("/v1/vars", vars)
+	mux.Handle("/", httputil.NewSingleHostReverseProxy(target))
+	nomad := httptest.NewServer(mux)
+	defer nomad.Close()
+
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "nimbus.hcl"), clusterSpec)
+	writeFile(t, filepath.Join(dir, "src", "bootstrap"), "#!/bin/sh\n")
+	writeFile(t, filepath.Join(dir, "deps", "bin", "tool"), "#!/bin/sh\n")
+	env := baseEnv()
+	env["NOMAD_ADDR"] = nomad.URL
+	env["NIMBUS_ENDPOINT"] = gw.URL
+
+	if r := runCLI(t, env, "publish", "--nomad", "echo"); r.code != 1 || !strings.Contains(r.stderr, "deploy it first") {
+		t.Fatalf("publish before deploy: %d %s", r.code, r.stderr)
+	}
+	mustRun(t, env, "deploy", "--bundle-dir", filepath.Join(dir, "b"), dir)
+	latest := jobsDouble.Job("default", "nimbus-echo")
+	if latest == nil {
+		t.Fatal("deploy registered no job")
+	}
+	if r := runCLI(t, env, "publish", "--nomad", "echo"); r.code != 1 || !strings.Contains(r.stderr, "layer deps has no published version") {
+		t.Fatalf("publish before layer publish: %d %s", r.code, r.stderr)
+	}
+	if r := mustRun(t, env, "layer", "publish", "--nomad", "deps", dir); !strings.Contains(r.stdout, "published layer deps version 1") || !strings.Contains(r.stderr, "new: false") {
+		t.Fatalf("layer publish: %s / %s", r.stdout, r.stderr)
+	}
+	r := mustRun(t, env, "publish", "--nomad", "--description", "first", "echo")
+	if !strings.Contains(r.stdout, "registered job nimbus-echo-1") || !strings.Contains(r.stdout, "published echo version 1") || !strings.Contains(r.stdout, "alias live -> 1") {
+		t.Fatalf("publish: %s", r.stdout)
+	}
+	v1 := jobsDouble.Job("default", "nimbus-echo-1")
+	if v1 == nil {
+		t.Fatal("version job not registered")
+	}
+	if v1.Meta[jobs.MetaVersion] != "1" || v1.Meta[jobs.MetaCodeSHA256] != latest.Meta[jobs.MetaCodeSHA256] {
+		t.Fatalf("version job meta %v", v1.Meta)
+	}
+	la, va := latest.TaskGroups[0].Tasks[0].Artifacts, v1.TaskGroups[0].Tasks[0].Artifacts
+	if len(va) != 2 || *va[0].GetterSource != *la[0].GetterSource || *va[1].GetterSource != *la[1].GetterSource ||
+		!strings.HasPrefix(*va[1].GetterSource, gw.URL+artifacts.Path) {
+		t.Fatalf("version job artifacts differ from $LATEST's: %v vs %v", *va[1].GetterSource, *la[1].GetterSource)
+	}
+	if items := vars.Items("nimbus/functions/echo/versions/1"); items["code_sha256"] != latest.Meta[jobs.MetaCodeSHA256] || items["description"] != "first" {
+		t.Fatalf("version variable %v", items)
+	}
+	if items := vars.Items("nimbus/functions/echo/aliases/live"); items["version"] != "1" {
+		t.Fatalf("alias variable %v", items)
+	}
+
+	jobsDouble.Reset()
+	if r := mustRun(t, env, "publish", "--nomad", "echo"); !strings.Contains(r.stdout, "unchanged since version 1") || strings.Contains(r.stdout, "registered job") {
+		t.Fatalf("publish unchanged: %s", r.stdout)
+	}
+	for _, req := range jobsDouble.Requests() {
+		if req.Method != http.MethodGet {
+			t.Errorf("an unchanged publish wrote to Nomad: %s %s", req.Method, req.Path)
+		}
+	}
+	if r := runCLI(t, env, "versions", "delete", "--nomad", "echo", "1"); r.code != 1 || !strings.Contains(r.stderr, "alias live points at it") {
+		t.Fatalf("delete in use: %d %s", r.code, r.stderr)
+	}
+	mustRun(t, env, "alias", "delete", "--nomad", "echo", "live")
+	mustRun(t, env, "versions", "delete", "--nomad", "echo", "1")
+	if jobsDouble.Job("default", "nimbus-echo-1") != nil {
+		t.Fatal("version job still registered after delete")
+	}
+	if got := vars.Items("nimbus/functions/echo/versions/1"); got != nil {
+		t.Fatalf("version variable left: %v", got)
+	}
+	if u := jobsDouble.Unexpected(); len(u) > 0 {
+		t.Fatalf("unexpected Nomad requests: %+v", u)
+	}
+}
