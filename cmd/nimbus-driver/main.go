@@ -23,9 +23,13 @@ import (
 var version = "0.1.0"
 
 func main() {
-	// After the Nomad agent dies, a write to the stderr pipe must not kill
-	// the plugin (or an instance): reattaching depends on it.
-	signal.Ignore(syscall.SIGPIPE)
+	// After the Nomad agent (or logmon) dies, a write to the stderr pipe or a
+	// log FIFO must fail with EPIPE, not kill the plugin or an instance:
+	// reattaching depends on it. Notify rather than Ignore, so that processes
+	// started from here (environments, exec sessions) get the default
+	// SIGPIPE disposition instead of inheriting SIG_IGN. The channel is never
+	// read; signals that do not fit are dropped.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	if len(os.Args) > 1 && os.Args[1] == "instance" {
 		os.Exit(runInstance(os.Args[2:]))
 	}

@@ -207,6 +207,7 @@ func (d *Driver) Fingerprint(_ *driverpb.FingerprintRequest, srv driverpb.Driver
 		}
 		select {
 		case <-ctx.Done():
+			d.logger.Debug("fingerprint stream closed by the client")
 			return nil
 		case <-t.C:
 		}
