@@ -119,7 +119,6 @@ func (w *Watcher) Instances(ctx context.Context, function, version string) ([]In
 	if err != nil {
 		return nil, err
 	}
-	wt.lastUsed.Store(time.Now().UnixNano())
 	for {
 		wt.mu.Lock()
 		ins, have, lastErr, changed := wt.instances, wt.have, wt.err, wt.changed
@@ -167,7 +166,10 @@ func (w *Watcher) get(k watchKey) (*watch, error) {
 	if w.closed {
 		return nil, ErrClosed
 	}
+	// Marking use under w.mu keeps reap from stopping a watch between this
+	// lookup and the caller reading it.
 	if wt, ok := w.watches[k]; ok {
+		wt.lastUsed.Store(time.Now().UnixNano())
 		return wt, nil
 	}
 	ctx, cancel := context.WithCancel(w.ctx)
