@@ -3,6 +3,7 @@ package plugintest_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -313,19 +314,28 @@ func wait(c context.Context, h *plugintest.Host, id string, out chan<- waitResul
 
 func invoke(t *testing.T, addr, secret, payload string) {
 	t.Helper()
+	if err := invokeErr(testCtx(t), addr, secret, payload); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// invokeErr invokes the echo function and checks it answered payload; it
+// is safe to call from any goroutine.
+func invokeErr(c context.Context, addr, secret, payload string) error {
 	cl := invokeapi.Client{Secret: secret}
-	resp, err := cl.Invoke(testCtx(t), addr, &invokeapi.Request{Payload: []byte(payload)})
+	resp, err := cl.Invoke(c, addr, &invokeapi.Request{Payload: []byte(payload)})
 	if err != nil {
-		t.Fatalf("invoking %s: %v", addr, err)
+		return fmt.Errorf("invoking %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if resp.FunctionError != "" || string(b) != payload {
-		t.Fatalf("invoke answered %q (function error %q), want the echo %q", b, resp.FunctionError, payload)
+		return fmt.Errorf("invoke answered %q (function error %q), want the echo %q", b, resp.FunctionError, payload)
 	}
+	return nil
 }
 
 func installFunction(t *testing.T, from, to string) {
