@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -90,6 +91,7 @@ func (l *layerLauncher) Stop(ctx context.Context, id string) error {
 var nimbusBin struct {
 	sync.Once
 	path string
+	err  error
 }
 
 // writeTree writes name → content files under dir.
@@ -106,20 +108,31 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-func startVersionsGateway(t *testing.T, files map[string]string) *versionsGateway {
+// nimbusOnce builds the nimbus CLI once per test binary (into a directory
+// that outlives single tests).
+func nimbusOnce(t *testing.T) string {
 	t.Helper()
 	nimbusBin.Do(func() {
-		// Built once per test binary into a dir that outlives single tests.
 		dir, err := os.MkdirTemp("", "nimbus-e2e-versions-")
 		if err != nil {
-			t.Fatal(err)
+			return
 		}
-		nimbusBin.path = filepath.Join(dir, "nimbus")
-		if out, err := exec.Command("go", "build", "-o", nimbusBin.path, "../cmd/nimbus").CombinedOutput(); err != nil {
-			t.Fatalf("go build nimbus: %v\n%s", err, out)
+		path := filepath.Join(dir, "nimbus")
+		if out, err := exec.Command("go", "build", "-o", path, "../cmd/nimbus").CombinedOutput(); err != nil {
+			nimbusBin.err = fmt.Errorf("go build nimbus: %w\n%s", err, out)
+			return
 		}
+		nimbusBin.path = path
 	})
-	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusBin.path}
+	if nimbusBin.path == "" {
+		t.Fatalf("no nimbus binary: %v", nimbusBin.err)
+	}
+	return nimbusBin.path
+}
+
+func startVersionsGateway(t *testing.T, files map[string]string) *versionsGateway {
+	t.Helper()
+	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusOnce(t)}
 	writeTree(t, g.specDir, files)
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr})
 	load := func(path string) (*specs.File, error) {
