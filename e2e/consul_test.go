@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,9 +28,11 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/consul"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/nomad"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -218,4 +222,81 @@ function "echo" {
 			t.Errorf("still registered after shutdown: %s", id)
 		}
 	}
+}
+
+// TestCompiledJobsMatchGatewayAdapters checks that what jobs.Compile writes
+// is what the gateway's cluster adapters read: job IDs, meta keys and the
+// spec in meta (gateway/nomad's Catalog), and each group's invoke service
+// (name, tags, health path) as Consul health discovery queries it once Nomad
+// registers it.
+func TestCompiledJobsMatchGatewayAdapters(t *testing.T) {
+	if nomad.MetaSpec != jobs.MetaSpec || nomad.MetaFunction != jobs.MetaFunction || nomad.MetaVersion != jobs.MetaVersion ||
+		nomad.LatestVersion != jobs.LatestVersion || discovery.GroupOnDemand != jobs.GroupOnDemand || discovery.GroupProvisioned != jobs.GroupProvisioned {
+		t.Fatal("gateway/nomad, gateway/discovery and jobs disagree on meta keys, version or group names")
+	}
+	for _, c := range [][2]string{{"hello", "$LATEST"}, {"hello", "3"}, {"a_b", "12"}} {
+		if id, _ := nomad.DefaultJobID(c[0], c[1]); id != jobs.JobID(c[0], c[1]) {
+			t.Errorf("job ID of %s:%s: gateway %q, compiler %q", c[0], c[1], id, jobs.JobID(c[0], c[1]))
+		}
+	}
+
+	// A function name that is not a DNS label exercises the service-name mapping.
+	fn := &specs.Function{Name: "orders_v2", Runtime: "provided.al2023", Code: &specs.Code{Dir: "."}, MemoryMB: 128, Timeout: "3s"}
+	job, err := jobs.Compile(fn, jobs.Options{
+		Version: "3", ServiceProvider: jobs.ProviderConsul, SecretKey: []byte("e2e-key"),
+		ArtifactBaseURL: "http://127.0.0.1:1/bundles",
+		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *job.ID != "nimbus-orders_v2-3" || job.Meta[nomad.MetaFunction] != "orders_v2" || job.Meta[nomad.MetaVersion] != "3" {
+		t.Fatalf("job %s meta %v", *job.ID, job.Meta)
+	}
+	spec, err := specs.Decode([]byte(job.Meta[nomad.MetaSpec]))
+	if err != nil || spec.Name != "orders_v2" || spec.MemoryMB != 128 {
+		t.Fatalf("spec in job meta: %+v, %v", spec, err)
+	}
+
+	agent := consultest.Start(t)
+	cc := agent.Client(t)
+	want := map[string]discovery.Instance{}
+	for i, tg := range job.TaskGroups {
+		if len(tg.Services) != 1 || len(tg.Services[0].Checks) != 1 {
+			t.Fatalf("group %s: services %+v", *tg.Name, tg.Services)
+		}
+		svc, chk := tg.Services[0], tg.Services[0].Checks[0]
+		// The instance's health endpoint, as the instance serves it.
+		mux := http.NewServeMux()
+		mux.HandleFunc(invokeapi.PathHealth, func(w http.ResponseWriter, _ *http.Request) {})
+		hs := httptest.NewServer(mux)
+		t.Cleanup(hs.Close)
+		host, portS, _ := net.SplitHostPort(hs.Listener.Addr().String())
+		port, _ := strconv.Atoi(portS)
+		// Register it as Nomad's Consul integration does for the allocation.
+		id := fmt.Sprintf("_nomad-task-alloc%d-%s-%s-%s-%s", i, *tg.Name, jobs.TaskName, svc.Name, svc.PortLabel)
+		if err := cc.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+			ID: id, Name: svc.Name, Address: host, Port: port, Tags: svc.Tags, Meta: svc.Meta,
+			Check: &consulapi.AgentServiceCheck{
+				Name: chk.Name, HTTP: "http://" + hs.Listener.Addr().String() + chk.Path, Interval: "1s", Timeout: "1s",
+			},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		want[id] = discovery.Instance{ID: id, Address: hs.Listener.Addr().String(), Function: "orders_v2", Version: "3", Group: *tg.Name}
+	}
+	d := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{ServiceName: jobs.ServiceName}, nil)
+	defer d.Close()
+	eventually(t, 20*time.Second, func() bool {
+		ins, err := d.Instances(context.Background(), "orders_v2", "3")
+		if err != nil || len(ins) != len(want) {
+			return false
+		}
+		for _, in := range ins {
+			if want[in.ID] != in {
+				return false
+			}
+		}
+		return true
+	}, "both groups' instances of the compiled job through Consul health")
 }
