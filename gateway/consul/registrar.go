@@ -248,8 +248,23 @@ func (r *Registrar) reconcileLocked(ctx context.Context) error {
 	q := (&api.QueryOptions{}).WithContext(ctx)
 	have, err := r.agent.ServicesWithFilterOpts(fmt.Sprintf("Meta.%s == %q", MetaGateway, r.cfg.ServiceID), q)
 	if err != nil {
-		return fmt.Errorf("listing agent services: %w", err)
+		if r.registered {
+			return fmt.Errorf("listing agent services: %w", err)
+		}
+		// Shutting down: still try to remove what this gateway registers.
+		have = map[string]*api.AgentService{r.cfg.ServiceID: {}}
+		for _, f := range r.urls {
+			have[r.cfg.ServiceID+":"+r.URLServiceName(f.Function)] = &api.AgentService{}
+		}
+		return errors.Join(fmt.Errorf("listing agent services: %w", err), r.applyLocked(ctx, have))
 	}
+	return r.applyLocked(ctx, have)
+}
+
+// applyLocked registers and deregisters the difference between have (the
+// agent's registrations of this gateway) and what it should hold.
+func (r *Registrar) applyLocked(ctx context.Context, have map[string]*api.AgentService) error {
+	q := (&api.QueryOptions{}).WithContext(ctx)
 	want := map[string]*api.AgentServiceRegistration{}
 	if r.registered {
 		g := r.gatewayRegistration()

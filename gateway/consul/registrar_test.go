@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -322,4 +323,48 @@ func keys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// flakyAgent lists nothing (the listing fails) and records deregistrations.
+type flakyAgent struct {
+	registered   []string
+	deregistered []string
+}
+
+func (a *flakyAgent) ServiceRegisterOpts(s *api.AgentServiceRegistration, _ api.ServiceRegisterOpts) error {
+	a.registered = append(a.registered, s.ID)
+	return nil
+}
+
+func (a *flakyAgent) ServiceDeregisterOpts(id string, _ *api.QueryOptions) error {
+	a.deregistered = append(a.deregistered, id)
+	return nil
+}
+
+func (a *flakyAgent) ServicesWithFilterOpts(string, *api.QueryOptions) (map[string]*api.AgentService, error) {
+	return nil, errors.New("rpc error: leader unavailable")
+}
+
+// At shutdown a failed listing still removes what this gateway registers,
+// URL services before the gateway; while running it changes nothing.
+func TestRegistrarDeregistersWhenListingFails(t *testing.T) {
+	a := &flakyAgent{}
+	r, err := NewRegistrar(a, RegistrarConfig{ServiceID: "gw", Address: "127.0.0.1", Port: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.SetURLFunctions(ctx, []URLFunction{{Function: "a"}, {Function: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx); err == nil || len(a.registered) != 0 {
+		t.Fatalf("Register with a failing listing: %v, registered %v", err, a.registered)
+	}
+	err = r.Deregister(ctx)
+	if err == nil || !strings.Contains(err.Error(), "leader unavailable") {
+		t.Fatalf("Deregister error %v; want the listing error reported", err)
+	}
+	if len(a.deregistered) != 3 || a.deregistered[2] != "gw" || !slices.Contains(a.deregistered, "gw:a-url") || !slices.Contains(a.deregistered, "gw:b-url") {
+		t.Fatalf("deregistered %v; want both URL services, then the gateway", a.deregistered)
+	}
 }
