@@ -50,6 +50,7 @@ type Metrics struct {
 	waitTime      *prometheus.HistogramVec
 	waitTimeouts  *prometheus.CounterVec
 	queueRejected *prometheus.CounterVec
+	spillover     *prometheus.CounterVec
 }
 
 // New creates the metric set on a fresh registry (with Go and process
@@ -89,9 +90,13 @@ func New() *Metrics {
 		queueRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nimbus_wait_queue_rejected_total", Help: "Requests refused because the function's wait queue was full.",
 		}, []string{"function"}),
+		spillover: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_provisioned_spillover_invocations_total",
+			Help: "Invocations of a version with provisioned instances that ran on an on-demand instance (Lambda's ProvisionedConcurrencySpilloverInvocations).",
+		}, fv),
 	}
 	reg.MustRegister(m.invocations, m.errors, m.throttles, m.duration, m.initDuration,
-		m.coldStarts, m.waitTime, m.waitTimeouts, m.queueRejected,
+		m.coldStarts, m.waitTime, m.waitTimeouts, m.queueRejected, m.spillover,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -149,6 +154,15 @@ func (m *Metrics) QueueFull(function string) {
 		return
 	}
 	m.queueRejected.WithLabelValues(function).Inc()
+}
+
+// Spillover records an invocation that ran on an on-demand instance although
+// the version has provisioned instances (they were all busy).
+func (m *Metrics) Spillover(function, version string) {
+	if m == nil {
+		return
+	}
+	m.spillover.WithLabelValues(function, version).Inc()
 }
 
 // WatchStats registers the scrape-time gauges read from src.

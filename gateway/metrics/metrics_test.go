@@ -90,6 +90,7 @@ func TestScrapeTimeGaugesAndCounters(t *testing.T) {
 	m.Invocation("f", "1", true, 3*time.Millisecond, 20*time.Millisecond, true)
 	m.Throttle("f", "ReservedFunctionConcurrentInvocationLimitExceeded")
 	m.Waited("f", "1", time.Millisecond, true)
+	m.Spillover("f", "1")
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -102,6 +103,7 @@ func TestScrapeTimeGaugesAndCounters(t *testing.T) {
 		{"nimbus_throttles_total", map[string]string{"reason": "ReservedFunctionConcurrentInvocationLimitExceeded"}},
 		{"nimbus_wait_seconds", map[string]string{"function": "f"}},
 		{"nimbus_wait_timeouts_total", map[string]string{"function": "f"}},
+		{"nimbus_provisioned_spillover_invocations_total", map[string]string{"function": "f", "version": "1"}},
 	} {
 		if got := value(t, m, c.name, c.labels); got != 1 {
 			t.Errorf("%s%v = %v, want 1", c.name, c.labels, got)
