@@ -2,9 +2,11 @@
 // environments. It keeps one pool per function version (the instances a
 // discovery.Source reports, each hosting some environments), counts what is
 // in flight through this gateway, prefers provisioned instances and spills
-// over to on-demand ones, and parks requests in a bounded FIFO wait queue
-// while a Scaler adds on-demand capacity (scale from zero included). Idle
-// on-demand capacity is lowered after the configured idle time.
+// over to on-demand ones (counting each spill-over in
+// nimbus_provisioned_spillover_invocations_total), and parks requests in a
+// bounded FIFO wait queue while a Scaler adds on-demand capacity (scale from
+// zero included). Idle on-demand capacity is lowered after the configured
+// idle time.
 //
 // Admission follows Lambda: reserved concurrency caps a function, the
 // account limit caps the unreserved pool (never below its minimum), and every

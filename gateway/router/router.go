@@ -217,6 +217,9 @@ func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (
 		}
 		resp, err := p.client.Invoke(ctx, inst.inst.Address, req)
 		if err == nil {
+			if r.spilledOver(p, inst) {
+				r.metrics.Spillover(t.Function, t.Version)
+			}
 			admitted = false // the body's Close releases it
 			resp.Body = &releaser{ReadCloser: resp.Body, release: func() {
 				r.release(p, inst)
@@ -246,6 +249,25 @@ func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (
 		}
 	}
 	return nil, fmt.Errorf("%w: %w", ErrNoCapacity, lastErr)
+}
+
+// spilledOver reports whether an invocation placed on in ran beyond the
+// version's provisioned capacity: in is on-demand while the pool has at least
+// one live provisioned instance (Lambda counts such invocations as
+// ProvisionedConcurrencySpilloverInvocations). A version without provisioned
+// instances never spills over.
+func (r *Router) spilledOver(p *pool, in *instance) bool {
+	if in.inst.Group == discovery.GroupProvisioned {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, x := range p.instances {
+		if !x.gone && x.inst.Group == discovery.GroupProvisioned {
+			return true
+		}
+	}
+	return false
 }
 
 type releaser struct {

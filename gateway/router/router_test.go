@@ -374,3 +374,61 @@ func TestScalerFailureThrottlesThenRetries(t *testing.T) {
 		t.Fatalf("scaler called %d times, want a retry after the failure", n)
 	}
 }
+
+func TestSpilloverCountsOnDemandRunsOfProvisionedVersions(t *testing.T) {
+	g := newGate()
+	prov := gatewaytest.StartInstance(t, "f", "1", 1, secret("f", "1"), g.handle)
+	od := gatewaytest.StartInstance(t, "f", "1", 1, secret("f", "1"), nil)
+	plain := gatewaytest.StartInstance(t, "g", "1", 1, secret("g", "1"), nil)
+	src := gatewaytest.NewSource()
+	src.Set("f", "1", od.Discovery("z-od", discovery.GroupOnDemand), prov.Discovery("a-prov", discovery.GroupProvisioned))
+	src.Set("g", "1", plain.Discovery("g-od", discovery.GroupOnDemand))
+	m := metrics.New()
+	r := router.New(router.Config{InvokeKey: key}, src, nil, m, nil)
+	t.Cleanup(r.Close)
+	spill := func(fn string) float64 {
+		t.Helper()
+		fams, err := m.Registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range fams {
+			if f.GetName() != "nimbus_provisioned_spillover_invocations_total" {
+				continue
+			}
+			for _, s := range f.GetMetric() {
+				for _, l := range s.GetLabel() {
+					if l.GetName() == "function" && l.GetValue() == fn {
+						return s.GetCounter().GetValue()
+					}
+				}
+			}
+		}
+		return 0
+	}
+	tg := router.Target{Function: "f", Version: "1"}
+	done := make(chan error, 1)
+	go func() { _, err := invoke(t, r, tg, `1`); done <- err }()
+	<-g.entered
+	if got := spill("f"); got != 0 {
+		t.Fatalf("spill-over after a provisioned run = %v, want 0", got)
+	}
+	if _, err := invoke(t, r, tg, `2`); err != nil {
+		t.Fatalf("spill-over invoke: %v", err)
+	}
+	close(g.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := spill("f"); got != 1 {
+		t.Fatalf("spill-over of f = %v, want 1", got)
+	}
+	// A version with no provisioned instances runs on demand by design:
+	// that is not spill-over.
+	if _, err := invoke(t, r, router.Target{Function: "g", Version: "1"}, `3`); err != nil {
+		t.Fatal(err)
+	}
+	if got := spill("g"); got != 0 {
+		t.Fatalf("spill-over of g (no provisioned instances) = %v, want 0", got)
+	}
+}
