@@ -34,7 +34,7 @@ type gateway struct {
 	srv   *httptest.Server
 }
 
-func startNATS(t *testing.T) *natsembed.Server {
+func startNATS(t testing.TB) *natsembed.Server {
 	t.Helper()
 	s, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -45,7 +45,7 @@ func startNATS(t *testing.T) *natsembed.Server {
 }
 
 // newGateway connects over TCP (as a second gateway process would).
-func newGateway(t *testing.T, ns *natsembed.Server, cfg Config, auth Authorizer) *gateway {
+func newGateway(t testing.TB, ns *natsembed.Server, cfg Config, auth Authorizer) *gateway {
 	t.Helper()
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
@@ -68,7 +68,7 @@ func newGateway(t *testing.T, ns *natsembed.Server, cfg Config, auth Authorizer)
 }
 
 // makeZip builds a zip holding the given name → content entries.
-func makeZip(t *testing.T, files map[string]string) []byte {
+func makeZip(t testing.TB, files map[string]string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)

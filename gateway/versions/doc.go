@@ -29,5 +29,9 @@
 // (over the spec-declared ones) and, in dev mode, published versions as
 // runnable specs.
 //
+// Lock rules: Local.mu is taken before the directory's flock and both are
+// held only around one entry's read-check-write; Catalog.mu guards only the
+// overlay map swap and is never held while reading the store.
+//
 // It may import gateway/** and specs from this module.
 package versions
