@@ -89,6 +89,11 @@ type UploadResult struct {
 }
 
 func (h *Handler) upload(w http.ResponseWriter, r *http.Request, digest string) {
+	if h.auth != nil && r.Header.Get("Authorization") == "" {
+		// Refuse before reading up to MaxBundleBytes of an anonymous body.
+		writeError(w, http.StatusForbidden, "AccessDenied", errors.New("upload not authorised: no Authorization header"))
+		return
+	}
 	limit := h.store.MaxBundleBytes()
 	if r.ContentLength > limit {
 		storeError(w, fmt.Errorf("bundle %s: %d bytes declared, at most %d allowed: %w", digest, r.ContentLength, limit, ErrTooLarge))
