@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -8,18 +9,47 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 )
 
 const cgroupRoot = "/sys/fs/cgroup"
 
-// cgroupParent is a writable cgroup v2 directory with the memory controller
-// enabled for its children. Nil means memory is limited by polling RSS.
-type cgroupParent struct{ dir string }
+// cgroupParent is a writable cgroup directory under which each environment
+// gets its own cgroup. Nil means memory is limited by polling RSS.
+//
+// With cgroup v2 the parent has the memory controller enabled for its
+// children and processes are born in their cgroup (clone3 with
+// CLONE_INTO_CGROUP). With cgroup v1 the parent is a directory of the
+// memory hierarchy; there is no CLONE_INTO_CGROUP, so the thread that
+// forks the process joins the environment's cgroup first (v1 lets single
+// threads move through "tasks") and the child is born there, then the
+// thread goes back to self.
+type cgroupParent struct {
+	dir string
+	v1  bool
+	// self is the instance's own v1 memory cgroup, where the forking thread returns.
+	self string
+}
 
-// detectCgroup returns the cgroup v2 parent for environments, or nil when
-// cgroup v2 is not mounted or the tree is not writable. parent overrides the
-// instance's own cgroup.
+func (p *cgroupParent) String() string {
+	if p.v1 {
+		return "cgroup v1 memory " + p.dir
+	}
+	return "cgroup v2 " + p.dir
+}
+
+// detectCgroup returns the parent for environments' cgroups: cgroup v2 when
+// it is mounted and writable, else the cgroup v1 memory hierarchy when it is,
+// else nil. parent overrides the instance's own cgroup.
 func detectCgroup(parent string) *cgroupParent {
+	if p := detectCgroupV2(parent); p != nil {
+		return p
+	}
+	return detectCgroupV1(parent, "/proc/self/mountinfo", "/proc/self/cgroup")
+}
+
+func detectCgroupV2(parent string) *cgroupParent {
 	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err != nil {
 		return nil // not a cgroup v2 (unified) host
 	}
@@ -46,18 +76,128 @@ func detectCgroup(parent string) *cgroupParent {
 			return nil
 		}
 	}
-	probe := filepath.Join(parent, "nimbus-probe-"+strconv.Itoa(os.Getpid()))
-	if os.Mkdir(probe, 0o755) != nil {
+	if !canCreateChild(parent) {
 		return nil
 	}
-	_ = os.Remove(probe)
 	return &cgroupParent{dir: parent}
+}
+
+// detectCgroupV1 finds the memory hierarchy's mount in mountinfo and the
+// instance's own memory cgroup in procCgroup. The default parent is that
+// own cgroup, so environments stay inside whatever limits the instance
+// itself runs under.
+func detectCgroupV1(parent, mountinfo, procCgroup string) *cgroupParent {
+	mount, mountRoot := v1MemoryMount(mountinfo)
+	if mount == "" {
+		return nil
+	}
+	self := ""
+	if b, err := os.ReadFile(procCgroup); err == nil {
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			// "4:memory:/path" (the controller list may name several).
+			f := strings.SplitN(line, ":", 3)
+			if len(f) == 3 && hasWord(f[1], "memory", ",") {
+				rel, err := filepath.Rel(mountRoot, f[2])
+				if err != nil || strings.HasPrefix(rel, "..") {
+					return nil // our cgroup is not visible through the mount
+				}
+				self = filepath.Join(mount, rel)
+			}
+		}
+	}
+	if self == "" {
+		return nil
+	}
+	if parent == "" {
+		parent = self
+	}
+	if _, err := os.Stat(filepath.Join(parent, "memory.limit_in_bytes")); err != nil {
+		return nil
+	}
+	if !canCreateChild(parent) {
+		return nil
+	}
+	return &cgroupParent{dir: parent, v1: true, self: self}
+}
+
+// v1MemoryMount returns the mount point of the cgroup v1 memory hierarchy
+// and the path inside the hierarchy that the mount shows.
+func v1MemoryMount(mountinfo string) (mount, root string) {
+	f, err := os.Open(mountinfo)
+	if err != nil {
+		return "", ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+		pre, post, ok := strings.Cut(sc.Text(), " - ")
+		if !ok {
+			continue
+		}
+		pf, qf := strings.Fields(pre), strings.Fields(post)
+		if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" || !hasWord(qf[2], "memory", ",") {
+			continue
+		}
+		return pf[4], pf[3]
+	}
+	return "", ""
+}
+
+func hasWord(list, word, sep string) bool {
+	for _, w := range strings.Split(list, sep) {
+		if w == word {
+			return true
+		}
+	}
+	return false
+}
+
+// canCreateChild probes that cgroups can be made under parent.
+func canCreateChild(parent string) bool {
+	probe := filepath.Join(parent, "nimbus-probe-"+strconv.Itoa(os.Getpid()))
+	if os.Mkdir(probe, 0o755) != nil {
+		return false
+	}
+	_ = os.Remove(probe)
+	return true
+}
+
+// staleAfter is how old an empty environment cgroup of another instance
+// must be before sweep removes it (a fresh one may be about to take its
+// process).
+const staleAfter = time.Minute
+
+// sweep removes empty environment cgroups that instances killed before
+// they could clean up (SIGKILL) left in the parent; the parent's owner
+// (Nomad, for a task's cgroup) cannot remove a cgroup that has children.
+// rmdir refuses cgroups that still hold processes, so only empty ones go.
+func (p *cgroupParent) sweep(now time.Time) {
+	ents, err := os.ReadDir(p.dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || !strings.HasPrefix(name, "nimbus-") || !strings.Contains(name, "-env-") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && now.Sub(fi.ModTime()) > staleAfter {
+			_ = os.Remove(filepath.Join(p.dir, name))
+		}
+	}
 }
 
 // envCgroup is one environment process tree's cgroup.
 type envCgroup struct {
-	dir string
-	fd  *os.File // for SysProcAttr.CgroupFD
+	dir  string
+	v1   bool
+	self string   // v1: where the forking thread returns
+	fd   *os.File // v2: for SysProcAttr.CgroupFD
+	// peakFile is held open for the sample at the end of every invocation:
+	// memory.peak (else memory.current) on v2, memory.max_usage_in_bytes on v1.
+	peakFile *procFile
+	buf      [32]byte
 }
 
 // create makes a fresh cgroup limited to limit bytes with no swap.
@@ -68,7 +208,21 @@ func (p *cgroupParent) create(name string, limit int64) (*envCgroup, error) {
 	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 		return nil, fmt.Errorf("creating cgroup %s: %w", dir, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "memory.max"), []byte(strconv.FormatInt(limit, 10)), 0); err != nil {
+	c := &envCgroup{dir: dir, v1: p.v1, self: p.self}
+	lim := []byte(strconv.FormatInt(limit, 10))
+	if p.v1 {
+		// A reused cgroup keeps its old peak; start counting afresh.
+		_ = os.WriteFile(filepath.Join(dir, "memory.max_usage_in_bytes"), []byte("0"), 0)
+		if err := os.WriteFile(filepath.Join(dir, "memory.limit_in_bytes"), lim, 0); err != nil {
+			_ = os.Remove(dir)
+			return nil, fmt.Errorf("setting memory.limit_in_bytes in %s: %w", dir, err)
+		}
+		// memory+swap = memory: no swap (absent without swap accounting).
+		_ = os.WriteFile(filepath.Join(dir, "memory.memsw.limit_in_bytes"), lim, 0)
+		c.peakFile, _ = openProcFile(filepath.Join(dir, "memory.max_usage_in_bytes"))
+		return c, nil
+	}
+	if err := os.WriteFile(filepath.Join(dir, "memory.max"), lim, 0); err != nil {
 		_ = os.Remove(dir)
 		return nil, fmt.Errorf("setting memory.max in %s: %w", dir, err)
 	}
@@ -78,29 +232,98 @@ func (p *cgroupParent) create(name string, limit int64) (*envCgroup, error) {
 		_ = os.Remove(dir)
 		return nil, fmt.Errorf("opening cgroup %s: %w", dir, err)
 	}
-	return &envCgroup{dir: dir, fd: fd}, nil
-}
-
-// peak is the highest memory use seen (memory.peak, else memory.current).
-func (c *envCgroup) peak() int64 {
+	c.fd = fd
 	for _, f := range []string{"memory.peak", "memory.current"} {
-		if b, err := os.ReadFile(filepath.Join(c.dir, f)); err == nil {
-			n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-			return n
+		if pf, err := openProcFile(filepath.Join(dir, f)); err == nil {
+			c.peakFile = pf
+			break
 		}
 	}
-	return 0
+	return c, nil
 }
 
-// oomKilled reports whether the kernel killed a process of this cgroup for memory.
+// enterThread (v1) moves the calling OS thread into the cgroup, so that a
+// process it forks is born there. The caller has locked its thread.
+func (c *envCgroup) enterThread() error {
+	tid := []byte(strconv.Itoa(syscall.Gettid()))
+	if err := os.WriteFile(filepath.Join(c.dir, "tasks"), tid, 0); err != nil {
+		return fmt.Errorf("moving the spawning thread into cgroup %s: %w", c.dir, err)
+	}
+	return nil
+}
+
+// addProcess (v1) moves a started process into the cgroup.
+func (c *envCgroup) addProcess(pid int) error {
+	if err := os.WriteFile(filepath.Join(c.dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+		return fmt.Errorf("moving process %d into cgroup %s: %w", pid, c.dir, err)
+	}
+	return nil
+}
+
+// leaveThread (v1) moves the calling OS thread back to the instance's cgroup.
+func (c *envCgroup) leaveThread() {
+	_ = os.WriteFile(filepath.Join(c.self, "tasks"), []byte(strconv.Itoa(syscall.Gettid())), 0)
+}
+
+// peak is the highest memory use seen, in bytes.
+func (c *envCgroup) peak() int64 {
+	if c.peakFile == nil {
+		return 0
+	}
+	b, err := c.peakFile.read(c.buf[:])
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
+// oomKilled reports whether the kernel killed a process of this cgroup for
+// memory (the oom_kill count of memory.events on v2, memory.oom_control on v1).
 func (c *envCgroup) oomKilled() bool {
-	return readKV(filepath.Join(c.dir, "memory.events"))["oom_kill"] > 0
+	name := "memory.events"
+	if c.v1 {
+		name = "memory.oom_control"
+	}
+	return readKV(filepath.Join(c.dir, name))["oom_kill"] > 0
 }
 
-// remove deletes the cgroup once its processes are gone.
+// remove kills what is left in the cgroup and deletes it.
 func (c *envCgroup) remove() {
 	// Processes that left the process group are still in the cgroup.
-	_ = os.WriteFile(filepath.Join(c.dir, "cgroup.kill"), []byte("1"), 0)
-	_ = c.fd.Close()
-	_ = os.Remove(c.dir)
+	if c.v1 {
+		c.killAllV1()
+	} else {
+		_ = os.WriteFile(filepath.Join(c.dir, "cgroup.kill"), []byte("1"), 0)
+	}
+	if c.fd != nil {
+		_ = c.fd.Close()
+	}
+	c.peakFile.close()
+	if os.Remove(c.dir) == nil || !c.v1 {
+		return
+	}
+	// v1 refuses rmdir until the killed tasks are gone; retry briefly off
+	// the caller's lock. A cgroup left behind is reused by the next process.
+	go func() {
+		for range 200 {
+			time.Sleep(10 * time.Millisecond)
+			if err := os.Remove(c.dir); err == nil || errors.Is(err, fs.ErrNotExist) {
+				return
+			}
+		}
+	}()
+}
+
+// killAllV1 sends SIGKILL to every process in a v1 cgroup (v1 has no cgroup.kill).
+func (c *envCgroup) killAllV1() {
+	b, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 && pid != os.Getpid() {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
 }

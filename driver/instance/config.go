@@ -55,8 +55,10 @@ type Config struct {
 	StderrPath string `json:"stderr_path,omitempty"`
 	// RunAs is a user name or uid to run environments as; empty means the current user.
 	RunAs string `json:"run_as,omitempty"`
-	// CgroupParent is a cgroup v2 directory under which per-environment
-	// cgroups are created when writable; empty means detect.
+	// CgroupParent is a cgroup v2 directory (or, on a cgroup v1 host, a
+	// directory of the memory hierarchy) under which per-environment
+	// cgroups are created when writable; empty means detect (v2 first,
+	// then v1; the instance's own cgroup is the parent).
 	CgroupParent string `json:"cgroup_parent,omitempty"`
 	// Region and AccountID build the default invoked ARN and AWS_REGION.
 	// Default: us-east-1 and 000000000000.

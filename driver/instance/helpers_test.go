@@ -44,9 +44,18 @@ func testLogger(t *testing.T) hclog.Logger {
 // start runs an instance for cfg and stops it when the test ends.
 func start(t *testing.T, cfg *Config) *Instance {
 	t.Helper()
+	return startWith(t, cfg, nil)
+}
+
+// startWith is start with prep applied to the instance before it starts.
+func startWith(t *testing.T, cfg *Config, prep func(*Instance)) *Instance {
+	t.Helper()
 	in, err := New(cfg, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prep != nil {
+		prep(in)
 	}
 	if err := in.Start(context.Background()); err != nil {
 		t.Fatal(err)

@@ -33,11 +33,14 @@ type Instance struct {
 	optDir     string
 	runtimeDir string
 	cgroup     *cgroupParent
-	cred       *syscall.Credential
-	getenv     func(string) string
-	stdout     *logSink
-	stderr     *logSink
-	envs       []*env
+	// detectCgroup finds the cgroup parent at Start (tests replace it to
+	// exercise the RSS-polling fallback on hosts with cgroups).
+	detectCgroup func(parent string) *cgroupParent
+	cred         *syscall.Credential
+	getenv       func(string) string
+	stdout       *logSink
+	stderr       *logSink
+	envs         []*env
 
 	invokeLn  net.Listener
 	invokeSrv *http.Server
@@ -77,15 +80,16 @@ func New(cfg *Config, logger hclog.Logger) (*Instance, error) {
 		runtimeDir = filepath.Join(c.StateDir, "runtime")
 	}
 	return &Instance{
-		cfg:        c,
-		log:        logger.Named("instance").With("function", c.Function, "version", c.Version, "instance", id),
-		id:         id,
-		optDir:     filepath.Join(c.StateDir, "opt"),
-		runtimeDir: runtimeDir,
-		cred:       cred,
-		getenv:     os.Getenv,
-		stopped:    make(chan struct{}),
-		maxStream:  MaxStreamedResponse,
+		cfg:          c,
+		log:          logger.Named("instance").With("function", c.Function, "version", c.Version, "instance", id),
+		id:           id,
+		optDir:       filepath.Join(c.StateDir, "opt"),
+		runtimeDir:   runtimeDir,
+		cred:         cred,
+		getenv:       os.Getenv,
+		detectCgroup: detectCgroup,
+		stopped:      make(chan struct{}),
+		maxStream:    MaxStreamedResponse,
 	}, nil
 }
 
@@ -115,11 +119,12 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err := in.prepareRuntime(); err != nil {
 		return err
 	}
-	in.cgroup = detectCgroup(c.CgroupParent)
+	in.cgroup = in.detectCgroup(c.CgroupParent)
 	if in.cgroup != nil {
-		in.log.Debug("limiting memory with cgroup v2", "cgroup", in.cgroup.dir)
+		in.cgroup.sweep(time.Now())
+		in.log.Debug("limiting memory with cgroups", "cgroup", in.cgroup.String())
 	} else {
-		in.log.Debug("cgroup v2 not writable; limiting memory by polling RSS")
+		in.log.Debug("no writable cgroup v2 or v1 memory hierarchy; limiting memory by polling RSS")
 	}
 	var err error
 	if in.stdout, err = openSink(c.StdoutPath, os.Stdout); err != nil {

@@ -65,23 +65,31 @@ func (e *env) startLocked() error {
 		if cg, err = in.cgroup.create(name, int64(cfg.MemoryMB)<<20); err != nil {
 			return err
 		}
-		attr.UseCgroupFD = true
-		attr.CgroupFD = int(cg.fd.Fd())
+		if cg.fd != nil { // v2: born in the cgroup
+			attr.UseCgroupFD = true
+			attr.CgroupFD = int(cg.fd.Fd())
+		}
 	}
 	cmd.SysProcAttr = attr
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		if cg != nil {
+			cg.remove()
+		}
 		return fmt.Errorf("creating stdout pipe: %w", err)
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
+		if cg != nil {
+			cg.remove()
+		}
 		return fmt.Errorf("creating stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	exited := make(chan error, 1)
-	err = startProcess(cmd, exited)
+	err = startProcess(cmd, exited, cg)
 	outW.Close()
 	errW.Close()
 	if err != nil {
