@@ -140,11 +140,12 @@ func TestDiscoveryAgainstConsul(t *testing.T) {
 		return len(ins) == 1 && ins[0].ID == "_nomad-task-a1"
 	})
 
-	mu.Lock()
-	if len(changes) < 4 || changes[len(changes)-1] != 1 {
-		t.Errorf("OnChange saw sizes %v; want the flips (…, 1, 2, 1)", changes)
-	}
-	mu.Unlock()
+	// The cache is updated before OnChange runs, so wait for the callback.
+	eventually(t, 5*time.Second, "OnChange to see the flips (…, 1, 2, 1)", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(changes) >= 4 && changes[len(changes)-1] == 1
+	})
 
 	// Every query after the first waited on the index the previous one returned.
 	rec.mu.Lock()

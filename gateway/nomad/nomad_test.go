@@ -34,6 +34,8 @@ type fakeNomad struct {
 	scales   []scaleCall
 	requests []string // "METHOD path?query"
 	failNext int      // answer the next request with this status
+	// deploying marks jobs with an active deployment: Nomad refuses to scale them.
+	deploying map[string]bool
 	// onScale, when set, runs (with mu held) after a group's count changed,
 	// standing in for Nomad's scheduler placing or stopping allocations.
 	onScale func(job, group string, count int)
@@ -233,6 +235,10 @@ func (f *fakeNomad) scale(w http.ResponseWriter, r *http.Request, id string, q u
 			f.t.Errorf("scale body: %v", err)
 		}
 		f.scales = append(f.scales, scaleCall{JobID: id, Query: q, Req: req})
+		if f.deploying[id] {
+			http.Error(w, "job scaling blocked due to active deployment", http.StatusBadRequest)
+			return
+		}
 		g := req.Target["Group"]
 		if _, ok := groups[g]; !ok || req.Count == nil {
 			http.Error(w, "group not found", http.StatusBadRequest)

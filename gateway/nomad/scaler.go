@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,8 +40,15 @@ const (
 	ReasonSet      = "set" // no earlier count known to this gateway
 )
 
-// ErrNegativeCount is returned for a count below zero.
-var ErrNegativeCount = errors.New("on-demand count is negative")
+// Errors OnDemand wraps.
+var (
+	// ErrNegativeCount: a count below zero was asked for.
+	ErrNegativeCount = errors.New("on-demand count is negative")
+	// ErrDeploymentActive: Nomad refuses to scale a job while one of its
+	// deployments is active (jobs compiled with rolling updates); ask again
+	// once it ends.
+	ErrDeploymentActive = errors.New("job scaling blocked by an active deployment")
+)
 
 // LatestVersion is the mutable version's name.
 const LatestVersion = "$LATEST"
@@ -155,6 +163,10 @@ func (s *Scaler) OnDemand(ctx context.Context, function, version string, want in
 	count := want
 	resp, _, err := s.jobs.Scale(jobID, s.cfg.Group, &count, msg, false, meta, q)
 	if err != nil {
+		// Nomad answers 400 "job scaling blocked due to active deployment".
+		if strings.Contains(err.Error(), "active deployment") {
+			return fmt.Errorf("scaling job %s group %s to %d: %w: %w", jobID, s.cfg.Group, want, ErrDeploymentActive, err)
+		}
 		return fmt.Errorf("scaling job %s group %s to %d: %w", jobID, s.cfg.Group, want, err)
 	}
 	s.mu.Lock()

@@ -119,6 +119,13 @@ func TestScalerErrors(t *testing.T) {
 	if puts != 2 {
 		t.Fatalf("%d scale requests for the missing job, want 2", puts)
 	}
+	f.update(func() {
+		f.groups["nimbus-rolling"] = map[string]int{discovery.GroupOnDemand: 0}
+		f.deploying = map[string]bool{"nimbus-rolling": true}
+	})
+	if err := s.OnDemand(ctx, "rolling", "$LATEST", 1); !errors.Is(err, ErrDeploymentActive) {
+		t.Fatalf("scaling during a deployment: %v", err)
+	}
 	if _, err := s.Status(ctx, "nothing", "$LATEST"); err == nil {
 		t.Fatal("status of a missing job")
 	}
