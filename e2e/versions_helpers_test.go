@@ -59,13 +59,9 @@ func (l *layerLauncher) Launch(ctx context.Context, fn *specs.Function, version 
 	if !filepath.IsAbs(codeDir) {
 		codeDir = filepath.Join(fn.Dir, codeDir)
 	}
-	lvs, err := l.store.ResolveLayers(ctx, fn.Runtime, fn.Layers)
+	layerDirs, err := l.state.LayerDirs(ctx, l.store, fn)
 	if err != nil {
 		return discovery.Instance{}, err
-	}
-	var layerDirs []string
-	for _, lv := range lvs {
-		layerDirs = append(layerDirs, l.state.UnpackedDir(lv.CodeSHA256))
 	}
 	h, err := l.local.Launch(context.WithoutCancel(ctx), &instance.Config{
 		Function: fn.Name, Version: version, Runtime: fn.Runtime, Handler: fn.Handler,

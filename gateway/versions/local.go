@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // Local is the dev-mode Backend: one JSON file per entry under a
@@ -212,4 +214,24 @@ func (l *Local) List(_ context.Context, prefix string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// LayerDirs resolves a function's layer references (pinned "name:n" in a
+// published version, "name" = newest for $LATEST) to the unpacked layer
+// directories, in order, for the instance's LayerDirs: what the dev
+// launcher mounts.
+func (l *Local) LayerDirs(ctx context.Context, s *Store, fn *specs.Function) ([]string, error) {
+	lvs, err := s.ResolveLayers(ctx, fn.Runtime, fn.Layers)
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, 0, len(lvs))
+	for _, lv := range lvs {
+		d := l.UnpackedDir(lv.CodeSHA256)
+		if _, err := os.Stat(d); err != nil {
+			return nil, fmt.Errorf("layer %s:%d is not unpacked in %s (publish it again with nimbus layer publish): %w", lv.Layer, lv.Number, l.dir, err)
+		}
+		dirs = append(dirs, d)
+	}
+	return dirs, nil
 }
