@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -23,30 +24,46 @@ type Launcher interface {
 	Stop(ctx context.Context, id string) error
 }
 
-// Catalog is where the pool reads a version's spec.
+// Catalog is where the pool reads a version's spec, and (for provisioned
+// concurrency) every function.
 type Catalog interface {
 	Function(ctx context.Context, name string) (*catalog.Function, error)
+	Lister
 }
 
-// Pool launches on-demand instances for the router.
+// Pool launches on-demand instances for the router, and keeps each
+// version's provisioned instances (Provision) when the launcher can start
+// them.
+//
+// Lock rules: mu guards versions, closed and each version's running and
+// provisioned lists; it is never held across a launch or stop. A version's
+// reconcile (on-demand) and provision (provisioned) mutexes serialise its
+// launches and stops per group and are taken before mu.
 type Pool struct {
-	launcher Launcher
-	catalog  Catalog
-	logger   hclog.Logger
+	launcher     Launcher
+	provLauncher ProvisionedLauncher // nil: the launcher cannot
+	catalog      Catalog
+	lister       Lister
+	logger       hclog.Logger
 
-	mu       sync.Mutex // guards versions and each version's fields
+	mu       sync.Mutex
 	versions map[key]*version
 	closed   bool
 
-	codeStamp func(*specs.Function) string // set before use; nil: spec only
+	codeStamp         func(*specs.Function) string // set before use; nil: spec only
+	now               func() time.Time
+	warnNoProvisioned sync.Once
 }
 
 type key struct{ function, version string }
 
 type version struct {
-	reconcile sync.Mutex // serialises launches/stops of this version
+	reconcile sync.Mutex // serialises on-demand launches/stops of this version
 	want      int
-	running   []*running // ready instances, oldest first
+	running   []*running // ready on-demand instances, oldest first
+
+	provision   sync.Mutex // serialises provisioned launches/stops
+	provisioned []*running // initialised provisioned instances
 }
 
 type running struct {
@@ -54,12 +71,16 @@ type running struct {
 	spec string // canonical JSON of the spec it was launched with
 }
 
-// New returns an empty pool.
+// New returns an empty pool. When l also implements ProvisionedLauncher,
+// Provision keeps provisioned instances; otherwise provisioned concurrency
+// is served by on-demand instances (and a warning says so once).
 func New(l Launcher, cat Catalog, logger hclog.Logger) *Pool {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Pool{launcher: l, catalog: cat, logger: logger.Named("local"), versions: map[key]*version{}}
+	pl, _ := l.(ProvisionedLauncher)
+	return &Pool{launcher: l, provLauncher: pl, catalog: cat, lister: cat, logger: logger.Named("local"),
+		versions: map[key]*version{}, now: time.Now}
 }
 
 // SetCodeStamp makes an instance outdated when stamp(spec) changes, not
@@ -181,7 +202,8 @@ func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) 
 	return errors.Join(errs...)
 }
 
-// Instances implements discovery.Source.
+// Instances implements discovery.Source: the version's provisioned
+// instances (once initialised), then its on-demand ones.
 func (p *Pool) Instances(_ context.Context, function, ver string) ([]discovery.Instance, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -189,15 +211,19 @@ func (p *Pool) Instances(_ context.Context, function, ver string) ([]discovery.I
 	if v == nil {
 		return nil, nil
 	}
-	out := make([]discovery.Instance, len(v.running))
-	for i, r := range v.running {
-		out[i] = r.inst
+	out := make([]discovery.Instance, 0, len(v.provisioned)+len(v.running))
+	for _, r := range v.provisioned {
+		out = append(out, r.inst)
+	}
+	for _, r := range v.running {
+		out = append(out, r.inst)
 	}
 	return out, nil
 }
 
 // Refresh replaces instances whose spec changed (call it after a catalog
-// reload); versions keep their wanted count.
+// reload); versions keep their wanted on-demand count, and provisioned
+// instances follow the new specs (Provision).
 func (p *Pool) Refresh(ctx context.Context) {
 	p.mu.Lock()
 	keys := make([]key, 0, len(p.versions))
@@ -211,6 +237,9 @@ func (p *Pool) Refresh(ctx context.Context) {
 			p.logger.Error("replacing instances after reload", "function", k.function, "version", k.version, "error", err)
 		}
 	}
+	if err := p.Provision(ctx); err != nil {
+		p.logger.Error("provisioning instances after reload", "error", err)
+	}
 }
 
 // Close stops every instance and refuses further launches.
@@ -219,8 +248,9 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.closed = true
 	var all []*running
 	for _, v := range p.versions {
+		all = append(all, v.provisioned...)
 		all = append(all, v.running...)
-		v.running = nil
+		v.provisioned, v.running = nil, nil
 	}
 	p.mu.Unlock()
 	var errs []error

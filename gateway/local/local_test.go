@@ -51,6 +51,12 @@ func (c *cat) Function(_ context.Context, name string) (*catalog.Function, error
 	return c.s.Function(name)
 }
 
+func (c *cat) Functions(context.Context) ([]*catalog.Function, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.s.Functions(), nil
+}
+
 func (c *cat) set(mem int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
