@@ -9,7 +9,8 @@
 // large (a raw response of the event's byte count), ctxcheck (reports its
 // context, lambdacontext and environment), stream (an io.Reader response
 // gated by a file, optionally failing mid-stream), memhog (allocates the
-// event's MB) and sigterm (lambda.WithEnableSIGTERM).
+// event's MB), sigterm (lambda.WithEnableSIGTERM) and slowinit (sleeps
+// SLOWINIT_MS, default 200, in init; reports its initialization type).
 //
 // It is test support only: production packages must not import it.
 package testfn

@@ -1,0 +1,42 @@
+// Command slowinit is a real aws-lambda-go function with a noticeable init
+// phase: before lambda.Start it sleeps SLOWINIT_MS milliseconds (default
+// 200), as a function that loads a model or opens connections would. Each
+// invocation answers how its environment was initialised
+// (AWS_LAMBDA_INITIALIZATION_TYPE), its process id and how many
+// invocations this environment has served, including this one.
+package main
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+)
+
+// Report is the function's answer.
+type Report struct {
+	InitializationType string `json:"initialization_type"`
+	PID                int    `json:"pid"`
+	Invocations        int    `json:"invocations"`
+	InitMs             int    `json:"init_ms"`
+}
+
+func main() {
+	ms := 200
+	if v, err := strconv.Atoi(os.Getenv("SLOWINIT_MS")); err == nil && v >= 0 {
+		ms = v
+	}
+	time.Sleep(time.Duration(ms) * time.Millisecond) // the init work itself
+	n := 0
+	lambda.Start(func(context.Context) (*Report, error) {
+		n++ // one invocation at a time per environment
+		return &Report{
+			InitializationType: os.Getenv("AWS_LAMBDA_INITIALIZATION_TYPE"),
+			PID:                os.Getpid(),
+			Invocations:        n,
+			InitMs:             ms,
+		}, nil
+	})
+}
