@@ -49,6 +49,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	sf.add(env, fs)
 	desc := fs.String("description", "", "description of the version")
 	secretFile := fs.String("secret-key-file", "", "with --nomad: the cluster key invoke secrets derive from (env "+envSecretKey+")")
+	endpoint := fs.String("endpoint", "", "with --nomad: the gateway serving layer bundles when $LATEST's job does not say (env NIMBUS_ENDPOINT)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
 		return err
@@ -66,7 +67,11 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	var created bool
 	var spec *specs.Function
 	if st.nomad != nil {
-		v, created, spec, err = publishCluster(ctx, env, st, fn, *desc, *secretFile)
+		gw := *endpoint
+		if gw == "" {
+			gw = env.getenv("NIMBUS_ENDPOINT")
+		}
+		v, created, spec, err = publishCluster(ctx, env, st, fn, *desc, *secretFile, gw)
 	} else {
 		path := "."
 		if len(pos) == 2 {
@@ -276,7 +281,7 @@ func publishLocal(ctx context.Context, env *cliEnv, st *state, stateDir, fn, pat
 
 // publishCluster snapshots the deployed $LATEST job (its canonical spec and
 // code checksum in job meta) and registers the version's own job.
-func publishCluster(ctx context.Context, env *cliEnv, st *state, fn, desc, secretFile string) (*versions.Version, bool, *specs.Function, error) {
+func publishCluster(ctx context.Context, env *cliEnv, st *state, fn, desc, secretFile, endpoint string) (*versions.Version, bool, *specs.Function, error) {
 	key, err := secretKey(env, secretFile)
 	if err != nil {
 		return nil, false, nil, err
@@ -301,7 +306,10 @@ func publishCluster(ctx context.Context, env *cliEnv, st *state, fn, desc, secre
 		return nil, false, nil, err
 	}
 	if len(lvs) > 0 && opts.ArtifactBaseURL == "" {
-		return nil, false, nil, fmt.Errorf("function %s uses layers, which come from the artifact store; deploy its code through the gateway (nimbus deploy --endpoint) first", fn)
+		if endpoint == "" {
+			return nil, false, nil, fmt.Errorf("function %s uses layers, which come from the artifact store: pass --endpoint (or NIMBUS_ENDPOINT) naming the gateway", fn)
+		}
+		opts.ArtifactBaseURL = strings.TrimRight(endpoint, "/") + strings.TrimRight(artifacts.Path, "/")
 	}
 	for _, lv := range lvs {
 		opts.LayerArtifacts = append(opts.LayerArtifacts, jobs.Artifact{Source: opts.ArtifactBaseURL + "/" + lv.CodeSHA256 + ".zip", Checksum: "sha256:" + lv.CodeSHA256})

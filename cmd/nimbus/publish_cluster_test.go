@@ -31,6 +31,15 @@ const clusterSpec = `function "echo" {
   }
 }
 
+function "urlfn" {
+  runtime = "provided.al2023"
+  code {
+    url      = "https://elsewhere.example.com/urlfn.zip"
+    checksum = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+  }
+  layers = ["deps"]
+}
+
 layer "deps" {
   code {
     dir = "deps"
@@ -138,6 +147,22 @@ func TestPublishCluster(t *testing.T) {
 	}
 	if got := vars.Items("nimbus/functions/echo/versions/1"); got != nil {
 		t.Fatalf("version variable left: %v", got)
+	}
+	// Code from a URL outside the store: the layer's base URL comes from
+	// --endpoint / NIMBUS_ENDPOINT.
+	noGW := baseEnv()
+	noGW["NOMAD_ADDR"] = nomad.URL
+	if r := runCLI(t, noGW, "publish", "--nomad", "urlfn"); r.code != 1 || !strings.Contains(r.stderr, "pass --endpoint") {
+		t.Fatalf("url code with layers, no endpoint: %d %s", r.code, r.stderr)
+	}
+	mustRun(t, noGW, "publish", "--nomad", "--endpoint", gw.URL, "urlfn")
+	u1 := jobsDouble.Job("default", "nimbus-urlfn-1")
+	if u1 == nil {
+		t.Fatal("nimbus-urlfn-1 not registered")
+	}
+	ua := u1.TaskGroups[0].Tasks[0].Artifacts
+	if *ua[0].GetterSource != "https://elsewhere.example.com/urlfn.zip" || !strings.HasPrefix(*ua[1].GetterSource, gw.URL+artifacts.Path) {
+		t.Fatalf("urlfn artifacts %s, %s", *ua[0].GetterSource, *ua[1].GetterSource)
 	}
 	if u := jobsDouble.Unexpected(); len(u) > 0 {
 		t.Fatalf("unexpected Nomad requests: %+v", u)
