@@ -3,11 +3,14 @@
 // 200), as a function that loads a model or opens connections would. Each
 // invocation answers how its environment was initialised
 // (AWS_LAMBDA_INITIALIZATION_TYPE), its process id and how many
-// invocations this environment has served, including this one.
+// invocations this environment has served, including this one. An event
+// {"wait_for": "/path"} holds the invocation until that file exists (or the
+// invocation's deadline), so a test can keep an environment busy.
 package main
 
 import (
 	"context"
+	"errors"
 	"os"
 	"strconv"
 	"time"
@@ -23,6 +26,10 @@ type Report struct {
 	InitMs             int    `json:"init_ms"`
 }
 
+type event struct {
+	WaitFor string `json:"wait_for"`
+}
+
 func main() {
 	ms := 200
 	if v, err := strconv.Atoi(os.Getenv("SLOWINIT_MS")); err == nil && v >= 0 {
@@ -30,8 +37,18 @@ func main() {
 	}
 	time.Sleep(time.Duration(ms) * time.Millisecond) // the init work itself
 	n := 0
-	lambda.Start(func(context.Context) (*Report, error) {
+	lambda.Start(func(ctx context.Context, ev event) (*Report, error) {
 		n++ // one invocation at a time per environment
+		for ev.WaitFor != "" {
+			if _, err := os.Stat(ev.WaitFor); err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, errors.New("gave up waiting for " + ev.WaitFor)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
 		return &Report{
 			InitializationType: os.Getenv("AWS_LAMBDA_INITIALIZATION_TYPE"),
 			PID:                os.Getpid(),
