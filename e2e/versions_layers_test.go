@@ -54,14 +54,20 @@ function "js" {
 
 var layerFiles = map[string]string{
 	"nimbus.hcl": layersSpec,
-	"py/app.py": `import subprocess
+	"py/app.py": `import os
+import subprocess
 import greet
 import which
 
 def handler(event, context):
     tool = subprocess.run(["layertool"], capture_output=True, text=True).stdout.strip()
-    return {"msg": greet.hello(), "who": which.WHO, "tool": tool}
+    lib = ""
+    for d in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        if d and os.path.exists(os.path.join(d, "libdata.txt")):
+            lib = open(os.path.join(d, "libdata.txt")).read().strip()
+    return {"msg": greet.hello(), "who": which.WHO, "tool": tool, "lib": lib}
 `,
+	"layers/py/lib/libdata.txt":       "from the layer's lib\n",
 	"layers/py/python/greet.py":       "def hello():\n    return \"hello from the python layer\"\n",
 	"layers/py/python/which.py":       "WHO = \"pyshared\"\n",
 	"layers/override/python/which.py": "WHO = \"override\"\n",
@@ -75,6 +81,7 @@ type layerReply struct {
 	Msg  string `json:"msg"`
 	Who  string `json:"who"`
 	Tool string `json:"tool"`
+	Lib  string `json:"lib"`
 }
 
 func invokeLayer(t *testing.T, c *lambda.Client, fn, qualifier string) layerReply {
@@ -122,9 +129,9 @@ func TestLayersPythonAndNode(t *testing.T) {
 	}
 	g.refresh(t)
 
-	want := layerReply{Msg: "hello from the python layer", Who: "override", Tool: "layer tool"}
+	want := layerReply{Msg: "hello from the python layer", Who: "override", Tool: "layer tool", Lib: "from the layer's lib"}
 	if got := invokeLayer(t, c, "py", "1"); got != want {
-		t.Fatalf("py:1 = %+v, want %+v (PYTHONPATH from the layers, the later layer winning, bin/ on PATH)", got, want)
+		t.Fatalf("py:1 = %+v, want %+v (PYTHONPATH from the layers, the later layer winning, bin/ on PATH, lib/ on LD_LIBRARY_PATH)", got, want)
 	}
 	if got := invokeLayer(t, c, "js", "1"); got.Msg != "hello from the node layer" {
 		t.Fatalf("js:1 = %+v (NODE_PATH from the layer)", got)
