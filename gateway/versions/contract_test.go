@@ -150,6 +150,16 @@ func testAliases(t *testing.T, s *Store) {
 			t.Errorf("alias %+v: %v, want ErrInvalid", a, err)
 		}
 	}
+	long := &specs.Alias{Name: strings.Repeat("a", 128), Version: "1"}
+	if err := s.SetAlias(ctx, "fn", long); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "128 characters") {
+		t.Errorf("alias whose variable path is too long: %v", err)
+	}
+	if err := s.SetAlias(ctx, "fn", &specs.Alias{Name: strings.Repeat("a", 100), Version: "1"}); err != nil {
+		t.Errorf("100-character alias: %v", err)
+	}
+	if err := s.DeleteAlias(ctx, "fn", strings.Repeat("a", 100)); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.SetAlias(ctx, "fn", &specs.Alias{Name: "live", Version: "7"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("alias to a missing version: %v", err)
 	}

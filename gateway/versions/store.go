@@ -39,6 +39,9 @@ const (
 const Prefix = "nimbus/"
 
 var (
+	// pathRE is Nomad's rule for Variable paths, kept by every backend so
+	// local and cluster stores accept the same names.
+	pathRE   = regexp.MustCompile(`^[a-zA-Z0-9-_~/]{1,128}$`)
 	nameRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 	aliasRE  = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
 	digitsRE = regexp.MustCompile(`^[0-9]+$`)
@@ -110,6 +113,15 @@ func versionPath(base string, n int) string {
 }
 func aliasPath(fn, alias string) string { return fnPath(fn) + "/aliases/" + alias }
 func layerPath(name string) string      { return Prefix + "layers/" + name }
+
+// checkPath refuses paths a Nomad Variable cannot have (at most 128 of
+// a-z A-Z 0-9 - _ ~ /).
+func checkPath(p string) error {
+	if !pathRE.MatchString(p) {
+		return fmt.Errorf("store path %s is longer than the 128 characters a Nomad Variable path may have: %w", p, ErrInvalid)
+	}
+	return nil
+}
 
 func checkName(kind, name string) error {
 	if !nameRE.MatchString(name) {
@@ -374,6 +386,9 @@ func (s *Store) SetAlias(ctx context.Context, fn string, a *specs.Alias) error {
 	}
 	items := map[string]string{"version": a.Version, "routing": routing, "description": a.Description}
 	p := aliasPath(fn, a.Name)
+	if err := checkPath(p); err != nil {
+		return fmt.Errorf("alias %s: %w", a.Name, err)
+	}
 	for range maxCASRetries {
 		var idx uint64
 		e, err := s.b.Get(ctx, p)

@@ -7,5 +7,6 @@
 //	DELETE /v1/var/<path>?cas=N    delete at modify index N; 409 + current on conflict
 //	GET    /v1/vars?prefix=P       list metadata
 //
-// Any other request fails the test. It imports nothing of this module.
+// Writes are validated as Nomad does (path at most 128 of a-z A-Z 0-9 - _
+// ~ /, at least one item, 64 KiB in all). Any other request fails the test. It imports nothing of this module.
 package versionstest

@@ -3,6 +3,7 @@ package versionstest
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/hashicorp/nomad/api"
 )
+
+// validPath is Nomad's Variable path rule.
+var validPath = regexp.MustCompile(`^[a-zA-Z0-9-_~/]{1,128}$`)
 
 // Variables is the double; serve it with httptest or mount it in a mux.
 type Variables struct {
@@ -98,6 +102,22 @@ func (d *Variables) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var in api.Variable
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// Nomad's own validation of a variable.
+		size := 0
+		for k, v := range in.Items {
+			size += len(k) + len(v)
+		}
+		switch {
+		case !validPath.MatchString(path):
+			http.Error(w, "invalid path \""+path+"\"", http.StatusBadRequest)
+			return
+		case len(in.Items) == 0:
+			http.Error(w, "empty variables are invalid", http.StatusBadRequest)
+			return
+		case size > 64*1024:
+			http.Error(w, "variables are limited to 64KiB in total size", http.StatusBadRequest)
 			return
 		}
 		d.index++
