@@ -1,0 +1,88 @@
+package provisionedbench
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+)
+
+// TestProvisionedIsWarmBeforeFirstInvokeAndSpillsOver runs one provisioned
+// environment of slowinit in dev mode: it is initialised before any request,
+// the first invocation is no cold start, and a second invocation while the
+// first holds the environment spills over to an on-demand cold start.
+func TestProvisionedIsWarmBeforeFirstInvokeAndSpillsOver(t *testing.T) {
+	r := newRig(t, slowFn("warm", 1, 1))
+
+	// Before any request: one provisioned instance, every environment
+	// initialised with the provisioned initialization type.
+	list, err := r.pool.Instances(t.Context(), "warm", catalog.Latest)
+	if err != nil || len(list) != 1 || list[0].Group != discovery.GroupProvisioned {
+		t.Fatalf("instances at load time: %+v, %v", list, err)
+	}
+	prov := r.handle(t, list[0].ID)
+	if st := prov.Status(); st.Idle != 1 || st.Started != 1 || st.Invocations != 0 || st.InitializationType != instance.InitProvisioned {
+		t.Fatalf("provisioned instance before the first request: %+v", st)
+	}
+
+	first, err := r.invoke("warm", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.report.InitializationType != instance.InitProvisioned || first.report.Invocations != 1 {
+		t.Fatalf("first invocation: %+v", first.report)
+	}
+	if hasInitDuration(first.logTail) {
+		t.Fatalf("first invocation on a provisioned environment reports an init:\n%s", first.logTail)
+	}
+	if cold := r.counter(t, "nimbus_cold_starts_total", "warm"); cold != 0 {
+		t.Fatalf("cold starts after the first invocation = %v, want 0", cold)
+	}
+
+	// Hold the provisioned environment, then invoke again: the second
+	// request has nowhere to go but a new on-demand instance.
+	release := filepath.Join(t.TempDir(), "release")
+	held := make(chan answer, 1)
+	heldErr := make(chan error, 1)
+	go func() {
+		a, err := r.invoke("warm", map[string]any{"wait_for": release})
+		held <- a
+		heldErr <- err
+	}()
+	eventually(t, 10*time.Second, func() bool { return prov.Status().Busy == 1 }, "the provisioned environment never got the held invocation")
+
+	spill, err := r.invoke("warm", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spill.report.InitializationType != instance.InitOnDemand || spill.report.Invocations != 1 || !hasInitDuration(spill.logTail) {
+		t.Fatalf("spill-over invocation: %+v\n%s", spill.report, spill.logTail)
+	}
+	if n := r.counter(t, "nimbus_provisioned_spillover_invocations_total", "warm"); n != 1 {
+		t.Fatalf("spill-over count = %v, want 1", n)
+	}
+	if cold := r.counter(t, "nimbus_cold_starts_total", "warm"); cold != 1 {
+		t.Fatalf("cold starts after spill-over = %v, want 1", cold)
+	}
+
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := <-held
+	if err := <-heldErr; err != nil {
+		t.Fatal(err)
+	}
+	if a.report.InitializationType != instance.InitProvisioned || a.report.PID != first.report.PID || a.report.Invocations != 2 || hasInitDuration(a.logTail) {
+		t.Fatalf("held invocation did not run warm on the provisioned environment: %+v (first %+v)\n%s", a.report, first.report, a.logTail)
+	}
+	if n := r.counter(t, "nimbus_provisioned_spillover_invocations_total", "warm"); n != 1 {
+		t.Fatalf("spill-over count after the provisioned run = %v, want 1", n)
+	}
+	if n := r.counter(t, "nimbus_invocations_total", "warm"); n != 3 {
+		t.Fatalf("invocations = %v, want 3", n)
+	}
+}
