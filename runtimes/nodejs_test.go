@@ -16,25 +16,7 @@ func TestNodeInvocationsInOneProcess(t *testing.T) {
 	t.Parallel()
 	b := launch(t, nodeRuntime20, "nodejs", "", "index.sync")
 
-	var pid any
-	for i, payload := range []string{`{"n":1}`, `{"name":"Zoë"}`, `[1,2,3]`} {
-		p := b.invoke(t, invocation{Payload: payload})
-		if p.Kind != "response" {
-			t.Fatalf("invocation %d: got %s %s", i, p.Kind, p.Body)
-		}
-		if ct := p.Header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("response Content-Type %q, want application/json", ct)
-		}
-		got := decodeJSON(t, p.Body)
-		if got["calls"] != float64(i+1) {
-			t.Errorf("invocation %d: calls = %v, want %d (state kept between invocations)", i, got["calls"], i+1)
-		}
-		if i == 0 {
-			pid = got["pid"]
-		} else if got["pid"] != pid {
-			t.Errorf("invocation %d ran in pid %v, first in %v", i, got["pid"], pid)
-		}
-	}
+	b.invokeKeepsState(t, nil)
 
 	p := b.invoke(t, invocation{Payload: "not json"})
 	if e := p.errorJSON(t); p.Kind != "error" || e["errorType"] != "SyntaxError" {
@@ -44,31 +26,7 @@ func TestNodeInvocationsInOneProcess(t *testing.T) {
 	if e := p.errorJSON(t); p.Kind != "error" || !strings.HasPrefix(e["errorMessage"].(string), "Cannot parse ClientContext as json: ") {
 		t.Fatalf("bad client context: got %s %s", p.Kind, p.Body)
 	}
-	// The server drops the kept-alive connection after a response: the
-	// next request goes on a fresh one.
-	for i := range 2 {
-		if p = b.invoke(t, invocation{DropConnection: i == 0}); p.Kind != "response" {
-			t.Fatalf("around a dropped connection: got %s %s", p.Kind, p.Body)
-		}
-	}
-
-	// A 5 MiB event and response pass whole.
-	big := strings.Repeat("x", 5<<20)
-	p = b.invoke(t, invocation{Payload: `{"big":"` + big + `"}`})
-	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["big"] != big {
-		t.Fatalf("big event: got %s of %d bytes", p.Kind, len(p.Body))
-	}
-
-	// Events are JSON whatever content type the invoker declared.
-	p = b.invoke(t, invocation{Payload: `{"again":true}`, ContentType: "application/octet-stream"})
-	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["again"] != true {
-		t.Fatalf("after errors: got %s %s", p.Kind, p.Body)
-	}
-
-	b.api.events <- invocation{Status: 500}
-	if code := b.waitExit(t); code == 0 {
-		t.Errorf("exit code 0 after /next answered 500")
-	}
+	b.survivesTransport(t)
 }
 
 func TestNodeHandlerStyles(t *testing.T) {

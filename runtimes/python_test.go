@@ -17,28 +17,11 @@ func TestPythonInvocationsInOneProcess(t *testing.T) {
 	t.Parallel()
 	b := launch(t, pythonRuntime3, "python", "", "app.echo")
 
-	var pid any
-	for i, payload := range []string{`{"n":1}`, `{"name":"Zoë"}`, `[1,2,3]`} {
-		p := b.invoke(t, invocation{Payload: payload})
-		if p.Kind != "response" {
-			t.Fatalf("invocation %d: got %s %s", i, p.Kind, p.Body)
-		}
-		if ct := p.Header.Get("Content-Type"); ct != "application/json" {
-			t.Errorf("response Content-Type %q, want application/json", ct)
-		}
-		got := decodeJSON(t, p.Body)
-		if got["calls"] != float64(i+1) {
-			t.Errorf("invocation %d: calls = %v, want %d (state kept between invocations)", i, got["calls"], i+1)
-		}
-		if i == 0 {
-			pid = got["pid"]
-		} else if got["pid"] != pid {
-			t.Errorf("invocation %d ran in pid %v, first in %v", i, got["pid"], pid)
-		}
+	b.invokeKeepsState(t, func(i int, p post) {
 		if i == 1 && !strings.Contains(string(p.Body), `"Zoë"`) {
 			t.Errorf("non-ASCII text escaped: %s", p.Body)
 		}
-	}
+	})
 	b.waitOutput(t, "echo call 3\n")
 
 	// An event that is not JSON is the function's error, not the end.
@@ -54,32 +37,7 @@ func TestPythonInvocationsInOneProcess(t *testing.T) {
 		!strings.HasPrefix(e["errorMessage"].(string), "Unable to parse Client Context JSON: ") {
 		t.Fatalf("bad client context: got %s %s", p.Kind, p.Body)
 	}
-	// The server drops the kept-alive connection after a response: the
-	// next request goes on a fresh one.
-	for i := range 2 {
-		if p = b.invoke(t, invocation{DropConnection: i == 0}); p.Kind != "response" {
-			t.Fatalf("around a dropped connection: got %s %s", p.Kind, p.Body)
-		}
-	}
-
-	// A 5 MiB event and response pass whole.
-	big := strings.Repeat("x", 5<<20)
-	p = b.invoke(t, invocation{Payload: `{"big":"` + big + `"}`})
-	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["big"] != big {
-		t.Fatalf("big event: got %s of %d bytes", p.Kind, len(p.Body))
-	}
-
-	// Events are JSON whatever content type the invoker declared.
-	p = b.invoke(t, invocation{Payload: `{"again":true}`, ContentType: "application/octet-stream"})
-	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["again"] != true {
-		t.Fatalf("after errors: got %s %s", p.Kind, p.Body)
-	}
-
-	// A non-200 from /next means the environment is gone: exit promptly.
-	b.api.events <- invocation{Status: 500}
-	if code := b.waitExit(t); code == 0 {
-		t.Errorf("exit code 0 after /next answered 500")
-	}
+	b.survivesTransport(t)
 }
 
 func TestPythonNoneIsNull(t *testing.T) {

@@ -426,6 +426,68 @@ func (b *bootstrap) waitOutput(t *testing.T, want string) {
 	}
 }
 
+// invokeKeepsState sends three events to one bootstrap and checks every
+// answer is a JSON response counting the calls in one process (the
+// handlers under test answer {"calls": n, "pid": p, "event": e}). each,
+// when set, checks the runtime-specific parts of invocation i's post.
+func (b *bootstrap) invokeKeepsState(t *testing.T, each func(i int, p post)) {
+	t.Helper()
+	var pid any
+	for i, payload := range []string{`{"n":1}`, `{"name":"Zoë"}`, `[1,2,3]`} {
+		p := b.invoke(t, invocation{Payload: payload})
+		if p.Kind != "response" {
+			t.Fatalf("invocation %d: got %s %s", i, p.Kind, p.Body)
+		}
+		if ct := p.Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("response Content-Type %q, want application/json", ct)
+		}
+		got := decodeJSON(t, p.Body)
+		if got["calls"] != float64(i+1) {
+			t.Errorf("invocation %d: calls = %v, want %d (state kept between invocations)", i, got["calls"], i+1)
+		}
+		if i == 0 {
+			pid = got["pid"]
+		} else if got["pid"] != pid {
+			t.Errorf("invocation %d ran in pid %v, first in %v", i, got["pid"], pid)
+		}
+		if each != nil {
+			each(i, p)
+		}
+	}
+}
+
+// survivesTransport checks what every bootstrap's loop must survive after
+// earlier errors — a dropped kept-alive connection, a 5 MiB event and
+// response, a non-JSON content type — and then that a non-200 from /next
+// (the environment is gone) makes it exit non-zero.
+func (b *bootstrap) survivesTransport(t *testing.T) {
+	t.Helper()
+	// The server drops the kept-alive connection after a response: the
+	// next request goes on a fresh one.
+	for i := range 2 {
+		if p := b.invoke(t, invocation{DropConnection: i == 0}); p.Kind != "response" {
+			t.Fatalf("around a dropped connection: got %s %s", p.Kind, p.Body)
+		}
+	}
+
+	big := strings.Repeat("x", 5<<20)
+	p := b.invoke(t, invocation{Payload: `{"big":"` + big + `"}`})
+	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["big"] != big {
+		t.Fatalf("big event: got %s of %d bytes", p.Kind, len(p.Body))
+	}
+
+	// Events are JSON whatever content type the invoker declared.
+	p = b.invoke(t, invocation{Payload: `{"again":true}`, ContentType: "application/octet-stream"})
+	if ev, _ := decodeJSON(t, p.Body)["event"].(map[string]any); p.Kind != "response" || ev["again"] != true {
+		t.Fatalf("after errors: got %s %s", p.Kind, p.Body)
+	}
+
+	b.api.events <- invocation{Status: 500}
+	if code := b.waitExit(t); code == 0 {
+		t.Errorf("exit code 0 after /next answered 500")
+	}
+}
+
 func wantResponse(t *testing.T, p post, wantBody string) {
 	t.Helper()
 	if p.Kind != "response" {
