@@ -8,12 +8,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -22,42 +20,15 @@ import (
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
 )
 
-// testLogger logs into t until the test ends; go-plugin's goroutines may
-// still log after that, and those lines are dropped.
-func testLogger(t *testing.T) hclog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.closed = true
-		w.mu.Unlock()
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: w})
-}
-
-type testWriter struct {
-	t      *testing.T
-	mu     sync.Mutex
-	closed bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
 // newHost serves a Driver in-process over real go-plugin gRPC, configured
 // through the agent's sequence with block as its `config {}`.
 func newHost(t *testing.T, exe string, block map[string]any) (*plugintest.Host, *nomadplugin.Driver) {
 	t.Helper()
-	d, err := nomadplugin.New(nomadplugin.Options{Executable: exe, Version: "1.2.3", Logger: testLogger(t)})
+	d, err := nomadplugin.New(nomadplugin.Options{Executable: exe, Version: "1.2.3", Logger: plugintest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := plugintest.InProcess(t, d, testLogger(t))
+	h := plugintest.InProcess(t, d, plugintest.Logger(t))
 	if _, err := h.Configure(ctx(t), block, true); err != nil {
 		t.Fatal(err)
 	}
@@ -68,22 +39,6 @@ func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return c
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 func code(err error) codes.Code { return status.Code(err) }

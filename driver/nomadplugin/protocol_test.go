@@ -23,11 +23,11 @@ import (
 )
 
 func TestPluginInfoAndAgentConfig(t *testing.T) {
-	d, err := nomadplugin.New(nomadplugin.Options{Executable: "/bin/true", Version: "dev-abc123", Logger: testLogger(t)})
+	d, err := nomadplugin.New(nomadplugin.Options{Executable: "/bin/true", Version: "dev-abc123", Logger: plugintest.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := plugintest.InProcess(t, d, testLogger(t))
+	h := plugintest.InProcess(t, d, plugintest.Logger(t))
 	// The validation instance's call (no nomad_config), then the real one.
 	info, err := h.Configure(ctx(t), map[string]any{"stats_interval": "250ms", "allowed_run_as": []string{"nobody"}}, false)
 	if err != nil {

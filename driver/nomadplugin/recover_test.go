@@ -63,7 +63,7 @@ func TestRecoverWaitStopDestroy(t *testing.T) {
 		t.Errorf("inspect state = %v", insp.GetTask().GetState())
 	}
 	var children []int
-	eventually(t, 5*time.Second, "the sleep child", func() bool {
+	plugintest.Eventually(t, 5*time.Second, "the sleep child", func() bool {
 		children = childrenOf(pid)
 		return len(children) > 0
 	})
@@ -80,7 +80,7 @@ func TestRecoverWaitStopDestroy(t *testing.T) {
 		}
 	}
 	for _, c := range append(children, pid) {
-		eventually(t, 5*time.Second, "process exit", func() bool { return gone(c) })
+		plugintest.Eventually(t, 5*time.Second, "process exit", func() bool { return gone(c) })
 	}
 	// After exit, WaitTask answers at once with the stored result.
 	if resp, err := h.Driver.WaitTask(ctx(t), &driverpb.WaitTaskRequest{TaskId: id}); err != nil || resp.GetResult() == nil {
@@ -131,12 +131,12 @@ func TestSignalExecAndStats(t *testing.T) {
 	marker, ready := filepath.Join(tmp, "hup"), filepath.Join(tmp, "trapped")
 	id, pid, codeDir := recovered(t, h, "trap 'echo got > "+marker+"' HUP; touch "+ready+"; while :; do sleep 0.05; done")
 	// Signal only once the trap is installed; before, SIGHUP would kill the shell.
-	eventually(t, 5*time.Second, "the shell's trap", func() bool { _, err := os.Stat(ready); return err == nil })
+	plugintest.Eventually(t, 5*time.Second, "the shell's trap", func() bool { _, err := os.Stat(ready); return err == nil })
 
 	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGHUP"}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Second, "the trapped SIGHUP", func() bool { _, err := os.Stat(marker); return err == nil })
+	plugintest.Eventually(t, 5*time.Second, "the trapped SIGHUP", func() bool { _, err := os.Stat(marker); return err == nil })
 	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGBOGUS"}); code(err) != codes.InvalidArgument {
 		t.Errorf("bad signal: %v", err)
 	}

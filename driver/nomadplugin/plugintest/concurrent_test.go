@@ -20,7 +20,7 @@ import (
 // stop, wait and destroy interleave freely.
 func TestConcurrentTasks(t *testing.T) {
 	bin := plugintest.BuildDriver(t)
-	h := start(t, bin, testLogger(t))
+	h := start(t, bin, plugintest.Logger(t))
 	echo := testfn.Dir(t, "echo")
 	const n = 4
 	var wg sync.WaitGroup

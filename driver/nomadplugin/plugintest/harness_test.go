@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -37,7 +36,7 @@ var agentConfig = map[string]any{"stats_interval": "1s", "start_timeout": "30s"}
 // already gone.
 func TestNomadLifecycle(t *testing.T) {
 	bin := plugintest.BuildDriver(t)
-	logger := testLogger(t)
+	logger := plugintest.Logger(t)
 	c := testCtx(t)
 
 	// Agent start-up: probe instance, validation instance (both killed).
@@ -173,7 +172,7 @@ func TestNomadLifecycle(t *testing.T) {
 	if !gone(st.Pid) {
 		t.Errorf("instance pid %d still runs after WaitTask returned", st.Pid)
 	}
-	eventually(t, 10*time.Second, "REPORT lines in the task's stdout", func() bool {
+	plugintest.Eventually(t, 10*time.Second, "REPORT lines in the task's stdout", func() bool {
 		return strings.Count(a.Stdout.String(), "REPORT RequestId:") >= 4
 	})
 	for i := 0; i < 2; i++ {
@@ -210,7 +209,7 @@ func TestNomadLifecycle(t *testing.T) {
 func TestStopEscalatesAndKillsEnvironments(t *testing.T) {
 	bin := plugintest.BuildDriver(t)
 	c := testCtx(t)
-	h := start(t, bin, testLogger(t))
+	h := start(t, bin, plugintest.Logger(t))
 	a := plugintest.NewAlloc(t, t.TempDir(), "fn")
 	installFunction(t, testfn.Dir(t, "echo"), filepath.Join(a.TaskDir, "local", "code"))
 	port := plugintest.FreePort(t)
@@ -240,7 +239,7 @@ func TestStopEscalatesAndKillsEnvironments(t *testing.T) {
 		t.Fatalf("WaitTask = %v %v, want signal 9", r.resp, r.err)
 	}
 	for _, p := range procs {
-		eventually(t, 5*time.Second, "process "+strconv.Itoa(p)+" gone", func() bool { return gone(p) })
+		plugintest.Eventually(t, 5*time.Second, "process "+strconv.Itoa(p)+" gone", func() bool { return gone(p) })
 	}
 	if _, err := h.Driver.DestroyTask(c, &driverpb.DestroyTaskRequest{TaskId: cfg.GetId(), Force: true}); err != nil {
 		t.Fatal(err)
@@ -356,46 +355,6 @@ func testCtx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return c
-}
-
-func testLogger(t *testing.T) hclog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.closed = true
-		w.mu.Unlock()
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: "harness", Level: hclog.Debug, Output: w})
-}
-
-type testWriter struct {
-	t      *testing.T
-	mu     sync.Mutex
-	closed bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.closed {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
-}
-
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.NewTimer(within)
-	defer deadline.Stop()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		case <-tick.C:
-		}
-	}
 }
 
 func statFields(pid int) []string {

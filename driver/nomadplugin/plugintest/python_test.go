@@ -25,7 +25,7 @@ func TestPythonFunction(t *testing.T) {
 	}
 	bin := plugintest.BuildDriver(t)
 	c := testCtx(t)
-	h := start(t, bin, testLogger(t))
+	h := start(t, bin, plugintest.Logger(t))
 	a := plugintest.NewAlloc(t, t.TempDir(), "fn")
 	code := filepath.Join(a.TaskDir, "local", "code")
 	if err := os.MkdirAll(code, 0o755); err != nil {
