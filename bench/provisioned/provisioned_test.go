@@ -86,3 +86,50 @@ func TestProvisionedIsWarmBeforeFirstInvokeAndSpillsOver(t *testing.T) {
 		t.Fatalf("invocations = %v, want 3", n)
 	}
 }
+
+// TestProvisionedReplacedOnSpecChange edits the spec (as nimbus dev's reload
+// does): the version gets a new, initialised provisioned instance and the
+// outdated one is stopped, so the next invocation runs warm on the new code.
+func TestProvisionedReplacedOnSpecChange(t *testing.T) {
+	r := newRig(t, slowFn("edit", 1, 1))
+	before, err := r.invoke("edit", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := r.pool.Instances(t.Context(), "edit", catalog.Latest)
+	if len(old) != 1 {
+		t.Fatalf("instances before the edit: %+v", old)
+	}
+
+	edited := slowFn("edit", 1, 1)
+	edited.Environment = map[string]string{"SLOWINIT_MS": "50"}
+	r.catalog.set(edited)
+	r.pool.Refresh(t.Context())
+
+	list, _ := r.pool.Instances(t.Context(), "edit", catalog.Latest)
+	if len(list) != 1 || list[0].ID == old[0].ID || list[0].Group != discovery.GroupProvisioned {
+		t.Fatalf("instances after the edit: %+v (before %+v)", list, old)
+	}
+	if _, ok := r.launcher.local.Get(old[0].ID); ok {
+		t.Fatalf("outdated provisioned instance %s still runs", old[0].ID)
+	}
+	if st := r.handle(t, list[0].ID).Status(); st.Idle != 1 || st.Invocations != 0 {
+		t.Fatalf("replacement before its first request: %+v", st)
+	}
+	// The router learns of the swap at its next discovery (its refresh loop
+	// runs every second); wait for it so the invocation below cannot race it.
+	eventually(t, 10*time.Second, func() bool {
+		ids := r.server.Router().Instances("edit", catalog.Latest)
+		return len(ids) == 1 && ids[0].ID == list[0].ID
+	}, "the router never saw the replacement")
+	after, err := r.invoke("edit", map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.report.PID == before.report.PID || after.report.InitMs != 50 || after.report.InitializationType != instance.InitProvisioned || hasInitDuration(after.logTail) {
+		t.Fatalf("after the edit: %+v (before %+v)\n%s", after.report, before.report, after.logTail)
+	}
+	if cold := r.counter(t, "nimbus_cold_starts_total", "edit"); cold != 0 {
+		t.Fatalf("cold starts across the edit = %v, want 0", cold)
+	}
+}

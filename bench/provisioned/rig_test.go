@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -106,21 +107,28 @@ func (l *launcher) Stop(ctx context.Context, id string) error {
 	return h.Stop(ctx)
 }
 
-// snapCatalog serves fixed specs.
-type snapCatalog struct{ s *catalog.Snapshot }
-
-func (c snapCatalog) Function(_ context.Context, name string) (*catalog.Function, error) {
-	return c.s.Function(name)
+// snapCatalog serves specs set in memory (set swaps them, as a reload does).
+type snapCatalog struct {
+	s atomic.Pointer[catalog.Snapshot]
 }
 
-func (c snapCatalog) Functions(context.Context) ([]*catalog.Function, error) {
-	return c.s.Functions(), nil
+func (c *snapCatalog) set(fns ...*specs.Function) {
+	c.s.Store(catalog.NewSnapshot(catalog.FromFile(&specs.File{Functions: fns})))
+}
+
+func (c *snapCatalog) Function(_ context.Context, name string) (*catalog.Function, error) {
+	return c.s.Load().Function(name)
+}
+
+func (c *snapCatalog) Functions(context.Context) ([]*catalog.Function, error) {
+	return c.s.Load().Functions(), nil
 }
 
 // rig is a dev-mode gateway with the pool provisioned before it serves.
 type rig struct {
 	base     string
 	pool     *local.Pool
+	catalog  *snapCatalog
 	launcher *launcher
 	server   *server.Server
 	httpc    *http.Client
@@ -143,7 +151,8 @@ func newRig(tb testing.TB, fns ...*specs.Function) *rig {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "provisionedbench", Level: hclog.Error})
 	l := &launcher{local: driverlocal.NewLauncher(tb.TempDir(), logger), codeDir: testfn.Dir(tb, "slowinit"),
 		logDir: tb.TempDir(), initWait: time.Minute}
-	cat := snapCatalog{catalog.NewSnapshot(catalog.FromFile(&specs.File{Functions: fns}))}
+	cat := &snapCatalog{}
+	cat.set(fns...)
 	pool := local.New(l, cat, logger)
 	ctx, cancel := context.WithCancel(context.Background())
 	// Load time: provisioned instances are up before the gateway serves.
@@ -176,7 +185,7 @@ func newRig(tb testing.TB, fns ...*specs.Function) *rig {
 	})
 	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
-	return &rig{base: "http://" + s.Addr(), pool: pool, launcher: l, server: s, httpc: &http.Client{Transport: tr},
+	return &rig{base: "http://" + s.Addr(), pool: pool, catalog: cat, launcher: l, server: s, httpc: &http.Client{Transport: tr},
 		provisionTook: provisionTook}
 }
 
@@ -185,6 +194,7 @@ type report struct {
 	InitializationType string `json:"initialization_type"`
 	PID                int    `json:"pid"`
 	Invocations        int    `json:"invocations"`
+	InitMs             int    `json:"init_ms"`
 }
 
 // answer is one invocation through the gateway's Invoke API.
