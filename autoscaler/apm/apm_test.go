@@ -15,58 +15,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nimbus-fn/nimbus/autoscaler/apm/apmtest"
 	"github.com/nimbus-fn/nimbus/autoscaler/policy"
 	"github.com/nimbus-fn/nimbus/autoscaler/sdk"
 )
-
-// gateway serves the gauges through a real client_golang registry, as the
-// Nimbus gateway does, and counts scrapes.
-type gateway struct {
-	envs, inflight *prometheus.GaugeVec
-	srv            *httptest.Server
-	scrapes        atomic.Int64
-}
-
-func newGateway(t *testing.T) *gateway {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	g := &gateway{
-		envs:     prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricEnvironments, Help: "Environments available."}, []string{LabelFunction, LabelVersion, LabelGroup}),
-		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricInFlight, Help: "Invocations in flight."}, []string{LabelFunction, LabelVersion, LabelGroup}),
-	}
-	// Unrelated series the gateway also exports must not disturb parsing.
-	other := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "nimbus_invocations_total", Help: "Invocations."}, []string{LabelFunction})
-	other.WithLabelValues("orders").Add(42)
-	reg.MustRegister(g.envs, g.inflight, other)
-	h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	g.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g.scrapes.Add(1)
-		h.ServeHTTP(w, r)
-	}))
-	t.Cleanup(g.srv.Close)
-	return g
-}
-
-func (g *gateway) set(fn, ver, group string, envs, inflight float64) {
-	g.envs.WithLabelValues(fn, ver, group).Set(envs)
-	g.inflight.WithLabelValues(fn, ver, group).Set(inflight)
-}
-
-func (g *gateway) addr() string { return strings.TrimPrefix(g.srv.URL, "http://") }
-
-func downAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	l.Close()
-	return a
-}
 
 // clock is a settable test clock.
 type clock struct {
@@ -95,13 +48,13 @@ func window(now time.Time, d time.Duration) sdk.TimeRange {
 }
 
 func TestQueryAggregatesGateways(t *testing.T) {
-	g1, g2 := newGateway(t), newGateway(t)
-	g1.set("orders", "3", "provisioned", 10, 3)
-	g2.set("orders", "3", "provisioned", 8, 4) // lagging view: max wins
-	g1.set("orders", "3", "ondemand", 5, 5)    // on-demand does not count
-	g2.set("orders", "$LATEST", "provisioned", 0, 0)
+	g1, g2 := apmtest.NewGateway(t), apmtest.NewGateway(t)
+	g1.Set("orders", "3", "provisioned", 10, 3)
+	g2.Set("orders", "3", "provisioned", 8, 4) // lagging view: max wins
+	g1.Set("orders", "3", "ondemand", 5, 5)    // on-demand does not count
+	g2.Set("orders", "$LATEST", "provisioned", 0, 0)
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	a := configured(t, clk, map[string]string{"gateways": g1.addr() + ", " + downAddr(t) + "," + g2.addr(), "cache_ttl": "0s"})
+	a := configured(t, clk, map[string]string{"gateways": g1.Addr() + ", " + apmtest.DownAddr(t) + "," + g2.Addr(), "cache_ttl": "0s"})
 
 	for _, tc := range []struct {
 		q    string
@@ -129,7 +82,7 @@ func TestQueryAggregatesGateways(t *testing.T) {
 
 func TestQueryFailsOnlyWhenNoGatewayAnswers(t *testing.T) {
 	clk := &clock{t: time.Now()}
-	a := configured(t, clk, map[string]string{"gateways": downAddr(t) + "," + downAddr(t), "scrape_timeout": "2s"})
+	a := configured(t, clk, map[string]string{"gateways": apmtest.DownAddr(t) + "," + apmtest.DownAddr(t), "scrape_timeout": "2s"})
 	_, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute))
 	if !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "2 listed") {
 		t.Fatalf("all down: %v", err)
@@ -152,9 +105,9 @@ func TestQueryFailsOnlyWhenNoGatewayAnswers(t *testing.T) {
 }
 
 func TestQueryReturnsTheWindowFromHistory(t *testing.T) {
-	g := newGateway(t)
+	g := apmtest.NewGateway(t)
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	a := configured(t, clk, map[string]string{"gateways": g.addr(), "cache_ttl": "0s", "retention": "2m"})
+	a := configured(t, clk, map[string]string{"gateways": g.Addr(), "cache_ttl": "0s", "retention": "2m"})
 	q := func(window time.Duration) []sdk.Metric {
 		t.Helper()
 		now := clk.now()
@@ -166,7 +119,7 @@ func TestQueryReturnsTheWindowFromHistory(t *testing.T) {
 	}
 	// Six evaluations 10 s apart with rising load.
 	for i := 1; i <= 6; i++ {
-		g.set("orders", "3", "provisioned", 10, float64(i))
+		g.Set("orders", "3", "provisioned", 10, float64(i))
 		if i > 1 {
 			clk.advance(10 * time.Second)
 		}
@@ -200,9 +153,9 @@ func TestQueryReturnsTheWindowFromHistory(t *testing.T) {
 }
 
 func TestOneScrapeServesQueriesWithinTheCacheTTL(t *testing.T) {
-	g1, g2 := newGateway(t), newGateway(t)
+	g1, g2 := apmtest.NewGateway(t), apmtest.NewGateway(t)
 	clk := &clock{t: time.Now()}
-	a := configured(t, clk, map[string]string{"gateways": g1.addr() + "," + g2.addr(), "cache_ttl": "5s"})
+	a := configured(t, clk, map[string]string{"gateways": g1.Addr() + "," + g2.Addr(), "cache_ttl": "5s"})
 	var wg sync.WaitGroup
 	for i := 0; i < 8; i++ {
 		wg.Add(1)
@@ -214,22 +167,22 @@ func TestOneScrapeServesQueriesWithinTheCacheTTL(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if g1.scrapes.Load() != 1 || g2.scrapes.Load() != 1 {
-		t.Fatalf("scrapes %d, %d; want 1 each", g1.scrapes.Load(), g2.scrapes.Load())
+	if g1.Scrapes() != 1 || g2.Scrapes() != 1 {
+		t.Fatalf("scrapes %d, %d; want 1 each", g1.Scrapes(), g2.Scrapes())
 	}
 	clk.advance(6 * time.Second)
 	if _, err := a.Query(context.Background(), "fn0/1", window(clk.now(), time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if g1.scrapes.Load() != 2 {
-		t.Fatalf("after the TTL: %d scrapes", g1.scrapes.Load())
+	if g1.Scrapes() != 2 {
+		t.Fatalf("after the TTL: %d scrapes", g1.Scrapes())
 	}
 	// SetConfig invalidates the cache.
-	if err := a.SetConfig(context.Background(), map[string]string{"gateways": g1.addr(), "cache_ttl": "5s"}); err != nil {
+	if err := a.SetConfig(context.Background(), map[string]string{"gateways": g1.Addr(), "cache_ttl": "5s"}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Query(context.Background(), "fn0/1", window(clk.now(), time.Minute)); err != nil || g1.scrapes.Load() != 3 {
-		t.Fatalf("after reload: %d scrapes, %v", g1.scrapes.Load(), err)
+	if _, err := a.Query(context.Background(), "fn0/1", window(clk.now(), time.Minute)); err != nil || g1.Scrapes() != 3 {
+		t.Fatalf("after reload: %d scrapes, %v", g1.Scrapes(), err)
 	}
 }
 
@@ -261,11 +214,11 @@ func entry(node, addr string, port int) map[string]any {
 }
 
 func TestConsulDiscovery(t *testing.T) {
-	g1, g2 := newGateway(t), newGateway(t)
-	g1.set("orders", "3", "provisioned", 4, 1)
-	g2.set("orders", "3", "provisioned", 4, 1)
-	h1, p1, _ := net.SplitHostPort(g1.addr())
-	_, p2, _ := net.SplitHostPort(g2.addr())
+	g1, g2 := apmtest.NewGateway(t), apmtest.NewGateway(t)
+	g1.Set("orders", "3", "provisioned", 4, 1)
+	g2.Set("orders", "3", "provisioned", 4, 1)
+	h1, p1, _ := net.SplitHostPort(g1.Addr())
+	_, p2, _ := net.SplitHostPort(g2.Addr())
 	var port1, port2 int
 	fmt.Sscan(p1, &port1)
 	fmt.Sscan(p2, &port2)
@@ -296,7 +249,7 @@ func TestConsulDiscovery(t *testing.T) {
 	if _, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute)); !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "no gateways listed") {
 		t.Fatalf("no registered gateways: %v", err)
 	}
-	a = configured(t, clk, map[string]string{"consul_address": downAddr(t)})
+	a = configured(t, clk, map[string]string{"consul_address": apmtest.DownAddr(t)})
 	if _, err := a.Query(context.Background(), "orders/3", window(clk.now(), time.Minute)); !errors.Is(err, ErrNoGateways) || !strings.Contains(err.Error(), "listing consul service nimbus-gateway") {
 		t.Fatalf("consul down: %v", err)
 	}

@@ -2,61 +2,16 @@ package harness
 
 import (
 	"context"
-	"net"
-	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
+	"github.com/nimbus-fn/nimbus/autoscaler/apm/apmtest"
 	"github.com/nimbus-fn/nimbus/autoscaler/policy"
 	"github.com/nimbus-fn/nimbus/autoscaler/sdk"
 	"github.com/nimbus-fn/nimbus/autoscaler/strategy"
 )
-
-// gateway serves the two gauges the way the Nimbus gateway exports them,
-// through a real client_golang registry.
-type gateway struct {
-	envs, inflight *prometheus.GaugeVec
-	srv            *httptest.Server
-}
-
-func newGateway(t *testing.T) *gateway {
-	t.Helper()
-	reg := prometheus.NewRegistry()
-	g := &gateway{
-		envs: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nimbus_environments", Help: "Environments available."},
-			[]string{"function", "version", "group"}),
-		inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nimbus_in_flight", Help: "Invocations in flight."},
-			[]string{"function", "version", "group"}),
-	}
-	reg.MustRegister(g.envs, g.inflight)
-	g.srv = httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(g.srv.Close)
-	return g
-}
-
-func (g *gateway) set(fn, ver, group string, envs, inflight float64) {
-	g.envs.WithLabelValues(fn, ver, group).Set(envs)
-	g.inflight.WithLabelValues(fn, ver, group).Set(inflight)
-}
-
-func (g *gateway) addr() string { return strings.TrimPrefix(g.srv.URL, "http://") }
-
-// downAddr is a loopback address with nothing listening.
-func downAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := l.Addr().String()
-	l.Close()
-	return a
-}
 
 func ctx(t *testing.T) context.Context {
 	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -140,12 +95,12 @@ func TestStrategyPluginOverGRPC(t *testing.T) {
 }
 
 func TestAPMPluginOverGRPC(t *testing.T) {
-	g1, g2 := newGateway(t), newGateway(t)
+	g1, g2 := apmtest.NewGateway(t), apmtest.NewGateway(t)
 	// Both gateways see the same 4 provisioned environments; 1 + 2 in flight.
-	g1.set("orders", "3", "provisioned", 4, 1)
-	g2.set("orders", "3", "provisioned", 4, 2)
-	g1.set("orders", "3", "ondemand", 2, 2)
-	g2.set("orders", "$LATEST", "provisioned", 2, 0)
+	g1.Set("orders", "3", "provisioned", 4, 1)
+	g2.Set("orders", "3", "provisioned", 4, 2)
+	g1.Set("orders", "3", "ondemand", 2, 2)
+	g2.Set("orders", "$LATEST", "provisioned", 2, 0)
 
 	c := StartAPM(t, MustBuild(t, policy.APMDriver))
 	err := Load(ctx(t), c, policy.APMDriver, sdk.TypeAPM, map[string]string{"gateways": "nowhere"})
@@ -153,7 +108,7 @@ func TestAPMPluginOverGRPC(t *testing.T) {
 		t.Fatalf("bad gateways config: %v", err)
 	}
 	cfg := map[string]string{
-		"gateways":      g1.addr() + "," + downAddr(t) + "," + g2.srv.URL + "/metrics",
+		"gateways":      g1.Addr() + "," + apmtest.DownAddr(t) + "," + g2.Server.URL + "/metrics",
 		"cache_ttl":     "0s",
 		"nomad_address": "http://127.0.0.1:4646",
 	}
@@ -191,8 +146,8 @@ func TestAPMPluginOverGRPC(t *testing.T) {
 	}
 
 	// Every gateway down: an error, not a silent zero.
-	g1.srv.Close()
-	g2.srv.Close()
+	g1.Server.Close()
+	g2.Server.Close()
 	if _, err := c.Query(ctx(t), "orders/3", r); err == nil || !strings.Contains(err.Error(), "no gateway answered") {
 		t.Fatalf("all gateways down: %v", err)
 	}
@@ -201,10 +156,10 @@ func TestAPMPluginOverGRPC(t *testing.T) {
 // TestEvaluationTicks replays the agent's evaluation loop across both real
 // plugin processes while the gateway's load changes.
 func TestEvaluationTicks(t *testing.T) {
-	g := newGateway(t)
+	g := apmtest.NewGateway(t)
 	apm := StartAPM(t, MustBuild(t, policy.APMDriver))
 	strat := StartStrategy(t, MustBuild(t, policy.StrategyDriver))
-	if err := Load(ctx(t), apm, policy.APMDriver, sdk.TypeAPM, map[string]string{"gateways": g.addr(), "cache_ttl": "0s"}); err != nil {
+	if err := Load(ctx(t), apm, policy.APMDriver, sdk.TypeAPM, map[string]string{"gateways": g.Addr(), "cache_ttl": "0s"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := Load(ctx(t), strat, policy.StrategyDriver, sdk.TypeStrategy, nil); err != nil {
@@ -217,7 +172,7 @@ func TestEvaluationTicks(t *testing.T) {
 
 	// One environment per instance; the provisioned group has 2, all busy.
 	count := int64(2)
-	g.set("orders", "3", "provisioned", 2, 2)
+	g.Set("orders", "3", "provisioned", 2, 2)
 	out, err := Evaluate(ctx(t), apm, strat, p, count, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -229,13 +184,13 @@ func TestEvaluationTicks(t *testing.T) {
 
 	// Still saturated at 3: ceil(3/0.7) = 5, then 5/0.7 = 8 is capped by the
 	// policy max 5 (the strategy's own max is 6).
-	g.set("orders", "3", "provisioned", 3, 3)
+	g.Set("orders", "3", "provisioned", 3, 3)
 	out, err = Evaluate(ctx(t), apm, strat, p, count, time.Now())
 	if err != nil || out.Action.Count != 5 || !out.Scale {
 		t.Fatalf("second tick: %+v, %v", out, err)
 	}
 	count = 5
-	g.set("orders", "3", "provisioned", 5, 5)
+	g.Set("orders", "3", "provisioned", 5, 5)
 	out, err = Evaluate(ctx(t), apm, strat, p, count, time.Now())
 	if err != nil || !out.Capped || out.Scale || out.Action.Count != 5 {
 		t.Fatalf("capped tick: %+v, %v", out, err)
@@ -243,7 +198,7 @@ func TestEvaluationTicks(t *testing.T) {
 
 	// Traffic gone: the window still holds the busy samples, so no scale-in
 	// yet; once the window has only idle samples, scale in to the floor.
-	g.set("orders", "3", "provisioned", 5, 0)
+	g.Set("orders", "3", "provisioned", 5, 0)
 	out, err = Evaluate(ctx(t), apm, strat, p, count, time.Now())
 	if err != nil || out.Scale || out.Action.Direction != sdk.None {
 		t.Fatalf("first idle tick: %+v, %v", out, err)
