@@ -94,58 +94,60 @@ func (p *Pool) SetClock(now func() time.Time) { p.now = now }
 // launcher's LaunchProvisioned, replaces those started from an outdated spec
 // or code (new ones first, so the version keeps warm capacity while they
 // initialise) and stops the rest, including those of versions no longer in
-// the catalog. Versions are reconciled concurrently; the error joins every
-// version's problems.
+// the catalog. Versions are reconciled concurrently, each under its own lock
+// and against the spec the catalog holds once that lock is taken, so
+// overlapping calls (a reload during a RunProvisioned tick) never act on a
+// stale spec. The error joins every version's problems.
 func (p *Pool) Provision(ctx context.Context) error {
 	fns, err := p.lister.Functions(ctx)
 	if err != nil {
 		return fmt.Errorf("listing functions for provisioned concurrency: %w", err)
 	}
-	now := p.now()
-	wanted := map[key]*specs.Function{}
+	keys := map[key]bool{}
 	for _, fn := range fns {
-		for _, ver := range fn.VersionNames() {
-			if s := fn.Versions[ver]; s != nil && s.Provisioned != nil {
-				wanted[key{fn.Name, ver}] = s
+		for ver, s := range fn.Versions {
+			if s != nil && s.Provisioned != nil {
+				keys[key{fn.Name, ver}] = true
 			}
 		}
 	}
 	p.mu.Lock()
 	for k, v := range p.versions {
-		if _, ok := wanted[k]; !ok && len(v.provisioned) > 0 {
-			wanted[k] = nil // gone from the catalog, or no longer provisioned
+		if len(v.provisioned) > 0 {
+			keys[k] = true // maybe gone from the catalog, or no longer provisioned
 		}
 	}
 	p.mu.Unlock()
-	keys := make([]key, 0, len(wanted))
-	for k := range wanted {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].function != keys[j].function {
-			return keys[i].function < keys[j].function
-		}
-		return keys[i].version < keys[j].version
-	})
 	var wg sync.WaitGroup
-	errs := make([]error, len(keys))
-	for i, k := range keys {
-		spec := wanted[k]
-		want, werr := ProvisionedInstances(spec, now)
-		if werr != nil {
-			// A bad window is skipped; the floor and other windows still apply.
-			errs[i] = fmt.Errorf("provisioned concurrency of %s:%s: %w", k.function, k.version, werr)
-		}
+	var emu sync.Mutex
+	var errs []error
+	for k := range keys {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.reconcileProvisioned(ctx, k, spec, want); err != nil {
-				errs[i] = errors.Join(errs[i], err)
+			if err := p.reconcileProvisioned(ctx, k); err != nil {
+				emu.Lock()
+				errs = append(errs, err)
+				emu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
+	sort.Slice(errs, func(i, j int) bool { return errs[i].Error() < errs[j].Error() })
 	return errors.Join(errs...)
+}
+
+// provisionedSpec is k's spec as the catalog holds it now (nil when the
+// function or version is gone); other lookup errors are returned.
+func (p *Pool) provisionedSpec(ctx context.Context, k key) (*specs.Function, error) {
+	fn, err := p.catalog.Function(ctx, k.function)
+	if errors.Is(err, catalog.ErrFunctionNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s for provisioned concurrency: %w", k.function, err)
+	}
+	return fn.Versions[k.version], nil
 }
 
 // RunProvisioned calls Provision now and then every interval until ctx ends,
@@ -166,12 +168,22 @@ func (p *Pool) RunProvisioned(ctx context.Context, interval time.Duration) {
 	}
 }
 
-// reconcileProvisioned makes k's provisioned instances want instances of
-// spec (spec nil: none).
-func (p *Pool) reconcileProvisioned(ctx context.Context, k key, spec *specs.Function, want int) error {
+// reconcileProvisioned brings k's provisioned instances to what its
+// current spec wants.
+func (p *Pool) reconcileProvisioned(ctx context.Context, k key) error {
 	v := p.version(k)
 	v.provision.Lock()
 	defer v.provision.Unlock()
+	spec, err := p.provisionedSpec(ctx, k)
+	if err != nil {
+		return err // keep what runs: the catalog may be briefly unreadable
+	}
+	var errs []error
+	want, err := ProvisionedInstances(spec, p.now())
+	if err != nil {
+		// A bad window is skipped; the floor and the other windows apply.
+		errs = append(errs, fmt.Errorf("provisioned concurrency of %s:%s: %w", k.function, k.version, err))
+	}
 	current := ""
 	if spec != nil {
 		current = p.specKey(spec)
@@ -189,7 +201,6 @@ func (p *Pool) reconcileProvisioned(ctx context.Context, k key, spec *specs.Func
 	missing := want - keep
 	p.mu.Unlock()
 
-	var errs []error
 	var orphans []*running // launched after Close took the list
 	if missing > 0 {
 		if p.provLauncher == nil {

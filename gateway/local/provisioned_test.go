@@ -48,10 +48,12 @@ func (l *provLauncher) stoppedIDs() []string {
 	return slices.Clone(l.stopped)
 }
 
-// provCat serves one function "p" with the given spec.
+// provCat serves one function "p" with the given spec; err makes Function
+// fail for another reason than a missing function.
 type provCat struct {
-	mu sync.Mutex
-	s  *catalog.Snapshot
+	mu  sync.Mutex
+	s   *catalog.Snapshot
+	err error
 }
 
 func (c *provCat) set(fn *specs.Function) {
@@ -63,6 +65,9 @@ func (c *provCat) set(fn *specs.Function) {
 func (c *provCat) Function(_ context.Context, name string) (*catalog.Function, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil, c.err
+	}
 	return c.s.Function(name)
 }
 
@@ -192,6 +197,37 @@ func TestProvisionRetriesAFailedLaunchAndCloseStopsProvisioned(t *testing.T) {
 	}
 	if err := p.Provision(ctx); err != nil || len(l.provisioned) != 1 {
 		t.Fatalf("Provision after Close: %v, launched %v", err, l.provisioned)
+	}
+}
+
+func TestProvisionKeepsInstancesWhileTheCatalogIsUnreadable(t *testing.T) {
+	l := &provLauncher{launcher: &launcher{t: t, specs: map[string]*specs.Function{}}}
+	c := &provCat{}
+	c.set(provSpec(128, 2))
+	p := local.New(l, c, nil)
+	ctx := context.Background()
+	if err := p.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.err = errors.New("catalog store unreachable")
+	c.mu.Unlock()
+	if err := p.Provision(ctx); err == nil {
+		t.Fatal("Provision hid the catalog error")
+	}
+	if list, _ := p.Instances(ctx, "p", catalog.Latest); len(list) != 1 || len(l.stoppedIDs()) != 0 {
+		t.Fatalf("after a catalog error: %+v, stopped %v", list, l.stoppedIDs())
+	}
+	// The function is deleted: its provisioned instances stop.
+	c.mu.Lock()
+	c.err = nil
+	c.s = catalog.NewSnapshot(nil)
+	c.mu.Unlock()
+	if err := p.Provision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := p.Instances(ctx, "p", catalog.Latest); len(list) != 0 || len(l.stoppedIDs()) != 1 {
+		t.Fatalf("after deleting the function: %+v, stopped %v", list, l.stoppedIDs())
 	}
 }
 
