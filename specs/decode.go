@@ -33,6 +33,13 @@ func (d *decoder) errorf(rng hcl.Range, summary string, args ...any) {
 	})
 }
 
+// open records where the block at p is declared (for diagnostics and the
+// model's ranges) and decodes its body as content does.
+func (d *decoder) open(p path, b *hcl.Block, schema *hcl.BodySchema, once ...string) *hcl.BodyContent {
+	d.ranges.set(p, b.DefRange)
+	return d.content(b.Body, schema, once...)
+}
+
 // content decodes body against schema and reports duplicate singleton blocks
 // (those in once).
 func (d *decoder) content(body hcl.Body, schema *hcl.BodySchema, once ...string) *hcl.BodyContent {
@@ -460,8 +467,7 @@ var (
 func (d *decoder) function(b *hcl.Block, dir string) *Function {
 	fn := &Function{Name: b.Labels[0], Pos: posString(b.DefRange), Dir: dir}
 	p := path{}.block("function", fn.Name)
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, functionSchema, "code", "provisioned_concurrency", "url", "async", "placement")
+	c := d.open(p, b, functionSchema, "code", "provisioned_concurrency", "url", "async", "placement")
 	a := c.Attributes
 
 	d.str(a, "description", p, &fn.Description)
@@ -511,8 +517,7 @@ func (d *decoder) function(b *hcl.Block, dir string) *Function {
 
 func (d *decoder) code(b *hcl.Block, parent path) *Code {
 	p := parent.attr("code")
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, codeSchema)
+	c := d.open(p, b, codeSchema)
 	code := &Code{}
 	d.str(c.Attributes, "dir", p, &code.Dir)
 	d.str(c.Attributes, "zip", p, &code.Zip)
@@ -524,8 +529,7 @@ func (d *decoder) code(b *hcl.Block, parent path) *Code {
 func (d *decoder) secret(b *hcl.Block, parent path) *Secret {
 	s := &Secret{Env: b.Labels[0]}
 	p := parent.block("secret", s.Env)
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, secretSchema)
+	c := d.open(p, b, secretSchema)
 	d.str(c.Attributes, "path", p, &s.Path)
 	d.str(c.Attributes, "key", p, &s.Key)
 	return s
@@ -533,8 +537,7 @@ func (d *decoder) secret(b *hcl.Block, parent path) *Secret {
 
 func (d *decoder) provisioned(b *hcl.Block, parent path) *ProvisionedConcurrency {
 	p := parent.attr("provisioned_concurrency")
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, provisionedSchema)
+	c := d.open(p, b, provisionedSchema)
 	pc := &ProvisionedConcurrency{}
 	d.integer(c.Attributes, "min", p, &pc.Min)
 	d.integer(c.Attributes, "max", p, &pc.Max)
@@ -542,8 +545,7 @@ func (d *decoder) provisioned(b *hcl.Block, parent path) *ProvisionedConcurrency
 	for _, sb := range d.unique(c.Blocks.OfType("schedule")) {
 		s := &Schedule{Name: sb.Labels[0]}
 		sp := p.block("schedule", s.Name)
-		d.ranges.set(sp, sb.DefRange)
-		sc := d.content(sb.Body, scheduleSchema)
+		sc := d.open(sp, sb, scheduleSchema)
 		d.str(sc.Attributes, "cron", sp, &s.Cron)
 		d.duration(sc.Attributes, "duration", sp, &s.Duration)
 		d.str(sc.Attributes, "timezone", sp, &s.Timezone)
@@ -555,16 +557,14 @@ func (d *decoder) provisioned(b *hcl.Block, parent path) *ProvisionedConcurrency
 
 func (d *decoder) url(b *hcl.Block, parent path) *URLConfig {
 	p := parent.attr("url")
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, urlSchema, "cors")
+	c := d.open(p, b, urlSchema, "cors")
 	u := &URLConfig{}
 	d.str(c.Attributes, "auth", p, &u.Auth)
 	d.str(c.Attributes, "invoke_mode", p, &u.InvokeMode)
 	d.str(c.Attributes, "qualifier", p, &u.Qualifier)
 	if bs := c.Blocks.OfType("cors"); len(bs) > 0 {
 		cp := p.attr("cors")
-		d.ranges.set(cp, bs[0].DefRange)
-		cc := d.content(bs[0].Body, corsSchema)
+		cc := d.open(cp, bs[0], corsSchema)
 		cors := &CORS{}
 		d.strList(cc.Attributes, "allow_origins", cp, &cors.AllowOrigins)
 		d.strList(cc.Attributes, "allow_methods", cp, &cors.AllowMethods)
@@ -579,8 +579,7 @@ func (d *decoder) url(b *hcl.Block, parent path) *URLConfig {
 
 func (d *decoder) async(b *hcl.Block, parent path) *AsyncConfig {
 	p := parent.attr("async")
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, asyncSchema, "on_success", "on_failure", "dead_letter")
+	c := d.open(p, b, asyncSchema, "on_success", "on_failure", "dead_letter")
 	ac := &AsyncConfig{}
 	if !d.integer(c.Attributes, "max_retries", p, &ac.MaxRetries) {
 		ac.MaxRetries = defaultAsyncMaxRetries
@@ -599,8 +598,7 @@ func (d *decoder) async(b *hcl.Block, parent path) *AsyncConfig {
 }
 
 func (d *decoder) destination(b *hcl.Block, p path) *Destination {
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, destinationSchema)
+	c := d.open(p, b, destinationSchema)
 	dst := &Destination{}
 	d.str(c.Attributes, "function", p, &dst.Function)
 	d.str(c.Attributes, "nats", p, &dst.NATS)
@@ -612,8 +610,7 @@ func (d *decoder) destination(b *hcl.Block, p path) *Destination {
 func (d *decoder) eventSource(b *hcl.Block, parent path, fnName string) *EventSource {
 	es := &EventSource{Name: b.Labels[0], Enabled: true}
 	p := parent.block("event_source", es.Name)
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, eventSourceSchema, "on_failure")
+	c := d.open(p, b, eventSourceSchema, "on_failure")
 	a := c.Attributes
 	d.str(a, "type", p, &es.Type)
 	d.boolean(a, "enabled", p, &es.Enabled)
@@ -648,14 +645,12 @@ func (d *decoder) eventSource(b *hcl.Block, parent path, fnName string) *EventSo
 func (d *decoder) alias(b *hcl.Block, parent path) *Alias {
 	al := &Alias{Name: b.Labels[0]}
 	p := parent.block("alias", al.Name)
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, aliasSchema)
+	c := d.open(p, b, aliasSchema)
 	d.str(c.Attributes, "description", p, &al.Description)
 	d.str(c.Attributes, "version", p, &al.Version)
 	for i, rb := range c.Blocks.OfType("routing") {
 		ip := p.attr("routing").index(i)
-		d.ranges.set(ip, rb.DefRange)
-		rc := d.content(rb.Body, routingSchema)
+		rc := d.open(ip, rb, routingSchema)
 		var version string
 		var weight float64
 		if !d.str(rc.Attributes, "version", ip, &version) || !d.float(rc.Attributes, "weight", ip, &weight) {
@@ -676,8 +671,7 @@ func (d *decoder) alias(b *hcl.Block, parent path) *Alias {
 
 func (d *decoder) placement(b *hcl.Block, parent path) *Placement {
 	p := parent.attr("placement")
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, placementSchema)
+	c := d.open(p, b, placementSchema)
 	pl := &Placement{}
 	d.str(c.Attributes, "region", p, &pl.Region)
 	d.strList(c.Attributes, "datacenters", p, &pl.Datacenters)
@@ -686,8 +680,7 @@ func (d *decoder) placement(b *hcl.Block, parent path) *Placement {
 	d.integer(c.Attributes, "priority", p, &pl.Priority)
 	for i, cb := range c.Blocks.OfType("constraint") {
 		cp := p.attr("constraint").index(i)
-		d.ranges.set(cp, cb.DefRange)
-		cc := d.content(cb.Body, constraintSchema)
+		cc := d.open(cp, cb, constraintSchema)
 		con := &Constraint{}
 		d.str(cc.Attributes, "attribute", cp, &con.Attribute)
 		d.str(cc.Attributes, "operator", cp, &con.Operator)
@@ -700,8 +693,7 @@ func (d *decoder) placement(b *hcl.Block, parent path) *Placement {
 func (d *decoder) layer(b *hcl.Block, dir string) *Layer {
 	l := &Layer{Name: b.Labels[0], Pos: posString(b.DefRange), Dir: dir}
 	p := path{}.block("layer", l.Name)
-	d.ranges.set(p, b.DefRange)
-	c := d.content(b.Body, layerSchema, "code")
+	c := d.open(p, b, layerSchema, "code")
 	d.str(c.Attributes, "description", p, &l.Description)
 	d.strList(c.Attributes, "compatible_runtimes", p, &l.CompatibleRuntimes)
 	if bs := c.Blocks.OfType("code"); len(bs) == 0 {
