@@ -1,0 +1,81 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// queueMetrics are the queue's series on the gateway's registry.
+type queueMetrics struct {
+	enqueued            *prometheus.CounterVec
+	rejected            prometheus.Counter
+	retries             *prometheus.CounterVec
+	finished            *prometheus.CounterVec
+	deadLetters         *prometheus.CounterVec
+	deadLetterErrors    *prometheus.CounterVec
+	destinationFailures *prometheus.CounterVec
+	depth               prometheus.Collector
+}
+
+func newQueueMetrics(q *Queue) *queueMetrics {
+	return &queueMetrics{
+		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_enqueued_total", Help: "Event invocations stored in the async queue.",
+		}, []string{"function"}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "nimbus_async_rejected_total", Help: "Event invocations refused because the queue was full.",
+		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_retries_total", Help: "Async retries scheduled; reason is function_error or throttle (throttles and system errors).",
+		}, []string{"function", "reason"}),
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_finished_total", Help: "Async invocations finished, by final state (succeeded, failed, dead-lettered).",
+		}, []string{"function", "state"}),
+		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_dead_letters_total", Help: "Events delivered to the dead-letter target.",
+		}, []string{"function"}),
+		deadLetterErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_dead_letter_errors_total", Help: "Events the dead-letter target did not take (dropped), Lambda's DeadLetterErrors.",
+		}, []string{"function"}),
+		destinationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_destination_failures_total", Help: "Deliveries to destinations or dead-letter targets that failed, by destination kind.",
+		}, []string{"function", "kind"}),
+		depth: &depthCollector{q: q},
+	}
+}
+
+func (m *queueMetrics) register(reg prometheus.Registerer) {
+	reg.MustRegister(m.enqueued, m.rejected, m.retries, m.finished, m.deadLetters, m.deadLetterErrors, m.destinationFailures, m.depth)
+}
+
+var (
+	depthDesc = prometheus.NewDesc("nimbus_async_queue_depth", "Events in the async queue (waiting, being worked on or waiting for a retry).", nil, nil)
+	ageDesc   = prometheus.NewDesc("nimbus_async_oldest_event_age_seconds", "Age of the oldest event in the async queue (0 when empty).", nil, nil)
+)
+
+// depthCollector reads the stream's state at scrape time.
+type depthCollector struct{ q *Queue }
+
+func (c *depthCollector) Describe(ch chan<- *prometheus.Desc) { ch <- depthDesc; ch <- ageDesc }
+
+func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
+	conn := c.q.conn
+	if conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := conn.stream.Info(ctx)
+	if err != nil {
+		c.q.logger.Warn("reading queue depth", "error", err)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(depthDesc, prometheus.GaugeValue, float64(info.State.Msgs))
+	age := 0.0
+	if info.State.Msgs > 0 && !info.State.FirstTime.IsZero() {
+		age = c.q.now().Sub(info.State.FirstTime).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age)
+}

@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-fn/nimbus/gateway/natsembed"
+)
+
+// JetStream names shared by every gateway on one NATS system.
+const (
+	// StreamName holds queued events, one message per event on
+	// SubjectPrefix.<function>.<request id>. Work-queue retention: an
+	// acknowledged event is gone.
+	StreamName = "NIMBUS_ASYNC"
+	// SubjectPrefix starts every event subject.
+	SubjectPrefix = "nimbus.async"
+	// ConsumerName is the durable pull consumer all gateways share (work
+	// sharing: each event goes to one worker at a time).
+	ConsumerName = "nimbus-async-workers"
+	// StatusBucket is the KV bucket of invocation statuses.
+	StatusBucket = "nimbus_async_status"
+)
+
+// MaxEventSize is the largest Event payload (Lambda's 1 MB since 2025).
+const MaxEventSize = 1 << 20
+
+// NATS is the gateway's connection to NATS: an embedded server it runs
+// (natsembed, shared with other JetStream users in the process) or an
+// external cluster.
+type NATS struct {
+	// Conn is the gateway's client connection (in-process when embedded).
+	Conn *nats.Conn
+	// Embedded is the embedded server (nil with an external URL).
+	Embedded *natsembed.Server
+	tempDir  string
+}
+
+// ConnectNATS starts the embedded server in cfg.DataDir (a temporary
+// directory in dev mode without one) or connects to cfg.URL. cfg must have
+// passed Validate.
+func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	n := &NATS{}
+	var err error
+	if cfg.URL != "" {
+		if n.Conn, err = nats.Connect(cfg.URL, nats.Name("nimbus-gateway"), nats.MaxReconnects(-1)); err != nil {
+			return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.URL, err)
+		}
+		return n, nil
+	}
+	dir := cfg.DataDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "nimbus-queue-"); err != nil {
+			return nil, fmt.Errorf("creating a temporary queue dir: %w", err)
+		}
+		n.tempDir = dir
+		logger.Warn("queue data_dir not set: events live in a temporary directory and do not survive a restart", "dir", dir)
+	}
+	if n.Embedded, err = natsembed.Start(natsembed.Config{Dir: dir, Listen: cfg.Listen}); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if n.Conn, err = n.Embedded.Connect("nimbus-gateway"); err != nil {
+		n.Close()
+		return nil, err
+	}
+	logger.Info("embedded NATS JetStream started", "url", n.Embedded.ClientURL(), "dir", dir)
+	return n, nil
+}
+
+// Close closes the connection and stops the embedded server.
+func (n *NATS) Close() {
+	if n.Conn != nil {
+		_ = n.Conn.Flush()
+		n.Conn.Close()
+	}
+	if n.Embedded != nil {
+		n.Embedded.Shutdown()
+	}
+	if n.tempDir != "" {
+		_ = os.RemoveAll(n.tempDir)
+	}
+}
+
+// conn is the queue's JetStream handles on a NATS connection.
+type conn struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	cons   jetstream.Consumer
+	kv     jetstream.KeyValue
+}
+
+// open creates or updates the stream, the consumer and the status bucket.
+func open(ctx context.Context, cfg *Config, nc *nats.Conn) (*conn, error) {
+	c := &conn{nc: nc}
+	var err error
+	if c.js, err = jetstream.New(nc); err != nil {
+		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	c.stream, err = c.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "nimbus async invocations (one message per queued event)",
+		Subjects:    []string{SubjectPrefix + ".>"},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		MaxMsgs:     cfg.MaxEvents,
+		Discard:     jetstream.DiscardNew,
+		MaxMsgSize:  MaxEventSize + 64<<10,
+		Duplicates:  2 * time.Minute,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating stream %s: %w", StreamName, err)
+	}
+	c.cons, err = c.stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "nimbus gateways' async workers",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWaitD,
+		MaxDeliver:    -1,
+		MaxAckPending: 100_000,
+		MaxWaiting:    4096,
+		Replicas:      cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating consumer %s: %w", ConsumerName, err)
+	}
+	c.kv, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StatusBucket,
+		Description: "nimbus async invocation status by function and request id",
+		TTL:         cfg.RetentionD,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating status bucket %s: %w", StatusBucket, err)
+	}
+	return c, nil
+}
