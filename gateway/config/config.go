@@ -56,6 +56,23 @@ type Config struct {
 	// optional). Default false.
 	Dev bool `hcl:"dev,optional"`
 
+	// Cluster mode (ignored when Dev is set).
+
+	// Discovery is where the gateway finds function instances: "consul"
+	// (passing instances in Consul health) or "nomad" (Nomad's native
+	// service registrations). Default "consul".
+	Discovery string `hcl:"discovery,optional"`
+	// GatewayID names this gateway in Nomad scaling events; gateways must
+	// not share one. Default "<advertise host>:<port>".
+	GatewayID string `hcl:"gateway_id,optional"`
+	// Nomad is where function jobs live (`nomad { … }`). Default: an empty
+	// block (NOMAD_* environment, then Nomad's defaults).
+	Nomad *NomadConfig `hcl:"nomad,block"`
+	// Consul is the agent the gateway registers with and, with discovery =
+	// "consul", discovers instances through (`consul { … }`). Default: an
+	// empty block (CONSUL_HTTP_* environment, then Consul's defaults).
+	Consul *ConsulConfig `hcl:"consul,block"`
+
 	// Parsed forms, filled by Validate.
 	ColdStartWaitD time.Duration
 	IdleScaleInD   time.Duration
@@ -122,6 +139,7 @@ func (c *Config) Defaults() {
 	if c.WaitQueueSize == 0 {
 		c.WaitQueueSize = 100
 	}
+	c.clusterDefaults()
 }
 
 var (
@@ -200,6 +218,9 @@ func (c *Config) Validate() error {
 			bad("access_key %q is declared twice", k.ID)
 		}
 		seen[k.ID] = true
+	}
+	if !c.Dev {
+		errs = append(errs, c.validateCluster()...)
 	}
 	return errors.Join(errs...)
 }

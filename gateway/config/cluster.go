@@ -1,0 +1,155 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Discovery sources (Config.Discovery).
+const (
+	DiscoveryConsul = "consul"
+	DiscoveryNomad  = "nomad"
+)
+
+// NomadConfig is the `nomad { … }` block: the Nomad API the cluster
+// catalog and the on-demand scaler talk to.
+type NomadConfig struct {
+	// Address of the Nomad HTTP API. Default $NOMAD_ADDR, else
+	// "http://127.0.0.1:4646".
+	Address string `hcl:"address,optional"`
+	// Token is the ACL token (read jobs and variables, scale jobs).
+	// Default $NOMAD_TOKEN.
+	Token string `hcl:"token,optional"`
+	// Region and Namespace of the function jobs. Defaults $NOMAD_REGION
+	// and $NOMAD_NAMESPACE, else the agent's.
+	Region    string `hcl:"region,optional"`
+	Namespace string `hcl:"namespace,optional"`
+	// JobPrefix selects the function jobs. Default "nimbus-".
+	JobPrefix string `hcl:"job_prefix,optional"`
+}
+
+// ConsulConfig is the `consul { … }` block: the agent this gateway
+// registers with (and discovers instances through, with discovery =
+// "consul").
+type ConsulConfig struct {
+	// Address of the Consul agent's HTTP API (host:port or a URL). Default
+	// $CONSUL_HTTP_ADDR, else "127.0.0.1:8500".
+	Address string `hcl:"address,optional"`
+	// Token is the ACL token. Default $CONSUL_HTTP_TOKEN.
+	Token string `hcl:"token,optional"`
+	// Datacenter to query. Default: the agent's.
+	Datacenter string `hcl:"datacenter,optional"`
+	// Register announces the gateway (service ServiceName with an HTTP
+	// check on its health path) and every function URL ("<fn>-url").
+	// Default true.
+	Register *bool `hcl:"register,optional"`
+	// ServiceName of the gateway. Default "nimbus-gateway".
+	ServiceName string `hcl:"service_name,optional"`
+	// Advertise is the host:port registered, which Consul's check and
+	// other machines dial. Default: the listen address once bound; a
+	// wildcard host (0.0.0.0, ::) is replaced by the Consul agent's own
+	// advertise address, since the gateway runs beside its agent.
+	Advertise string `hcl:"advertise,optional"`
+	// Tags are added to the gateway service.
+	Tags []string `hcl:"tags,optional"`
+	// CheckInterval of the gateway's HTTP check. Default "10s".
+	CheckInterval string `hcl:"check_interval,optional"`
+
+	// CheckIntervalD is CheckInterval parsed, filled by Validate.
+	CheckIntervalD time.Duration
+}
+
+// Environment fills the cluster settings the file left empty from the
+// standard variables (NOMAD_ADDR, NOMAD_TOKEN, NOMAD_REGION,
+// NOMAD_NAMESPACE, CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN), read through
+// getenv. Call it before Defaults.
+func (c *Config) Environment(getenv func(string) string) {
+	if c.Nomad == nil {
+		c.Nomad = &NomadConfig{}
+	}
+	if c.Consul == nil {
+		c.Consul = &ConsulConfig{}
+	}
+	if getenv == nil {
+		return
+	}
+	from := func(p *string, name string) {
+		if *p == "" {
+			*p = getenv(name)
+		}
+	}
+	from(&c.Nomad.Address, "NOMAD_ADDR")
+	from(&c.Nomad.Token, "NOMAD_TOKEN")
+	from(&c.Nomad.Region, "NOMAD_REGION")
+	from(&c.Nomad.Namespace, "NOMAD_NAMESPACE")
+	from(&c.Consul.Address, "CONSUL_HTTP_ADDR")
+	from(&c.Consul.Token, "CONSUL_HTTP_TOKEN")
+}
+
+// Registers reports whether the gateway registers itself in Consul.
+func (c *ConsulConfig) Registers() bool { return c.Register == nil || *c.Register }
+
+func (c *Config) clusterDefaults() {
+	set := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	set(&c.Discovery, DiscoveryConsul)
+	if c.Nomad == nil {
+		c.Nomad = &NomadConfig{}
+	}
+	set(&c.Nomad.Address, "http://127.0.0.1:4646")
+	set(&c.Nomad.JobPrefix, "nimbus-")
+	if c.Consul == nil {
+		c.Consul = &ConsulConfig{}
+	}
+	set(&c.Consul.Address, "127.0.0.1:8500")
+	set(&c.Consul.ServiceName, "nimbus-gateway")
+	set(&c.Consul.CheckInterval, "10s")
+}
+
+// validateCluster checks the cluster settings (after Defaults).
+func (c *Config) validateCluster() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	switch c.Discovery {
+	case DiscoveryConsul, DiscoveryNomad:
+	default:
+		bad("discovery %q must be %q or %q", c.Discovery, DiscoveryConsul, DiscoveryNomad)
+	}
+	if c.Nomad == nil || c.Consul == nil {
+		bad("nomad and consul blocks are missing (call Defaults first)")
+		return errs
+	}
+	if u, err := url.Parse(c.Nomad.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("nomad address %q must be an http or https URL", c.Nomad.Address)
+	}
+	if c.Consul.Address == "" {
+		bad("consul address is empty")
+	}
+	if !domainPattern.MatchString(strings.ToLower(c.Consul.ServiceName)) || strings.Contains(c.Consul.ServiceName, ".") {
+		bad("consul service_name %q is not a DNS label", c.Consul.ServiceName)
+	}
+	d, err := time.ParseDuration(c.Consul.CheckInterval)
+	switch {
+	case err != nil:
+		bad("consul check_interval %q: %w", c.Consul.CheckInterval, err)
+	case d < time.Second:
+		bad("consul check_interval %s is below 1s (Consul's least interval)", d)
+	}
+	c.Consul.CheckIntervalD = d
+	if adv := c.Consul.Advertise; adv != "" {
+		_, port, err := net.SplitHostPort(adv)
+		switch {
+		case err != nil:
+			bad("consul advertise %q: %w", adv, err)
+		case port == "0":
+			bad("consul advertise %q needs a port", adv)
+		}
+	}
+	return errs
+}

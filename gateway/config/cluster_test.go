@@ -1,0 +1,116 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/gateway/config"
+)
+
+const clusterBase = `
+invoke_key = "0123456789abcdef0123"
+access_key "AKID1" {
+  secret = "s1"
+}
+`
+
+func loadCluster(t *testing.T, extra string) *config.Config {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "gateway.hcl")
+	if err := os.WriteFile(path, []byte(clusterBase+extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestClusterSettingsFromFileAndEnvironment(t *testing.T) {
+	c := loadCluster(t, `
+discovery  = "nomad"
+gateway_id = "gw-a"
+nomad {
+  address   = "https://nomad.service.consul:4646"
+  namespace = "functions"
+}
+consul {
+  token          = "file-token"
+  advertise      = "10.0.0.5:9000"
+  check_interval = "3s"
+  register       = false
+  tags           = ["edge"]
+}
+`)
+	env := map[string]string{
+		"NOMAD_ADDR": "http://ignored:4646", "NOMAD_TOKEN": "nomad-env-token", "NOMAD_REGION": "eu",
+		"NOMAD_NAMESPACE": "ignored", "CONSUL_HTTP_ADDR": "10.0.0.1:8500", "CONSUL_HTTP_TOKEN": "ignored",
+	}
+	c.Environment(func(k string) string { return env[k] })
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n, s := c.Nomad, c.Consul
+	// The file wins; the environment fills only what it left empty.
+	if n.Address != "https://nomad.service.consul:4646" || n.Namespace != "functions" || n.Token != "nomad-env-token" ||
+		n.Region != "eu" || n.JobPrefix != "nimbus-" {
+		t.Errorf("nomad settings %+v", n)
+	}
+	if s.Address != "10.0.0.1:8500" || s.Token != "file-token" || s.Advertise != "10.0.0.5:9000" || s.CheckIntervalD != 3*time.Second ||
+		s.Registers() || s.ServiceName != "nimbus-gateway" || len(s.Tags) != 1 {
+		t.Errorf("consul settings %+v", s)
+	}
+	if c.Discovery != config.DiscoveryNomad || c.GatewayID != "gw-a" {
+		t.Errorf("discovery %q, gateway id %q", c.Discovery, c.GatewayID)
+	}
+}
+
+func TestClusterDefaultsWithoutEnvironment(t *testing.T) {
+	c := loadCluster(t, "")
+	c.Environment(func(string) string { return "" })
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Discovery != config.DiscoveryConsul || c.Nomad.Address != "http://127.0.0.1:4646" || c.Consul.Address != "127.0.0.1:8500" ||
+		!c.Consul.Registers() || c.Consul.CheckIntervalD != 10*time.Second || c.Nomad.Token != "" || c.Consul.Token != "" {
+		t.Fatalf("defaults: discovery %q nomad %+v consul %+v", c.Discovery, c.Nomad, c.Consul)
+	}
+}
+
+func TestClusterValidation(t *testing.T) {
+	c := loadCluster(t, `
+discovery = "etcd"
+nomad {
+  address = "127.0.0.1:4646"
+}
+consul {
+  service_name   = "nimbus.gateway"
+  advertise      = "10.0.0.5"
+  check_interval = "500ms"
+}
+`)
+	c.Defaults()
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("invalid cluster settings accepted")
+	}
+	for _, want := range []string{`discovery "etcd"`, `nomad address "127.0.0.1:4646"`, `service_name "nimbus.gateway"`,
+		`consul advertise "10.0.0.5"`, "check_interval 500ms is below 1s"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %s", err, want)
+		}
+	}
+
+	// Dev mode does not use the cluster settings, so it does not check them.
+	dev := loadCluster(t, "dev = true\ndiscovery = \"etcd\"\n")
+	dev.Defaults()
+	if err := dev.Validate(); err != nil {
+		t.Fatalf("dev mode: %v", err)
+	}
+}
