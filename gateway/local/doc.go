@@ -12,7 +12,9 @@
 // cluster) — launched through a ProvisionedLauncher, which initialises every
 // environment before the instance is listed. RunProvisioned repeats it so
 // windows open and close; Refresh runs it after a reload so a changed spec
-// or code gets fresh provisioned instances (new ones first).
+// or code gets fresh provisioned instances (new ones first). A changed
+// provisioned_concurrency block alone changes how many instances run, not
+// which: it restarts nothing.
 //
 // It may import gateway/**, specs and driver/invokeapi.
 package local

@@ -113,7 +113,15 @@ func (p *Pool) OnDemand(ctx context.Context, function, ver string, want int) err
 	return p.reconcile(ctx, function, ver, v)
 }
 
+// specKey is what an instance was launched from: the canonical spec (but
+// its provisioned_concurrency block, which says how many instances run, not
+// what they run) and the code stamp.
 func (p *Pool) specKey(s *specs.Function) string {
+	if s.Provisioned != nil {
+		c := *s
+		c.Provisioned = nil
+		s = &c
+	}
 	b, _ := json.Marshal(s)
 	if p.codeStamp != nil {
 		return string(b) + "\x00" + p.codeStamp(s)

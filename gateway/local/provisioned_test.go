@@ -148,6 +148,17 @@ func TestProvisionKeepsInstancesAndReplacesThemOnSpecChange(t *testing.T) {
 			t.Fatalf("outdated %s not stopped: %v", id, l.stoppedIDs())
 		}
 	}
+	// Raising min adds instances and keeps the running ones (the block
+	// says how many run, not what they run).
+	running := slices.Clone(prov)
+	stopped := len(l.stoppedIDs())
+	c.set(provSpec(256, 5))
+	p.Refresh(ctx)
+	list, _ = p.Instances(ctx, "p", catalog.Latest)
+	prov, _ = groups(list)
+	if len(prov) != 3 || !slices.Contains(prov, running[0]) || !slices.Contains(prov, running[1]) || len(l.stoppedIDs()) != stopped {
+		t.Fatalf("after min 3 → 5: provisioned %v (was %v), stopped %v", prov, running, l.stoppedIDs())
+	}
 	// Lowering min stops the surplus; dropping the block stops the rest.
 	c.set(provSpec(256, 1))
 	if err := p.Provision(ctx); err != nil {
