@@ -2,20 +2,31 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/jobs"
 )
 
 // clusterDeps builds the cluster adapters (Nomad catalog and scaler, Consul
 // or Nomad discovery, Consul registrar) for `nimbus gateway` outside dev
-// mode. The integrator sets it from a file that wires gateway/nomad and
-// gateway/consul; until then a non-dev gateway refuses to start.
-var clusterDeps func(ctx context.Context, cfg *config.Config, logger hclog.Logger) (server.Deps, func(), error)
+// mode.
+var clusterDeps = startCluster
+
+// startCluster wires gateway/cluster: instance services are named as the
+// job compiler names them.
+func startCluster(_ context.Context, cfg *config.Config, logger hclog.Logger) (server.Deps, func(), error) {
+	c, err := cluster.New(cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger)
+	if err != nil {
+		return server.Deps{}, nil, err
+	}
+	c.Start()
+	return c.Deps(logger), c.Close, nil
+}
 
 func init() {
 	register("gateway", command{
@@ -44,12 +55,11 @@ func runGateway(ctx context.Context, env *cliEnv, args []string) error {
 	if *dev {
 		cfg.Dev = true
 	}
+	// NOMAD_ADDR, CONSUL_HTTP_ADDR and their tokens fill what the file left empty.
+	cfg.Environment(env.getenv)
 	logger := newLogger(env, "nimbus", *logLevel)
 	if cfg.Dev {
 		return runDevGateway(ctx, env, cfg, *specDir, logger)
-	}
-	if clusterDeps == nil {
-		return errors.New("this build has no cluster adapters wired (Nomad catalog, Consul discovery); run with -dev or set dev = true")
 	}
 	deps, cleanup, err := clusterDeps(ctx, cfg, logger)
 	if err != nil {

@@ -1,0 +1,259 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/consul"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/nomad"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/gateway/versions"
+)
+
+// Options are the inputs that are not configuration.
+type Options struct {
+	// ServiceName maps a function to the service its instances register;
+	// cmd/ passes jobs.ServiceName so names the compiler sanitised match.
+	// Default "nimbus-<fn>".
+	ServiceName func(function string) string
+	// Listener, when set, is used instead of listening on the config's
+	// listen address.
+	Listener net.Listener
+}
+
+// Cluster holds one gateway's cluster adapters and their background loops.
+type Cluster struct {
+	logger    hclog.Logger
+	ln        net.Listener
+	gatewayID string
+	catalog   *nomad.Catalog
+	overlay   *versions.Catalog
+	scaler    *Scaler
+	source    interface {
+		discovery.Source
+		Close()
+	}
+	registrar *consul.Registrar // nil when registration is off
+
+	startOnce sync.Once
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// New checks cfg (filling defaults; call cfg.Environment first to take the
+// NOMAD_* and CONSUL_HTTP_* variables), binds the listener and builds the
+// adapters. Nothing talks to Nomad until Start; Consul is asked for its
+// advertise address when the gateway listens on a wildcard address.
+func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error) {
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
+	if cfg.Dev {
+		return nil, errors.New("the cluster adapters are not used in dev mode")
+	}
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	nc, err := nomadapi.NewClient(&nomadapi.Config{
+		Address: cfg.Nomad.Address, SecretID: cfg.Nomad.Token,
+		Region: cfg.Nomad.Region, Namespace: cfg.Nomad.Namespace,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nomad client for %s: %w", cfg.Nomad.Address, err)
+	}
+	cc, err := consulapi.NewClient(&consulapi.Config{
+		Address: cfg.Consul.Address, Token: cfg.Consul.Token, Datacenter: cfg.Consul.Datacenter,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", cfg.Consul.Address, err)
+	}
+
+	ln := opts.Listener
+	if ln == nil {
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+		}
+	}
+	c := &Cluster{logger: logger.Named("cluster"), ln: ln}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = ln.Close()
+		}
+	}()
+	host, port, err := advertise(cfg.Consul.Advertise, ln.Addr(), cc.Agent())
+	if err != nil {
+		return nil, err
+	}
+	c.gatewayID = cfg.GatewayID
+	if c.gatewayID == "" {
+		c.gatewayID = net.JoinHostPort(host, strconv.Itoa(port))
+	}
+
+	c.catalog, err = nomad.NewCatalog(nc.Jobs(), nc.Variables(), nomad.CatalogConfig{
+		JobPrefix: cfg.Nomad.JobPrefix, Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	// Published versions come from their own jobs; aliases from the Nomad
+	// Variables the catalog already watches (no extra requests).
+	c.overlay = versions.NewCatalog(c.catalog, versions.New(versions.NewReadOnly(c.catalog.Variables), logger), versions.CatalogConfig{}, logger)
+
+	inner, err := nomad.NewScaler(nc.Jobs(), nomad.ScalerConfig{
+		JobID: c.catalog.JobID, Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region,
+		GatewayID: c.gatewayID,
+		// The shared Scaler compares with Nomad's count before every write.
+		Repeat: -1,
+	}, logger)
+	if err != nil {
+		return nil, err
+	}
+	if c.scaler, err = NewScaler(inner, ScalerConfig{GatewayID: c.gatewayID}, logger); err != nil {
+		return nil, err
+	}
+
+	switch cfg.Discovery {
+	case config.DiscoveryNomad:
+		c.source = nomad.NewDiscovery(nc.Services(), nomad.DiscoveryConfig{
+			ServiceName: opts.ServiceName, Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region,
+		}, logger)
+	default:
+		c.source = consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{
+			ServiceName: opts.ServiceName, Datacenter: cfg.Consul.Datacenter,
+		}, logger)
+	}
+
+	if cfg.Consul.Registers() {
+		c.registrar, err = consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
+			ServiceName: cfg.Consul.ServiceName, Address: host, Port: port,
+			Tags: cfg.Consul.Tags, HealthPath: server.HealthPath,
+			CheckInterval: cfg.Consul.CheckIntervalD, CheckTimeout: min(2*time.Second, cfg.Consul.CheckIntervalD),
+		}, logger)
+		if err != nil {
+			c.source.Close()
+			return nil, err
+		}
+	}
+	ok = true
+	c.logger.Info("cluster adapters ready", "gateway_id", c.gatewayID, "nomad", cfg.Nomad.Address,
+		"consul", cfg.Consul.Address, "discovery", cfg.Discovery, "registers", c.registrar != nil)
+	return c, nil
+}
+
+// selfReader is the part of the Consul agent API advertise uses.
+type selfReader interface {
+	Self() (map[string]map[string]any, error)
+}
+
+// advertise picks the registered host and port: the configured advertise
+// address, else the bound one, with a wildcard host replaced by the Consul
+// agent's advertise address.
+func advertise(configured string, bound net.Addr, agent selfReader) (string, int, error) {
+	tcp, _ := bound.(*net.TCPAddr)
+	host, port := "", 0
+	if tcp != nil {
+		host, port = tcp.IP.String(), tcp.Port
+	}
+	if configured != "" {
+		h, p, err := net.SplitHostPort(configured)
+		if err != nil {
+			return "", 0, fmt.Errorf("consul advertise %q: %w", configured, err)
+		}
+		host = h
+		if port, err = strconv.Atoi(p); err != nil {
+			return "", 0, fmt.Errorf("consul advertise port %q: %w", p, err)
+		}
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		self, err := agent.Self()
+		if err != nil {
+			return "", 0, fmt.Errorf("asking the consul agent for its address (the gateway listens on a wildcard; set consul advertise): %w", err)
+		}
+		a, _ := self["Config"]["AdvertiseAddr"].(string)
+		if a == "" {
+			return "", 0, errors.New("the consul agent reports no advertise address; set consul advertise")
+		}
+		host = a
+	}
+	if port <= 0 {
+		return "", 0, fmt.Errorf("no port to advertise for %s", bound)
+	}
+	return host, port, nil
+}
+
+// GatewayID is this gateway's name in scaling events.
+func (c *Cluster) GatewayID() string { return c.gatewayID }
+
+// Catalog is the Nomad catalog (before the versions overlay).
+func (c *Cluster) Catalog() *nomad.Catalog { return c.catalog }
+
+// Registrar is the Consul registrar, nil when registration is off.
+func (c *Cluster) Registrar() *consul.Registrar { return c.registrar }
+
+// Start runs the catalog's watches, the versions overlay, the function-URL
+// sync into the registrar and the registrar's resync until Close. Call it
+// once, before the server starts.
+func (c *Cluster) Start() {
+	c.startOnce.Do(func() {
+		ctx, cancel := context.WithCancel(context.Background())
+		c.cancel = cancel
+		c.catalog.Watch(func(s *catalog.Snapshot) {
+			if err := c.overlay.Refresh(ctx); err != nil && ctx.Err() == nil {
+				c.logger.Warn("reloading aliases after a catalog change", "error", err)
+			}
+			if c.registrar == nil {
+				return
+			}
+			if err := c.registrar.SetURLFunctions(ctx, consul.URLFunctions(s.Functions())); err != nil && ctx.Err() == nil {
+				c.logger.Warn("syncing function URL services", "error", err)
+			}
+		})
+		c.goRun(func() { c.catalog.Run(ctx) })
+		c.goRun(func() { c.overlay.Run(ctx) })
+		if c.registrar != nil {
+			c.goRun(func() { c.registrar.Run(ctx) })
+		}
+	})
+}
+
+func (c *Cluster) goRun(f func()) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		f()
+	}()
+}
+
+// Deps returns the adapters for server.New.
+func (c *Cluster) Deps(logger hclog.Logger) server.Deps {
+	d := server.Deps{Catalog: c.overlay, Source: c.source, Scaler: c.scaler, Logger: logger, Listener: c.ln}
+	if c.registrar != nil {
+		d.Registrars = []server.Registrar{c.registrar}
+	}
+	return d
+}
+
+// Close stops the background loops and discovery queries. Call it after
+// the server has shut down (which deregisters from Consul).
+func (c *Cluster) Close() {
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.wg.Wait()
+	c.source.Close()
+	_ = c.ln.Close() // already closed when the server ran
+}

@@ -1,0 +1,32 @@
+// Package cluster wires one gateway for a Nomad cluster: the Nomad catalog
+// (function jobs, with published versions and aliases overlaid from the
+// Nomad Variables it watches), the on-demand Scaler over Nomad's job scale
+// API, discovery through Consul health or Nomad's native services, and the
+// Consul registrations of the gateway and its function URLs, kept in step
+// with the catalog. New builds everything from the gateway's config and
+// binds the listener first, so the registered port is the bound one; Deps
+// hands the adapters to gateway/server; Close stops the background loops.
+//
+// Scaling with several gateways. Each gateway computes its own on-demand
+// target from the traffic it sees, and they all write the same group
+// count. The Scaler's rule, so that no gateway undoes another's scale-out:
+//
+//   - Raising: a gateway writes its target only when Nomad's count is below
+//     it; a target at or below the current count writes nothing, so a
+//     gateway never lowers a count while it is busy.
+//   - Lowering: a gateway lowers the count only when its own view has been
+//     idle for the idle window (the router asks only then) AND Nomad's
+//     count is exactly the count this gateway last set — remembered, or,
+//     after a restart, read from the newest count-setting scaling event
+//     carrying this gateway's id. A count another gateway raised since is
+//     that gateway's to lower when it is idle; this gateway leaves it alone
+//     and forgets it.
+//
+// Limits: reading the count and writing the new one are two requests, so a
+// raise that lands between them can still be lowered (the raising
+// gateway's next parked request raises it again); and a count set by a
+// gateway that went away for good stays until an operator lowers it or a
+// gateway with the same gateway_id raises and idles again.
+//
+// It may import gateway/**, specs and driver/invokeapi.
+package cluster
