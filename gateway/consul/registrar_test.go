@@ -213,7 +213,17 @@ func TestRegistrarResyncRestoresRegistrations(t *testing.T) {
 	// The check calls the configured path (the server counts only that one).
 	eventually(t, checkWait, "the check to call /healthz", func() bool { return gw.hits.Load() > 0 })
 
-	go r.Run(ctx)
+	// Stop Run and wait for it before the agent and the test end: a resync
+	// still running would log into a finished test and call a stopped agent.
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		r.Run(ctx)
+	}()
+	defer func() {
+		cancel()
+		<-ran
+	}()
 	// Someone (an agent restart, an operator) drops a registration.
 	if err := client.Agent().ServiceDeregister("edge-1:b-url"); err != nil {
 		t.Fatal(err)
