@@ -12,6 +12,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 )
@@ -46,6 +47,13 @@ type Options struct {
 	Verifier *sigv4.Verifier
 	// Scheme the gateway is reached with, for x-forwarded-proto/port ("http" default).
 	Scheme string
+	// Async stores Event invocations (the async queue); nil refuses them.
+	Async Enqueuer
+}
+
+// Enqueuer stores an asynchronous invocation durably.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, ev queue.Event) error
 }
 
 // API serves the Invoke API and function URLs.

@@ -146,8 +146,10 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 	switch invType {
 	case "", "RequestResponse", "DryRun":
 	case "Event":
-		fail(&apiError{Code: CodeInvalidParameterValue, Message: "InvocationType Event (asynchronous invocation) is not available on this gateway yet; use RequestResponse."})
-		return
+		if a.opts.Async == nil {
+			fail(&apiError{Code: CodeInvalidParameterValue, Message: "InvocationType Event (asynchronous invocation) is not available on this gateway; use RequestResponse."})
+			return
+		}
 	default:
 		fail(&apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"})
 		return
@@ -174,6 +176,10 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 		body = []byte("{}")
 	} else if !json.Valid(body) {
 		fail(&apiError{Code: CodeInvalidRequestContent, Message: "Could not parse request body into json: " + jsonProblem(body)})
+		return
+	}
+	if invType == "Event" {
+		a.enqueue(w, r, fn.Name, ref.Qualifier, requestID, body)
 		return
 	}
 	if invType == "DryRun" {

@@ -12,6 +12,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/nimbus-fn/nimbus/gateway/queue"
 )
 
 // Config is the gateway's configuration. HCL attribute names are given in
@@ -72,6 +74,10 @@ type Config struct {
 	// "consul", discovers instances through (`consul { … }`). Default: an
 	// empty block (CONSUL_HTTP_* environment, then Consul's defaults).
 	Consul *ConsulConfig `hcl:"consul,block"`
+	// Queue configures asynchronous invocation (`queue { … }`, see
+	// queue.Config): an embedded NATS JetStream in data_dir, or nats_url.
+	// Default: an empty block.
+	Queue *queue.Config `hcl:"queue,block"`
 
 	// Parsed forms, filled by Validate.
 	ColdStartWaitD time.Duration
@@ -139,6 +145,10 @@ func (c *Config) Defaults() {
 	if c.WaitQueueSize == 0 {
 		c.WaitQueueSize = 100
 	}
+	if c.Queue == nil {
+		c.Queue = &queue.Config{}
+	}
+	c.Queue.Defaults()
 	c.clusterDefaults()
 }
 
@@ -218,6 +228,11 @@ func (c *Config) Validate() error {
 			bad("access_key %q is declared twice", k.ID)
 		}
 		seen[k.ID] = true
+	}
+	if c.Queue != nil {
+		if err := c.Queue.Validate(c.Dev); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if !c.Dev {
 		errs = append(errs, c.validateCluster()...)

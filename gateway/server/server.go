@@ -17,6 +17,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 )
@@ -54,6 +55,8 @@ type Server struct {
 	metrics  *metrics.Metrics
 	router   *router.Router
 	api      *api.API
+	queue    *queue.Queue
+	nats     *queue.NATS // set by Start
 	http     *http.Server
 	ln       net.Listener
 	draining atomic.Bool
@@ -87,14 +90,25 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if len(cfg.AccessKeys) > 0 {
 		verifier = &sigv4.Verifier{Keys: cfg.Keys(), Region: cfg.Region, Service: "lambda"}
 	}
+	q, err := queue.New(*cfg.Queue, cfg.Dev, queue.Deps{
+		Invoker: rt, Catalog: deps.Catalog, Limits: rt, Metrics: m, Logger: logger,
+		Region: cfg.Region, AccountID: cfg.AccountID,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gateway config: %w", err)
+	}
 	a := api.New(api.Options{
 		Region:    cfg.Region,
 		AccountID: cfg.AccountID,
 		URLDomain: cfg.URLDomain,
 		Verifier:  verifier,
+		Async:     q,
 	}, deps.Catalog, rt, rt, m, logger)
-	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a}
+	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q}
 	mux := http.NewServeMux()
+	status := q.Handler(statusAuth(verifier))
+	mux.Handle(queue.InvocationsPath, status)
+	mux.Handle(queue.FunctionsPath, status)
 	mux.HandleFunc(HealthPath, s.health)
 	mux.Handle(MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.Handle("/", a)
@@ -124,13 +138,42 @@ func (s *Server) Router() *router.Router { return s.router }
 // Metrics exposes the metric set.
 func (s *Server) Metrics() *metrics.Metrics { return s.metrics }
 
-// Start opens the listener and registers the gateway.
+// Queue exposes the async queue (tests, benchmarks).
+func (s *Server) Queue() *queue.Queue { return s.queue }
+
+// NATS is the gateway's NATS connection and embedded server (after Start),
+// for other JetStream users in the process (the artifact store).
+func (s *Server) NATS() *queue.NATS { return s.nats }
+
+// statusAuth checks SigV4 on the async status API when the gateway has
+// access keys.
+func statusAuth(v *sigv4.Verifier) func(*http.Request) error {
+	if v == nil {
+		return nil
+	}
+	return func(r *http.Request) error {
+		_, err := v.Verify(r, nil)
+		return err
+	}
+}
+
+// Start opens the async queue and the listener, and registers the gateway.
 func (s *Server) Start(ctx context.Context) error {
+	n, err := queue.ConnectNATS(s.queue.Config(), s.logger)
+	if err != nil {
+		return fmt.Errorf("starting NATS for the async queue: %w", err)
+	}
+	if err := s.queue.Open(ctx, n); err != nil {
+		n.Close()
+		return fmt.Errorf("opening the async queue: %w", err)
+	}
+	s.nats = n
 	ln := s.deps.Listener
 	if ln == nil {
 		var err error
 		ln, err = net.Listen("tcp", s.cfg.Listen)
 		if err != nil {
+			s.nats.Close()
 			return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 		}
 	}
@@ -157,6 +200,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.router.Run(bg)
+	if err := s.queue.Run(); err != nil {
+		return err
+	}
 	go s.trackReservations(bg)
 	<-ctx.Done()
 	return s.Shutdown()
@@ -176,6 +222,10 @@ func (s *Server) Shutdown() error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown(ctx) }()
+	// Async workers first: events they do not finish go back to the queue.
+	if err := s.queue.Stop(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.router.Drain(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -183,6 +233,9 @@ func (s *Server) Shutdown() error {
 		errs = append(errs, fmt.Errorf("closing http server: %w", err))
 	}
 	s.router.Close()
+	if s.nats != nil {
+		s.nats.Close()
+	}
 	s.logger.Info("gateway stopped")
 	return errors.Join(errs...)
 }
