@@ -52,6 +52,16 @@ func (d *Driver) execCommand(ctx context.Context, taskID string, argv []string) 
 		cmd.Path = p
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// The command leads its own process group (or, on a tty, session): on a
+	// timeout or a closed stream kill the whole group, or a script check's
+	// children outlive it as orphans, one set per check interval.
+	cmd.Cancel = func() error {
+		err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		if errors.Is(err, unix.ESRCH) {
+			return os.ErrProcessDone
+		}
+		return err
+	}
 	if t.state.RunAs != "" {
 		cred, err := credential(t.state.RunAs)
 		if err != nil {

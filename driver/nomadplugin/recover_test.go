@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -234,4 +235,33 @@ func TestExecTaskStreaming(t *testing.T) {
 			t.Errorf("stderr = %q", stderr.String())
 		}
 	}
+}
+
+// A script check that runs past its timeout is killed with everything it
+// started: its children must not outlive it as orphans.
+func TestExecTaskTimeoutKillsTheCommandsChildren(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	id, _, _ := recovered(t, h, "sleep 300")
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	ex, err := h.Driver.ExecTask(ctx(t), &driverpb.ExecTaskRequest{
+		TaskId:  id,
+		Command: []string{"/bin/sh", "-c", "sleep 300 & echo $! > " + pidFile + "; wait"},
+		Timeout: durationpb.New(300 * time.Millisecond),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ex.GetResult().GetSignal() != int32(syscall.SIGKILL) {
+		t.Errorf("timed-out command result = %v, want killed", ex.GetResult())
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
+	plugintest.Eventually(t, 5*time.Second, "the command's child to be killed with it", func() bool { return gone(child) })
 }
