@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
@@ -52,6 +53,7 @@ func runInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "invoke", "FUNCTION[:QUALIFIER]")
 	payload := fs.String("payload", "", "event JSON, or @file to read it from a file (- for stdin)")
 	logs := fs.Bool("log", false, "print the invocation's log tail to stderr")
+	async := fs.Bool("async", false, "invoke asynchronously (InvocationType Event): queue the event and print its request id")
 	endpoint := fs.String("endpoint", endpointFlagDefault(env), "gateway URL (env NIMBUS_ENDPOINT)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,12 +67,20 @@ func runInvoke(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	in := &lambda.InvokeInput{FunctionName: aws.String(fs.Arg(0)), Payload: body}
-	if *logs {
+	if *logs && !*async {
 		in.LogType = types.LogTypeTail
+	}
+	if *async {
+		in.InvocationType = types.InvocationTypeEvent
 	}
 	out, err := lambdaClient(env, *endpoint).Invoke(ctx, in)
 	if err != nil {
 		return fmt.Errorf("invoking %s: %w", fs.Arg(0), err)
+	}
+	if *async {
+		rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
+		fmt.Fprintf(env.stdout, "queued %s (status %d); see: nimbus invocations -id %s\n", rid, out.StatusCode, rid)
+		return nil
 	}
 	if *logs && out.LogResult != nil {
 		tail, err := base64.StdEncoding.DecodeString(*out.LogResult)
