@@ -1,7 +1,10 @@
 // Package testfn builds the real aws-lambda-go functions under
-// internal/testfn/<name> for tests and benchmarks, once per test process,
-// into a directory laid out as Lambda's task root (an executable named
-// "bootstrap").
+// internal/testfn/<name> for tests and benchmarks into a directory laid out
+// as Lambda's task root (an executable named "bootstrap"). Builds are kept
+// in a cache keyed by the function's sources, go.mod, go.sum and the Go
+// version (NIMBUS_TESTFN_CACHE, default <user cache dir>/nimbus-testfn),
+// so every test process shares one copy; the directories are read-only
+// by convention.
 //
 // The functions: echo (returns its event), error (handled error of type
 // MyErr), panic, crash (exits mid-invoke with the event's code), sleep

@@ -1,23 +1,34 @@
 package testfn
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strconv"
 	"sync"
 	"testing"
 )
 
+// EnvCacheDir names the environment variable that overrides where built
+// functions are kept. Default: <user cache dir>/nimbus-testfn, else
+// <temp dir>/nimbus-testfn-<uid>.
+const EnvCacheDir = "NIMBUS_TESTFN_CACHE"
+
 var (
 	mu    sync.Mutex
 	built = map[string]string{}
-	root  string
 )
 
 // Dir returns a code directory holding `bootstrap` built from
-// internal/testfn/<name>. It builds once per process and fails tb on error.
+// internal/testfn/<name>. It builds once per source version and fails tb
+// on error. The directory is shared: callers must not write into it.
 func Dir(tb testing.TB, name string) string {
 	tb.Helper()
 	d, err := Build(name)
@@ -28,32 +39,52 @@ func Dir(tb testing.TB, name string) string {
 }
 
 // Build is Dir for callers without a testing.TB (benchmarks' main, e2e setup).
+//
+// Builds are kept in a cache directory keyed by everything the binary
+// depends on (the function's sources, go.mod, go.sum, the Go version and
+// platform), so test processes reuse one copy instead of each leaving its
+// own set of binaries behind. Concurrent builders (other test processes)
+// each build into a private directory and rename it into place; the first
+// rename wins and the others use it.
 func Build(name string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
 	if d, ok := built[name]; ok {
 		return d, nil
 	}
-	if root == "" {
-		r, err := os.MkdirTemp("", "nimbus-testfn-")
-		if err != nil {
-			return "", err
-		}
-		root = r
-	}
 	src, err := sourceDir(name)
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(root, name)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	key, err := sourceKey(src)
+	if err != nil {
+		return "", fmt.Errorf("hashing the sources of %s: %w", name, err)
+	}
+	cache, err := cacheDir()
+	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", filepath.Join(dir, "bootstrap"), ".")
+	dir := filepath.Join(cache, name+"-"+key)
+	if isExecutable(filepath.Join(dir, "bootstrap")) {
+		built[name] = dir
+		return dir, nil
+	}
+	tmp, err := os.MkdirTemp(cache, "."+name+"-")
+	if err != nil {
+		return "", fmt.Errorf("creating a build dir: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-o", filepath.Join(tmp, "bootstrap"), ".")
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build in %s: %w\n%s", src, err, out)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil && !isExecutable(filepath.Join(dir, "bootstrap")) {
+		return "", fmt.Errorf("caching test function %s: %w", name, err)
 	}
 	built[name] = dir
 	return dir, nil
@@ -63,11 +94,62 @@ func Build(name string) (string, error) {
 func sourceDir(name string) (string, error) {
 	_, file, _, ok := runtime.Caller(0)
 	if !ok {
-		return "", fmt.Errorf("cannot locate testfn sources")
+		return "", errors.New("cannot locate testfn sources")
 	}
 	d := filepath.Join(filepath.Dir(file), name)
 	if _, err := os.Stat(d); err != nil {
 		return "", fmt.Errorf("no test function %q: %w", name, err)
 	}
 	return d, nil
+}
+
+// sourceKey hashes what the binary built from src depends on: every file
+// under src, the module's go.mod and go.sum (the functions import only the
+// standard library and modules), the Go version and the platform.
+func sourceKey(src string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	module := filepath.Join(src, "..", "..", "..")
+	files := []string{filepath.Join(module, "go.mod"), filepath.Join(module, "go.sum")}
+	var walked []string
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			walked = append(walked, p)
+		}
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(walked)
+	for _, p := range append(files, walked...) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "", err
+		}
+		rel, _ := filepath.Rel(module, p)
+		fmt.Fprintf(h, "%s %d\n", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+func cacheDir() (string, error) {
+	dir := os.Getenv(EnvCacheDir)
+	if dir == "" {
+		if base, err := os.UserCacheDir(); err == nil {
+			dir = filepath.Join(base, "nimbus-testfn")
+		} else {
+			dir = filepath.Join(os.TempDir(), "nimbus-testfn-"+strconv.Itoa(os.Getuid()))
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("creating the test function cache: %w", err)
+	}
+	return dir, nil
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
