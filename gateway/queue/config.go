@@ -52,11 +52,11 @@ type Config struct {
 	Replicas int `hcl:"replicas,optional"`
 
 	// Parsed forms, filled by Validate.
-	AckWaitD            time.Duration   `hcl:"-"`
-	RetryDelaysD        []time.Duration `hcl:"-"`
-	ThrottleBackoffMinD time.Duration   `hcl:"-"`
-	ThrottleBackoffMaxD time.Duration   `hcl:"-"`
-	RetentionD          time.Duration   `hcl:"-"`
+	AckWaitD            time.Duration
+	RetryDelaysD        []time.Duration
+	ThrottleBackoffMinD time.Duration
+	ThrottleBackoffMaxD time.Duration
+	RetentionD          time.Duration
 }
 
 // Defaults fills empty fields.

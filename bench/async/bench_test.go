@@ -1,0 +1,274 @@
+package asyncbench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+const payload = `{"message":"hello from the async benchmark","n":42}`
+
+// perClient is how many events each client sends per measurement.
+var perClient = map[int]int{1: 2000, 16: 250, 64: 80}
+
+const envs = 32
+
+type snapCatalog struct{ s *catalog.Snapshot }
+
+func (c snapCatalog) Function(_ context.Context, name string) (*catalog.Function, error) {
+	return c.s.Function(name)
+}
+func (c snapCatalog) Functions(context.Context) ([]*catalog.Function, error) {
+	return c.s.Functions(), nil
+}
+
+type staticSource map[string][]discovery.Instance
+
+func (s staticSource) Instances(_ context.Context, fn, _ string) ([]discovery.Instance, error) {
+	return s[fn], nil
+}
+
+func startEcho(b *testing.B) *instance.Instance {
+	dir := b.TempDir()
+	in, err := instance.New(&instance.Config{
+		Function: "echo", Version: catalog.Latest, Runtime: "provided.al2023",
+		CodeDir: testfn.Dir(b, "echo"), StateDir: filepath.Join(dir, "state"),
+		MemoryMB: 128, Timeout: 10 * time.Second, Environments: envs, InvokeAddr: "127.0.0.1:0",
+		StdoutPath: filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
+	}, hclog.NewNullLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := in.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = in.Stop(context.Background()) })
+	c := &invokeapi.Client{}
+	if _, err := c.Warm(context.Background(), in.Addr(), envs); err != nil {
+		b.Fatal(err)
+	}
+	return in
+}
+
+type row struct {
+	name     string
+	clients  int
+	events   int
+	p50, p99 time.Duration
+	rate     float64
+	errors   int
+}
+
+// load runs clients loops of n calls and measures them.
+func load(name string, clients, n int, call func() error) row {
+	lat := make([][]time.Duration, clients)
+	errs := make([]int, clients)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < n; i++ {
+				t0 := time.Now()
+				if err := call(); err != nil {
+					errs[c]++
+				}
+				lat[c] = append(lat[c], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	var all []time.Duration
+	r := row{name: name, clients: clients}
+	for c := range lat {
+		all = append(all, lat[c]...)
+		r.errors += errs[c]
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r.events = len(all)
+	r.p50, r.p99 = all[len(all)/2], all[len(all)*99/100]
+	r.rate = float64(len(all)) / elapsed.Seconds()
+	return r
+}
+
+// BenchmarkAsync prints the enqueue/drain table. It measures fixed event
+// counts (not b.N), so `-benchtime=1x` is the intended setting.
+func BenchmarkAsync(b *testing.B) {
+	echo := startEcho(b)
+	fns := catalog.FromFile(&specs.File{Functions: []*specs.Function{
+		{Name: "echo", Runtime: "provided.al2023", Timeout: "10s", MemoryMB: 128, EnvironmentsPerInstance: envs,
+			Async: &specs.AsyncConfig{MaxRetries: 0, MaxEventAge: "6h"}},
+	}})
+	src := staticSource{"echo": {{ID: "echo-1", Address: echo.Addr(), Function: "echo", Version: catalog.Latest, Group: discovery.GroupProvisioned}}}
+	cfg := &config.Config{Dev: true, Listen: "127.0.0.1:0", ShutdownGrace: "10s",
+		Queue: &queue.Config{DataDir: filepath.Join(b.TempDir(), "queue"), Workers: envs, FunctionShare: 1}}
+	s, err := server.New(cfg, server.Deps{Catalog: snapCatalog{catalog.NewSnapshot(fns)}, Source: src})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil { // listener and queue, no workers yet
+		b.Fatal(err)
+	}
+
+	// Raw publish baseline: a stream shaped like the queue's, same server.
+	nc, err := s.NATS().Embedded.Connect("bench-raw")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH_RAW", Subjects: []string{"bench.raw.>"},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
+		b.Fatal(err)
+	}
+	publisher := func(js jetstream.JetStream) func() error {
+		return func() error {
+			id := uuid.NewString()
+			m := nats.NewMsg("bench.raw.echo." + id)
+			m.Data = []byte(payload)
+			m.Header.Set("Nimbus-Function", "echo")
+			_, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(id))
+			return err
+		}
+	}
+	raw := publisher(js)
+	// The same publish from a TCP client on loopback, as a producer outside
+	// the gateway process would do it.
+	tcp, err := nats.Connect(s.Queue().ClientURL())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tcp.Close()
+	tcpJS, err := jetstream.New(tcp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rawTCP := publisher(tcpJS)
+
+	httpc := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
+	invokeURL := "http://" + s.Addr() + "/2015-03-31/functions/echo/invocations"
+	enqueue := func() error {
+		req, _ := http.NewRequest(http.MethodPost, invokeURL, strings.NewReader(payload))
+		req.Header.Set("X-Amz-Invocation-Type", "Event")
+		resp, err := httpc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	for i := 0; i < 50; i++ { // warm connections
+		_ = raw()
+		_ = rawTCP()
+		_ = enqueue()
+	}
+
+	var rows []row
+	total := 50
+	for _, clients := range []int{1, 16, 64} {
+		n := perClient[clients]
+		rows = append(rows,
+			load("raw JetStream publish (acked)", clients, n, raw),
+			load("raw publish, TCP client", clients, n, rawTCP),
+			load("enqueue: Invoke API Event → 202", clients, n, enqueue))
+		total += clients * n
+	}
+
+	// Drain: start the workers and time until every event finished.
+	stats := func() float64 {
+		mfs, _ := s.Metrics().Registry.Gather()
+		sum := 0.0
+		for _, mf := range mfs {
+			if mf.GetName() == "nimbus_async_finished_total" {
+				for _, m := range mf.GetMetric() {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return sum
+	}
+	start := time.Now()
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	deadline := start.Add(5 * time.Minute)
+	for stats() < float64(total) {
+		if time.Now().After(deadline) {
+			b.Fatalf("drained %v of %d events in 5 minutes", stats(), total)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	drain := time.Since(start)
+	info, err := js.Stream(ctx, queue.StreamName)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if st, err := info.Info(ctx); err != nil || st.State.Msgs != 0 {
+		b.Errorf("queue not empty after the drain: %+v %v", st, err)
+	}
+
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "\nasync invoke, %d-byte events, embedded JetStream (file store), aws-lambda-go echo\n", len(payload))
+	fmt.Fprintf(&out, "%-34s %7s %7s %10s %10s %10s %8s %8s\n", "path", "clients", "events", "p50", "p99", "events/s", "vs raw", "vs tcp")
+	base, baseTCP := map[int]float64{}, map[int]float64{}
+	for _, r := range rows {
+		switch {
+		case strings.HasPrefix(r.name, "raw JetStream"):
+			base[r.clients] = r.rate
+		case strings.HasPrefix(r.name, "raw publish, TCP"):
+			baseTCP[r.clients] = r.rate
+		}
+		vsTCP := "-"
+		if t := baseTCP[r.clients]; t > 0 {
+			vsTCP = fmt.Sprintf("%.2fx", t/r.rate)
+		}
+		fmt.Fprintf(&out, "%-34s %7d %7d %10s %10s %10.0f %7.2fx %8s\n", r.name, r.clients, r.events,
+			r.p50.Round(time.Microsecond), r.p99.Round(time.Microsecond), r.rate, base[r.clients]/r.rate, vsTCP)
+		if r.errors > 0 {
+			b.Errorf("%s c=%d: %d errors", r.name, r.clients, r.errors)
+		}
+	}
+	fmt.Fprintf(&out, "%-34s %7d %7d %10s %10s %10.0f\n", "drain: workers → router → echo", envs, total, "-", "-", float64(total)/drain.Seconds())
+	fmt.Fprintln(&out, "(vs raw / vs tcp = that publish rate / this rate; the enqueue goal is within 2x)")
+	fmt.Fprint(os.Stdout, out.String())
+	cancel()
+	if err := <-served; err != nil {
+		b.Errorf("gateway shutdown: %v", err)
+	}
+}
