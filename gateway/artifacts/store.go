@@ -56,9 +56,14 @@ type Config struct {
 	Replicas int `hcl:"replicas,optional"`
 	// GCGrace keeps unreferenced bundles younger than this. Default "1h".
 	GCGrace string `hcl:"gc_grace,optional"`
+	// GCInterval is how often a cluster gateway collects unreferenced
+	// bundles (RunGC). Default "10m".
+	GCInterval string `hcl:"gc_interval,optional"`
 
-	// GCGraceD is GCGrace parsed by Validate.
-	GCGraceD time.Duration
+	// GCGraceD and GCIntervalD are GCGrace and GCInterval parsed by
+	// Validate.
+	GCGraceD    time.Duration
+	GCIntervalD time.Duration
 }
 
 // Defaults fills empty fields.
@@ -74,6 +79,9 @@ func (c *Config) Defaults() {
 	}
 	if c.GCGrace == "" {
 		c.GCGrace = "1h"
+	}
+	if c.GCInterval == "" {
+		c.GCInterval = "10m"
 	}
 }
 
@@ -94,6 +102,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("artifacts gc_grace %q must not be negative", c.GCGrace))
 	default:
 		c.GCGraceD = d
+	}
+	iv, err := time.ParseDuration(c.GCInterval)
+	switch {
+	case err != nil:
+		errs = append(errs, fmt.Errorf("artifacts gc_interval %q: %w", c.GCInterval, err))
+	case iv <= 0:
+		errs = append(errs, fmt.Errorf("artifacts gc_interval %q must be positive", c.GCInterval))
+	default:
+		c.GCIntervalD = iv
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 )
 
@@ -54,6 +55,11 @@ type Config struct {
 	// ShutdownGrace bounds draining in-flight invocations on shutdown.
 	// Default "30s".
 	ShutdownGrace string `hcl:"shutdown_grace,optional"`
+	// Artifacts configures the artifact store (`artifacts { … }`, see
+	// artifacts.Config): code and layer bundles by sha256 in a JetStream
+	// object store on the gateway's NATS system (the one the async queue
+	// uses), served at /nimbus/v1/artifacts/. Default: an empty block.
+	Artifacts *artifacts.Config `hcl:"artifacts,block"`
 	// Dev runs the all-in-one dev mode (local catalog and launcher; auth
 	// optional). Default false.
 	Dev bool `hcl:"dev,optional"`
@@ -136,6 +142,10 @@ func (c *Config) Defaults() {
 		set(&c.IdleScaleIn, "5m")
 	}
 	set(&c.ShutdownGrace, "30s")
+	if c.Artifacts == nil {
+		c.Artifacts = &artifacts.Config{}
+	}
+	c.Artifacts.Defaults()
 	if c.AccountConcurrency == 0 {
 		c.AccountConcurrency = 1000
 	}
@@ -197,6 +207,11 @@ func (c *Config) Validate() error {
 	}
 	if c.WaitQueueSize < 1 {
 		bad("wait_queue_size %d must be at least 1", c.WaitQueueSize)
+	}
+	if c.Artifacts != nil {
+		if err := c.Artifacts.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.InvokeKey != "" && c.InvokeKeyFile != "" {
 		bad("set invoke_key or invoke_key_file, not both")

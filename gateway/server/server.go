@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/nimbus-fn/nimbus/gateway/api"
+	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
@@ -45,6 +47,11 @@ type Deps struct {
 	Logger     hclog.Logger
 	// Listener, when set, is used instead of listening on Config.Listen.
 	Listener net.Listener
+	// ArtifactRefs name the bundles still needed (published versions and
+	// layers, function jobs). With any, Serve deletes the artifact store's
+	// other bundles every artifacts gc_interval; without, nothing is
+	// collected (dev mode does not know the jobs that fetch its bundles).
+	ArtifactRefs []artifacts.Referencer
 }
 
 // Server is one running gateway.
@@ -60,6 +67,12 @@ type Server struct {
 	http     *http.Server
 	ln       net.Listener
 	draining atomic.Bool
+
+	verifier *sigv4.Verifier // nil without access keys
+	// artifacts and its handler are set by Start before the listener
+	// serves.
+	artifacts        *artifacts.Store
+	artifactsHandler http.Handler
 }
 
 // New validates cfg (after filling defaults) and builds the server; it opens
@@ -109,6 +122,10 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	status := q.Handler(statusAuth(verifier))
 	mux.Handle(queue.InvocationsPath, status)
 	mux.Handle(queue.FunctionsPath, status)
+	s.verifier = verifier
+	mux.Handle(artifacts.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.artifactsHandler.ServeHTTP(w, r)
+	}))
 	mux.HandleFunc(HealthPath, s.health)
 	mux.Handle(MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.Handle("/", a)
@@ -145,6 +162,9 @@ func (s *Server) Queue() *queue.Queue { return s.queue }
 // for other JetStream users in the process (the artifact store).
 func (s *Server) NATS() *queue.NATS { return s.nats }
 
+// Artifacts is the artifact store (after Start).
+func (s *Server) Artifacts() *artifacts.Store { return s.artifacts }
+
 // statusAuth checks SigV4 on the async status API when the gateway has
 // access keys.
 func statusAuth(v *sigv4.Verifier) func(*http.Request) error {
@@ -168,6 +188,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("opening the async queue: %w", err)
 	}
 	s.nats = n
+	// The artifact store shares the queue's NATS: the embedded server, or
+	// the cluster every gateway attaches to, so each serves every bundle.
+	if err := s.openArtifacts(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
 	ln := s.deps.Listener
 	if ln == nil {
 		var err error
@@ -192,6 +218,27 @@ func (s *Server) Start(ctx context.Context) error {
 	return nil
 }
 
+func (s *Server) openArtifacts(ctx context.Context) error {
+	js, err := jetstream.New(s.nats.Conn)
+	if err != nil {
+		return fmt.Errorf("opening JetStream for the artifact store: %w", err)
+	}
+	store, err := artifacts.Open(ctx, js, *s.cfg.Artifacts, s.deps.Logger)
+	if err != nil {
+		return fmt.Errorf("opening the artifact store: %w", err)
+	}
+	var auth artifacts.Authorizer
+	if v := s.verifier; v != nil {
+		// Uploads are signed like API calls, over the whole body.
+		auth = func(r *http.Request, body []byte) error {
+			_, err := v.Verify(r, body)
+			return err
+		}
+	}
+	s.artifacts, s.artifactsHandler = store, artifacts.NewHandler(store, auth)
+	return nil
+}
+
 // Addr is the bound address (after Start).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
@@ -200,6 +247,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.router.Run(bg)
+	if len(s.deps.ArtifactRefs) > 0 {
+		go s.artifacts.RunGC(bg, s.cfg.Artifacts.GCIntervalD, s.deps.ArtifactRefs...)
+	}
 	if err := s.queue.Run(); err != nil {
 		return err
 	}
