@@ -3,10 +3,14 @@ package harness
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -22,11 +26,11 @@ import (
 var (
 	buildMu sync.Mutex
 	built   = map[string]string{}
-	binDir  string
 )
 
 // Build compiles cmd/<name> of this module once per process and returns the
-// binary's path, named <name> as in the agent's plugin_dir.
+// binary's path, named <name> as in the agent's plugin_dir. The binary is
+// kept in a cache shared by test processes (see buildCached).
 func Build(name string) (string, error) {
 	buildMu.Lock()
 	defer buildMu.Unlock()
@@ -41,19 +45,70 @@ func Build(name string) (string, error) {
 	if gomod == "" || gomod == os.DevNull {
 		return "", fmt.Errorf("not inside the nimbus module (go env GOMOD = %q)", gomod)
 	}
-	if binDir == "" {
-		if binDir, err = os.MkdirTemp("", "nimbus-autoscaler-plugins-"); err != nil {
-			return "", err
-		}
-	}
-	path := filepath.Join(binDir, name)
-	cmd := exec.Command("go", "build", "-o", path, "./cmd/"+name)
-	cmd.Dir = filepath.Dir(gomod)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/%s: %w\n%s", name, err, b)
+	path, err := buildCached(filepath.Dir(gomod), "./cmd/"+name, name)
+	if err != nil {
+		return "", err
 	}
 	built[name] = path
 	return path, nil
+}
+
+// buildCached builds the main package pkg of the module at root into
+// <cache>/<name>-<key>/<name> and returns that path. The key hashes the
+// compiled form of every package the binary links (go list -export names
+// each by its content hash in the Go build cache), so an unchanged binary
+// is linked once for all test processes rather than left behind by each
+// one in a temp dir. Processes that race build into private dirs and
+// rename into place; the first wins. The cache is <user cache
+// dir>/nimbus-testbin (NIMBUS_TESTBIN_CACHE overrides).
+//
+// driver/nomadplugin/plugintest has the same function: the import rules
+// keep autoscaler/** and driver/** from sharing a package.
+func buildCached(root, pkg, name string) (string, error) {
+	list := exec.Command("go", "list", "-deps", "-export", "-f", "{{.ImportPath}} {{.Export}}", pkg)
+	list.Dir = root
+	var stderr strings.Builder
+	list.Stderr = &stderr
+	deps, err := list.Output()
+	if err != nil {
+		return "", fmt.Errorf("go list %s: %w\n%s", pkg, err, stderr.String())
+	}
+	sum := sha256.Sum256(append([]byte(runtime.Version()+"\n"), deps...))
+	cache := os.Getenv("NIMBUS_TESTBIN_CACHE")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = filepath.Join(os.TempDir(), "nimbus-"+strconv.Itoa(os.Getuid()))
+		}
+		cache = filepath.Join(base, "nimbus-testbin")
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", fmt.Errorf("creating the test binary cache: %w", err)
+	}
+	dir := filepath.Join(cache, name+"-"+hex.EncodeToString(sum[:8]))
+	bin := filepath.Join(dir, name)
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	tmp, err := os.MkdirTemp(cache, "."+name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	build := exec.Command("go", "build", "-o", filepath.Join(tmp, name), pkg)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(bin); serr != nil {
+			return "", fmt.Errorf("caching %s: %w", name, err)
+		}
+	}
+	return bin, nil
 }
 
 // MustBuild is Build for tests.

@@ -2,12 +2,16 @@ package plugintest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -35,7 +39,8 @@ var (
 )
 
 // BuildDriver builds cmd/nimbus-driver once per test process and returns
-// the binary's path (named as the plugin, as in a plugin_dir).
+// the binary's path (named as the plugin, as in a plugin_dir). The binary
+// is kept in a cache shared by test processes (see buildCached).
 func BuildDriver(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
@@ -45,22 +50,70 @@ func BuildDriver(tb testing.TB) string {
 			return
 		}
 		root := filepath.Join(filepath.Dir(file), "..", "..", "..")
-		dir, err := os.MkdirTemp("", "nimbus-driver-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		buildPath = filepath.Join(dir, "nimbus-driver")
-		cmd := exec.Command("go", "build", "-o", buildPath, "./cmd/nimbus-driver")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd/nimbus-driver: %w\n%s", err, out)
-		}
+		buildPath, buildErr = buildCached(root, "./cmd/nimbus-driver", "nimbus-driver")
 	})
 	if buildErr != nil {
 		tb.Fatal(buildErr)
 	}
 	return buildPath
+}
+
+// buildCached builds the main package pkg of the module at root into
+// <cache>/<name>-<key>/<name> and returns that path. The key hashes the
+// compiled form of every package the binary links (go list -export names
+// each by its content hash in the Go build cache), so an unchanged binary
+// is linked once for all test processes rather than left behind by each
+// one in a temp dir. Processes that race build into private dirs and
+// rename into place; the first wins. The cache is <user cache
+// dir>/nimbus-testbin (NIMBUS_TESTBIN_CACHE overrides).
+//
+// autoscaler/harness has the same function: the import rules keep
+// driver/** and autoscaler/** from sharing a package.
+func buildCached(root, pkg, name string) (string, error) {
+	list := exec.Command("go", "list", "-deps", "-export", "-f", "{{.ImportPath}} {{.Export}}", pkg)
+	list.Dir = root
+	var stderr strings.Builder
+	list.Stderr = &stderr
+	deps, err := list.Output()
+	if err != nil {
+		return "", fmt.Errorf("go list %s: %w\n%s", pkg, err, stderr.String())
+	}
+	sum := sha256.Sum256(append([]byte(runtime.Version()+"\n"), deps...))
+	cache := os.Getenv("NIMBUS_TESTBIN_CACHE")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			base = filepath.Join(os.TempDir(), "nimbus-"+strconv.Itoa(os.Getuid()))
+		}
+		cache = filepath.Join(base, "nimbus-testbin")
+	}
+	if err := os.MkdirAll(cache, 0o755); err != nil {
+		return "", fmt.Errorf("creating the test binary cache: %w", err)
+	}
+	dir := filepath.Join(cache, name+"-"+hex.EncodeToString(sum[:8]))
+	bin := filepath.Join(dir, name)
+	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
+		return bin, nil
+	}
+	tmp, err := os.MkdirTemp(cache, "."+name+"-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp) // a no-op once renamed into place
+	build := exec.Command("go", "build", "-o", filepath.Join(tmp, name), pkg)
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, out)
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		if _, serr := os.Stat(bin); serr != nil {
+			return "", fmt.Errorf("caching %s: %w", name, err)
+		}
+	}
+	return bin, nil
 }
 
 // Launch starts the plugin binary as Nomad does (cookie in the environment,
