@@ -559,3 +559,86 @@ func TestQueueFullAndDuplicatePublish(t *testing.T) {
 		t.Errorf("oversized event: %v", err)
 	}
 }
+
+// TestTwoGatewaysShareTheWork runs a second queue connected by URL (as a
+// gateway on an external NATS cluster is) next to the first: every event
+// runs, each gateway's workers take part of them.
+func TestTwoGatewaysShareTheWork(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.cat.add(fnSpec("echo", nil))
+	in := h.instance("echo", 8, nil)
+
+	cfg := testConfig()
+	cfg.URL = h.q.ClientURL()
+	cfg.Defaults()
+	if err := cfg.Validate(false); err != nil {
+		t.Fatal(err)
+	}
+	other := &countingInvoker{}
+	rt := router.New(router.Config{InvokeKey: key}, h.src, &gatewaytest.Scaler{}, metrics.New(), nil)
+	t.Cleanup(rt.Close)
+	other.next = rt
+	q2, err := queue.New(cfg, false, queue.Deps{Invoker: other, Catalog: h.cat, Limits: rt, Region: "us-east-1", AccountID: "123456789012"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := queue.ConnectNATS(&cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Close)
+	if n.Embedded != nil {
+		t.Fatal("a queue with nats_url started its own server")
+	}
+	if err := q2.Open(context.Background(), n); err != nil {
+		t.Fatal(err)
+	}
+	if err := q2.Run(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = q2.Stop(ctx)
+	})
+
+	const events = 200
+	var rids []string
+	for i := 0; i < events; i++ {
+		rids = append(rids, h.enqueue("echo", fmt.Sprintf(`{"i":%d}`, i)))
+	}
+	for _, rid := range rids {
+		h.waitState(rid, queue.StateSucceeded)
+	}
+	if other.calls.Load() == 0 || other.calls.Load() == events {
+		t.Errorf("second gateway ran %d of %d events; want a share", other.calls.Load(), events)
+	}
+	if in.Invocations() < events {
+		t.Errorf("%d invocations for %d events", in.Invocations(), events)
+	}
+}
+
+type countingInvoker struct {
+	next  queue.Invoker
+	calls atomic.Int64
+}
+
+func (c *countingInvoker) Invoke(ctx context.Context, t router.Target, req *invokeapi.Request) (*invokeapi.Response, error) {
+	c.calls.Add(1)
+	return c.next.Invoke(ctx, t, req)
+}
+
+func TestOldestEventAgeMetric(t *testing.T) {
+	h := newHarness(t, testConfig(), false)
+	h.enqueue("f", `{}`)
+	if age := find(t, h, "nimbus_async_oldest_event_age_seconds"); age < 0 || age > 60 {
+		t.Errorf("age of a fresh event %v", age)
+	}
+	h.skew.Store(int64(time.Hour))
+	if age := find(t, h, "nimbus_async_oldest_event_age_seconds"); age < 3599 || age > 3700 {
+		t.Errorf("age an hour later %v", age)
+	}
+	if n := find(t, h, "nimbus_async_enqueued_total", "f"); n != 1 {
+		t.Errorf("enqueued %v", n)
+	}
+}
