@@ -3,11 +3,9 @@ package nomadplugin_test
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,11 +44,10 @@ func code(err error) codes.Code { return status.Code(err) }
 // startTicks reads a process's start time from /proc (field 22).
 func startTicks(t *testing.T, pid int) uint64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		t.Fatal(err)
+	f := plugintest.StatFields(pid)
+	if len(f) < 22-2 {
+		t.Fatalf("no stat for pid %d", pid)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
 	v, err := strconv.ParseUint(f[22-3], 10, 64)
 	if err != nil {
 		t.Fatal(err)
@@ -97,33 +94,7 @@ func handleFor(t *testing.T, a *plugintest.Alloc, id string, pid int, ticks uint
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// gone reports a process that no longer runs (or is a zombie nobody reaps).
-func gone(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	return f[0] == "Z" || f[0] == "X"
-}
-
 // childrenOf lists the live children of pid.
 func childrenOf(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-		if f[1] == strconv.Itoa(pid) && !gone(p) {
-			out = append(out, p)
-		}
-	}
-	return out
+	return plugintest.LiveProcesses(func(f []string) bool { return f[4-3] == strconv.Itoa(pid) })
 }

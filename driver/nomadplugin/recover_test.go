@@ -81,7 +81,7 @@ func TestRecoverWaitStopDestroy(t *testing.T) {
 		}
 	}
 	for _, c := range append(children, pid) {
-		plugintest.Eventually(t, 5*time.Second, "process exit", func() bool { return gone(c) })
+		plugintest.Eventually(t, 5*time.Second, "process exit", func() bool { return plugintest.Gone(c) })
 	}
 	// After exit, WaitTask answers at once with the stored result.
 	if resp, err := h.Driver.WaitTask(ctx(t), &driverpb.WaitTaskRequest{TaskId: id}); err != nil || resp.GetResult() == nil {
@@ -121,7 +121,7 @@ func TestRecoverRefusesReusedPid(t *testing.T) {
 	if _, err := h.Driver.DestroyTask(ctx(t), &driverpb.DestroyTaskRequest{TaskId: id, Force: true}); err != nil {
 		t.Fatal(err)
 	}
-	if gone(cmd.Process.Pid) {
+	if plugintest.Gone(cmd.Process.Pid) {
 		t.Error("the driver killed a process that was not its instance")
 	}
 }
@@ -263,5 +263,5 @@ func TestExecTaskTimeoutKillsTheCommandsChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
-	plugintest.Eventually(t, 5*time.Second, "the command's child to be killed with it", func() bool { return gone(child) })
+	plugintest.Eventually(t, 5*time.Second, "the command's child to be killed with it", func() bool { return plugintest.Gone(child) })
 }

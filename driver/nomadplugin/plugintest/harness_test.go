@@ -169,7 +169,7 @@ func TestNomadLifecycle(t *testing.T) {
 	if err := json.Unmarshal(handle.GetDriverState(), &st); err != nil {
 		t.Fatal(err)
 	}
-	if !gone(st.Pid) {
+	if !plugintest.Gone(st.Pid) {
 		t.Errorf("instance pid %d still runs after WaitTask returned", st.Pid)
 	}
 	plugintest.Eventually(t, 10*time.Second, "REPORT lines in the task's stdout", func() bool {
@@ -239,7 +239,7 @@ func TestStopEscalatesAndKillsEnvironments(t *testing.T) {
 		t.Fatalf("WaitTask = %v %v, want signal 9", r.resp, r.err)
 	}
 	for _, p := range procs {
-		plugintest.Eventually(t, 5*time.Second, "process "+strconv.Itoa(p)+" gone", func() bool { return gone(p) })
+		plugintest.Eventually(t, 5*time.Second, "process "+strconv.Itoa(p)+" gone", func() bool { return plugintest.Gone(p) })
 	}
 	if _, err := h.Driver.DestroyTask(c, &driverpb.DestroyTaskRequest{TaskId: cfg.GetId(), Force: true}); err != nil {
 		t.Fatal(err)
@@ -357,31 +357,7 @@ func testCtx(t *testing.T) context.Context {
 	return c
 }
 
-func statFields(pid int) []string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return nil
-	}
-	return strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-}
-
-func gone(pid int) bool {
-	f := statFields(pid)
-	return f == nil || f[0] == "Z" || f[0] == "X"
-}
-
 // session lists live processes whose session id is sid.
 func session(sid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if f := statFields(pid); f != nil && f[6-3] == strconv.Itoa(sid) && !gone(pid) {
-			out = append(out, pid)
-		}
-	}
-	return out
+	return plugintest.LiveProcesses(func(f []string) bool { return f[6-3] == strconv.Itoa(sid) })
 }
