@@ -6,6 +6,11 @@
 // RESPONSE_STREAM), and Lambda's error catalogue (errors.go) in the wire
 // shape aws-sdk-go-v2 parses.
 //
+// InvocationType Event is validated exactly like a synchronous call (unknown
+// function or qualifier 404, non-JSON 400), refused over 1 MB (413), then
+// handed to the Async enqueuer (the durable queue, gateway/queue) and
+// answered 202 with x-amzn-RequestId once it is stored; a full queue is 429.
+//
 // Function URLs are reached two ways: host-based, `<function>.<url_domain>`
 // (what DNS or Consul points at), and path-based,
 // `/url/<function>/<path…>` on any gateway address (handy on localhost); the
