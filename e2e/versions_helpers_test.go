@@ -1,87 +1,38 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
-	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2"
-
-	"github.com/nimbus-fn/nimbus/driver/instance"
-	"github.com/nimbus-fn/nimbus/driver/invokeapi"
-	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
-	"github.com/nimbus-fn/nimbus/gateway/catalog"
-	"github.com/nimbus-fn/nimbus/gateway/config"
-	"github.com/nimbus-fn/nimbus/gateway/discovery"
-	"github.com/nimbus-fn/nimbus/gateway/local"
-	"github.com/nimbus-fn/nimbus/gateway/server"
-	"github.com/nimbus-fn/nimbus/gateway/versions"
-	"github.com/nimbus-fn/nimbus/specs"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 )
 
-// versionsGateway is a dev-mode gateway whose catalog is the spec directory
-// ($LATEST) overlaid with the local version store the CLI writes: what
-// `nimbus dev` serves once it is wired to the store.
+// versionsGateway is a real `nimbus dev` process serving a spec directory
+// ($LATEST) with the local version store the CLI writes (--state-dir /
+// NIMBUS_STATE_DIR): published versions, aliases and layers reach it the
+// way they reach a developer's.
 type versionsGateway struct {
 	base     string
 	specDir  string
 	stateDir string
-	store    *versions.Store
-	overlay  *versions.Catalog
 	nimbus   string // the nimbus CLI binary
-}
-
-// layerLauncher runs real instances through driver/local and mounts the
-// function's layers from the version store's unpacked bundles.
-type layerLauncher struct {
-	local *driverlocal.Launcher
-	store *versions.Store
-	state *versions.Local
-}
-
-func (l *layerLauncher) Launch(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
-	timeout, err := time.ParseDuration(fn.Timeout)
-	if err != nil {
-		return discovery.Instance{}, err
-	}
-	codeDir := fn.Code.Dir
-	if !filepath.IsAbs(codeDir) {
-		codeDir = filepath.Join(fn.Dir, codeDir)
-	}
-	layerDirs, err := l.state.LayerDirs(ctx, l.store, fn)
-	if err != nil {
-		return discovery.Instance{}, err
-	}
-	h, err := l.local.Launch(context.WithoutCancel(ctx), &instance.Config{
-		Function: fn.Name, Version: version, Runtime: fn.Runtime, Handler: fn.Handler,
-		CodeDir: codeDir, LayerDirs: layerDirs, MemoryMB: fn.MemoryMB, Timeout: timeout,
-		Environments: max(fn.EnvironmentsPerInstance, 1), Env: fn.Environment,
-		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), fn.Name, version),
-		Region:       e2eRegion, AccountID: e2eAccount,
-	})
-	if err != nil {
-		return discovery.Instance{}, err
-	}
-	return discovery.Instance{ID: h.ID, Address: h.Addr, Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
-}
-
-func (l *layerLauncher) Stop(ctx context.Context, id string) error {
-	h, ok := l.local.Get(id)
-	if !ok {
-		return nil
-	}
-	return h.Stop(ctx)
+	stderr   *lockedBuffer
 }
 
 var nimbusBin struct {
@@ -126,68 +77,73 @@ func nimbusOnce(t *testing.T) string {
 	return nimbusBin.path
 }
 
+// startVersionsGateway writes files into a spec dir and runs `nimbus dev`
+// on it with SigV4 keys and a version store of its own; it stops the
+// process (SIGINT, clean exit expected) when the test ends.
 func startVersionsGateway(t *testing.T, files map[string]string) *versionsGateway {
 	t.Helper()
-	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusOnce(t)}
+	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusOnce(t), stderr: &lockedBuffer{}}
 	writeTree(t, g.specDir, files)
-	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr})
-	load := func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, nil)
-		if diags.HasErrors() {
-			return nil, hcl.Diagnostics(diags)
-		}
-		return f, nil
-	}
-	cat, err := catalog.NewLocal(g.specDir, load, logger)
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): fmt.Sprintf(`region = %q
+account_id = %q
+invoke_key = %q
+access_key %q {
+  secret = %q
+}
+`, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey)})
+	dev := exec.Command(g.nimbus, "dev", "--listen", "127.0.0.1:0", "--config", conf, "--state-dir", g.stateDir, "--log-level", "warn", g.specDir)
+	dev.Dir = g.specDir
+	stdout, err := dev.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	state, err := versions.NewLocal(g.stateDir)
-	if err != nil {
+	dev.Stderr = g.stderr
+	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g.store = versions.New(state, logger)
-	g.overlay = versions.NewCatalog(cat, g.store, versions.CatalogConfig{Published: true, Refresh: 50 * time.Millisecond}, logger)
-	l := &layerLauncher{local: driverlocal.NewLauncher(t.TempDir(), logger), store: g.store, state: state}
-	pool := local.New(l, g.overlay, logger)
-	cfg := &config.Config{
-		Dev: true, Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount,
-		InvokeKey:  e2eInvokeKey,
-		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
-	}
-	s, err := server.New(cfg, server.Deps{Catalog: g.overlay, Source: pool, Scaler: pool, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ctx) }()
-	cat.Watch(func(*catalog.Snapshot) { pool.Refresh(context.Background()) })
-	go cat.Run(ctx, 50*time.Millisecond)
-	go g.overlay.Run(ctx)
+	exited := make(chan error, 1)
+	go func() { exited <- dev.Wait() }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-served; err != nil {
-			t.Errorf("gateway shutdown: %v", err)
-		}
-		stopCtx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		if err := pool.Close(stopCtx); err != nil {
-			t.Errorf("stopping instances: %v", err)
+		_ = dev.Process.Signal(syscall.SIGINT)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("nimbus dev exit: %v\n%s", err, g.stderr)
+			}
+		case <-time.After(60 * time.Second):
+			_ = dev.Process.Kill()
+			t.Errorf("nimbus dev did not stop on SIGINT\n%s", g.stderr)
 		}
 	})
-	g.base = "http://" + s.Addr()
+	sc := bufio.NewScanner(stdout)
+	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
+	for g.base == "" && sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			g.base = m[1]
+		}
+	}
+	if g.base == "" {
+		t.Fatalf("nimbus dev printed no endpoint:\n%s", g.stderr)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	return g
 }
 
-// cli runs the real nimbus binary against the gateway's state dir.
+// cli runs the real nimbus binary against the gateway's state dir and
+// endpoint, signing with the gateway's keys.
 func (g *versionsGateway) cli(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return g.cliEnv(t, nil, args...)
+}
+
+// cliEnv is cli with extra environment (KEY=value, later ones win).
+func (g *versionsGateway) cliEnv(t *testing.T, extra []string, args ...string) (string, error) {
+	t.Helper()
 	cmd := exec.Command(g.nimbus, args...)
-	cmd.Env = append(os.Environ(), "NIMBUS_STATE_DIR="+g.stateDir)
+	cmd.Env = append(os.Environ(), "NIMBUS_STATE_DIR="+g.stateDir, "NIMBUS_ENDPOINT="+g.base,
+		"AWS_ACCESS_KEY_ID="+e2eAccessKey, "AWS_SECRET_ACCESS_KEY="+e2eSecretKey, "AWS_REGION="+e2eRegion)
+	cmd.Env = append(cmd.Env, extra...)
 	cmd.Dir = g.specDir
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -200,14 +156,6 @@ func (g *versionsGateway) mustCLI(t *testing.T, args ...string) string {
 		t.Fatalf("nimbus %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return out
-}
-
-// refresh makes the overlay read the store now (the CLI just wrote it).
-func (g *versionsGateway) refresh(t *testing.T) {
-	t.Helper()
-	if err := g.overlay.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func (g *versionsGateway) lambda() *lambda.Client {
@@ -244,4 +192,19 @@ func mustChmod(t *testing.T, path string) {
 	if err := os.Chmod(path, 0o755); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// awaitQualifier waits until the gateway does (present) or does not know
+// fn:qualifier: nimbus dev reads the version store about once a second.
+func (g *versionsGateway) awaitQualifier(t *testing.T, fn, qualifier string, present bool) {
+	t.Helper()
+	c := g.lambda()
+	eventually(t, 20*time.Second, func() bool {
+		_, err := c.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String(fn), Qualifier: aws.String(qualifier)})
+		var nf *types.ResourceNotFoundException
+		if err != nil && !errors.As(err, &nf) {
+			t.Fatalf("GetFunction %s:%s: %v", fn, qualifier, err)
+		}
+		return (err == nil) == present
+	}, fmt.Sprintf("nimbus dev sees %s:%s (present %v)", fn, qualifier, present))
 }

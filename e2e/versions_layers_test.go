@@ -127,7 +127,8 @@ func TestLayersPythonAndNode(t *testing.T) {
 			t.Fatal(out)
 		}
 	}
-	g.refresh(t)
+	g.awaitQualifier(t, "py", "1", true)
+	g.awaitQualifier(t, "js", "1", true)
 
 	want := layerReply{Msg: "hello from the python layer", Who: "override", Tool: "layer tool", Lib: "from the layer's lib"}
 	if got := invokeLayer(t, c, "py", "1"); got != want {

@@ -84,7 +84,7 @@ func TestPublishAndWeightedAliasLocal(t *testing.T) {
 		t.Fatalf("publish unchanged: %s", out)
 	}
 	writeTree(t, g.specDir, map[string]string{"src/app.py": appPy("latest")})
-	g.refresh(t)
+	g.awaitQualifier(t, "hello", "2", true)
 
 	// Versions and $LATEST run their own code.
 	for q, want := range map[string]string{"1": "1", "2": "2", "$LATEST": "$LATEST", "live": "1"} {
@@ -110,7 +110,9 @@ func TestPublishAndWeightedAliasLocal(t *testing.T) {
 	// an exact binomial test (a fixed tolerance would flake or be loose).
 	const weight, n = 0.2, 1500
 	g.mustCLI(t, "alias", "set", "hello", "live", "1", "--weight", "v2=0.2")
-	g.refresh(t)
+	// nimbus dev swaps in the new routing at once: from the first
+	// invocation that runs version 2 on, every one routes by the weight.
+	eventually(t, 20*time.Second, func() bool { return invokeQ(t, c, "live") == "2" }, "alias live routes to version 2")
 	var mu sync.Mutex
 	counts := map[string]int{}
 	var wg sync.WaitGroup
@@ -157,7 +159,15 @@ func TestPublishAndWeightedAliasLocal(t *testing.T) {
 		t.Fatalf("deleting a routed version: %v %s", err, out)
 	}
 	g.mustCLI(t, "alias", "set", "hello", "live", "2")
-	g.refresh(t)
+	// 20 in a row: under the old 20% routing that has odds of 1e-14.
+	eventually(t, 20*time.Second, func() bool {
+		for range 20 {
+			if invokeQ(t, c, "live") != "2" {
+				return false
+			}
+		}
+		return true
+	}, "alias live shifted to version 2")
 	for range 10 {
 		r := mustDo(t, mustRequest("GET", g.base+"/url/hello/"))
 		if r.StatusCode != 200 || !strings.Contains(string(r.body), `"tag": "two"`) && !strings.Contains(string(r.body), `"tag":"two"`) {
@@ -167,7 +177,7 @@ func TestPublishAndWeightedAliasLocal(t *testing.T) {
 	if out := g.mustCLI(t, "versions", "delete", "hello", "1"); !strings.Contains(out, "deleted version 1") {
 		t.Fatal(out)
 	}
-	g.refresh(t)
+	g.awaitQualifier(t, "hello", "1", false)
 	if _, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("hello"), Qualifier: aws.String("1"), Payload: []byte(`{}`)}); !errors.As(err, &nf) {
 		t.Fatalf("deleted version still invocable: %v", err)
 	}

@@ -125,7 +125,9 @@ const dirSpec = `function "echo" {
 }
 `
 
-// A directory of code cannot be uploaded yet: the error says why and where.
+// Rendering a directory of code without a place to fetch it from says where
+// bundles can go: a gateway's artifact store (deploy --endpoint) or a URL of
+// your own.
 func TestDirCodeWithoutArtifactStore(t *testing.T) {
 	dir := t.TempDir()
 	spec := writeSpec(t, dir, "echo.hcl", dirSpec)
@@ -136,7 +138,7 @@ func TestDirCodeWithoutArtifactStore(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit %d", r.code)
 	}
-	for _, want := range []string{spec + ":1:1", `function "echo"`, "artifact store, which is not built yet", "--artifact-base-url"} {
+	for _, want := range []string{spec + ":1:1", `function "echo"`, "nimbus deploy --endpoint GATEWAY", "artifact store", "--artifact-base-url"} {
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}

@@ -20,11 +20,13 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
+	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/local"
 	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -43,6 +45,7 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	listen := fs.String("listen", "127.0.0.1:9000", "listen address")
 	cfgPath := fs.String("config", "", "gateway config file (HCL); dev = true is implied")
 	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
+	versionsDir := fs.String("state-dir", defaultStateDir(env), "local version store nimbus publish, alias and layer write (env "+envStateDir+")")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -60,12 +63,30 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	if cfg.Listen == "" || listenSet {
 		cfg.Listen = *listen
 	}
-	return runDevGateway(ctx, env, cfg, fs.Arg(0), newLogger(env, "nimbus", *logLevel))
+	return serveDev(ctx, env, cfg, fs.Arg(0), *versionsDir, newLogger(env, "nimbus", *logLevel))
+}
+
+// defaultStateDir is the version store the CLI's publish, alias and layer
+// commands use by default: $NIMBUS_STATE_DIR, else .nimbus/state.
+func defaultStateDir(env *cliEnv) string {
+	if d := env.getenv(envStateDir); d != "" {
+		return d
+	}
+	return filepath.Join(".nimbus", "state")
 }
 
 // runDevGateway serves the specs in dir (the dev sample when empty and
-// examples/hello-go is absent) with local instances until ctx ends.
+// examples/hello-go is absent) with local instances until ctx ends, with the
+// default version store.
 func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir string, logger hclog.Logger) error {
+	return serveDev(ctx, env, cfg, dir, defaultStateDir(env), logger)
+}
+
+// serveDev is `nimbus dev`: the spec directory's $LATEST overlaid with the
+// published versions, aliases and layers of the version store in
+// versionsDir, served by local instances; the gateway's embedded NATS
+// holds the async queue and the artifact store.
+func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, versionsDir string, logger hclog.Logger) error {
 	stateDir, err := os.MkdirTemp("", "nimbus-dev-")
 	if err != nil {
 		return fmt.Errorf("creating dev state dir: %w", err)
@@ -95,12 +116,25 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
+	// Published versions, aliases and layers come from the store the CLI
+	// writes; the overlay reads it every second, so a publish or an alias
+	// change is live without a restart.
+	vlocal, err := versions.NewLocal(versionsDir)
+	if err != nil {
+		return err
+	}
+	vstore := versions.New(vlocal, logger)
+	overlay := versions.NewCatalog(cat, vstore, versions.CatalogConfig{Published: true}, logger)
+	if err := overlay.Refresh(ctx); err != nil {
+		return fmt.Errorf("reading the version store in %s: %w", versionsDir, err)
+	}
 	launcher := &devLauncher{
 		launcher: driverlocal.NewLauncher(filepath.Join(stateDir, "instances"), logger),
 		stateDir: stateDir, key: cfg.InvokeKeyBytes, region: cfg.Region, account: cfg.AccountID,
+		versions: vstore, layers: vlocal,
 		logger: logger,
 	}
-	pool := local.New(launcher, cat, logger)
+	pool := local.New(launcher, overlay, logger)
 	// Code edits count like spec edits: instances of a function whose code
 	// directory changed are replaced (and Go code rebuilt).
 	pool.SetCodeStamp(codeStamp)
@@ -113,7 +147,7 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 		}
 		return b.String()
 	})
-	s, err := server.New(cfg, server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger})
+	s, err := server.New(cfg, server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -127,6 +161,7 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 		printDevEndpoints(env, cfg, s.Addr(), snap)
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
+	go overlay.Run(reloadCtx)
 	err = s.Serve(ctx)
 	stopReload()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -140,6 +175,7 @@ func printDevEndpoints(env *cliEnv, cfg *config.Config, addr string, snap *catal
 	_, port, _ := strings.Cut(addr, ":")
 	fmt.Fprintf(env.stdout, "\nInvoke API:  %s   (aws lambda invoke --endpoint-url %s …, or nimbus invoke --endpoint %s FN)\n", base, base, base)
 	fmt.Fprintf(env.stdout, "Metrics:     %s%s\n", base, server.MetricsPath)
+	fmt.Fprintf(env.stdout, "Artifacts:   %s%s   (nimbus deploy --endpoint %s …)\n", base, artifacts.Path, base)
 	for _, fn := range snap.Functions() {
 		u := fn.URL()
 		if u == nil {
@@ -160,8 +196,12 @@ type devLauncher struct {
 	stateDir        string
 	key             []byte
 	region, account string
-	logger          hclog.Logger
-	buildMu         sync.Mutex // one go build at a time
+	// versions resolves layer references; layers holds their unpacked
+	// bundles (what nimbus layer publish wrote).
+	versions *versions.Store
+	layers   *versions.Local
+	logger   hclog.Logger
+	buildMu  sync.Mutex // one go build at a time
 }
 
 var _ local.Launcher = (*devLauncher)(nil)
@@ -175,12 +215,19 @@ func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version st
 	if err != nil {
 		return discovery.Instance{}, fmt.Errorf("function %s timeout %q: %w", fn.Name, fn.Timeout, err)
 	}
+	// A published version names its layer versions; $LATEST takes each
+	// layer's newest.
+	layerDirs, err := l.layers.LayerDirs(ctx, l.versions, fn)
+	if err != nil {
+		return discovery.Instance{}, fmt.Errorf("function %s version %s: %w", fn.Name, version, err)
+	}
 	cfg := &instance.Config{
 		Function:           fn.Name,
 		Version:            version,
 		Runtime:            fn.Runtime,
 		Handler:            fn.Handler,
 		CodeDir:            codeDir,
+		LayerDirs:          layerDirs,
 		MemoryMB:           fn.MemoryMB,
 		Timeout:            timeout,
 		EphemeralStorageMB: fn.EphemeralStorageMB,

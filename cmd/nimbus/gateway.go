@@ -5,10 +5,13 @@ import (
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
+	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/jobs"
 )
 
@@ -24,8 +27,32 @@ func startCluster(_ context.Context, cfg *config.Config, logger hclog.Logger) (s
 	if err != nil {
 		return server.Deps{}, nil, err
 	}
+	refs, err := artifactRefs(cfg, logger)
+	if err != nil {
+		c.Close()
+		return server.Deps{}, nil, err
+	}
 	c.Start()
-	return c.Deps(logger), c.Close, nil
+	deps := c.Deps(logger)
+	deps.ArtifactRefs = refs
+	return deps, c.Close, nil
+}
+
+// artifactRefs are what the artifact store's GC keeps in a cluster: code
+// and layers of published versions and layer versions (Nomad Variables,
+// read afresh each collection) and every bundle a function job fetches.
+func artifactRefs(cfg *config.Config, logger hclog.Logger) ([]artifacts.Referencer, error) {
+	nc, err := nomadapi.NewClient(&nomadapi.Config{
+		Address: cfg.Nomad.Address, SecretID: cfg.Nomad.Token,
+		Region: cfg.Nomad.Region, Namespace: cfg.Nomad.Namespace,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nomad client for %s: %w", cfg.Nomad.Address, err)
+	}
+	return []artifacts.Referencer{
+		versions.New(versions.NewNomad(nc.Variables(), cfg.Nomad.Namespace), logger),
+		&artifacts.JobReferences{Jobs: nc.Jobs(), Prefix: cfg.Nomad.JobPrefix},
+	}, nil
 }
 
 func init() {

@@ -92,6 +92,11 @@ func runInvoke(ctx context.Context, env *cliEnv, args []string) error {
 		}
 	}
 	fmt.Fprintln(env.stdout, string(out.Payload))
+	// A qualified call says which published version ran (an alias with a
+	// routing weight picks one per invocation).
+	if v := aws.ToString(out.ExecutedVersion); out.FunctionError == nil && v != "" && v != "$LATEST" {
+		fmt.Fprintf(env.stderr, "executed version %s\n", v)
+	}
 	if out.FunctionError != nil {
 		fmt.Fprintf(env.stderr, "function error (%s), executed version %s\n", *out.FunctionError, aws.ToString(out.ExecutedVersion))
 		return exitError{code: 1}

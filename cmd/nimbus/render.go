@@ -226,8 +226,9 @@ func packageCode(code *specs.Code, specDir, base, bundleDir string) (jobs.Artifa
 		src = filepath.Join(specDir, src)
 	}
 	if base == "" {
-		return jobs.Artifact{}, placedBundle{}, fmt.Errorf("%s %s: uploading bundles needs the artifact store, which is not built yet; "+
-			"give the code as url + checksum, or pass --artifact-base-url (or %s) and place the bundle written to --bundle-dir there yourself",
+		return jobs.Artifact{}, placedBundle{}, fmt.Errorf("%s %s: the job needs a URL to fetch the code bundle from; "+
+			"nimbus deploy --endpoint GATEWAY (or NIMBUS_ENDPOINT) uploads it to that gateway's artifact store, "+
+			"or give the code as url + checksum, or pass --artifact-base-url (or %s) and place the bundle written to --bundle-dir there yourself",
 			kind, src, envArtifactBaseURL)
 	}
 	if err := os.MkdirAll(bundleDir, 0o755); err != nil {
