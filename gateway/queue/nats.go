@@ -63,7 +63,7 @@ func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
 			return nil, fmt.Errorf("creating a temporary queue dir: %w", err)
 		}
 		n.tempDir = dir
-		logger.Warn("queue data_dir not set: events live in a temporary directory and do not survive a restart", "dir", dir)
+		logger.Info("queue data_dir not set: events live in a temporary directory and do not survive a restart", "dir", dir)
 	}
 	if n.Embedded, err = natsembed.Start(natsembed.Config{Dir: dir, Listen: cfg.Listen}); err != nil {
 		n.Close()

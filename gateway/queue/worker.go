@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"time"
@@ -83,7 +84,7 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 		// The function (or its qualifier) is gone: nothing can run it and no
 		// async config is left to say where failures go.
 		log.Warn("function of a queued event is gone; dropping the event", "error", err)
-		st.State, st.Condition, st.Error = StateFailed, ConditionRetriesExhausted, err.Error()
+		st.State, st.Error = StateFailed, err.Error()
 		q.putStatus(ctx, st)
 		q.metrics.finished.WithLabelValues(ev.Function, StateFailed).Inc()
 		_ = msg.Ack()
@@ -95,12 +96,12 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 
 	switch {
 	case age > ac.maxAge:
-		q.fail(ctx, msg, log, ev, st, res, ac, ConditionEventAgeExceeded, nil)
+		q.fail(ctx, msg, log, ev, st, ac, ConditionEventAgeExceeded, nil)
 		return
 	case reserved != nil && *reserved == 0:
 		// Lambda: with reserved concurrency 0, events go straight to the
 		// failure targets without retries.
-		q.fail(ctx, msg, log, ev, st, res, ac, ConditionRetriesExhausted,
+		q.fail(ctx, msg, log, ev, st, ac, ConditionRetriesExhausted,
 			&attempt{kind: outcomeThrottle, statusCode: http.StatusTooManyRequests, err: errors.New("reserved concurrency is 0")})
 		return
 	}
@@ -137,12 +138,12 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 	switch a.kind {
 	case outcomeSuccess:
 		st.Error = ""
-		q.succeed(ctx, msg, log, ev, st, res, ac, a)
+		q.succeed(ctx, msg, log, ev, st, ac, a)
 	case outcomeFunctionError:
 		st.Error = string(a.payload)
 		st.LastResponse = jsonOrString(a.payload)
 		if st.Retries >= ac.maxRetries {
-			q.fail(ctx, msg, log, ev, st, res, ac, ConditionRetriesExhausted, &a)
+			q.fail(ctx, msg, log, ev, st, ac, ConditionRetriesExhausted, &a)
 			return
 		}
 		st.Retries++
@@ -218,7 +219,7 @@ func (q *Queue) retry(ctx context.Context, msg jetstream.Msg, log hclogger, st *
 	}
 }
 
-func (q *Queue) succeed(ctx context.Context, msg jetstream.Msg, log hclogger, ev Event, st *Status, res *catalog.Resolution, ac asyncSettings, a attempt) {
+func (q *Queue) succeed(ctx context.Context, msg jetstream.Msg, log hclogger, ev Event, st *Status, ac asyncSettings, a attempt) {
 	st.State, st.Condition, st.LastResponse = StateSucceeded, ConditionSuccess, nil
 	if ac.onSuccess != nil {
 		rec := q.record(ev, st, ConditionSuccess, &a)
@@ -229,12 +230,11 @@ func (q *Queue) succeed(ctx context.Context, msg jetstream.Msg, log hclogger, ev
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging event; it may run again", "error", err)
 	}
-	_ = res
 }
 
 // fail sends the on-failure record and the dead-letter event, then drops
 // the event from the queue.
-func (q *Queue) fail(ctx context.Context, msg jetstream.Msg, log hclogger, ev Event, st *Status, res *catalog.Resolution, ac asyncSettings, condition string, last *attempt) {
+func (q *Queue) fail(ctx context.Context, msg jetstream.Msg, log hclogger, ev Event, st *Status, ac asyncSettings, condition string, last *attempt) {
 	st.State, st.Condition, st.NextAttemptAt = StateFailed, condition, time.Time{}
 	if last != nil && last.err != nil {
 		st.Error = last.err.Error()
@@ -276,7 +276,6 @@ func (q *Queue) fail(ctx context.Context, msg jetstream.Msg, log hclogger, ev Ev
 	if err := msg.Ack(); err != nil {
 		log.Warn("acknowledging event; it may run again", "error", err)
 	}
-	_ = res
 }
 
 type hclogger interface {
@@ -330,13 +329,14 @@ func (q *Queue) record(ev Event, st *Status, condition string, a *attempt) []byt
 	return b
 }
 
-// throttleDelay is exponential from ThrottleBackoffMin to ThrottleBackoffMax.
+// throttleDelay is exponential from ThrottleBackoffMin to ThrottleBackoffMax,
+// with ±20% jitter so events throttled together do not come back together.
 func (q *Queue) throttleDelay(n int) time.Duration {
 	d := float64(q.cfg.ThrottleBackoffMinD) * math.Pow(2, float64(n-1))
 	if d > float64(q.cfg.ThrottleBackoffMaxD) || math.IsInf(d, 0) {
-		return q.cfg.ThrottleBackoffMaxD
+		d = float64(q.cfg.ThrottleBackoffMaxD)
 	}
-	return time.Duration(d)
+	return time.Duration(d * (0.8 + 0.4*rand.Float64()))
 }
 
 // acquire waits for an async slot of the function: at most FunctionShare of
