@@ -1,16 +1,3 @@
-// Package submittest is an httptest double of exactly the Nomad HTTP
-// endpoints jobs/submit calls, for tests that cannot run a real agent
-// (e2e/nomad_jobs_test.go runs the real one when NOMAD_BINARY is set):
-//
-//	GET    /v1/job/<id>          job info (404 "job not found")
-//	PUT    /v1/job/<id>/plan     plan with diff
-//	PUT    /v1/jobs              register (PreserveCounts honoured)
-//	DELETE /v1/job/<id>?purge=   deregister
-//	PUT    /v1/job/<id>/scale    scale a group within its scaling bounds
-//
-// It records every request so tests can assert paths, methods, query
-// parameters and bodies; any other endpoint answers 404 and is recorded as
-// unexpected. It imports nothing of this module.
 package submittest
 
 import (
