@@ -5,6 +5,8 @@
 // encodes agent and task config exactly as Nomad does (hclspec → hcldec →
 // HCL-JSON decode → go-cty msgpack), lays out alloc/task directories, and
 // plays logmon's part by creating and draining the stdout/stderr FIFOs.
+// It also holds the driver tests' shared helpers: a test logger that drops
+// go-plugin's late lines, Eventually, and /proc process checks.
 //
 // It imports only driver/nomadplugin (and its protos) from the module.
 package plugintest
