@@ -136,13 +136,15 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	}
 	pool := local.New(launcher, overlay, logger)
 	// Code edits count like spec edits: instances of a function whose code
-	// directory changed are replaced (and Go code rebuilt).
-	pool.SetCodeStamp(codeStamp)
+	// directory changed are replaced (and Go code rebuilt). So does a new
+	// version of a layer $LATEST uses (unpinned: the newest).
+	stamp := func(fn *specs.Function) string { return codeStamp(fn) + layerStamp(ctx, vstore, fn) }
+	pool.SetCodeStamp(stamp)
 	cat.WatchAlso(func(snap *catalog.Snapshot) string {
 		var b strings.Builder
 		for _, fn := range snap.Functions() {
 			if l := fn.Latest(); l != nil {
-				b.WriteString(fn.Name + "=" + codeStamp(l) + ";")
+				b.WriteString(fn.Name + "=" + stamp(l) + ";")
 			}
 		}
 		return b.String()
@@ -321,6 +323,24 @@ func codeStamp(fn *specs.Function) string {
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))
+}
+
+// layerStamp names the layer versions fn's references resolve to now ("" for
+// a function without layers), or why they do not resolve.
+func layerStamp(ctx context.Context, store *versions.Store, fn *specs.Function) string {
+	if len(fn.Layers) == 0 {
+		return ""
+	}
+	lvs, err := store.ResolveLayers(ctx, fn.Runtime, fn.Layers)
+	if err != nil {
+		return "|layers: " + err.Error()
+	}
+	var b strings.Builder
+	b.WriteString("|layers:")
+	for _, lv := range lvs {
+		fmt.Fprintf(&b, " %s:%d", lv.Layer, lv.Number)
+	}
+	return b.String()
 }
 
 // goSourceFingerprint hashes names, sizes and mtimes of the Go sources in
