@@ -93,11 +93,12 @@ func (n *NATS) Close() {
 
 // conn is the queue's JetStream handles on a NATS connection.
 type conn struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	cons   jetstream.Consumer
-	kv     jetstream.KeyValue
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stream  jetstream.Stream
+	cons    jetstream.Consumer
+	kv      jetstream.KeyValue
+	configs jetstream.KeyValue
 }
 
 // open creates or updates the stream, the consumer and the status bucket.
@@ -145,6 +146,16 @@ func open(ctx context.Context, cfg *Config, nc *nats.Conn) (*conn, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating status bucket %s: %w", StatusBucket, err)
+	}
+	c.configs, err = c.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      ConfigBucket,
+		Description: "nimbus event invoke configs set through the API, by function and qualifier",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating config bucket %s: %w", ConfigBucket, err)
 	}
 	return c, nil
 }

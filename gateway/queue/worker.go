@@ -91,6 +91,11 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	ac := asyncConfig(res.Spec)
+	if over, err := q.EventConfig(ctx, ev.Function, ev.Qualifier); err == nil {
+		ac = over.apply(ac)
+	} else if !errors.Is(err, ErrNoEventConfig) {
+		log.Warn("reading the event invoke config; using the spec's", "error", err)
+	}
 	age := q.now().Sub(meta.Timestamp)
 	reserved := fn.ReservedConcurrency()
 
