@@ -277,3 +277,83 @@ func TestAsyncTimeoutGoesToFunctionDestination(t *testing.T) {
 		t.Errorf("slow's failure record %s", outer.ResponsePayload)
 	}
 }
+
+func TestAsyncEventInvokeConfigAPIOverridesTheSpec(t *testing.T) {
+	hook := newRecorder(t)
+	g := startGateway(t, asyncSpec(t, hook.srv.URL), fastQueue)
+	c := lambdaFor(g)
+	ctx := context.Background()
+	nc, err := nats.Connect(g.srv.Queue().ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	override, err := nc.SubscribeSync("e2e.override")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+
+	put, err := c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{
+		FunctionName:         aws.String("fail"),
+		MaximumRetryAttempts: aws.Int32(0),
+		DestinationConfig:    &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String("nats:e2e.override")}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(put.FunctionArn) != "arn:aws:lambda:us-east-1:123456789012:function:fail:$LATEST" || put.LastModified == nil ||
+		aws.ToInt32(put.MaximumRetryAttempts) != 0 {
+		t.Errorf("put answered %+v", put)
+	}
+	got, err := c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("fail")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToInt32(got.MaximumRetryAttempts) != 0 || aws.ToInt32(got.MaximumEventAgeInSeconds) != 3600 ||
+		aws.ToString(got.DestinationConfig.OnFailure.Destination) != "nats:e2e.override" {
+		t.Errorf("get: retries %v age %v dest %+v", aws.ToInt32(got.MaximumRetryAttempts), aws.ToInt32(got.MaximumEventAgeInSeconds), got.DestinationConfig)
+	}
+	list, err := c.ListFunctionEventInvokeConfigs(ctx, &lambda.ListFunctionEventInvokeConfigsInput{FunctionName: aws.String("fail")})
+	if err != nil || len(list.FunctionEventInvokeConfigs) != 1 {
+		t.Errorf("list: %v %+v", err, list)
+	}
+
+	// The override applies: one attempt, the record on the new subject.
+	rid := asyncInvoke(t, c, "fail", `{}`)
+	m, err := override.NextMsg(30 * time.Second)
+	if err != nil {
+		t.Fatalf("no record on the override destination: %v", err)
+	}
+	var r queue.Record
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.RequestContext.RequestID != rid || r.RequestContext.ApproximateInvokeCount != 1 || r.RequestContext.Condition != "RetriesExhausted" {
+		t.Errorf("record %s", m.Data)
+	}
+
+	var ae smithy.APIError
+	_, err = c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("fail"), MaximumRetryAttempts: aws.Int32(3)})
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidParameterValueException" {
+		t.Errorf("3 retries: %v", err)
+	}
+	_, err = c.PutFunctionEventInvokeConfig(ctx, &lambda.PutFunctionEventInvokeConfigInput{FunctionName: aws.String("fail"),
+		DestinationConfig: &types.DestinationConfig{OnSuccess: &types.OnSuccess{Destination: aws.String("arn:aws:sqs:us-east-1:123456789012:q")}}})
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidParameterValueException" {
+		t.Errorf("sqs destination: %v", err)
+	}
+	if _, err := c.DeleteFunctionEventInvokeConfig(ctx, &lambda.DeleteFunctionEventInvokeConfigInput{FunctionName: aws.String("fail")}); err != nil {
+		t.Fatal(err)
+	}
+	var rnf *types.ResourceNotFoundException
+	if _, err := c.DeleteFunctionEventInvokeConfig(ctx, &lambda.DeleteFunctionEventInvokeConfigInput{FunctionName: aws.String("fail")}); !errors.As(err, &rnf) {
+		t.Errorf("second delete: %v", err)
+	}
+	if _, err := c.UpdateFunctionEventInvokeConfig(ctx, &lambda.UpdateFunctionEventInvokeConfigInput{FunctionName: aws.String("fail"), MaximumRetryAttempts: aws.Int32(1)}); !errors.As(err, &rnf) {
+		t.Errorf("update without a config: %v", err)
+	}
+	if _, err := c.GetFunctionEventInvokeConfig(ctx, &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String("nope")}); !errors.As(err, &rnf) {
+		t.Errorf("get of a missing function: %v", err)
+	}
+}

@@ -49,6 +49,8 @@ type Options struct {
 	Scheme string
 	// Async stores Event invocations (the async queue); nil refuses them.
 	Async Enqueuer
+	// EventConfigs serves the event-invoke config API (nil refuses it).
+	EventConfigs EventConfigs
 }
 
 // Enqueuer stores an asynchronous invocation durably.
@@ -108,6 +110,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case len(seg) == 4 && seg[0] == "2021-10-31" && seg[1] == "functions" && (seg[3] == "urls" || seg[3] == "url") && r.Method == http.MethodGet:
 		a.serveURLConfigs(w, r, seg[2], seg[3] == "urls")
+		return
+	case len(seg) == 4 && seg[0] == "2019-09-25" && seg[1] == "functions" && seg[3] == "event-invoke-config":
+		a.serveEventInvokeConfig(w, r, seg[2], false)
+		return
+	case len(seg) == 5 && seg[0] == "2019-09-25" && seg[1] == "functions" && seg[3] == "event-invoke-config" && seg[4] == "list":
+		a.serveEventInvokeConfig(w, r, seg[2], true)
 		return
 	case len(seg) == 2 && seg[0] == "2016-08-19" && seg[1] == "account-settings" && r.Method == http.MethodGet:
 		a.serveAccountSettings(w, r)

@@ -111,11 +111,12 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
 	a := api.New(api.Options{
-		Region:    cfg.Region,
-		AccountID: cfg.AccountID,
-		URLDomain: cfg.URLDomain,
-		Verifier:  verifier,
-		Async:     q,
+		Region:       cfg.Region,
+		AccountID:    cfg.AccountID,
+		URLDomain:    cfg.URLDomain,
+		Verifier:     verifier,
+		Async:        q,
+		EventConfigs: q,
 	}, deps.Catalog, rt, rt, m, logger)
 	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q}
 	mux := http.NewServeMux()
