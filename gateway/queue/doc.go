@@ -50,6 +50,12 @@
 // JetStream write. Handler serves GET /nimbus/v1/invocations/{id} and
 // GET /nimbus/v1/functions/{fn}/invocations.
 //
+// Settings. Each event's function qualifier is resolved when it runs; its
+// spec's async block (max_retries, max_event_age, on_success, on_failure,
+// dead_letter) applies, overlaid by an event-invoke config put through the
+// Lambda API (KV bucket nimbus_event_invoke_config, keyed by function and
+// qualifier, shared by all gateways).
+//
 // Metrics (on the gateway's registry): queue depth, oldest event age,
 // enqueued, rejected, retries, finished, dead letters, dead-letter errors
 // and destination delivery failures.
