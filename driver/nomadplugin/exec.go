@@ -184,6 +184,7 @@ func (d *Driver) ExecTaskStreaming(srv driverpb.Driver_ExecTaskStreamingServer) 
 		stdin   io.WriteCloser
 		resize  func(*driverpb.ExecTaskStreamingRequest_TerminalSize)
 		readers sync.WaitGroup
+		outputs []io.Closer // read ends, closed if still open after the grace
 	)
 	if setup.GetTty() {
 		master, slave, err := openPty()
@@ -206,6 +207,7 @@ func (d *Driver) ExecTaskStreaming(srv driverpb.Driver_ExecTaskStreamingServer) 
 		}
 		slave.Close()
 		stdin = ttyInput{master}
+		outputs = []io.Closer{master}
 		readers.Add(1)
 		go func() { defer readers.Done(); out.pump(master, true) }()
 	} else {
@@ -213,19 +215,29 @@ func (d *Driver) ExecTaskStreaming(srv driverpb.Driver_ExecTaskStreamingServer) 
 		if err != nil {
 			return status.Errorf(codes.Internal, "exec stream: %v", err)
 		}
-		so, err := cmd.StdoutPipe()
+		// Our own pipes rather than StdoutPipe: Wait must not close the
+		// read ends (see drainOutput).
+		so, sow, err := os.Pipe()
 		if err != nil {
 			return status.Errorf(codes.Internal, "exec stream: %v", err)
 		}
-		se, err := cmd.StderrPipe()
+		defer so.Close()
+		se, sew, err := os.Pipe()
 		if err != nil {
+			sow.Close()
 			return status.Errorf(codes.Internal, "exec stream: %v", err)
 		}
-		if err := cmd.Start(); err != nil {
+		defer se.Close()
+		cmd.Stdout, cmd.Stderr = sow, sew
+		err = cmd.Start()
+		sow.Close()
+		sew.Close()
+		if err != nil {
 			return status.Errorf(codes.FailedPrecondition, "exec %s: %v", setup.GetCommand()[0], err)
 		}
 		stdin = in
 		resize = func(*driverpb.ExecTaskStreamingRequest_TerminalSize) {}
+		outputs = []io.Closer{so, se}
 		readers.Add(2)
 		go func() { defer readers.Done(); out.pump(so, true) }()
 		go func() { defer readers.Done(); out.pump(se, false) }()
@@ -253,9 +265,37 @@ func (d *Driver) ExecTaskStreaming(srv driverpb.Driver_ExecTaskStreamingServer) 
 			}
 		}
 	}()
-	readers.Wait()
 	_ = cmd.Wait()
+	drainOutput(&readers, outputs, outputGrace)
 	return out.send(&driverpb.ExecTaskStreamingResponse{Exited: true, Result: exitResult(cmd.ProcessState)})
+}
+
+// outputGrace is how long a finished exec command's output may keep coming
+// (from what it left running in the background) before the session ends.
+const outputGrace = time.Second
+
+// drainOutput waits for the output pumps to reach end of file once the
+// command has exited. A process the command started in the background can
+// hold the output open long after the command ended (`cmd &` and then
+// `exit` in `nomad alloc exec`); after grace the read ends are closed so
+// the session ends with the command, as exec.Cmd's WaitDelay does.
+func drainOutput(readers *sync.WaitGroup, outputs []io.Closer, grace time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		readers.Wait()
+		close(done)
+	}()
+	timer := time.NewTimer(grace)
+	defer timer.Stop()
+	select {
+	case <-done:
+		return
+	case <-timer.C:
+	}
+	for _, c := range outputs {
+		_ = c.Close()
+	}
+	<-done
 }
 
 func forwardStdin(w io.WriteCloser, op *driverpb.ExecTaskStreamingIOOperation) {

@@ -1,6 +1,7 @@
 package nomadplugin_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"os"
@@ -264,4 +265,51 @@ func TestExecTaskTimeoutKillsTheCommandsChildren(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = syscall.Kill(child, syscall.SIGKILL) })
 	plugintest.Eventually(t, 5*time.Second, "the command's child to be killed with it", func() bool { return plugintest.Gone(child) })
+}
+
+// A session whose command exits while something it started in the
+// background still holds its output ends anyway (`exit` in `nomad alloc
+// exec` after `cmd &` must return to the user), with the output written
+// before the exit and the command's own result.
+func TestExecTaskStreamingEndsWhenTheCommandExits(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	id, _, _ := recovered(t, h, "sleep 300")
+	for _, tty := range []bool{false, true} {
+		pidFile := filepath.Join(t.TempDir(), "bg.pid")
+		c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		stream, err := h.Driver.ExecTaskStreaming(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		script := "sleep 300 & echo $! > " + pidFile + "; echo started; exit 5\n"
+		if err := stream.Send(&driverpb.ExecTaskStreamingRequest{
+			Setup: &driverpb.ExecTaskStreamingRequest_Setup{TaskId: id, Command: []string{"/bin/sh", "-c", script}, Tty: tty},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		var stdout strings.Builder
+		var result *driverpb.ExitResult
+		for {
+			msg, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("tty=%v: the session did not end after the command exited: %v", tty, err)
+			}
+			stdout.Write(msg.GetStdout().GetData())
+			if msg.GetExited() {
+				result = msg.GetResult()
+			}
+		}
+		cancel()
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if result.GetExitCode() != 5 || !strings.Contains(stdout.String(), "started") {
+			t.Errorf("tty=%v: result %v, stdout %q", tty, result, stdout.String())
+		}
+	}
 }
