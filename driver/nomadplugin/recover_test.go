@@ -207,33 +207,21 @@ func TestExecTaskStreaming(t *testing.T) {
 		if err := stream.Send(&driverpb.ExecTaskStreamingRequest{Stdin: &driverpb.ExecTaskStreamingIOOperation{Close: true}}); err != nil {
 			t.Fatal(err)
 		}
-		var stdout, stderr strings.Builder
-		var result *driverpb.ExitResult
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			stdout.Write(msg.GetStdout().GetData())
-			stderr.Write(msg.GetStderr().GetData())
-			if msg.GetExited() {
-				result = msg.GetResult()
-			}
+		stdout, stderr, result, err := readSession(stream)
+		if err != nil {
+			t.Fatal(err)
 		}
 		if result.GetExitCode() != 5 {
 			t.Errorf("tty=%v: result = %v", tty, result)
 		}
-		if !strings.Contains(stdout.String(), codeDir) {
-			t.Errorf("tty=%v: stdout %q lacks the code dir", tty, stdout.String())
+		if !strings.Contains(stdout, codeDir) {
+			t.Errorf("tty=%v: stdout %q lacks the code dir", tty, stdout)
 		}
-		if tty && !strings.Contains(stdout.String(), "40 100") {
-			t.Errorf("tty: stdout %q lacks the terminal size", stdout.String())
+		if tty && !strings.Contains(stdout, "40 100") {
+			t.Errorf("tty: stdout %q lacks the terminal size", stdout)
 		}
-		if !tty && stderr.String() != "err\n" {
-			t.Errorf("stderr = %q", stderr.String())
+		if !tty && stderr != "err\n" {
+			t.Errorf("stderr = %q", stderr)
 		}
 	}
 }
@@ -287,20 +275,9 @@ func TestExecTaskStreamingEndsWhenTheCommandExits(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		var stdout strings.Builder
-		var result *driverpb.ExitResult
-		for {
-			msg, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				t.Fatalf("tty=%v: the session did not end after the command exited: %v", tty, err)
-			}
-			stdout.Write(msg.GetStdout().GetData())
-			if msg.GetExited() {
-				result = msg.GetResult()
-			}
+		stdout, _, result, err := readSession(stream)
+		if err != nil {
+			t.Fatalf("tty=%v: the session did not end after the command exited: %v", tty, err)
 		}
 		cancel()
 		if b, err := os.ReadFile(pidFile); err == nil {
@@ -308,8 +285,28 @@ func TestExecTaskStreamingEndsWhenTheCommandExits(t *testing.T) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
-		if result.GetExitCode() != 5 || !strings.Contains(stdout.String(), "started") {
-			t.Errorf("tty=%v: result %v, stdout %q", tty, result, stdout.String())
+		if result.GetExitCode() != 5 || !strings.Contains(stdout, "started") {
+			t.Errorf("tty=%v: result %v, stdout %q", tty, result, stdout)
+		}
+	}
+}
+
+// readSession reads an exec stream to its end: the output of each stream
+// and the result the exited message carries.
+func readSession(stream driverpb.Driver_ExecTaskStreamingClient) (stdout, stderr string, result *driverpb.ExitResult, err error) {
+	var out, errOut strings.Builder
+	for {
+		msg, err := stream.Recv()
+		if errors.Is(err, io.EOF) {
+			return out.String(), errOut.String(), result, nil
+		}
+		if err != nil {
+			return out.String(), errOut.String(), result, err
+		}
+		out.Write(msg.GetStdout().GetData())
+		errOut.Write(msg.GetStderr().GetData())
+		if msg.GetExited() {
+			result = msg.GetResult()
 		}
 	}
 }
