@@ -357,3 +357,47 @@ func TestAsyncEventInvokeConfigAPIOverridesTheSpec(t *testing.T) {
 		t.Errorf("get of a missing function: %v", err)
 	}
 }
+
+// TestAsyncBacklogLeavesRoomForSyncCalls queues a backlog of slow events for
+// a function with reserved concurrency 2: the workers hold at most half of
+// it, so synchronous calls made meanwhile run instead of being throttled.
+func TestAsyncBacklogLeavesRoomForSyncCalls(t *testing.T) {
+	spec := `
+function "slow" {
+  runtime              = "provided.al2023"
+  timeout              = "10s"
+  reserved_concurrency = 2
+  code { dir = "` + testfn.Dir(t, "sleep") + `" }
+  async {
+    max_retries = 0
+  }
+}
+`
+	g := startGateway(t, spec, fastQueue)
+	c := lambdaFor(g)
+	var rids []string
+	for i := 0; i < 6; i++ {
+		rids = append(rids, asyncInvoke(t, c, "slow", `{"ms":300}`))
+	}
+	var st queue.Status
+	eventually(t, 30*time.Second, func() bool {
+		return signedStatus(t, g, queue.InvocationsPath+rids[0], &st) == 200 && st.State != queue.StateQueued
+	}, "the backlog to start")
+	for i := 0; i < 3; i++ {
+		out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("slow"), Payload: []byte(`{"ms":1}`)})
+		if err != nil {
+			t.Fatalf("sync call %d during the async backlog: %v", i, err)
+		}
+		if out.FunctionError != nil || string(out.Payload) != `"slept"` {
+			t.Fatalf("sync call %d: %s", i, out.Payload)
+		}
+	}
+	for _, rid := range rids {
+		eventually(t, 60*time.Second, func() bool {
+			return signedStatus(t, g, queue.InvocationsPath+rid, &st) == 200 && st.State == queue.StateSucceeded
+		}, "backlog event "+rid)
+		if st.Throttles != 0 {
+			t.Errorf("event %s was throttled %d times: the workers went over their share", rid, st.Throttles)
+		}
+	}
+}
