@@ -188,7 +188,8 @@ func (p *cgroupParent) sweep(now time.Time) {
 	}
 }
 
-// envCgroup is one environment process tree's cgroup.
+// envCgroup is one environment process tree's cgroup: per process on v2,
+// per environment on v1 (see spawner).
 type envCgroup struct {
 	dir  string
 	v1   bool
@@ -198,6 +199,9 @@ type envCgroup struct {
 	// memory.peak (else memory.current) on v2, memory.max_usage_in_bytes on v1.
 	peakFile *procFile
 	buf      [32]byte
+	// oomBase (v1) is the oom_kill count when the current process started:
+	// a v1 environment keeps its cgroup across processes.
+	oomBase int64
 }
 
 // create makes a fresh cgroup limited to limit bytes with no swap.
@@ -242,6 +246,13 @@ func (p *cgroupParent) create(name string, limit int64) (*envCgroup, error) {
 	return c, nil
 }
 
+// reset (v1) readies the environment's cgroup for its next process: the
+// peak restarts from the current use and earlier OOM kills are not counted.
+func (c *envCgroup) reset() {
+	_ = os.WriteFile(filepath.Join(c.dir, "memory.max_usage_in_bytes"), []byte("0"), 0)
+	c.oomBase = c.oomKills()
+}
+
 // enterThread (v1) moves the calling OS thread into the cgroup, so that a
 // process it forks is born there. The caller has locked its thread.
 func (c *envCgroup) enterThread() error {
@@ -280,12 +291,25 @@ func (c *envCgroup) peak() int64 {
 
 // oomKilled reports whether the kernel killed a process of this cgroup for
 // memory (the oom_kill count of memory.events on v2, memory.oom_control on v1).
-func (c *envCgroup) oomKilled() bool {
+func (c *envCgroup) oomKilled() bool { return c.oomKills() > c.oomBase }
+
+func (c *envCgroup) oomKills() int64 {
 	name := "memory.events"
 	if c.v1 {
 		name = "memory.oom_control"
 	}
-	return readKV(filepath.Join(c.dir, name))["oom_kill"] > 0
+	return readKV(filepath.Join(c.dir, name))["oom_kill"]
+}
+
+// release ends a process's use of the cgroup: what is left in it is
+// killed; a v2 cgroup (one per process) is removed, a v1 one (the
+// environment's, where its spawner thread lives) is kept for the next.
+func (c *envCgroup) release() {
+	if c.v1 {
+		c.killAllV1()
+		return
+	}
+	c.remove()
 }
 
 // remove kills what is left in the cgroup and deletes it.
@@ -315,7 +339,8 @@ func (c *envCgroup) remove() {
 	}()
 }
 
-// killAllV1 sends SIGKILL to every process in a v1 cgroup (v1 has no cgroup.kill).
+// killAllV1 sends SIGKILL to every process in a v1 cgroup (v1 has no
+// cgroup.kill) but the instance, whose spawner thread may be there.
 func (c *envCgroup) killAllV1() {
 	b, err := os.ReadFile(filepath.Join(c.dir, "cgroup.procs"))
 	if err != nil {

@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -83,11 +84,12 @@ func readInt(t *testing.T, path string) int64 {
 	return n
 }
 
-// TestCgroupV1Environment runs a real function in a per-environment cgroup
-// v1: the process is born in it with the memory size as its limit, Max
-// Memory Used comes from memory.max_usage_in_bytes, the kernel's OOM kill
-// answers Runtime.OutOfMemory (no RSS watcher runs with a cgroup), and the
-// cgroup is removed when the environment ends.
+// TestCgroupV1Environment runs a real function in its environment's
+// cgroup v1: the process is born in it (forked by the environment's
+// spawner thread, which lives there) with the memory size as its limit,
+// Max Memory Used comes from memory.max_usage_in_bytes and restarts with
+// each process, the kernel's OOM kill answers Runtime.OutOfMemory (no RSS
+// watcher runs with a cgroup), and the cgroup goes when the instance stops.
 func TestCgroupV1Environment(t *testing.T) {
 	host := hostCgroupV1(t)
 	in := start(t, testConfig(t, "memhog"))
@@ -102,37 +104,54 @@ func TestCgroupV1Environment(t *testing.T) {
 	e.mu.Lock()
 	pid, cg := e.pgid, e.cg
 	e.mu.Unlock()
-	if cg == nil || !cg.v1 || filepath.Dir(cg.dir) != host.dir {
+	if cg == nil || cg != e.cgV1 || filepath.Dir(cg.dir) != host.dir {
 		t.Fatalf("environment cgroup %+v", cg)
 	}
 	if got := readInt(t, filepath.Join(cg.dir, "memory.limit_in_bytes")); got != 128<<20 {
 		t.Fatalf("memory.limit_in_bytes = %d, want %d", got, 128<<20)
 	}
 	procs, err := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
-	if err != nil || strings.TrimSpace(string(procs)) != strconv.Itoa(pid) {
-		t.Fatalf("cgroup.procs = %q (%v), want the bootstrap %d alone", procs, err, pid)
+	want := map[string]bool{strconv.Itoa(pid): true, strconv.Itoa(os.Getpid()): true}
+	got := map[string]bool{}
+	for _, p := range strings.Fields(string(procs)) {
+		got[p] = true
 	}
-	// The spawning thread went back: the instance is not in the cgroup.
+	if err != nil || len(got) != 2 || !got[strconv.Itoa(pid)] || !got[strconv.Itoa(os.Getpid())] {
+		t.Fatalf("cgroup.procs = %q (%v), want %v: the bootstrap and the instance (its spawner thread)", procs, err, want)
+	}
+	// Of the instance, only the spawner thread is in the cgroup.
 	tasks, _ := os.ReadFile(filepath.Join(cg.dir, "tasks"))
+	ours := 0
 	for _, tid := range strings.Fields(string(tasks)) {
 		if _, err := os.Stat("/proc/self/task/" + tid); err == nil {
-			t.Fatalf("instance thread %s left in the environment's cgroup", tid)
+			ours++
 		}
+	}
+	if ours != 1 {
+		t.Fatalf("%d instance threads in the environment's cgroup, want the spawner alone", ours)
 	}
 
 	r = invoke(t, in, &invokeapi.Request{RequestID: "hog", Payload: event(map[string]int{"mb": 400, "hold_ms": 30000})})
-	want := `{"errorType":"Runtime.OutOfMemory","errorMessage":"RequestId: hog Error: Runtime exited with error: signal: killed"}`
-	if string(r.body) != want {
+	wantBody := `{"errorType":"Runtime.OutOfMemory","errorMessage":"RequestId: hog Error: Runtime exited with error: signal: killed"}`
+	if string(r.body) != wantBody {
 		t.Fatalf("answer %s", r.body)
 	}
-	eventually(t, 5*time.Second, "the killed process's cgroup removed", func() bool {
+	// A new process in the same cgroup: the OOM kill and the 128 MB peak
+	// of the killed one are not its own.
+	r = invoke(t, in, &invokeapi.Request{Payload: event(map[string]int{"mb": 1})})
+	if string(r.body) != `"held 1 MB"` || r.resp.FunctionError != "" || r.report.MaxMemoryMB >= 100 {
+		t.Fatalf("after oom: %s %+v", r.body, r.report)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the environment's cgroup removed", func() bool {
 		_, err := os.Stat(cg.dir)
 		return os.IsNotExist(err)
 	})
-	r = invoke(t, in, &invokeapi.Request{Payload: event(map[string]int{"mb": 1})})
-	if string(r.body) != `"held 1 MB"` {
-		t.Fatalf("after oom: %s", r.body)
-	}
 }
 
 // TestOutOfMemoryPolling covers the fallback without cgroups: the RSS

@@ -71,9 +71,13 @@ type env struct {
 	initTimer    *time.Timer
 	reason       killReason
 	cg           *envCgroup
-	mainRSS      *rssReader    // the main process's statm, when no cgroup accounts memory
-	exited       chan struct{} // closed when the current process is gone
-	stopWatch    chan struct{}
+	mainRSS      *rssReader // the main process's statm, when no cgroup accounts memory
+	// cgV1 and spawner (cgroup v1 hosts) are the environment's cgroup and
+	// the thread that forks its processes there; set at creation, never changed.
+	cgV1      *envCgroup
+	spawner   *spawner
+	exited    chan struct{} // closed when the current process is gone
+	stopWatch chan struct{}
 }
 
 // transitionLocked moves to next if the table allows it.

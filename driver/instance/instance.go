@@ -160,6 +160,7 @@ func (in *Instance) Start(ctx context.Context) error {
 func (in *Instance) abortStart() {
 	for _, e := range in.envs {
 		_ = e.srv.Close()
+		e.closeCgroup()
 	}
 	_ = in.stdout.Close()
 	_ = in.stderr.Close()
@@ -176,8 +177,16 @@ func (in *Instance) newEnv(i int) (*env, error) {
 	if in.cred != nil {
 		_ = os.Chown(e.tmpDir, int(in.cred.Uid), int(in.cred.Gid))
 	}
+	if in.cgroup != nil && in.cgroup.v1 {
+		cg, err := in.cgroup.create(e.cgroupName(), int64(in.cfg.MemoryMB)<<20)
+		if err != nil {
+			return nil, err
+		}
+		e.cgV1, e.spawner = cg, newSpawner(cg)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		e.closeCgroup()
 		return nil, fmt.Errorf("binding runtime api for environment %d: %w", i, err)
 	}
 	e.ln, e.addr = ln, ln.Addr().String()
@@ -185,6 +194,15 @@ func (in *Instance) newEnv(i int) (*env, error) {
 	e.srv = &http.Server{Handler: runtimeapi.NewServer(e, info, uuid.NewString, e.closed)}
 	go func() { _ = e.srv.Serve(ln) }()
 	return e, nil
+}
+
+// closeCgroup ends a cgroup v1 environment's spawner and removes its
+// cgroup; its processes are gone (or were never started).
+func (e *env) closeCgroup() {
+	if e.spawner != nil {
+		e.spawner.stop()
+		e.cgV1.remove()
+	}
 }
 
 // Addr is the bound invoke endpoint address (host:port).
@@ -342,6 +360,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 	for _, e := range in.envs {
 		close(e.closed) // releases extension polls of processes that outlived SIGKILL
 		_ = e.srv.Close()
+		e.closeCgroup()
 	}
 	if in.stdout != nil {
 		_ = in.stdout.Close()

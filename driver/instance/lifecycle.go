@@ -60,21 +60,22 @@ func (e *env) startLocked() error {
 	cmd.Env = environ(cfg, e.addr, in.optDir, in.runtimeDir, e.tmpDir, in.getenv)
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: in.cred}
 	var cg *envCgroup
-	if in.cgroup != nil {
-		name := "nimbus-" + in.id + "-env-" + strconv.Itoa(e.idx)
-		if cg, err = in.cgroup.create(name, int64(cfg.MemoryMB)<<20); err != nil {
+	switch {
+	case e.spawner != nil: // cgroup v1: the environment's own, reused
+		cg = e.cgV1
+		cg.reset()
+	case in.cgroup != nil: // cgroup v2: one per process, born in it
+		if cg, err = in.cgroup.create(e.cgroupName(), int64(cfg.MemoryMB)<<20); err != nil {
 			return err
 		}
-		if cg.fd != nil { // v2: born in the cgroup
-			attr.UseCgroupFD = true
-			attr.CgroupFD = int(cg.fd.Fd())
-		}
+		attr.UseCgroupFD = true
+		attr.CgroupFD = int(cg.fd.Fd())
 	}
 	cmd.SysProcAttr = attr
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		if cg != nil {
-			cg.remove()
+			cg.release()
 		}
 		return fmt.Errorf("creating stdout pipe: %w", err)
 	}
@@ -83,20 +84,24 @@ func (e *env) startLocked() error {
 		outR.Close()
 		outW.Close()
 		if cg != nil {
-			cg.remove()
+			cg.release()
 		}
 		return fmt.Errorf("creating stderr pipe: %w", err)
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	exited := make(chan error, 1)
-	err = startProcess(cmd, exited, cg)
+	if e.spawner != nil {
+		err = e.spawner.start(cmd, exited)
+	} else {
+		err = startProcess(cmd, exited)
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
 		if cg != nil {
-			cg.remove()
+			cg.release()
 		}
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) || errors.Is(err, syscall.ENOEXEC) {
 			return fmt.Errorf("%w: starting %s: %w", ErrInvalidEntrypoint, argv[0], err)
@@ -340,7 +345,7 @@ func (e *env) processExited(gen int, werr error) {
 		if p := e.cg.peak(); p > e.peak.Load() {
 			e.peak.Store(p)
 		}
-		e.cg.remove()
+		e.cg.release()
 		e.cg = nil
 	}
 	wasInit := !e.initDone
@@ -446,5 +451,8 @@ func (e *env) stop(grace time.Duration, deadline <-chan struct{}) {
 	}
 	e.mu.Unlock()
 }
+
+// cgroupName names the environment's cgroup under the parent.
+func (e *env) cgroupName() string { return "nimbus-" + e.inst.id + "-env-" + strconv.Itoa(e.idx) }
 
 func (e *env) dirName() string { return filepath.Join(e.inst.cfg.StateDir, "env-"+strconv.Itoa(e.idx)) }

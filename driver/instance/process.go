@@ -162,10 +162,9 @@ func credential(runAs string) (*syscall.Credential, error) {
 // startProcess starts cmd from a dedicated OS thread that first sets
 // no_new_privs (inherited by the child), then waits for it on that same
 // thread so Pdeathsig (tied to the forking thread) stays armed for the
-// child's life. With a cgroup v1 cg, the thread joins cg for the fork so the
-// child is born in it, and leaves right after. It returns the start error;
-// exited receives the wait result.
-func startProcess(cmd *exec.Cmd, exited chan<- error, cg *envCgroup) error {
+// child's life. It returns the start error; exited receives the wait result.
+// (On cgroup v1 hosts environments fork through their spawner instead.)
+func startProcess(cmd *exec.Cmd, exited chan<- error) error {
 	started := make(chan error, 1)
 	go func() {
 		// The thread is never unlocked: it ends with this goroutine, so the
@@ -175,28 +174,9 @@ func startProcess(cmd *exec.Cmd, exited chan<- error, cg *envCgroup) error {
 			started <- fmt.Errorf("setting no_new_privs: %w", errno)
 			return
 		}
-		joined := false
-		if cg != nil && cg.v1 {
-			// Should the kernel refuse a single thread, the process is
-			// moved right after it started instead (a short window in
-			// which it is outside its limit).
-			joined = cg.enterThread() == nil
-		}
-		err := cmd.Start()
-		if joined {
-			cg.leaveThread()
-		}
-		if err != nil {
+		if err := cmd.Start(); err != nil {
 			started <- err
 			return
-		}
-		if cg != nil && cg.v1 && !joined {
-			if err := cg.addProcess(cmd.Process.Pid); err != nil {
-				_ = cmd.Process.Kill()
-				_ = cmd.Wait()
-				started <- err
-				return
-			}
 		}
 		started <- nil
 		exited <- cmd.Wait()
