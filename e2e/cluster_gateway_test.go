@@ -311,8 +311,8 @@ consul {
 	}
 }
 
-// clusterHelloJob compiles examples/hello-go's spec into its $LATEST job.
-func clusterHelloJob(t *testing.T) *nomadapi.Job {
+// clusterHelloSpec loads examples/hello-go's spec.
+func clusterHelloSpec(t *testing.T) *specs.Function {
 	t.Helper()
 	f, diags := specs.Load("../examples/hello-go/nimbus.hcl", nil)
 	if diags.HasErrors() {
@@ -322,6 +322,13 @@ func clusterHelloJob(t *testing.T) *nomadapi.Job {
 	if fn == nil {
 		t.Fatalf("examples/hello-go declares no function %s", clusterFn)
 	}
+	return fn
+}
+
+// clusterHelloJob compiles examples/hello-go's spec into its $LATEST job.
+func clusterHelloJob(t *testing.T) *nomadapi.Job {
+	t.Helper()
+	fn := clusterHelloSpec(t)
 	sum := sha256.Sum256([]byte("hello-go bundle"))
 	job, err := jobs.Compile(fn, jobs.Options{
 		ServiceProvider: jobs.ProviderConsul, SecretKey: []byte(e2eInvokeKey),

@@ -1,0 +1,231 @@
+package e2e
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/hashicorp/go-hclog"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	"github.com/nimbus-fn/nimbus/gateway/cluster"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/jobs"
+)
+
+// TestClusterGatewayNomadPlacesInstances needs nothing standing in: a real
+// Nomad agent with the nimbus driver and Consul integration, a real Consul
+// agent, and the gateway wired by gateway/cluster. An invocation with no
+// instance makes the gateway scale hello-go's ondemand group from zero;
+// Nomad places the allocation (the code bundle fetched by its artifact
+// block), the driver starts the instance, Nomad registers its service and
+// check in Consul, the gateway finds it through Consul health and the
+// parked invocation is answered. Idle, the gateway scales the group back
+// to zero and Nomad stops the allocation.
+func TestClusterGatewayNomadPlacesInstances(t *testing.T) {
+	bin := os.Getenv("NOMAD_BINARY")
+	if bin == "" {
+		t.Skip("NOMAD_BINARY is not set: skipping the cluster gateway with Nomad placing real allocations (set it to a nomad binary to run it)")
+	}
+	consul := consultest.Start(t)
+	cc := consul.Client(t)
+
+	// The code bundle, served as the artifact store would serve it.
+	bundle := clusterZipBootstrap(t, clusterBuildHelloGo(t))
+	sum := sha256.Sum256(bundle)
+	hexSum := hex.EncodeToString(sum[:])
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/bundles/"+hexSum+".zip" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		_, _ = w.Write(bundle)
+	}))
+	defer store.Close()
+
+	// Nomad with the nimbus driver, registering services in that Consul.
+	root, err := os.MkdirTemp("", "nimbus-e2e-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pluginDir := filepath.Join(root, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
+	http, rpc, serf := drvFreePort(t), drvFreePort(t), drvFreePort(t)
+	cfgPath := filepath.Join(root, "agent.hcl")
+	clusterWriteFile(t, cfgPath, fmt.Sprintf(`
+data_dir   = %q
+plugin_dir = %q
+bind_addr  = "127.0.0.1"
+advertise {
+  http = "127.0.0.1"
+  rpc  = "127.0.0.1"
+  serf = "127.0.0.1"
+}
+ports {
+  http = %d
+  rpc  = %d
+  serf = %d
+}
+server {
+  enabled          = true
+  bootstrap_expect = 1
+}
+client {
+  enabled = true
+}
+consul {
+  address = %q
+}
+plugin "nimbus-driver" {
+  config {
+    stats_interval = "1s"
+  }
+}
+`, filepath.Join(root, "data"), pluginDir, http, rpc, serf, consul.HTTPAddr))
+	agent := &drvAgent{bin: bin, root: root, cfgPath: cfgPath, addr: fmt.Sprintf("http://127.0.0.1:%d", http), logs: &drvBuffer{}}
+	t.Cleanup(func() { drvKillLeftovers(t, root) })
+	t.Cleanup(func() {
+		if agent.cmd != nil {
+			agent.stop(t)
+		}
+		if t.Failed() {
+			t.Logf("nomad agent log:\n%s", agent.logs.String())
+		}
+	})
+	agent.start(t)
+	nc := agent.client(t)
+	drvWaitDriverHealthy(t, nc)
+
+	fn := clusterHelloSpec(t)
+	job, err := jobs.Compile(fn, jobs.Options{
+		ServiceProvider: jobs.ProviderConsul, SecretKey: []byte(e2eInvokeKey),
+		AWSRegion: e2eRegion, AccountID: e2eAccount,
+		ArtifactBaseURL: store.URL + "/bundles", CodeChecksum: "sha256:" + hexSum,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
+		t.Fatalf("registering the compiled job: %v", err)
+	}
+	t.Cleanup(func() { _, _, _ = nc.Jobs().Deregister(*job.ID, true, nil) })
+
+	// The gateway.
+	cfg := &config.Config{
+		Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
+		AccessKeys:    []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
+		ColdStartWait: "120s", IdleScaleIn: "3s",
+		Consul: &config.ConsulConfig{CheckInterval: "1s"},
+	}
+	env := map[string]string{"NOMAD_ADDR": agent.addr, "CONSUL_HTTP_ADDR": consul.HTTPAddr}
+	cfg.Environment(func(k string) string { return env[k] })
+	t.Chdir(t.TempDir())
+	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-cluster-nomad", Level: hclog.Info, Output: os.Stderr})
+	cl, err := cluster.New(cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	cl.Start()
+	srv, err := server.New(cfg, cl.Deps(logger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+
+	lc := lambda.New(lambda.Options{
+		Region: e2eRegion, BaseEndpoint: aws.String("http://" + srv.Addr()), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+	})
+	started := time.Now()
+	out, err := lc.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(clusterFn), Payload: []byte(`{"name":"nomad"}`)})
+	if err != nil {
+		t.Fatalf("invoke with scale from zero through Nomad: %v", err)
+	}
+	// Reported, not asserted: scheduling, artifact fetch, driver start and
+	// Consul's first passing check all lie on this path.
+	t.Logf("scale from zero through Nomad and Consul: first invocation answered after %s", time.Since(started).Round(time.Millisecond))
+	if out.FunctionError != nil || string(out.Payload) != `{"message":"hello, nomad"}` {
+		t.Fatalf("invoke output %s, function error %v", out.Payload, aws.ToString(out.FunctionError))
+	}
+	running := func() int {
+		allocs, _, err := nc.Jobs().Allocations(*job.ID, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, a := range allocs {
+			if a.TaskGroup == jobs.GroupOnDemand && a.ClientStatus == nomadapi.AllocClientStatusRunning {
+				n++
+			}
+		}
+		return n
+	}
+	if n := running(); n != 1 {
+		t.Fatalf("%d running ondemand allocations after the invocation, want 1", n)
+	}
+	entries, _, err := cc.Health().Service(jobs.ServiceName(clusterFn), "group="+jobs.GroupOnDemand, true, nil)
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("Consul health of the placed instance: %v %v", entries, err)
+	}
+
+	// Idle: back to zero, and Nomad stops the allocation.
+	drvEventually(t, 90*time.Second, "the idle gateway to scale to zero and Nomad to stop the allocation", func() bool {
+		st, _, err := nc.Jobs().ScaleStatus(*job.ID, nil)
+		return err == nil && st.TaskGroups[jobs.GroupOnDemand].Desired == 0 && running() == 0
+	})
+	stop()
+	if err := <-served; err != nil {
+		t.Fatalf("gateway shutdown: %v", err)
+	}
+}
+
+// clusterZipBootstrap packages a code directory's bootstrap as the zip
+// bundle nimbus deploy uploads.
+func clusterZipBootstrap(t *testing.T, dir string) []byte {
+	t.Helper()
+	boot, err := os.ReadFile(filepath.Join(dir, "bootstrap"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate}
+	h.SetMode(0o755)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Write(boot); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
