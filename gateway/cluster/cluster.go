@@ -41,10 +41,8 @@ type Cluster struct {
 	catalog   *nomad.Catalog
 	overlay   *versions.Catalog
 	scaler    *Scaler
-	source    interface {
-		discovery.Source
-		Close()
-	}
+	source    discovery.Source
+	closer    func()            // stops the discovery queries
 	registrar *consul.Registrar // nil when registration is off
 
 	startOnce sync.Once
@@ -128,13 +126,16 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 
 	switch cfg.Discovery {
 	case config.DiscoveryNomad:
-		c.source = nomad.NewDiscovery(nc.Services(), nomad.DiscoveryConfig{
+		d := nomad.NewDiscovery(nc.Services(), nomad.DiscoveryConfig{
 			ServiceName: opts.ServiceName, Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region,
 		}, logger)
+		// Nomad lists a service before its instance listens: probe first.
+		c.source, c.closer = NewReadySource(d, time.Second, logger), d.Close
 	default:
-		c.source = consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{
+		d := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{
 			ServiceName: opts.ServiceName, Datacenter: cfg.Consul.Datacenter,
 		}, logger)
+		c.source, c.closer = d, d.Close
 	}
 
 	if cfg.Consul.Registers() {
@@ -144,7 +145,7 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 			CheckInterval: cfg.Consul.CheckIntervalD, CheckTimeout: min(2*time.Second, cfg.Consul.CheckIntervalD),
 		}, logger)
 		if err != nil {
-			c.source.Close()
+			c.closer()
 			return nil, err
 		}
 	}
@@ -254,6 +255,6 @@ func (c *Cluster) Close() {
 		c.cancel()
 	}
 	c.wg.Wait()
-	c.source.Close()
+	c.closer()
 	_ = c.ln.Close() // already closed when the server ran
 }

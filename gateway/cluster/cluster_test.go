@@ -71,7 +71,11 @@ func TestNewWithNomadDiscoveryAndNoRegistration(t *testing.T) {
 	}
 	defer c.Close()
 	d := c.Deps(nil)
-	if _, ok := d.Source.(*nomad.Discovery); !ok || len(d.Registrars) != 0 || c.GatewayID() != "gw-1" {
+	rs, ok := d.Source.(*ReadySource)
+	if !ok || len(d.Registrars) != 0 || c.GatewayID() != "gw-1" {
+		t.Fatalf("deps %+v, gateway id %q", d, c.GatewayID())
+	}
+	if _, ok := rs.inner.(*nomad.Discovery); !ok {
 		t.Fatalf("deps %+v, gateway id %q", d, c.GatewayID())
 	}
 }
