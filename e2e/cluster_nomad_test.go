@@ -37,11 +37,20 @@ import (
 // check in Consul, the gateway finds it through Consul health and the
 // parked invocation is answered. Idle, the gateway scales the group back
 // to zero and Nomad stops the allocation.
+//
+// It runs twice: instances registered in Consul (discovery = "consul"), and
+// in Nomad's own service catalog (provider "nomad", discovery = "nomad").
 func TestClusterGatewayNomadPlacesInstances(t *testing.T) {
 	bin := os.Getenv("NOMAD_BINARY")
 	if bin == "" {
 		t.Skip("NOMAD_BINARY is not set: skipping the cluster gateway with Nomad placing real allocations (set it to a nomad binary to run it)")
 	}
+	for _, provider := range []string{jobs.ProviderConsul, jobs.ProviderNomad} {
+		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, bin, provider) })
+	}
+}
+
+func clusterNomadPlaces(t *testing.T, bin, provider string) {
 	consul := consultest.Start(t)
 	cc := consul.Client(t)
 
@@ -117,7 +126,7 @@ plugin "nimbus-driver" {
 
 	fn := clusterHelloSpec(t)
 	job, err := jobs.Compile(fn, jobs.Options{
-		ServiceProvider: jobs.ProviderConsul, SecretKey: []byte(e2eInvokeKey),
+		ServiceProvider: provider, SecretKey: []byte(e2eInvokeKey),
 		AWSRegion: e2eRegion, AccountID: e2eAccount,
 		ArtifactBaseURL: store.URL + "/bundles", CodeChecksum: "sha256:" + hexSum,
 	})
@@ -133,7 +142,7 @@ plugin "nimbus-driver" {
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
 		AccessKeys:    []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
-		ColdStartWait: "120s", IdleScaleIn: "3s",
+		ColdStartWait: "120s", IdleScaleIn: "3s", Discovery: provider,
 		Consul: &config.ConsulConfig{CheckInterval: "1s"},
 	}
 	env := map[string]string{"NOMAD_ADDR": agent.addr, "CONSUL_HTTP_ADDR": consul.HTTPAddr}
@@ -169,7 +178,7 @@ plugin "nimbus-driver" {
 	}
 	// Reported, not asserted: scheduling, artifact fetch, driver start and
 	// Consul's first passing check all lie on this path.
-	t.Logf("scale from zero through Nomad and Consul: first invocation answered after %s", time.Since(started).Round(time.Millisecond))
+	t.Logf("scale from zero through Nomad (%s services): first invocation answered after %s", provider, time.Since(started).Round(time.Millisecond))
 	if out.FunctionError != nil || string(out.Payload) != `{"message":"hello, nomad"}` {
 		t.Fatalf("invoke output %s, function error %v", out.Payload, aws.ToString(out.FunctionError))
 	}
@@ -186,13 +195,24 @@ plugin "nimbus-driver" {
 		}
 		return n
 	}
-	if n := running(); n != 1 {
-		t.Fatalf("%d running ondemand allocations after the invocation, want 1", n)
+	// The client reports the allocation running in its next status batch.
+	drvEventually(t, 30*time.Second, "Nomad to report one running ondemand allocation", func() bool { return running() == 1 })
+	if provider == jobs.ProviderConsul {
+		entries, _, err := cc.Health().Service(jobs.ServiceName(clusterFn), "group="+jobs.GroupOnDemand, true, nil)
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("Consul health of the placed instance: %v %v", entries, err)
+		}
+	} else {
+		regs, _, err := nc.Services().Get(jobs.ServiceName(clusterFn), nil)
+		if err != nil || len(regs) != 1 {
+			t.Fatalf("Nomad's registration of the placed instance: %v %v", regs, err)
+		}
 	}
-	entries, _, err := cc.Health().Service(jobs.ServiceName(clusterFn), "group="+jobs.GroupOnDemand, true, nil)
-	if err != nil || len(entries) != 1 {
-		t.Fatalf("Consul health of the placed instance: %v %v", entries, err)
-	}
+	// The gateway registers itself in Consul either way.
+	drvEventually(t, 30*time.Second, "the gateway to pass its Consul check", func() bool {
+		e, _, err := cc.Health().Service("nimbus-gateway", "", true, nil)
+		return err == nil && len(e) == 1
+	})
 
 	// Idle: back to zero, and Nomad stops the allocation.
 	drvEventually(t, 90*time.Second, "the idle gateway to scale to zero and Nomad to stop the allocation", func() bool {
