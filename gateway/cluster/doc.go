@@ -1,11 +1,13 @@
 // Package cluster wires one gateway for a Nomad cluster: the Nomad catalog
 // (function jobs, with published versions and aliases overlaid from the
 // Nomad Variables it watches), the on-demand Scaler over Nomad's job scale
-// API, discovery through Consul health or Nomad's native services, and the
-// Consul registrations of the gateway and its function URLs, kept in step
-// with the catalog. New builds everything from the gateway's config and
-// binds the listener first, so the registered port is the bound one; Deps
-// hands the adapters to gateway/server; Close stops the background loops.
+// API, discovery through Consul health or Nomad's native services (behind
+// ReadySource, since Nomad lists a service before its instance listens and
+// carries no check status), and the Consul registrations of the gateway
+// and its function URLs, kept in step with the catalog. New builds
+// everything from the gateway's config and binds the listener first, so
+// the registered port is the bound one; Deps hands the adapters to
+// gateway/server; Close stops the background loops.
 //
 // Scaling with several gateways. Each gateway computes its own on-demand
 // target from the traffic it sees, and they all write the same group
