@@ -52,7 +52,7 @@ consul {
 	logs := &clusterLogs{}
 	cmd := exec.Command(bin, "gateway", "--config", cfgPath)
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+fake.srv.URL, "CONSUL_HTTP_ADDR="+agent.HTTPAddr)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+fake.srv.URL, "NOMAD_TOKEN="+clusterNomadToken, "CONSUL_HTTP_ADDR="+agent.HTTPAddr)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

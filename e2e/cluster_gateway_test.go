@@ -48,6 +48,10 @@ import (
 
 const clusterFn = "hello-go"
 
+// clusterNomadToken is the NOMAD_TOKEN the gateway gets; the Nomad double
+// requires it on every request (a real agent without ACLs ignores it).
+const clusterNomadToken = "e2e-nomad-acl-token"
+
 // TestClusterGatewayNomadDouble runs the cluster gateway against the Nomad
 // double and a real Consul agent.
 func TestClusterGatewayNomadDouble(t *testing.T) {
@@ -96,7 +100,7 @@ func runClusterGateway(t *testing.T, nomadAddr string, job *nomadapi.Job, extra 
 	bootstrapDir := clusterBuildHelloGo(t)
 	agent := consultest.Start(t)
 	cc := agent.Client(t)
-	nc, err := nomadapi.NewClient(&nomadapi.Config{Address: nomadAddr})
+	nc, err := nomadapi.NewClient(&nomadapi.Config{Address: nomadAddr, SecretID: clusterNomadToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +130,7 @@ consul {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"NOMAD_ADDR": nomadAddr, "CONSUL_HTTP_ADDR": agent.HTTPAddr}
+	env := map[string]string{"NOMAD_ADDR": nomadAddr, "NOMAD_TOKEN": clusterNomadToken, "CONSUL_HTTP_ADDR": agent.HTTPAddr}
 	cfg.Environment(func(k string) string { return env[k] })
 	// The gateway keeps its async queue's files under the working directory.
 	t.Chdir(t.TempDir())
@@ -580,6 +584,9 @@ func (f *clusterNomad) scaleRequests() []nomadapi.ScalingRequest {
 func (f *clusterNomad) serve(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	f.requests = append(f.requests, r.Method+" "+r.URL.Path)
+	if tok := r.Header.Get("X-Nomad-Token"); tok != clusterNomadToken {
+		f.t.Errorf("nomad request %s %s with token %q, want NOMAD_TOKEN's", r.Method, r.URL.Path, tok)
+	}
 	f.mu.Unlock()
 	q := r.URL.Query()
 	scalePath := "/v1/job/" + *f.job.ID + "/scale"
