@@ -156,11 +156,15 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	printDevEndpoints(env, cfg, s.Addr(), cat.Snapshot())
+	storeDir, err := filepath.Abs(versionsDir)
+	if err != nil {
+		storeDir = versionsDir
+	}
+	printDevEndpoints(env, cfg, s.Addr(), storeDir, cat.Snapshot())
 	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
 	cat.Watch(func(snap *catalog.Snapshot) {
 		pool.Refresh(reloadCtx)
-		printDevEndpoints(env, cfg, s.Addr(), snap)
+		printDevEndpoints(env, cfg, s.Addr(), storeDir, snap)
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
@@ -172,12 +176,13 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 }
 
 // printDevEndpoints tells the developer where everything answers.
-func printDevEndpoints(env *cliEnv, cfg *config.Config, addr string, snap *catalog.Snapshot) {
+func printDevEndpoints(env *cliEnv, cfg *config.Config, addr, storeDir string, snap *catalog.Snapshot) {
 	base := "http://" + addr
 	_, port, _ := strings.Cut(addr, ":")
 	fmt.Fprintf(env.stdout, "\nInvoke API:  %s   (aws lambda invoke --endpoint-url %s …, or nimbus invoke --endpoint %s FN)\n", base, base, base)
 	fmt.Fprintf(env.stdout, "Metrics:     %s%s\n", base, server.MetricsPath)
 	fmt.Fprintf(env.stdout, "Artifacts:   %s%s   (nimbus deploy --endpoint %s …)\n", base, artifacts.Path, base)
+	fmt.Fprintf(env.stdout, "Versions:    %s   (nimbus publish, alias, layer publish with %s=%s)\n", storeDir, envStateDir, storeDir)
 	for _, fn := range snap.Functions() {
 		u := fn.URL()
 		if u == nil {
