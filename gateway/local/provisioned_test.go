@@ -107,7 +107,7 @@ func TestProvisionKeepsInstancesAndReplacesThemOnSpecChange(t *testing.T) {
 	}
 	list, _ := p.Instances(ctx, "p", catalog.Latest)
 	prov, od := groups(list)
-	if len(prov) != 2 || len(od) != 0 || !slices.Equal(l.provisioned, prov) {
+	if len(prov) != 2 || len(od) != 0 || !sameSet(l.provisioned, prov) {
 		t.Fatalf("after Provision: provisioned %v on-demand %v (launched provisioned %v)", prov, od, l.provisioned)
 	}
 	// Idempotent: a second pass launches and stops nothing.
@@ -332,4 +332,13 @@ func TestProvisionedInstancesFollowScheduleWindows(t *testing.T) {
 	if n := count(); n != 1 {
 		t.Fatalf("after the window: %d instances, want 1", n)
 	}
+}
+
+// sameSet reports whether a and b hold the same ids in any order: the pool
+// launches a version's provisioned instances concurrently.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
