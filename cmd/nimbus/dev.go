@@ -168,6 +168,9 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
+	// Provisioned concurrency from load time: schedule windows are checked
+	// and failed launches retried every 15 s; reloads re-provision at once.
+	go pool.RunProvisioned(reloadCtx, 15*time.Second)
 	err = s.Serve(ctx)
 	stopReload()
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -211,9 +214,28 @@ type devLauncher struct {
 	buildMu  sync.Mutex // one go build at a time
 }
 
-var _ local.Launcher = (*devLauncher)(nil)
+var (
+	_ local.Launcher            = (*devLauncher)(nil)
+	_ local.ProvisionedLauncher = (*devLauncher)(nil)
+)
 
+// Launch starts an on-demand instance: environments start lazily.
 func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
+	return l.launch(ctx, fn, version, instance.InitOnDemand)
+}
+
+// LaunchProvisioned starts an instance of the provisioned group: every
+// environment initialises at once, and the instance is handed over only when
+// all of them are ready.
+func (l *devLauncher) LaunchProvisioned(ctx context.Context, fn *specs.Function, version string) (discovery.Instance, error) {
+	return l.launch(ctx, fn, version, instance.InitProvisioned)
+}
+
+// provisionedInitWait bounds how long a provisioned instance may take to
+// initialise every environment (Lambda allows 10 s; slow machines get more).
+const provisionedInitWait = 30 * time.Second
+
+func (l *devLauncher) launch(ctx context.Context, fn *specs.Function, version, initType string) (discovery.Instance, error) {
 	codeDir, err := l.codeDir(ctx, fn)
 	if err != nil {
 		return discovery.Instance{}, err
@@ -239,7 +261,7 @@ func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version st
 		Timeout:            timeout,
 		EphemeralStorageMB: fn.EphemeralStorageMB,
 		Environments:       max(fn.EnvironmentsPerInstance, 1),
-		InitializationType: "on-demand",
+		InitializationType: initType,
 		Env:                fn.Environment,
 		InvokeAddr:         "127.0.0.1:0",
 		Region:             l.region,
@@ -253,7 +275,36 @@ func (l *devLauncher) Launch(ctx context.Context, fn *specs.Function, version st
 	if err != nil {
 		return discovery.Instance{}, err
 	}
-	return discovery.Instance{ID: h.ID, Address: h.Addr, Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}, nil
+	in := discovery.Instance{ID: h.ID, Address: h.Addr, Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}
+	if initType != instance.InitProvisioned {
+		return in, nil
+	}
+	if err := waitInitialised(ctx, h); err != nil {
+		_ = h.Stop(context.WithoutCancel(ctx))
+		return discovery.Instance{}, fmt.Errorf("provisioned instance %s: %w", h.ID, err)
+	}
+	in.Group = discovery.GroupProvisioned
+	return in, nil
+}
+
+// waitInitialised polls the instance until every environment is idle
+// (initialised), the wait times out or ctx ends.
+func waitInitialised(ctx context.Context, h *driverlocal.Handle) error {
+	ctx, cancel := context.WithTimeout(ctx, provisionedInitWait)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st := h.Status()
+		if st.Idle >= st.Max {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d of %d environments initialised: %w", st.Idle, st.Max, ctx.Err())
+		case <-tick.C:
+		}
+	}
 }
 
 func (l *devLauncher) Stop(ctx context.Context, id string) error {
