@@ -26,7 +26,7 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	f.add(fs)
 	endpoint := fs.String("endpoint", "", "gateway whose artifact store takes the code bundles (env NIMBUS_ENDPOINT); "+
 		"used when --artifact-base-url is not given")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	// Without an explicit artifact base URL, bundles go to the gateway's

@@ -46,7 +46,7 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	cfgPath := fs.String("config", "", "gateway config file (HCL); dev = true is implied")
 	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
 	versionsDir := fs.String("state-dir", defaultStateDir(env), "local version store nimbus publish, alias and layer write (env "+envStateDir+")")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {

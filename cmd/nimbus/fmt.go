@@ -26,7 +26,7 @@ func runFmt(_ context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "fmt", "[spec file, dir or - ...]")
 	check := fs.Bool("check", false, "list files whose formatting differs and exit 1 if any; change nothing")
 	write := fs.Bool("w", false, "write the result back to each file instead of printing it; list the files changed")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *check && *write {

@@ -69,7 +69,7 @@ func runGateway(ctx context.Context, env *cliEnv, args []string) error {
 	specDir := fs.String("specs", "", "dev mode: spec file or directory to serve (default: the dev sample)")
 	dev := fs.Bool("dev", false, "dev mode: local catalog and launcher, no authentication unless access keys are configured")
 	logLevel := fs.String("log-level", "info", "log level (trace, debug, info, warn, error)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := config.Load(*cfgPath)

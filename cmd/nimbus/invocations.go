@@ -31,7 +31,7 @@ func runInvocations(ctx context.Context, env *cliEnv, args []string) error {
 	endpoint := fs.String("endpoint", endpointFlagDefault(env), "gateway URL (env NIMBUS_ENDPOINT)")
 	id := fs.String("id", "", "show one invocation by request id (JSON)")
 	limit := fs.Int("limit", 50, "most invocations to list")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if (*id == "") == (fs.NArg() != 1) || fs.NArg() > 1 {

@@ -55,7 +55,7 @@ func runInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	logs := fs.Bool("log", false, "print the invocation's log tail to stderr")
 	async := fs.Bool("async", false, "invoke asynchronously (InvocationType Event): queue the event and print its request id")
 	endpoint := fs.String("endpoint", endpointFlagDefault(env), "gateway URL (env NIMBUS_ENDPOINT)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -45,7 +45,7 @@ func runLocalInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	logLevel := fs.String("log-level", "warn", "platform log level")
 	var envVars listFlag
 	fs.Var(&envVars, "env", "environment variable K=V for the function (repeatable; wins over the spec's)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {

@@ -112,3 +112,32 @@ func newFlags(env *cliEnv, name, argsUsage string) *flag.FlagSet {
 	}
 	return fs
 }
+
+// parseArgs parses flags wherever they appear among the positional
+// arguments (`nimbus alias set fn live 1 --weight 2=0.1`) and returns the
+// positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// parseFlags is fs.Parse that also takes flags after positional arguments
+// (`nimbus invoke hello --payload …`); fs.Args() then holds the positional
+// arguments in order.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}

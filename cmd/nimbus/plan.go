@@ -39,7 +39,7 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "plan", "[spec file or dir]")
 	var f jobFlags
 	f.add(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	path, err := specPath(fs)

@@ -312,7 +312,7 @@ func runRender(_ context.Context, env *cliEnv, args []string) error {
 	var f jobFlags
 	f.add(fs)
 	format := fs.String("format", "hcl", "output format: hcl (nomad job run) or json (nomad job run -json)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	path, err := specPath(fs)

@@ -23,7 +23,7 @@ func readAll(r io.Reader) ([]byte, error) { return io.ReadAll(r) }
 func runURLs(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "urls", "")
 	endpoint := fs.String("endpoint", endpointFlagDefault(env), "gateway URL (env NIMBUS_ENDPOINT)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	c := lambdaClient(env, *endpoint)

@@ -36,7 +36,7 @@ func runValidate(_ context.Context, env *cliEnv, args []string) error {
 	vars := specVars{}
 	fs.Var(vars, "var", "set a spec variable, name=value (repeatable)")
 	asJSON := fs.Bool("json", false, "print the validated specs as canonical JSON (indented)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 1 {

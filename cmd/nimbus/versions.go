@@ -74,24 +74,6 @@ func (f *stateFlags) open(env *cliEnv) (*state, error) {
 	return &state{store: versions.New(l, hclog.NewNullLogger()), local: l}, nil
 }
 
-// parseArgs parses flags wherever they appear among the positional
-// arguments (`nimbus alias set fn live 1 --weight 2=0.1`) and returns the
-// positional ones.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 // versionJobID is the job of a published version (jobs.Compile names it so).
 func versionJobID(fn string, n int) string { return "nimbus-" + fn + "-" + strconv.Itoa(n) }
 
