@@ -41,6 +41,11 @@ type instance struct {
 	// invocations on it completes or the next status refresh.
 	refused bool
 	gone    bool
+	// unreachable: a call failed at the transport (connection refused,
+	// reset). Discovery may still list the instance (Nomad lists an
+	// allocation before it listens; Consul lags a check interval), so the
+	// flag is cleared only by a successful status call or invocation.
+	unreachable bool
 }
 
 type waiter struct {
@@ -139,7 +144,7 @@ func (r *Router) removeWaiterLocked(p *pool, w *waiter) bool {
 func (r *Router) pickLocked(p *pool) *instance {
 	var best *instance
 	for _, in := range p.instances {
-		if in.gone || in.refused || in.inFlight >= in.capacity {
+		if in.gone || in.refused || in.unreachable || in.inFlight >= in.capacity {
 			continue
 		}
 		if best == nil || better(in, best) {
@@ -183,6 +188,20 @@ func (r *Router) releaseRefused(p *pool, in *instance, gone bool) {
 	} else {
 		in.refused = true
 	}
+	r.dispatchLocked(p)
+}
+
+// releaseUnreachable frees the slot of an instance that could not be
+// reached and skips it until a status refresh reaches it again, so callers
+// wait for capacity (and the scaler is asked for it) instead of retrying a
+// dead address.
+func (r *Router) releaseUnreachable(p *pool, in *instance) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in.inFlight--
+	p.inFlight--
+	in.unreachable = true
+	r.scaleUpLocked(p)
 	r.dispatchLocked(p)
 }
 
@@ -235,7 +254,7 @@ func (r *Router) scaleUpLocked(p *pool) {
 	// On-demand instances that refused us are full with other gateways'
 	// traffic: they are not capacity for our demand.
 	for _, in := range p.instances {
-		if !in.gone && in.refused && in.inst.Group != discovery.GroupProvisioned {
+		if !in.gone && (in.refused || in.unreachable) && in.inst.Group != discovery.GroupProvisioned {
 			need++
 		}
 	}
@@ -371,6 +390,7 @@ func (r *Router) refreshStatus(ctx context.Context, p *pool) {
 		cancel()
 		r.mu.Lock()
 		if in := p.instances[id]; in != nil && err == nil && st.Max > 0 {
+			in.unreachable = false
 			in.capacity = st.Max
 			in.refused = st.ShuttingDown
 			in.gone = in.gone || st.ShuttingDown

@@ -241,9 +241,9 @@ func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (
 			r.release(p, inst)
 			return nil, ctx.Err()
 		default:
-			// Transport failure: the instance is probably gone. Forget it
-			// until discovery reports it again.
-			r.releaseRefused(p, inst, true)
+			// Transport failure: the instance is gone or not listening
+			// yet. Skip it until a status refresh reaches it.
+			r.releaseUnreachable(p, inst)
 			r.logger.Warn("instance unreachable; trying another", "function", t.Function, "version", t.Version,
 				"instance", inst.inst.ID, "error", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -430,5 +431,44 @@ func TestSpilloverCountsOnDemandRunsOfProvisionedVersions(t *testing.T) {
 	}
 	if got := spill("g"); got != 0 {
 		t.Fatalf("spill-over of g (no provisioned instances) = %v, want 0", got)
+	}
+}
+
+// An instance discovery lists but nothing listens at (Nomad lists an
+// allocation before its task binds; Consul lags a check) must not be retried
+// in a tight loop: the call waits while the scaler adds capacity and runs
+// there.
+func TestUnreachableInstanceIsSkippedUntilReachable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := ln.Addr().String()
+	ln.Close() // connections to deadAddr are refused from now on
+
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", discovery.Instance{ID: "a-dead", Address: deadAddr, Function: "f", Version: "$LATEST", Group: discovery.GroupOnDemand})
+	sc := &gatewaytest.Scaler{}
+	var once sync.Once
+	sc.React = func(fn, v string, want int) error {
+		once.Do(func() {
+			in := gatewaytest.StartInstance(t, fn, v, 1, secret(fn, v), nil)
+			src.Add(in.Discovery("b-live", discovery.GroupOnDemand))
+		})
+		return nil
+	}
+	r := newRouter(t, router.Config{RefreshInterval: 10 * time.Millisecond}, src, sc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	for i := 0; i < 3; i++ {
+		out, err := invoke(t, r, tg, `"x"`)
+		if err != nil || out != `"x"` {
+			t.Fatalf("invoke %d = %q, %v; want it to wait for the live instance", i, out, err)
+		}
+	}
+	if calls := sc.Calls(); len(calls) == 0 || calls[0].Want < 1 {
+		t.Fatalf("scaler calls %+v: the unreachable instance should not count as capacity", calls)
 	}
 }
