@@ -29,6 +29,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/nomad"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
@@ -129,6 +130,9 @@ function "echo" {
 	cfg := &config.Config{
 		Listen: ln.Addr().String(), Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
 		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
+		// Outside dev mode the queue's store defaults to a path relative to
+		// the working directory (a Nomad task dir); keep it in the test's.
+		Queue: &queue.Config{DataDir: t.TempDir()},
 	}
 	srv, err := server.New(cfg, server.Deps{
 		Catalog: cat, Source: src, Scaler: scaler, Registrars: []server.Registrar{reg}, Logger: logger, Listener: ln,
