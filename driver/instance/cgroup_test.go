@@ -87,9 +87,10 @@ func readInt(t *testing.T, path string) int64 {
 // TestCgroupV1Environment runs a real function in its environment's
 // cgroup v1: the process is born in it (forked by the environment's
 // spawner thread, which lives there) with the memory size as its limit,
-// Max Memory Used comes from memory.max_usage_in_bytes and restarts with
-// each process, the kernel's OOM kill answers Runtime.OutOfMemory (no RSS
-// watcher runs with a cgroup), and the cgroup goes when the instance stops.
+// Max Memory Used comes from memory.max_usage_in_bytes (and the RSS of the
+// cgroup's processes) and restarts with each process, the kernel's OOM
+// kill answers Runtime.OutOfMemory (no RSS watcher runs with a cgroup), and
+// the cgroup goes when the instance stops.
 func TestCgroupV1Environment(t *testing.T) {
 	host := hostCgroupV1(t)
 	in := start(t, testConfig(t, "memhog"))

@@ -49,7 +49,9 @@ type env struct {
 	closed chan struct{} // closed when the instance stops
 	// curTail is the running invocation's log tail (leaf; no lock needed).
 	curTail atomic.Pointer[tailBuffer]
-	// peak is the highest memory use (bytes) of the current process.
+	// peak is the highest memory use (bytes) of the current process and
+	// its children since it started (init included): the most of the
+	// cgroup's peak and the RSS samples (see sampleMemoryLocked).
 	peak atomic.Int64
 	// pipes are the current process's output read ends; outBusy counts
 	// output chunks read but not yet written to the tail and sinks.
@@ -71,7 +73,8 @@ type env struct {
 	initTimer    *time.Timer
 	reason       killReason
 	cg           *envCgroup
-	mainRSS      *rssReader // the main process's statm, when no cgroup accounts memory
+	mainRSS      *rssReader // the main process's statm, when cgRSS is nil
+	cgRSS        *groupRSS  // the RSS of the processes in the current process's cgroup
 	// cgV1 and spawner (cgroup v1 hosts) are the environment's cgroup and
 	// the thread that forks its processes there; set at creation, never changed.
 	cgV1      *envCgroup
@@ -212,7 +215,7 @@ func (e *env) finishLocked(inv *invocation, o *outcome) {
 	if inv.delivered {
 		r.duration = time.Since(inv.start)
 		r.billed = billed(r.duration)
-		r.maxMemoryMB = e.sampleMemoryLocked() >> 20
+		r.maxMemoryMB = reportMB(e.sampleMemoryLocked())
 		lines := "END RequestId: " + id + "\n" + r.reportLine()
 		_, _ = inv.tail.Write([]byte(lines))
 		e.inst.stdout.TryWrite([]byte(lines))
@@ -235,20 +238,49 @@ func (e *env) finishLocked(inv *invocation, o *outcome) {
 	inv.result <- o
 }
 
-// sampleMemoryLocked returns the process's peak memory in bytes, taking a
-// fresh sample of the main process (the watcher samples the whole group).
+// sampleMemoryLocked returns the environment's peak memory in bytes,
+// taking fresh samples: the cgroup's peak and the RSS of its processes (or,
+// without a cgroup, of the main process; the watcher samples the group).
+//
+// A cgroup is charged for the anonymous memory its processes touch and the
+// page cache they bring in, but not for file pages another cgroup brought
+// in first: the bootstrap's own executable and libraries, read when the
+// code was unpacked or built, are in its RSS and not in its cgroup. Max
+// Memory Used, like Lambda's, must never be below the RSS, so it is the
+// larger of the two.
 func (e *env) sampleMemoryLocked() int64 {
+	var p int64
 	if e.cg != nil {
-		if p := e.cg.peak(); p > e.peak.Load() {
-			e.peak.Store(p)
-		}
+		p = e.cg.peak()
+	}
+	if e.cgRSS != nil {
+		e.cgRSS.rescan()
+		p = max(p, e.cgRSS.rss())
 	} else if e.mainRSS != nil {
-		if rss, ok := e.mainRSS.rss(); ok && rss > e.peak.Load() {
-			e.peak.Store(rss)
+		if rss, ok := e.mainRSS.rss(); ok {
+			p = max(p, rss)
 		}
 	}
-	return e.peak.Load()
+	return e.raisePeak(p)
 }
+
+// raisePeak records n as the peak if it is higher and returns the peak.
+// The RSS watcher raises it concurrently.
+func (e *env) raisePeak(n int64) int64 {
+	for {
+		p := e.peak.Load()
+		if n <= p {
+			return p
+		}
+		if e.peak.CompareAndSwap(p, n) {
+			return n
+		}
+	}
+}
+
+// reportMB is Max Memory Used in whole MB, rounded up so that the figure
+// is never below the bytes measured.
+func reportMB(peak int64) int64 { return (peak + 1<<20 - 1) >> 20 }
 
 func errorTypeOf(body []byte) string {
 	var v struct {

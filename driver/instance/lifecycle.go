@@ -111,9 +111,13 @@ func (e *env) startLocked() error {
 	e.gen++
 	gen := e.gen
 	e.pgid = cmd.Process.Pid
-	if cg == nil {
-		// The end of every invocation samples the main process (fresh
-		// peak for short invocations); the watcher covers the whole group.
+	// The end of every invocation samples the RSS (fresh peak for short
+	// invocations): of the cgroup's processes, else of the main process
+	// (the watcher covers the whole group).
+	if cg != nil {
+		e.cgRSS, _ = newCgroupRSS(filepath.Join(cg.dir, "cgroup.procs"))
+	}
+	if e.cgRSS == nil {
 		e.mainRSS, _ = openRSS(e.pgid)
 	}
 	e.cg = cg
@@ -237,12 +241,7 @@ func (e *env) watchMemory(gen, pgid int, stop <-chan struct{}) {
 			group.rescan()
 		}
 		rss := group.rss()
-		for {
-			p := e.peak.Load()
-			if rss <= p || e.peak.CompareAndSwap(p, rss) {
-				break
-			}
-		}
+		e.raisePeak(rss)
 		if rss > limit {
 			e.memoryExceeded(gen, rss)
 			return
@@ -342,9 +341,7 @@ func (e *env) processExited(gen int, werr error) {
 		if e.cg.oomKilled() {
 			reason = killMemory
 		}
-		if p := e.cg.peak(); p > e.peak.Load() {
-			e.peak.Store(p)
-		}
+		e.raisePeak(e.cg.peak())
 		e.cg.release()
 		e.cg = nil
 	}
@@ -357,6 +354,8 @@ func (e *env) processExited(gen int, werr error) {
 	e.pgid = 0
 	e.mainRSS.close()
 	e.mainRSS = nil
+	e.cgRSS.close()
+	e.cgRSS = nil
 	e.parked = nil
 	e.reason = killNone
 	close(e.exited)

@@ -35,15 +35,21 @@ func openProcFile(path string) (*procFile, error) {
 
 // read fills buf from the start of the file and returns the bytes read.
 func (f *procFile) read(buf []byte) ([]byte, error) {
+	n, err := f.readAt(buf, 0)
+	if err != nil {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+// readAt reads into buf from offset off (0 at the end of the file).
+func (f *procFile) readAt(buf []byte, off int64) (int, error) {
 	for {
-		n, err := syscall.Pread(f.fd, buf, 0)
+		n, err := syscall.Pread(f.fd, buf, off)
 		if errors.Is(err, syscall.EINTR) {
 			continue
 		}
-		if err != nil {
-			return nil, err
-		}
-		return buf[:n], nil
+		return n, err
 	}
 }
 
@@ -103,40 +109,48 @@ func (r *rssReader) close() {
 	}
 }
 
-// groupRSS sums the RSS of a process group's members. Members are found by
-// scanning /proc (every process's stat names its group) on rescan; in
-// between only the known members' statm files are read.
+// groupRSS sums the RSS of an environment's processes: the members of a
+// process group, found by scanning /proc (every process's stat names its
+// group), or the processes of a cgroup, listed by its cgroup.procs (which
+// also holds children that left the group). Members are found on rescan;
+// in between only the known members' statm files are read.
 type groupRSS struct {
 	pgid    int
+	procs   *procFile // cgroup.procs; nil: scan /proc for pgid
 	members map[int]*rssReader
+	seen    map[int]bool
 	statBuf [512]byte
+	list    []byte
 }
 
 func newGroupRSS(pgid int) *groupRSS {
-	return &groupRSS{pgid: pgid, members: map[int]*rssReader{}}
+	return &groupRSS{pgid: pgid, members: map[int]*rssReader{}, seen: map[int]bool{}}
 }
 
-// rescan refreshes the member list from /proc.
+// newCgroupRSS lists members from procsPath (a cgroup.procs file). The
+// instance's own pid is never a member: on cgroup v1 its spawner thread
+// lives in the environment's cgroup.
+func newCgroupRSS(procsPath string) (*groupRSS, error) {
+	f, err := openProcFile(procsPath)
+	if err != nil {
+		return nil, err
+	}
+	g := newGroupRSS(0)
+	g.procs = f
+	return g, nil
+}
+
+// rescan refreshes the member list.
 func (g *groupRSS) rescan() {
-	d, err := os.Open("/proc")
-	if err != nil {
+	clear(g.seen)
+	if g.procs != nil {
+		if !g.scanProcs() {
+			return
+		}
+	} else if !g.scanGroup() {
 		return
 	}
-	names, err := d.Readdirnames(-1)
-	d.Close()
-	if err != nil {
-		return
-	}
-	seen := make(map[int]bool, len(g.members)+1)
-	for _, name := range names {
-		if name[0] < '0' || name[0] > '9' {
-			continue
-		}
-		pid, err := strconv.Atoi(name)
-		if err != nil || !g.inGroup(pid) {
-			continue
-		}
-		seen[pid] = true
+	for pid := range g.seen {
 		if _, ok := g.members[pid]; !ok {
 			if r, err := openRSS(pid); err == nil {
 				g.members[pid] = r
@@ -144,11 +158,62 @@ func (g *groupRSS) rescan() {
 		}
 	}
 	for pid, r := range g.members {
-		if !seen[pid] {
+		if !g.seen[pid] {
 			r.close()
 			delete(g.members, pid)
 		}
 	}
+}
+
+// scanProcs reads the pids in cgroup.procs (one a line) into seen.
+func (g *groupRSS) scanProcs() bool {
+	g.list = g.list[:0]
+	var chunk [256]byte
+	for {
+		n, err := g.procs.readAt(chunk[:], int64(len(g.list)))
+		if err != nil {
+			return false
+		}
+		if n == 0 {
+			break
+		}
+		g.list = append(g.list, chunk[:n]...)
+	}
+	self, pid := os.Getpid(), 0
+	for _, c := range g.list {
+		if c >= '0' && c <= '9' {
+			pid = pid*10 + int(c-'0')
+			continue
+		}
+		if pid > 0 && pid != self {
+			g.seen[pid] = true
+		}
+		pid = 0
+	}
+	return true
+}
+
+// scanGroup finds the process group's members in /proc.
+func (g *groupRSS) scanGroup() bool {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return false
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return false
+	}
+	for _, name := range names {
+		if name[0] < '0' || name[0] > '9' {
+			continue
+		}
+		pid, err := strconv.Atoi(name)
+		if err == nil && g.inGroup(pid) {
+			g.seen[pid] = true
+		}
+	}
+	return true
 }
 
 // inGroup reads /proc/<pid>/stat: after the parenthesised command come
@@ -204,8 +269,12 @@ func (g *groupRSS) rss() int64 {
 }
 
 func (g *groupRSS) close() {
+	if g == nil {
+		return
+	}
 	for pid, r := range g.members {
 		r.close()
 		delete(g.members, pid)
 	}
+	g.procs.close()
 }
