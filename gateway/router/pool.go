@@ -200,8 +200,10 @@ func (r *Router) releaseUnreachable(p *pool, in *instance) {
 	defer r.mu.Unlock()
 	in.inFlight--
 	p.inFlight--
+	// Not scaled up here: an unreachable instance is usually one the count
+	// already includes (placed, not yet listening) or one Nomad already
+	// removed; the caller's wait, if it comes to that, asks for capacity.
 	in.unreachable = true
-	r.scaleUpLocked(p)
 	r.dispatchLocked(p)
 }
 
@@ -254,7 +256,7 @@ func (r *Router) scaleUpLocked(p *pool) {
 	// On-demand instances that refused us are full with other gateways'
 	// traffic: they are not capacity for our demand.
 	for _, in := range p.instances {
-		if !in.gone && (in.refused || in.unreachable) && in.inst.Group != discovery.GroupProvisioned {
+		if !in.gone && in.refused && in.inst.Group != discovery.GroupProvisioned {
 			need++
 		}
 	}

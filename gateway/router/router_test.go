@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -434,41 +436,59 @@ func TestSpilloverCountsOnDemandRunsOfProvisionedVersions(t *testing.T) {
 	}
 }
 
-// An instance discovery lists but nothing listens at (Nomad lists an
+// An instance discovery lists but nothing listens at yet (Nomad lists an
 // allocation before its task binds; Consul lags a check) must not be retried
-// in a tight loop: the call waits while the scaler adds capacity and runs
-// there.
+// in a tight loop until the call fails: the call waits, and runs there once a
+// status refresh reaches it. The instance is the capacity already asked for,
+// so no more is requested.
 func TestUnreachableInstanceIsSkippedUntilReachable(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadAddr := ln.Addr().String()
-	ln.Close() // connections to deadAddr are refused from now on
+	addr := ln.Addr().String()
+	ln.Close() // connections are refused until the instance "binds" below
 
+	live := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), nil)
 	src := gatewaytest.NewSource()
-	src.Set("f", "$LATEST", discovery.Instance{ID: "a-dead", Address: deadAddr, Function: "f", Version: "$LATEST", Group: discovery.GroupOnDemand})
+	src.Set("f", "$LATEST", discovery.Instance{ID: "a", Address: addr, Function: "f", Version: "$LATEST", Group: discovery.GroupOnDemand})
 	sc := &gatewaytest.Scaler{}
-	var once sync.Once
-	sc.React = func(fn, v string, want int) error {
-		once.Do(func() {
-			in := gatewaytest.StartInstance(t, fn, v, 1, secret(fn, v), nil)
-			src.Add(in.Discovery("b-live", discovery.GroupOnDemand))
-		})
-		return nil
-	}
 	r := newRouter(t, router.Config{RefreshInterval: 10 * time.Millisecond}, src, sc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go r.Run(ctx)
-	tg := router.Target{Function: "f", Version: "$LATEST"}
-	for i := 0; i < 3; i++ {
-		out, err := invoke(t, r, tg, `"x"`)
-		if err != nil || out != `"x"` {
-			t.Fatalf("invoke %d = %q, %v; want it to wait for the live instance", i, out, err)
+
+	bound := make(chan struct{})
+	go func() {
+		defer close(bound)
+		// Not gatewaytest.Eventually: it may FailNow, which this goroutine must not.
+		deadline := time.Now().Add(5 * time.Second)
+		for st := r.PoolStats(); len(st) != 1 || st[0].Waiting != 1; st = r.PoolStats() {
+			if time.Now().After(deadline) {
+				t.Errorf("the call never waited after the refused connection")
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
 		}
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			t.Errorf("binding %s: %v", addr, err)
+			return
+		}
+		srv := &http.Server{Handler: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: live.Addr()})}
+		t.Cleanup(func() { srv.Close() })
+		go srv.Serve(l)
+	}()
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	out, err := invoke(t, r, tg, `"x"`)
+	<-bound
+	if err != nil || out != `"x"` {
+		t.Fatalf("invoke = %q, %v; want it to wait for the instance to bind", out, err)
 	}
-	if calls := sc.Calls(); len(calls) == 0 || calls[0].Want < 1 {
-		t.Fatalf("scaler calls %+v: the unreachable instance should not count as capacity", calls)
+	if live.Invocations() != 1 {
+		t.Fatalf("instance ran %d invocations, want 1", live.Invocations())
+	}
+	if n := sc.Last(); n > 1 {
+		t.Fatalf("scaler asked for %d on-demand instances; the listed one was already the capacity (calls %+v)", n, sc.Calls())
 	}
 }
