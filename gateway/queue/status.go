@@ -98,28 +98,17 @@ func (q *Queue) Lookup(ctx context.Context, requestID string) (*Status, error) {
 	if !validRequestID(requestID) {
 		return nil, ErrStatusNotFound
 	}
-	keys, err := q.conn.kv.ListKeysFiltered(ctx, "*."+requestID)
-	if err != nil {
-		return nil, fmt.Errorf("listing status keys: %w", err)
-	}
-	var key string
-	for k := range keys.Keys() {
-		key = k
-	}
-	_ = keys.Stop()
-	if key != "" {
-		fnEnc, _, _ := strings.Cut(key, ".")
-		st, err := q.getStatus(ctx, strings.ReplaceAll(fnEnc, "=", "."), requestID)
-		if err == nil {
-			st.LastResponse = nil
-			return st, nil
-		}
-		if !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, err
-		}
+	if st, err := q.lookupStatus(ctx, requestID); st != nil || err != nil {
+		return st, err
 	}
 	m, err := q.conn.stream.GetLastMsgForSubject(ctx, SubjectPrefix+".*."+requestID)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		// A worker writes the final status before it acks the event away, so
+		// an event that left the stream between the two reads has a status
+		// entry now: look once more before saying there is none.
+		if st, err := q.lookupStatus(ctx, requestID); st != nil || err != nil {
+			return st, err
+		}
 		return nil, ErrStatusNotFound
 	}
 	if err != nil {
@@ -129,6 +118,33 @@ func (q *Queue) Lookup(ctx context.Context, requestID string) (*Status, error) {
 		RequestID: requestID, Function: m.Header.Get(hdrFunction), Qualifier: m.Header.Get(hdrQualifier),
 		State: StateQueued, EnqueuedAt: m.Time.UTC(), UpdatedAt: m.Time.UTC(),
 	}, nil
+}
+
+// lookupStatus reads a request's entry from the status bucket; nil, nil
+// when there is none.
+func (q *Queue) lookupStatus(ctx context.Context, requestID string) (*Status, error) {
+	keys, err := q.conn.kv.ListKeysFiltered(ctx, "*."+requestID)
+	if err != nil {
+		return nil, fmt.Errorf("listing status keys: %w", err)
+	}
+	var key string
+	for k := range keys.Keys() {
+		key = k
+	}
+	_ = keys.Stop()
+	if key == "" {
+		return nil, nil
+	}
+	fnEnc, _, _ := strings.Cut(key, ".")
+	st, err := q.getStatus(ctx, strings.ReplaceAll(fnEnc, "=", "."), requestID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.LastResponse = nil
+	return st, nil
 }
 
 // List returns a function's invocations in the retention window, newest
