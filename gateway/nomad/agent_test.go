@@ -1,16 +1,9 @@
 package nomad
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +11,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -25,95 +19,16 @@ import (
 // -dev`, which enables raw_exec) when NOMAD_BINARY is set; the httptest
 // double covers the same calls otherwise.
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func loopbackPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // startNomadAgent runs a dev agent on loopback and returns a client once the
 // agent has a leader and its client node is ready.
 func startNomadAgent(t *testing.T) *api.Client {
 	t.Helper()
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: the Nomad adapters are tested against the httptest double only (set it to a nomad binary to run them against a dev agent)")
-	}
-	// Not t.TempDir: a Nomad client may leave mounts in its data dir that
-	// make the test's own cleanup fail; remove it best-effort instead.
-	dir, err := os.MkdirTemp("", "nimbus-nomad-agent-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	httpPort := loopbackPort(t)
-	cfg := fmt.Sprintf("bind_addr = \"127.0.0.1\"\nports {\n  http = %d\n  rpc  = %d\n  serf = %d\n}\n", httpPort, loopbackPort(t), loopbackPort(t))
-	cfgPath := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nomad: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(exited)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("nomad agent log:\n%s", logs.String())
-		}
-		_ = os.RemoveAll(dir)
+	a := nomadtest.Start(t, nomadtest.Options{
+		SkipMessage:  "NOMAD_BINARY is not set: the Nomad adapters are tested against the httptest double only (set it to a nomad binary to run them against a dev agent)",
+		WaitForNode:  true,
+		ReadyTimeout: 90 * time.Second,
 	})
-	client, err := api.NewClient(&api.Config{Address: fmt.Sprintf("http://127.0.0.1:%d", httpPort)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 90*time.Second, "a nomad leader and a ready client node", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("nomad agent exited:\n%s", logs.String())
-		default:
-		}
-		if l, err := client.Status().Leader(); err != nil || l == "" {
-			return false
-		}
-		nodes, _, err := client.Nodes().List(nil)
-		return err == nil && len(nodes) == 1 && nodes[0].Status == "ready"
-	})
-	return client
+	return a.Client(t)
 }
 
 // agentJob is a function job shaped as the compiler shapes it (meta, the two

@@ -2,12 +2,12 @@ package versions
 
 import (
 	"net/http/httptest"
-	"os"
 	"testing"
 
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/gateway/versions/versionstest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 )
 
 func TestLocalContract(t *testing.T) {
@@ -51,11 +51,9 @@ func TestNomadContractAgainstDouble(t *testing.T) {
 
 // With NOMAD_BINARY set, the same suite runs against `nomad agent -dev`.
 func TestNomadContractAgainstAgent(t *testing.T) {
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: skipping the versions contract against a real Nomad agent")
-	}
-	addr := startNomad(t, bin)
+	addr := nomadtest.Start(t, nomadtest.Options{
+		SkipMessage: "NOMAD_BINARY is not set: skipping the versions contract against a real Nomad agent",
+	}).Addr
 	runContract(t, func(t *testing.T) *Store {
 		// One agent for the whole suite: subtests reuse function and layer
 		// names, so each starts from an empty nimbus/ tree.
