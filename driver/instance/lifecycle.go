@@ -95,6 +95,9 @@ func (e *env) startLocked() error {
 	} else {
 		err = startProcess(cmd, exited)
 	}
+	if err == nil {
+		preferOOMVictim(cmd.Process.Pid)
+	}
 	outW.Close()
 	errW.Close()
 	if err != nil {

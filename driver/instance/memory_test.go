@@ -2,6 +2,8 @@ package instance
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -130,5 +132,32 @@ func TestCgroupRSSMembers(t *testing.T) {
 	g.rescan()
 	if len(g.members) != 0 || g.rss() != 0 {
 		t.Fatalf("members %v after the list emptied", g.members)
+	}
+}
+
+// The environment's process is the OOM killer's first choice, so an
+// environment over its limit never takes the instance (or `nimbus dev`)
+// down with it.
+func TestEnvironmentIsPreferredOOMVictim(t *testing.T) {
+	cfg := testConfig(t, "slowinit")
+	cfg.Env = map[string]string{"SLOWINIT_MS": "0"}
+	in := start(t, cfg)
+	r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{}`)})
+	var rep struct {
+		PID int `json:"pid"`
+	}
+	if err := json.Unmarshal(r.body, &rep); err != nil || rep.PID == 0 {
+		t.Fatalf("slowinit reply %s: %v", r.body, err)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", rep.PID))
+	if err != nil {
+		t.Skipf("no oom_score_adj on this host: %v", err)
+	}
+	if got := strings.TrimSpace(string(b)); got != "1000" {
+		t.Fatalf("bootstrap oom_score_adj = %s, want 1000", got)
+	}
+	self, _ := os.ReadFile("/proc/self/oom_score_adj")
+	if strings.TrimSpace(string(self)) == "1000" {
+		t.Fatalf("the instance's own oom_score_adj changed to 1000")
 	}
 }

@@ -219,3 +219,14 @@ func readKV(path string) map[string]int64 {
 	}
 	return out
 }
+
+// preferOOMVictim makes the environment's process the OOM killer's first
+// choice (oom_score_adj 1000, inherited by its children). On cgroup v1 hosts
+// the instance's spawner thread lives in the environment's memory cgroup, so
+// without this an environment that hits its limit could have the kernel pick
+// the instance itself — the whole gateway under `nimbus dev` — when the
+// instance's RSS is the larger. Raising the value needs no privilege; a
+// failure (no /proc, the process already gone) changes nothing else.
+func preferOOMVictim(pid int) {
+	_ = os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte("1000"), 0)
+}
