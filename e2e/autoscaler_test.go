@@ -29,6 +29,7 @@ import (
 	"github.com/nimbus-fn/nimbus/autoscaler/policy"
 	"github.com/nimbus-fn/nimbus/autoscaler/sdk"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 )
 
 // metricsGateway exports the two gauges our APM reads, through a real
@@ -151,8 +152,8 @@ func TestAutoscalerAPMDiscoversGatewaysInConsul(t *testing.T) {
 // plugin_dir, and scales a real Nomad job's provisioned group: up while
 // the gateway reports saturation, down to the floor once it is idle.
 func TestAutoscalerScalesProvisionedGroup(t *testing.T) {
-	nomadBin, asBin := os.Getenv("NOMAD_BINARY"), os.Getenv("NOMAD_AUTOSCALER_BINARY")
-	if nomadBin == "" || asBin == "" {
+	asBin := os.Getenv("NOMAD_AUTOSCALER_BINARY")
+	if os.Getenv(nomadtest.EnvBinary) == "" || asBin == "" {
 		t.Skip("NOMAD_BINARY and NOMAD_AUTOSCALER_BINARY must both be set to run the real-autoscaler test (nomad agent -dev + nomad-autoscaler agent with our plugins)")
 	}
 	apmPath := harness.MustBuild(t, policy.APMDriver)
@@ -164,11 +165,12 @@ func TestAutoscalerScalesProvisionedGroup(t *testing.T) {
 		}
 	}
 
-	nomadAddr := startNomadForAutoscaler(t, nomadBin)
-	nomad, err := nomadapi.NewClient(&nomadapi.Config{Address: nomadAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent := nomadtest.Start(t, nomadtest.Options{
+		HCL:          "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n",
+		WaitForNode:  true,
+		ReadyTimeout: 90 * time.Second,
+	})
+	nomadAddr, nomad := agent.Addr, agent.Client(t)
 
 	// The job: a provisioned group scaled by our check, as the compiler
 	// writes it (raw_exec stands in for the nimbus driver here).
@@ -216,10 +218,8 @@ job %q {
 	if err := os.WriteFile(jobPath, []byte(jobHCL), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run := exec.Command(nomadBin, "job", "run", "-detach", jobPath)
-	run.Env = append(os.Environ(), "NOMAD_ADDR="+nomadAddr)
-	if out, err := run.CombinedOutput(); err != nil {
-		t.Fatalf("nomad job run: %v\n%s", err, out)
+	if out, code := agent.CLI(t, "job", "run", "-detach", jobPath); code != 0 {
+		t.Fatalf("nomad job run: exit %d\n%s", code, out)
 	}
 
 	gw := newMetricsGateway(t)
@@ -284,61 +284,6 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
-}
-
-// startNomadForAutoscaler runs `nomad agent -dev` on free loopback ports
-// with raw_exec enabled, and returns its address once a client node is ready.
-func startNomadForAutoscaler(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	httpPort, rpcPort, serfPort := freeLoopbackPort(t), freeLoopbackPort(t), freeLoopbackPort(t)
-	cfg := fmt.Sprintf(`bind_addr = "127.0.0.1"
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-plugin "raw_exec" {
-  config {
-    enabled = true
-  }
-}
-`, httpPort, rpcPort, serfPort)
-	cfgPath := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nomad: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("nomad agent log:\n%s", logs.String())
-		}
-	})
-	addr := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	client, err := nomadapi.NewClient(&nomadapi.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventuallyAS(t, 90*time.Second, "nomad dev agent ready", func() (bool, string) {
-		nodes, _, err := client.Nodes().List(nil)
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, n := range nodes {
-			if n.Status == "ready" {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%d nodes, none ready", len(nodes))
-	})
-	return addr
 }
 
 // startAutoscaler runs the autoscaler agent with our plugins and returns a

@@ -42,6 +42,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/nomad"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -79,15 +80,13 @@ func TestClusterGatewayNomadDouble(t *testing.T) {
 // compiled job is registered in it (nothing can be placed: the agent has
 // no nimbus driver, so the test places instances itself, as before).
 func TestClusterGatewayNomadAgent(t *testing.T) {
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: skipping the cluster gateway against a real Nomad agent (set it to a nomad binary to run it)")
-	}
-	addr := clusterStartNomad(t, bin)
-	nc, err := nomadapi.NewClient(&nomadapi.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent := nomadtest.Start(t, nomadtest.Options{
+		SkipMessage: "NOMAD_BINARY is not set: skipping the cluster gateway against a real Nomad agent (set it to a nomad binary to run it)",
+		// Nothing listens there: the agent reaches no Consul (any on the
+		// host's default port included); the test registers instances itself.
+		ConsulAddr: "127.0.0.1:1",
+	})
+	addr, nc := agent.Addr, agent.Client(t)
 	job := clusterHelloJob(t)
 	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
 		t.Fatalf("registering the compiled job: %v", err)
@@ -481,48 +480,6 @@ func (l *clusterLogs) contains(s string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return strings.Contains(l.b.String(), s)
-}
-
-// clusterStartNomad runs `nomad agent -dev` on loopback with free ports
-// and returns its address once it has a leader.
-func clusterStartNomad(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	ports := make([]int, 3)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-	}
-	cfg := fmt.Sprintf("bind_addr = \"127.0.0.1\"\nports {\n  http = %d\n  rpc  = %d\n  serf = %d\n}\nconsul {\n  address = \"127.0.0.1:1\"\n}\n", ports[0], ports[1], ports[2])
-	cfgPath := filepath.Join(dir, "agent.hcl")
-	clusterWriteFile(t, cfgPath, cfg)
-	logs := &clusterLogs{}
-	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nomad: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("nomad agent log:\n%s", logs.String())
-		}
-	})
-	addr := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
-	client, err := nomadapi.NewClient(&nomadapi.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 60*time.Second, func() bool {
-		leader, err := client.Status().Leader()
-		return err == nil && leader != ""
-	}, "the nomad agent to elect a leader")
-	return addr
 }
 
 func clusterWriteFile(t *testing.T, path, content string) {

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
 )
 
@@ -41,16 +41,13 @@ import (
 // It runs twice: instances registered in Consul (discovery = "consul"), and
 // in Nomad's own service catalog (provider "nomad", discovery = "nomad").
 func TestClusterGatewayNomadPlacesInstances(t *testing.T) {
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: skipping the cluster gateway with Nomad placing real allocations (set it to a nomad binary to run it)")
-	}
+	nomadtest.Binary(t, "NOMAD_BINARY is not set: skipping the cluster gateway with Nomad placing real allocations (set it to a nomad binary to run it)")
 	for _, provider := range []string{jobs.ProviderConsul, jobs.ProviderNomad} {
-		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, bin, provider) })
+		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, provider) })
 	}
 }
 
-func clusterNomadPlaces(t *testing.T, bin, provider string) {
+func clusterNomadPlaces(t *testing.T, provider string) {
 	consul := consultest.Start(t)
 	cc := consul.Client(t)
 
@@ -78,50 +75,11 @@ func clusterNomadPlaces(t *testing.T, bin, provider string) {
 		t.Fatal(err)
 	}
 	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
-	http, rpc, serf := drvFreePort(t), drvFreePort(t), drvFreePort(t)
-	cfgPath := filepath.Join(root, "agent.hcl")
-	clusterWriteFile(t, cfgPath, fmt.Sprintf(`
-data_dir   = %q
-plugin_dir = %q
-bind_addr  = "127.0.0.1"
-advertise {
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-server {
-  enabled          = true
-  bootstrap_expect = 1
-}
-client {
-  enabled = true
-}
-consul {
-  address = %q
-}
-plugin "nimbus-driver" {
-  config {
-    stats_interval = "1s"
-  }
-}
-`, filepath.Join(root, "data"), pluginDir, http, rpc, serf, consul.HTTPAddr))
-	agent := &drvAgent{bin: bin, root: root, cfgPath: cfgPath, addr: fmt.Sprintf("http://127.0.0.1:%d", http), logs: &drvBuffer{}}
 	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	t.Cleanup(func() {
-		if agent.cmd != nil {
-			agent.stop(t)
-		}
-		if t.Failed() {
-			t.Logf("nomad agent log:\n%s", agent.logs.String())
-		}
-	})
-	agent.start(t)
-	nc := agent.client(t)
+	opts := drvAgentOptions(root, pluginDir)
+	opts.ConsulAddr = consul.HTTPAddr
+	agent := nomadtest.Start(t, opts)
+	nc := agent.Client(t)
 	drvWaitDriverHealthy(t, nc)
 
 	fn := clusterHelloSpec(t)
@@ -145,7 +103,7 @@ plugin "nimbus-driver" {
 		ColdStartWait: "120s", IdleScaleIn: "3s", Discovery: provider,
 		Consul: &config.ConsulConfig{CheckInterval: "1s"},
 	}
-	env := map[string]string{"NOMAD_ADDR": agent.addr, "CONSUL_HTTP_ADDR": consul.HTTPAddr}
+	env := map[string]string{"NOMAD_ADDR": agent.Addr, "CONSUL_HTTP_ADDR": consul.HTTPAddr}
 	cfg.Environment(func(k string) string { return env[k] })
 	t.Chdir(t.TempDir())
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-cluster-nomad", Level: hclog.Info, Output: os.Stderr})

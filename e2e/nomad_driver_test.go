@@ -11,17 +11,14 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,14 +27,13 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
 
 func TestNomadRunsNimbusDriver(t *testing.T) {
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: skipping the real-Nomad driver test (set it to a nomad binary to run the nimbus driver inside a Nomad agent)")
-	}
+	const skip = "NOMAD_BINARY is not set: skipping the real-Nomad driver test (set it to a nomad binary to run the nimbus driver inside a Nomad agent)"
+	nomadtest.Binary(t, skip)
 	root, err := os.MkdirTemp("", "nimbus-e2e-driver-")
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +45,12 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
 	code := drvServeCode(t, testfn.Dir(t, "echo"))
 
-	agent := drvNewAgent(t, bin, root, pluginDir)
 	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	agent.start(t)
-	client := agent.client(t)
+	opts := drvAgentOptions(root, pluginDir)
+	opts.SkipMessage, opts.LogLevel = skip, "DEBUG"
+	opts.LogAlways = os.Getenv("NIMBUS_E2E_AGENT_LOG") != ""
+	agent := nomadtest.Start(t, opts)
+	client := agent.Client(t)
 	node := drvWaitDriverHealthy(t, client)
 	if v := node.Attributes["driver.nimbus.version"]; v == "" {
 		t.Errorf("node lacks the driver.nimbus.version attribute: %v", node.Attributes)
@@ -70,15 +68,15 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 
 	// logmon copies the FIFO into the log files asynchronously.
 	drvEventually(t, 30*time.Second, "a REPORT line in nomad alloc logs", func() bool {
-		out, rc := drvCLI(t, bin, agent.addr, "alloc", "logs", alloc.ID, "fn")
+		out, rc := agent.CLI(t, "alloc", "logs", alloc.ID, "fn")
 		return rc == 0 && strings.Contains(out, "REPORT RequestId:")
 	})
 	drvCheckStatsAndExec(t, client, alloc.ID)
 
 	// Restart the agent: the task is recovered, not restarted, and answers.
-	agent.stop(t)
-	agent.start(t)
-	client = agent.client(t)
+	agent.Stop(t)
+	agent.Restart(t)
+	client = agent.Client(t)
 	drvWaitDriverHealthy(t, client)
 	after := drvWaitAlloc(t, client, *job.ID, "running")
 	if after.ID != alloc.ID {
@@ -103,9 +101,9 @@ func TestNomadRunsNimbusDriver(t *testing.T) {
 	if len(plugins) != 1 {
 		t.Fatalf("want one long-lived plugin process, found %v", plugins)
 	}
-	agent.crash(t)
-	agent.start(t)
-	client = agent.client(t)
+	agent.Kill(t)
+	agent.Restart(t)
+	client = agent.Client(t)
 	drvWaitDriverHealthy(t, client)
 	drvInvoke(t, addr, secret, `{"round":3}`)
 	if after := drvPluginPids(pluginDir); len(after) != 1 || after[0] != plugins[0] {
@@ -154,102 +152,21 @@ func drvCheckStatsAndExec(t *testing.T, c *nomadapi.Client, allocID string) {
 	}
 }
 
-type drvAgent struct {
-	bin, root, cfgPath, addr string
-	cmd                      *exec.Cmd
-	exited                   chan struct{}
-	logs                     *drvBuffer
-}
-
-func drvNewAgent(t *testing.T, bin, root, pluginDir string) *drvAgent {
-	t.Helper()
-	http, rpc, serf := drvFreePort(t), drvFreePort(t), drvFreePort(t)
-	cfg := fmt.Sprintf(`
-data_dir   = %q
-plugin_dir = %q
-bind_addr  = "127.0.0.1"
-log_level  = "DEBUG"
-advertise {
-  http = "127.0.0.1"
-  rpc  = "127.0.0.1"
-  serf = "127.0.0.1"
-}
-ports {
-  http = %d
-  rpc  = %d
-  serf = %d
-}
-server {
-  enabled          = true
-  bootstrap_expect = 1
-}
-client {
-  enabled = true
-}
-plugin "nimbus-driver" {
+// drvAgentOptions is a single-node server and client (not -dev: its
+// client state must survive a restart) in root, loading the nimbus driver
+// from pluginDir.
+func drvAgentOptions(root, pluginDir string) nomadtest.Options {
+	return nomadtest.Options{
+		Persistent: true,
+		Dir:        root,
+		PluginDir:  pluginDir,
+		HCL: `plugin "nimbus-driver" {
   config {
     stats_interval = "1s"
   }
 }
-`, filepath.Join(root, "data"), pluginDir, http, rpc, serf)
-	path := filepath.Join(root, "agent.hcl")
-	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
+`,
 	}
-	a := &drvAgent{bin: bin, root: root, cfgPath: path, addr: fmt.Sprintf("http://127.0.0.1:%d", http), logs: &drvBuffer{}}
-	t.Cleanup(func() {
-		if a.cmd != nil {
-			a.stop(t)
-		}
-		if t.Failed() || os.Getenv("NIMBUS_E2E_AGENT_LOG") != "" {
-			t.Logf("nomad agent log:\n%s", a.logs.String())
-		}
-	})
-	return a
-}
-
-// start runs the agent (not -dev: its client state must survive a restart).
-func (a *drvAgent) start(t *testing.T) {
-	t.Helper()
-	a.cmd = exec.Command(a.bin, "agent", "-config", a.cfgPath)
-	a.cmd.Stdout, a.cmd.Stderr = a.logs, a.logs
-	if err := a.cmd.Start(); err != nil {
-		t.Fatalf("starting nomad: %v", err)
-	}
-	exited := make(chan struct{})
-	a.exited = exited
-	go func(cmd *exec.Cmd) { _ = cmd.Wait(); close(exited) }(a.cmd)
-	c := a.client(t)
-	drvEventually(t, 60*time.Second, "a Nomad leader", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("nomad agent exited during start-up:\n%s", a.logs.String())
-		default:
-		}
-		leader, err := c.Status().Leader()
-		return err == nil && leader != ""
-	})
-}
-
-// stop shuts the agent down gracefully (a client shutdown leaves tasks running).
-func (a *drvAgent) stop(t *testing.T) {
-	t.Helper()
-	_ = a.cmd.Process.Signal(syscall.SIGINT)
-	select {
-	case <-a.exited:
-	case <-time.After(30 * time.Second):
-		_ = a.cmd.Process.Kill()
-		<-a.exited
-	}
-	a.cmd = nil
-}
-
-// crash SIGKILLs the agent, leaving its plugin processes behind.
-func (a *drvAgent) crash(t *testing.T) {
-	t.Helper()
-	_ = a.cmd.Process.Kill()
-	<-a.exited
-	a.cmd = nil
 }
 
 // drvPluginPids lists live plugin-server processes started from pluginDir
@@ -270,15 +187,6 @@ func drvPluginPids(pluginDir string) []int {
 		}
 	}
 	return out
-}
-
-func (a *drvAgent) client(t *testing.T) *nomadapi.Client {
-	t.Helper()
-	c, err := nomadapi.NewClient(&nomadapi.Config{Address: a.addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }
 
 func drvWaitDriverHealthy(t *testing.T, c *nomadapi.Client) *nomadapi.Node {
@@ -463,29 +371,6 @@ func drvKillLeftovers(t *testing.T, root string) {
 	}
 }
 
-func drvCLI(t *testing.T, bin, addr string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+addr)
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return string(out), ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("nomad %v: %v", args, err)
-	}
-	return string(out), 0
-}
-
-func drvFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func drvEventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.NewTimer(within)
@@ -499,21 +384,4 @@ func drvEventually(t *testing.T, within time.Duration, what string, cond func() 
 		case <-tick.C:
 		}
 	}
-}
-
-type drvBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *drvBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *drvBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

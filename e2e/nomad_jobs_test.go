@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +14,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/autoscaler/policy"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/jobs/submit"
 	"github.com/nimbus-fn/nimbus/specs"
@@ -123,60 +121,6 @@ func TestCompiledPolicyMatchesAutoscalerContract(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startNomad runs `nomad agent -dev` on loopback with free ports and
-// returns its address once it has a leader.
-func startNomad(t *testing.T, bin string) string {
-	t.Helper()
-	dir := t.TempDir()
-	http, rpc, serf := freePort(t), freePort(t), freePort(t)
-	cfg := fmt.Sprintf("bind_addr = \"127.0.0.1\"\nports {\n  http = %d\n  rpc  = %d\n  serf = %d\n}\n", http, rpc, serf)
-	cfgPath := filepath.Join(dir, "agent.hcl")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "agent", "-dev", "-config", cfgPath, "-data-dir", filepath.Join(dir, "data"))
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting nomad: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("nomad agent log:\n%s", logs.String())
-		}
-	})
-	addr := fmt.Sprintf("http://127.0.0.1:%d", http)
-	client, err := api.NewClient(&api.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.After(60 * time.Second)
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if leader, err := client.Status().Leader(); err == nil && leader != "" {
-			return addr
-		}
-		select {
-		case <-deadline:
-			t.Fatalf("nomad agent at %s has no leader after 60s", addr)
-		case <-tick.C:
-		}
-	}
-}
-
 // waitForJobs polls cond until it holds or the deadline passes.
 func waitForJobs(t *testing.T, within time.Duration, cond func() bool) {
 	t.Helper()
@@ -192,31 +136,13 @@ func waitForJobs(t *testing.T, within time.Duration, cond func() bool) {
 	}
 }
 
-func nomadCLI(t *testing.T, bin, addr string, args ...string) (string, int) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+addr)
-	out, err := cmd.CombinedOutput()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("running nomad %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return string(out), code
-}
-
 // Against a real Nomad agent: the rendered HCL and JSON validate and plan,
 // the job registers, and Nomad reads back our groups, services and scaling
 // policy. The nimbus driver is not installed there, so nothing is placed.
 func TestNomadAcceptsCompiledJobs(t *testing.T) {
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: skipping the real-Nomad job tests (set it to a nomad binary to run them)")
-	}
-	addr := startNomad(t, bin)
+	agent := nomadtest.Start(t, nomadtest.Options{
+		SkipMessage: "NOMAD_BINARY is not set: skipping the real-Nomad job tests (set it to a nomad binary to run them)",
+	})
 	job := compileFor(t, provisionedFunction(), "4")
 	dir := t.TempDir()
 	hcl, err := jobs.RenderHCL(job)
@@ -234,7 +160,7 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	if err := os.WriteFile(jsonPath, js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, code := nomadCLI(t, bin, addr, "job", "validate", hclPath); code != 0 {
+	if out, code := agent.CLI(t, "job", "validate", hclPath); code != 0 {
 		t.Fatalf("nomad job validate (HCL) exit %d:\n%s", code, out)
 	}
 	goldens, err := filepath.Glob(filepath.Join("..", "jobs", "testdata", "*.job.hcl"))
@@ -242,19 +168,19 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 		t.Fatalf("no golden jobspecs: %v", err)
 	}
 	for _, g := range goldens {
-		if out, code := nomadCLI(t, bin, addr, "job", "validate", g); code != 0 {
+		if out, code := agent.CLI(t, "job", "validate", g); code != 0 {
 			t.Errorf("nomad job validate %s exit %d:\n%s", g, code, out)
 		}
 	}
-	if out, code := nomadCLI(t, bin, addr, "job", "validate", "-json", jsonPath); code != 0 {
+	if out, code := agent.CLI(t, "job", "validate", "-json", jsonPath); code != 0 {
 		t.Fatalf("nomad job validate -json exit %d:\n%s", code, out)
 	}
 	// plan exits 1 when the job would change (it is new), 255 on error.
-	if out, code := nomadCLI(t, bin, addr, "job", "plan", hclPath); code != 0 && code != 1 {
+	if out, code := agent.CLI(t, "job", "plan", hclPath); code != 0 && code != 1 {
 		t.Fatalf("nomad job plan exit %d:\n%s", code, out)
 	}
 	// The HCL parses to the same job the JSON describes.
-	out, code := nomadCLI(t, bin, addr, "job", "run", "-output", hclPath)
+	out, code := agent.CLI(t, "job", "run", "-output", hclPath)
 	if code != 0 {
 		t.Fatalf("nomad job run -output exit %d:\n%s", code, out)
 	}
@@ -269,10 +195,7 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 		t.Errorf("task config differs after nomad parsed the HCL")
 	}
 
-	client, err := api.NewClient(&api.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	client := agent.Client(t)
 	ctx := context.Background()
 	s := submit.New(client.Jobs(), nil)
 	plan, err := s.Plan(ctx, job)
@@ -402,7 +325,7 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 		if err := os.WriteFile(p, out, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if text, code := nomadCLI(t, bin, addr, append(args, p)...); code != 0 {
+		if text, code := agent.CLI(t, append(args, p)...); code != 0 {
 			t.Fatalf("nomad %v exit %d:\n%s", args, code, text)
 		}
 		back, err := s.Current(ctx, submit.ScopeOf(j), *j.ID)

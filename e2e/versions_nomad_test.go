@@ -10,12 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/nomad/api"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/natsembed"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/jobs"
 )
@@ -25,15 +25,10 @@ import (
 // Variables are Nomad's own), with the bundles in a real artifact store.
 // The nimbus driver is not installed in that agent, so nothing is placed.
 func TestVersionsWithNomadAgent(t *testing.T) {
-	bin := os.Getenv("NOMAD_BINARY")
-	if bin == "" {
-		t.Skip("NOMAD_BINARY is not set: skipping publish/alias against a real Nomad agent")
-	}
-	addr := startNomad(t, bin)
-	client, err := api.NewClient(&api.Config{Address: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent := nomadtest.Start(t, nomadtest.Options{
+		SkipMessage: "NOMAD_BINARY is not set: skipping publish/alias against a real Nomad agent",
+	})
+	addr, client := agent.Addr, agent.Client(t)
 	ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
