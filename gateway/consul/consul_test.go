@@ -6,13 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
@@ -70,32 +66,4 @@ func resolver(a *consultest.Agent) *net.Resolver {
 		var d net.Dialer
 		return d.DialContext(ctx, network, a.DNSAddr)
 	}}
-}
-
-// testLogger logs into t until the test ends. Background loops (watches,
-// resyncs) may still log while they stop; testing panics on a Log after
-// the test has completed, so those lines are dropped.
-func testLogger(t *testing.T) hclog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: w})
-}
-
-type testWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }

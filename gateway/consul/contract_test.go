@@ -47,7 +47,7 @@ func (p *consulPlacer) OnDemand(_ context.Context, function, version string, wan
 func TestCapacityContractWithConsulDiscovery(t *testing.T) {
 	agent := consultest.Start(t)
 	client := agent.Client(t)
-	d := NewDiscovery(client.Health(), DiscoveryConfig{}, testLogger(t))
+	d := NewDiscovery(client.Health(), DiscoveryConfig{}, gatewaytest.Logger(t))
 	defer d.Close()
 	gatewaytest.CapacityContract(t, struct {
 		*consulPlacer

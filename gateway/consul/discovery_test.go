@@ -13,6 +13,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 )
 
@@ -90,7 +91,7 @@ func TestDiscoveryAgainstConsul(t *testing.T) {
 				}
 			},
 		},
-	}, testLogger(t))
+	}, gatewaytest.Logger(t))
 	defer d.Close()
 	ctx := context.Background()
 
@@ -173,7 +174,7 @@ func TestDiscoveryStopsIdleWatchesAndReportsErrors(t *testing.T) {
 	d := NewDiscovery(client.Health(), DiscoveryConfig{
 		ServiceName: func(fn string) string { return fn + "-svc" },
 		Watch:       discovery.WatchConfig{IdleTimeout: 200 * time.Millisecond},
-	}, testLogger(t))
+	}, gatewaytest.Logger(t))
 	defer d.Close()
 	eventually(t, checkWait, "the instance", func() bool {
 		ins, err := d.Instances(context.Background(), "fn", "$LATEST")

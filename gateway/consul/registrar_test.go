@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/consul/api"
 
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 )
 
@@ -30,7 +31,7 @@ func TestRegistrarAgainstConsul(t *testing.T) {
 		CheckInterval: time.Second,
 		CheckTimeout:  time.Second,
 		URLTags:       []string{"lambda-url"},
-	}, testLogger(t))
+	}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func TestRegistrarResyncRestoresRegistrations(t *testing.T) {
 		CheckInterval:  time.Second,
 		CheckTimeout:   time.Second,
 		ResyncInterval: 20 * time.Millisecond,
-	}, testLogger(t))
+	}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 )
@@ -256,4 +258,33 @@ func SortedIDs(list []discovery.Instance) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Logger returns a debug-level logger, named after the test, that writes
+// into tb's log until the test ends. Background loops (watches, resyncs)
+// may still log while they stop; testing panics on a Log after the test
+// has completed, so those lines are dropped.
+func Logger(tb testing.TB) hclog.Logger {
+	w := &testWriter{tb: tb}
+	tb.Cleanup(func() {
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return hclog.New(&hclog.LoggerOptions{Name: tb.Name(), Level: hclog.Debug, Output: w})
+}
+
+type testWriter struct {
+	tb   testing.TB
+	mu   sync.Mutex
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.tb.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
 }

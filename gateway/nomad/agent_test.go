@@ -79,7 +79,7 @@ func TestAdaptersAgainstNomadAgent(t *testing.T) {
 
 	// Catalog: the job's meta becomes a function; later versions and
 	// variables arrive through blocking queries.
-	cat, err := NewCatalog(client.Jobs(), client.Variables(), CatalogConfig{}, testLogger(t))
+	cat, err := NewCatalog(client.Jobs(), client.Variables(), CatalogConfig{}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,11 +112,11 @@ func TestAdaptersAgainstNomadAgent(t *testing.T) {
 
 	// Scaler and Discovery: the on-demand group's count drives real
 	// allocations whose Nomad service registrations come and go.
-	s, err := NewScaler(client.Jobs(), ScalerConfig{GatewayID: "gw-agent-test", JobID: cat.JobID}, testLogger(t))
+	s, err := NewScaler(client.Jobs(), ScalerConfig{GatewayID: "gw-agent-test", JobID: cat.JobID}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDiscovery(client.Services(), DiscoveryConfig{}, testLogger(t))
+	d := NewDiscovery(client.Services(), DiscoveryConfig{}, gatewaytest.Logger(t))
 	defer d.Close()
 	gatewaytest.CapacityContract(t, struct {
 		*Scaler

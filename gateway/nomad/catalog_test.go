@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -84,7 +85,7 @@ func TestCatalogReadsFunctionJobs(t *testing.T) {
 		f.jobs["web"] = functionJob(t, "web", "web", "$LATEST", &specs.Function{Name: "web"}, 11)
 	})
 
-	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, Namespace: "fns", Region: "eu"}, testLogger(t))
+	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, Namespace: "fns", Region: "eu"}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestCatalogFollowsChangesWithBlockingQueries(t *testing.T) {
 	f.update(func() {
 		f.jobs["nimbus-hello"] = functionJob(t, "nimbus-hello", "hello", "$LATEST", &specs.Function{Name: "hello"}, 11)
 	})
-	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, MinInterval: time.Millisecond}, testLogger(t))
+	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, MinInterval: time.Millisecond}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,7 +232,7 @@ func TestCatalogWaitsForFirstListingAndRetries(t *testing.T) {
 		f.jobs["nimbus-a"] = functionJob(t, "nimbus-a", "a", "$LATEST", &specs.Function{Name: "a"}, 11)
 	})
 	f.update(func() { f.failNext = http.StatusInternalServerError })
-	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, testLogger(t))
+	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestCatalogReadsVariables(t *testing.T) {
 		f.vars["other/app"] = &api.Variable{Path: "other/app", ModifyIndex: 11, Items: api.VariableItems{"k": "v"}}
 	})
 	client := f.client()
-	c, err := NewCatalog(client.Jobs(), client.Variables(), CatalogConfig{MinInterval: time.Millisecond}, testLogger(t))
+	c, err := NewCatalog(client.Jobs(), client.Variables(), CatalogConfig{MinInterval: time.Millisecond}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

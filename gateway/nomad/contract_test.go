@@ -23,7 +23,7 @@ func TestCatalogContract(t *testing.T) {
 				f.jobs[id] = functionJob(t, id, fn.Name, LatestVersion, fn, uint64(11+i))
 			}
 		})
-		c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true}, testLogger(t))
+		c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true}, gatewaytest.Logger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -49,11 +49,11 @@ func TestCapacityContract(t *testing.T) {
 		}
 	})
 	client := f.client()
-	s, err := NewScaler(client.Jobs(), ScalerConfig{GatewayID: "gw"}, testLogger(t))
+	s, err := NewScaler(client.Jobs(), ScalerConfig{GatewayID: "gw"}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := NewDiscovery(client.Services(), DiscoveryConfig{Watch: discovery.WatchConfig{MinInterval: time.Millisecond}}, testLogger(t))
+	d := NewDiscovery(client.Services(), DiscoveryConfig{Watch: discovery.WatchConfig{MinInterval: time.Millisecond}}, gatewaytest.Logger(t))
 	defer d.Close()
 	gatewaytest.CapacityContract(t, struct {
 		*Scaler

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 )
 
 func reg(id, addr string, port int, fn, version, group string) *api.ServiceRegistration {
@@ -34,7 +35,7 @@ func TestNomadDiscovery(t *testing.T) {
 		Namespace: "fns",
 		WaitTime:  time.Minute,
 		Watch:     discovery.WatchConfig{MinInterval: time.Millisecond, IdleTimeout: time.Minute},
-	}, testLogger(t))
+	}, gatewaytest.Logger(t))
 	defer d.Close()
 	ctx := context.Background()
 	get := func(v string) []discovery.Instance {
@@ -93,7 +94,7 @@ func TestNomadDiscoveryErrorsAndCustomName(t *testing.T) {
 	d := NewDiscovery(f.client().Services(), DiscoveryConfig{
 		ServiceName: func(fn string) string { return "fn-" + fn },
 		Watch:       discovery.WatchConfig{MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond},
-	}, testLogger(t))
+	}, gatewaytest.Logger(t))
 	defer d.Close()
 	_, err := d.Instances(context.Background(), "x", "$LATEST")
 	if err == nil || !strings.Contains(err.Error(), "reading nomad service fn-x") || !strings.Contains(err.Error(), "403") {

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
@@ -263,32 +262,4 @@ func (f *fakeNomad) scale(w http.ResponseWriter, r *http.Request, id string, q u
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	gatewaytest.Eventually(t, timeout, cond, "%s", what)
-}
-
-// testLogger logs into t until the test ends. Background loops (watches,
-// resyncs) may still log while they stop; testing panics on a Log after
-// the test has completed, so those lines are dropped.
-func testLogger(t *testing.T) hclog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Debug, Output: w})
-}
-
-type testWriter struct {
-	t    *testing.T
-	mu   sync.Mutex
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimRight(string(p), "\n"))
-	}
-	return len(p), nil
 }

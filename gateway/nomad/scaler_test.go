@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -17,7 +18,7 @@ func TestScalerSetsOnDemandCount(t *testing.T) {
 		f.groups["nimbus-hello"] = map[string]int{discovery.GroupProvisioned: 2, discovery.GroupOnDemand: 0}
 		f.groups["nimbus-hello-3"] = map[string]int{discovery.GroupProvisioned: 0, discovery.GroupOnDemand: 0}
 	})
-	s, err := NewScaler(f.client().Jobs(), ScalerConfig{Namespace: "fns", GatewayID: "gw-1"}, testLogger(t))
+	s, err := NewScaler(f.client().Jobs(), ScalerConfig{Namespace: "fns", GatewayID: "gw-1"}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestScalerSetsOnDemandCount(t *testing.T) {
 
 func TestScalerErrors(t *testing.T) {
 	f := newFakeNomad(t)
-	s, err := NewScaler(f.client().Jobs(), ScalerConfig{GatewayID: "gw"}, testLogger(t))
+	s, err := NewScaler(f.client().Jobs(), ScalerConfig{GatewayID: "gw"}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,13 +144,13 @@ func TestScalerWithCatalogJobIDs(t *testing.T) {
 		f.groups["nimbus-hello-7"] = map[string]int{discovery.GroupOnDemand: 0}
 	})
 	client := f.client()
-	c, err := NewCatalog(client.Jobs(), nil, CatalogConfig{NoVariables: true}, testLogger(t))
+	c, err := NewCatalog(client.Jobs(), nil, CatalogConfig{NoVariables: true}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	runCatalog(t, c)
 	<-c.Ready()
-	s, err := NewScaler(client.Jobs(), ScalerConfig{JobID: c.JobID}, testLogger(t))
+	s, err := NewScaler(client.Jobs(), ScalerConfig{JobID: c.JobID}, gatewaytest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
