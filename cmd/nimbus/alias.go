@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -43,19 +42,13 @@ func parseWeight(s string) (string, float64, error) {
 }
 
 func runAliasSet(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "alias set", "FUNCTION ALIAS VERSION")
-	var sf stateFlags
-	sf.add(env, fs)
+	fs, sf := newStoreFlags(env, "alias set", "FUNCTION ALIAS VERSION")
 	var weights listFlag
 	fs.Var(&weights, "weight", "route a share of the alias's calls to another version: VERSION=WEIGHT (0–1; at most one)")
 	desc := fs.String("description", "", "description of the alias")
-	pos, err := parseArgs(fs, args)
+	pos, err := positional(fs, args, 3, 3)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 3 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	a := &specs.Alias{Name: pos[1], Version: strings.TrimPrefix(pos[2], "v"), Description: *desc}
 	for _, w := range weights {
@@ -80,16 +73,10 @@ func runAliasSet(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runAliasList(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "alias list", "FUNCTION")
-	var sf stateFlags
-	sf.add(env, fs)
-	pos, err := parseArgs(fs, args)
+	fs, sf := newStoreFlags(env, "alias list", "FUNCTION")
+	pos, err := positional(fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	st, err := sf.open(env)
 	if err != nil {
@@ -99,8 +86,7 @@ func runAliasList(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ALIAS\tVERSION\tROUTING\tDESCRIPTION")
+	tw := newTable(env.stdout, "ALIAS", "VERSION", "ROUTING", "DESCRIPTION")
 	for _, a := range as {
 		var r []string
 		for v, w := range a.Routing {
@@ -112,16 +98,10 @@ func runAliasList(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runAliasDelete(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "alias delete", "FUNCTION ALIAS")
-	var sf stateFlags
-	sf.add(env, fs)
-	pos, err := parseArgs(fs, args)
+	fs, sf := newStoreFlags(env, "alias delete", "FUNCTION ALIAS")
+	pos, err := positional(fs, args, 2, 2)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	st, err := sf.open(env)
 	if err != nil {

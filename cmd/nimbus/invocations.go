@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -55,8 +54,7 @@ func runInvocations(ctx context.Context, env *cliEnv, args []string) error {
 	if err := getSigned(ctx, env, u, &list); err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "REQUEST ID\tSTATE\tATTEMPTS\tENQUEUED\tUPDATED\tDETAIL")
+	tw := newTable(env.stdout, "REQUEST ID", "STATE", "ATTEMPTS", "ENQUEUED", "UPDATED", "DETAIL")
 	for _, st := range list.Invocations {
 		state := st.State
 		if state == queue.StateRetrying {

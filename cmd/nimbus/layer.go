@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 )
@@ -21,17 +20,11 @@ func init() {
 }
 
 func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "layer publish", "LAYER [spec file or dir]")
-	var sf stateFlags
-	sf.add(env, fs)
+	fs, sf := newStoreFlags(env, "layer publish", "LAYER [spec file or dir]")
 	endpoint := fs.String("endpoint", endpointFlagDefault(env), "with --nomad: the gateway whose artifact store takes the bundle (env NIMBUS_ENDPOINT)")
-	pos, err := parseArgs(fs, args)
+	pos, err := positional(fs, args, 1, 2)
 	if err != nil {
 		return err
-	}
-	if len(pos) < 1 || len(pos) > 2 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	name, path := pos[0], "."
 	if len(pos) == 2 {
@@ -79,16 +72,10 @@ func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runLayerVersions(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "layer versions", "LAYER")
-	var sf stateFlags
-	sf.add(env, fs)
-	pos, err := parseArgs(fs, args)
+	fs, sf := newStoreFlags(env, "layer versions", "LAYER")
+	pos, err := positional(fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	st, err := sf.open(env)
 	if err != nil {
@@ -98,8 +85,7 @@ func runLayerVersions(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSHA256\tUNZIPPED\tRUNTIMES\tDESCRIPTION")
+	tw := newTable(env.stdout, "VERSION", "SHA256", "UNZIPPED", "RUNTIMES", "DESCRIPTION")
 	for _, lv := range lvs {
 		fmt.Fprintf(tw, "%d\t%s\t%.1f MB\t%s\t%s\n", lv.Number, lv.CodeSHA256[:12], mb(lv.Size), strings.Join(lv.CompatibleRuntimes, ","), lv.Description)
 	}

@@ -44,19 +44,13 @@ func init() {
 }
 
 func runPublish(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "publish", "FUNCTION [spec file or dir]")
-	var sf stateFlags
-	sf.add(env, fs)
+	fs, sf := newStoreFlags(env, "publish", "FUNCTION [spec file or dir]")
 	desc := fs.String("description", "", "description of the version")
 	secretFile := fs.String("secret-key-file", "", "with --nomad: the cluster key invoke secrets derive from (env "+envSecretKey+")")
 	endpoint := fs.String("endpoint", "", "with --nomad: the gateway serving layer bundles when $LATEST's job does not say (env NIMBUS_ENDPOINT)")
-	pos, err := parseArgs(fs, args)
+	pos, err := positional(fs, args, 1, 2)
 	if err != nil {
 		return err
-	}
-	if len(pos) < 1 || len(pos) > 2 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	fn := pos[0]
 	st, err := sf.open(env)

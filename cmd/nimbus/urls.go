@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
@@ -31,8 +30,7 @@ func runURLs(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listing functions: %w", err)
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FUNCTION\tAUTH\tMODE\tURL\tPATH URL")
+	tw := newTable(env.stdout, "FUNCTION", "AUTH", "MODE", "URL", "PATH URL")
 	base := strings.TrimRight(*endpoint, "/")
 	for _, f := range fns.Functions {
 		name := aws.ToString(f.FunctionName)

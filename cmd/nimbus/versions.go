@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
@@ -51,6 +50,15 @@ func (f *stateFlags) add(env *cliEnv, fs *flag.FlagSet) {
 	fs.StringVar(&f.namespace, "namespace", "", "Nomad namespace of the variables and jobs (with --nomad; default the client's)")
 }
 
+// newStoreFlags returns the flag set of a command that works on the version
+// store (publish, versions, alias, layer), with the state flags added.
+func newStoreFlags(env *cliEnv, name, argsUsage string) (*flag.FlagSet, *stateFlags) {
+	fs := newFlags(env, name, argsUsage)
+	sf := &stateFlags{}
+	sf.add(env, fs)
+	return fs, sf
+}
+
 // state is an opened version store and, in a cluster, the Nomad client.
 type state struct {
 	store *versions.Store
@@ -78,16 +86,10 @@ func (f *stateFlags) open(env *cliEnv) (*state, error) {
 func versionJobID(fn string, n int) string { return "nimbus-" + fn + "-" + strconv.Itoa(n) }
 
 func runVersions(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "versions", "FUNCTION")
-	var sf stateFlags
-	sf.add(env, fs)
-	pos, err := parseArgs(fs, args)
+	fs, sf := newStoreFlags(env, "versions", "FUNCTION")
+	pos, err := positional(fs, args, 1, 1)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	fn := pos[0]
 	st, err := sf.open(env)
@@ -110,8 +112,7 @@ func runVersions(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func printVersions(w io.Writer, vs []*versions.Version, aliases []*specs.Alias) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tCODE SHA256\tCREATED\tALIASES\tDESCRIPTION")
+	tw := newTable(w, "VERSION", "CODE SHA256", "CREATED", "ALIASES", "DESCRIPTION")
 	for _, v := range vs {
 		var names []string
 		for _, a := range aliases {
@@ -127,16 +128,10 @@ func printVersions(w io.Writer, vs []*versions.Version, aliases []*specs.Alias) 
 }
 
 func runVersionsDelete(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "versions delete", "FUNCTION VERSION")
-	var sf stateFlags
-	sf.add(env, fs)
-	pos, err := parseArgs(fs, args)
+	fs, sf := newStoreFlags(env, "versions delete", "FUNCTION VERSION")
+	pos, err := positional(fs, args, 2, 2)
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		fs.Usage()
-		return exitError{code: 2}
 	}
 	fn := pos[0]
 	n, err := strconv.Atoi(pos[1])
