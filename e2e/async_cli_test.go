@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,28 +27,9 @@ func TestNimbusInvokeAsyncAndInvocations(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	dev := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", dir)
-	stdout, _ := dev.StdoutPipe()
-	dev.Stderr = io.Discard
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = dev.Process.Signal(syscall.SIGTERM)
-		_ = dev.Wait()
-	}()
-	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
-	sc := bufio.NewScanner(stdout)
-	endpoint := ""
-	for endpoint == "" && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			endpoint = m[1]
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	if endpoint == "" {
-		t.Fatal("nimbus dev printed no endpoint")
-	}
+	dev := startNimbusProc(t, exec.Command(bin, "dev", "--listen", "127.0.0.1:0", dir))
+	defer func() { _ = dev.stop(syscall.SIGTERM) }()
+	endpoint := dev.endpoint
 	run := func(args ...string) string {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		if err != nil {

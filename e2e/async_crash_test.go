@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -11,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,39 +78,12 @@ func TestAsyncSurvivesGatewayKill(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	start := func() (*exec.Cmd, string, *bytes.Buffer) {
-		cmd := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", "--config", conf, "--log-level", "warn", dir)
-		stdout, _ := cmd.StdoutPipe()
-		stderr := &bytes.Buffer{}
-		cmd.Stderr = &lockedWriter{w: stderr}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
-		sc := bufio.NewScanner(stdout)
-		endpoint := ""
-		for endpoint == "" && sc.Scan() {
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				endpoint = m[1]
-			}
-		}
-		go func() { _, _ = io.Copy(io.Discard, stdout) }()
-		if endpoint == "" {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			t.Fatalf("nimbus dev printed no endpoint: %s", stderr)
-		}
-		return cmd, endpoint, stderr
+	start := func() *nimbusProc {
+		return startNimbusProc(t, exec.Command(bin, "dev", "--listen", "127.0.0.1:0", "--config", conf, "--log-level", "warn", dir))
 	}
 
-	gw, endpoint, _ := start()
-	killed := false
-	defer func() {
-		if !killed {
-			_ = gw.Process.Kill()
-			_ = gw.Wait()
-		}
-	}()
+	gw := start()
+	endpoint := gw.endpoint
 
 	// Queue events from 16 clients; keep the ids of those answered 202.
 	var accepted sync.Map
@@ -152,22 +122,15 @@ func TestAsyncSurvivesGatewayKill(t *testing.T) {
 
 	// Kill the gateway mid-drain.
 	eventually(t, 60*time.Second, func() bool { return processed() >= 100 }, "the drain to start")
-	if err := gw.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = gw.Wait()
-	killed = true
+	gw.kill()
 	before := processed()
 	if before >= total {
 		t.Fatalf("every event finished before the kill (%d); nothing left to prove", before)
 	}
 	t.Logf("killed the gateway with %d of %d events processed", before, total)
 
-	gw2, _, stderr2 := start()
-	defer func() {
-		_ = gw2.Process.Signal(syscall.SIGTERM)
-		_ = gw2.Wait()
-	}()
+	gw2 := start()
+	defer func() { _ = gw2.stop(syscall.SIGTERM) }()
 	eventually(t, 3*time.Minute, func() bool { return processed() >= total }, "every accepted event processed after the restart")
 	var missing []string
 	accepted.Range(func(k, _ any) bool {
@@ -180,7 +143,7 @@ func TestAsyncSurvivesGatewayKill(t *testing.T) {
 		return true
 	})
 	if len(missing) > 0 {
-		t.Fatalf("%d accepted events never processed (e.g. %s)\n%s", len(missing), missing[0], stderr2)
+		t.Fatalf("%d accepted events never processed (e.g. %s)\n%s", len(missing), missing[0], gw2.stderr)
 	}
 	mu.Lock()
 	t.Logf("%d events, %d deliveries (%d duplicates: at-least-once)", total, deliveries, deliveries-len(seen))
@@ -189,16 +152,4 @@ func TestAsyncSurvivesGatewayKill(t *testing.T) {
 	if extra != 0 {
 		t.Errorf("%d processed request ids were never accepted", extra)
 	}
-}
-
-// lockedWriter makes a buffer safe for the exec package's copier and reads.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }

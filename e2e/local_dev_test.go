@@ -3,7 +3,6 @@ package e2e
 import (
 	"bufio"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,32 +141,8 @@ access_key "AKIDCLI" {
 	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	gw := exec.Command(bin, "gateway", "--dev", "--config", cfg, "--specs", dir)
-	stdout, _ := gw.StdoutPipe()
-	var stderr strings.Builder
-	gw.Stderr = &stderr
-	if err := gw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- gw.Wait() }()
-	defer func() {
-		if gw.ProcessState == nil {
-			_ = gw.Process.Kill()
-		}
-	}()
-	endpoint := ""
-	sc := bufio.NewScanner(stdout)
-	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
-	for endpoint == "" && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			endpoint = m[1]
-		}
-	}
-	if endpoint == "" {
-		t.Fatalf("no endpoint printed: %s", stderr.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	gw := startNimbusProc(t, exec.Command(bin, "gateway", "--dev", "--config", cfg, "--specs", dir))
+	endpoint := gw.endpoint
 
 	invoke := func(key, secret string) (string, error) {
 		cmd := exec.Command(bin, "invoke", "--endpoint", endpoint, "--payload", `{"signed":true}`, "echo")
@@ -185,16 +160,8 @@ access_key "AKIDCLI" {
 	if resp.StatusCode != 403 {
 		t.Fatalf("unsigned invoke: %d %s", resp.StatusCode, resp.body)
 	}
-	if err := gw.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("gateway exit: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("gateway did not stop on SIGTERM")
+	if err := gw.stop(syscall.SIGTERM); err != nil {
+		t.Fatalf("gateway exit on SIGTERM: %v\n%s", err, gw.stderr)
 	}
 }
 
@@ -227,37 +194,12 @@ func TestNimbusDevPicksUpEdits(t *testing.T) {
 		}
 	}
 	writeSpec(128)
-	dev := exec.Command(bin, "dev", "--listen", "127.0.0.1:0", dir)
-	stdout, _ := dev.StdoutPipe()
-	var stderr strings.Builder
-	dev.Stderr = &stderr
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- dev.Wait() }()
-	defer func() {
-		if dev.ProcessState == nil {
-			_ = dev.Process.Kill()
-		}
-	}()
-	endpoint := ""
-	sc := bufio.NewScanner(stdout)
-	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
-	for endpoint == "" && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			endpoint = m[1]
-		}
-	}
-	if endpoint == "" {
-		t.Fatalf("no endpoint printed: %s", stderr.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	c := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint)})
+	dev := startNimbusProc(t, exec.Command(bin, "dev", "--listen", "127.0.0.1:0", dir))
+	c := lambda.New(lambda.Options{Region: "us-east-1", BaseEndpoint: aws.String(dev.endpoint)})
 	call := func() string {
 		out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("fn"), Payload: []byte(`{"x":1}`)})
 		if err != nil {
-			t.Fatalf("invoke: %v\n%s", err, stderr.String())
+			t.Fatalf("invoke: %v\n%s", err, dev.stderr)
 		}
 		return string(out.Payload)
 	}
@@ -270,15 +212,7 @@ func TestNimbusDevPicksUpEdits(t *testing.T) {
 	writeSpec(1024)
 	eventually(t, 20*time.Second, func() bool { return strings.Contains(call(), `"memory_mb":1024`) }, "new spec served")
 
-	if err := dev.Process.Signal(syscall.SIGINT); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("nimbus dev exit: %v\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("nimbus dev did not stop on SIGINT")
+	if err := dev.stop(syscall.SIGINT); err != nil {
+		t.Fatalf("nimbus dev exit on SIGINT: %v\n%s", err, dev.stderr)
 	}
 }

@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -82,7 +79,7 @@ func nimbusOnce(t *testing.T) string {
 // process (SIGINT, clean exit expected) when the test ends.
 func startVersionsGateway(t *testing.T, files map[string]string) *versionsGateway {
 	t.Helper()
-	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusOnce(t), stderr: &lockedBuffer{}}
+	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusOnce(t)}
 	writeTree(t, g.specDir, files)
 	conf := filepath.Join(t.TempDir(), "gateway.hcl")
 	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): fmt.Sprintf(`region = %q
@@ -94,39 +91,13 @@ access_key %q {
 `, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey)})
 	dev := exec.Command(g.nimbus, "dev", "--listen", "127.0.0.1:0", "--config", conf, "--state-dir", g.stateDir, "--log-level", "warn", g.specDir)
 	dev.Dir = g.specDir
-	stdout, err := dev.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dev.Stderr = g.stderr
-	if err := dev.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- dev.Wait() }()
+	p := startNimbusProc(t, dev)
+	g.base, g.stderr = p.endpoint, p.stderr
 	t.Cleanup(func() {
-		_ = dev.Process.Signal(syscall.SIGINT)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("nimbus dev exit: %v\n%s", err, g.stderr)
-			}
-		case <-time.After(60 * time.Second):
-			_ = dev.Process.Kill()
-			t.Errorf("nimbus dev did not stop on SIGINT\n%s", g.stderr)
+		if err := p.stop(syscall.SIGINT); err != nil {
+			t.Errorf("nimbus dev exit on SIGINT: %v\n%s", err, p.stderr)
 		}
 	})
-	sc := bufio.NewScanner(stdout)
-	re := regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
-	for g.base == "" && sc.Scan() {
-		if m := re.FindStringSubmatch(sc.Text()); m != nil {
-			g.base = m[1]
-		}
-	}
-	if g.base == "" {
-		t.Fatalf("nimbus dev printed no endpoint:\n%s", g.stderr)
-	}
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
 	return g
 }
 
