@@ -16,18 +16,15 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/nimbus-fn/nimbus/driver/instance"
-	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/bench/benchtest"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/server"
-	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -37,43 +34,6 @@ const payload = `{"message":"hello from the async benchmark","n":42}`
 var perClient = map[int]int{1: 2000, 16: 250, 64: 80}
 
 const envs = 32
-
-type snapCatalog struct{ s *catalog.Snapshot }
-
-func (c snapCatalog) Function(_ context.Context, name string) (*catalog.Function, error) {
-	return c.s.Function(name)
-}
-func (c snapCatalog) Functions(context.Context) ([]*catalog.Function, error) {
-	return c.s.Functions(), nil
-}
-
-type staticSource map[string][]discovery.Instance
-
-func (s staticSource) Instances(_ context.Context, fn, _ string) ([]discovery.Instance, error) {
-	return s[fn], nil
-}
-
-func startEcho(b *testing.B) *instance.Instance {
-	dir := b.TempDir()
-	in, err := instance.New(&instance.Config{
-		Function: "echo", Version: catalog.Latest, Runtime: "provided.al2023",
-		CodeDir: testfn.Dir(b, "echo"), StateDir: filepath.Join(dir, "state"),
-		MemoryMB: 128, Timeout: 10 * time.Second, Environments: envs, InvokeAddr: "127.0.0.1:0",
-		StdoutPath: filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
-	}, hclog.NewNullLogger())
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := in.Start(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = in.Stop(context.Background()) })
-	c := &invokeapi.Client{}
-	if _, err := c.Warm(context.Background(), in.Addr(), envs); err != nil {
-		b.Fatal(err)
-	}
-	return in
-}
 
 type row struct {
 	name     string
@@ -121,15 +81,15 @@ func load(name string, clients, n int, call func() error) row {
 // BenchmarkAsync prints the enqueue/drain table. It measures fixed event
 // counts (not b.N), so `-benchtime=1x` is the intended setting.
 func BenchmarkAsync(b *testing.B) {
-	echo := startEcho(b)
+	echo := benchtest.StartEcho(b, "echo", envs)
 	fns := catalog.FromFile(&specs.File{Functions: []*specs.Function{
 		{Name: "echo", Runtime: "provided.al2023", Timeout: "10s", MemoryMB: 128, EnvironmentsPerInstance: envs,
 			Async: &specs.AsyncConfig{MaxRetries: 0, MaxEventAge: "6h"}},
 	}})
-	src := staticSource{"echo": {{ID: "echo-1", Address: echo.Addr(), Function: "echo", Version: catalog.Latest, Group: discovery.GroupProvisioned}}}
+	src := benchtest.Source{"echo": {{ID: "echo-1", Address: echo.Addr(), Function: "echo", Version: catalog.Latest, Group: discovery.GroupProvisioned}}}
 	cfg := &config.Config{Dev: true, Listen: "127.0.0.1:0", ShutdownGrace: "10s",
 		Queue: &queue.Config{DataDir: filepath.Join(b.TempDir(), "queue"), Workers: envs, FunctionShare: 1}}
-	s, err := server.New(cfg, server.Deps{Catalog: snapCatalog{catalog.NewSnapshot(fns)}, Source: src})
+	s, err := server.New(cfg, server.Deps{Catalog: benchtest.Catalog{Snapshot: catalog.NewSnapshot(fns)}, Source: src})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,22 +11,19 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
+	"github.com/nimbus-fn/nimbus/bench/benchtest"
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/server"
-	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -34,22 +31,6 @@ const payload = `{"message":"hello from the benchmark","n":42}`
 
 // perClient is how many requests each client sends per measurement.
 var perClient = map[int]int{1: 1000, 16: 100, 64: 40}
-
-type snapCatalog struct{ s *catalog.Snapshot }
-
-func (c snapCatalog) Function(_ context.Context, name string) (*catalog.Function, error) {
-	return c.s.Function(name)
-}
-func (c snapCatalog) Functions(context.Context) ([]*catalog.Function, error) {
-	return c.s.Functions(), nil
-}
-
-// staticSource lists fixed instances.
-type staticSource map[string][]discovery.Instance
-
-func (s staticSource) Instances(_ context.Context, fn, _ string) ([]discovery.Instance, error) {
-	return s[fn], nil
-}
 
 type rig struct {
 	gateway  string // base URL
@@ -60,57 +41,22 @@ type rig struct {
 	shutdown func()
 }
 
-func startInstance(tb testing.TB, name string, envs int) *instance.Instance {
-	tb.Helper()
-	dir := tb.TempDir()
-	in, err := instance.New(&instance.Config{
-		Function: name, Version: catalog.Latest, Runtime: "provided.al2023",
-		CodeDir: testfn.Dir(tb, "echo"), StateDir: filepath.Join(dir, "state"),
-		MemoryMB: 128, Timeout: 10 * time.Second, Environments: envs, InvokeAddr: "127.0.0.1:0",
-		StdoutPath: filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
-	}, hclog.NewNullLogger())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := in.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { _ = in.Stop(context.Background()) })
-	// Initialise every environment first: the table measures warm invokes.
-	c := &invokeapi.Client{}
-	if _, err := c.Warm(context.Background(), in.Addr(), envs); err != nil {
-		tb.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		st, err := c.Status(context.Background(), in.Addr())
-		if err == nil && st.Idle >= envs {
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("environments not warm: %+v %v", st, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return in
-}
-
 func newRig(tb testing.TB) *rig {
 	tb.Helper()
 	const envs = 64
-	echo := startInstance(tb, "echo", envs)
-	limited := startInstance(tb, "limited", envs)
+	echo := benchtest.StartEcho(tb, "echo", envs)
+	limited := benchtest.StartEcho(tb, "limited", envs)
 	four := 4
 	fns := catalog.FromFile(&specs.File{Functions: []*specs.Function{
 		{Name: "echo", Runtime: "provided.al2023", Timeout: "10s", MemoryMB: 128, EnvironmentsPerInstance: envs},
 		{Name: "limited", Runtime: "provided.al2023", Timeout: "10s", MemoryMB: 128, EnvironmentsPerInstance: envs, ReservedConcurrency: &four},
 	}})
-	src := staticSource{
+	src := benchtest.Source{
 		"echo":    {{ID: "echo-1", Address: echo.Addr(), Function: "echo", Version: catalog.Latest, Group: discovery.GroupProvisioned}},
 		"limited": {{ID: "limited-1", Address: limited.Addr(), Function: "limited", Version: catalog.Latest, Group: discovery.GroupProvisioned}},
 	}
 	s, err := server.New(&config.Config{Dev: true, Listen: "127.0.0.1:0", ShutdownGrace: "5s"},
-		server.Deps{Catalog: snapCatalog{catalog.NewSnapshot(fns)}, Source: src})
+		server.Deps{Catalog: benchtest.Catalog{Snapshot: catalog.NewSnapshot(fns)}, Source: src})
 	if err != nil {
 		tb.Fatal(err)
 	}

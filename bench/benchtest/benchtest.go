@@ -1,0 +1,80 @@
+package benchtest
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+)
+
+// warmTimeout bounds the wait for every environment to be initialised.
+const warmTimeout = 2 * time.Minute
+
+// StartEcho runs the echo function as function name with envs environments,
+// initialises every one of them (the benchmarks measure warm invokes) and
+// stops the instance on cleanup.
+func StartEcho(tb testing.TB, name string, envs int) *instance.Instance {
+	tb.Helper()
+	dir := tb.TempDir()
+	in, err := instance.New(&instance.Config{
+		Function: name, Version: catalog.Latest, Runtime: "provided.al2023",
+		CodeDir: testfn.Dir(tb, "echo"), StateDir: filepath.Join(dir, "state"),
+		MemoryMB: 128, Timeout: 10 * time.Second, Environments: envs, InvokeAddr: "127.0.0.1:0",
+		StdoutPath: filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
+	}, hclog.NewNullLogger())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := in.Start(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = in.Stop(context.Background()) })
+	c := &invokeapi.Client{}
+	if _, err := c.Warm(context.Background(), in.Addr(), envs); err != nil {
+		tb.Fatal(err)
+	}
+	deadline := time.NewTimer(warmTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		st, err := c.Status(context.Background(), in.Addr())
+		if err == nil && st.Idle >= envs {
+			return in
+		}
+		select {
+		case <-deadline.C:
+			tb.Fatalf("%d environments of %s not warm within %s: %+v %v", envs, name, warmTimeout, st, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// Catalog serves a fixed snapshot.
+type Catalog struct{ Snapshot *catalog.Snapshot }
+
+// Function returns the named function of the snapshot.
+func (c Catalog) Function(_ context.Context, name string) (*catalog.Function, error) {
+	return c.Snapshot.Function(name)
+}
+
+// Functions lists the snapshot's functions.
+func (c Catalog) Functions(context.Context) ([]*catalog.Function, error) {
+	return c.Snapshot.Functions(), nil
+}
+
+// Source lists fixed instances by function name, whatever the version.
+type Source map[string][]discovery.Instance
+
+// Instances returns the function's instances.
+func (s Source) Instances(_ context.Context, fn, _ string) ([]discovery.Instance, error) {
+	return s[fn], nil
+}
