@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
-	"github.com/nimbus-fn/nimbus/gateway/natsembed"
+	"github.com/nimbus-fn/nimbus/gateway/artifacts/artifactstest"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
@@ -29,23 +27,9 @@ func TestVersionsWithNomadAgent(t *testing.T) {
 		SkipMessage: "NOMAD_BINARY is not set: skipping publish/alias against a real Nomad agent",
 	})
 	addr, client := agent.Addr, agent.Client(t)
-	ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := ns.Connect("e2e")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	store := artifactstest.Open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	store, err := artifacts.Open(ctx, js, artifacts.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	gw := httptest.NewServer(artifacts.NewHandler(store, nil))
 	defer gw.Close()
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -9,12 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
-	"github.com/nimbus-fn/nimbus/gateway/natsembed"
+	"github.com/nimbus-fn/nimbus/gateway/artifacts/artifactstest"
 	"github.com/nimbus-fn/nimbus/gateway/versions/versionstest"
 	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
@@ -53,23 +49,7 @@ layer "deps" {
 // records a layer version, publish snapshots the deployed job into
 // nimbus-echo-1, aliases and deletes go through Nomad Variables.
 func TestPublishCluster(t *testing.T) {
-	ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := ns.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := artifacts.Open(ctx, js, artifacts.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t)
 	gw := httptest.NewServer(artifacts.NewHandler(store, nil))
 	defer gw.Close()
 

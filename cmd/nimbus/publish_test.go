@@ -11,13 +11,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
-	"github.com/nimbus-fn/nimbus/gateway/natsembed"
+	"github.com/nimbus-fn/nimbus/gateway/artifacts/artifactstest"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
@@ -177,23 +175,7 @@ func TestPublishRefusesOversizedLayers(t *testing.T) {
 // (SigV4-authenticated, as a gateway with keys runs it) before registering
 // a job that fetches them from there.
 func TestDeployUploadsToArtifactStore(t *testing.T) {
-	ns, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ns.Shutdown()
-	nc, err := ns.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	store, err := artifacts.Open(ctx, js, artifacts.Config{}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := artifactstest.Open(t)
 	v := &sigv4.Verifier{Keys: map[string]string{"AKIDDEPLOY": "deploy-secret"}, Region: "us-east-1", Service: "lambda"}
 	gw := httptest.NewServer(artifacts.NewHandler(store, func(r *http.Request, body []byte) error {
 		_, err := v.Verify(r, body)
