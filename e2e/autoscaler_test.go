@@ -325,9 +325,21 @@ strategy %q {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting nomad-autoscaler: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
+	exited := make(chan struct{})
+	go func() {
 		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		// An interrupted agent stops its plugin processes; a killed one
+		// would leave them running.
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
 		if t.Failed() {
 			t.Logf("nomad-autoscaler log:\n%s", logs.String())
 		}
