@@ -153,7 +153,7 @@ function %q {
 	} else {
 		t.Logf("nimbus deploy:\n%s", out)
 	}
-	t.Cleanup(func() { _, _, _ = nc.Jobs().Deregister(jobID, true, nil) })
+	t.Cleanup(func() { chainStopJob(t, nc, jobID) })
 	chainShortenPolicy(t, nc, jobID)
 
 	// The floor is warm before any request: the gateway counts one
@@ -308,6 +308,36 @@ func chainShortenPolicy(t *testing.T, nc *nomadapi.Client, jobID string) {
 	}
 	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
 		t.Fatalf("re-registering with short policy timings: %v", err)
+	}
+}
+
+// chainStopJob deregisters the job and waits (bounded) for Nomad to stop
+// its allocations, so the agent does not shut down with tasks running and
+// leave their log monitors behind.
+func chainStopJob(t *testing.T, nc *nomadapi.Client, jobID string) {
+	t.Helper()
+	if _, _, err := nc.Jobs().Deregister(jobID, false, nil); err != nil {
+		t.Logf("deregistering %s: %v", jobID, err)
+		return
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for ; ; <-tick.C {
+		allocs, _, err := nc.Jobs().Allocations(jobID, true, nil)
+		live := 0
+		for _, a := range allocs {
+			if a.ClientStatus == nomadapi.AllocClientStatusRunning || a.ClientStatus == nomadapi.AllocClientStatusPending {
+				live++
+			}
+		}
+		if err == nil && live == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Logf("%s still has %d live allocations after deregistering (%v)", jobID, live, err)
+			return
+		}
 	}
 }
 
