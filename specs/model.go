@@ -140,7 +140,7 @@ type Destination struct {
 // EventSource is an `event_source "name" { … }` block (an event-source mapping).
 type EventSource struct {
 	Name string `json:"name"`
-	// Type: "nats", "kafka", "redis", "schedule".
+	// Type: "nats", "kafka", "redis", "rabbitmq", "schedule".
 	Type    string `json:"type"`
 	Enabled bool   `json:"enabled"`
 	// Broker-specific settings.
@@ -148,10 +148,13 @@ type EventSource struct {
 	Stream       string   `json:"stream,omitempty"`            // NATS stream / Redis stream key
 	Subject      string   `json:"subject,omitempty"`           // NATS subject filter
 	Topics       []string `json:"topics,omitempty"`            // Kafka topics
+	Queue        string   `json:"queue,omitempty"`             // RabbitMQ queue
 	Group        string   `json:"group,omitempty"`             // consumer group / durable name
 	Schedule     string   `json:"schedule,omitempty"`          // cron or rate() for type schedule
 	Input        string   `json:"input,omitempty"`             // constant event for schedule
-	StartingFrom string   `json:"starting_position,omitempty"` // "LATEST", "TRIM_HORIZON"
+	StartingFrom string   `json:"starting_position,omitempty"` // "LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"
+	// StartingTimestamp is the RFC 3339 time AT_TIMESTAMP starts from.
+	StartingTimestamp string `json:"starting_position_timestamp,omitempty"`
 	// Batching: BatchSize 1–10000 (default 10; always 1 for type schedule),
 	// MaximumBatchingWindow 0–300s (default "0s", "500ms" for kafka).
 	// For nats/kafka/redis Parse also fills StartingFrom ("LATEST"), Group
