@@ -119,6 +119,14 @@ type Config struct {
 	// Group, StartingFrom, StartingTimestamp, Schedule, Input. Parse has
 	// filled the defaults.
 	Spec *specs.EventSource
+	// Member names this gateway within consumer groups (unique per
+	// gateway process, stable for its life: Redis consumer name, Kafka
+	// instance id, lock owner).
+	Member string
+	// FunctionTimeout is the invoked function's timeout: a record taken by
+	// a member that has not finished it after several times this long may
+	// be claimed by another (Redis XAUTOCLAIM, NATS ack wait, lock leases).
+	FunctionTimeout time.Duration
 	// NATS is the gateway's own NATS connection, for `nats` mappings with
 	// no URL and for schedule locks. Nil when the gateway has none.
 	NATS *nats.Conn
