@@ -1,0 +1,540 @@
+package sources_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/metrics"
+	"github.com/nimbus-fn/nimbus/gateway/router"
+	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// memSource is an in-memory Source for the engine's own logic; the broker
+// packages test their sources against real brokers.
+type memSource struct {
+	ordered bool
+	queue   bool
+
+	mu          sync.Mutex
+	pending     []*sources.Record
+	done        []string
+	redelivered []string
+	deliveries  map[string]int
+	closed      bool
+}
+
+type memEvent struct {
+	Records []struct {
+		ID   string `json:"id"`
+		Data string `json:"data"`
+	} `json:"records"`
+}
+
+func (s *memSource) push(partition string, ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.deliveries == nil {
+		s.deliveries = map[string]int{}
+	}
+	for _, id := range ids {
+		s.deliveries[id]++
+		s.pending = append(s.pending, &sources.Record{ID: id, Partition: partition, Time: time.Now(), Size: len(id),
+			Deliveries: s.deliveries[id], Filter: map[string]any{"data": map[string]any{"id": id}}})
+	}
+}
+
+func (s *memSource) Poll(ctx context.Context, max int, wait time.Duration) ([]*sources.Record, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		s.mu.Lock()
+		if len(s.pending) > 0 {
+			n := min(max, len(s.pending))
+			out := s.pending[:n:n]
+			s.pending = s.pending[n:]
+			s.mu.Unlock()
+			return out, nil
+		}
+		s.mu.Unlock()
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, nil
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (s *memSource) Done(_ context.Context, recs []*sources.Record) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range recs {
+		s.done = append(s.done, r.ID)
+	}
+	return nil
+}
+
+func (s *memSource) Redeliver(_ context.Context, recs []*sources.Record, _ time.Duration) error {
+	s.mu.Lock()
+	ids := make([]string, 0, len(recs))
+	for _, r := range recs {
+		ids = append(ids, r.ID)
+		s.redelivered = append(s.redelivered, r.ID)
+	}
+	s.mu.Unlock()
+	s.push("", ids...)
+	return nil
+}
+
+func (s *memSource) Event(recs []*sources.Record) (json.RawMessage, error) {
+	var ev memEvent
+	for _, r := range recs {
+		ev.Records = append(ev.Records, struct {
+			ID   string `json:"id"`
+			Data string `json:"data"`
+		}{r.ID, r.ID})
+	}
+	return json.Marshal(ev)
+}
+
+func (s *memSource) BatchInfo(recs []*sources.Record) (string, any) {
+	return "MemBatchInfo", map[string]any{"first": recs[0].ID, "last": recs[len(recs)-1].ID, "batchSize": len(recs)}
+}
+
+func (s *memSource) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *memSource) doneIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.done)
+}
+
+type orderedMem struct{ *memSource }
+
+func (orderedMem) Ordered() bool { return true }
+
+// queueMem hides Ordered so only Redeliverer shows.
+type queueMem struct{ *memSource }
+
+func (q queueMem) Redeliver(ctx context.Context, recs []*sources.Record, d time.Duration) error {
+	return q.memSource.Redeliver(ctx, recs, d)
+}
+
+// fnLog records what the function received, batch by batch.
+type fnLog struct {
+	mu      sync.Mutex
+	batches [][]string
+}
+
+func (l *fnLog) add(ids []string) {
+	l.mu.Lock()
+	l.batches = append(l.batches, ids)
+	l.mu.Unlock()
+}
+
+func (l *fnLog) all() [][]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.batches)
+}
+
+// decide answers one batch: "" success, "error" a function error, or a
+// JSON body.
+type decide func(ids []string) (status string, body string)
+
+// failSink is the on_failure destination: records what arrives.
+type failSink struct {
+	mu   sync.Mutex
+	msgs []map[string]any
+}
+
+func (f *failSink) Send(_ context.Context, d *specs.Destination, m destinations.Message) error {
+	var v map[string]any
+	if err := json.Unmarshal(m.Body, &v); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.msgs = append(f.msgs, v)
+	f.mu.Unlock()
+	return nil
+}
+
+func (f *failSink) all() []map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.msgs)
+}
+
+type lister struct {
+	mu sync.Mutex
+	ms []sources.Mapping
+}
+
+func (l *lister) Mappings(context.Context) ([]sources.Mapping, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ms), nil
+}
+
+type oneFunc struct{ fn *catalog.Function }
+
+func (o oneFunc) Function(_ context.Context, name string) (*catalog.Function, error) {
+	if name != o.fn.Name {
+		return nil, catalog.ErrFunctionNotFound
+	}
+	return o.fn, nil
+}
+
+type rig struct {
+	t       *testing.T
+	log     *fnLog
+	fails   *failSink
+	mgr     *sources.Manager
+	metrics *metrics.Metrics
+	inst    *gatewaytest.Instance
+}
+
+// start runs a manager with one mapping over src, invoking a function
+// double (through the real router) that answers with d.
+func start(t *testing.T, es *specs.EventSource, src sources.Source, d decide, envs int) *rig {
+	t.Helper()
+	r := &rig{t: t, log: &fnLog{}, fails: &failSink{}, metrics: metrics.New()}
+	handler := func(w http.ResponseWriter, _ *http.Request, payload []byte) {
+		var ev memEvent
+		if err := json.Unmarshal(payload, &ev); err != nil {
+			t.Errorf("event is not JSON: %v", err)
+		}
+		ids := make([]string, 0, len(ev.Records))
+		for _, rec := range ev.Records {
+			ids = append(ids, rec.ID)
+		}
+		r.log.add(ids)
+		status, body := "", ""
+		if d != nil {
+			status, body = d(ids)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if status == "error" {
+			w.Header().Set(invokeapi.HeaderFunctionError, "Unhandled")
+			body = `{"errorMessage":"boom","errorType":"Error"}`
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(body))
+	}
+	r.inst = gatewaytest.StartInstance(t, "fn", catalog.Latest, envs, "", handler)
+	ds := gatewaytest.NewSource()
+	ds.Set("fn", catalog.Latest, r.inst.Discovery("i1", metrics.GroupOnDemand))
+	rt := router.New(router.Config{ColdStartWait: 100 * time.Millisecond}, ds, &gatewaytest.Scaler{}, r.metrics, nil)
+	t.Cleanup(rt.Close)
+	spec := &specs.Function{Name: "fn", EnvironmentsPerInstance: envs}
+	fn := &catalog.Function{Name: "fn", Versions: map[string]*specs.Function{catalog.Latest: spec}}
+	es.Enabled = true
+	r.mgr = sources.NewManager(sources.Deps{
+		Mappings: &lister{ms: []sources.Mapping{{UUID: "m-1", Name: "src", Function: "fn", Spec: es, Origin: sources.OriginSpec}}},
+		Catalog:  oneFunc{fn}, Invoker: rt, Sender: r.fails,
+		Openers: map[string]sources.Opener{es.Type: func(context.Context, sources.Config) (sources.Source, error) { return src, nil }},
+		Metrics: sources.NewMetrics(r.metrics), Logger: gatewaytest.Logger(t),
+		Region: "us-east-1", AccountID: "123456789012",
+	}, sources.Options{ReconcileInterval: time.Hour, PollWait: 20 * time.Millisecond,
+		RetryBase: time.Millisecond, RetryMax: 5 * time.Millisecond, LagInterval: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.mgr.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func ids(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = prefix + strconv.Itoa(i)
+	}
+	return out
+}
+
+func intp(n int) *int { return &n }
+
+func flat(b [][]string) []string {
+	var out []string
+	for _, x := range b {
+		out = append(out, x...)
+	}
+	return out
+}
+
+func TestOrderedBatchesKeepOrderAndCheckpointEverything(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 4, MaximumRetryAttempts: intp(-1)}
+	r := start(t, es, orderedMem{src}, nil, 4)
+	want := ids("a", 10)
+	src.push("p0", want...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 10 }, "all records checkpointed: %v", src.doneIDs())
+	if got := flat(r.log.all()); !slices.Equal(got, want) {
+		t.Fatalf("function saw %v, want %v in order", got, want)
+	}
+	if got := src.doneIDs(); !slices.Equal(got, want) {
+		t.Fatalf("checkpointed %v, want %v in order", got, want)
+	}
+	for _, b := range r.log.all() {
+		if len(b) > 4 {
+			t.Fatalf("batch of %d records; batch_size is 4", len(b))
+		}
+	}
+	st, ok := r.mgr.Status("m-1")
+	if !ok || st.RecordsIn != 10 || st.RecordsDone != 10 || st.State != sources.StateEnabled || st.LastProcessingResult != sources.ResultOK {
+		t.Fatalf("status = %+v", st)
+	}
+}
+
+func TestBatchingWindowFillsTheBatch(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 5, MaximumBatchingWindow: "300s"}
+	r := start(t, es, orderedMem{src}, nil, 1)
+	src.push("p", "w0", "w1", "w2")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		st, _ := r.mgr.Status("m-1")
+		return st.Buffered == 3
+	}, "three records buffered")
+	if n := r.inst.Invocations(); n != 0 {
+		t.Fatalf("%d invocations before the batch is full or the window ends", n)
+	}
+	src.push("p", "w3", "w4")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 5 }, "records done")
+	if b := r.log.all(); len(b) != 1 || len(b[0]) != 5 {
+		t.Fatalf("batches = %v, want one batch of 5 (the window waits for a full batch)", b)
+	}
+}
+
+func TestRetriesExhaustedSendTheBatchToOnFailure(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 3, MaximumRetryAttempts: intp(2),
+		OnFailure: &specs.Destination{NATS: "failures"}}
+	r := start(t, es, orderedMem{src}, func([]string) (string, string) { return "error", "" }, 1)
+	src.push("p", "x0", "x1", "x2")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 3 }, "batch discarded and checkpointed")
+	if n := len(r.log.all()); n != 3 {
+		t.Fatalf("function invoked %d times, want 1 + 2 retries", n)
+	}
+	f := r.fails.all()
+	if len(f) != 1 {
+		t.Fatalf("failure records = %v", f)
+	}
+	rc := f[0]["requestContext"].(map[string]any)
+	if rc["condition"] != sources.ConditionRetriesExhausted || rc["approximateInvokeCount"].(float64) != 3 ||
+		!strings.HasSuffix(rc["functionArn"].(string), ":function:fn:$LATEST") {
+		t.Fatalf("requestContext = %v", rc)
+	}
+	if resp := f[0]["responseContext"].(map[string]any); resp["functionError"] != "Unhandled" || resp["statusCode"].(float64) != 200 {
+		t.Fatalf("responseContext = %v", resp)
+	}
+	info := f[0]["MemBatchInfo"].(map[string]any)
+	if info["first"] != "x0" || info["last"] != "x2" || info["batchSize"].(float64) != 3 {
+		t.Fatalf("batch info = %v", info)
+	}
+	if _, ok := f[0]["requestPayload"]; ok {
+		t.Fatal("the failure record of a stream batch carries metadata only, not the payload")
+	}
+}
+
+func TestBisectIsolatesThePoisonRecord(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 8, MaximumRetryAttempts: intp(1), BisectBatchOnFunctionError: true,
+		OnFailure: &specs.Destination{NATS: "failures"}}
+	r := start(t, es, orderedMem{src}, func(ids []string) (string, string) {
+		if slices.Contains(ids, "b5") {
+			return "error", ""
+		}
+		return "", ""
+	}, 1)
+	all := ids("b", 8)
+	src.push("p", all...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 8 }, "all records finished: %v", src.doneIDs())
+	if got := src.doneIDs(); !slices.Equal(got, all) {
+		t.Fatalf("checkpoints %v, want in order %v", got, all)
+	}
+	f := r.fails.all()
+	if len(f) != 1 {
+		t.Fatalf("failure records = %v", f)
+	}
+	info := f[0]["MemBatchInfo"].(map[string]any)
+	if info["first"] != "b5" || info["last"] != "b5" {
+		t.Fatalf("discarded %v, want only the poison record b5", info)
+	}
+	// Every good record reached the function in a successful batch.
+	var ok []string
+	for _, b := range r.log.all() {
+		if !slices.Contains(b, "b5") {
+			ok = append(ok, b...)
+		}
+	}
+	if want := []string{"b0", "b1", "b2", "b3", "b4", "b6", "b7"}; !slices.Equal(ok, want) {
+		t.Fatalf("successful batches delivered %v, want %v", ok, want)
+	}
+}
+
+func TestPartialBatchFailureCheckpointsBeforeTheFirstFailure(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 5, MaximumRetryAttempts: intp(-1), ReportBatchItemFailures: true}
+	var mu sync.Mutex
+	failedOnce := false
+	r := start(t, es, orderedMem{src}, func(ids []string) (string, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !failedOnce && slices.Contains(ids, "c2") {
+			failedOnce = true
+			return "", `{"batchItemFailures":[{"itemIdentifier":"c3"},{"itemIdentifier":"c2"}]}`
+		}
+		return "", `{"batchItemFailures":[]}`
+	}, 1)
+	src.push("p", ids("c", 5)...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 5 }, "records done")
+	b := r.log.all()
+	if len(b) != 2 || !slices.Equal(b[0], ids("c", 5)) || !slices.Equal(b[1], []string{"c2", "c3", "c4"}) {
+		t.Fatalf("batches = %v, want the whole batch then a retry from the lowest failure c2", b)
+	}
+	if got := src.doneIDs(); !slices.Equal(got, ids("c", 5)) {
+		t.Fatalf("checkpoints %v", got)
+	}
+}
+
+func TestPartialBatchResponseThatNamesNothingValidFailsTheBatch(t *testing.T) {
+	for _, body := range []string{
+		`{"batchItemFailures":[{"itemIdentifier":""}]}`,
+		`{"batchItemFailures":[{"itemIdentifier":null}]}`,
+		`{"batchItemFailures":[{"itemIdentifier":"not-in-batch"}]}`,
+		`{"batchItemFailures":[{"itemId":"d0"}]}`,
+		`{not json`,
+	} {
+		t.Run(body, func(t *testing.T) {
+			src := &memSource{}
+			es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(0), ReportBatchItemFailures: true,
+				OnFailure: &specs.Destination{NATS: "f"}}
+			r := start(t, es, orderedMem{src}, func([]string) (string, string) { return "", body }, 1)
+			src.push("p", "d0", "d1")
+			gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(r.fails.all()) == 1 }, "whole batch failed")
+			info := r.fails.all()[0]["MemBatchInfo"].(map[string]any)
+			if info["batchSize"].(float64) != 2 {
+				t.Fatalf("failure info %v, want the whole batch", info)
+			}
+		})
+	}
+}
+
+func TestQueueSourceRedeliversOnlyFailedRecordsAndGivesUpAfterRetries(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 4, MaximumRetryAttempts: intp(2), ReportBatchItemFailures: true,
+		OnFailure: &specs.Destination{NATS: "f"}}
+	r := start(t, es, queueMem{src}, func(ids []string) (string, string) {
+		if slices.Contains(ids, "q1") {
+			return "", `{"batchItemFailures":[{"itemIdentifier":"q1"}]}`
+		}
+		return "", ""
+	}, 1)
+	src.push("", "q0", "q1", "q2", "q3")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 4 }, "all done: %v", src.doneIDs())
+	src.mu.Lock()
+	red := slices.Clone(src.redelivered)
+	src.mu.Unlock()
+	if !slices.Equal(red, []string{"q1", "q1"}) {
+		t.Fatalf("redelivered %v, want q1 twice (deliveries 1 and 2 ≤ 2 retries)", red)
+	}
+	f := r.fails.all()
+	if len(f) != 1 || f[0]["MemBatchInfo"].(map[string]any)["first"] != "q1" {
+		t.Fatalf("failure records %v, want q1 after its third delivery", f)
+	}
+	_ = r
+}
+
+func TestRecordsOlderThanMaximumAgeAreDiscarded(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 10, MaximumRecordAge: "60s", MaximumRetryAttempts: intp(-1),
+		OnFailure: &specs.Destination{NATS: "f"}}
+	r := start(t, es, orderedMem{src}, nil, 1)
+	src.mu.Lock()
+	src.pending = append(src.pending,
+		&sources.Record{ID: "old0", Partition: "p", Time: time.Now().Add(-2 * time.Minute)},
+		&sources.Record{ID: "old1", Partition: "p", Time: time.Now().Add(-90 * time.Second)},
+		&sources.Record{ID: "new0", Partition: "p", Time: time.Now()})
+	src.mu.Unlock()
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 3 }, "records done")
+	if got := flat(r.log.all()); !slices.Equal(got, []string{"new0"}) {
+		t.Fatalf("function saw %v, want only new0", got)
+	}
+	f := r.fails.all()
+	if len(f) != 1 || f[0]["requestContext"].(map[string]any)["condition"] != sources.ConditionRecordAgeExceeded ||
+		f[0]["responseContext"] != nil {
+		t.Fatalf("failure records %v", f)
+	}
+}
+
+func TestFunctionErrorsRetryForeverWithoutALimitAndBlockThePartition(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 1, MaximumRetryAttempts: intp(-1)}
+	var mu sync.Mutex
+	calls := 0
+	r := start(t, es, orderedMem{src}, func(ids []string) (string, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if ids[0] == "e0" && calls < 6 {
+			return "error", ""
+		}
+		return "", ""
+	}, 1)
+	src.push("p", "e0", "e1")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 2 }, "records done")
+	got := flat(r.log.all())
+	if want := []string{"e0", "e0", "e0", "e0", "e0", "e0", "e1"}; !slices.Equal(got, want) {
+		t.Fatalf("function saw %v, want e0 retried until it succeeds and only then e1", got)
+	}
+}
+
+func TestPartitionsRunInParallelButEachInOrder(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 1}
+	r := start(t, es, orderedMem{src}, nil, 8)
+	for i := range 20 {
+		src.push(fmt.Sprintf("p%d", i%4), fmt.Sprintf("p%d-%02d", i%4, i))
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 20 }, "records done")
+	per := map[string][]string{}
+	for _, id := range flat(r.log.all()) {
+		p := id[:2]
+		per[p] = append(per[p], id)
+	}
+	for p, list := range per {
+		if !slices.IsSorted(list) || len(list) != 5 {
+			t.Fatalf("partition %s saw %v out of order", p, list)
+		}
+	}
+}
+
+func TestOnFailureWithoutDestinationStillCheckpoints(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(0)}
+	r := start(t, es, orderedMem{src}, func([]string) (string, string) { return "error", "" }, 1)
+	src.push("p", "z0", "z1")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 2 }, "records done")
+	if len(r.fails.all()) != 0 {
+		t.Fatal("no destination configured, yet a failure record was sent")
+	}
+	st, _ := r.mgr.Status("m-1")
+	if st.RecordsFailed != 2 || st.FunctionErrors != 1 {
+		t.Fatalf("status %+v", st)
+	}
+}

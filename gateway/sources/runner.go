@@ -1,0 +1,628 @@
+package sources
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
+)
+
+// Lock rule: runner.mu guards the partition buffers, the in-flight count
+// and the status counters; it is never held while calling the Source, the
+// invoker or a destination.
+
+// partition is one ordering key's buffered records.
+type partition struct {
+	recs   []*Record
+	first  time.Time // when the oldest buffered record arrived
+	busy   bool      // a batch of this partition is in flight (ordered)
+	paused bool
+}
+
+// runner polls one mapping and drives its batches.
+type runner struct {
+	m      Mapping
+	deps   *Deps
+	opts   *Options
+	src    Source
+	log    hclog.Logger
+	match  func(map[string]any) bool
+	window time.Duration
+	maxAge time.Duration
+	// ordered sources: one batch per partition at a time; queue sources:
+	// failed records go back through redeliver.
+	ordered   bool
+	redeliver Redeliverer
+	pauser    Pauser
+	limit     int // batches in flight at once
+
+	mu       sync.Mutex
+	parts    map[string]*partition
+	order    []string // partitions in arrival order, for fair dispatch
+	buffered int
+	inflight int
+	wake     chan struct{}
+	st       *Status
+}
+
+// maxBuffered bounds the records a runner holds before it stops polling.
+func (r *runner) maxBuffered() int {
+	return max(2*r.m.Spec.BatchSize*r.limit, 2*r.m.Spec.BatchSize, 100)
+}
+
+// run polls until ctx ends, then waits for in-flight batches. Records not
+// finished are left to the broker (redelivered).
+func (r *runner) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer func() {
+		wg.Wait()
+		if err := r.src.Close(); err != nil {
+			r.log.Warn("closing the source", "error", err)
+		}
+	}()
+	pollErrs := 0
+	for ctx.Err() == nil {
+		r.dispatch(ctx, &wg)
+		room, wait := r.pollPlan()
+		if room == 0 {
+			select {
+			case <-ctx.Done():
+			case <-r.wake:
+			case <-time.After(wait):
+			}
+			continue
+		}
+		recs, err := r.src.Poll(ctx, room, wait)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			pollErrs++
+			r.setProblem(err)
+			d := backoff(r.opts.RetryBase, r.opts.RetryMax, pollErrs)
+			r.log.Warn("polling the event source; retrying", "error", err, "backoff", d)
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			continue
+		}
+		pollErrs = 0
+		r.clearProblem()
+		if len(recs) > 0 {
+			r.add(recs)
+		}
+	}
+}
+
+// pollPlan says how many records to ask for and how long Poll may wait: up
+// to the next batching-window deadline while records are buffered.
+func (r *runner) pollPlan() (room int, wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	room = min(r.maxBuffered()-r.buffered, r.m.Spec.BatchSize)
+	if room < 0 {
+		room = 0
+	}
+	wait = r.opts.PollWait
+	now := time.Now()
+	for _, p := range r.parts {
+		if len(p.recs) == 0 || p.busy {
+			continue
+		}
+		until := p.first.Add(r.window).Sub(now)
+		if until < wait {
+			wait = max(until, 0)
+		}
+	}
+	if room == 0 {
+		wait = r.opts.PollWait
+	}
+	return room, wait
+}
+
+// add buffers polled records by partition.
+func (r *runner) add(recs []*Record) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		key := rec.Partition
+		if !r.ordered {
+			key = ""
+		}
+		p := r.parts[key]
+		if p == nil {
+			p = &partition{}
+			r.parts[key] = p
+			r.order = append(r.order, key)
+		}
+		if len(p.recs) == 0 {
+			p.first = now
+		}
+		p.recs = append(p.recs, rec)
+		r.buffered++
+		r.st.RecordsIn++
+		if r.pauser != nil && !p.paused && len(p.recs) >= 2*r.m.Spec.BatchSize {
+			p.paused = true
+			r.pauser.Pause([]string{key})
+		}
+	}
+	r.deps.Metrics.received(r.m, len(recs))
+}
+
+// dispatch starts every batch that is ready and has a free slot.
+func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) {
+	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, key := range r.order {
+		p := r.parts[key]
+		for len(p.recs) > 0 && r.inflight < r.limit && !(r.ordered && p.busy) {
+			full := len(p.recs) >= r.m.Spec.BatchSize || r.sizeOf(p.recs) >= batchBytes
+			if !full && now.Sub(p.first) < r.window {
+				break
+			}
+			batch := r.takeLocked(p)
+			if len(p.recs) > 0 {
+				p.first = now
+			}
+			r.inflight++
+			p.busy = true
+			wg.Add(1)
+			go func(key string, p *partition) {
+				defer wg.Done()
+				r.process(ctx, batch)
+				r.mu.Lock()
+				r.inflight--
+				p.busy = false
+				if p.paused && len(p.recs) < r.m.Spec.BatchSize {
+					p.paused = false
+					r.pauser.Resume([]string{key})
+				}
+				r.mu.Unlock()
+				select {
+				case r.wake <- struct{}{}:
+				default:
+				}
+			}(key, p)
+		}
+	}
+}
+
+// batchBytes keeps a batch's event under the sync payload limit with room
+// for base64 growth and the envelope.
+const batchBytes = invokeapi.MaxPayload * 3 / 4 * 9 / 10
+
+// takeLocked removes the next batch from p: up to BatchSize records whose
+// sizes fit batchBytes (at least one record).
+func (r *runner) takeLocked(p *partition) []*Record {
+	n, size := 0, 0
+	for n < len(p.recs) && n < r.m.Spec.BatchSize {
+		if n > 0 && size+p.recs[n].Size > batchBytes {
+			break
+		}
+		size += p.recs[n].Size
+		n++
+	}
+	batch := append([]*Record(nil), p.recs[:n]...)
+	p.recs = p.recs[n:]
+	r.buffered -= n
+	return batch
+}
+
+func (r *runner) sizeOf(recs []*Record) int {
+	n := 0
+	for _, rec := range recs {
+		n += rec.Size
+	}
+	return n
+}
+
+// process takes one batch to the end.
+func (r *runner) process(ctx context.Context, recs []*Record) {
+	if r.ordered || r.redeliver == nil {
+		r.handleOrdered(ctx, recs, 0)
+		return
+	}
+	r.handleQueue(ctx, recs)
+}
+
+// handleOrdered retries recs in place until they are done, sent to
+// on_failure, or the runner stops (then the broker redelivers them).
+// attempts counts the function errors so far.
+func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int) {
+	retries := 0 // throttles and outages, for backoff only
+	for len(recs) > 0 && ctx.Err() == nil {
+		if old := r.expiredPrefix(recs); old > 0 {
+			r.fail(ctx, recs[:old], ConditionRecordAgeExceeded, attempts, nil, "records older than maximum_record_age")
+			r.done(ctx, recs[:old])
+			recs = recs[old:]
+			continue
+		}
+		matched := r.filter(recs)
+		if len(matched) == 0 {
+			r.done(ctx, recs)
+			return
+		}
+		res := r.invokeBatch(ctx, matched)
+		if ctx.Err() != nil && res.kind != outcomeSuccess {
+			return
+		}
+		switch res.kind {
+		case outcomeTooLarge:
+			if len(recs) > 1 {
+				mid := len(recs) / 2
+				r.handleOrdered(ctx, recs[:mid], attempts)
+				r.handleOrdered(ctx, recs[mid:], attempts)
+				return
+			}
+			r.fail(ctx, recs, ConditionPayloadTooLarge, attempts, nil, res.err.Error())
+			r.done(ctx, recs)
+			return
+		case outcomeUnavailable:
+			retries++
+			r.retryWait(ctx, retries, "unavailable", res.err)
+			continue
+		case outcomeSuccess:
+			failed, ok := r.partial(res, matched)
+			if ok && len(failed) == 0 {
+				r.done(ctx, recs)
+				r.succeeded()
+				return
+			}
+			if ok {
+				// Checkpoint before the first failed record; retry from it.
+				first := len(recs)
+				for i, rec := range recs {
+					if failed[rec.ID] {
+						first = i
+						break
+					}
+				}
+				r.done(ctx, recs[:first])
+				recs = recs[first:]
+			}
+			res.functionError = "Unhandled"
+		}
+		// A function error (or a partial failure): counts as a retry.
+		attempts++
+		r.functionFailed(res)
+		if max := r.maxRetries(); max >= 0 && attempts > max {
+			r.fail(ctx, recs, ConditionRetriesExhausted, attempts, &res, "")
+			r.done(ctx, recs)
+			return
+		}
+		if r.m.Spec.BisectBatchOnFunctionError && len(recs) > 1 {
+			// Splitting does not count toward the retries.
+			mid := len(recs) / 2
+			r.handleOrdered(ctx, recs[:mid], attempts-1)
+			r.handleOrdered(ctx, recs[mid:], attempts-1)
+			return
+		}
+		r.retryWait(ctx, attempts, "function_error", nil)
+	}
+}
+
+// handleQueue runs a queue-like batch once: what succeeded is done, what
+// failed is redelivered by the broker (or sent to on_failure when its
+// deliveries used up the retries).
+func (r *runner) handleQueue(ctx context.Context, recs []*Record) {
+	if old := r.expiredPrefix(recs); old > 0 {
+		// Queue records are not ordered by age: pick them all.
+		var keep, drop []*Record
+		for _, rec := range recs {
+			if r.expired(rec) {
+				drop = append(drop, rec)
+			} else {
+				keep = append(keep, rec)
+			}
+		}
+		r.fail(ctx, drop, ConditionRecordAgeExceeded, 0, nil, "records older than maximum_record_age")
+		r.done(ctx, drop)
+		recs = keep
+	}
+	matched := r.filter(recs)
+	if len(matched) < len(recs) {
+		in := make(map[*Record]bool, len(matched))
+		for _, rec := range matched {
+			in[rec] = true
+		}
+		var dropped []*Record
+		for _, rec := range recs {
+			if !in[rec] {
+				dropped = append(dropped, rec)
+			}
+		}
+		r.done(ctx, dropped)
+	}
+	if len(matched) == 0 {
+		return
+	}
+	res := r.invokeBatch(ctx, matched)
+	var failed []*Record
+	switch res.kind {
+	case outcomeSuccess:
+		ids, ok := r.partial(res, matched)
+		if ok && len(ids) == 0 {
+			r.done(ctx, matched)
+			r.succeeded()
+			return
+		}
+		if !ok {
+			failed = matched
+		} else {
+			var good []*Record
+			for _, rec := range matched {
+				if ids[rec.ID] {
+					failed = append(failed, rec)
+				} else {
+					good = append(good, rec)
+				}
+			}
+			r.done(ctx, good)
+		}
+		res.functionError = "Unhandled"
+		r.functionFailed(res)
+	case outcomeTooLarge:
+		if len(matched) > 1 {
+			mid := len(matched) / 2
+			r.handleQueue(ctx, matched[:mid])
+			r.handleQueue(ctx, matched[mid:])
+			return
+		}
+		r.fail(ctx, matched, ConditionPayloadTooLarge, 1, nil, res.err.Error())
+		r.done(ctx, matched)
+		return
+	case outcomeFunctionError:
+		failed = matched
+		r.functionFailed(res)
+	case outcomeUnavailable:
+		failed = matched
+		r.setProblem(res.err)
+	}
+	if ctx.Err() != nil {
+		return // the broker redelivers what was not acknowledged
+	}
+	var give, back []*Record
+	maxRetries := r.maxRetries()
+	for _, rec := range failed {
+		if res.kind != outcomeUnavailable && maxRetries >= 0 && rec.Deliveries > maxRetries {
+			give = append(give, rec)
+		} else {
+			back = append(back, rec)
+		}
+	}
+	if len(give) > 0 {
+		r.fail(ctx, give, ConditionRetriesExhausted, give[0].Deliveries, &res, "")
+		r.done(ctx, give)
+	}
+	if len(back) > 0 {
+		deliveries := max(back[0].Deliveries, 1)
+		d := backoff(r.opts.RetryBase, r.opts.RetryMax, deliveries)
+		r.deps.Metrics.retried(r.m, reasonOf(res.kind))
+		r.count(func(s *Status) { s.Retries++ })
+		if err := r.redeliver.Redeliver(ctx, back, d); err != nil {
+			r.log.Warn("returning failed records to the broker; they come back after its redelivery timeout", "error", err)
+		}
+	}
+}
+
+func reasonOf(k outcome) string {
+	if k == outcomeUnavailable {
+		return "unavailable"
+	}
+	return "function_error"
+}
+
+// invokeBatch builds the event and invokes the function.
+func (r *runner) invokeBatch(ctx context.Context, recs []*Record) result {
+	ev, err := r.src.Event(recs)
+	if err != nil {
+		return result{kind: outcomeUnavailable, err: fmt.Errorf("building the event: %w", err)}
+	}
+	r.deps.Metrics.batch(r.m, len(recs))
+	r.count(func(s *Status) { s.Batches++; s.LastBatchAt = time.Now().UTC() })
+	return r.invoke(ctx, ev)
+}
+
+// partial reads batchItemFailures when the mapping reports them; without
+// report_batch_item_failures any successful answer is full success.
+func (r *runner) partial(res result, recs []*Record) (map[string]bool, bool) {
+	if !r.m.Spec.ReportBatchItemFailures {
+		return nil, true
+	}
+	return itemFailures(res.payload, recs)
+}
+
+func (r *runner) maxRetries() int {
+	if r.m.Spec.MaximumRetryAttempts == nil {
+		return -1
+	}
+	return *r.m.Spec.MaximumRetryAttempts
+}
+
+func (r *runner) expired(rec *Record) bool {
+	return r.maxAge > 0 && !rec.Time.IsZero() && time.Since(rec.Time) > r.maxAge
+}
+
+// expiredPrefix counts the leading records older than maximum_record_age.
+func (r *runner) expiredPrefix(recs []*Record) int {
+	n := 0
+	for n < len(recs) && r.expired(recs[n]) {
+		n++
+	}
+	if !r.ordered {
+		for _, rec := range recs {
+			if r.expired(rec) {
+				return max(n, 1)
+			}
+		}
+	}
+	return n
+}
+
+// filter returns the records some filter matches (all without filters)
+// and counts the rest.
+func (r *runner) filter(recs []*Record) []*Record {
+	if r.match == nil {
+		return recs
+	}
+	out := make([]*Record, 0, len(recs))
+	for _, rec := range recs {
+		if r.match(rec.Filter) {
+			out = append(out, rec)
+		}
+	}
+	if n := len(recs) - len(out); n > 0 {
+		r.deps.Metrics.filtered(r.m, n)
+		r.count(func(s *Status) { s.RecordsFiltered += int64(n) })
+	}
+	return out
+}
+
+// done checkpoints records with the broker.
+func (r *runner) done(ctx context.Context, recs []*Record) {
+	if len(recs) == 0 {
+		return
+	}
+	// Checkpoint even while shutting down: the work was finished.
+	if err := r.src.Done(context.WithoutCancel(ctx), recs); err != nil {
+		r.log.Warn("checkpointing records; they may be delivered again", "records", len(recs), "error", err)
+	}
+	r.count(func(s *Status) { s.RecordsDone += int64(len(recs)) })
+}
+
+// fail sends the failure record for recs to on_failure (when configured)
+// and counts them.
+func (r *runner) fail(ctx context.Context, recs []*Record, condition string, attempts int, res *result, reason string) {
+	if len(recs) == 0 {
+		return
+	}
+	r.deps.Metrics.failedRecords(r.m, condition, len(recs))
+	r.count(func(s *Status) { s.RecordsFailed += int64(len(recs)) })
+	r.log.Warn("discarding records", "condition", condition, "records", len(recs), "reason", reason)
+	d := r.m.Spec.OnFailure
+	if d == nil {
+		return
+	}
+	key, info := r.src.BatchInfo(recs)
+	rec := FailureRecord{
+		RequestContext: FailureRequestContext{FunctionARN: r.functionARN(), Condition: condition,
+			ApproximateInvokeCount: attempts},
+		Version:      "1.0",
+		Timestamp:    time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		BatchInfoKey: key, BatchInfo: info, Reason: reason,
+	}
+	if res != nil {
+		rec.RequestContext.RequestID = res.requestID
+		rec.ResponseContext = &FailureResponseContext{StatusCode: res.statusCode, ExecutedVersion: res.executedVersion, FunctionError: res.functionError}
+	}
+	body, err := json.Marshal(rec)
+	if err != nil {
+		r.log.Error("encoding the failure record", "error", err)
+		return
+	}
+	if err := r.deps.Sender.Send(context.WithoutCancel(ctx), d, destinations.Message{Body: body,
+		Headers: map[string]string{"Nimbus-Mapping": r.m.UUID, "Nimbus-Condition": condition}}); err != nil {
+		r.deps.Metrics.destinationFailed(r.m)
+		r.log.Error("sending the failure record to on_failure; it is lost", "destination", destinations.Target(d), "error", err)
+	}
+}
+
+// retryWait sleeps the backoff for the n-th retry of a batch.
+func (r *runner) retryWait(ctx context.Context, n int, reason string, err error) {
+	r.deps.Metrics.retried(r.m, reason)
+	r.count(func(s *Status) { s.Retries++ })
+	if err != nil {
+		r.setProblem(err)
+	}
+	d := backoff(r.opts.RetryBase, r.opts.RetryMax, n)
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (r *runner) functionFailed(res result) {
+	r.deps.Metrics.functionError(r.m)
+	r.count(func(s *Status) {
+		s.FunctionErrors++
+		s.LastProcessingResult = ResultFunctionError
+	})
+}
+
+func (r *runner) succeeded() {
+	r.count(func(s *Status) { s.LastProcessingResult = ResultOK })
+}
+
+func (r *runner) setProblem(err error) {
+	r.count(func(s *Status) {
+		s.LastProcessingResult = ResultProblem + err.Error()
+		s.LastError = err.Error()
+		s.LastErrorAt = time.Now().UTC()
+	})
+}
+
+func (r *runner) clearProblem() {
+	r.count(func(s *Status) {
+		if len(s.LastProcessingResult) >= len(ResultProblem) && s.LastProcessingResult[:len(ResultProblem)] == ResultProblem {
+			s.LastProcessingResult = ResultNoRecords
+		}
+	})
+}
+
+// count updates the status under the lock.
+func (r *runner) count(f func(*Status)) {
+	r.mu.Lock()
+	f(r.st)
+	r.mu.Unlock()
+}
+
+// status snapshots the runner's status.
+func (r *runner) status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := *r.st
+	s.Buffered = r.buffered
+	s.InFlight = r.inflight
+	var oldest time.Time
+	for _, p := range r.parts {
+		for _, rec := range p.recs {
+			if !rec.Time.IsZero() && (oldest.IsZero() || rec.Time.Before(oldest)) {
+				oldest = rec.Time
+			}
+		}
+	}
+	if !oldest.IsZero() {
+		s.OldestBufferedAge = time.Since(oldest).Round(time.Millisecond).String()
+	}
+	return s
+}
+
+// backoff is exponential from base, capped at most, with jitter.
+func backoff(base, most time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < most; i++ {
+		d *= 2
+	}
+	d = min(d, most)
+	return d/2 + rand.N(d/2+1)
+}
+
+// qualifier of the mapping ($LATEST when empty).
+func (m Mapping) qualifier() string {
+	if m.Qualifier == "" {
+		return catalog.Latest
+	}
+	return m.Qualifier
+}
+
