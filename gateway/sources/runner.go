@@ -625,4 +625,3 @@ func (m Mapping) qualifier() string {
 	}
 	return m.Qualifier
 }
-
