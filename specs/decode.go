@@ -420,10 +420,12 @@ var (
 			{Name: "stream"},
 			{Name: "subject"},
 			{Name: "topics"},
+			{Name: "queue"},
 			{Name: "group"},
 			{Name: "schedule"},
 			{Name: "input"},
 			{Name: "starting_position"},
+			{Name: "starting_position_timestamp"},
 			{Name: "batch_size"},
 			{Name: "maximum_batching_window"},
 			{Name: "maximum_retry_attempts"},
@@ -618,6 +620,7 @@ func (d *decoder) eventSource(b *hcl.Block, parent path, fnName string) *EventSo
 	d.str(a, "stream", p, &es.Stream)
 	d.str(a, "subject", p, &es.Subject)
 	d.strList(a, "topics", p, &es.Topics)
+	d.str(a, "queue", p, &es.Queue)
 	d.str(a, "group", p, &es.Group)
 	d.str(a, "schedule", p, &es.Schedule)
 	if attr, ok := a["input"]; ok {
@@ -625,6 +628,7 @@ func (d *decoder) eventSource(b *hcl.Block, parent path, fnName string) *EventSo
 		es.Input, _ = d.jsonText(attr.Expr, "input")
 	}
 	d.str(a, "starting_position", p, &es.StartingFrom)
+	d.str(a, "starting_position_timestamp", p, &es.StartingTimestamp)
 	d.integer(a, "batch_size", p, &es.BatchSize)
 	d.duration(a, "maximum_batching_window", p, &es.MaximumBatchingWindow)
 	var retries int

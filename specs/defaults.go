@@ -31,6 +31,7 @@ const (
 	SourceKafka    = "kafka"
 	SourceRedis    = "redis"
 	SourceSchedule = "schedule"
+	SourceRabbitMQ = "rabbitmq"
 )
 
 // DefaultGroup is the consumer group (NATS durable, Kafka group, Redis
@@ -92,11 +93,14 @@ func applyDefaults(fn *Function) {
 		}
 		if es.BatchSize == 0 {
 			es.BatchSize = defaultBatchSize
+			if es.Type == SourceRabbitMQ {
+				es.BatchSize = 100 // Lambda's default for Amazon MQ
+			}
 		}
-		if es.StartingFrom == "" {
+		if es.StartingFrom == "" && es.Type != SourceRabbitMQ {
 			es.StartingFrom = defaultStartingPosition
 		}
-		if es.Group == "" {
+		if es.Group == "" && es.Type != SourceRabbitMQ {
 			es.Group = DefaultGroup(fn.Name, es.Name)
 		}
 		if es.MaximumRetryAttempts == nil {
@@ -106,7 +110,7 @@ func applyDefaults(fn *Function) {
 		if es.MaximumBatchingWindow == "" {
 			// Lambda's defaults: 500 ms for Kafka, none for streams and queues.
 			es.MaximumBatchingWindow = "0s"
-			if es.Type == SourceKafka {
+			if es.Type == SourceKafka || es.Type == SourceRabbitMQ {
 				es.MaximumBatchingWindow = "500ms"
 			}
 		}

@@ -535,16 +535,40 @@ func (v *validator) eventSource(p path, es *EventSource) {
 	case SourceRedis:
 		if es.URL == "" {
 			v.errorf(p, "event source of type \"redis\" needs url (redis://host:port)")
+		} else if !strings.HasPrefix(es.URL, "redis://") && !strings.HasPrefix(es.URL, "rediss://") {
+			v.errorf(p.attr("url"), "url of a redis event source must start with redis:// or rediss://")
 		}
 		if es.Stream == "" {
 			v.errorf(p, "event source of type \"redis\" needs stream (the stream key)")
 		}
+	case SourceRabbitMQ:
+		if es.URL == "" {
+			v.errorf(p, "event source of type \"rabbitmq\" needs url (amqp://host:5672/vhost)")
+		} else if !strings.HasPrefix(es.URL, "amqp://") && !strings.HasPrefix(es.URL, "amqps://") {
+			v.errorf(p.attr("url"), "url of a rabbitmq event source must start with amqp:// or amqps://")
+		}
+		if es.Queue == "" {
+			v.errorf(p, "event source of type \"rabbitmq\" needs queue (the queue to consume)")
+		}
 	default:
-		v.errorf(p.attr("type"), "event source type %q is not supported; use \"nats\", \"kafka\", \"redis\" or \"schedule\"", es.Type)
+		v.errorf(p.attr("type"), "event source type %q is not supported; use \"nats\", \"kafka\", \"redis\", \"rabbitmq\" or \"schedule\"", es.Type)
 		return
 	}
-	if es.StartingFrom != "LATEST" && es.StartingFrom != "TRIM_HORIZON" {
-		v.errorf(p.attr("starting_position"), "starting_position must be \"LATEST\" or \"TRIM_HORIZON\"; got %q", es.StartingFrom)
+	if es.Type != SourceRabbitMQ {
+		switch es.StartingFrom {
+		case "LATEST", "TRIM_HORIZON":
+			if es.StartingTimestamp != "" {
+				v.errorf(p.attr("starting_position_timestamp"), "starting_position_timestamp needs starting_position = \"AT_TIMESTAMP\"")
+			}
+		case "AT_TIMESTAMP":
+			if es.StartingTimestamp == "" {
+				v.errorf(p.attr("starting_position"), "starting_position \"AT_TIMESTAMP\" needs starting_position_timestamp (RFC 3339, e.g. \"2026-01-02T15:04:05Z\")")
+			} else if _, err := time.Parse(time.RFC3339, es.StartingTimestamp); err != nil {
+				v.errorf(p.attr("starting_position_timestamp"), "starting_position_timestamp %q is not an RFC 3339 time such as \"2026-01-02T15:04:05Z\"", es.StartingTimestamp)
+			}
+		default:
+			v.errorf(p.attr("starting_position"), "starting_position must be \"LATEST\", \"TRIM_HORIZON\" or \"AT_TIMESTAMP\"; got %q", es.StartingFrom)
+		}
 	}
 	if es.BatchSize < 1 || es.BatchSize > maxBatchSize {
 		v.errorf(p.attr("batch_size"), "batch_size must be between 1 and %d; got %d", maxBatchSize, es.BatchSize)
@@ -605,6 +629,8 @@ func unusedSettings(es *EventSource) []string {
 		"stream":                         es.Stream != "",
 		"subject":                        es.Subject != "",
 		"topics":                         len(es.Topics) > 0,
+		"queue":                          es.Queue != "",
+		"starting_position_timestamp":    es.StartingTimestamp != "",
 		"group":                          es.Group != "",
 		"schedule":                       es.Schedule != "",
 		"input":                          es.Input != "",
@@ -622,15 +648,17 @@ func unusedSettings(es *EventSource) []string {
 	var unused []string
 	switch es.Type {
 	case SourceSchedule:
-		unused = []string{"url", "stream", "subject", "topics", "group", "starting_position", "batch_size",
+		unused = []string{"url", "stream", "subject", "topics", "queue", "group", "starting_position", "starting_position_timestamp", "batch_size",
 			"maximum_batching_window", "maximum_retry_attempts", "maximum_record_age",
 			"bisect_batch_on_function_error", "report_batch_item_failures", "maximum_concurrency", "filters", "on_failure"}
 	case SourceNATS:
-		unused = []string{"topics", "schedule", "input"}
+		unused = []string{"topics", "queue", "schedule", "input"}
 	case SourceKafka:
-		unused = []string{"stream", "subject", "schedule", "input"}
+		unused = []string{"stream", "subject", "queue", "schedule", "input"}
 	case SourceRedis:
-		unused = []string{"subject", "topics", "schedule", "input"}
+		unused = []string{"subject", "topics", "queue", "schedule", "input"}
+	case SourceRabbitMQ:
+		unused = []string{"stream", "subject", "topics", "group", "starting_position", "starting_position_timestamp", "schedule", "input"}
 	}
 	var out []string
 	for _, s := range unused {

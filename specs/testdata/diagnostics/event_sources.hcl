@@ -32,4 +32,16 @@ function "worker" {
     maximum_concurrency     = 1
     filters                 = ["not json"]
   }
+  event_source "mq" {
+    type              = "rabbitmq"
+    url               = "http://broker:5672"
+    starting_position = "LATEST"
+  }
+  event_source "when" {
+    type                        = "kafka"
+    url                         = "kafka:9092"
+    topics                      = ["t"]
+    starting_position           = "AT_TIMESTAMP"
+    starting_position_timestamp = "yesterday"
+  }
 }

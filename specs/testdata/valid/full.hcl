@@ -147,10 +147,19 @@ function "orders-api" {
   }
 
   event_source "replay" {
-    type                = "redis"
-    url                 = "redis://127.0.0.1:6379"
-    stream              = "orders:replay"
-    maximum_concurrency = 4
+    type                        = "redis"
+    url                         = "redis://127.0.0.1:6379"
+    stream                      = "orders:replay"
+    maximum_concurrency         = 4
+    starting_position           = "AT_TIMESTAMP"
+    starting_position_timestamp = "2026-11-30T00:00:00Z"
+  }
+
+  event_source "mq" {
+    type                   = "rabbitmq"
+    url                    = "amqp://127.0.0.1:5672/orders"
+    queue                  = "orders.created"
+    maximum_retry_attempts = 3
   }
 
   alias "live" {
