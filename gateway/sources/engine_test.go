@@ -538,3 +538,63 @@ func TestOnFailureWithoutDestinationStillCheckpoints(t *testing.T) {
 		t.Fatalf("status %+v", st)
 	}
 }
+
+func TestQueueSourceBisectsAFailingBatchAtOnce(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 4, MaximumRetryAttempts: intp(0), BisectBatchOnFunctionError: true,
+		OnFailure: &specs.Destination{NATS: "f"}}
+	r := start(t, es, queueMem{src}, func(ids []string) (string, string) {
+		if slices.Contains(ids, "s2") {
+			return "error", ""
+		}
+		return "", ""
+	}, 1)
+	src.push("", "s0", "s1", "s2", "s3")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 4 }, "records done")
+	f := r.fails.all()
+	if len(f) != 1 || f[0]["MemBatchInfo"].(map[string]any)["first"] != "s2" {
+		t.Fatalf("failure records %v, want only s2", f)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	if len(src.redelivered) != 0 {
+		t.Fatalf("redelivered %v; with zero retries nothing goes back", src.redelivered)
+	}
+}
+
+type enqueued struct {
+	mu   sync.Mutex
+	refs []string
+	evs  []string
+}
+
+func (e *enqueued) EnqueueFunction(_ context.Context, ref string, payload []byte) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.refs = append(e.refs, ref)
+	e.evs = append(e.evs, string(payload))
+	return "rid", nil
+}
+
+func TestSchedulesInvokeThroughTheAsyncQueue(t *testing.T) {
+	src := &memSource{}
+	q := &enqueued{}
+	es := &specs.EventSource{Type: specs.SourceSchedule, Enabled: true, BatchSize: 1, Schedule: "rate(1 minute)"}
+	mgr := sources.NewManager(sources.Deps{
+		Mappings: &lister{ms: []sources.Mapping{{UUID: "s-1", Function: "fn", Qualifier: "live", Spec: es}}},
+		Enqueuer: q, Sender: &failSink{},
+		Openers:  map[string]sources.Opener{"schedule": func(context.Context, sources.Config) (sources.Source, error) { return orderedMem{src}, nil }},
+		Logger:   gatewaytest.Logger(t),
+	}, sources.Options{PollWait: 10 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); mgr.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	src.push("schedule", "2026-12-02T21:00:00Z")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 1 }, "tick done")
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !slices.Equal(q.refs, []string{"fn:live"}) || !strings.Contains(q.evs[0], "2026-12-02T21:00:00Z") {
+		t.Fatalf("enqueued %v %v", q.refs, q.evs)
+	}
+}

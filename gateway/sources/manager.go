@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -150,6 +151,9 @@ type Deps struct {
 	Catalog  Catalog
 	Invoker  Invoker
 	Sender   Sender
+	// Enqueuer queues asynchronous invocations (schedules use it, as
+	// EventBridge invokes asynchronously). The async queue.
+	Enqueuer destinations.FunctionEnqueuer
 	// Openers open a source per type ("kafka", "redis", …).
 	Openers map[string]Opener
 	// NATS is the gateway's own connection (nil when it has none).

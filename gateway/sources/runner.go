@@ -3,6 +3,7 @@ package sources
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/destinations"
+	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // Lock rule: runner.mu guards the partition buffers, the in-flight count
@@ -229,6 +231,10 @@ func (r *runner) sizeOf(recs []*Record) int {
 
 // process takes one batch to the end.
 func (r *runner) process(ctx context.Context, recs []*Record) {
+	if r.m.Spec.Type == specs.SourceSchedule {
+		r.handleSchedule(ctx, recs)
+		return
+	}
 	if r.ordered || r.redeliver == nil {
 		r.handleOrdered(ctx, recs, 0)
 		return
@@ -385,6 +391,13 @@ func (r *runner) handleQueue(ctx context.Context, recs []*Record) {
 	case outcomeFunctionError:
 		failed = matched
 		r.functionFailed(res)
+		if r.m.Spec.BisectBatchOnFunctionError && len(matched) > 1 {
+			// Split and try each half now; the split is not a delivery.
+			mid := len(matched) / 2
+			r.handleQueue(ctx, matched[:mid])
+			r.handleQueue(ctx, matched[mid:])
+			return
+		}
 	case outcomeUnavailable:
 		failed = matched
 		r.setProblem(res.err)
@@ -421,6 +434,35 @@ func reasonOf(k outcome) string {
 		return "unavailable"
 	}
 	return "function_error"
+}
+
+// handleSchedule hands each tick's event to the function's async queue, as
+// EventBridge invokes Lambda asynchronously: the function's async settings
+// (retries, event age, destinations) then apply. The tick is done once the
+// queue holds the event.
+func (r *runner) handleSchedule(ctx context.Context, recs []*Record) {
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		ev, err := r.src.Event(recs)
+		if err == nil {
+			if r.deps.Enqueuer == nil {
+				err = errors.New("this gateway has no async queue for schedules")
+			} else {
+				ref := r.m.Function
+				if r.m.Qualifier != "" {
+					ref += ":" + r.m.Qualifier
+				}
+				_, err = r.deps.Enqueuer.EnqueueFunction(ctx, ref, ev)
+			}
+		}
+		if err == nil {
+			r.deps.Metrics.batch(r.m, len(recs))
+			r.count(func(s *Status) { s.Batches++; s.LastBatchAt = time.Now().UTC() })
+			r.done(ctx, recs)
+			r.succeeded()
+			return
+		}
+		r.retryWait(ctx, attempt, "unavailable", fmt.Errorf("queueing the scheduled event: %w", err))
+	}
 }
 
 // invokeBatch builds the event and invokes the function.
