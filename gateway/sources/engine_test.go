@@ -583,8 +583,8 @@ func TestSchedulesInvokeThroughTheAsyncQueue(t *testing.T) {
 	mgr := sources.NewManager(sources.Deps{
 		Mappings: &lister{ms: []sources.Mapping{{UUID: "s-1", Function: "fn", Qualifier: "live", Spec: es}}},
 		Enqueuer: q, Sender: &failSink{},
-		Openers:  map[string]sources.Opener{"schedule": func(context.Context, sources.Config) (sources.Source, error) { return orderedMem{src}, nil }},
-		Logger:   gatewaytest.Logger(t),
+		Openers: map[string]sources.Opener{"schedule": func(context.Context, sources.Config) (sources.Source, error) { return orderedMem{src}, nil }},
+		Logger:  gatewaytest.Logger(t),
 	}, sources.Options{PollWait: 10 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
