@@ -84,6 +84,18 @@ func applyDefaults(fn *Function) {
 	if a := fn.Async; a != nil && a.MaxEventAge == "" {
 		a.MaxEventAge = defaultMaxEventAge
 	}
+	applyEventSourceDefaults(fn)
+	if p := fn.Placement; p != nil {
+		for _, c := range p.Constraints {
+			if c.Operator == "" {
+				c.Operator = defaultConstraintOperator
+			}
+		}
+	}
+}
+
+// applyEventSourceDefaults fills the event sources' defaults.
+func applyEventSourceDefaults(fn *Function) {
 	for _, es := range fn.EventSources {
 		if es.Type == SourceSchedule {
 			if es.BatchSize == 0 {
@@ -112,13 +124,6 @@ func applyDefaults(fn *Function) {
 			es.MaximumBatchingWindow = "0s"
 			if es.Type == SourceKafka || es.Type == SourceRabbitMQ {
 				es.MaximumBatchingWindow = "500ms"
-			}
-		}
-	}
-	if p := fn.Placement; p != nil {
-		for _, c := range p.Constraints {
-			if c.Operator == "" {
-				c.Operator = defaultConstraintOperator
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package specs
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -847,4 +848,30 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
+}
+
+// CheckEventSource fills the defaults Parse would for an event source of
+// function fn and validates it on its own (the management API's
+// CreateEventSourceMapping uses it). The error lists every problem, each
+// starting with the setting's name.
+func CheckEventSource(fn string, es *EventSource) error {
+	f := &Function{Name: fn, EventSources: []*EventSource{es}}
+	applyEventSourceDefaults(f)
+	v := &validator{}
+	name := es.Name
+	if name == "" {
+		es.Name = "mapping" // API mappings are named by UUID
+	}
+	v.eventSource(path{}, es)
+	es.Name = name
+	var msgs []string
+	for _, d := range v.diags {
+		if d.Severity == hcl.DiagError {
+			msgs = append(msgs, d.Summary)
+		}
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	return nil
 }
