@@ -46,6 +46,9 @@ type Publisher interface {
 type Sender struct {
 	Functions FunctionEnqueuer
 	NATS      Publisher
+	// Kafka publishes to Kafka topics (nil: Kafka destinations are refused
+	// with ErrKafkaNotBuilt).
+	Kafka Publisher
 	// HTTP posts to webhooks. Default: a client with a 10 s timeout.
 	HTTP *http.Client
 	// WebhookAttempts is how many times a webhook is tried. Default 3.
@@ -107,7 +110,13 @@ func (s *Sender) Send(ctx context.Context, d *specs.Destination, m Message) erro
 		}
 		return nil
 	case KindKafka:
-		return fmt.Errorf("topic %s: %w", d.Kafka, ErrKafkaNotBuilt)
+		if s.Kafka == nil {
+			return fmt.Errorf("topic %s: %w", d.Kafka, ErrKafkaNotBuilt)
+		}
+		if err := s.Kafka.Publish(ctx, d.Kafka, m.Body, m.Headers); err != nil {
+			return fmt.Errorf("publishing to kafka topic %s: %w", d.Kafka, err)
+		}
+		return nil
 	case KindWebhook:
 		return s.post(ctx, d.Webhook, m)
 	}

@@ -17,11 +17,13 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/api"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
+	"github.com/nimbus-fn/nimbus/gateway/sources"
 )
 
 // Paths the server answers besides the API.
@@ -52,6 +54,17 @@ type Deps struct {
 	// other bundles every artifacts gc_interval; without, nothing is
 	// collected (dev mode does not know the jobs that fetch its bundles).
 	ArtifactRefs []artifacts.Referencer
+	// Mappings lists the event-source mappings to run (default: the ones
+	// the catalog's specs declare).
+	Mappings sources.Lister
+	// SourceOpeners are the event-source types (default DefaultOpeners).
+	SourceOpeners map[string]sources.Opener
+	// SourceOptions tune the event-source engine (zero: defaults).
+	SourceOptions sources.Options
+	// Member names this gateway in consumer groups (default: a random id).
+	Member string
+	// KafkaProducer publishes to Kafka destinations (nil: refused).
+	KafkaProducer destinations.Publisher
 }
 
 // Server is one running gateway.
@@ -73,6 +86,11 @@ type Server struct {
 	// serves.
 	artifacts        *artifacts.Store
 	artifactsHandler http.Handler
+	// sources runs event-source mappings (set by Start); sourcesDone
+	// closes when its Run returns.
+	sources     *sources.Manager
+	stopSources context.CancelFunc
+	sourcesDone chan struct{}
 }
 
 // New validates cfg (after filling defaults) and builds the server; it opens
@@ -128,6 +146,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		s.artifactsHandler.ServeHTTP(w, r)
 	}))
 	mux.HandleFunc(HealthPath, s.health)
+	mux.HandleFunc(EventSourcesPath, s.serveEventSources)
 	mux.Handle(MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.Handle("/", a)
 	s.http = &http.Server{
@@ -195,6 +214,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.nats.Close()
 		return err
 	}
+	s.startSources()
 	ln := s.deps.Listener
 	if ln == nil {
 		var err error
@@ -255,6 +275,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	go s.trackReservations(bg)
+	sctx, stop := context.WithCancel(bg)
+	s.stopSources, s.sourcesDone = stop, make(chan struct{})
+	go func() {
+		defer close(s.sourcesDone)
+		s.sources.Run(sctx)
+	}()
 	<-ctx.Done()
 	return s.Shutdown()
 }
@@ -273,7 +299,17 @@ func (s *Server) Shutdown() error {
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.http.Shutdown(ctx) }()
-	// Async workers first: events they do not finish go back to the queue.
+	// Event-source pollers first: they finish their in-flight batches and
+	// leave the rest to their brokers.
+	if s.stopSources != nil {
+		s.stopSources()
+		select {
+		case <-s.sourcesDone:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("event-source pollers did not stop within the grace period"))
+		}
+	}
+	// Async workers next: events they do not finish go back to the queue.
 	if err := s.queue.Stop(ctx); err != nil {
 		errs = append(errs, err)
 	}

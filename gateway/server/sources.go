@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
+	"github.com/nimbus-fn/nimbus/gateway/sources"
+)
+
+// EventSourcesPath lists the event-source mappings running on this gateway
+// with their state, counters and lag (`nimbus event-sources`).
+const EventSourcesPath = "/nimbus/v1/event-sources"
+
+// specMappings lists the mappings the catalog's specs declare.
+type specMappings struct {
+	cat interface {
+		Functions(ctx context.Context) ([]*catalog.Function, error)
+	}
+}
+
+func (s specMappings) Mappings(ctx context.Context) ([]sources.Mapping, error) {
+	fns, err := s.cat.Functions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return sources.FromFunctions(fns), nil
+}
+
+// startSources builds the event-source engine on the gateway's NATS, async
+// queue and router. Its pollers run from Serve.
+func (s *Server) startSources() {
+	lister := s.deps.Mappings
+	if lister == nil {
+		lister = specMappings{cat: s.deps.Catalog}
+	}
+	openers := s.deps.SourceOpeners
+	if openers == nil {
+		openers = DefaultOpeners()
+	}
+	s.sources = sources.NewManager(sources.Deps{
+		Mappings: lister,
+		Catalog:  s.deps.Catalog,
+		Invoker:  s.router,
+		Sender:   &destinations.Sender{Functions: s.queue, NATS: s.queue, Kafka: s.deps.KafkaProducer},
+		Enqueuer: s.queue,
+		Openers:  openers,
+		NATS:     s.nats.Conn,
+		Metrics:  sources.NewMetrics(s.metrics),
+		Logger:   s.deps.Logger,
+		Region:   s.cfg.Region, AccountID: s.cfg.AccountID, Member: s.deps.Member,
+		FunctionTimeout: func(fn string) time.Duration {
+			f, err := s.deps.Catalog.Function(context.Background(), fn)
+			if err != nil || f.Latest() == nil {
+				return 3 * time.Second
+			}
+			d, err := time.ParseDuration(f.Latest().Timeout)
+			if err != nil {
+				return 3 * time.Second
+			}
+			return d
+		},
+	}, s.deps.SourceOptions)
+}
+
+// Sources is the event-source engine (after Start).
+func (s *Server) Sources() *sources.Manager { return s.sources }
+
+// serveEventSources answers GET /nimbus/v1/event-sources[?function=NAME].
+func (s *Server) serveEventSources(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, `{"message":"method not allowed"}`, http.StatusMethodNotAllowed)
+		return
+	}
+	if s.verifier != nil {
+		if _, err := s.verifier.Verify(r, nil); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": err.Error()})
+			return
+		}
+	}
+	list := []sources.Status{}
+	if s.sources != nil {
+		fn := r.URL.Query().Get("function")
+		for _, st := range s.sources.Statuses() {
+			if fn == "" || st.Function == fn {
+				list = append(list, st)
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{"EventSourceMappings": list})
+}
