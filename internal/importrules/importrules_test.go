@@ -20,7 +20,8 @@ type rule struct {
 
 var rules = []rule{
 	// Leaves: contracts used by both writer and reader.
-	{"specs", nil},
+	{"specs/filter", nil},
+	{"specs", []string{"specs/filter"}},
 	{"driver/taskconfig", nil},
 	{"driver/invokeapi", nil},
 	{"autoscaler/policy", nil},
@@ -124,6 +125,10 @@ func TestMatchAndAllow(t *testing.T) {
 		{"jobs", "specs", true},
 		{"jobs/submit", "gateway/api", false},
 		{"specs", "driver/taskconfig", false},
+		{"specs", "specs/filter", true},
+		{"specs/filter", "specs", false},
+		{"jobs", "specs/filter", true},
+		{"gateway/sources", "specs/filter", true},
 		{"driver/taskconfig", "specs", false},
 		{"autoscaler/apm", "gateway/metrics", false},
 		{"cmd/nimbus", "gateway/router", true},
