@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/cronexpr"
 	"github.com/hashicorp/hcl/v2"
+
+	"github.com/nimbus-fn/nimbus/specs/filter"
 )
 
 // Lambda's limits (lambda-semantics.md §0, §2.5, §4, §5, §6, §7).
@@ -592,9 +594,13 @@ func (v *validator) eventSource(p path, es *EventSource) {
 		v.errorf(p.attr("filters"), "at most %d filters are allowed; got %d", maxFilters, len(es.Filters))
 	}
 	for i, f := range es.Filters {
-		var obj map[string]any
-		if err := json.Unmarshal([]byte(f), &obj); err != nil || obj == nil {
-			v.errorf(p.attr("filters").index(i), "filter must be a JSON object pattern such as {\"body\":{\"kind\":[\"order\"]}}")
+		if _, err := filter.Compile(f); err != nil {
+			var fe *filter.Error
+			if errors.As(err, &fe) && fe.Offset > 0 {
+				v.errorf(p.attr("filters").index(i), "%v (at byte %d of the pattern)", err, fe.Offset)
+			} else {
+				v.errorf(p.attr("filters").index(i), "%v", err)
+			}
 		}
 	}
 	v.destination(p.attr("on_failure"), es.OnFailure)

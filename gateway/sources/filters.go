@@ -1,6 +1,8 @@
 package sources
 
-import "errors"
+import (
+	"github.com/nimbus-fn/nimbus/specs/filter"
+)
 
 // CompileFilters compiles a mapping's filter patterns into one matcher
 // (nil when there are none: every record matches).
@@ -8,5 +10,9 @@ func CompileFilters(patterns []string) (func(map[string]any) bool, error) {
 	if len(patterns) == 0 {
 		return nil, nil
 	}
-	return nil, errors.New("filters: pending specs/filter")
+	set, err := filter.CompileSet(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return set.Match, nil
 }

@@ -30,7 +30,7 @@ function "worker" {
     maximum_retry_attempts  = -2
     maximum_record_age      = "30s"
     maximum_concurrency     = 1
-    filters                 = ["not json"]
+    filters                 = ["not json", { body = { size = { numeric = [">"] } } }, jsonencode({ body = { kind = "order" } })]
   }
   event_source "mq" {
     type              = "rabbitmq"
