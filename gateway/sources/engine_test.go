@@ -598,3 +598,20 @@ func TestSchedulesInvokeThroughTheAsyncQueue(t *testing.T) {
 		t.Fatalf("enqueued %v %v", q.refs, q.evs)
 	}
 }
+
+func TestRecordsNoFilterMatchesAreDroppedCheckpointedAndCounted(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 10, Filters: []string{
+		`{"data":{"id":["f1"]}}`, `{"data":{"id":[{"prefix":"g"}]}}`,
+	}}
+	r := start(t, es, orderedMem{src}, nil, 1)
+	src.push("p", "f0", "f1", "f2", "g7")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 4 }, "records done")
+	if got := flat(r.log.all()); !slices.Equal(got, []string{"f1", "g7"}) {
+		t.Fatalf("function saw %v, want the matching f1 and g7", got)
+	}
+	st, _ := r.mgr.Status("m-1")
+	if st.RecordsFiltered != 2 {
+		t.Fatalf("filtered = %d, want 2", st.RecordsFiltered)
+	}
+}
