@@ -109,7 +109,7 @@ type Status struct {
 	Retries               int64          `json:"retries"`
 	Buffered              int            `json:"buffered"`
 	InFlight              int            `json:"in_flight"`
-	OldestBufferedAge     string         `json:"oldest_buffered_age,omitempty"`
+	OldestRecordAge       string         `json:"oldest_record_age,omitempty"`
 	Lag                   []PartitionLag `json:"lag,omitempty"`
 }
 
@@ -361,7 +361,7 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 		return err
 	}
 	r := &runner{m: mp, deps: &m.deps, opts: &m.opts, src: src, log: log, match: match, window: window,
-		maxAge: maxAge, parts: map[string]*partition{}, wake: make(chan struct{}, 1),
+		maxAge: maxAge, parts: map[string]*partition{}, wake: make(chan struct{}, 1), inflightTimes: map[int]time.Time{},
 		st: &Status{Mapping: mp, State: StateEnabled, StateTransitionReason: "USER_INITIATED", LastProcessingResult: ResultNoRecords}}
 	if o, ok := src.(Ordered); ok && o.Ordered() {
 		r.ordered = true
@@ -416,6 +416,7 @@ func (m *Manager) readLag(ctx context.Context) {
 	}
 	m.mu.Unlock()
 	for _, h := range hs {
+		m.deps.Metrics.oldest(h.r.m, h.r.oldestAge())
 		l, ok := h.r.src.(Lagger)
 		if !ok {
 			continue

@@ -1,6 +1,8 @@
 package sources
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
@@ -19,6 +21,7 @@ type Metrics struct {
 	failedC      *prometheus.CounterVec
 	destFailureC *prometheus.CounterVec
 	lagG         *prometheus.GaugeVec
+	ageG         *prometheus.GaugeVec
 }
 
 var mappingLabels = []string{"function", "mapping", "type"}
@@ -45,9 +48,11 @@ func NewMetrics(m *metrics.Metrics) *Metrics {
 		destFailureC: cv("nimbus_esm_on_failure_errors_total", "Failure records the on_failure destination did not take."),
 		lagG: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nimbus_esm_lag_records",
 			Help: "Records not yet consumed by the mapping's group, per partition or queue."}, withLabels("partition")),
+		ageG: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "nimbus_esm_oldest_record_age_seconds",
+			Help: "Age of the oldest record read but not yet finished on this gateway (0 when none)."}, withLabels()),
 	}
 	if m != nil {
-		m.Registry.MustRegister(s.receivedC, s.filteredC, s.batchesC, s.batchRecsC, s.fnErrorsC, s.retriesC, s.failedC, s.destFailureC, s.lagG)
+		m.Registry.MustRegister(s.receivedC, s.filteredC, s.batchesC, s.batchRecsC, s.fnErrorsC, s.retriesC, s.failedC, s.destFailureC, s.lagG, s.ageG)
 	}
 	return s
 }
@@ -115,5 +120,11 @@ func (s *Metrics) lag(mp Mapping, lag []PartitionLag) {
 	}
 	for _, l := range lag {
 		s.lagG.WithLabelValues(append(labels(mp), l.Partition)...).Set(float64(l.Records))
+	}
+}
+
+func (s *Metrics) oldest(mp Mapping, age time.Duration) {
+	if s != nil {
+		s.ageG.WithLabelValues(labels(mp)...).Set(age.Seconds())
 	}
 }

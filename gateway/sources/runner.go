@@ -53,6 +53,19 @@ type runner struct {
 	inflight int
 	wake     chan struct{}
 	st       *Status
+	// inflightTimes holds the oldest record time of each batch in flight.
+	inflightTimes map[int]time.Time
+	nextSeq       int
+}
+
+func oldestOf(recs []*Record) time.Time {
+	var t time.Time
+	for _, rec := range recs {
+		if !rec.Time.IsZero() && (t.IsZero() || rec.Time.Before(t)) {
+			t = rec.Time
+		}
+	}
+	return t
 }
 
 // maxBuffered bounds the records a runner holds before it stops polling.
@@ -179,12 +192,16 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 			}
 			r.inflight++
 			p.busy = true
+			seq := r.nextSeq
+			r.nextSeq++
+			r.inflightTimes[seq] = oldestOf(batch)
 			wg.Add(1)
 			go func(key string, p *partition) {
 				defer wg.Done()
 				r.process(ctx, batch)
 				r.mu.Lock()
 				r.inflight--
+				delete(r.inflightTimes, seq)
 				p.busy = false
 				if p.paused && len(p.recs) < r.m.Spec.BatchSize {
 					p.paused = false
@@ -629,14 +646,16 @@ func (r *runner) count(f func(*Status)) {
 	r.mu.Unlock()
 }
 
-// status snapshots the runner's status.
-func (r *runner) status() Status {
+// oldestAge is the age of the oldest record buffered or in flight.
+func (r *runner) oldestAge() time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := *r.st
-	s.Buffered = r.buffered
-	s.InFlight = r.inflight
 	var oldest time.Time
+	for _, t := range r.inflightTimes {
+		if !t.IsZero() && (oldest.IsZero() || t.Before(oldest)) {
+			oldest = t
+		}
+	}
 	for _, p := range r.parts {
 		for _, rec := range p.recs {
 			if !rec.Time.IsZero() && (oldest.IsZero() || rec.Time.Before(oldest)) {
@@ -644,9 +663,24 @@ func (r *runner) status() Status {
 			}
 		}
 	}
-	if !oldest.IsZero() {
-		s.OldestBufferedAge = time.Since(oldest).Round(time.Millisecond).String()
+	if oldest.IsZero() {
+		return 0
 	}
+	return time.Since(oldest)
+}
+
+// status snapshots the runner's status.
+func (r *runner) status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := *r.st
+	s.Buffered = r.buffered
+	s.InFlight = r.inflight
+	r.mu.Unlock()
+	if age := r.oldestAge(); age > 0 {
+		s.OldestRecordAge = age.Round(time.Millisecond).String()
+	}
+	r.mu.Lock()
 	return s
 }
 
