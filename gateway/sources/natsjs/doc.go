@@ -57,7 +57,8 @@
 //	              "headers": {k: [v, …]}, "data": "<base64>"}]}
 //
 // A discarded batch's on-failure record carries "NATSBatchInfo"
-// (BatchInfo). Lag is the durable's pending plus ack-pending count.
+// (BatchInfo). Lag is the durable's pending plus ack-pending count, as
+// one entry named by the subject filter, else the stream.
 //
 // It may import gateway/sources and third-party modules.
 package natsjs

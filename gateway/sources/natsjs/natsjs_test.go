@@ -536,3 +536,21 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// An interest stream is queue-like too, and keeps its starting position
+// (unlike a work queue).
+func TestInterestStreamIsQueueLike(t *testing.T) {
+	e := newEnv(t)
+	e.stream(t, "INT", jetstream.InterestPolicy, "int.>")
+	src := open(t, config(e.nc, &specs.EventSource{Stream: "INT", StartingFrom: "LATEST"}), Options{})
+	if _, ok := src.(*QueueSource); !ok {
+		t.Fatalf("an interest stream gives %T, want *QueueSource", src)
+	}
+	if recs, err := src.Poll(ctxT(t), 5, 0); err != nil || len(recs) != 0 {
+		t.Fatalf("first poll %v, %v", ids(recs), err)
+	}
+	e.publish(t, "int.a", "hello")
+	if got := pollN(t, src, 1); got[0].ID != "1" || got[0].Partition != "" || payloads(got)[0] != "hello" {
+		t.Fatalf("got %+v", got[0])
+	}
+}
