@@ -93,6 +93,12 @@ type gateway struct {
 // startGateway writes spec (HCL) into a temp dir and serves it.
 func startGateway(t *testing.T, spec string, tune func(*config.Config)) *gateway {
 	t.Helper()
+	return startGatewayWith(t, spec, tune, nil)
+}
+
+// startGatewayWith is startGateway with a hook on the server's Deps.
+func startGatewayWith(t *testing.T, spec string, tune func(*config.Config), tuneDeps func(*server.Deps)) *gateway {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
 		t.Fatal(err)
@@ -119,7 +125,11 @@ func startGateway(t *testing.T, spec string, tune func(*config.Config)) *gateway
 	if tune != nil {
 		tune(cfg)
 	}
-	s, err := server.New(cfg, server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger})
+	deps := server.Deps{Catalog: cat, Source: pool, Scaler: pool, Logger: logger}
+	if tuneDeps != nil {
+		tuneDeps(&deps)
+	}
+	s, err := server.New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	"github.com/nimbus-fn/nimbus/specs/filter"
+	"github.com/nimbus-fn/nimbus/specs/schedexpr"
 )
 
 // Lambda's limits (lambda-semantics.md §0, §2.5, §4, §5, §6, §7).
@@ -69,7 +70,6 @@ var (
 	headerNameRE   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 	methodRE       = regexp.MustCompile(`^[A-Z]+$`)
 	kafkaTopicRE   = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
-	rateRE         = regexp.MustCompile(`^rate\(([1-9][0-9]*) (minute|minutes|hour|hours|day|days)\)$`)
 )
 
 // reservedEnv are the variables the platform sets itself (§1.8); a spec may
@@ -608,21 +608,10 @@ func (v *validator) eventSource(p path, es *EventSource) {
 
 func (v *validator) scheduleSource(p path, es *EventSource) {
 	s := es.Schedule
-	switch {
-	case s == "":
+	if s == "" {
 		v.errorf(p, "event source of type \"schedule\" needs schedule, such as \"rate(5 minutes)\" or \"cron(0 12 * * ? *)\"")
-	case strings.HasPrefix(s, "rate("):
-		if !rateRE.MatchString(s) {
-			v.errorf(p.attr("schedule"), "schedule %q must look like \"rate(5 minutes)\" (minute(s), hour(s) or day(s))", s)
-		}
-	default:
-		expr := s
-		if strings.HasPrefix(s, "cron(") && strings.HasSuffix(s, ")") {
-			expr = s[len("cron(") : len(s)-1]
-		}
-		if err := checkCron(expr); err != nil {
-			v.errorf(p.attr("schedule"), "schedule %q is neither rate(...) nor a valid cron expression: %v", s, err)
-		}
+	} else if err := schedexpr.Validate(s); err != nil {
+		v.errorf(p.attr("schedule"), "%v", err)
 	}
 	if es.Input != "" && !json.Valid([]byte(es.Input)) {
 		v.errorf(p.attr("input"), "input must be a JSON document")

@@ -2,9 +2,15 @@ package server
 
 import (
 	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/gateway/sources/natsjs"
+	"github.com/nimbus-fn/nimbus/gateway/sources/schedule"
+	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // DefaultOpeners are the event-source types built into the gateway.
 func DefaultOpeners() map[string]sources.Opener {
-	return map[string]sources.Opener{}
+	return map[string]sources.Opener{
+		specs.SourceNATS:     natsjs.Open,
+		specs.SourceSchedule: schedule.Open,
+	}
 }

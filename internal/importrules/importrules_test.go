@@ -21,7 +21,8 @@ type rule struct {
 var rules = []rule{
 	// Leaves: contracts used by both writer and reader.
 	{"specs/filter", nil},
-	{"specs", []string{"specs/filter"}},
+	{"specs/schedexpr", nil},
+	{"specs", []string{"specs/filter", "specs/schedexpr"}},
 	{"driver/taskconfig", nil},
 	{"driver/invokeapi", nil},
 	{"autoscaler/policy", nil},

@@ -3,29 +3,10 @@
 // once per tick across every gateway on one NATS system, and implements
 // sources.Source.
 //
-// # Expressions (Validate, Next; all times UTC)
+// # Expressions
 //
-//   - rate(N unit): unit minute(s), hour(s) or day(s), N a positive whole
-//     number. EventBridge wants the singular for N = 1 and the plural
-//     otherwise; both are accepted for any N. Ticks are aligned to the Unix
-//     epoch (rate(5 minutes) fires at :00, :05, …; rate(1 day) at midnight
-//     UTC) so every gateway computes the same ticks — EventBridge counts
-//     from the rule's creation instead.
-//   - cron(minutes hours day-of-month month day-of-week year): EventBridge
-//     syntax, six fields. Exactly one of day-of-month and day-of-week is
-//     "?". Day-of-week is 1-7 (1 = SUN) or SUN-SAT, with ranges, lists,
-//     steps, "L" (Saturday), "nL" (the last day n of the month) and "n#k"
-//     (the k-th day n); day-of-month has L, W and LW; years 1970–2099
-//     (cronexpr's range; EventBridge allows up to 2199).
-//   - A bare cron expression, crontab style (day-of-week 0-7, 0 and 7 =
-//     SUN, or names; "?" means "*"; L, W and # as above): 5 fields
-//     (minutes hours day-of-month month day-of-week), 6 fields (seconds
-//     first) or 7 fields (seconds first, year last), or one of @hourly,
-//     @daily, @weekly, @monthly, @yearly, @annually. Note that 6 bare
-//     fields start with seconds, while cron(…)'s six end with the year.
-//
-// Expressions are parsed with github.com/hashicorp/cronexpr after
-// EventBridge's day-of-week numbering and "?" are translated.
+// Parsed by specs/schedexpr (rate(…), EventBridge cron(…), bare cron
+// expressions; all times UTC), the same package spec validation uses.
 //
 // # Exactly once across gateways
 //

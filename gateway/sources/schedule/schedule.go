@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/specs/schedexpr"
 )
 
 // Lock rule: Source.mu guards claim and closed, and is held across the KV
@@ -80,7 +81,7 @@ type Source struct {
 	cfg    sources.Config
 	opts   Options
 	log    hclog.Logger
-	sched  ticker
+	sched  schedexpr.Schedule
 	key    string
 	since  time.Time
 	js     jetstream.JetStream
@@ -125,7 +126,7 @@ func OpenWith(_ context.Context, cfg sources.Config, opts Options) (*Source, err
 	if cfg.UUID == "" || cfg.Member == "" {
 		return nil, fmt.Errorf("schedule source %q: the mapping UUID and the gateway member name are required", es.Name)
 	}
-	sched, err := parse(es.Schedule)
+	sched, err := schedexpr.Parse(es.Schedule)
 	if err != nil {
 		return nil, err
 	}
@@ -318,9 +319,9 @@ func (s *Source) try(ctx context.Context) (*sources.Record, time.Time, error) {
 		if rev != 0 {
 			floor = cur.Tick.UTC()
 		}
-		latest, due := latestIn(s.sched, floor, now)
+		latest, due := schedexpr.LatestIn(s.sched, floor, now)
 		if !due {
-			return nil, s.sched.next(laterOf(floor, now)), nil
+			return nil, s.sched.Next(laterOf(floor, now)), nil
 		}
 		// After an outage longer than a period only the latest missed
 		// tick fires (once).

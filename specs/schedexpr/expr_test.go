@@ -1,4 +1,4 @@
-package schedule
+package schedexpr
 
 import (
 	"strings"
@@ -116,24 +116,24 @@ func TestValidateRejects(t *testing.T) {
 }
 
 func TestLatestIn(t *testing.T) {
-	s, err := parse("rate(1 minute)")
+	s, err := Parse("rate(1 minute)")
 	if err != nil {
 		t.Fatal(err)
 	}
 	floor := time.Date(2024, 3, 15, 10, 0, 0, 0, time.UTC)
 	// A day-long outage: only the last missed minute.
-	got, ok := latestIn(s, floor, floor.Add(24*time.Hour+30*time.Second))
+	got, ok := LatestIn(s, floor, floor.Add(24*time.Hour+30*time.Second))
 	if !ok || !got.Equal(floor.Add(24*time.Hour)) {
 		t.Fatalf("latestIn after a day = %s, %v", got, ok)
 	}
-	if _, ok := latestIn(s, floor, floor.Add(59*time.Second)); ok {
+	if _, ok := LatestIn(s, floor, floor.Add(59*time.Second)); ok {
 		t.Fatal("no tick is due within the first minute")
 	}
-	if got, ok := latestIn(s, floor, floor.Add(time.Minute)); !ok || !got.Equal(floor.Add(time.Minute)) {
+	if got, ok := LatestIn(s, floor, floor.Add(time.Minute)); !ok || !got.Equal(floor.Add(time.Minute)) {
 		t.Fatalf("a tick exactly at now = %s, %v", got, ok)
 	}
-	c, _ := parse("cron(0 10 ? * 2#1 *)")
-	got, ok = latestIn(c, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), after)
+	c, _ := Parse("cron(0 10 ? * 2#1 *)")
+	got, ok = LatestIn(c, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC), after)
 	if !ok || got.Format(time.RFC3339) != "2024-03-04T10:00:00Z" {
 		t.Fatalf("latest first-Monday = %s, %v", got, ok)
 	}

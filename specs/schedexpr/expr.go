@@ -1,4 +1,4 @@
-package schedule
+package schedexpr
 
 import (
 	"errors"
@@ -16,11 +16,11 @@ import (
 // after after, in UTC. It fails when expr is invalid or never fires after
 // after.
 func Next(expr string, after time.Time) (time.Time, error) {
-	s, err := parse(expr)
+	s, err := Parse(expr)
 	if err != nil {
 		return time.Time{}, err
 	}
-	t := s.next(after)
+	t := s.Next(after)
 	if t.IsZero() {
 		return time.Time{}, fmt.Errorf("schedule %q never fires after %s", expr, after.UTC().Format(time.RFC3339))
 	}
@@ -31,14 +31,14 @@ func Next(expr string, after time.Time) (time.Time, error) {
 // rate(…), EventBridge cron(…) or a bare cron expression; see the package
 // documentation.
 func Validate(expr string) error {
-	_, err := parse(expr)
+	_, err := Parse(expr)
 	return err
 }
 
-// ticker is a parsed schedule.
-type ticker interface {
+// Schedule is a parsed schedule.
+type Schedule interface {
 	// next is the first tick strictly after t (UTC), zero when none.
-	next(t time.Time) time.Time
+	Next(t time.Time) time.Time
 }
 
 var (
@@ -55,7 +55,7 @@ var (
 	}
 )
 
-func parse(expr string) (ticker, error) {
+func Parse(expr string) (Schedule, error) {
 	e := strings.TrimSpace(expr)
 	switch {
 	case e == "":
@@ -76,7 +76,7 @@ func parse(expr string) (ticker, error) {
 // every gateway computes the same ticks.
 type rate struct{ period time.Duration }
 
-func parseRate(e string) (ticker, error) {
+func parseRate(e string) (Schedule, error) {
 	m := rateRE.FindStringSubmatch(e)
 	if m == nil {
 		return nil, fmt.Errorf("schedule %q must look like rate(5 minutes): a whole number and minute(s), hour(s) or day(s)", e)
@@ -95,7 +95,7 @@ func parseRate(e string) (ticker, error) {
 	return rate{period: time.Duration(n) * unit}, nil
 }
 
-func (r rate) next(t time.Time) time.Time {
+func (r rate) Next(t time.Time) time.Time {
 	p := int64(r.period / time.Second)
 	k := floorDiv(t.Unix(), p)
 	return time.Unix((k+1)*p, 0).UTC()
@@ -126,13 +126,13 @@ func parseSeven(expr, line string) (*cron, error) {
 		return nil, fmt.Errorf("schedule %q: %w", expr, err)
 	}
 	c := &cron{expr: ce}
-	if c.next(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+	if c.Next(time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
 		return nil, fmt.Errorf("schedule %q never fires (an empty range, a day that does not exist or a year outside 1970–2099)", expr)
 	}
 	return c, nil
 }
 
-func (c *cron) next(t time.Time) (out time.Time) {
+func (c *cron) Next(t time.Time) (out time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	defer func() {
@@ -146,7 +146,7 @@ func (c *cron) next(t time.Time) (out time.Time) {
 // parseEventBridgeCron takes cron()'s six fields: minutes hours
 // day-of-month month day-of-week year, with exactly one of day-of-month
 // and day-of-week "?", and days of the week numbered 1-7 from Sunday.
-func parseEventBridgeCron(expr, inner string) (ticker, error) {
+func parseEventBridgeCron(expr, inner string) (Schedule, error) {
 	f := strings.Fields(inner)
 	if len(f) != 6 {
 		return nil, fmt.Errorf("schedule %q: cron() takes six fields (minutes hours day-of-month month day-of-week year), got %d", expr, len(f))
@@ -237,7 +237,7 @@ func dowValue(s string) (string, error) {
 // hours day-of-month month day-of-week), 6 (seconds first) or 7 (seconds
 // first, year last), or @hourly/@daily/@weekly/@monthly/@yearly/@annually.
 // Days of the week are 0-7 (0 and 7 = Sunday) or names, as in crontab.
-func parseBareCron(expr, e string) (ticker, error) {
+func parseBareCron(expr, e string) (Schedule, error) {
 	if macroCronRE.MatchString(e) {
 		return parseSeven(expr, e)
 	}
@@ -255,8 +255,8 @@ func parseBareCron(expr, e string) (ticker, error) {
 }
 
 // latestIn returns the last tick in (floor, now], if any.
-func latestIn(s ticker, floor, now time.Time) (time.Time, bool) {
-	first := s.next(floor)
+func LatestIn(s Schedule, floor, now time.Time) (time.Time, bool) {
+	first := s.Next(floor)
 	if first.IsZero() || first.After(now) {
 		return time.Time{}, false
 	}
@@ -268,10 +268,10 @@ func latestIn(s ticker, floor, now time.Time) (time.Time, bool) {
 		if !from.After(floor) {
 			from = floor
 		}
-		t := s.next(from)
+		t := s.Next(from)
 		if !t.IsZero() && !t.After(now) {
 			for {
-				n := s.next(t)
+				n := s.Next(t)
 				if n.IsZero() || n.After(now) {
 					return t, true
 				}
