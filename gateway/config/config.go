@@ -60,6 +60,12 @@ type Config struct {
 	// object store on the gateway's NATS system (the one the async queue
 	// uses), served at /nimbus/v1/artifacts/. Default: an empty block.
 	Artifacts *artifacts.Config `hcl:"artifacts,block"`
+	// KafkaBrokers are the bootstrap servers (host:port[,host:port]) Kafka
+	// destinations publish to: async on_success/on_failure/dead_letter and
+	// event-source on_failure. Default: none — Kafka destinations are
+	// refused, except a kafka event source's on_failure, which publishes to
+	// the mapping's own brokers.
+	KafkaBrokers string `hcl:"kafka_brokers,optional"`
 	// Dev runs the all-in-one dev mode (local catalog and launcher; auth
 	// optional). Default false.
 	Dev bool `hcl:"dev,optional"`

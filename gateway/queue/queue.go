@@ -81,6 +81,9 @@ type Deps struct {
 	// Sender overrides destination delivery (nil: a destinations.Sender
 	// over this queue and its NATS connection).
 	Sender Sender
+	// Kafka publishes to Kafka destinations when Sender is nil (nil: they
+	// are refused).
+	Kafka destinations.Publisher
 }
 
 // Sender delivers records and dead-lettered events.
@@ -125,7 +128,7 @@ func New(cfg Config, dev bool, deps Deps) (*Queue, error) {
 	q := &Queue{cfg: cfg, dev: dev, deps: deps, logger: logger.Named("queue"), inflight: map[string]int{}, freed: make(chan struct{})}
 	q.sender = deps.Sender
 	if q.sender == nil {
-		q.sender = &destinations.Sender{Functions: q, NATS: q}
+		q.sender = &destinations.Sender{Functions: q, NATS: q, Kafka: deps.Kafka}
 	}
 	q.metrics = newQueueMetrics(q)
 	if deps.Metrics != nil {

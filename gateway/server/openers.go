@@ -2,6 +2,7 @@ package server
 
 import (
 	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
 	"github.com/nimbus-fn/nimbus/gateway/sources/natsjs"
 	"github.com/nimbus-fn/nimbus/gateway/sources/schedule"
 	"github.com/nimbus-fn/nimbus/specs"
@@ -10,6 +11,7 @@ import (
 // DefaultOpeners are the event-source types built into the gateway.
 func DefaultOpeners() map[string]sources.Opener {
 	return map[string]sources.Opener{
+		specs.SourceKafka:    kafka.Open,
 		specs.SourceNATS:     natsjs.Open,
 		specs.SourceSchedule: schedule.Open,
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
 )
 
 // Paths the server answers besides the API.
@@ -63,8 +65,6 @@ type Deps struct {
 	SourceOptions sources.Options
 	// Member names this gateway in consumer groups (default: a random id).
 	Member string
-	// KafkaProducer publishes to Kafka destinations (nil: refused).
-	KafkaProducer destinations.Publisher
 }
 
 // Server is one running gateway.
@@ -89,6 +89,7 @@ type Server struct {
 	// sources runs event-source mappings (set by Start); sourcesDone
 	// closes when its Run returns.
 	sources     *sources.Manager
+	kafka       *kafka.Producer // nil without kafka_brokers
 	stopSources context.CancelFunc
 	sourcesDone chan struct{}
 }
@@ -121,7 +122,20 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if len(cfg.AccessKeys) > 0 {
 		verifier = &sigv4.Verifier{Keys: cfg.Keys(), Region: cfg.Region, Service: "lambda"}
 	}
+	var kp *kafka.Producer
+	if cfg.KafkaBrokers != "" {
+		p, err := kafka.NewProducer(strings.Split(cfg.KafkaBrokers, ","), logger)
+		if err != nil {
+			return nil, fmt.Errorf("gateway config: kafka_brokers: %w", err)
+		}
+		kp = p
+	}
+	var kafkaDest destinations.Publisher
+	if kp != nil {
+		kafkaDest = kp
+	}
 	q, err := queue.New(*cfg.Queue, cfg.Dev, queue.Deps{
+		Kafka:   kafkaDest,
 		Invoker: rt, Catalog: deps.Catalog, Limits: rt, Metrics: m, Logger: logger,
 		Region: cfg.Region, AccountID: cfg.AccountID,
 	})
@@ -136,7 +150,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		Async:        q,
 		EventConfigs: q,
 	}, deps.Catalog, rt, rt, m, logger)
-	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q}
+	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q, kafka: kp}
 	mux := http.NewServeMux()
 	status := q.Handler(statusAuth(verifier))
 	mux.Handle(queue.InvocationsPath, status)
@@ -320,6 +334,9 @@ func (s *Server) Shutdown() error {
 		errs = append(errs, fmt.Errorf("closing http server: %w", err))
 	}
 	s.router.Close()
+	if s.kafka != nil {
+		s.kafka.Close()
+	}
 	if s.nats != nil {
 		s.nats.Close()
 	}

@@ -4,12 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
 )
+
+// kafkaProducer is the gateway's Kafka destination producer (nil without
+// kafka_brokers).
+func (s *Server) kafkaProducer() destinations.Publisher {
+	if s.kafka == nil {
+		return nil
+	}
+	return s.kafka
+}
 
 // EventSourcesPath lists the event-source mappings running on this gateway
 // with their state, counters and lag (`nimbus event-sources`).
@@ -45,7 +56,17 @@ func (s *Server) startSources() {
 		Mappings: lister,
 		Catalog:  s.deps.Catalog,
 		Invoker:  s.router,
-		Sender:   &destinations.Sender{Functions: s.queue, NATS: s.queue, Kafka: s.deps.KafkaProducer},
+		Sender:   &destinations.Sender{Functions: s.queue, NATS: s.queue, Kafka: s.kafkaProducer()},
+		KafkaSender: func(brokers string) (sources.Sender, func(), error) {
+			if p := s.kafkaProducer(); p != nil {
+				return &destinations.Sender{Functions: s.queue, NATS: s.queue, Kafka: p}, func() {}, nil
+			}
+			p, err := kafka.NewProducer(strings.Split(brokers, ","), s.logger)
+			if err != nil {
+				return nil, nil, err
+			}
+			return &destinations.Sender{Functions: s.queue, NATS: s.queue, Kafka: p}, p.Close, nil
+		},
 		Enqueuer: s.queue,
 		Openers:  openers,
 		NATS:     s.nats.Conn,

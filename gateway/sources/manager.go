@@ -154,6 +154,10 @@ type Deps struct {
 	// Enqueuer queues asynchronous invocations (schedules use it, as
 	// EventBridge invokes asynchronously). The async queue.
 	Enqueuer destinations.FunctionEnqueuer
+	// KafkaSender builds a Sender whose Kafka destinations publish to
+	// brokers, for kafka mappings whose on_failure is a topic of their own
+	// cluster (nil: Sender is used as it is). close releases it.
+	KafkaSender func(brokers string) (s Sender, close func(), err error)
 	// Openers open a source per type ("kafka", "redis", …).
 	Openers map[string]Opener
 	// NATS is the gateway's own connection (nil when it has none).
@@ -360,7 +364,19 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 	if err != nil {
 		return err
 	}
-	r := &runner{m: mp, deps: &m.deps, opts: &m.opts, src: src, log: log, match: match, window: window,
+	deps := &m.deps
+	var closeSender func()
+	if d := mp.Spec.OnFailure; d != nil && d.Kafka != "" && mp.Spec.Type == specs.SourceKafka && m.deps.KafkaSender != nil {
+		snd, c, err := m.deps.KafkaSender(mp.Spec.URL)
+		if err != nil {
+			_ = src.Close()
+			return fmt.Errorf("kafka producer for on_failure: %w", err)
+		}
+		own := m.deps
+		own.Sender = snd
+		deps, closeSender = &own, c
+	}
+	r := &runner{m: mp, deps: deps, opts: &m.opts, src: src, log: log, match: match, window: window,
 		maxAge: maxAge, parts: map[string]*partition{}, wake: make(chan struct{}, 1), inflightTimes: map[int]time.Time{},
 		st: &Status{Mapping: mp, State: StateEnabled, StateTransitionReason: "USER_INITIATED", LastProcessingResult: ResultNoRecords}}
 	if o, ok := src.(Ordered); ok && o.Ordered() {
@@ -387,6 +403,9 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 	go func() {
 		defer close(h.done)
 		r.run(rctx)
+		if closeSender != nil {
+			closeSender()
+		}
 	}()
 	return nil
 }
