@@ -24,8 +24,9 @@
 // at least 30s), so work held by a gateway that died is taken over; then
 // this consumer's own pending entries (XREADGROUP with id 0: entries left by
 // an earlier process with the same Member, or by a read whose reply was
-// lost); then new entries (XREADGROUP ">", COUNT max, BLOCK wait; a wait of
-// 0 does not block). Entries the source has handed out and not seen Done
+// lost); then new entries (XREADGROUP ">", COUNT max, BLOCK up to wait in
+// reads of at most a second, so a cancelled context ends Poll soon; a wait
+// of 0 does not block). Entries the source has handed out and not seen Done
 // are never handed out twice; their idle time is renewed every
 // ClaimInterval so that no other gateway claims them while the engine
 // retries them. Done acknowledges with XACK. Entries are at-least-once:

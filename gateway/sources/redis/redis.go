@@ -32,6 +32,8 @@ const (
 	// lagCountCap bounds the entries Lag counts itself when Redis cannot
 	// tell the group's lag (Redis < 7, or after entries were deleted).
 	lagCountCap = 10000
+	// blockSlice is the longest single blocking read.
+	blockSlice = time.Second
 	// maxSeq is the largest sequence part of a stream id.
 	maxSeq = "18446744073709551615"
 )
@@ -137,7 +139,7 @@ func OpenWith(_ context.Context, cfg sources.Config, o Options) (*Source, error)
 	ropts.MaxRetries = 1
 	ropts.DialerRetries = 2
 	ropts.PoolSize = 4
-	ropts.ClientName = "nimbus-" + cfg.Member
+	ropts.ClientName = clientName(cfg.Member)
 
 	log := cfg.Logger
 	if log == nil {
@@ -184,6 +186,17 @@ func (o Options) withDefaults(functionTimeout time.Duration) Options {
 		o.ReadTimeout = defaultReadTimeout
 	}
 	return o
+}
+
+// clientName is the connection name (CLIENT SETNAME) for a member: Redis
+// refuses names with spaces or characters outside '!'..'~'.
+func clientName(member string) string {
+	return "nimbus-" + strings.Map(func(r rune) rune {
+		if r < '!' || r > '~' {
+			return '_'
+		}
+		return r
+	}, member)
 }
 
 // parseURL parses a redis:// or rediss:// URL without ever putting the URL
@@ -380,30 +393,44 @@ func (s *Source) readOwnPending(ctx context.Context, limit int) ([]*sources.Reco
 	}
 }
 
-// readNew reads entries never delivered to the group.
+// readNew reads entries never delivered to the group, waiting up to wait
+// for them. The wait is cut into blocking reads of at most blockSlice so
+// that a cancelled ctx ends Poll soon (Redis cannot be told to stop a
+// blocked read through a context).
 func (s *Source) readNew(ctx context.Context, limit int, wait time.Duration) ([]*sources.Record, error) {
-	args := &goredis.XReadGroupArgs{
-		Group:    s.group,
-		Consumer: s.consumer,
-		Streams:  []string{s.stream, ">"},
-		Count:    int64(limit),
-		Block:    -1, // no BLOCK argument: answer at once
+	deadline := time.Now().Add(wait)
+	for {
+		args := &goredis.XReadGroupArgs{
+			Group:    s.group,
+			Consumer: s.consumer,
+			Streams:  []string{s.stream, ">"},
+			Count:    int64(limit),
+			Block:    -1, // no BLOCK argument: answer at once
+		}
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if remaining := time.Until(deadline); remaining > 0 {
+			// BLOCK 0 would wait forever: never round a short wait down to it.
+			args.Block = max(min(remaining, blockSlice).Truncate(time.Millisecond), time.Millisecond)
+			rctx, cancel = context.WithTimeout(ctx, args.Block+s.opts.ReadTimeout)
+		}
+		res, err := s.client.XReadGroup(rctx, args).Result()
+		cancel()
+		switch {
+		case errors.Is(err, goredis.Nil):
+		case err != nil:
+			if ctx.Err() != nil {
+				return nil, nil // the caller stopped waiting
+			}
+			return nil, fmt.Errorf("reading new entries: %w", err)
+		default:
+			if recs := s.records(ctx, messagesOf(res), false); len(recs) > 0 {
+				return recs, nil
+			}
+		}
+		if ctx.Err() != nil || args.Block < 0 || !time.Now().Before(deadline) {
+			return nil, nil
+		}
 	}
-	if wait > 0 {
-		// BLOCK 0 would wait forever: never round a short wait down to it.
-		args.Block = max(wait.Truncate(time.Millisecond), time.Millisecond)
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, args.Block+s.opts.ReadTimeout)
-		defer cancel()
-	}
-	res, err := s.client.XReadGroup(ctx, args).Result()
-	if errors.Is(err, goredis.Nil) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading new entries: %w", err)
-	}
-	return s.records(ctx, messagesOf(res), false), nil
 }
 
 func messagesOf(res []goredis.XStream) []goredis.XMessage {
@@ -548,8 +575,7 @@ func (s *Source) Done(ctx context.Context, recs []*sources.Record) error {
 
 // keepLeases renews the idle time of the entries this Source holds, every
 // ClaimInterval, so that no other consumer claims them while the engine is
-// still working on them. It renews only entries idle for ClaimIdle/3 or
-// longer: one just claimed by another consumer is not taken back.
+// still working on them.
 func (s *Source) keepLeases() {
 	defer s.keeper.Done()
 	t := time.NewTicker(s.opts.ClaimInterval)
@@ -560,28 +586,53 @@ func (s *Source) keepLeases() {
 			return
 		case <-t.C:
 		}
-		s.mu.Lock()
-		ids := make([]string, 0, len(s.inflight))
-		for id := range s.inflight {
-			ids = append(ids, id)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.ReadTimeout)
+		if err := s.renewLeases(ctx); err != nil {
+			s.log.Debug("renewing held entries", "error", s.safe(err))
 		}
-		s.mu.Unlock()
-		for start := 0; start < len(ids); start += ackChunk {
-			ctx, cancel := context.WithTimeout(context.Background(), s.opts.ReadTimeout)
-			err := s.client.XClaimJustID(ctx, &goredis.XClaimArgs{
-				Stream:   s.stream,
-				Group:    s.group,
-				Consumer: s.consumer,
-				MinIdle:  s.opts.ClaimIdle / 3,
-				Messages: ids[start:min(start+ackChunk, len(ids))],
-			}).Err()
-			cancel()
-			if err != nil && !errors.Is(err, goredis.Nil) {
-				s.log.Debug("renewing held entries", "error", s.safe(err))
-				break
-			}
+		cancel()
+	}
+}
+
+// renewLeases resets the idle time (XCLAIM … JUSTID, which leaves the
+// delivery count alone) of held entries that are still pending on this
+// consumer and idle for ClaimIdle/3 or longer. Entries another consumer
+// claimed meanwhile are left to it.
+func (s *Source) renewLeases(ctx context.Context) error {
+	s.mu.Lock()
+	n := len(s.inflight)
+	s.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	pending, err := s.client.XPendingExt(ctx, &goredis.XPendingExtArgs{
+		Stream: s.stream, Group: s.group, Idle: s.opts.ClaimIdle / 3,
+		Start: "-", End: "+", Count: int64(n) + ackChunk, Consumer: s.consumer,
+	}).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return err
+	}
+	var ids []string
+	s.mu.Lock()
+	for _, p := range pending {
+		if _, held := s.inflight[p.ID]; held {
+			ids = append(ids, p.ID)
 		}
 	}
+	s.mu.Unlock()
+	for start := 0; start < len(ids); start += ackChunk {
+		err := s.client.XClaimJustID(ctx, &goredis.XClaimArgs{
+			Stream:   s.stream,
+			Group:    s.group,
+			Consumer: s.consumer,
+			MinIdle:  s.opts.ClaimIdle / 3,
+			Messages: ids[start:min(start+ackChunk, len(ids))],
+		}).Err()
+		if err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close stops the lease keeper and closes the client. Entries not Done stay

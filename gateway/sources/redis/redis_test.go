@@ -122,7 +122,9 @@ func TestUnDoneEntriesComeBackToARestartedSourceFirst(t *testing.T) {
 	id2 := add(t, c, "orders", "*", "data", "2")
 	id3 := add(t, c, "orders", "*", "data", "3")
 
-	s1 := open(t, setup{url: url, stream: "orders", member: "gw-a", from: "TRIM_HORIZON"})
+	// A member name with a space and non-ASCII still makes a valid
+	// connection name.
+	s1 := open(t, setup{url: url, stream: "orders", member: "gw a-é", from: "TRIM_HORIZON"})
 	recs := poll(t, s1, 3)
 	if recs[0].ID != id1 {
 		t.Fatalf("first entry %s, want %s", recs[0].ID, id1)
@@ -133,7 +135,7 @@ func TestUnDoneEntriesComeBackToARestartedSourceFirst(t *testing.T) {
 	}
 	id4 := add(t, c, "orders", "*", "data", "4")
 
-	s2 := open(t, setup{url: url, stream: "orders", member: "gw-a", from: "TRIM_HORIZON"})
+	s2 := open(t, setup{url: url, stream: "orders", member: "gw a-é", from: "TRIM_HORIZON"})
 	first := pollOnce(t, s2, 10, 0)
 	if got, want := ids(first), []string{id2, id3}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("first poll after restart %v, want own pending %v", got, want)
@@ -556,5 +558,36 @@ func TestHungRedisPollErrorsInsteadOfHanging(t *testing.T) {
 	got := poll(t, s, 1)
 	if got[0].ID != id {
 		t.Fatalf("after resume got %v, want %s", ids(got), id)
+	}
+}
+
+func TestCancelledContextEndsABlockingPoll(t *testing.T) {
+	url := redistest.Start(t)
+	c := admin(t, url)
+	s := open(t, setup{url: url, stream: "orders"})
+	pollOnce(t, s, 10, 0)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		recs []*sources.Record
+		err  error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		recs, err := s.Poll(ctx, 10, time.Hour)
+		ch <- result{recs, err}
+	}()
+	gatewaytest.Eventually(t, within, func() bool {
+		list, err := c.ClientList(context.Background()).Result()
+		return err == nil && strings.Contains(list, "cmd=xreadgroup")
+	}, "the source blocked in XREADGROUP")
+	cancel()
+	select {
+	case r := <-ch:
+		if r.err != nil || len(r.recs) != 0 {
+			t.Fatalf("cancelled Poll = %v, %v; want nothing", ids(r.recs), r.err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Poll ignored the cancelled context")
 	}
 }
