@@ -149,7 +149,11 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		}
 		return b.String()
 	})
-	s, err := server.New(cfg, server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger})
+	// One dev process is one member of every event-source group: a stable
+	// name lets a restarted dev take back what it held at once.
+	host, _ := os.Hostname()
+	s, err := server.New(cfg, server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger,
+		MappingBackend: vlocal, Member: "dev-" + host})
 	if err != nil {
 		return err
 	}

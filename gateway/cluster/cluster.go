@@ -40,6 +40,7 @@ type Cluster struct {
 	gatewayID string
 	catalog   *nomad.Catalog
 	overlay   *versions.Catalog
+	mappings  *versions.Nomad // API-created event-source mappings
 	scaler    *Scaler
 	source    discovery.Source
 	closer    func()            // stops the discovery queries
@@ -110,6 +111,8 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 	// Published versions come from their own jobs; aliases from the Nomad
 	// Variables the catalog already watches (no extra requests).
 	c.overlay = versions.NewCatalog(c.catalog, versions.New(versions.NewReadOnly(c.catalog.Variables), logger), versions.CatalogConfig{}, logger)
+	// API-created event-source mappings live in Nomad Variables too.
+	c.mappings = versions.NewNomad(nc.Variables(), cfg.Nomad.Namespace)
 
 	inner, err := nomad.NewScaler(nc.Jobs(), nomad.ScalerConfig{
 		JobID: c.catalog.JobID, Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region,
@@ -241,7 +244,8 @@ func (c *Cluster) goRun(f func()) {
 
 // Deps returns the adapters for server.New.
 func (c *Cluster) Deps(logger hclog.Logger) server.Deps {
-	d := server.Deps{Catalog: c.overlay, Source: c.source, Scaler: c.scaler, Logger: logger, Listener: c.ln}
+	d := server.Deps{Catalog: c.overlay, Source: c.source, Scaler: c.scaler, Logger: logger, Listener: c.ln,
+		MappingBackend: c.mappings, Member: c.gatewayID}
 	if c.registrar != nil {
 		d.Registrars = []server.Registrar{c.registrar}
 	}

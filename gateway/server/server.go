@@ -20,12 +20,14 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/esmapi"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
+	"github.com/nimbus-fn/nimbus/gateway/versions"
 )
 
 // Paths the server answers besides the API.
@@ -57,8 +59,12 @@ type Deps struct {
 	// collected (dev mode does not know the jobs that fetch its bundles).
 	ArtifactRefs []artifacts.Referencer
 	// Mappings lists the event-source mappings to run (default: the ones
-	// the catalog's specs declare).
+	// the catalog's specs declare, plus MappingBackend's).
 	Mappings sources.Lister
+	// MappingBackend stores event-source mappings created through Lambda's
+	// API (local files in dev mode, Nomad Variables in a cluster). Nil: the
+	// event-source-mapping API answers that it is not available.
+	MappingBackend versions.Backend
 	// SourceOpeners are the event-source types (default DefaultOpeners).
 	SourceOpeners map[string]sources.Opener
 	// SourceOptions tune the event-source engine (zero: defaults).
@@ -90,6 +96,7 @@ type Server struct {
 	// closes when its Run returns.
 	sources     *sources.Manager
 	kafka       *kafka.Producer // nil without kafka_brokers
+	mappingAPI  http.Handler    // Lambda event-source-mapping API (nil without a store)
 	stopSources context.CancelFunc
 	sourcesDone chan struct{}
 }
@@ -161,6 +168,8 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	}))
 	mux.HandleFunc(HealthPath, s.health)
 	mux.HandleFunc(EventSourcesPath, s.serveEventSources)
+	mux.Handle(esmapi.Path, http.HandlerFunc(s.serveMappingAPI))
+	mux.Handle(esmapi.Path+"/", http.HandlerFunc(s.serveMappingAPI))
 	mux.Handle(MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.Handle("/", a)
 	s.http = &http.Server{

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/destinations"
+	"github.com/nimbus-fn/nimbus/gateway/esmapi"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
 )
@@ -44,9 +45,17 @@ func (s specMappings) Mappings(ctx context.Context) ([]sources.Mapping, error) {
 // startSources builds the event-source engine on the gateway's NATS, async
 // queue and router. Its pollers run from Serve.
 func (s *Server) startSources() {
+	spec := specMappings{cat: s.deps.Catalog}
 	lister := s.deps.Mappings
+	var store *esmapi.Store
+	if s.deps.MappingBackend != nil {
+		store = esmapi.NewStore(s.deps.MappingBackend)
+	}
 	if lister == nil {
-		lister = specMappings{cat: s.deps.Catalog}
+		lister = spec
+		if store != nil {
+			lister = &esmapi.Lister{Specs: spec.Mappings, Store: store}
+		}
 	}
 	openers := s.deps.SourceOpeners
 	if openers == nil {
@@ -85,6 +94,30 @@ func (s *Server) startSources() {
 			return d
 		},
 	}, s.deps.SourceOptions)
+	if store != nil {
+		opts := esmapi.Options{Store: store, Specs: spec.Mappings, Functions: s.deps.Catalog, Status: s.sources,
+			Region: s.cfg.Region, AccountID: s.cfg.AccountID, Logger: s.deps.Logger}
+		if v := s.verifier; v != nil {
+			opts.Authorize = func(r *http.Request, body []byte) error {
+				_, err := v.Verify(r, body)
+				return err
+			}
+		}
+		s.mappingAPI = esmapi.NewHandler(opts)
+	}
+}
+
+// serveMappingAPI serves Lambda's event-source-mapping API once Start built
+// it.
+func (s *Server) serveMappingAPI(w http.ResponseWriter, r *http.Request) {
+	if s.mappingAPI == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-Errortype", "ServiceException")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"Type":"Service","Message":"this gateway has no store for event-source mappings"}`))
+		return
+	}
+	s.mappingAPI.ServeHTTP(w, r)
 }
 
 // Sources is the event-source engine (after Start).
