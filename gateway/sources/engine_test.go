@@ -615,3 +615,27 @@ func TestRecordsNoFilterMatchesAreDroppedCheckpointedAndCounted(t *testing.T) {
 		t.Fatalf("filtered = %d, want 2", st.RecordsFiltered)
 	}
 }
+
+func TestExhaustedPartialFailureDiscardsOnlyTheNamedRecords(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 5, MaximumRetryAttempts: intp(1), ReportBatchItemFailures: true,
+		OnFailure: &specs.Destination{NATS: "f"}}
+	r := start(t, es, orderedMem{src}, func(ids []string) (string, string) {
+		if slices.Contains(ids, "p2") {
+			return "", `{"batchItemFailures":[{"itemIdentifier":"p2"}]}`
+		}
+		return "", ""
+	}, 1)
+	src.push("p", ids("p", 5)...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 5 }, "records done")
+	f := r.fails.all()
+	if len(f) != 1 {
+		t.Fatalf("failure records %v", f)
+	}
+	if info := f[0]["MemBatchInfo"].(map[string]any); info["first"] != "p2" || info["last"] != "p2" {
+		t.Fatalf("discarded %v, want only p2", info)
+	}
+	if b := r.log.all(); len(b) != 2 || !slices.Equal(b[1], []string{"p2", "p3", "p4"}) {
+		t.Fatalf("batches %v, want the batch and one retry from p2", b)
+	}
+}

@@ -264,6 +264,9 @@ func (r *runner) process(ctx context.Context, recs []*Record) {
 // attempts counts the function errors so far.
 func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int) {
 	retries := 0 // throttles and outages, for backoff only
+	// lastFailed are the records the last answer named in
+	// batchItemFailures (nil after a whole-batch failure).
+	var lastFailed map[string]bool
 	for len(recs) > 0 && ctx.Err() == nil {
 		if old := r.expiredPrefix(recs); old > 0 {
 			r.fail(ctx, recs[:old], ConditionRecordAgeExceeded, attempts, nil, "records older than maximum_record_age")
@@ -302,6 +305,7 @@ func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int
 				r.succeeded()
 				return
 			}
+			lastFailed = nil
 			if ok {
 				// Checkpoint before the first failed record; retry from it.
 				first := len(recs)
@@ -313,14 +317,28 @@ func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int
 				}
 				r.done(ctx, recs[:first])
 				recs = recs[first:]
+				lastFailed = failed
 			}
 			res.functionError = "Unhandled"
+		default:
+			lastFailed = nil
 		}
 		// A function error (or a partial failure): counts as a retry.
 		attempts++
 		r.functionFailed(res)
 		if max := r.maxRetries(); max >= 0 && attempts > max {
-			r.fail(ctx, recs, ConditionRetriesExhausted, attempts, &res, "")
+			// After a partial failure only the records the function named
+			// are discarded: it processed the others in this last attempt.
+			discard := recs
+			if lastFailed != nil {
+				discard = nil
+				for _, rec := range recs {
+					if lastFailed[rec.ID] {
+						discard = append(discard, rec)
+					}
+				}
+			}
+			r.fail(ctx, discard, ConditionRetriesExhausted, attempts, &res, "")
 			r.done(ctx, recs)
 			return
 		}
@@ -590,7 +608,9 @@ func (r *runner) fail(ctx context.Context, recs []*Record, condition string, att
 		r.log.Error("encoding the failure record", "error", err)
 		return
 	}
-	if err := r.deps.Sender.Send(context.WithoutCancel(ctx), d, destinations.Message{Body: body,
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := r.deps.Sender.Send(sctx, d, destinations.Message{Body: body,
 		Headers: map[string]string{"Nimbus-Mapping": r.m.UUID, "Nimbus-Condition": condition}}); err != nil {
 		r.deps.Metrics.destinationFailed(r.m)
 		r.log.Error("sending the failure record to on_failure; it is lost", "destination", destinations.Target(d), "error", err)
