@@ -384,8 +384,20 @@ func (s *Server) Restart(tb testing.TB) {
 	if err := s.Stop(); err != nil {
 		tb.Fatalf("restarting rabbitmq node: %v", err)
 	}
+	s.Boot(tb)
+}
+
+// Boot starts a stopped node again with the same name, ports and data.
+func (s *Server) Boot(tb testing.TB) {
+	tb.Helper()
+	s.mu.Lock()
+	running := s.cmd != nil
+	s.mu.Unlock()
+	if running {
+		tb.Fatalf("rabbitmq node %s is running", s.Node)
+	}
 	if err := s.start(); err != nil {
-		tb.Fatalf("restarting rabbitmq node: %v", err)
+		tb.Fatalf("booting rabbitmq node again: %v", err)
 	}
 }
 
