@@ -9,9 +9,20 @@
 // prefetch of batch size × maximum concurrency (1 when unset, RabbitMQ's
 // Lambda default), so the broker hands each message to one member at a
 // time and never more than the mapping can have in flight. Done acks,
-// Redeliver holds a message for the delay and then nacks it with requeue,
-// and Close (or a lost connection) makes the broker requeue everything not
-// yet acked, flagged redelivered.
+// Redeliver holds a message unacked for the delay and then nacks it with
+// requeue (a held message takes a prefetch slot, and delays must stay
+// below the broker's consumer_timeout, 30 minutes by default, after which
+// it closes the channel), and Close (or a lost connection) makes the broker
+// requeue everything not yet acked, flagged redelivered. Delivery tags
+// belong to a channel: acks and nacks of deliveries from a channel that
+// has closed are dropped, since the broker has requeued those already.
+//
+// Connections are made by Poll (and Lag), not Open: a broker that is down
+// is a quick error from Poll, and after a connection or channel closes the
+// next Poll connects and subscribes again, spacing failed attempts with a
+// backoff (100 ms doubling to 5 s) during which Poll returns the last
+// error at once. A consumer the broker cancels keeps its channel open
+// until the deliveries it handed out are settled.
 //
 // Records: ID is the message-id property (else "dtag-<delivery tag>");
 // Time the timestamp property (else when it was received); Deliveries the

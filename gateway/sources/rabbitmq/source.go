@@ -228,21 +228,22 @@ gather:
 			return nil, ctx.Err()
 		}
 	}
-	if gone || c.ch.IsClosed() {
-		if c.ch.IsClosed() {
-			// Whatever was gathered has been requeued by the broker.
-			return nil, s.channelLost(c)
-		}
+	if c.ch.IsClosed() {
+		// Whatever was gathered has been requeued by the broker.
+		return nil, s.channelLost(c)
+	}
+	recs := s.records(c, ds)
+	if gone {
 		// The broker cancelled the consumer (queue deleted, leader moved):
-		// the channel is still good for what was gathered; the next Poll
-		// subscribes again.
+		// the channel stays open for what was gathered until it is
+		// settled; the next Poll subscribes again.
 		s.retire(c)
-		if len(ds) == 0 {
+		if len(recs) == 0 {
 			return nil, fmt.Errorf("rabbitmq: broker cancelled the consumer of queue %q in vhost %q on %s (queue deleted?)",
 				s.queue, s.vhost, s.broker)
 		}
 	}
-	return s.records(c, ds), nil
+	return recs, nil
 }
 
 // records turns deliveries into records and counts them as outstanding.

@@ -340,6 +340,42 @@ func TestMissingQueueIsAnErrorNamingIt(t *testing.T) {
 	}, "Poll fails naming the deleted queue (last error %v)", last)
 }
 
+func TestCancelledConsumerKeepsItsChannelUntilDeliveriesAreSettled(t *testing.T) {
+	u := rabbittest.Start(t)
+	q := queueName(t)
+	rabbittest.DeclareQueue(t, u, q, rabbittest.Classic)
+	rabbittest.Publish(t, u, q,
+		amqp.Publishing{MessageId: "x-1", Body: []byte("1")},
+		amqp.Publishing{MessageId: "x-2", Body: []byte("2")})
+	src := open(t, u, q, batch(2, 1))
+	first := collect(t, src, 1)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		return rabbittest.Inspect(t, u, q).Messages == 0
+	}, "both messages delivered to the source")
+	done(t, src, first)
+	// What the broker does when it cancels a consumer (queue deleted,
+	// quorum leader moved): the deliveries channel closes, the AMQP
+	// channel stays open.
+	c := first[0].Handle.(*delivery).c
+	if err := c.ch.Cancel(src.tag, false); err != nil {
+		t.Fatal(err)
+	}
+	second, err := src.Poll(context.Background(), 10, 200*time.Millisecond)
+	if err != nil || len(second) != 1 || second[0].ID != "x-2" {
+		t.Fatalf("Poll after the cancel = %v, %v; want x-2 still delivered", ids(second), err)
+	}
+	if c.ch.IsClosed() {
+		t.Fatal("the cancelled consumer's channel closed with a delivery outstanding")
+	}
+	done(t, src, second)
+	gatewaytest.Eventually(t, 10*time.Second, c.ch.IsClosed, "the cancelled consumer's channel closes once idle")
+	// The acks counted: nothing comes back, and the source consumes again.
+	empty(t, src, 300*time.Millisecond)
+	if got := rabbittest.Inspect(t, u, q); got.Messages != 0 || got.Consumers != 1 {
+		t.Fatalf("queue after settling: %d ready, %d consumers; want 0 and 1", got.Messages, got.Consumers)
+	}
+}
+
 func TestSourceReconnectsAfterBrokerRestart(t *testing.T) {
 	srv := rabbittest.New(t)
 	u := srv.URL()
