@@ -117,7 +117,7 @@ func TestDeliveryCounter(t *testing.T) {
 		{"a", false, 1},
 		{"a", true, 2},
 		{"a", true, 3},
-		{"b", true, 2}, // first seen here, but delivered before elsewhere
+		{"b", true, 2},  // first seen here, but delivered before elsewhere
 		{"a", false, 1}, // a new message reusing the id
 		{"c", false, 1}, // evicts b, the least recently seen
 		{"b", true, 2},
