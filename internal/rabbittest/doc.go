@@ -10,8 +10,10 @@
 // and then stops the shared node; tests call Start (or Shared) to get it,
 // and the first call boots it. Tests that need a node of their own (one
 // they stop or restart) call New, which stops that node on cleanup.
-// Stopping a node terminates its process group (the start script, beam.smp
-// and its helpers) and the node's private epmd, leaving no process behind.
+// Each node has an epmd of its own, run as a child of the test process
+// (left to Erlang it would daemonise out of reach). Stopping a node
+// terminates its process group (the start script, beam.smp and its
+// helpers) and then its epmd, leaving no process behind.
 //
 // Every node has the user User with a random password and two virtual
 // hosts, "/" and ExtraVhost; URL and VhostURL return AMQP URLs with the

@@ -58,9 +58,9 @@ type Server struct {
 	epmdPort int
 	out      *tail
 
-	mu   sync.Mutex // guards cmd and done
-	cmd  *exec.Cmd
-	done chan struct{} // closed when cmd has exited
+	mu   sync.Mutex // guards node and epmd
+	node *proc      // the start script (and beam.smp, in its group)
+	epmd *proc
 }
 
 // URL is the AMQP URL of the node's "/" virtual host, with credentials.
@@ -81,8 +81,10 @@ func Installed() (skip string) {
 	if _, err := os.Stat(ServerScript); err != nil {
 		return "rabbitmq-server not installed: " + ServerScript + " missing (apt-get install rabbitmq-server)"
 	}
-	if _, err := exec.LookPath("erl"); err != nil {
-		return "rabbitmq-server not usable: erl (Erlang) not on PATH"
+	for _, bin := range []string{"erl", "epmd"} {
+		if _, err := exec.LookPath(bin); err != nil {
+			return "rabbitmq-server not usable: " + bin + " (Erlang) not on PATH"
+		}
 	}
 	return ""
 }
@@ -300,29 +302,65 @@ func (s *Server) env() []string {
 	)
 }
 
-// start boots the node and waits until it accepts an AMQP connection.
+// start boots the node (after its epmd) and waits until it accepts an
+// AMQP connection.
 func (s *Server) start() error {
+	epmd, err := s.startEpmd()
+	s.mu.Lock()
+	s.epmd = epmd
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	cmd := exec.Command(ServerScript)
 	cmd.Dir = s.dir
 	cmd.Env = s.env()
 	cmd.Stdout = s.out
 	cmd.Stderr = s.out
-	// Own process group, so Stop reaches the script and beam.smp at once;
-	// SIGTERM (which the script turns into a clean node stop) if the test
-	// process dies without stopping it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
+	// SIGTERM, which the script turns into a clean node stop, if the test
+	// process dies without stopping the node.
+	node, err := spawn(cmd, syscall.SIGTERM)
+	if err != nil {
 		return fmt.Errorf("running %s: %w", ServerScript, err)
 	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.node = node
 	s.mu.Unlock()
-	return s.waitReady(done)
+	return s.waitReady(node.done)
+}
+
+// startEpmd runs the node's epmd as a child of the test process (left to
+// the node, epmd would daemonise out of reach) and waits until it listens.
+func (s *Server) startEpmd() (*proc, error) {
+	bin, err := exec.LookPath("epmd")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-port", strconv.Itoa(s.epmdPort), "-address", "127.0.0.1")
+	cmd.Stdout = s.out
+	cmd.Stderr = s.out
+	p, err := spawn(cmd, syscall.SIGKILL)
+	if err != nil {
+		return nil, fmt.Errorf("running epmd: %w", err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(s.epmdPort))
+	deadline := time.Now().Add(readyTimeout)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = c.Close()
+			return p, nil
+		}
+		if time.Now().After(deadline) {
+			return p, fmt.Errorf("epmd did not listen on %s within %s; output:\n%s", addr, readyTimeout, s.Log())
+		}
+		select {
+		case <-p.done:
+			return nil, fmt.Errorf("epmd exited while starting; output:\n%s", s.Log())
+		case <-tick.C:
+		}
+	}
 }
 
 func (s *Server) waitReady(done <-chan struct{}) error {
@@ -347,34 +385,62 @@ func (s *Server) waitReady(done <-chan struct{}) error {
 	}
 }
 
-// Stop stops the node (SIGTERM to its process group, SIGKILL after 30 s)
-// and its private epmd. Stopping a stopped node does nothing.
+// Stop stops the node (SIGTERM to its process group: the start script,
+// beam.smp and its helpers; SIGKILL after 30 s) and then its epmd.
+// Stopping a stopped node does nothing.
 func (s *Server) Stop() error {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
+	node, epmd := s.node, s.epmd
+	s.node, s.epmd = nil, nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return nil
-	}
 	var err error
-	select {
-	case <-done:
-	default:
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(stopTimeout):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			err = fmt.Errorf("node %s did not stop within %s of SIGTERM; killed", s.Node, stopTimeout)
-		}
+	if node != nil && node.stop(syscall.SIGTERM, stopTimeout) {
+		err = fmt.Errorf("node %s did not stop within %s of SIGTERM; killed", s.Node, stopTimeout)
 	}
-	// epmd daemonises into its own session, so the group signal misses it.
-	if epmd, lookErr := exec.LookPath("epmd"); lookErr == nil {
-		_ = exec.Command(epmd, "-port", strconv.Itoa(s.epmdPort), "-kill").Run()
+	if epmd != nil && epmd.stop(syscall.SIGTERM, stopTimeout) && err == nil {
+		err = fmt.Errorf("epmd of node %s did not stop within %s of SIGTERM; killed", s.Node, stopTimeout)
 	}
 	return err
+}
+
+// proc is a child process leading its own process group.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited
+}
+
+// spawn starts cmd in a process group of its own; deathSig reaches it if
+// the test process dies first.
+func spawn(cmd *exec.Cmd, deathSig syscall.Signal) (*proc, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSig}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// stop signals the process group and waits for the leader to exit,
+// killing the group after grace; it reports whether it had to.
+func (p *proc) stop(sig syscall.Signal, grace time.Duration) (killed bool) {
+	select {
+	case <-p.done:
+		return false
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	select {
+	case <-p.done:
+		return false
+	case <-time.After(grace):
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		<-p.done
+		return true
+	}
 }
 
 // Restart stops the node and boots it again with the same name, ports and
@@ -391,7 +457,7 @@ func (s *Server) Restart(tb testing.TB) {
 func (s *Server) Boot(tb testing.TB) {
 	tb.Helper()
 	s.mu.Lock()
-	running := s.cmd != nil
+	running := s.node != nil
 	s.mu.Unlock()
 	if running {
 		tb.Fatalf("rabbitmq node %s is running", s.Node)
