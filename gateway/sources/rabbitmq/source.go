@@ -663,8 +663,11 @@ func (s *Source) channelLost(c *consumer) error {
 	if s.cons == c {
 		s.cons = nil
 	}
-	reason := c.err
+	reason, closed := c.err, s.closed
 	s.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
 	if reason == nil {
 		reason = amqp.ErrClosed
 	}

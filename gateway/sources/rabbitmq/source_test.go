@@ -444,8 +444,25 @@ func TestPollHonoursContextAndClose(t *testing.T) {
 	if _, err := src.Poll(ctx, 10, time.Hour); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Poll with a cancelled context: %v", err)
 	}
+	// Close ends a Poll that is waiting.
+	polled := make(chan error, 1)
+	go func() {
+		_, err := src.Poll(context.Background(), 10, time.Hour)
+		polled <- err
+	}()
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		return rabbittest.Inspect(t, u, q).Consumers == 1
+	}, "consumer registered again")
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-polled:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("waiting Poll ended by Close with %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Close did not end a waiting Poll")
 	}
 	if _, err := src.Poll(context.Background(), 10, 0); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Poll after Close: %v", err)
