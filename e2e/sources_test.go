@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/nats-io/nats.go"
+	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -25,6 +26,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/internal/kafkatest"
+	"github.com/nimbus-fn/nimbus/internal/rabbittest"
 	"github.com/nimbus-fn/nimbus/internal/redistest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
@@ -369,4 +371,37 @@ func TestEventSourceMappingAPIWithTheSDK(t *testing.T) {
 	if _, err := anon.ListEventSourceMappings(ctx, &lambda.ListEventSourceMappingsInput{}); err == nil {
 		t.Fatal("an unsigned ListEventSourceMappings was answered")
 	}
+}
+
+func TestRabbitMQQueueDrivesAFunction(t *testing.T) {
+	url := rabbittest.Start(t)
+	rabbittest.DeclareQueue(t, url, "orders", rabbittest.Quorum)
+	logPath := filepath.Join(t.TempDir(), "batches.log")
+	g := startGatewayWith(t, consumerSpec(t, logPath, `
+  event_source "orders" {
+    type                       = "rabbitmq"
+    url                        = "`+url+`"
+    queue                      = "orders"
+    batch_size                 = 4
+    maximum_batching_window    = "0s"
+    maximum_retry_attempts     = 1
+    report_batch_item_failures = true
+    filters                    = [{ data = { kind = ["order", "poison"] } }]
+    on_failure { nats = "consumer.failed" }
+  }`), nil, fastSources)
+	fails := failures(t, g, "consumer.failed")
+	want := orderPayloads("q", 30)
+	var msgs []amqp.Publishing
+	for i, p := range want {
+		msgs = append(msgs, amqp.Publishing{MessageId: fmt.Sprintf("m%03d", i), ContentType: "application/json", Body: []byte(p)})
+		switch i {
+		case 5, 17:
+			msgs = append(msgs, amqp.Publishing{MessageId: fmt.Sprintf("noise%d", i), Body: []byte(`{"kind":"noise"}`)})
+		case 11:
+			msgs = append(msgs, amqp.Publishing{MessageId: "poison", Body: []byte(`{"kind":"poison"}`)})
+		}
+	}
+	rabbittest.Publish(t, url, "orders", msgs...)
+	// One batch at a time (RabbitMQ's default concurrency of 1): order holds.
+	checkConsumer(t, g, logPath, want, "RabbitMQBatchInfo", fails)
 }
