@@ -38,6 +38,14 @@
 //     work on one subject at once. The pin moves when the pinned gateway
 //     closes its Source or does not pull for PinnedTTL (default AckWait).
 //
+// A gateway that dies holding records of an ordered durable leaves them
+// un-acked; the server redelivers them after the ack wait, in the order
+// their waits ran out, while newer records would flow at once. So when a
+// Source first finds the durable with records un-acked, it gathers what
+// arrives until every one of those records is back (or three ack waits
+// passed) and hands the lot over sorted by sequence: order per subject
+// survives a crash, at the cost of one ack wait of delay.
+//
 // A stream Open cannot read (missing, or the server down) gives an ordered
 // Source, correct for every retention; a queue stream that appears later
 // is still read in order until the mapping is reopened.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -201,7 +202,22 @@ type Source struct {
 	stream   jetstream.Stream
 	pinID    string
 	inflight map[*handle]struct{}
-	closed   bool
+	// holdAbove: when this source first used the durable with records
+	// un-acked (a member died holding them; they come back after the ack
+	// wait), the highest sequence delivered so far. Until every one of
+	// those holdCount records is back, Poll keeps what arrives, so the
+	// dead member's records go to the engine before newer records of
+	// their subject.
+	holdAbove uint64
+	// The dead member's records come back in the order their ack waits
+	// ran out, not in sequence order: they are gathered here (holdCount
+	// is how many it left) and handed over sorted once all arrived, or
+	// once holdUntil passes.
+	holdCount   int
+	holdArrived int
+	holdUntil   time.Time
+	gathered    []*sources.Record
+	closed      bool
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -289,8 +305,22 @@ func (s *Source) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating nats consumer %q on stream %q: %w", es.Group, es.Stream, err)
 	}
+	var holdAbove uint64
+	if !s.queue {
+		if info, err := cons.Info(ctx); err == nil && info.NumAckPending > 0 && info.AckFloor.Stream < info.Delivered.Stream {
+			holdAbove = info.Delivered.Stream
+			s.log.Info("nats durable has records another member left un-acked; holding newer records until they are redelivered",
+				"stream", es.Stream, "pending", info.NumAckPending, "hold_above", holdAbove)
+		}
+	}
 	s.mu.Lock()
-	s.cons, s.stream = cons, stream
+	s.cons, s.stream, s.holdAbove = cons, stream, holdAbove
+	if holdAbove > 0 {
+		if info, err := cons.Info(ctx); err == nil {
+			s.holdCount = info.NumAckPending
+		}
+		s.holdUntil = time.Now().Add(3 * s.opts.AckWait)
+	}
 	s.mu.Unlock()
 	return cons, nil
 }
@@ -331,6 +361,7 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 		select {
 		case msg, ok := <-msgs:
 			if !ok {
+				recs = append(s.gatheredReady(), recs...)
 				if err := batch.Error(); err != nil && len(recs) == 0 {
 					s.forgetConsumerOn(err)
 					return nil, s.redact(fmt.Errorf("fetching from nats stream %q: %w", s.cfg.Spec.Stream, err))
@@ -341,6 +372,9 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 			if err != nil {
 				_ = msg.Nak()
 				s.log.Warn("nats message without JetStream metadata", "error", err)
+				continue
+			}
+			if s.gather(rec) {
 				continue
 			}
 			recs = append(recs, rec)
@@ -355,6 +389,38 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 			return nil, ctx.Err()
 		}
 	}
+}
+
+// gather keeps every record while the hold stands: the dead member's as
+// they come back, and newer ones, which must wait for them.
+func (s *Source) gather(rec *sources.Record) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holdCount == 0 {
+		return false
+	}
+	s.gathered = append(s.gathered, rec)
+	if rec.Handle.(*handle).meta.Sequence.Stream <= s.holdAbove {
+		s.holdArrived++
+	}
+	return true
+}
+
+// gatheredReady hands over the dead member's records, sorted by sequence,
+// once all of them arrived (or the gathering timed out).
+func (s *Source) gatheredReady() []*sources.Record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.holdCount == 0 || (s.holdArrived < s.holdCount && time.Now().Before(s.holdUntil)) {
+		return nil
+	}
+	out := s.gathered
+	sort.Slice(out, func(i, j int) bool {
+		return out[i].Handle.(*handle).meta.Sequence.Stream < out[j].Handle.(*handle).meta.Sequence.Stream
+	})
+	s.gathered, s.holdCount, s.holdAbove = nil, 0, 0
+	s.log.Info("records of the previous member are back; reading on", "stream", s.cfg.Spec.Stream, "records", len(out))
+	return out
 }
 
 // forgetConsumerOn drops the cached consumer when the server says it is

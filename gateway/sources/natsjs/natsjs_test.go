@@ -557,3 +557,41 @@ func TestInterestStreamIsQueueLike(t *testing.T) {
 		t.Fatalf("got %+v", got[0])
 	}
 }
+
+// A member that dies holding records (no Close, no acks): the next member
+// must see those records, redelivered after the ack wait, before any newer
+// record of their subject.
+func TestOrderedRecordsOfADeadMemberComeFirst(t *testing.T) {
+	e := newEnv(t)
+	e.stream(t, "DEAD", jetstream.LimitsPolicy, "dead.>")
+	for i := 1; i <= 4; i++ {
+		e.publish(t, "dead.x", fmt.Sprintf("x%d", i))
+	}
+	const ackWait = 2 * time.Second
+	opts := Options{AckWait: ackWait, PinnedTTL: ackWait}
+	// The dying member has its own connection, closed without Close.
+	nc2, err := nats.Connect(e.srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := config(nc2, &specs.EventSource{Stream: "DEAD", StartingFrom: "TRIM_HORIZON"})
+	a, err := OpenWith(ctxT(t), cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := pollN(t, a, 4)
+	if err := a.Done(ctxT(t), recs[:1]); err != nil {
+		t.Fatal(err)
+	}
+	nc2.Close() // dies holding x2..x4
+	for i := 5; i <= 7; i++ {
+		e.publish(t, "dead.x", fmt.Sprintf("x%d", i))
+	}
+	cfg = config(e.nc, &specs.EventSource{Stream: "DEAD", StartingFrom: "TRIM_HORIZON"})
+	cfg.Member = "m2"
+	b := open(t, cfg, opts)
+	got := pollN(t, b, 6)
+	if want := []string{"x2", "x3", "x4", "x5", "x6", "x7"}; !slices.Equal(payloads(got), want) {
+		t.Fatalf("next member got %v, want %v", payloads(got), want)
+	}
+}

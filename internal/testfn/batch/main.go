@@ -3,7 +3,8 @@
 // list of NATS and Redis), appends one JSON line per invocation to the file
 // named by BATCH_LOG — the payloads it got, in order — and fails on records
 // whose payload contains "poison": with a function error, or, when
-// BATCH_REPORT=1, by naming them in batchItemFailures.
+// BATCH_REPORT=1, by naming them in batchItemFailures. BATCH_SLEEP_MS
+// makes each invocation take that long after logging.
 package main
 
 import (
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 )
@@ -43,6 +45,9 @@ func main() {
 			if err != nil {
 				return nil, err
 			}
+		}
+		if ms, _ := strconv.Atoi(os.Getenv("BATCH_SLEEP_MS")); ms > 0 {
+			time.Sleep(time.Duration(ms) * time.Millisecond)
 		}
 		var failed []map[string]string
 		for _, it := range items {
