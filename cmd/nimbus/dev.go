@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
@@ -101,14 +102,7 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 			fmt.Fprintf(env.stdout, "No %s here; serving the built-in sample from %s\n", defaultDevDir, dir)
 		}
 	}
-	load := func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, &specs.Options{Env: env.getenv})
-		if diags.HasErrors() {
-			return nil, errors.New(specs.FormatDiagnostics(diags, nil))
-		}
-		return f, nil
-	}
-	cat, err := catalog.NewLocal(dir, load, logger)
+	cat, err := catalog.NewLocal(dir, devSpecLoader(specs.Load, &specs.Options{Env: env.getenv}), logger)
 	if err != nil {
 		return err
 	}
@@ -176,6 +170,25 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(err, pool.Close(stopCtx))
+}
+
+// devSpecLoader is how nimbus dev reads its specs, at start and on every
+// reload: diagnostics become the error (the catalog logs it and keeps the
+// previous specs), and so does a panic while reading, so no spec file can
+// end the process. (specs.Load bounds the cost of evaluating a spec itself.)
+func devSpecLoader(load func(string, *specs.Options) (*specs.File, hcl.Diagnostics), opts *specs.Options) func(string) (*specs.File, error) {
+	return func(path string) (f *specs.File, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				f, err = nil, fmt.Errorf("reading specs in %s: internal error: %v", path, r)
+			}
+		}()
+		f, diags := load(path, opts)
+		if diags.HasErrors() {
+			return nil, errors.New(specs.FormatDiagnostics(diags, nil))
+		}
+		return f, nil
+	}
 }
 
 // printDevEndpoints tells the developer where everything answers.
