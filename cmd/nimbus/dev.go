@@ -67,13 +67,19 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	return serveDev(ctx, env, cfg, fs.Arg(0), *versionsDir, newLogger(env, "nimbus", *logLevel))
 }
 
-// defaultStateDir is the version store the CLI's publish, alias and layer
-// commands use by default: $NIMBUS_STATE_DIR, else .nimbus/state.
+// defaultStateDir is the version store nimbus dev and the CLI's publish,
+// alias and layer commands use by default: $NIMBUS_STATE_DIR, else
+// .nimbus/state, made absolute against the working directory (instances
+// take code and layer dirs only as absolute paths).
 func defaultStateDir(env *cliEnv) string {
-	if d := env.getenv(envStateDir); d != "" {
-		return d
+	d := env.getenv(envStateDir)
+	if d == "" {
+		d = filepath.Join(".nimbus", "state")
 	}
-	return filepath.Join(".nimbus", "state")
+	if abs, err := filepath.Abs(d); err == nil {
+		return abs
+	}
+	return d
 }
 
 // runDevGateway serves the specs in dir (the dev sample when empty and
@@ -88,7 +94,17 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 // versionsDir, served by local instances; the gateway's embedded NATS
 // holds the async queue and the artifact store.
 func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, versionsDir string, logger hclog.Logger) error {
-	stateDir, err := os.MkdirTemp("", "nimbus-dev-")
+	// Instances refuse relative code, layer and state dirs, and the store's
+	// paths reach them as they are.
+	versionsDir, err := filepath.Abs(versionsDir)
+	if err != nil {
+		return fmt.Errorf("version store %s: %w", versionsDir, err)
+	}
+	tmp, err := filepath.Abs(os.TempDir())
+	if err != nil {
+		return fmt.Errorf("temporary dir: %w", err)
+	}
+	stateDir, err := os.MkdirTemp(tmp, "nimbus-dev-")
 	if err != nil {
 		return fmt.Errorf("creating dev state dir: %w", err)
 	}
@@ -150,10 +166,7 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	storeDir, err := filepath.Abs(versionsDir)
-	if err != nil {
-		storeDir = versionsDir
-	}
+	storeDir := versionsDir
 	printDevEndpoints(env, cfg, s.Addr(), storeDir, cat.Snapshot())
 	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
 	cat.Watch(func(snap *catalog.Snapshot) {

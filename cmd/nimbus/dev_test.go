@@ -1,10 +1,20 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2"
 
@@ -39,5 +49,161 @@ func TestDevSpecLoaderSurvivesHostileSpecs(t *testing.T) {
 	f, err = panicky(filepath.Join(dir, "x.hcl"))
 	if f != nil || err == nil || !strings.Contains(err.Error(), "internal error: index out of range") {
 		t.Fatalf("panicking reader: %v %v", f, err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// devRun is a nimbus dev running in this process.
+type devRun struct {
+	endpoint string
+	stdout   *syncBuffer // everything printed after the endpoints
+	stderr   *syncBuffer // the log
+}
+
+var invokeAPIRE = regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
+
+// startDev runs `nimbus dev --listen 127.0.0.1:0 ARGS…` in this process
+// with environ as its environment, until the test ends.
+func startDev(t *testing.T, environ map[string]string, args ...string) *devRun {
+	t.Helper()
+	pr, pw := io.Pipe()
+	d := &devRun{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	env := &cliEnv{
+		stdin:  strings.NewReader(""),
+		stdout: pw,
+		stderr: d.stderr,
+		getenv: func(k string) string { return environ[k] },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- runDev(ctx, env, append([]string{"--listen", "127.0.0.1:0", "--log-level", "debug"}, args...))
+		_ = pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil && !strings.Contains(err.Error(), "context canceled") {
+				t.Errorf("nimbus dev: %v\n%s", err, d.stderr)
+			}
+		case <-time.After(60 * time.Second):
+			t.Errorf("nimbus dev did not stop within 60s of its context ending\n%s", d.stderr)
+		}
+	})
+	sc := bufio.NewScanner(pr)
+	for d.endpoint == "" && sc.Scan() {
+		if m := invokeAPIRE.FindStringSubmatch(sc.Text()); m != nil {
+			d.endpoint = m[1]
+		}
+	}
+	go func() { _, _ = io.Copy(d.stdout, pr) }()
+	if d.endpoint == "" {
+		t.Fatalf("nimbus dev printed no Invoke API endpoint:\n%s", d.stderr)
+	}
+	return d
+}
+
+// invoke calls fn (a name, optionally with ?Qualifier=…) through the dev
+// gateway's Invoke API and returns the status, the X-Amz-Function-Error
+// header and the body.
+func (d *devRun) invoke(t *testing.T, fn, payload string) (int, string, string) {
+	t.Helper()
+	fn, q, _ := strings.Cut(fn, "?")
+	u := d.endpoint + "/2015-03-31/functions/" + fn + "/invocations"
+	if q != "" {
+		u += "?" + q
+	}
+	c := &http.Client{Timeout: 90 * time.Second}
+	resp, err := c.Post(u, "application/json", strings.NewReader(payload))
+	if err != nil {
+		t.Fatalf("invoke %s: %v\n%s", fn, err, d.stderr)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), string(b)
+}
+
+// writeTree writes files (relative path → content) under dir; paths ending
+// in "bootstrap" are executable.
+func writeTree(t *testing.T, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if filepath.Base(name) == "bootstrap" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func needPython(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 not on PATH: the function under test is a python3.12 one")
+	}
+}
+
+// TestDevRunsALayerFromTheDefaultStateDir: the plain commands of a new
+// user, run in a project directory without NIMBUS_STATE_DIR: publish a
+// layer into the default (relative) .nimbus/state, start nimbus dev, invoke
+// a function that imports code only the layer holds.
+func TestDevRunsALayerFromTheDefaultStateDir(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": `layer "shared" {
+  code {
+    dir = "layer"
+  }
+  compatible_runtimes = ["python3.12"]
+}
+
+function "py" {
+  runtime = "python3.12"
+  handler = "app.handler"
+  code {
+    dir = "py"
+  }
+  layers = ["shared"]
+}
+`,
+		"layer/python/greet.py": "def hello():\n    return \"hello from the layer\"\n",
+		"py/app.py":             "import greet\n\ndef handler(event, context):\n    return {\"msg\": greet.hello()}\n",
+	})
+	if code, out, errOut := specCLI(t, "", nil, "layer", "publish", "shared"); code != 0 || !strings.Contains(out, "published layer shared version 1") {
+		t.Fatalf("layer publish: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".nimbus", "state")); err != nil {
+		t.Fatalf("the layer did not go to the default state dir: %v", err)
+	}
+	dev := startDev(t, nil, ".")
+	status, fnErr, body := dev.invoke(t, "py", "{}")
+	if status != http.StatusOK || fnErr != "" || body != `{"msg": "hello from the layer"}` {
+		t.Fatalf("invoke: %d %q %s\n%s", status, fnErr, body, dev.stderr)
 	}
 }
