@@ -207,3 +207,38 @@ function "py" {
 		t.Fatalf("invoke: %d %q %s\n%s", status, fnErr, body, dev.stderr)
 	}
 }
+
+// TestDevReportsAFailedLaunchToTheCaller: a function naming a layer that
+// was never published cannot start; the caller gets Lambda's error with the
+// reason at once, not "Rate Exceeded" after the cold-start wait.
+func TestDevReportsAFailedLaunchToTheCaller(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": `layer "shared" {
+  code {
+    dir = "layer"
+  }
+}
+
+function "py" {
+  runtime = "python3.12"
+  handler = "app.handler"
+  code {
+    dir = "py"
+  }
+  layers = ["shared"]
+}
+`,
+		"layer/python/greet.py": "X = 1\n",
+		"py/app.py":             "def handler(event, context):\n    return 1\n",
+	})
+	dev := startDev(t, map[string]string{envStateDir: filepath.Join(dir, "state")}, dir)
+	status, fnErr, body := dev.invoke(t, "py", "{}")
+	if status != http.StatusInternalServerError || fnErr != "" ||
+		!strings.Contains(body, `"Type":"Service"`) ||
+		!strings.Contains(body, "no execution environment of py:$LATEST could start: ") ||
+		!strings.Contains(body, "layer shared has no published version (nimbus layer publish)") {
+		t.Fatalf("invoke: %d %q %s", status, fnErr, body)
+	}
+}
