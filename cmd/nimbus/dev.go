@@ -11,12 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
@@ -134,7 +136,9 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		return err
 	}
 	vstore := versions.New(vlocal, logger)
-	overlay := versions.NewCatalog(cat, vstore, versions.CatalogConfig{Published: true}, logger)
+	// Aliases a spec declares run the versions they name (published ones),
+	// never $LATEST in their place; reportAliases says which cannot run.
+	overlay := versions.NewCatalog(local.SpecAliases{Base: cat}, vstore, versions.CatalogConfig{Published: true}, logger)
 	if err := overlay.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the version store in %s: %w", versionsDir, err)
 	}
@@ -168,10 +172,12 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	}
 	storeDir := versionsDir
 	printDevEndpoints(env, cfg, s.Addr(), storeDir, cat.Snapshot())
+	reportAliases(ctx, env, vstore, cat.Snapshot())
 	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
 	cat.Watch(func(snap *catalog.Snapshot) {
 		pool.Refresh(reloadCtx)
 		printDevEndpoints(env, cfg, s.Addr(), storeDir, snap)
+		reportAliases(reloadCtx, env, vstore, snap)
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
@@ -221,6 +227,88 @@ func printDevEndpoints(env *cliEnv, cfg *config.Config, addr, storeDir string, s
 		fmt.Fprintf(env.stdout, "Function %-20s %s://%s.%s:%s/   or   %s/url/%s/   (auth %s, %s)\n",
 			fn.Name, "http", fn.Name, cfg.URLDomain, port, base, fn.Name, u.Auth, u.InvokeMode)
 	}
+}
+
+// reportAliases prints, for every alias a spec declares (and the store does
+// not override) that names a version not published in the store, where it
+// is and what invoking it answers: nimbus dev refuses to run such an alias
+// rather than running $LATEST in its place.
+func reportAliases(ctx context.Context, env *cliEnv, store *versions.Store, snap *catalog.Snapshot) {
+	for _, fn := range snap.Functions() {
+		latest := fn.Latest()
+		if latest == nil {
+			continue
+		}
+		for _, a := range latest.Aliases {
+			if _, err := store.Alias(ctx, fn.Name, a.Name); err == nil {
+				continue // set in the store: that one runs
+			}
+			missing := unpublished(ctx, store, fn.Name, a)
+			if len(missing) == 0 {
+				continue
+			}
+			fmt.Fprintf(env.stdout, "%s: alias %s of %s names version %s, which is not published here: invoking %s:%s answers ResourceNotFoundException until nimbus publish %s creates it\n",
+				aliasPos(latest, a.Name), a.Name, fn.Name, strings.Join(missing, ", "), fn.Name, a.Name, fn.Name)
+		}
+	}
+}
+
+// unpublished lists the versions alias a routes to that the store lacks.
+func unpublished(ctx context.Context, store *versions.Store, fn string, a *specs.Alias) []string {
+	names := []string{a.Version}
+	for v := range a.Routing {
+		names = append(names, v)
+	}
+	sort.Strings(names[1:])
+	var missing []string
+	for _, v := range names {
+		if v == catalog.Latest {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			_, err = store.Version(ctx, fn, n)
+		}
+		if err != nil {
+			missing = append(missing, v)
+		}
+	}
+	return missing
+}
+
+// aliasPos is where fn's spec declares alias name ("file:line:col" of the
+// block), found by reading the spec file again; fn.Pos when it cannot be.
+func aliasPos(fn *specs.Function, name string) string {
+	file := fn.Pos
+	for i := 0; i < 2; i++ {
+		if j := strings.LastIndexByte(file, ':'); j >= 0 {
+			file = file[:j]
+		}
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return fn.Pos
+	}
+	f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+	if diags.HasErrors() {
+		return fn.Pos
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return fn.Pos
+	}
+	for _, b := range body.Blocks {
+		if b.Type != "function" || len(b.Labels) != 1 || b.Labels[0] != fn.Name {
+			continue
+		}
+		for _, ab := range b.Body.Blocks {
+			if ab.Type == "alias" && len(ab.Labels) == 1 && ab.Labels[0] == name {
+				r := ab.DefRange()
+				return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+			}
+		}
+	}
+	return fn.Pos
 }
 
 // devLauncher adapts driver/local to the dev pool: it turns a function

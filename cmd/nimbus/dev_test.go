@@ -18,6 +18,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -241,4 +242,48 @@ function "py" {
 		!strings.Contains(body, "layer shared has no published version (nimbus layer publish)") {
 		t.Fatalf("invoke: %d %q %s", status, fnErr, body)
 	}
+}
+
+// TestDevRefusesAnAliasOfAnUnpublishedVersion: an alias a spec declares
+// runs the version it names; while that version is not published, nimbus dev
+// says so at load time (with the alias' place) and invoking it answers
+// ResourceNotFoundException instead of running $LATEST.
+func TestDevRefusesAnAliasOfAnUnpublishedVersion(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	spec := `function "py" {
+  runtime = "python3.12"
+  handler = "app.handler"
+  code {
+    dir = "."
+  }
+
+  alias "live" {
+    version = "1"
+  }
+}
+`
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": spec,
+		"app.py":     "import os\n\ndef handler(event, context):\n    return {\"version\": os.environ[\"AWS_LAMBDA_FUNCTION_VERSION\"]}\n",
+	})
+	environ := map[string]string{envStateDir: filepath.Join(dir, "state")}
+	dev := startDev(t, environ, dir)
+	report := filepath.Join(dir, "nimbus.hcl") + ":8:3: alias live of py names version 1, which is not published here: " +
+		"invoking py:live answers ResourceNotFoundException until nimbus publish py creates it\n"
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return strings.Contains(dev.stdout.String(), report) },
+		"the report of alias live; stdout:\n%s", dev.stdout)
+	if status, _, body := dev.invoke(t, "py?Qualifier=live", "{}"); status != http.StatusNotFound || !strings.Contains(body, "ResourceNotFoundException") && !strings.Contains(body, "Function not found") {
+		t.Fatalf("py:live before publishing: %d %s", status, body)
+	}
+	if status, _, body := dev.invoke(t, "py", "{}"); status != http.StatusOK || body != `{"version": "$LATEST"}` {
+		t.Fatalf("py: %d %s", status, body)
+	}
+	if code, out, errOut := specCLI(t, "", environ, "publish", "py", dir); code != 0 || !strings.Contains(out, "published py version 1") || !strings.Contains(out, "alias live -> 1") {
+		t.Fatalf("publish: exit %d\n%s\n%s", code, out, errOut)
+	}
+	gatewaytest.Eventually(t, 30*time.Second, func() bool {
+		status, _, body := dev.invoke(t, "py?Qualifier=live", "{}")
+		return status == http.StatusOK && body == `{"version": "1"}`
+	}, "py:live runs published version 1")
 }
