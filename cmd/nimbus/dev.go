@@ -313,8 +313,9 @@ func aliasPos(fn *specs.Function, name string) string {
 
 // devLauncher adapts driver/local to the dev pool: it turns a function
 // spec into an instance config. Go functions on provided runtimes whose code
-// directory has sources but no bootstrap are built first (cached by source
-// fingerprint, so an edited function is rebuilt for its next instance).
+// directory has sources but no bootstrap, or a bootstrap older than a source,
+// are built first (cached by source fingerprint, so an edited function is
+// rebuilt for its next instance); the log says which bootstrap runs.
 type devLauncher struct {
 	launcher        *driverlocal.Launcher
 	stateDir        string
@@ -430,7 +431,8 @@ func (l *devLauncher) Stop(ctx context.Context, id string) error {
 }
 
 // codeDir returns the directory to run: the spec's code dir, or a build of
-// its Go sources.
+// its Go sources when it has no bootstrap or one older than a source
+// (*.go, go.mod, go.sum).
 func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, error) {
 	if fn.Code == nil || fn.Code.Dir == "" {
 		return "", fmt.Errorf("function %s: nimbus dev runs code from a directory (code { dir = … }); zip and URL code need a cluster", fn.Name)
@@ -446,8 +448,15 @@ func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, 
 	if !strings.HasPrefix(fn.Runtime, "provided") {
 		return dir, nil
 	}
-	if st, err := os.Stat(filepath.Join(dir, "bootstrap")); err == nil && st.Mode()&0o111 != 0 {
-		return dir, nil
+	bootstrap := filepath.Join(dir, "bootstrap")
+	if st, err := os.Stat(bootstrap); err == nil && st.Mode()&0o111 != 0 {
+		src, mod, err := newestGoSource(dir)
+		if err != nil || src == "" || !mod.After(st.ModTime()) {
+			l.logger.Info("running the prebuilt bootstrap", "function", fn.Name, "bootstrap", bootstrap)
+			return dir, nil
+		}
+		l.logger.Info("Go sources are newer than the prebuilt bootstrap; building them instead",
+			"function", fn.Name, "bootstrap", bootstrap, "source", src)
 	}
 	sums, err := goSourceFingerprint(dir)
 	if err != nil || sums == "" {
@@ -455,6 +464,7 @@ func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, 
 	}
 	out := filepath.Join(l.stateDir, "build", fn.Name+"-"+sums[:16])
 	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err == nil {
+		l.logger.Info("running the bootstrap built from Go sources", "function", fn.Name, "dir", dir, "bootstrap", filepath.Join(out, "bootstrap"))
 		return out, nil
 	}
 	l.buildMu.Lock()
@@ -513,6 +523,35 @@ func layerStamp(ctx context.Context, store *versions.Store, fn *specs.Function) 
 	return b.String()
 }
 
+// isGoSource says whether a file named n is one go build reads.
+func isGoSource(n string) bool {
+	return strings.HasSuffix(n, ".go") || n == "go.mod" || n == "go.sum"
+}
+
+// newestGoSource returns the most recently modified Go source in dir (not
+// recursive) and its mtime; "" when there is none.
+func newestGoSource(dir string) (string, time.Time, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var name string
+	var newest time.Time
+	for _, e := range ents {
+		if e.IsDir() || !isGoSource(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if name == "" || fi.ModTime().After(newest) {
+			name, newest = filepath.Join(dir, e.Name()), fi.ModTime()
+		}
+	}
+	return name, newest, nil
+}
+
 // goSourceFingerprint hashes names, sizes and mtimes of the Go sources in
 // dir ("" when there are none).
 func goSourceFingerprint(dir string) (string, error) {
@@ -523,7 +562,7 @@ func goSourceFingerprint(dir string) (string, error) {
 	var parts []string
 	for _, e := range ents {
 		n := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(n, ".go") || n == "go.mod" || n == "go.sum") {
+		if e.IsDir() || !isGoSource(n) {
 			continue
 		}
 		fi, err := e.Info()

@@ -287,3 +287,90 @@ func TestDevRefusesAnAliasOfAnUnpublishedVersion(t *testing.T) {
 		return status == http.StatusOK && body == `{"version": "1"}`
 	}, "py:live runs published version 1")
 }
+
+// runtimeLoopGo is a Go function that speaks the Runtime API with the
+// standard library only (so it builds without fetching modules) and answers
+// every event with answer.
+func runtimeLoopGo(answer string) string {
+	return `package main
+
+import (
+	"io"
+	"net/http"
+	"os"
+	"strings"
+)
+
+func main() {
+	api := "http://" + os.Getenv("AWS_LAMBDA_RUNTIME_API") + "/2018-06-01/runtime/invocation/"
+	for {
+		resp, err := http.Get(api + "next")
+		if err != nil {
+			os.Exit(1)
+		}
+		id := resp.Header.Get("Lambda-Runtime-Aws-Request-Id")
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		r, err := http.Post(api+id+"/response", "application/json", strings.NewReader(` + "`" + `"` + answer + `"` + "`" + `))
+		if err == nil {
+			r.Body.Close()
+		}
+	}
+}
+`
+}
+
+// prebuiltBootstrap is a bootstrap (python, so no build is needed) that
+// answers "prebuilt".
+const prebuiltBootstrap = `#!/usr/bin/env python3
+import os, urllib.request
+api = "http://" + os.environ["AWS_LAMBDA_RUNTIME_API"] + "/2018-06-01/runtime/invocation/"
+while True:
+    with urllib.request.urlopen(api + "next") as r:
+        rid = r.headers["Lambda-Runtime-Aws-Request-Id"]
+    urllib.request.urlopen(urllib.request.Request(api + rid + "/response", data=b'"prebuilt"', method="POST")).read()
+`
+
+// TestDevRebuildsAStaleBootstrap: a prebuilt bootstrap newer than the Go
+// sources runs (and the log says so); once main.go changes after it, nimbus
+// dev builds the sources and runs that instead of the stale bootstrap.
+func TestDevRebuildsAStaleBootstrap(t *testing.T) {
+	needPython(t)
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go not on PATH: nimbus dev builds Go functions with it")
+	}
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": "function \"gofn\" {\n  runtime = \"provided.al2023\"\n  code {\n    dir = \"fn\"\n  }\n}\n",
+		"fn/go.mod":  "module example.com/gofn\n\ngo 1.22\n",
+		"fn/main.go": runtimeLoopGo("built v1"),
+	})
+	// The bootstrap was built after the sources were last edited.
+	past := time.Now().Add(-time.Hour)
+	for _, n := range []string{"fn/go.mod", "fn/main.go"} {
+		if err := os.Chtimes(filepath.Join(dir, n), past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeTree(t, dir, map[string]string{"fn/bootstrap": prebuiltBootstrap})
+	dev := startDev(t, map[string]string{envStateDir: filepath.Join(dir, "state")}, dir)
+	if status, fnErr, body := dev.invoke(t, "gofn", "{}"); status != http.StatusOK || fnErr != "" || body != `"prebuilt"` {
+		t.Fatalf("invoke with a fresh bootstrap: %d %q %s\n%s", status, fnErr, body, dev.stderr)
+	}
+	if !strings.Contains(dev.stderr.String(), "running the prebuilt bootstrap: function=gofn bootstrap="+filepath.Join(dir, "fn", "bootstrap")) {
+		t.Fatalf("the log does not say the prebuilt bootstrap runs:\n%s", dev.stderr)
+	}
+	// main.go changes after the bootstrap was built.
+	writeTree(t, dir, map[string]string{"fn/main.go": runtimeLoopGo("built v2")})
+	future := time.Now().Add(time.Minute)
+	if err := os.Chtimes(filepath.Join(dir, "fn", "main.go"), future, future); err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Eventually(t, 120*time.Second, func() bool {
+		status, _, body := dev.invoke(t, "gofn", "{}")
+		return status == http.StatusOK && body == `"built v2"`
+	}, "the rebuilt function answers; log:\n%s", dev.stderr)
+	if !strings.Contains(dev.stderr.String(), "Go sources are newer than the prebuilt bootstrap; building them instead: function=gofn") {
+		t.Fatalf("the log does not say why it built:\n%s", dev.stderr)
+	}
+}
