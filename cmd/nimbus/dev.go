@@ -106,7 +106,14 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	if err != nil {
 		return fmt.Errorf("temporary dir: %w", err)
 	}
-	stateDir, err := os.MkdirTemp(tmp, "nimbus-dev-")
+	// A nimbus dev killed with SIGKILL leaves its state dir behind; the
+	// next one removes those whose owner is gone.
+	if removed, err := sweepStaleTempDirs(tmp, staleTempPrefixes); err != nil {
+		logger.Warn("removing stale temporary dirs", "error", err)
+	} else if len(removed) > 0 {
+		logger.Info("removed temporary dirs of nimbus processes that no longer run", "dirs", removed)
+	}
+	stateDir, err := makeOwnedTempDir(tmp, "nimbus-dev-")
 	if err != nil {
 		return fmt.Errorf("creating dev state dir: %w", err)
 	}
@@ -127,6 +134,11 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("gateway config: %w", err)
+	}
+	if cfg.Queue.URL == "" && cfg.Queue.DataDir == "" {
+		// In the state dir, not a nimbus-queue-* dir of its own: it goes
+		// with the state dir, at exit or in the next sweep.
+		cfg.Queue.DataDir = filepath.Join(stateDir, "queue")
 	}
 	// Published versions, aliases and layers come from the store the CLI
 	// writes; the overlay reads it every second, so a publish or an alias
