@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -135,6 +136,9 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("gateway config: %w", err)
 	}
+	if err := requireInstanceSecret(cfg, logger); err != nil {
+		return err
+	}
 	if cfg.Queue.URL == "" && cfg.Queue.DataDir == "" {
 		// In the state dir, not a nimbus-queue-* dir of its own: it goes
 		// with the state dir, at exit or in the next sweep.
@@ -201,6 +205,26 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(err, pool.Close(stopCtx))
+}
+
+// requireInstanceSecret makes instances require a secret whenever callers
+// must authenticate: with access keys but no invoke key, the gateway checks
+// SigV4 while anyone on the host could call an instance's endpoint directly
+// and skip it, so a random invoke key is made for this run.
+func requireInstanceSecret(cfg *config.Config, logger hclog.Logger) error {
+	if len(cfg.AccessKeys) == 0 || len(cfg.InvokeKeyBytes) > 0 || cfg.InvokeKeyFile != "" {
+		return nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("making an invoke key: %w", err)
+	}
+	// Both forms: the server validates the config again, which derives
+	// InvokeKeyBytes from InvokeKey.
+	cfg.InvokeKey = hex.EncodeToString(key)
+	cfg.InvokeKeyBytes = []byte(cfg.InvokeKey)
+	logger.Info("access keys are set without an invoke key: instances require a random secret for this run")
+	return nil
 }
 
 // devSpecLoader is how nimbus dev reads its specs, at start and on every

@@ -16,8 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/hashicorp/hcl/v2"
 
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -372,5 +375,51 @@ func TestDevRebuildsAStaleBootstrap(t *testing.T) {
 	}, "the rebuilt function answers; log:\n%s", dev.stderr)
 	if !strings.Contains(dev.stderr.String(), "Go sources are newer than the prebuilt bootstrap; building them instead: function=gofn") {
 		t.Fatalf("the log does not say why it built:\n%s", dev.stderr)
+	}
+}
+
+var instanceAddrRE = regexp.MustCompile(`instance ready: function=py version="\$LATEST" instance=\S+ address=(127\.0\.0\.1:\d+)`)
+
+// TestDevWithAccessKeysGuardsInstances: with access keys but no invoke key,
+// a signed invoke through the gateway works and a direct call to the
+// instance's endpoint (which skips SigV4) is refused for want of the secret.
+func TestDevWithAccessKeysGuardsInstances(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": "function \"py\" {\n  runtime = \"python3.12\"\n  handler = \"app.handler\"\n  code {\n    dir = \".\"\n  }\n}\n",
+		"app.py":     "def handler(event, context):\n    return \"ran\"\n",
+	})
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): "region = \"eu-west-1\"\n\naccess_key \"AKIDDEVTEST\" {\n  secret = \"dev-test-secret-key\"\n}\n"})
+	dev := startDev(t, map[string]string{envStateDir: filepath.Join(dir, "state")}, "--config", conf, dir)
+
+	// Unsigned through the gateway: refused.
+	if status, _, body := dev.invoke(t, "py", "{}"); status != http.StatusForbidden {
+		t.Fatalf("unsigned invoke through the gateway: %d %s", status, body)
+	}
+	c := lambda.New(lambda.Options{
+		Region:       "eu-west-1",
+		BaseEndpoint: aws.String(dev.endpoint),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDDEVTEST", SecretAccessKey: "dev-test-secret-key"}, nil
+		}),
+	})
+	out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("py"), Payload: []byte("{}")})
+	if err != nil || out.FunctionError != nil || string(out.Payload) != `"ran"` {
+		t.Fatalf("signed invoke: %v %+v\n%s", err, out, dev.stderr)
+	}
+	m := instanceAddrRE.FindStringSubmatch(dev.stderr.String())
+	if m == nil {
+		t.Fatalf("no instance address in the log:\n%s", dev.stderr)
+	}
+	resp, err := http.Post("http://"+m[1]+invokeapi.PathInvoke, "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "ran") {
+		t.Fatalf("direct call to the instance without the secret: %d %s", resp.StatusCode, body)
 	}
 }
