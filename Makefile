@@ -5,7 +5,12 @@ BIN         ?= bin
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 STATICCHECK_VERSION := v0.8.2
-STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
+# Where `go install` puts tools: $GOBIN, else the first entry of $GOPATH plus /bin
+# (not $HOME/go/bin, which is only Go's default GOPATH).
+GOBIN_DIR   := $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
+# The staticcheck that `make check` runs. Default: the pinned one in GOBIN_DIR, which
+# `make check` installs itself when it is absent or another version.
+STATICCHECK ?= $(GOBIN_DIR)/staticcheck
 # Packages whose tests need only this machine; e2e suites say why they skip.
 PKGS        ?= ./...
 TESTFLAGS   ?= -race -count=1 -timeout 30m
@@ -26,16 +31,26 @@ test: ## run the whole test suite with the race detector (e2e suites included)
 	$(GO) test $(TESTFLAGS) $(PKGS)
 
 .PHONY: check
-check: ## gofmt, go vet, staticcheck and the import-rule test
+check: staticcheck-tool ## gofmt, go vet, staticcheck and the import-rule test
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 	$(GO) test -count=1 ./internal/importrules/
 
+# staticcheck -version prints e.g. "staticcheck 2026.2.2 (0.8.2)": the module version without its v.
+.PHONY: staticcheck-tool
+staticcheck-tool: ## install the pinned staticcheck into GOBIN_DIR unless STATICCHECK already is that version
+	@if ! "$(STATICCHECK)" -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))'; then \
+	  echo "installing staticcheck $(STATICCHECK_VERSION) into $(GOBIN_DIR)"; \
+	  GOBIN="$(GOBIN_DIR)" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) || exit 1; \
+	  if ! "$(STATICCHECK)" -version 2>/dev/null | grep -qF '($(STATICCHECK_VERSION:v%=%))'; then \
+	    echo "STATICCHECK=$(STATICCHECK) is not staticcheck $(STATICCHECK_VERSION); unset it or point it at $(GOBIN_DIR)/staticcheck"; exit 1; \
+	  fi; \
+	fi
+
 .PHONY: tools
-tools: ## install the pinned developer tools (staticcheck, protoc plugins)
-	$(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+tools: staticcheck-tool ## install the pinned developer tools (staticcheck, protoc plugins)
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 	$(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 

@@ -66,10 +66,7 @@ func clusterNomadPlaces(t *testing.T, provider string) {
 	defer store.Close()
 
 	// Nomad with the nimbus driver, registering services in that Consul.
-	root, err := os.MkdirTemp("", "nimbus-e2e-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := agentRootDir(t, "nimbus-e2e-cluster-")
 	pluginDir := filepath.Join(root, "plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -29,6 +29,7 @@ func TestNimbusDevBinary(t *testing.T) {
 	bin := buildNimbus(t)
 	dev := exec.Command(bin, "dev", "--listen", "127.0.0.1:0")
 	dev.Dir = ".."
+	dev.Env = append(os.Environ(), "TMPDIR="+t.TempDir()) // its temp dirs go with the test
 	stdout, err := dev.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -165,7 +165,7 @@ var urlStreamOnce struct {
 func urlStreamDir(t *testing.T) string {
 	t.Helper()
 	urlStreamOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "nimbus-e2e-urlstream-")
+		dir, err := onceTempDir("urlstream-")
 		if err != nil {
 			urlStreamOnce.err = err
 			return

@@ -31,9 +31,15 @@ type nimbusProc struct {
 
 // startNimbusProc starts cmd, collecting its stderr, reads its stdout up to
 // the Invoke API line and discards the rest. The process is killed on test
-// cleanup if it still runs.
+// cleanup if it still runs, and its TMPDIR removed after that.
 func startNimbusProc(t *testing.T, cmd *exec.Cmd) *nimbusProc {
 	t.Helper()
+	// Its temporary dirs (nimbus-dev-*, nimbus-queue-*) go in the test's own
+	// temp dir, removed after the process even when it had to be killed.
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, "TMPDIR="+t.TempDir())
 	// An io.Pipe rather than StdoutPipe: Wait may run while we still read.
 	pr, pw := io.Pipe()
 	p := &nimbusProc{stderr: &lockedBuffer{}, cmd: cmd, exited: make(chan struct{})}

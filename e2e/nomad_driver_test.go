@@ -34,10 +34,7 @@ import (
 func TestNomadRunsNimbusDriver(t *testing.T) {
 	const skip = "NOMAD_BINARY is not set: skipping the real-Nomad driver test (set it to a nomad binary to run the nimbus driver inside a Nomad agent)"
 	nomadtest.Binary(t, skip)
-	root, err := os.MkdirTemp("", "nimbus-e2e-driver-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := agentRootDir(t, "nimbus-e2e-driver-")
 	pluginDir := filepath.Join(root, "plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)

@@ -65,10 +65,7 @@ func TestProvisionedConcurrencyChain(t *testing.T) {
 	cc := consul.Client(t)
 
 	// Nomad with the nimbus driver, registering services in that Consul.
-	root, err := os.MkdirTemp("", "nimbus-e2e-chain-")
-	if err != nil {
-		t.Fatal(err)
-	}
+	root := agentRootDir(t, "nimbus-e2e-chain-")
 	pluginDir := filepath.Join(root, "plugins")
 	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
 		t.Fatal(err)

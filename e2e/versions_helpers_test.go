@@ -52,12 +52,12 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-// nimbusOnce builds the nimbus CLI once per test binary (into a directory
-// that outlives single tests).
+// nimbusOnce builds the nimbus CLI once per test binary (into onceDir,
+// which outlives single tests).
 func nimbusOnce(t *testing.T) string {
 	t.Helper()
 	nimbusBin.Do(func() {
-		dir, err := os.MkdirTemp("", "nimbus-e2e-versions-")
+		dir, err := onceTempDir("versions-")
 		if err != nil {
 			return
 		}

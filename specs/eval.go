@@ -9,8 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl/v2"
@@ -29,8 +32,10 @@ const maxFileFunctionBytes = 1 << 20
 // functions is the function table of a spec: a stdlib set from go-cty plus
 // file/fileexists (relative to dir), env (through getenv) and a few
 // encoding helpers. Functions that can build unbounded values from small
-// inputs (range, setproduct) are left out on purpose.
-func functions(dir string, getenv func(string) string) map[string]function.Function {
+// inputs (range, setproduct) are left out on purpose. Every function is
+// metered by b, and the table holds the site functions of b (see
+// guardExpressions).
+func functions(dir string, getenv func(string) string, b *budget) map[string]function.Function {
 	fs := map[string]function.Function{
 		"abs":             stdlib.AbsoluteFunc,
 		"ceil":            stdlib.CeilFunc,
@@ -100,6 +105,12 @@ func functions(dir string, getenv func(string) string) map[string]function.Funct
 	fs["file"] = fileFunc(dir)
 	fs["fileexists"] = fileExistsFunc(dir)
 	fs["env"] = envFunc(getenv)
+	for name, f := range fs {
+		fs[name] = metered(b, f)
+	}
+	for name, f := range siteFunctions(b) {
+		fs[name] = f
+	}
 	return fs
 }
 
@@ -302,10 +313,11 @@ var sha256Func = function.New(&function.Spec{
 })
 
 // evalScope evaluates the `variable` and `locals` blocks of all files and
-// returns the context functions and layers are decoded in.
-func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options) (*hcl.EvalContext, hcl.Diagnostics) {
+// returns the context functions and layers are decoded in. Evaluation in
+// that context is metered by bud.
+func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options, bud *budget) (*hcl.EvalContext, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
-	ctx := &hcl.EvalContext{Functions: functions(dir, opts.Env)}
+	ctx := &hcl.EvalContext{Functions: functions(dir, opts.Env, bud)}
 
 	// Input variables.
 	vars := map[string]cty.Value{}
@@ -322,7 +334,7 @@ func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options) (*hcl.EvalC
 				continue
 			}
 			declared[name] = b
-			v, ds := variableValue(name, b, opts, ctx.Functions)
+			v, ds := variableValue(name, b, opts, ctx.Functions, bud)
 			diags = append(diags, ds...)
 			vars[name] = v
 		}
@@ -404,7 +416,7 @@ func evalScope(bodies []*hcl.BodyContent, dir string, opts *Options) (*hcl.EvalC
 	return ctx, diags
 }
 
-func variableValue(name string, b *hcl.Block, opts *Options, funcs map[string]function.Function) (cty.Value, hcl.Diagnostics) {
+func variableValue(name string, b *hcl.Block, opts *Options, funcs map[string]function.Function, bud *budget) (cty.Value, hcl.Diagnostics) {
 	var diags hcl.Diagnostics
 	attrs, ds := b.Body.JustAttributes()
 	diags = append(diags, ds...)
@@ -439,7 +451,14 @@ func variableValue(name string, b *hcl.Block, opts *Options, funcs map[string]fu
 		if ds.HasErrors() {
 			return cty.DynamicVal, append(diags, ds...)
 		}
-		v, ds := expr.Value(nil)
+		// No functions here, but for expressions are metered as in a spec.
+		first := len(bud.sites)
+		guardExpressions(bud, expr, false)
+		sites := map[string]function.Function{}
+		for i := first; i < len(bud.sites); i++ {
+			sites[siteFuncName(i)] = siteFunc(bud, bud.sites[i])
+		}
+		v, ds := expr.Value(&hcl.EvalContext{Functions: sites})
 		if ds.HasErrors() {
 			return cty.DynamicVal, append(diags, ds...)
 		}
@@ -477,4 +496,328 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// Evaluation budget. A spec is small, but a small spec can describe a huge
+// computation: a for expression nested in another over a 100,000-element
+// list is ten billion steps. Every Parse/Load evaluates under one budget.
+//
+// The budget is checked at sites: before build evaluates anything,
+// guardExpressions rewrites the syntax tree so that every for expression's
+// collection, key, value and condition, and every function call's result,
+// pass through a site function that knows its place in the source. Stdlib
+// functions are metered too (arguments and results are charged). When a
+// site finds the budget spent it ends evaluation at once with
+// runtime.Goexit, which unwinds through HCL and cty (their recover() does
+// not stop it) to budget.run, and build answers one diagnostic at that site.
+const (
+	// maxForElements bounds how many elements for expressions iterate over,
+	// summed over the whole spec set. HCL spends about 2µs on an element.
+	maxForElements = 100_000
+	// maxEvalCost bounds the size of the collections for expressions
+	// iterate over and of everything they and function calls produce,
+	// summed over the whole spec set (see valueCost: bytes of strings plus
+	// 16 per value).
+	maxEvalCost = 64 << 20
+	// maxEvalReads bounds how many values function calls are given, summed
+	// over the whole spec set: cty reads every argument whole (one walk at
+	// about 50ns a value, several times) even when a call, like length or
+	// contains, returns a small result.
+	maxEvalReads = 1_000_000
+)
+
+// evalTimeout bounds the time evaluation may take, for work the counts
+// above do not see (comparing or indexing big values in a loop). A variable
+// only so that tests of the counts can lift it on a slow machine.
+var evalTimeout = 5 * time.Second
+
+// budget meters one evaluation of a spec set. Its methods run on the
+// goroutine of budget.run.
+type budget struct {
+	elements int
+	cost     int
+	reads    int
+	deadline time.Time
+	now      func() time.Time
+	sites    []site
+	spent    string     // why the budget is spent; "" while it is not
+	at       *hcl.Range // the site that found it spent
+}
+
+// site is one place where evaluation checks the budget.
+type site struct {
+	kind siteKind
+	rng  hcl.Range
+}
+
+type siteKind int
+
+const (
+	siteForCollection siteKind = iota // charges the collection's length and cost
+	siteForElement                    // charges the value's cost
+	siteCall                          // only checks: the metered function charged
+)
+
+// siteFuncPrefix starts the names of the site functions. The names contain
+// spaces, so no spec can call them.
+const siteFuncPrefix = "nimbus site "
+
+func newBudget(now func() time.Time) *budget {
+	if now == nil {
+		now = time.Now
+	}
+	return &budget{deadline: now().Add(evalTimeout), now: now}
+}
+
+// run runs eval and says whether it finished; false means a site ended it
+// because the budget is spent. A panic in eval is returned as an error.
+func (b *budget) run(eval func()) (finished bool, err error) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("internal error evaluating the specs: %v", r)
+			}
+		}()
+		eval()
+		finished = true
+	}()
+	<-done
+	return finished, err
+}
+
+// check marks the budget spent once the deadline has passed.
+func (b *budget) check() {
+	if b.spent == "" && b.now().After(b.deadline) {
+		b.spent = fmt.Sprintf("evaluating the specs took longer than %s", evalTimeout)
+	}
+}
+
+// iterate charges n elements a for expression is about to iterate over.
+func (b *budget) iterate(n int) {
+	b.elements += n
+	if b.spent == "" && b.elements > maxForElements {
+		b.spent = fmt.Sprintf("for expressions iterate over more than %d elements in all", maxForElements)
+	}
+}
+
+// charge charges the cost of v.
+func (b *budget) charge(v cty.Value) {
+	b.cost += valueCost(v, maxEvalCost-b.cost+1)
+	if b.spent == "" && b.cost > maxEvalCost {
+		b.spent = fmt.Sprintf("expressions build more than %d bytes of values in all", maxEvalCost)
+	}
+}
+
+// read charges the values a function call is given.
+func (b *budget) read(args []cty.Value) {
+	for _, a := range args {
+		b.reads += valueCount(a, maxEvalReads-b.reads+1)
+	}
+	if b.spent == "" && b.reads > maxEvalReads {
+		b.spent = fmt.Sprintf("function calls are given more than %d values in all", maxEvalReads)
+	}
+}
+
+// stopAt ends evaluation, at rng, when the budget is spent.
+func (b *budget) stopAt(rng hcl.Range) {
+	b.check()
+	if b.spent == "" {
+		return
+	}
+	r := rng
+	b.at = &r
+	runtime.Goexit()
+}
+
+const evalBudgetSummary = "Spec too costly to evaluate"
+
+// diagnostic reports the spent budget at the site that found it spent.
+func (b *budget) diagnostic() *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError,
+		Summary:  evalBudgetSummary,
+		Detail:   b.spent + "; a spec describes functions, so keep its lists and loops small",
+		Subject:  b.at,
+	}
+}
+
+// valueCost approximates the memory v holds: string bytes plus 16 per
+// value. It stops counting once the cost passes limit.
+func valueCost(v cty.Value, limit int) int {
+	if !v.IsKnown() || v.IsNull() {
+		return 16
+	}
+	v, _ = v.Unmark()
+	ty := v.Type()
+	switch {
+	case ty == cty.String:
+		return 16 + len(v.AsString())
+	case ty.IsListType(), ty.IsSetType(), ty.IsTupleType(), ty.IsMapType(), ty.IsObjectType():
+		n := 16
+		for it := v.ElementIterator(); it.Next() && n <= limit; {
+			k, e := it.Element()
+			if ty.IsMapType() || ty.IsObjectType() {
+				n += valueCost(k, limit-n)
+			}
+			n += valueCost(e, limit-n)
+		}
+		return n
+	}
+	return 16
+}
+
+// valueCount counts the values in v, itself included. It stops counting
+// once the count passes limit.
+func valueCount(v cty.Value, limit int) int {
+	if !v.IsKnown() || v.IsNull() {
+		return 1
+	}
+	v, _ = v.Unmark()
+	if !v.CanIterateElements() {
+		return 1
+	}
+	n := 1
+	for it := v.ElementIterator(); it.Next() && n <= limit; {
+		_, e := it.Element()
+		n += valueCount(e, limit-n)
+	}
+	return n
+}
+
+// metered wraps f so that each call charges its arguments (read) and its
+// result (cost) to b. A call made after the budget is spent (only the
+// deadline can do that: a site follows every call) returns an unknown value
+// without running f.
+func metered(b *budget, f function.Function) function.Function {
+	return function.New(&function.Spec{
+		Description: f.Description(),
+		Params:      f.Params(),
+		VarParam:    f.VarParam(),
+		Type: func(args []cty.Value) (cty.Type, error) {
+			return f.ReturnTypeForValues(args)
+		},
+		Impl: func(args []cty.Value, retType cty.Type) (cty.Value, error) {
+			b.read(args)
+			b.check()
+			if b.spent != "" {
+				return cty.UnknownVal(retType), nil
+			}
+			v, err := f.Call(args)
+			if err == nil {
+				b.charge(v)
+			}
+			return v, err
+		},
+	})
+}
+
+// siteFunctions returns the site function of each of b's sites, by name.
+func siteFunctions(b *budget) map[string]function.Function {
+	fs := make(map[string]function.Function, len(b.sites))
+	for i, st := range b.sites {
+		fs[siteFuncName(i)] = siteFunc(b, st)
+	}
+	return fs
+}
+
+func siteFuncName(i int) string { return siteFuncPrefix + strconv.Itoa(i) }
+
+// siteFunc passes its argument through unchanged (any value: unknown,
+// null, marked) after charging and checking b as its kind says.
+func siteFunc(b *budget, st site) function.Function {
+	return function.New(&function.Spec{
+		Params: []function.Parameter{{
+			Name: "value", Type: cty.DynamicPseudoType,
+			AllowNull: true, AllowUnknown: true, AllowDynamicType: true, AllowMarked: true,
+		}},
+		Type: func(args []cty.Value) (cty.Type, error) { return args[0].Type(), nil },
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			v := args[0]
+			switch st.kind {
+			case siteForCollection:
+				if u, _ := v.Unmark(); u.IsKnown() && !u.IsNull() && u.CanIterateElements() {
+					b.iterate(u.LengthInt())
+					b.charge(u)
+				}
+			case siteForElement:
+				b.charge(v)
+			}
+			b.stopAt(st.rng)
+			return v, nil
+		},
+	})
+}
+
+// guardExpressions rewrites the expressions under n so that they check b
+// (see the budget's comment): every for expression's collection, key,
+// value and condition, and, when calls is true, every function call's
+// result, become the argument of a site function. Site calls span what
+// they wrap, so other diagnostics keep their places. The "type" attributes
+// of variable blocks are type constraints that typeexpr reads as syntax, so
+// they are left as they are.
+func guardExpressions(b *budget, n hclsyntax.Node, calls bool) {
+	wrapped := map[*hclsyntax.FunctionCallExpr]bool{}
+	wrap := func(kind siteKind, e hclsyntax.Expression) *hclsyntax.FunctionCallExpr {
+		rng, start := e.Range(), e.StartRange()
+		b.sites = append(b.sites, site{kind: kind, rng: rng})
+		call := &hclsyntax.FunctionCallExpr{
+			Name:            siteFuncName(len(b.sites) - 1),
+			Args:            []hclsyntax.Expression{e},
+			NameRange:       start,
+			OpenParenRange:  start,
+			CloseParenRange: rng,
+		}
+		wrapped[call] = true
+		return call
+	}
+	wrapOpt := func(kind siteKind, e hclsyntax.Expression) hclsyntax.Expression {
+		if e == nil {
+			return nil
+		}
+		return wrap(kind, e)
+	}
+	// Type constraints, which typeexpr reads as syntax, stay as they are.
+	skip := map[hclsyntax.Expression]bool{}
+	_ = hclsyntax.VisitAll(n, func(n hclsyntax.Node) hcl.Diagnostics {
+		if blk, ok := n.(*hclsyntax.Block); ok && blk.Type == "variable" {
+			if a, ok := blk.Body.Attributes["type"]; ok {
+				_ = hclsyntax.VisitAll(a.Expr, func(n hclsyntax.Node) hcl.Diagnostics {
+					switch e := n.(type) {
+					case *hclsyntax.ForExpr:
+						skip[e] = true
+					case *hclsyntax.FunctionCallExpr:
+						skip[e] = true
+					}
+					return nil
+				})
+			}
+		}
+		return nil
+	})
+	visit := func(n hclsyntax.Node) hcl.Diagnostics {
+		switch e := n.(type) {
+		case *hclsyntax.ForExpr:
+			if skip[e] {
+				return nil
+			}
+			e.CollExpr = wrap(siteForCollection, e.CollExpr)
+			e.KeyExpr = wrapOpt(siteForElement, e.KeyExpr)
+			e.ValExpr = wrap(siteForElement, e.ValExpr)
+			e.CondExpr = wrapOpt(siteForElement, e.CondExpr)
+		case *hclsyntax.FunctionCallExpr:
+			if !calls || wrapped[e] || skip[e] {
+				return nil
+			}
+			// Turn the call node itself into its site, so whatever holds it
+			// now holds the site, which holds a copy of the call.
+			orig := *e
+			*e = *wrap(siteCall, &orig)
+			wrapped[e] = true
+			wrapped[&orig] = true
+		}
+		return nil
+	}
+	_ = hclsyntax.VisitAll(n, visit)
 }

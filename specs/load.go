@@ -173,40 +173,54 @@ func build(files []*hcl.File, dir string, opts *Options, diags hcl.Diagnostics) 
 	if opts == nil {
 		opts = &Options{}
 	}
+	bud := newBudget(nil)
 	bodies := make([]*hcl.BodyContent, 0, len(files))
 	for _, f := range files {
+		if sb, ok := f.Body.(*hclsyntax.Body); ok {
+			guardExpressions(bud, sb, true)
+		}
 		c, ds := f.Body.Content(fileSchema)
 		diags = append(diags, ds...)
 		if c != nil {
 			bodies = append(bodies, c)
 		}
 	}
-	ctx, ds := evalScope(bodies, dir, opts)
-	diags = append(diags, ds...)
 
-	d := &decoder{ctx: ctx, ranges: ranges{}}
+	d := &decoder{ranges: ranges{}}
 	out := &File{}
-	fnSeen := map[string]hcl.Range{}
-	layerSeen := map[string]hcl.Range{}
-	for _, c := range bodies {
-		for _, b := range c.Blocks {
-			switch b.Type {
-			case "function":
-				if first, dup := fnSeen[b.Labels[0]]; dup {
-					d.errorf(b.DefRange, "Duplicate function %q; it is already declared at %s", b.Labels[0], posString(first))
-					continue
+	// Evaluation and decoding run under the budget; see budget.run.
+	finished, err := bud.run(func() {
+		ctx, ds := evalScope(bodies, dir, opts, bud)
+		diags = append(diags, ds...)
+		d.ctx = ctx
+		fnSeen := map[string]hcl.Range{}
+		layerSeen := map[string]hcl.Range{}
+		for _, c := range bodies {
+			for _, b := range c.Blocks {
+				switch b.Type {
+				case "function":
+					if first, dup := fnSeen[b.Labels[0]]; dup {
+						d.errorf(b.DefRange, "Duplicate function %q; it is already declared at %s", b.Labels[0], posString(first))
+						continue
+					}
+					fnSeen[b.Labels[0]] = b.DefRange
+					out.Functions = append(out.Functions, d.function(b, dir))
+				case "layer":
+					if first, dup := layerSeen[b.Labels[0]]; dup {
+						d.errorf(b.DefRange, "Duplicate layer %q; it is already declared at %s", b.Labels[0], posString(first))
+						continue
+					}
+					layerSeen[b.Labels[0]] = b.DefRange
+					out.Layers = append(out.Layers, d.layer(b, dir))
 				}
-				fnSeen[b.Labels[0]] = b.DefRange
-				out.Functions = append(out.Functions, d.function(b, dir))
-			case "layer":
-				if first, dup := layerSeen[b.Labels[0]]; dup {
-					d.errorf(b.DefRange, "Duplicate layer %q; it is already declared at %s", b.Labels[0], posString(first))
-					continue
-				}
-				layerSeen[b.Labels[0]] = b.DefRange
-				out.Layers = append(out.Layers, d.layer(b, dir))
 			}
 		}
+	})
+	switch {
+	case err != nil:
+		return nil, append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: err.Error()})
+	case !finished:
+		return nil, append(diags, bud.diagnostic())
 	}
 	diags = append(diags, sortDiags(d.diags)...)
 	explainReferences(diags)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,11 +12,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
@@ -66,13 +70,19 @@ func runDev(ctx context.Context, env *cliEnv, args []string) error {
 	return serveDev(ctx, env, cfg, fs.Arg(0), *versionsDir, newLogger(env, "nimbus", *logLevel))
 }
 
-// defaultStateDir is the version store the CLI's publish, alias and layer
-// commands use by default: $NIMBUS_STATE_DIR, else .nimbus/state.
+// defaultStateDir is the version store nimbus dev and the CLI's publish,
+// alias and layer commands use by default: $NIMBUS_STATE_DIR, else
+// .nimbus/state, made absolute against the working directory (instances
+// take code and layer dirs only as absolute paths).
 func defaultStateDir(env *cliEnv) string {
-	if d := env.getenv(envStateDir); d != "" {
-		return d
+	d := env.getenv(envStateDir)
+	if d == "" {
+		d = filepath.Join(".nimbus", "state")
 	}
-	return filepath.Join(".nimbus", "state")
+	if abs, err := filepath.Abs(d); err == nil {
+		return abs
+	}
+	return d
 }
 
 // runDevGateway serves the specs in dir (the dev sample when empty and
@@ -87,7 +97,24 @@ func runDevGateway(ctx context.Context, env *cliEnv, cfg *config.Config, dir str
 // versionsDir, served by local instances; the gateway's embedded NATS
 // holds the async queue and the artifact store.
 func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, versionsDir string, logger hclog.Logger) error {
-	stateDir, err := os.MkdirTemp("", "nimbus-dev-")
+	// Instances refuse relative code, layer and state dirs, and the store's
+	// paths reach them as they are.
+	versionsDir, err := filepath.Abs(versionsDir)
+	if err != nil {
+		return fmt.Errorf("version store %s: %w", versionsDir, err)
+	}
+	tmp, err := filepath.Abs(os.TempDir())
+	if err != nil {
+		return fmt.Errorf("temporary dir: %w", err)
+	}
+	// A nimbus dev killed with SIGKILL leaves its state dir behind; the
+	// next one removes those whose owner is gone.
+	if removed, err := sweepStaleTempDirs(tmp, staleTempPrefixes); err != nil {
+		logger.Warn("removing stale temporary dirs", "error", err)
+	} else if len(removed) > 0 {
+		logger.Info("removed temporary dirs of nimbus processes that no longer run", "dirs", removed)
+	}
+	stateDir, err := makeOwnedTempDir(tmp, "nimbus-dev-")
 	if err != nil {
 		return fmt.Errorf("creating dev state dir: %w", err)
 	}
@@ -101,20 +128,21 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 			fmt.Fprintf(env.stdout, "No %s here; serving the built-in sample from %s\n", defaultDevDir, dir)
 		}
 	}
-	load := func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, &specs.Options{Env: env.getenv})
-		if diags.HasErrors() {
-			return nil, errors.New(specs.FormatDiagnostics(diags, nil))
-		}
-		return f, nil
-	}
-	cat, err := catalog.NewLocal(dir, load, logger)
+	cat, err := catalog.NewLocal(dir, devSpecLoader(specs.Load, &specs.Options{Env: env.getenv}), logger)
 	if err != nil {
 		return err
 	}
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("gateway config: %w", err)
+	}
+	if err := requireInstanceSecret(cfg, logger); err != nil {
+		return err
+	}
+	if cfg.Queue.URL == "" && cfg.Queue.DataDir == "" {
+		// In the state dir, not a nimbus-queue-* dir of its own: it goes
+		// with the state dir, at exit or in the next sweep.
+		cfg.Queue.DataDir = filepath.Join(stateDir, "queue")
 	}
 	// Published versions, aliases and layers come from the store the CLI
 	// writes; the overlay reads it every second, so a publish or an alias
@@ -124,7 +152,9 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		return err
 	}
 	vstore := versions.New(vlocal, logger)
-	overlay := versions.NewCatalog(cat, vstore, versions.CatalogConfig{Published: true}, logger)
+	// Aliases a spec declares run the versions they name (published ones),
+	// never $LATEST in their place; reportAliases says which cannot run.
+	overlay := versions.NewCatalog(local.SpecAliases{Base: cat}, vstore, versions.CatalogConfig{Published: true}, logger)
 	if err := overlay.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the version store in %s: %w", versionsDir, err)
 	}
@@ -160,15 +190,14 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	if err := s.Start(ctx); err != nil {
 		return err
 	}
-	storeDir, err := filepath.Abs(versionsDir)
-	if err != nil {
-		storeDir = versionsDir
-	}
+	storeDir := versionsDir
 	printDevEndpoints(env, cfg, s.Addr(), storeDir, cat.Snapshot())
+	reportAliases(ctx, env, vstore, cat.Snapshot())
 	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
 	cat.Watch(func(snap *catalog.Snapshot) {
 		pool.Refresh(reloadCtx)
 		printDevEndpoints(env, cfg, s.Addr(), storeDir, snap)
+		reportAliases(reloadCtx, env, vstore, snap)
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
@@ -180,6 +209,45 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(err, pool.Close(stopCtx))
+}
+
+// requireInstanceSecret makes instances require a secret whenever callers
+// must authenticate: with access keys but no invoke key, the gateway checks
+// SigV4 while anyone on the host could call an instance's endpoint directly
+// and skip it, so a random invoke key is made for this run.
+func requireInstanceSecret(cfg *config.Config, logger hclog.Logger) error {
+	if len(cfg.AccessKeys) == 0 || len(cfg.InvokeKeyBytes) > 0 || cfg.InvokeKeyFile != "" {
+		return nil
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return fmt.Errorf("making an invoke key: %w", err)
+	}
+	// Both forms: the server validates the config again, which derives
+	// InvokeKeyBytes from InvokeKey.
+	cfg.InvokeKey = hex.EncodeToString(key)
+	cfg.InvokeKeyBytes = []byte(cfg.InvokeKey)
+	logger.Info("access keys are set without an invoke key: instances require a random secret for this run")
+	return nil
+}
+
+// devSpecLoader is how nimbus dev reads its specs, at start and on every
+// reload: diagnostics become the error (the catalog logs it and keeps the
+// previous specs), and so does a panic while reading, so no spec file can
+// end the process. (specs.Load bounds the cost of evaluating a spec itself.)
+func devSpecLoader(load func(string, *specs.Options) (*specs.File, hcl.Diagnostics), opts *specs.Options) func(string) (*specs.File, error) {
+	return func(path string) (f *specs.File, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				f, err = nil, fmt.Errorf("reading specs in %s: internal error: %v", path, r)
+			}
+		}()
+		f, diags := load(path, opts)
+		if diags.HasErrors() {
+			return nil, errors.New(specs.FormatDiagnostics(diags, nil))
+		}
+		return f, nil
+	}
 }
 
 // printDevEndpoints tells the developer where everything answers.
@@ -201,10 +269,93 @@ func printDevEndpoints(env *cliEnv, cfg *config.Config, addr, storeDir string, s
 	}
 }
 
+// reportAliases prints, for every alias a spec declares (and the store does
+// not override) that names a version not published in the store, where it
+// is and what invoking it answers: nimbus dev refuses to run such an alias
+// rather than running $LATEST in its place.
+func reportAliases(ctx context.Context, env *cliEnv, store *versions.Store, snap *catalog.Snapshot) {
+	for _, fn := range snap.Functions() {
+		latest := fn.Latest()
+		if latest == nil {
+			continue
+		}
+		for _, a := range latest.Aliases {
+			if _, err := store.Alias(ctx, fn.Name, a.Name); err == nil {
+				continue // set in the store: that one runs
+			}
+			missing := unpublished(ctx, store, fn.Name, a)
+			if len(missing) == 0 {
+				continue
+			}
+			fmt.Fprintf(env.stdout, "%s: alias %s of %s names version %s, which is not published here: invoking %s:%s answers ResourceNotFoundException until nimbus publish %s creates it\n",
+				aliasPos(latest, a.Name), a.Name, fn.Name, strings.Join(missing, ", "), fn.Name, a.Name, fn.Name)
+		}
+	}
+}
+
+// unpublished lists the versions alias a routes to that the store lacks.
+func unpublished(ctx context.Context, store *versions.Store, fn string, a *specs.Alias) []string {
+	names := []string{a.Version}
+	for v := range a.Routing {
+		names = append(names, v)
+	}
+	sort.Strings(names[1:])
+	var missing []string
+	for _, v := range names {
+		if v == catalog.Latest {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			_, err = store.Version(ctx, fn, n)
+		}
+		if err != nil {
+			missing = append(missing, v)
+		}
+	}
+	return missing
+}
+
+// aliasPos is where fn's spec declares alias name ("file:line:col" of the
+// block), found by reading the spec file again; fn.Pos when it cannot be.
+func aliasPos(fn *specs.Function, name string) string {
+	file := fn.Pos
+	for i := 0; i < 2; i++ {
+		if j := strings.LastIndexByte(file, ':'); j >= 0 {
+			file = file[:j]
+		}
+	}
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return fn.Pos
+	}
+	f, diags := hclsyntax.ParseConfig(src, file, hcl.InitialPos)
+	if diags.HasErrors() {
+		return fn.Pos
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return fn.Pos
+	}
+	for _, b := range body.Blocks {
+		if b.Type != "function" || len(b.Labels) != 1 || b.Labels[0] != fn.Name {
+			continue
+		}
+		for _, ab := range b.Body.Blocks {
+			if ab.Type == "alias" && len(ab.Labels) == 1 && ab.Labels[0] == name {
+				r := ab.DefRange()
+				return fmt.Sprintf("%s:%d:%d", r.Filename, r.Start.Line, r.Start.Column)
+			}
+		}
+	}
+	return fn.Pos
+}
+
 // devLauncher adapts driver/local to the dev pool: it turns a function
 // spec into an instance config. Go functions on provided runtimes whose code
-// directory has sources but no bootstrap are built first (cached by source
-// fingerprint, so an edited function is rebuilt for its next instance).
+// directory has sources but no bootstrap, or a bootstrap older than a source,
+// are built first (cached by source fingerprint, so an edited function is
+// rebuilt for its next instance); the log says which bootstrap runs.
 type devLauncher struct {
 	launcher        *driverlocal.Launcher
 	stateDir        string
@@ -320,7 +471,8 @@ func (l *devLauncher) Stop(ctx context.Context, id string) error {
 }
 
 // codeDir returns the directory to run: the spec's code dir, or a build of
-// its Go sources.
+// its Go sources when it has no bootstrap or one older than a source
+// (*.go, go.mod, go.sum).
 func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, error) {
 	if fn.Code == nil || fn.Code.Dir == "" {
 		return "", fmt.Errorf("function %s: nimbus dev runs code from a directory (code { dir = … }); zip and URL code need a cluster", fn.Name)
@@ -336,8 +488,15 @@ func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, 
 	if !strings.HasPrefix(fn.Runtime, "provided") {
 		return dir, nil
 	}
-	if st, err := os.Stat(filepath.Join(dir, "bootstrap")); err == nil && st.Mode()&0o111 != 0 {
-		return dir, nil
+	bootstrap := filepath.Join(dir, "bootstrap")
+	if st, err := os.Stat(bootstrap); err == nil && st.Mode()&0o111 != 0 {
+		src, mod, err := newestGoSource(dir)
+		if err != nil || src == "" || !mod.After(st.ModTime()) {
+			l.logger.Info("running the prebuilt bootstrap", "function", fn.Name, "bootstrap", bootstrap)
+			return dir, nil
+		}
+		l.logger.Info("Go sources are newer than the prebuilt bootstrap; building them instead",
+			"function", fn.Name, "bootstrap", bootstrap, "source", src)
 	}
 	sums, err := goSourceFingerprint(dir)
 	if err != nil || sums == "" {
@@ -345,6 +504,7 @@ func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, 
 	}
 	out := filepath.Join(l.stateDir, "build", fn.Name+"-"+sums[:16])
 	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err == nil {
+		l.logger.Info("running the bootstrap built from Go sources", "function", fn.Name, "dir", dir, "bootstrap", filepath.Join(out, "bootstrap"))
 		return out, nil
 	}
 	l.buildMu.Lock()
@@ -403,6 +563,35 @@ func layerStamp(ctx context.Context, store *versions.Store, fn *specs.Function) 
 	return b.String()
 }
 
+// isGoSource says whether a file named n is one go build reads.
+func isGoSource(n string) bool {
+	return strings.HasSuffix(n, ".go") || n == "go.mod" || n == "go.sum"
+}
+
+// newestGoSource returns the most recently modified Go source in dir (not
+// recursive) and its mtime; "" when there is none.
+func newestGoSource(dir string) (string, time.Time, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	var name string
+	var newest time.Time
+	for _, e := range ents {
+		if e.IsDir() || !isGoSource(e.Name()) {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		if name == "" || fi.ModTime().After(newest) {
+			name, newest = filepath.Join(dir, e.Name()), fi.ModTime()
+		}
+	}
+	return name, newest, nil
+}
+
 // goSourceFingerprint hashes names, sizes and mtimes of the Go sources in
 // dir ("" when there are none).
 func goSourceFingerprint(dir string) (string, error) {
@@ -413,7 +602,7 @@ func goSourceFingerprint(dir string) (string, error) {
 	var parts []string
 	for _, e := range ents {
 		n := e.Name()
-		if e.IsDir() || !(strings.HasSuffix(n, ".go") || n == "go.mod" || n == "go.sum") {
+		if e.IsDir() || !isGoSource(n) {
 			continue
 		}
 		fi, err := e.Info()

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -41,11 +40,7 @@ type stateFlags struct {
 }
 
 func (f *stateFlags) add(env *cliEnv, fs *flag.FlagSet) {
-	def := env.getenv(envStateDir)
-	if def == "" {
-		def = filepath.Join(".nimbus", "state")
-	}
-	fs.StringVar(&f.dir, "state-dir", def, "local version store shared with nimbus dev (env "+envStateDir+")")
+	fs.StringVar(&f.dir, "state-dir", defaultStateDir(env), "local version store shared with nimbus dev (env "+envStateDir+")")
 	fs.BoolVar(&f.cluster, "nomad", false, "keep versions in Nomad Variables under nimbus/ and jobs (NOMAD_ADDR, NOMAD_TOKEN)")
 	fs.StringVar(&f.namespace, "namespace", "", "Nomad namespace of the variables and jobs (with --nomad; default the client's)")
 }

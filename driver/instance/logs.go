@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sync"
@@ -43,9 +44,17 @@ func (t *tailBuffer) Bytes() []byte {
 // sinkQueue bounds how many writes wait for a slow log sink.
 const sinkQueue = 4096
 
+// errSinkClosed answers a write to a log sink after Close.
+var errSinkClosed = errors.New("log sink closed")
+
 // logSink serialises writes to one log destination (a file, a FIFO or the
 // instance's own stdout/stderr) through a bounded queue and one writer
 // goroutine, so a slow reader of a FIFO never stalls a lock holder.
+//
+// Lock rule: senders hold mu for reading while they send on ch, Close holds
+// it for writing while it marks the sink closed and closes ch, so no send
+// ever meets a closed channel. A sender blocked on a full queue still
+// finishes because run drains ch without taking mu.
 type logSink struct {
 	w       io.Writer
 	closer  io.Closer // nil for the instance's own streams
@@ -53,6 +62,9 @@ type logSink struct {
 	done    chan struct{}
 	dropped atomic.Uint64
 	once    sync.Once
+
+	mu     sync.RWMutex
+	closed bool // guarded by mu
 }
 
 // openSink opens path for appending (creating a regular file if needed), or
@@ -78,14 +90,27 @@ func (s *logSink) run() {
 }
 
 // Write queues p, waiting while the queue is full (backpressure for the
-// environments' output readers).
+// environments' output readers). After Close it writes nothing and answers
+// errSinkClosed.
 func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return 0, errSinkClosed
+	}
 	s.ch <- append([]byte(nil), p...)
 	return len(p), nil
 }
 
-// TryWrite queues p without waiting; a full queue drops p and counts it.
+// TryWrite queues p without waiting; a full queue or a closed sink drops p
+// and counts it.
 func (s *logSink) TryWrite(p []byte) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		s.dropped.Add(1)
+		return
+	}
 	select {
 	case s.ch <- p:
 	default:
@@ -93,11 +118,15 @@ func (s *logSink) TryWrite(p []byte) {
 	}
 }
 
-// Close flushes queued writes and closes the destination. No writes may follow.
+// Close flushes queued writes and closes the destination. Writes that follow
+// are refused (Write) or dropped (TryWrite).
 func (s *logSink) Close() error {
 	var err error
 	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
 		close(s.ch)
+		s.mu.Unlock()
 		<-s.done
 		if s.closer != nil {
 			err = s.closer.Close()

@@ -2,11 +2,13 @@ package instance
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -86,5 +88,75 @@ def handler(event, context):
 	tail := mustBase64(t, r.resp.LogResult)
 	if len(tail) != invokeapi.MaxLogTail || !bytes.Contains(tail, []byte("yyyy\n")) || !reportLine.Match(tail) {
 		t.Fatalf("tail of %d bytes: %q", len(tail), tail[len(tail)-300:])
+	}
+}
+
+func TestLogSinkWriteAfterCloseIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.log")
+	s, err := openSink(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write([]byte("before\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.Write([]byte("after\n"))
+	if !errors.Is(err, errSinkClosed) || n != 0 {
+		t.Fatalf("Write after Close: n=%d err=%v, want 0 and errSinkClosed", n, err)
+	}
+	s.TryWrite([]byte("dropped\n"))
+	if got := s.dropped.Load(); got != 1 {
+		t.Fatalf("dropped %d, want 1", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != "before\n" {
+		t.Fatalf("file holds %q, want only the write before Close", b)
+	}
+}
+
+// Writers racing Close must each either land their line or get
+// errSinkClosed; none may panic.
+func TestLogSinkWritesRacingClose(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.log")
+	s, err := openSink(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var landed atomic.Int64
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 200; j++ {
+				_, err := s.Write([]byte("x\n"))
+				switch {
+				case err == nil:
+					landed.Add(1)
+				case errors.Is(err, errSinkClosed):
+				default:
+					t.Errorf("Write: %v", err)
+				}
+				s.TryWrite([]byte("y\n"))
+			}
+		}()
+	}
+	_ = s.Close()
+	wg.Wait()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := int64(bytes.Count(b, []byte("x\n"))); got != landed.Load() {
+		t.Fatalf("file holds %d accepted lines, Write accepted %d", got, landed.Load())
 	}
 }

@@ -19,6 +19,12 @@ import (
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
 )
 
+// processWait bounds a wait for processes to start, react or end. It only
+// has to tell "happens" from "never happens", so it is generous: on two
+// cores busy with builds and race-detector tests a fork and exec can take
+// seconds.
+const processWait = 2 * time.Minute
+
 // recovered hands the driver a running `sh` process group through
 // RecoverTask, as after a plugin restart, and returns the task id, the
 // process and the code dir.
@@ -131,14 +137,19 @@ func TestSignalExecAndStats(t *testing.T) {
 	h, _ := newHost(t, "/bin/true", nil)
 	tmp := t.TempDir()
 	marker, ready := filepath.Join(tmp, "hup"), filepath.Join(tmp, "trapped")
-	id, pid, codeDir := recovered(t, h, "trap 'echo got > "+marker+"' HUP; touch "+ready+"; while :; do sleep 0.05; done")
-	// Signal only once the trap is installed; before, SIGHUP would kill the shell.
-	plugintest.Eventually(t, 5*time.Second, "the shell's trap", func() bool { _, err := os.Stat(ready); return err == nil })
+	// The shell waits with the wait builtin, which a trapped signal ends at
+	// once (POSIX), so the trap runs as soon as the signal arrives instead
+	// of after a foreground command, and the loop forks once a second, not
+	// twenty times (it shares two busy cores with everything else).
+	id, pid, codeDir := recovered(t, h, "trap 'echo got > "+marker+"' HUP; touch "+ready+"; while :; do sleep 1 & wait $!; done")
+	// Signal only once the trap is installed (the shell says so by creating
+	// the ready file); before, SIGHUP would kill the shell.
+	plugintest.Eventually(t, processWait, "the shell's trap", func() bool { _, err := os.Stat(ready); return err == nil })
 
 	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGHUP"}); err != nil {
 		t.Fatal(err)
 	}
-	plugintest.Eventually(t, 5*time.Second, "the trapped SIGHUP", func() bool { _, err := os.Stat(marker); return err == nil })
+	plugintest.Eventually(t, processWait, "the trapped SIGHUP", func() bool { _, err := os.Stat(marker); return err == nil })
 	if _, err := h.Driver.SignalTask(ctx(t), &driverpb.SignalTaskRequest{TaskId: id, Signal: "SIGBOGUS"}); code(err) != codes.InvalidArgument {
 		t.Errorf("bad signal: %v", err)
 	}
@@ -264,7 +275,10 @@ func TestExecTaskStreamingEndsWhenTheCommandExits(t *testing.T) {
 	id, _, _ := recovered(t, h, "sleep 300")
 	for _, tty := range []bool{false, true} {
 		pidFile := filepath.Join(t.TempDir(), "bg.pid")
-		c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		// The deadline only tells "the session ended" from "it waits for the
+		// background sleep 300": well below 300 s, far above what a busy
+		// machine needs to start and end two processes.
+		c, cancel := context.WithTimeout(context.Background(), processWait)
 		stream, err := h.Driver.ExecTaskStreaming(c)
 		if err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -188,8 +189,17 @@ func (p *Pool) reconcile(ctx context.Context, function, ver string, v *version) 
 			defer wg.Done()
 			inst, err := p.launcher.Launch(ctx, spec, ver)
 			if err != nil {
+				if ctx.Err() == nil {
+					// A local launch fails for what retrying does not fix
+					// (code that does not build, a missing layer, a
+					// refused config): the router fails the waiting
+					// requests with it at once.
+					err = &router.LaunchError{Function: function, Version: ver, Err: err}
+				} else {
+					err = fmt.Errorf("launching %s:%s: %w", function, ver, err)
+				}
 				emu.Lock()
-				errs = append(errs, fmt.Errorf("launching %s:%s: %w", function, ver, err))
+				errs = append(errs, err)
 				emu.Unlock()
 				return
 			}

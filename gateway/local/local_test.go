@@ -2,15 +2,19 @@ package local_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/local"
+	"github.com/nimbus-fn/nimbus/gateway/metrics"
+	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -129,4 +133,37 @@ func TestPoolCapacityContract(t *testing.T) {
 	c := &cat{}
 	c.set(128)
 	gatewaytest.CapacityContract(t, local.New(&launcher{t: t, specs: map[string]*specs.Function{}}, c, nil), "f", catalog.Latest, 5*time.Second)
+}
+
+// brokenLauncher fails every launch, as dev's launcher does for code that
+// does not build or a layer that is not published.
+type brokenLauncher struct{ err error }
+
+func (b brokenLauncher) Launch(context.Context, *specs.Function, string) (discovery.Instance, error) {
+	return discovery.Instance{}, b.err
+}
+
+func (brokenLauncher) Stop(context.Context, string) error { return nil }
+
+// TestFailedLaunchReachesTheCallerAtOnce: a launch failure is a
+// router.LaunchError, so a request waiting on a router over the pool gets
+// it (with the launcher's reason) instead of a 429 after ColdStartWait.
+func TestFailedLaunchReachesTheCallerAtOnce(t *testing.T) {
+	c := &cat{}
+	c.set(128)
+	cause := errors.New("function f version $LATEST: layer shared has no published version (nimbus layer publish)")
+	p := local.New(brokenLauncher{err: cause}, c, nil)
+	err := p.OnDemand(context.Background(), "f", catalog.Latest, 2)
+	var le *router.LaunchError
+	if !errors.As(err, &le) || le.Function != "f" || le.Version != catalog.Latest || !errors.Is(err, cause) {
+		t.Fatalf("OnDemand: %v, want a router.LaunchError with the cause", err)
+	}
+
+	r := router.New(router.Config{ColdStartWait: time.Hour}, p, p, metrics.New(), nil)
+	t.Cleanup(r.Close)
+	_, err = r.Invoke(context.Background(), router.Target{Function: "f", Version: catalog.Latest}, &invokeapi.Request{Payload: []byte(`{}`)})
+	want := "no execution environment of f:$LATEST could start: " + cause.Error()
+	if !errors.As(err, &le) || err.Error() != want {
+		t.Fatalf("Invoke: %v\nwant: %s", err, want)
+	}
 }

@@ -11,7 +11,9 @@
 // Admission follows Lambda: reserved concurrency caps a function, the
 // account limit caps the unreserved pool (never below its minimum), and every
 // refusal is a *ThrottleError carrying Lambda's TooManyRequestsException
-// reason — never a 5xx.
+// reason — never a 5xx. A Scaler that answers *LaunchError (capacity cannot
+// start: broken code, a missing layer) fails the version's waiting requests
+// with it at once, unless a live instance will still serve them.
 //
 // Lock rules: one mutex (Router.mu) guards every pool, instance and
 // function counter; methods suffixed Locked must be called with it held.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"time"
 
@@ -49,8 +50,9 @@ type instance struct {
 }
 
 type waiter struct {
-	ready chan *instance // receives the reserved instance
+	ready chan *instance // receives the reserved instance, or nil with err set
 	since time.Time
+	err   error // why no instance will come (set before nil is sent)
 }
 
 func (r *Router) pool(t Target) *pool {
@@ -105,6 +107,9 @@ func (r *Router) acquire(ctx context.Context, p *pool, t Target) (*instance, err
 	defer timer.Stop()
 	select {
 	case in := <-w.ready:
+		if in == nil {
+			return nil, w.err
+		}
 		r.metrics.Waited(t.Function, t.Version, time.Since(w.since), false)
 		return in, nil
 	case <-timer.C:
@@ -122,8 +127,11 @@ func (r *Router) acquire(ctx context.Context, p *pool, t Target) (*instance, err
 			Message: "Rate Exceeded. No execution environment became available in time.", RetryAfter: time.Second}
 	}
 	r.mu.Unlock()
-	// A slot was handed over while we were giving up: take it.
+	// A slot was handed over (or the wait failed) while we were giving up.
 	in := <-w.ready
+	if in == nil {
+		return nil, w.err
+	}
 	r.metrics.Waited(t.Function, t.Version, time.Since(w.since), false)
 	return in, nil
 }
@@ -288,6 +296,11 @@ func (r *Router) scaleLoop(p *pool) {
 		ctx, cancel := context.WithTimeout(r.ctx, time.Minute)
 		err := r.scaler.OnDemand(ctx, p.key.function, p.key.version, want)
 		cancel()
+		var launchErr *LaunchError
+		if errors.As(err, &launchErr) {
+			// Instances that did start are capacity: list them first.
+			r.discover(r.ctx, p)
+		}
 		r.mu.Lock()
 		if err != nil {
 			r.logger.Error("scaling on-demand instances", "function", p.key.function, "version", p.key.version,
@@ -295,6 +308,9 @@ func (r *Router) scaleLoop(p *pool) {
 			// Forget the target so the next demand asks again.
 			p.want = p.applied
 			p.scaling = false
+			if launchErr != nil {
+				r.failWaitersLocked(p, launchErr)
+			}
 			r.mu.Unlock()
 			return
 		}
@@ -302,6 +318,23 @@ func (r *Router) scaleLoop(p *pool) {
 		p.applied = want
 		r.mu.Unlock()
 	}
+}
+
+// failWaitersLocked answers every waiter of p with err, unless p has an
+// instance that will free an environment (a live one, busy or not), for
+// which they keep waiting.
+func (r *Router) failWaitersLocked(p *pool, err error) {
+	for _, in := range p.instances {
+		if !in.gone && !in.unreachable {
+			return
+		}
+	}
+	for _, w := range p.waiters {
+		w.err = err
+		w.ready <- nil
+		r.fnLocked(p.key.function).waiting--
+	}
+	p.waiters = nil
 }
 
 // startDiscoveryLocked runs a discovery loop while the pool has waiters, so

@@ -43,6 +43,24 @@ type ThrottleError struct {
 
 func (e *ThrottleError) Error() string { return "throttled: " + e.Reason + ": " + e.Message }
 
+// LaunchError says that capacity for a function version cannot start, for a
+// reason that waiting does not fix: its code does not build, a layer it
+// names is not published, its instance config is refused. A Scaler returns
+// it (wrapped or joined with other errors is fine). The router then fails
+// the requests waiting for that version's capacity with it at once, unless
+// the version still has instances that will free environments, instead of
+// letting them wait out ColdStartWait and answer 429.
+type LaunchError struct {
+	Function, Version string
+	Err               error // the cause, as the launcher reported it
+}
+
+func (e *LaunchError) Error() string {
+	return "no execution environment of " + e.Function + ":" + e.Version + " could start: " + e.Err.Error()
+}
+
+func (e *LaunchError) Unwrap() error { return e.Err }
+
 // ErrNoCapacity is wrapped when no instance could take the invocation for a
 // reason other than throttling (every known instance failed).
 var ErrNoCapacity = errors.New("no instance could run the invocation")

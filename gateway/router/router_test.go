@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -490,5 +491,95 @@ func TestUnreachableInstanceIsSkippedUntilReachable(t *testing.T) {
 	}
 	if n := sc.Last(); n > 1 {
 		t.Fatalf("scaler asked for %d on-demand instances; the listed one was already the capacity (calls %+v)", n, sc.Calls())
+	}
+}
+
+// TestLaunchErrorFailsWaitersAtOnce: when the scaler says capacity cannot
+// start (a broken build, an unpublished layer), every request waiting for
+// it gets that error instead of waiting out ColdStartWait for a 429.
+func TestLaunchErrorFailsWaitersAtOnce(t *testing.T) {
+	src := gatewaytest.NewSource()
+	sc := &gatewaytest.Scaler{}
+	cause := errors.New(`layer "shared" has no published version`)
+	unblock := make(chan struct{})
+	sc.React = func(fn, v string, want int) error {
+		<-unblock // until all three wait
+		return fmt.Errorf("launching %s:%s: %w", fn, v, &router.LaunchError{Function: fn, Version: v, Err: cause})
+	}
+	// A wait this long would time the test out, not pass it.
+	r := newRouter(t, router.Config{ColdStartWait: time.Hour}, src, sc)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	errs := make(chan error, 3)
+	for i := 0; i < 3; i++ {
+		go func() { _, err := invoke(t, r, tg, `1`); errs <- err }()
+	}
+	gatewaytest.Eventually(t, 5*time.Second, func() bool {
+		st := r.PoolStats()
+		return len(st) == 1 && st[0].Waiting == 3
+	}, "three requests waiting")
+	close(unblock)
+	for i := 0; i < 3; i++ {
+		err := <-errs
+		var le *router.LaunchError
+		if !errors.As(err, &le) || le.Function != "f" || le.Version != "$LATEST" || !errors.Is(err, cause) {
+			t.Fatalf("waiter %d: %v, want the LaunchError", i, err)
+		}
+		if want := `no execution environment of f:$LATEST could start: layer "shared" has no published version`; err.Error() != want {
+			t.Fatalf("waiter %d: message %q, want %q", i, err, want)
+		}
+	}
+	if c := r.Concurrency("f"); c != 0 {
+		t.Fatalf("concurrency after failed waits = %d, want 0", c)
+	}
+	if st := r.PoolStats(); st[0].Waiting != 0 {
+		t.Fatalf("still waiting: %+v", st)
+	}
+}
+
+// TestLaunchErrorKeepsWaitersOfALiveInstance: a failed launch does not fail
+// requests that a running instance will serve once it frees an environment.
+func TestLaunchErrorKeepsWaitersOfALiveInstance(t *testing.T) {
+	g := newGate()
+	in := gatewaytest.StartInstance(t, "f", "$LATEST", 1, secret("f", "$LATEST"), g.handle)
+	src := gatewaytest.NewSource()
+	src.Set("f", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	sc := &gatewaytest.Scaler{}
+	var mu sync.Mutex
+	calls := 0
+	sc.React = func(fn, v string, want int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			return &router.LaunchError{Function: fn, Version: v, Err: errors.New("build failed")}
+		}
+		return nil
+	}
+	r := newRouter(t, router.Config{ColdStartWait: time.Hour}, src, sc)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	results := make(chan string, 3)
+	run := func(p string) {
+		out, err := invoke(t, r, tg, p)
+		if err != nil {
+			out = err.Error()
+		}
+		results <- out
+	}
+	go run(`"a"`)
+	<-g.entered
+	go run(`"b"`) // waits; its scale-up fails with the LaunchError
+	gatewaytest.Eventually(t, 5*time.Second, func() bool { return len(sc.Calls()) == 1 }, "first scale-up")
+	// A later request asks again only once the failed scale-up is handled.
+	go run(`"c"`)
+	gatewaytest.Eventually(t, 5*time.Second, func() bool { return len(sc.Calls()) == 2 }, "second scale-up")
+	for i := 0; i < 3; i++ {
+		g.release <- struct{}{}
+		if i < 2 {
+			<-g.entered
+		}
+	}
+	got := map[string]bool{<-results: true, <-results: true, <-results: true}
+	if !got[`"a"`] || !got[`"b"`] || !got[`"c"`] {
+		t.Fatalf("results %v, want all three served by the live instance", got)
 	}
 }
