@@ -140,7 +140,7 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 	}
 	body, apiErr := readBody(r, "InvokeFunctionUrl")
 	if apiErr != nil {
-		urlError(w, requestID, http.StatusRequestEntityTooLarge, apiErr.Message)
+		urlError(w, requestID, apiErr.kind().Status, apiErr.Message)
 		return
 	}
 	var ident *sigv4.Identity

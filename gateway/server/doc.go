@@ -8,7 +8,18 @@
 // JetStream object store on the NATS the async queue uses, collected when
 // Deps names what is still referenced), registration hooks (Consul in a
 // cluster) and a graceful shutdown that deregisters first and then drains
-// in-flight invocations. Cluster and local adapters come in through Deps;
+// in-flight invocations.
+//
+// Client connections are bounded so that slow or idle clients cannot hold
+// the gateway's descriptors and memory: at most max_connections are open
+// (one over the cap is closed on accept), headers must arrive within
+// read_header_timeout and a request body within read_body_timeout of its
+// headers (artifact uploads: upload_timeout), idle keep-alive connections
+// close after idle_timeout, and headers are capped at max_header_bytes. The
+// body deadline is cleared once the body is read, so a response still lasts
+// as long as the function runs (long invocations, streamed URL answers).
+//
+// Cluster and local adapters come in through Deps;
 // the logic is the same in both modes.
 //
 // It may import gateway/**, specs and driver/invokeapi.

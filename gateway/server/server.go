@@ -66,6 +66,7 @@ type Server struct {
 	nats     *queue.NATS // set by Start
 	http     *http.Server
 	ln       net.Listener
+	conns    *limitListener // ln, counted and capped at max_connections
 	draining atomic.Bool
 
 	verifier *sigv4.Verifier // nil without access keys
@@ -130,9 +131,13 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	mux.HandleFunc(HealthPath, s.health)
 	mux.Handle(MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.Handle("/", a)
+	// No ReadTimeout or WriteTimeout: the body has its own deadline
+	// (bodyDeadline) and a response lasts as long as the function runs.
 	s.http = &http.Server{
-		Handler:           s.route(mux, a),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.bodyDeadline(s.route(mux, a)),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeoutD,
+		IdleTimeout:       cfg.IdleTimeoutD,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	return s, nil
@@ -204,9 +209,10 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 		}
 	}
-	s.ln = ln
+	s.conns = newLimitListener(ln, s.cfg.MaxConnections, s.metrics.Registry)
+	s.ln = s.conns
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(s.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http server stopped", "error", err)
 		}
 	}()
