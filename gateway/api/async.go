@@ -25,6 +25,9 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, function, qualifie
 		writeAPIError(w, requestID, &apiError{Code: CodeTooManyRequests, Message: "Rate Exceeded. The asynchronous invocation queue is full.",
 			Reason: "ConcurrentInvocationLimitExceeded"})
 		return
+	case errors.Is(err, queue.ErrEventTooLarge):
+		writeAPIError(w, requestID, &apiError{Code: CodeRequestEntityTooLarge, Message: "The Event invocation is too large: " + err.Error()})
+		return
 	case err != nil:
 		a.logger.Warn("queueing event", "function", function, "request_id", requestID, "error", err)
 		writeAPIError(w, requestID, &apiError{Code: CodeService, Message: "storing the event: " + err.Error()})

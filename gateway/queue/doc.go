@@ -8,7 +8,11 @@
 // nimbus.async.<function>.<request id> ("." in a function name is written
 // "="); the request id is also the JetStream message id, so a publish the
 // client retries is stored once. The stream is bounded (max_events, discard
-// new): a full queue answers 429 at enqueue time, never later.
+// new): a full queue answers 429 at enqueue time, never later. A message
+// is the payload (at most MaxEventSize, 1 MiB) plus its headers (at most
+// MaxEventHeaders); the stream's max_msg_size and the embedded server's
+// max_payload are their sum (MaxMessageSize), and an external NATS must
+// allow at least that much.
 // Enqueue returns only after JetStream acknowledged the publish, so a 202
 // means the event is on disk (or replicated).
 //

@@ -181,6 +181,15 @@ func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
 	if ev.TenantID != "" {
 		m.Header.Set(hdrTenantID, ev.TenantID)
 	}
+	hdr := headerBytes(m.Header) + len(jetstream.MsgIDHeader+": \r\n") + len(ev.RequestID) +
+		len(jetstream.ExpectedStreamHeader+": \r\n") + len(StreamName)
+	if hdr > MaxEventHeaders {
+		return fmt.Errorf("%d bytes of headers (trace and tenant ids): %w", hdr, ErrEventTooLarge)
+	}
+	if mp := q.conn.nc.MaxPayload(); int64(hdr+len(m.Data)) > mp {
+		return fmt.Errorf("event of %d bytes with its headers is over the NATS servers' max_payload %d (needs %d)",
+			hdr+len(m.Data), mp, MaxMessageSize)
+	}
 	_, err := q.conn.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.RequestID), jetstream.WithExpectStream(StreamName))
 	if err != nil {
 		var apiErr *jetstream.APIError
@@ -301,4 +310,16 @@ func (q *Queue) work(fetchCtx, invokeCtx context.Context) {
 		}
 		q.handle(invokeCtx, msg)
 	}
+}
+
+// headerBytes is the size of h in NATS's wire form: the version line,
+// "Key: value" lines and the blank line.
+func headerBytes(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -640,5 +641,53 @@ func TestOldestEventAgeMetric(t *testing.T) {
 	}
 	if n := find(t, h, "nimbus_async_enqueued_total", "f"); n != 1 {
 		t.Errorf("enqueued %v", n)
+	}
+}
+
+// jsonOfSize is a JSON string document of exactly n bytes.
+func jsonOfSize(n int) []byte {
+	b := bytes.Repeat([]byte("a"), n)
+	b[0], b[n-1] = '"', '"'
+	return b
+}
+
+// Item 8 of issue 11: a payload of exactly 1 MiB, with a qualifier, trace
+// and tenant ids around it, is stored and reaches the function byte for
+// byte; one byte more, or oversized headers, is refused as too large.
+// (Payloads within ~120 bytes of 1 MiB used to fail with NATS's "maximum
+// payload exceeded".)
+func TestEventAtTheExactSizeLimit(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.cat.add(fnSpec("big", nil))
+	got := make(chan []byte, 1)
+	h.instance("big", 1, func(w http.ResponseWriter, r *http.Request, p []byte) {
+		got <- p
+		gatewaytest.Echo(w, r, []byte(`"ok"`))
+	})
+	payload := jsonOfSize(queue.MaxEventSize)
+	ev := queue.Event{RequestID: uuid.NewString(), Function: "big", Payload: payload,
+		TraceID: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", TenantID: strings.Repeat("t", 256)}
+	if err := h.q.Enqueue(context.Background(), ev); err != nil {
+		t.Fatalf("enqueueing exactly %d bytes: %v", len(payload), err)
+	}
+	select {
+	case p := <-got:
+		if !bytes.Equal(p, payload) {
+			t.Fatalf("the function got %d bytes, want the %d enqueued", len(p), len(payload))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the 1 MiB event did not reach the function")
+	}
+	h.waitState(ev.RequestID, queue.StateSucceeded)
+
+	over := ev
+	over.RequestID, over.Payload = uuid.NewString(), jsonOfSize(queue.MaxEventSize+1)
+	if err := h.q.Enqueue(context.Background(), over); !errors.Is(err, queue.ErrEventTooLarge) {
+		t.Fatalf("enqueueing %d bytes: %v, want ErrEventTooLarge", len(over.Payload), err)
+	}
+	fat := ev
+	fat.RequestID, fat.Payload, fat.TraceID = uuid.NewString(), []byte(`{}`), strings.Repeat("r", queue.MaxEventHeaders)
+	if err := h.q.Enqueue(context.Background(), fat); !errors.Is(err, queue.ErrEventTooLarge) {
+		t.Fatalf("enqueueing with a %d byte trace id: %v, want ErrEventTooLarge", len(fat.TraceID), err)
 	}
 }
