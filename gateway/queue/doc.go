@@ -39,6 +39,14 @@
 // (workers, default 32) and hold at most function_share (default half) of a
 // function's limit at once: synchronous callers always find room.
 //
+// Fairness. A worker never waits for a function's slot: an event whose
+// function already runs its share goes back to the queue (a negative
+// acknowledgement with busy_delay, growing with each deferral, not an
+// attempt and not a retry) and the worker takes the next event. One
+// function's backlog therefore cannot hold the workers that other
+// functions' events need. Once Stop began, a worker starts no further
+// invocation: the event it holds goes back to the queue at once.
+//
 // Outcomes. Success and failure records are Lambda's invocation record
 // (version 1.0, requestContext with condition Success, RetriesExhausted or
 // EventAgeExceeded, requestPayload, responseContext, responsePayload), sent
@@ -64,8 +72,8 @@
 // enqueued, rejected, retries, finished, dead letters, dead-letter errors
 // and destination delivery failures.
 //
-// Lock rules: Queue.mu guards only the per-function in-flight counts and
-// the freed channel; nothing blocks while holding it.
+// Lock rules: Queue.mu guards only the per-function in-flight counts;
+// nothing blocks while holding it.
 //
 // It may import gateway/**, specs and driver/invokeapi.
 package queue

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -102,8 +103,8 @@ type Queue struct {
 
 	mu       sync.Mutex
 	inflight map[string]int // async invocations running per function
-	freed    chan struct{}  // closed and replaced when a slot frees
 
+	stopping   atomic.Bool // Stop began: no invocation starts any more
 	stopFetch  context.CancelFunc
 	stopInvoke context.CancelFunc
 	workers    sync.WaitGroup
@@ -122,7 +123,7 @@ func New(cfg Config, dev bool, deps Deps) (*Queue, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	q := &Queue{cfg: cfg, dev: dev, deps: deps, logger: logger.Named("queue"), inflight: map[string]int{}, freed: make(chan struct{})}
+	q := &Queue{cfg: cfg, dev: dev, deps: deps, logger: logger.Named("queue"), inflight: map[string]int{}}
 	q.sender = deps.Sender
 	if q.sender == nil {
 		q.sender = &destinations.Sender{Functions: q, NATS: q}
@@ -266,6 +267,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return nil
 	}
 	q.stopFetch()
+	q.stopping.Store(true)
 	done := make(chan struct{})
 	go func() { q.workers.Wait(); close(done) }()
 	var err error
@@ -280,6 +282,10 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return err
 }
 
+// Stopping reports whether Stop began; from then on workers start no
+// invocation.
+func (q *Queue) Stopping() bool { return q.stopping.Load() }
+
 func (q *Queue) now() time.Time {
 	if q.deps.Now != nil {
 		return q.deps.Now()
@@ -288,6 +294,7 @@ func (q *Queue) now() time.Time {
 }
 
 func (q *Queue) work(fetchCtx, invokeCtx context.Context) {
+	stopping := fetchCtx.Done()
 	for fetchCtx.Err() == nil {
 		ctx, cancel := context.WithTimeout(fetchCtx, 5*time.Second)
 		msg, err := q.conn.cons.Next(jetstream.FetchContext(ctx))
@@ -308,7 +315,7 @@ func (q *Queue) work(fetchCtx, invokeCtx context.Context) {
 			t.Stop()
 			continue
 		}
-		q.handle(invokeCtx, msg)
+		q.handle(invokeCtx, stopping, msg)
 	}
 }
 

@@ -691,3 +691,112 @@ func TestEventAtTheExactSizeLimit(t *testing.T) {
 		t.Fatalf("enqueueing with a %d byte trace id: %v, want ErrEventTooLarge", len(fat.TraceID), err)
 	}
 }
+
+// blocked serves fn with envs environments whose invocations wait for the
+// returned release (which the test's end also calls).
+func (h *harness) blocked(fn string, envs int) (*gatewaytest.Instance, func()) {
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	in := h.instance(fn, envs, func(w http.ResponseWriter, r *http.Request, p []byte) {
+		<-release
+		gatewaytest.Echo(w, r, p)
+	})
+	h.t.Cleanup(open) // after the double's: runs before its Close waits
+	return in, open
+}
+
+// Item 9 of issue 11: a slow function with a low limit and a backlog
+// queued ahead of another function's events does not hold the workers:
+// its events wait in the queue (deferred, not attempts) while the other
+// function's events all run, and it still never runs more than its share.
+func TestBusyFunctionDoesNotStarveOthers(t *testing.T) {
+	cfg := testConfig() // 4 workers
+	cfg.BusyDelay = "20ms"
+	h := newHarness(t, cfg, true)
+	two := 2 // half of it: one async slot
+	slow := fnSpec("slow", nil)
+	slow.ReservedConcurrency, slow.EnvironmentsPerInstance = &two, 2
+	h.cat.add(slow)
+	h.cat.add(fnSpec("quick", nil))
+	slowIn, release := h.blocked("slow", 2)
+	quickIn := h.instance("quick", 1, nil)
+
+	var slowIDs, quickIDs []string
+	for i := 0; i < 20; i++ {
+		slowIDs = append(slowIDs, h.enqueue("slow", fmt.Sprintf(`{"slow":%d}`, i)))
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return slowIn.Busy() == 1 }, "one slow event running")
+	for i := 0; i < 5; i++ {
+		quickIDs = append(quickIDs, h.enqueue("quick", fmt.Sprintf(`{"quick":%d}`, i)))
+	}
+	for _, rid := range quickIDs {
+		h.waitState(rid, queue.StateSucceeded)
+	}
+	if quickIn.Invocations() != 5 || slowIn.Invocations() != 0 || slowIn.Busy() != 1 {
+		t.Fatalf("quick ran %d (want 5) while slow finished %d and ran %d (want 0 and 1)",
+			quickIn.Invocations(), slowIn.Invocations(), slowIn.Busy())
+	}
+	if n := find(t, h, "nimbus_async_deferred_total", "slow"); n < 1 {
+		t.Errorf("deferred slow events = %v, want some", n)
+	}
+
+	release()
+	for _, rid := range slowIDs {
+		st := h.waitState(rid, queue.StateSucceeded)
+		if st.Attempts != 1 || st.Retries != 0 || st.Throttles != 0 {
+			t.Errorf("slow event %s: %d attempts, %d retries, %d throttles; deferrals must not count", rid, st.Attempts, st.Retries, st.Throttles)
+		}
+	}
+	if slowIn.MaxBusy() != 1 || slowIn.Invocations() != 20 {
+		t.Errorf("slow ran %d at once (share of reserved 2 is 1) and %d in all (want 20)", slowIn.MaxBusy(), slowIn.Invocations())
+	}
+}
+
+// Item 9 of issue 11: once Stop began, no invocation starts; an event a
+// worker holds for a function whose slot frees during shutdown stays
+// queued for the next gateway.
+func TestStopStartsNoFurtherInvocation(t *testing.T) {
+	cfg := testConfig()
+	cfg.BusyDelay = "20ms"
+	h := newHarness(t, cfg, false)
+	two := 2
+	slow := fnSpec("slow", nil)
+	slow.ReservedConcurrency, slow.EnvironmentsPerInstance = &two, 2
+	h.cat.add(slow)
+	in, release := h.blocked("slow", 2)
+	if err := h.q.Run(); err != nil {
+		t.Fatal(err)
+	}
+	first := h.enqueue("slow", `{"n":1}`)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return in.Busy() == 1 }, "the first event running")
+	second := h.enqueue("slow", `{"n":2}`)
+	ctx := context.Background()
+	cons, err := h.q.JetStream().Consumer(ctx, queue.StreamName, queue.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 2
+	}, "a worker took the second event")
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- h.q.Stop(ctx)
+	}()
+	gatewaytest.Eventually(t, 10*time.Second, h.q.Stopping, "Stop began")
+	release() // the first event finishes and frees the slot during shutdown
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	h.waitState(first, queue.StateSucceeded)
+	if in.Invocations() != 1 {
+		t.Fatalf("%d invocations; the second event started after Stop began", in.Invocations())
+	}
+	if st := h.status(second); st.State != queue.StateQueued || st.Attempts != 0 {
+		t.Fatalf("second event after Stop: %+v, want queued with no attempt", st)
+	}
+}
