@@ -72,6 +72,13 @@ type Config struct {
 	// RefreshInterval is how often Run re-reads every pool's instances and
 	// their status, and checks for idle capacity. Default 1s.
 	RefreshInterval time.Duration
+	// StatusTimeout bounds one instance status call and one discovery read
+	// of a refresh round. Default 2s.
+	StatusTimeout time.Duration
+	// RefreshConcurrency is how many discovery reads and status calls a
+	// refresh round runs at once, so unreachable instances cost a round
+	// about one StatusTimeout, not one each. Default 32.
+	RefreshConcurrency int
 	// HTTP is the client for instance calls; nil means a shared
 	// invokeapi.NewTransport client.
 	HTTP *http.Client
@@ -98,6 +105,12 @@ func (c *Config) defaults() {
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = time.Second
+	}
+	if c.StatusTimeout == 0 {
+		c.StatusTimeout = 2 * time.Second
+	}
+	if c.RefreshConcurrency < 1 {
+		c.RefreshConcurrency = 32
 	}
 }
 
