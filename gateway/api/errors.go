@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -102,16 +103,20 @@ func writeAPIError(w http.ResponseWriter, requestID string, e *apiError) {
 		if e.Reason != "" {
 			body["Reason"] = e.Reason
 		}
-		if e.RetryAfter > 0 {
-			secs := int(e.RetryAfter.Seconds())
-			if secs < 1 {
-				secs = 1
-			}
-			h.Set("Retry-After", strconv.Itoa(secs))
-		}
+		setRetryAfter(h, e)
 	} else {
 		body["Message"] = e.Message
 	}
 	w.WriteHeader(k.Status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// setRetryAfter sends a throttle's RetryAfter as Retry-After in whole
+// seconds (at least 1); a throttle without one gets none.
+func setRetryAfter(h http.Header, e *apiError) {
+	if e.Code != CodeTooManyRequests || e.RetryAfter <= 0 {
+		return
+	}
+	secs := int(math.Ceil(e.RetryAfter.Seconds()))
+	h.Set("Retry-After", strconv.Itoa(max(secs, 1)))
 }

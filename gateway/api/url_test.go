@@ -222,6 +222,44 @@ func TestURLFunctionErrorIs502AndThrottleIs429(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("reserved 0 status %d, want 429", resp.StatusCode)
 	}
+	if got := resp.Header.Get("Retry-After"); got != "" {
+		t.Fatalf("reserved 0 suggests Retry-After %q; no retry can succeed", got)
+	}
+}
+
+// Item 13 of issue 11: a function URL throttled by a busy reserved
+// concurrency suggests a retry after a second.
+func TestURLThrottleCarriesRetryAfter(t *testing.T) {
+	one := 1
+	fn := urlFunction("busy", &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED"})
+	fn.Versions[catalog.Latest].ReservedConcurrency = &one
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	e := newEnv(t, []*catalog.Function{fn}, map[string]gatewaytest.Handler{"busy": func(w http.ResponseWriter, r *http.Request, p []byte) {
+		entered <- struct{}{}
+		<-release
+		gatewaytest.Echo(w, r, []byte(`"done"`))
+	}})
+	first := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(e.srv.URL + "/url/busy/")
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		first <- string(b)
+	}()
+	<-entered
+	resp, body := do(t, mustReq(http.MethodGet, e.srv.URL+"/url/busy/"))
+	close(release)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("second call on reserved 1: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if got := <-first; got != `"done"` {
+		t.Fatalf("first call: %q", got)
+	}
 }
 
 func TestURLAWSIAM(t *testing.T) {

@@ -36,8 +36,11 @@ const (
 // ThrottleError refuses an invocation; the API answers 429
 // TooManyRequestsException with Reason.
 type ThrottleError struct {
-	Reason     string
-	Message    string
+	Reason  string
+	Message string
+	// RetryAfter, when set, is when a retry may succeed: the API sends it
+	// as Retry-After (the SDK's RetryAfterSeconds). Zero when no retry
+	// can succeed (reserved concurrency 0).
 	RetryAfter time.Duration
 }
 
@@ -305,10 +308,16 @@ func (r *Router) admit(t Target) error {
 	fs := r.fnLocked(t.Function)
 	if t.Reserved != nil {
 		if fs.active >= *t.Reserved {
-			return &ThrottleError{Reason: ReasonReservedFunctionConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+			te := &ThrottleError{Reason: ReasonReservedFunctionConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+			if *t.Reserved > 0 {
+				// A slot frees when a running invocation ends. With reserved
+				// concurrency 0 no retry can succeed, so none is suggested.
+				te.RetryAfter = time.Second
+			}
+			return te
 		}
 	} else if r.unreserved >= r.unreservedLimitLocked() {
-		return &ThrottleError{Reason: ReasonConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+		return &ThrottleError{Reason: ReasonConcurrentInvocationLimitExceeded, Message: "Rate Exceeded.", RetryAfter: time.Second}
 	}
 	fs.active++
 	if t.Reserved == nil {

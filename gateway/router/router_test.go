@@ -103,14 +103,29 @@ func TestReservedConcurrencyThrottles(t *testing.T) {
 	if got := throttleReason(err); got != router.ReasonReservedFunctionConcurrentInvocationLimitExceeded {
 		t.Fatalf("second invoke: err %v, reason %q", err, got)
 	}
+	if got := retryAfter(err); got != time.Second {
+		t.Fatalf("reserved concurrency throttle suggests a retry after %s, want 1s", got)
+	}
 	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatalf("first invoke: %v", err)
 	}
 	zero := 0
-	if _, err := invoke(t, r, router.Target{Function: "f", Version: "$LATEST", Reserved: &zero}, `3`); throttleReason(err) == "" {
+	_, err = invoke(t, r, router.Target{Function: "f", Version: "$LATEST", Reserved: &zero}, `3`)
+	if throttleReason(err) == "" {
 		t.Fatalf("reserved 0 must throttle, got %v", err)
 	}
+	if got := retryAfter(err); got != 0 {
+		t.Fatalf("reserved 0 suggests a retry after %s; no retry can succeed", got)
+	}
+}
+
+func retryAfter(err error) time.Duration {
+	var te *router.ThrottleError
+	if errors.As(err, &te) {
+		return te.RetryAfter
+	}
+	return -1
 }
 
 func TestAccountLimitKeepsUnreservedMinimum(t *testing.T) {
@@ -133,6 +148,9 @@ func TestAccountLimitKeepsUnreservedMinimum(t *testing.T) {
 	_, err := invoke(t, r, tg, `3`)
 	if got := throttleReason(err); got != router.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatalf("third invoke: err %v, reason %q", err, got)
+	}
+	if got := retryAfter(err); got != time.Second {
+		t.Fatalf("account limit throttle suggests a retry after %s, want 1s", got)
 	}
 	close(g.release)
 	wg.Wait()
