@@ -85,6 +85,14 @@ func (e *apiError) kind() errorKind {
 	return errorKind{http.StatusInternalServerError, "Service"}
 }
 
+// WriteError answers one of the catalogue's codes (the Code* constants)
+// with message, in Lambda's wire shape; an unknown code is a
+// ServiceException-like 500. For answers made outside the API's handlers
+// (the server's connection layer).
+func WriteError(w http.ResponseWriter, requestID, code, message string) {
+	writeAPIError(w, requestID, &apiError{Code: code, Message: message})
+}
+
 // writeAPIError answers in the shape aws-sdk-go-v2's restJson1 decoder reads:
 // x-amzn-ErrorType names the code, the JSON body carries Type and
 // Message/message (and Reason for throttles), x-amzn-RequestId the request.

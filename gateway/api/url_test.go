@@ -326,3 +326,65 @@ func TestURLResponseStreamForwardsAsWritten(t *testing.T) {
 		t.Fatalf("rest %q", rest)
 	}
 }
+
+// varyTokens lists the Vary header's comma-separated tokens.
+func varyTokens(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Vary") {
+		for _, t := range strings.Split(v, ",") {
+			out = append(out, strings.TrimSpace(t))
+		}
+	}
+	return out
+}
+
+// Item 21 of issue 11: a CORS answer names Origin in Vary once, whatever
+// the response shape, and keeps the function's own Vary tokens.
+func TestURLCORSVaryOriginOnce(t *testing.T) {
+	cors := &specs.CORS{AllowOrigins: []string{"https://app.example"}}
+	plain := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"plain":true}`))
+	}
+	structured := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"statusCode":200,"headers":{"Vary":"Accept-Encoding"},"body":"s"}`))
+	}
+	structuredOrigin := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"statusCode":200,"headers":{"Vary":"origin, Accept"},"body":"s"}`))
+	}
+	streamed := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("chunk"))
+	}
+	buffered := func(name string) *catalog.Function {
+		return urlFunction(name, &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED", CORS: cors})
+	}
+	e := newEnv(t, []*catalog.Function{buffered("plain"), buffered("structured"), buffered("both"),
+		urlFunction("stream", &specs.URLConfig{Auth: "NONE", InvokeMode: "RESPONSE_STREAM", CORS: cors})},
+		map[string]gatewaytest.Handler{"plain": plain, "structured": structured, "both": structuredOrigin, "stream": streamed})
+	for _, tc := range []struct {
+		fn, method string
+		want       string
+	}{
+		{"plain", http.MethodGet, "Origin"},
+		{"structured", http.MethodGet, "Accept-Encoding,Origin"},
+		{"both", http.MethodGet, "origin,Accept"},
+		{"stream", http.MethodGet, "Origin"},
+		{"plain", http.MethodOptions, "Origin"},
+	} {
+		req := mustReq(tc.method, e.srv.URL+"/url/"+tc.fn+"/")
+		req.Header.Set("Origin", "https://app.example")
+		if tc.method == http.MethodOptions {
+			req.Header.Set("Access-Control-Request-Method", "GET")
+		}
+		resp, body := do(t, req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", tc.method, tc.fn, resp.StatusCode, body)
+		}
+		if got := strings.Join(varyTokens(resp.Header), ","); got != tc.want {
+			t.Errorf("%s %s: Vary %q (headers %q), want %q", tc.method, tc.fn, got, resp.Header.Values("Vary"), tc.want)
+		}
+	}
+}

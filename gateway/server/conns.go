@@ -1,17 +1,22 @@
 package server
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nimbus-fn/nimbus/gateway/api"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 )
 
@@ -112,4 +117,83 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.once.Do(b.clear)
 	}
 	return n, err
+}
+
+// net/http answers a request it cannot parse (a path such as /%zz, a
+// missing or malformed Host header, headers over max_header_bytes, an
+// unknown transfer encoding) itself, before any handler runs, with a plain
+// text error written straight to the connection in one Write: a status
+// line, exactly these headers, and a text body. Those bytes are recognised
+// here and replaced with Lambda's JSON error, so every answer of the
+// gateway has the shape clients parse. A handler's answer never matches:
+// net/http adds Date and Content-Length to it.
+const netHTTPErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// Write passes p through, except net/http's plain text protocol errors.
+func (c *countedConn) Write(p []byte) (int, error) {
+	if len(p) < 1024 && bytes.HasPrefix(p, []byte("HTTP/1.1 ")) {
+		if b, ok := lambdaProtocolError(p); ok {
+			if _, err := c.Conn.Write(b); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// lambdaProtocolError turns one of net/http's canned errors into the
+// catalogue's: malformed requests are InvalidParameterValueException (400),
+// oversized headers RequestEntityTooLargeException (413), an unsupported
+// transfer encoding InvalidRequestContentException (400).
+func lambdaProtocolError(p []byte) ([]byte, bool) {
+	statusLine, text, ok := bytes.Cut(p, []byte(netHTTPErrorHeaders))
+	if !ok || bytes.Contains(statusLine, []byte("\r\n")) {
+		return nil, false
+	}
+	status, err := strconv.Atoi(string(statusLine[len("HTTP/1.1 "):min(len(statusLine), len("HTTP/1.1 200"))]))
+	if err != nil {
+		return nil, false
+	}
+	var code, msg string
+	switch {
+	case status == http.StatusRequestHeaderFieldsTooLarge:
+		code, msg = api.CodeRequestEntityTooLarge, "The request's headers are larger than the gateway accepts (max_header_bytes)."
+	case status == http.StatusNotImplemented:
+		code, msg = api.CodeInvalidRequestContent, "The request uses an unsupported transfer encoding."
+	case status >= 400 && status < 500:
+		code, msg = api.CodeInvalidParameterValue, "The request could not be parsed (a malformed request line, path or Host header): "+string(text)
+	default:
+		return nil, false
+	}
+	rw := &rawResponse{header: http.Header{}}
+	api.WriteError(rw, uuid.NewString(), code, msg)
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "HTTP/1.1 %d %s\r\n", rw.status, http.StatusText(rw.status))
+	rw.header.Set("Content-Length", strconv.Itoa(rw.body.Len()))
+	rw.header.Set("Connection", "close")
+	_ = rw.header.Write(&out)
+	out.WriteString("\r\n")
+	out.Write(rw.body.Bytes())
+	return out.Bytes(), true
+}
+
+// rawResponse records one answer in memory.
+type rawResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *rawResponse) Header() http.Header { return r.header }
+func (r *rawResponse) WriteHeader(status int) {
+	if r.status == 0 {
+		r.status = status
+	}
+}
+func (r *rawResponse) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(b)
 }

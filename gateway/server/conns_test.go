@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -320,9 +321,11 @@ func TestHeaderLimitAndIdleTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Fatalf("16 KiB header with max_header_bytes 8192: %d", resp.StatusCode)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || resp.Header.Get("X-Amzn-Errortype") != "RequestEntityTooLargeException" ||
+		!strings.Contains(string(b), "max_header_bytes") {
+		t.Fatalf("16 KiB header with max_header_bytes 8192: %d %s %s", resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), b)
 	}
 
 	idle, err := net.Dial("tcp", s.Addr())
@@ -348,5 +351,62 @@ func TestHeaderLimitAndIdleTimeout(t *testing.T) {
 	// deadline of this client).
 	if n, err := br.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("idle keep-alive connection read %d bytes, %v; want EOF", n, err)
+	}
+}
+
+// exchange sends one raw request on a new connection and reads the answer.
+func exchange(t *testing.T, addr, request string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("answer to %q: %v", request, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b)
+}
+
+// Item 21 of issue 11: requests net/http cannot parse (a path with %zz, no
+// Host header) are answered with Lambda's JSON error, not net/http's plain
+// text; a function's own plain text 400 passes untouched.
+func TestMalformedRequestsGetLambdaJSONErrors(t *testing.T) {
+	src := gatewaytest.NewSource()
+	in := gatewaytest.StartInstance(t, "web", catalog.Latest, 1, "", func(w http.ResponseWriter, r *http.Request, p []byte) {
+		gatewaytest.Echo(w, r, []byte(`{"statusCode":400,"headers":{"Content-Type":"text/plain; charset=utf-8"},"body":"400 Bad Request"}`))
+	})
+	src.Set("web", catalog.Latest, in.Discovery("w1", discovery.GroupOnDemand))
+	s := startServer(t, &config.Config{Dev: true, Listen: "127.0.0.1:0"}, src,
+		&specs.Function{Name: "web", EnvironmentsPerInstance: 1, URL: &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED"}})
+
+	for _, tc := range []struct{ name, request, detail string }{
+		{"invoke path", "POST /2015-03-31/functions/%zz/invocations HTTP/1.1\r\nHost: gw\r\nContent-Length: 2\r\n\r\n{}", "400 Bad Request"},
+		{"URL path", "GET /url/web/a%zz HTTP/1.1\r\nHost: gw\r\n\r\n", "400 Bad Request"},
+		{"no Host", "GET /nimbus/health HTTP/1.1\r\n\r\n", "missing required Host header"},
+	} {
+		resp, body := exchange(t, s.Addr(), tc.request)
+		var e struct{ Type, Message string }
+		if err := json.Unmarshal([]byte(body), &e); err != nil {
+			t.Errorf("%s: body %q is not JSON: %v", tc.name, body, err)
+			continue
+		}
+		if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "application/json" ||
+			resp.Header.Get("X-Amzn-Errortype") != "InvalidParameterValueException" || resp.Header.Get("X-Amzn-Requestid") == "" ||
+			e.Type != "User" || !strings.Contains(e.Message, tc.detail) {
+			t.Errorf("%s: %d %v %q", tc.name, resp.StatusCode, resp.Header, body)
+		}
+	}
+
+	resp, body := exchange(t, s.Addr(), "GET /url/web/ok HTTP/1.1\r\nHost: gw\r\n\r\n")
+	if resp.StatusCode != 400 || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" || body != "400 Bad Request" {
+		t.Fatalf("the function's own 400: %d %v %q", resp.StatusCode, resp.Header, body)
 	}
 }

@@ -18,6 +18,9 @@
 // close after idle_timeout, and headers are capped at max_header_bytes. The
 // body deadline is cleared once the body is read, so a response still lasts
 // as long as the function runs (long invocations, streamed URL answers).
+// Requests net/http refuses before any handler runs (a path such as /%zz,
+// no Host header, oversized headers) are answered with Lambda's JSON error
+// instead of net/http's plain text (conns.go).
 //
 // Cluster and local adapters come in through Deps;
 // the logic is the same in both modes.
