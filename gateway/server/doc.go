@@ -10,6 +10,14 @@
 // cluster) and a graceful shutdown that deregisters first and then drains
 // in-flight invocations.
 //
+// Authentication. With access keys (always in cluster mode) every route
+// refuses an unsigned request with Lambda's error shape (401/403), except
+// these: `/metrics` and `/nimbus/health` are served without authentication,
+// and so are artifact downloads (GET/HEAD /nimbus/v1/artifacts/<sha256>.zip),
+// which Nomad clients' artifact blocks fetch by content hash with the
+// checksum in the job. Function URLs follow their auth type (NONE is public,
+// as on Lambda). Server.Routes lists the route table; a test walks it.
+//
 // Client connections are bounded so that slow or idle clients cannot hold
 // the gateway's descriptors and memory: at most max_connections are open
 // (one over the cap is closed on accept), headers must arrive within
