@@ -62,7 +62,10 @@
 // JetStream write. Handler serves GET /nimbus/v1/invocations/{id} and
 // GET /nimbus/v1/functions/{fn}/invocations.
 //
-// Settings. Each event's function qualifier is resolved when it runs; its
+// Settings. Each event's function qualifier is resolved when it runs (an
+// event whose function or qualifier is gone fails; one whose catalog
+// cannot answer, e.g. Nomad unreachable, goes back to the queue with the
+// throttle backoff); its
 // spec's async block (max_retries, max_event_age, on_success, on_failure,
 // dead_letter) applies, overlaid by an event-invoke config put through the
 // Lambda API (KV bucket nimbus_event_invoke_config, keyed by function and

@@ -32,13 +32,17 @@ var key = []byte("0123456789abcdef-queue-test")
 
 // funcs is a settable catalog.
 type funcs struct {
-	mu sync.Mutex
-	m  map[string]*catalog.Function
+	mu   sync.Mutex
+	m    map[string]*catalog.Function
+	down error // every lookup fails with it (the catalog's source is unreachable)
 }
 
 func (f *funcs) Function(_ context.Context, name string) (*catalog.Function, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil {
+		return nil, f.down
+	}
 	fn, ok := f.m[name]
 	if !ok {
 		return nil, catalog.ErrFunctionNotFound
@@ -798,5 +802,36 @@ func TestStopStartsNoFurtherInvocation(t *testing.T) {
 	}
 	if st := h.status(second); st.State != queue.StateQueued || st.Attempts != 0 {
 		t.Fatalf("second event after Stop: %+v, want queued with no attempt", st)
+	}
+}
+
+// Item 7 of issue 11: a catalog that cannot answer (Nomad unreachable; the
+// cluster catalog fails fast now) must not fail queued events as if their
+// function were gone: they wait in the queue and run once it answers.
+func TestCatalogOutageKeepsEvents(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.cat.add(fnSpec("echo", nil))
+	in := h.instance("echo", 1, nil)
+	h.cat.mu.Lock()
+	h.cat.down = errors.New("the nomad catalog is unavailable: connection refused")
+	h.cat.mu.Unlock()
+	rid := h.enqueue("echo", `{"n":1}`)
+	cons, err := h.q.JetStream().Consumer(context.Background(), queue.StreamName, queue.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumRedelivered > 0
+	}, "the event is handed back and offered again while the catalog is down")
+	if st := h.status(rid); st.State != queue.StateQueued || in.Invocations() != 0 {
+		t.Fatalf("during the outage: %+v, %d invocations", st, in.Invocations())
+	}
+	h.cat.mu.Lock()
+	h.cat.down = nil
+	h.cat.mu.Unlock()
+	st := h.waitState(rid, queue.StateSucceeded)
+	if st.Attempts != 1 || in.Invocations() != 1 {
+		t.Fatalf("after the outage: %+v, %d invocations", st, in.Invocations())
 	}
 }

@@ -94,6 +94,16 @@ func (q *Queue) handle(ctx context.Context, stopping <-chan struct{}, msg jetstr
 			_ = msg.Nak()
 			return
 		}
+		if !errors.Is(err, catalog.ErrFunctionNotFound) && !errors.Is(err, catalog.ErrQualifierNotFound) {
+			// The catalog cannot answer now (its source is unreachable):
+			// the event waits in the queue, like after a throttle.
+			delay := q.throttleDelay(int(min(meta.NumDelivered, 32)))
+			log.Warn("reading the catalog for a queued event; retrying later", "error", err, "delay", delay)
+			if err := msg.NakWithDelay(delay); err != nil {
+				log.Warn("deferring an event; JetStream redelivers after ack_wait", "error", err)
+			}
+			return
+		}
 		// The function (or its qualifier) is gone: nothing can run it and no
 		// async config is left to say where failures go.
 		log.Warn("function of a queued event is gone; dropping the event", "error", err)

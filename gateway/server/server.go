@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,11 @@ const (
 	MetricsPath = "/metrics"
 )
 
+// ReadinessChecker says why an adapter cannot serve (nil when it can).
+type ReadinessChecker interface {
+	CheckReady() error
+}
+
 // Registrar announces the gateway (Consul in a cluster).
 type Registrar interface {
 	Register(ctx context.Context) error
@@ -48,6 +54,9 @@ type Deps struct {
 	Logger     hclog.Logger
 	// Listener, when set, is used instead of listening on Config.Listen.
 	Listener net.Listener
+	// Readiness are the adapters whose failure makes the gateway "not
+	// ready" on its health endpoint (the cluster catalog's Nomad queries).
+	Readiness []ReadinessChecker
 	// ArtifactRefs name the bundles still needed (published versions and
 	// layers, function jobs). With any, Serve deletes the artifact store's
 	// other bundles every artifacts gc_interval; without, nothing is
@@ -421,11 +430,26 @@ func (s *Server) updateReservations(ctx context.Context) {
 	s.router.SetReservedTotal(total)
 }
 
+// health answers 200 {"status":"ok"} while the gateway can serve, and 503
+// {"status":"draining"} during shutdown or {"status":"not ready",
+// "reason":…} while an adapter cannot serve (Nomad unreachable), so
+// Consul's check and load balancers steer traffic away.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "draining"})
+		return
+	}
+	var reasons []string
+	for _, c := range s.deps.Readiness {
+		if err := c.CheckReady(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	if len(reasons) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "reason": strings.Join(reasons, "; ")})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})
