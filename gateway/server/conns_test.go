@@ -129,7 +129,7 @@ func dialSlow(t *testing.T, addr string, i int) *slowConn {
 // their goroutines are gone.
 func TestSlowBodiesAreClosedWhileInvokesAnswer(t *testing.T) {
 	const slow = 300
-	const bodyTimeout = 3 * time.Second
+	const bodyTimeout = 5 * time.Second
 	src := gatewaytest.NewSource()
 	echo := gatewaytest.StartInstance(t, "echo", catalog.Latest, 4, "", nil)
 	src.Set("echo", catalog.Latest, echo.Discovery("e1", discovery.GroupOnDemand))
