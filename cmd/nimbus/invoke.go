@@ -53,7 +53,7 @@ func runInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "invoke", "FUNCTION[:QUALIFIER]")
 	payload := fs.String("payload", "", "event JSON, or @file to read it from a file (- for stdin)")
 	logs := fs.Bool("log", false, "print the invocation's log tail to stderr")
-	async := fs.Bool("async", false, "invoke asynchronously (InvocationType Event): queue the event and print its request id")
+	async := fs.Bool("async", false, "invoke asynchronously (InvocationType Event): queue the event and print only its request id on stdout")
 	endpoint := fs.String("endpoint", endpointFlagDefault(env), "gateway URL (env NIMBUS_ENDPOINT)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -78,8 +78,11 @@ func runInvoke(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("invoking %s: %w", fs.Arg(0), err)
 	}
 	if *async {
+		// Only the request id on stdout, so scripts can capture it; the
+		// hint goes to stderr.
 		rid, _ := awsmiddleware.GetRequestIDMetadata(out.ResultMetadata)
-		fmt.Fprintf(env.stdout, "queued %s (status %d); see: nimbus invocations -id %s\n", rid, out.StatusCode, rid)
+		fmt.Fprintln(env.stdout, rid)
+		fmt.Fprintf(env.stderr, "queued %s (status %d); see: nimbus invocations -id %s\n", rid, out.StatusCode, rid)
 		return nil
 	}
 	if *logs && out.LogResult != nil {

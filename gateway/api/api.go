@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -95,33 +96,88 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seg := strings.Split(strings.Trim(p, "/"), "/")
-	switch {
-	case len(seg) == 4 && seg[0] == "2015-03-31" && seg[1] == "functions" && seg[3] == "invocations":
-		if r.Method != http.MethodPost {
-			break
+	for _, rt := range routes {
+		if name, ok := rt.match(r.Method, seg); ok {
+			rt.serve(a, w, r, name)
+			return
 		}
-		a.serveInvoke(w, r, seg[2])
-		return
-	case len(seg) == 3 && seg[0] == "2015-03-31" && seg[1] == "functions" && r.Method == http.MethodGet:
-		a.serveGetFunction(w, r, seg[2])
-		return
-	case len(seg) == 2 && seg[0] == "2015-03-31" && seg[1] == "functions" && r.Method == http.MethodGet:
-		a.serveListFunctions(w, r)
-		return
-	case len(seg) == 4 && seg[0] == "2021-10-31" && seg[1] == "functions" && (seg[3] == "urls" || seg[3] == "url") && r.Method == http.MethodGet:
-		a.serveURLConfigs(w, r, seg[2], seg[3] == "urls")
-		return
-	case len(seg) == 4 && seg[0] == "2019-09-25" && seg[1] == "functions" && seg[3] == "event-invoke-config":
-		a.serveEventInvokeConfig(w, r, seg[2], false)
-		return
-	case len(seg) == 5 && seg[0] == "2019-09-25" && seg[1] == "functions" && seg[3] == "event-invoke-config" && seg[4] == "list":
-		a.serveEventInvokeConfig(w, r, seg[2], true)
-		return
-	case len(seg) == 2 && seg[0] == "2016-08-19" && seg[1] == "account-settings" && r.Method == http.MethodGet:
-		a.serveAccountSettings(w, r)
-		return
 	}
 	writeAPIError(w, uuid.NewString(), &apiError{Code: CodeUnknownOperation, Message: "Unknown operation " + r.Method + " " + p})
+}
+
+// Route is one operation the API serves besides function URLs: the
+// methods it answers (nil: any; the operation tells them apart) and its
+// path, with "{FunctionName}" for the function label.
+type Route struct {
+	Operation string
+	Methods   []string
+	Path      string
+}
+
+// route is a Route with its handler; routes is the API's dispatch table.
+type route struct {
+	Route
+	serve func(a *API, w http.ResponseWriter, r *http.Request, name string)
+}
+
+const fnLabel = "{FunctionName}"
+
+var routes = []route{
+	{Route{"Invoke", []string{http.MethodPost}, "/2015-03-31/functions/" + fnLabel + "/invocations"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvoke(w, r, name) }},
+	{Route{"GetFunction", []string{http.MethodGet}, "/2015-03-31/functions/" + fnLabel},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveGetFunction(w, r, name) }},
+	{Route{"ListFunctions", []string{http.MethodGet}, "/2015-03-31/functions"},
+		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.serveListFunctions(w, r) }},
+	{Route{"ListFunctionUrlConfigs", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/urls"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveURLConfigs(w, r, name, true) }},
+	{Route{"GetFunctionUrlConfig", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/url"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.serveURLConfigs(w, r, name, false)
+		}},
+	{Route{"FunctionEventInvokeConfig", []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete}, "/2019-09-25/functions/" + fnLabel + "/event-invoke-config"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.serveEventInvokeConfig(w, r, name, false)
+		}},
+	{Route{"ListFunctionEventInvokeConfigs", []string{http.MethodGet}, "/2019-09-25/functions/" + fnLabel + "/event-invoke-config/list"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.serveEventInvokeConfig(w, r, name, true)
+		}},
+	{Route{"GetAccountSettings", []string{http.MethodGet}, "/2016-08-19/account-settings"},
+		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.serveAccountSettings(w, r) }},
+}
+
+// match reports whether method and the path's segments select the route,
+// and the (still escaped) function label.
+func (rt route) match(method string, seg []string) (string, bool) {
+	want := strings.Split(strings.Trim(rt.Path, "/"), "/")
+	if len(want) != len(seg) {
+		return "", false
+	}
+	name := ""
+	for i, w := range want {
+		switch {
+		case w == fnLabel:
+			name = seg[i]
+		case w != seg[i]:
+			return "", false
+		}
+	}
+	if rt.Methods != nil && !slices.Contains(rt.Methods, method) {
+		return "", false
+	}
+	return name, true
+}
+
+// Routes lists the API's operations (function URLs, /url/<function>/ and
+// <function>.<url_domain>, come on top). Every one authenticates its
+// caller when the API has a Verifier.
+func Routes() []Route {
+	out := make([]Route, len(routes))
+	for i, rt := range routes {
+		out[i] = rt.Route
+	}
+	return out
 }
 
 // IsURLHost reports whether host names a function URL (<fn>.<url_domain>).

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 	"github.com/nimbus-fn/nimbus/specs"
@@ -248,6 +250,9 @@ func TestInvokeThrottleWithSDK(t *testing.T) {
 	if !errors.As(err, &tooMany) || tooMany.Reason != types.ThrottleReasonReservedFunctionConcurrentInvocationLimitExceeded {
 		t.Fatalf("second concurrent invoke: %v", err)
 	}
+	if got := aws.ToString(tooMany.RetryAfterSeconds); got != "1" {
+		t.Fatalf("throttle RetryAfterSeconds %q, want the Retry-After header's 1", got)
+	}
 	close(release)
 	wg.Wait()
 	if firstErr != nil {
@@ -313,5 +318,47 @@ func TestURLConfigsWithSDK(t *testing.T) {
 	var notFound *types.ResourceNotFoundException
 	if _, err := c.GetFunctionUrlConfig(context.Background(), &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String("ok")}); !errors.As(err, &notFound) {
 		t.Fatalf("get url config of a function without URL: %v", err)
+	}
+}
+
+// Item 13 of issue 11: with reserved concurrency 0 no retry can succeed,
+// so the 429 carries no Retry-After.
+func TestReservedZeroThrottleHasNoRetryAfter(t *testing.T) {
+	fns := basicFunctions()
+	zero := 0
+	fns[0].Versions[catalog.Latest].ReservedConcurrency = &zero
+	e := newEnv(t, fns, nil)
+	_, err := e.client(accessKey, secretKey).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("ok"), Payload: []byte(`1`)})
+	var tooMany *types.TooManyRequestsException
+	if !errors.As(err, &tooMany) || tooMany.RetryAfterSeconds != nil {
+		t.Fatalf("reserved 0: %v (RetryAfterSeconds %v)", err, tooMany.RetryAfterSeconds)
+	}
+}
+
+// fullQueue refuses every event as the full async queue does.
+type fullQueue struct{}
+
+func (fullQueue) Enqueue(context.Context, queue.Event) error { return queue.ErrQueueFull }
+
+// Item 13 of issue 11: a full async queue answers 429 with Retry-After.
+func TestAsyncQueueFullSuggestsARetry(t *testing.T) {
+	fns := basicFunctions()
+	m := metrics.New()
+	rt := router.New(router.Config{InvokeKey: invokeKey}, gatewaytest.NewSource(), nil, m, nil)
+	t.Cleanup(rt.Close)
+	a := api.New(api.Options{Region: region, AccountID: account, Async: fullQueue{}}, snapCatalog{catalog.NewSnapshot(fns)}, rt, rt, m, nil)
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/2015-03-31/functions/ok/invocations", strings.NewReader(`{}`))
+	req.Header.Set("X-Amz-Invocation-Type", "Event")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("X-Amzn-Errortype") != "TooManyRequestsException" ||
+		resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(b), "queue is full") {
+		t.Fatalf("full queue: %d %q Retry-After %q %s", resp.StatusCode, resp.Header.Get("X-Amzn-Errortype"), resp.Header.Get("Retry-After"), b)
 	}
 }

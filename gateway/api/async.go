@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 )
@@ -23,7 +24,10 @@ func (a *API) enqueue(w http.ResponseWriter, r *http.Request, function, qualifie
 	switch {
 	case errors.Is(err, queue.ErrQueueFull):
 		writeAPIError(w, requestID, &apiError{Code: CodeTooManyRequests, Message: "Rate Exceeded. The asynchronous invocation queue is full.",
-			Reason: "ConcurrentInvocationLimitExceeded"})
+			Reason: "ConcurrentInvocationLimitExceeded", RetryAfter: time.Second})
+		return
+	case errors.Is(err, queue.ErrEventTooLarge):
+		writeAPIError(w, requestID, &apiError{Code: CodeRequestEntityTooLarge, Message: "The Event invocation is too large: " + err.Error()})
 		return
 	case err != nil:
 		a.logger.Warn("queueing event", "function", function, "request_id", requestID, "error", err)

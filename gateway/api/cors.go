@@ -38,7 +38,7 @@ func applyCORS(h http.Header, r *http.Request, c *specs.CORS) {
 	}
 	h.Set("Access-Control-Allow-Origin", allow)
 	if allow != "*" {
-		h.Add("Vary", "Origin")
+		addVary(h, "Origin")
 	}
 	if c.AllowCredentials {
 		h.Set("Access-Control-Allow-Credentials", "true")
@@ -59,7 +59,7 @@ func preflight(w http.ResponseWriter, r *http.Request, c *specs.CORS) {
 	}
 	h.Set("Access-Control-Allow-Origin", allow)
 	if allow != "*" {
-		h.Add("Vary", "Origin")
+		addVary(h, "Origin")
 	}
 	if c.AllowCredentials {
 		h.Set("Access-Control-Allow-Credentials", "true")
@@ -77,4 +77,18 @@ func preflight(w http.ResponseWriter, r *http.Request, c *specs.CORS) {
 		h.Set("Access-Control-Max-Age", strconv.Itoa(c.MaxAge))
 	}
 	w.WriteHeader(http.StatusOK)
+}
+
+// addVary adds token to the Vary header unless it is already listed
+// (applyCORS runs before and after the function's headers, and a function
+// may send its own Vary).
+func addVary(h http.Header, token string) {
+	for _, v := range h.Values("Vary") {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return
+			}
+		}
+	}
+	h.Add("Vary", token)
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -84,6 +85,14 @@ func (e *apiError) kind() errorKind {
 	return errorKind{http.StatusInternalServerError, "Service"}
 }
 
+// WriteError answers one of the catalogue's codes (the Code* constants)
+// with message, in Lambda's wire shape; an unknown code is a
+// ServiceException-like 500. For answers made outside the API's handlers
+// (the server's connection layer).
+func WriteError(w http.ResponseWriter, requestID, code, message string) {
+	writeAPIError(w, requestID, &apiError{Code: code, Message: message})
+}
+
 // writeAPIError answers in the shape aws-sdk-go-v2's restJson1 decoder reads:
 // x-amzn-ErrorType names the code, the JSON body carries Type and
 // Message/message (and Reason for throttles), x-amzn-RequestId the request.
@@ -102,16 +111,20 @@ func writeAPIError(w http.ResponseWriter, requestID string, e *apiError) {
 		if e.Reason != "" {
 			body["Reason"] = e.Reason
 		}
-		if e.RetryAfter > 0 {
-			secs := int(e.RetryAfter.Seconds())
-			if secs < 1 {
-				secs = 1
-			}
-			h.Set("Retry-After", strconv.Itoa(secs))
-		}
+		setRetryAfter(h, e)
 	} else {
 		body["Message"] = e.Message
 	}
 	w.WriteHeader(k.Status)
 	_ = json.NewEncoder(w).Encode(body)
+}
+
+// setRetryAfter sends a throttle's RetryAfter as Retry-After in whole
+// seconds (at least 1); a throttle without one gets none.
+func setRetryAfter(h http.Header, e *apiError) {
+	if e.Code != CodeTooManyRequests || e.RetryAfter <= 0 {
+		return
+	}
+	secs := int(math.Ceil(e.RetryAfter.Seconds()))
+	h.Set("Retry-After", strconv.Itoa(max(secs, 1)))
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"time"
@@ -108,6 +109,9 @@ func readBody(r *http.Request, op string) ([]byte, *apiError) {
 		return nil, tooLarge
 	}
 	b, err := io.ReadAll(io.LimitReader(r.Body, invokeapi.MaxPayload+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, &apiError{Code: CodeInvalidRequestContent, Message: "The request body did not arrive within the gateway's read_body_timeout."}
+	}
 	if err != nil {
 		return nil, &apiError{Code: CodeInvalidRequestContent, Message: "reading request body: " + err.Error()}
 	}

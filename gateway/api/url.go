@@ -103,9 +103,6 @@ type urlResponse struct {
 func urlError(w http.ResponseWriter, requestID string, status int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set(headerRequestID, requestID)
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "1")
-	}
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]string{"Message": msg})
 }
@@ -140,7 +137,7 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 	}
 	body, apiErr := readBody(r, "InvokeFunctionUrl")
 	if apiErr != nil {
-		urlError(w, requestID, http.StatusRequestEntityTooLarge, apiErr.Message)
+		urlError(w, requestID, apiErr.kind().Status, apiErr.Message)
 		return
 	}
 	var ident *sigv4.Identity
@@ -186,6 +183,7 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 		if e.Code != CodeTooManyRequests {
 			a.logger.Warn("function URL invocation failed", "function", t.Function, "version", t.Version, "request_id", requestID, "error", err)
 		}
+		setRetryAfter(w.Header(), e)
 		urlError(w, requestID, e.kind().Status, e.Message)
 		return
 	}

@@ -222,6 +222,44 @@ func TestURLFunctionErrorIs502AndThrottleIs429(t *testing.T) {
 	if resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("reserved 0 status %d, want 429", resp.StatusCode)
 	}
+	if got := resp.Header.Get("Retry-After"); got != "" {
+		t.Fatalf("reserved 0 suggests Retry-After %q; no retry can succeed", got)
+	}
+}
+
+// Item 13 of issue 11: a function URL throttled by a busy reserved
+// concurrency suggests a retry after a second.
+func TestURLThrottleCarriesRetryAfter(t *testing.T) {
+	one := 1
+	fn := urlFunction("busy", &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED"})
+	fn.Versions[catalog.Latest].ReservedConcurrency = &one
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	e := newEnv(t, []*catalog.Function{fn}, map[string]gatewaytest.Handler{"busy": func(w http.ResponseWriter, r *http.Request, p []byte) {
+		entered <- struct{}{}
+		<-release
+		gatewaytest.Echo(w, r, []byte(`"done"`))
+	}})
+	first := make(chan string, 1)
+	go func() {
+		resp, err := http.Get(e.srv.URL + "/url/busy/")
+		if err != nil {
+			first <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		first <- string(b)
+	}()
+	<-entered
+	resp, body := do(t, mustReq(http.MethodGet, e.srv.URL+"/url/busy/"))
+	close(release)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("second call on reserved 1: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if got := <-first; got != `"done"` {
+		t.Fatalf("first call: %q", got)
+	}
 }
 
 func TestURLAWSIAM(t *testing.T) {
@@ -286,5 +324,67 @@ func TestURLResponseStreamForwardsAsWritten(t *testing.T) {
 	rest, _ := io.ReadAll(rd)
 	if string(rest) != "second\n" {
 		t.Fatalf("rest %q", rest)
+	}
+}
+
+// varyTokens lists the Vary header's comma-separated tokens.
+func varyTokens(h http.Header) []string {
+	var out []string
+	for _, v := range h.Values("Vary") {
+		for _, t := range strings.Split(v, ",") {
+			out = append(out, strings.TrimSpace(t))
+		}
+	}
+	return out
+}
+
+// Item 21 of issue 11: a CORS answer names Origin in Vary once, whatever
+// the response shape, and keeps the function's own Vary tokens.
+func TestURLCORSVaryOriginOnce(t *testing.T) {
+	cors := &specs.CORS{AllowOrigins: []string{"https://app.example"}}
+	plain := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"plain":true}`))
+	}
+	structured := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"statusCode":200,"headers":{"Vary":"Accept-Encoding"},"body":"s"}`))
+	}
+	structuredOrigin := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"statusCode":200,"headers":{"Vary":"origin, Accept"},"body":"s"}`))
+	}
+	streamed := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("chunk"))
+	}
+	buffered := func(name string) *catalog.Function {
+		return urlFunction(name, &specs.URLConfig{Auth: "NONE", InvokeMode: "BUFFERED", CORS: cors})
+	}
+	e := newEnv(t, []*catalog.Function{buffered("plain"), buffered("structured"), buffered("both"),
+		urlFunction("stream", &specs.URLConfig{Auth: "NONE", InvokeMode: "RESPONSE_STREAM", CORS: cors})},
+		map[string]gatewaytest.Handler{"plain": plain, "structured": structured, "both": structuredOrigin, "stream": streamed})
+	for _, tc := range []struct {
+		fn, method string
+		want       string
+	}{
+		{"plain", http.MethodGet, "Origin"},
+		{"structured", http.MethodGet, "Accept-Encoding,Origin"},
+		{"both", http.MethodGet, "origin,Accept"},
+		{"stream", http.MethodGet, "Origin"},
+		{"plain", http.MethodOptions, "Origin"},
+	} {
+		req := mustReq(tc.method, e.srv.URL+"/url/"+tc.fn+"/")
+		req.Header.Set("Origin", "https://app.example")
+		if tc.method == http.MethodOptions {
+			req.Header.Set("Access-Control-Request-Method", "GET")
+		}
+		resp, body := do(t, req)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %s", tc.method, tc.fn, resp.StatusCode, body)
+		}
+		if got := strings.Join(varyTokens(resp.Header), ","); got != tc.want {
+			t.Errorf("%s %s: Vary %q (headers %q), want %q", tc.method, tc.fn, got, resp.Header.Values("Vary"), tc.want)
+		}
 	}
 }

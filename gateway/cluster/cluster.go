@@ -242,10 +242,14 @@ func (c *Cluster) goRun(f func()) {
 	}()
 }
 
-// Deps returns the adapters for server.New.
+// Deps returns the adapters for server.New. The Nomad catalog is a
+// readiness check: while its queries fail the gateway's health says "not
+// ready" with the reason, and lookups fail fast with it (ErrUnavailable)
+// instead of waiting.
 func (c *Cluster) Deps(logger hclog.Logger) server.Deps {
 	d := server.Deps{Catalog: c.overlay, Source: c.source, Scaler: c.scaler, Logger: logger, Listener: c.ln,
-		MappingBackend: c.mappings, Member: c.gatewayID}
+		MappingBackend: c.mappings, Member: c.gatewayID,
+		Readiness: []server.ReadinessChecker{c.catalog}}
 	if c.registrar != nil {
 		d.Registrars = []server.Registrar{c.registrar}
 	}

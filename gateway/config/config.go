@@ -55,6 +55,35 @@ type Config struct {
 	// ShutdownGrace bounds draining in-flight invocations on shutdown.
 	// Default "30s".
 	ShutdownGrace string `hcl:"shutdown_grace,optional"`
+
+	// Client connections (the HTTP listener). Slow or idle clients cannot
+	// hold the gateway's connections, memory or file descriptors.
+
+	// ReadHeaderTimeout bounds how long a client may take to send a
+	// request's headers. Default "10s".
+	ReadHeaderTimeout string `hcl:"read_header_timeout,optional"`
+	// ReadBodyTimeout bounds how long a request body may take to arrive,
+	// counted from the end of its headers: a body still incomplete then is
+	// refused and its connection closed. Only the request is bounded: the
+	// response (a long invocation, a streamed function URL answer) may take
+	// as long as the function's timeout. Artifact uploads get
+	// UploadTimeout instead. Default "30s".
+	ReadBodyTimeout string `hcl:"read_body_timeout,optional"`
+	// UploadTimeout is ReadBodyTimeout for artifact uploads (bundles up to
+	// artifacts max_bundle_bytes). Default "5m".
+	UploadTimeout string `hcl:"upload_timeout,optional"`
+	// IdleTimeout is how long a keep-alive connection may wait for its next
+	// request. Default "2m".
+	IdleTimeout string `hcl:"idle_timeout,optional"`
+	// MaxHeaderBytes bounds a request's header section (request line
+	// included). Default 65536.
+	MaxHeaderBytes int `hcl:"max_header_bytes,optional"`
+	// MaxConnections is the most client connections the gateway holds at
+	// once; a connection over it is closed as soon as it is accepted (and
+	// counted in nimbus_http_connections_refused_total). Keep it below the
+	// process's file descriptor limit, leaving room for instance, NATS,
+	// Nomad and Consul connections. Default 4096.
+	MaxConnections int `hcl:"max_connections,optional"`
 	// Artifacts configures the artifact store (`artifacts { … }`, see
 	// artifacts.Config): code and layer bundles by sha256 in a JetStream
 	// object store on the gateway's NATS system (the one the async queue
@@ -92,10 +121,14 @@ type Config struct {
 	Queue *queue.Config `hcl:"queue,block"`
 
 	// Parsed forms, filled by Validate.
-	ColdStartWaitD time.Duration
-	IdleScaleInD   time.Duration
-	ShutdownGraceD time.Duration
-	InvokeKeyBytes []byte
+	ColdStartWaitD     time.Duration
+	IdleScaleInD       time.Duration
+	ShutdownGraceD     time.Duration
+	ReadHeaderTimeoutD time.Duration
+	ReadBodyTimeoutD   time.Duration
+	UploadTimeoutD     time.Duration
+	IdleTimeoutD       time.Duration
+	InvokeKeyBytes     []byte
 }
 
 // AccessKey is one `access_key "AKID" { secret = "…" }` block.
@@ -148,6 +181,16 @@ func (c *Config) Defaults() {
 		set(&c.IdleScaleIn, "5m")
 	}
 	set(&c.ShutdownGrace, "30s")
+	set(&c.ReadHeaderTimeout, "10s")
+	set(&c.ReadBodyTimeout, "30s")
+	set(&c.UploadTimeout, "5m")
+	set(&c.IdleTimeout, "2m")
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 64 << 10
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = 4096
+	}
 	if c.Artifacts == nil {
 		c.Artifacts = &artifacts.Config{}
 	}
@@ -205,6 +248,16 @@ func (c *Config) Validate() error {
 	c.ColdStartWaitD = dur("cold_start_wait", c.ColdStartWait, 10*time.Millisecond)
 	c.IdleScaleInD = dur("idle_scale_in", c.IdleScaleIn, 10*time.Millisecond)
 	c.ShutdownGraceD = dur("shutdown_grace", c.ShutdownGrace, 0)
+	c.ReadHeaderTimeoutD = dur("read_header_timeout", c.ReadHeaderTimeout, 10*time.Millisecond)
+	c.ReadBodyTimeoutD = dur("read_body_timeout", c.ReadBodyTimeout, 10*time.Millisecond)
+	c.UploadTimeoutD = dur("upload_timeout", c.UploadTimeout, 10*time.Millisecond)
+	c.IdleTimeoutD = dur("idle_timeout", c.IdleTimeout, 10*time.Millisecond)
+	if c.MaxHeaderBytes < 4096 {
+		bad("max_header_bytes %d must be at least 4096", c.MaxHeaderBytes)
+	}
+	if c.MaxConnections < 1 {
+		bad("max_connections %d must be at least 1", c.MaxConnections)
+	}
 	if c.AccountConcurrency < 1 {
 		bad("account_concurrency %d must be at least 1", c.AccountConcurrency)
 	}

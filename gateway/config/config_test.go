@@ -66,3 +66,53 @@ func TestDevModeNeedsNoKeys(t *testing.T) {
 		t.Fatalf("dev idle scale-in = %s", c.IdleScaleInD)
 	}
 }
+
+// The client-connection limits have documented defaults, decode from HCL
+// and are checked.
+func TestConnectionLimits(t *testing.T) {
+	c := &config.Config{Dev: true}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.ReadHeaderTimeoutD != 10*time.Second || c.ReadBodyTimeoutD != 30*time.Second || c.UploadTimeoutD != 5*time.Minute ||
+		c.IdleTimeoutD != 2*time.Minute || c.MaxHeaderBytes != 65536 || c.MaxConnections != 4096 {
+		t.Fatalf("defaults: header %s body %s upload %s idle %s max_header_bytes %d max_connections %d",
+			c.ReadHeaderTimeoutD, c.ReadBodyTimeoutD, c.UploadTimeoutD, c.IdleTimeoutD, c.MaxHeaderBytes, c.MaxConnections)
+	}
+
+	path := filepath.Join(t.TempDir(), "gateway.hcl")
+	src := `
+dev                 = true
+read_header_timeout = "2s"
+read_body_timeout   = "750ms"
+upload_timeout      = "1m"
+idle_timeout        = "20s"
+max_header_bytes    = 8192
+max_connections     = 300
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.ReadHeaderTimeoutD != 2*time.Second || c.ReadBodyTimeoutD != 750*time.Millisecond || c.UploadTimeoutD != time.Minute ||
+		c.IdleTimeoutD != 20*time.Second || c.MaxHeaderBytes != 8192 || c.MaxConnections != 300 {
+		t.Fatalf("decoded: %+v", c)
+	}
+
+	bad := &config.Config{Dev: true, ReadBodyTimeout: "never", IdleTimeout: "1ns", MaxHeaderBytes: 100, MaxConnections: -1}
+	bad.Defaults()
+	err = bad.Validate()
+	for _, want := range []string{"read_body_timeout", "idle_timeout", "max_header_bytes", "max_connections"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}

@@ -23,6 +23,9 @@ type Config struct {
 	// ReadyTimeout bounds the wait for the server to accept connections.
 	// Default 30s.
 	ReadyTimeout time.Duration
+	// MaxPayload is the largest message (headers and data) a client may
+	// publish. Default 1 MiB, nats-server's own default.
+	MaxPayload int32
 }
 
 // Defaults fills empty fields.
@@ -36,6 +39,9 @@ func (c *Config) Defaults() {
 	if c.ReadyTimeout <= 0 {
 		c.ReadyTimeout = 30 * time.Second
 	}
+	if c.MaxPayload == 0 {
+		c.MaxPayload = 1 << 20
+	}
 }
 
 // Validate reports a config Start cannot use.
@@ -46,6 +52,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := splitListen(c.Listen); err != nil {
 		errs = append(errs, err)
+	}
+	if c.MaxPayload < 0 || c.MaxPayload > 64<<20 {
+		errs = append(errs, fmt.Errorf("embedded NATS max payload %d must be between 1 and 64 MiB", c.MaxPayload))
 	}
 	return errors.Join(errs...)
 }
@@ -84,6 +93,7 @@ func Start(cfg Config) (*Server, error) {
 		Port:       port,
 		JetStream:  true,
 		StoreDir:   cfg.Dir,
+		MaxPayload: cfg.MaxPayload,
 		NoSigs:     true,
 		NoLog:      true,
 	})

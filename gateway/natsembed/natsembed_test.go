@@ -76,3 +76,33 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// MaxPayload sets the largest message clients may publish (default: nats-server's 1 MiB).
+func TestMaxPayload(t *testing.T) {
+	for _, tc := range []struct {
+		set, want int32
+	}{{0, 1 << 20}, {2 << 20, 2 << 20}} {
+		s, err := Start(Config{Dir: t.TempDir(), MaxPayload: tc.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := s.Connect("t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := nc.MaxPayload(); got != int64(tc.want) {
+			t.Errorf("MaxPayload %d: the server announced %d, want %d", tc.set, got, tc.want)
+		}
+		if err := nc.Publish("x", make([]byte, tc.want)); err != nil {
+			t.Errorf("publishing %d bytes: %v", tc.want, err)
+		}
+		if err := nc.Publish("x", make([]byte, tc.want+1)); err == nil {
+			t.Errorf("publishing %d bytes over max payload %d was accepted", tc.want+1, tc.want)
+		}
+		nc.Close()
+		s.Shutdown()
+	}
+	if _, err := Start(Config{Dir: t.TempDir(), MaxPayload: 65 << 20}); err == nil {
+		t.Fatal("a 65 MiB max payload was accepted")
+	}
+}

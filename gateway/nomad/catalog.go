@@ -63,7 +63,28 @@ type CatalogConfig struct {
 	// Defaults 250ms and 30s.
 	MinBackoff time.Duration
 	MaxBackoff time.Duration
+	// QueryTimeout bounds one query, so a Nomad that accepts connections
+	// and never answers counts as failing. Default WaitTime plus Nomad's
+	// jitter (WaitTime/16) plus 30s.
+	QueryTimeout time.Duration
+	// FirstListingWait bounds how long Function and Functions wait for the
+	// first jobs listing; they fail with ErrUnavailable after it, or as
+	// soon as the query has failed twice in a row. Default 10s.
+	FirstListingWait time.Duration
+	// MaxStale is how long Function and Functions keep answering from the
+	// last listing while Nomad's queries fail; after it they fail with
+	// ErrUnavailable. Default 1m.
+	MaxStale time.Duration
 }
+
+// ErrUnavailable is wrapped when the catalog cannot answer because its
+// Nomad queries fail (or never answered); the error says why.
+var ErrUnavailable = errors.New("the nomad catalog is unavailable")
+
+// failingAfter is how many failed queries in a row make a source count as
+// failing: one failure is a blip the next retry (MinBackoff later) usually
+// clears.
+const failingAfter = 2
 
 // Defaults fills empty fields.
 func (c *CatalogConfig) Defaults() {
@@ -84,6 +105,15 @@ func (c *CatalogConfig) Defaults() {
 	}
 	if c.MaxBackoff < c.MinBackoff {
 		c.MaxBackoff = max(30*time.Second, c.MinBackoff)
+	}
+	if c.QueryTimeout <= 0 {
+		c.QueryTimeout = c.WaitTime + c.WaitTime/16 + 30*time.Second
+	}
+	if c.FirstListingWait <= 0 {
+		c.FirstListingWait = 10 * time.Second
+	}
+	if c.MaxStale <= 0 {
+		c.MaxStale = time.Minute
 	}
 }
 
@@ -120,6 +150,16 @@ type Catalog struct {
 	versions  map[string]*Version  // by job ID
 	variables map[string]*variable // by path
 	watchers  []func(*catalog.Snapshot)
+	queries   map[string]*queryState // by loop ("jobs", "variables")
+	outcome   chan struct{}          // closed and replaced after every query
+}
+
+// queryState is one loop's recent outcomes.
+type queryState struct {
+	lastSuccess  time.Time
+	lastErr      error
+	failures     int       // in a row since the last success
+	failingSince time.Time // the first of those failures
 }
 
 type variable struct {
@@ -145,6 +185,8 @@ func NewCatalog(jobs JobLister, vars VariableReader, cfg CatalogConfig, logger h
 		ready:     make(chan struct{}),
 		versions:  map[string]*Version{},
 		variables: map[string]*variable{},
+		queries:   map[string]*queryState{},
+		outcome:   make(chan struct{}),
 	}
 	c.snap.Store(catalog.NewSnapshot(nil))
 	return c, nil
@@ -190,13 +232,101 @@ func (c *Catalog) Functions(ctx context.Context) ([]*catalog.Function, error) {
 	return c.snap.Load().Functions(), nil
 }
 
+// wait returns nil once the catalog can answer: after the first jobs
+// listing, and while Nomad's jobs queries have not failed for longer than
+// MaxStale. Before the first listing it fails as soon as the query failed
+// twice in a row, or after FirstListingWait, so a caller learns why
+// instead of hanging.
 func (c *Catalog) wait(ctx context.Context) error {
+	var timeout <-chan time.Time
+	for {
+		c.mu.Lock()
+		st, outcome := c.queryLocked("jobs"), c.outcome
+		c.mu.Unlock()
+		select {
+		case <-c.ready:
+			if st.failures >= failingAfter && time.Since(st.failingSince) > c.cfg.MaxStale {
+				return fmt.Errorf("%w: nomad queries failing for %s, longer than the %s the last listing is used: %w",
+					ErrUnavailable, time.Since(st.failingSince).Round(time.Second), c.cfg.MaxStale, st.lastErr)
+			}
+			return nil
+		default:
+		}
+		if st.failures >= failingAfter {
+			return fmt.Errorf("%w: no listing of the function jobs yet: %w", ErrUnavailable, st.lastErr)
+		}
+		if timeout == nil {
+			t := time.NewTimer(c.cfg.FirstListingWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-c.ready:
+		case <-outcome:
+		case <-timeout:
+			reason := "no answer"
+			if st.lastErr != nil {
+				reason = st.lastErr.Error()
+			}
+			return fmt.Errorf("%w: no listing of the function jobs within %s: %s", ErrUnavailable, c.cfg.FirstListingWait, reason)
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the nomad catalog's first listing: %w", ctx.Err())
+		}
+	}
+}
+
+// CheckReady reports why the catalog cannot serve (nil when it can): no
+// jobs listing yet, or Nomad's queries failing twice or more in a row.
+// The gateway's health endpoint answers "not ready" with it.
+func (c *Catalog) CheckReady() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	select {
 	case <-c.ready:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the nomad catalog's first listing: %w", ctx.Err())
+	default:
+		if st := c.queryLocked("jobs"); st.lastErr != nil {
+			return fmt.Errorf("%w: no listing of the function jobs yet: %w", ErrUnavailable, st.lastErr)
+		}
+		return fmt.Errorf("%w: no listing of the function jobs yet", ErrUnavailable)
 	}
+	for _, what := range []string{"jobs", "variables"} {
+		if st := c.queryLocked(what); st.failures >= failingAfter {
+			return fmt.Errorf("%w: nomad %s queries failing for %s (last success %s ago): %w", ErrUnavailable, what,
+				time.Since(st.failingSince).Round(time.Millisecond), time.Since(st.lastSuccess).Round(time.Millisecond), st.lastErr)
+		}
+	}
+	return nil
+}
+
+// queryLocked returns a copy of one loop's state. c.mu is held.
+func (c *Catalog) queryLocked(what string) queryState {
+	if st := c.queries[what]; st != nil {
+		return *st
+	}
+	return queryState{}
+}
+
+// record notes one query's outcome and wakes waiters.
+func (c *Catalog) record(what string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.queries[what]
+	if st == nil {
+		st = &queryState{}
+		c.queries[what] = st
+	}
+	now := time.Now()
+	if err == nil {
+		st.lastSuccess, st.lastErr, st.failures, st.failingSince = now, nil, 0, time.Time{}
+	} else {
+		if st.failures == 0 {
+			st.failingSince = now
+		}
+		st.failures++
+		st.lastErr = err
+	}
+	close(c.outcome)
+	c.outcome = make(chan struct{})
 }
 
 // Version returns the job behind a function version.
@@ -258,10 +388,13 @@ func (c *Catalog) loop(ctx context.Context, what string, fetch func(ctx context.
 	)
 	for {
 		started := time.Now()
-		next, err := fetch(ctx, index)
+		qctx, cancel := context.WithTimeout(ctx, c.cfg.QueryTimeout)
+		next, err := fetch(qctx, index)
+		cancel()
 		if ctx.Err() != nil {
 			return
 		}
+		c.record(what, err)
 		wait := c.cfg.MinInterval - time.Since(started)
 		if err != nil {
 			backoff = min(max(backoff*2, c.cfg.MinBackoff), c.cfg.MaxBackoff)

@@ -3,6 +3,7 @@ package nomad
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -307,4 +308,135 @@ func TestNewCatalogNeedsClients(t *testing.T) {
 	if _, err := NewCatalog(&api.Jobs{}, nil, CatalogConfig{}, nil); err == nil {
 		t.Fatal("no variables client accepted without NoVariables")
 	}
+}
+
+// closedAddress is a loopback address nothing listens on.
+func closedAddress(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+func nomadAt(t *testing.T, addr string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: "http://" + addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Item 7 of issue 11: with Nomad unreachable from the start, the catalog
+// says it is not ready and why, and a lookup fails with ErrUnavailable
+// naming the cause once the query failed twice (here long before
+// FirstListingWait or the caller's deadline) instead of waiting.
+func TestCatalogFailsFastWhenNomadIsUnreachable(t *testing.T) {
+	addr := closedAddress(t)
+	c, err := NewCatalog(nomadAt(t, addr).Jobs(), nil, CatalogConfig{NoVariables: true,
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, FirstListingWait: time.Hour}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckReady(); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("ready before any listing: %v", err)
+	}
+	runCatalog(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	_, err = c.Function(ctx, "a")
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("lookup with nomad unreachable: %v", err)
+	}
+	if err := c.CheckReady(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "connection refused") {
+		t.Fatalf("readiness with nomad unreachable: %v", err)
+	}
+}
+
+// A Nomad that accepts connections and never answers: a lookup fails after
+// FirstListingWait, not after the caller's (long) deadline.
+func TestCatalogBoundsTheFirstListingWait(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var held []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	c, err := NewCatalog(nomadAt(t, ln.Addr().String()).Jobs(), nil, CatalogConfig{NoVariables: true, FirstListingWait: 100 * time.Millisecond}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCatalog(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if _, err := c.Functions(ctx); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "within 100ms") {
+		t.Fatalf("lookup with a silent nomad: %v", err)
+	}
+	if err := c.CheckReady(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no listing") {
+		t.Fatalf("readiness with a silent nomad: %v", err)
+	}
+}
+
+// Nomad going away after the first listing: readiness says so at once,
+// lookups answer from the last listing for MaxStale and then fail.
+func TestCatalogServesTheLastListingForMaxStale(t *testing.T) {
+	f := newFakeNomad(t)
+	f.update(func() {
+		f.jobs["nimbus-a"] = functionJob(t, "nimbus-a", "a", "$LATEST", &specs.Function{Name: "a"}, 11)
+	})
+	cfg := CatalogConfig{NoVariables: true, WaitTime: 50 * time.Millisecond, MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	patient, err := NewCatalog(f.client().Jobs(), nil, func() CatalogConfig { c := cfg; c.MaxStale = time.Hour; return c }(), gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict, err := NewCatalog(f.client().Jobs(), nil, func() CatalogConfig { c := cfg; c.MaxStale = time.Millisecond; return c }(), gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCatalog(t, patient)
+	runCatalog(t, strict)
+	ctx := context.Background()
+	for _, c := range []*Catalog{patient, strict} {
+		if _, err := c.Function(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.CheckReady(); err != nil {
+			t.Fatalf("ready with nomad up: %v", err)
+		}
+	}
+	f.srv.CloseClientConnections()
+	f.srv.Close()
+	for _, c := range []*Catalog{patient, strict} {
+		gatewaytest.Eventually(t, 10*time.Second, func() bool { return errors.Is(c.CheckReady(), ErrUnavailable) }, "not ready once nomad is gone")
+	}
+	if fn, err := patient.Function(ctx, "a"); err != nil || fn.Name != "a" {
+		t.Fatalf("within MaxStale: %v %v", fn, err)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		_, err := strict.Function(ctx, "a")
+		return errors.Is(err, ErrUnavailable) && strings.Contains(err.Error(), "failing for")
+	}, "past MaxStale the lookup fails")
 }

@@ -12,6 +12,15 @@
 //     registrations (GET /v1/service/<name>) through blocking queries, as the
 //     alternative to Consul health.
 //
+// The Catalog says when it cannot serve (CheckReady: no jobs listing yet,
+// or its queries failing twice in a row; the gateway's health answers "not
+// ready" with the reason) and lookups fail fast with ErrUnavailable naming
+// the cause: before the first listing as soon as the query failed twice or
+// after FirstListingWait, afterwards once the queries have failed for
+// longer than MaxStale (until then the last listing answers). Each query
+// is bounded (QueryTimeout), so a Nomad that never answers counts as
+// failing.
+//
 // Each takes a small interface over the nomad/api calls it uses (*api.Jobs,
 // *api.Variables, *api.Services satisfy them), so tests run against an
 // httptest double of exactly those endpoints.

@@ -29,6 +29,12 @@ type Config struct {
 	// (reserved, or the unreserved pool) async workers may hold at once.
 	// Default 0.5.
 	FunctionShare float64 `hcl:"function_share,optional"`
+	// BusyDelay is how long an event waits before it is offered again when
+	// its function already runs its function_share of async invocations on
+	// this gateway: the event goes back to the queue instead of holding a
+	// worker, so other functions' events keep flowing. Grows with each
+	// deferral (up to 10x). Default "250ms".
+	BusyDelay string `hcl:"busy_delay,optional"`
 	// MaxEvents bounds the queue; an Event invoke over it answers 429.
 	// Default 1000000.
 	MaxEvents int64 `hcl:"max_events,optional"`
@@ -53,6 +59,7 @@ type Config struct {
 
 	// Parsed forms, filled by Validate.
 	AckWaitD            time.Duration
+	BusyDelayD          time.Duration
 	RetryDelaysD        []time.Duration
 	ThrottleBackoffMinD time.Duration
 	ThrottleBackoffMaxD time.Duration
@@ -68,6 +75,7 @@ func (c *Config) Defaults() {
 	}
 	set(&c.Listen, "127.0.0.1:0")
 	set(&c.AckWait, "30s")
+	set(&c.BusyDelay, "250ms")
 	set(&c.ThrottleBackoffMin, "1s")
 	set(&c.ThrottleBackoffMax, "5m")
 	set(&c.Retention, "24h")
@@ -125,6 +133,7 @@ func (c *Config) Validate(dev bool) error {
 		bad("replicas %d must be between 1 and 5", c.Replicas)
 	}
 	c.AckWaitD = dur("ack_wait", c.AckWait, 100*time.Millisecond)
+	c.BusyDelayD = dur("busy_delay", c.BusyDelay, time.Millisecond)
 	c.ThrottleBackoffMinD = dur("throttle_backoff_min", c.ThrottleBackoffMin, time.Millisecond)
 	c.ThrottleBackoffMaxD = dur("throttle_backoff_max", c.ThrottleBackoffMax, time.Millisecond)
 	if c.ThrottleBackoffMaxD < c.ThrottleBackoffMinD {

@@ -8,7 +8,11 @@
 // nimbus.async.<function>.<request id> ("." in a function name is written
 // "="); the request id is also the JetStream message id, so a publish the
 // client retries is stored once. The stream is bounded (max_events, discard
-// new): a full queue answers 429 at enqueue time, never later.
+// new): a full queue answers 429 at enqueue time, never later. A message
+// is the payload (at most MaxEventSize, 1 MiB) plus its headers (at most
+// MaxEventHeaders); the stream's max_msg_size and the embedded server's
+// max_payload are their sum (MaxMessageSize), and an external NATS must
+// allow at least that much.
 // Enqueue returns only after JetStream acknowledged the publish, so a 202
 // means the event is on disk (or replicated).
 //
@@ -35,6 +39,14 @@
 // (workers, default 32) and hold at most function_share (default half) of a
 // function's limit at once: synchronous callers always find room.
 //
+// Fairness. A worker never waits for a function's slot: an event whose
+// function already runs its share goes back to the queue (a negative
+// acknowledgement with busy_delay, growing with each deferral, not an
+// attempt and not a retry) and the worker takes the next event. One
+// function's backlog therefore cannot hold the workers that other
+// functions' events need. Once Stop began, a worker starts no further
+// invocation: the event it holds goes back to the queue at once.
+//
 // Outcomes. Success and failure records are Lambda's invocation record
 // (version 1.0, requestContext with condition Success, RetriesExhausted or
 // EventAgeExceeded, requestPayload, responseContext, responsePayload), sent
@@ -50,7 +62,10 @@
 // JetStream write. Handler serves GET /nimbus/v1/invocations/{id} and
 // GET /nimbus/v1/functions/{fn}/invocations.
 //
-// Settings. Each event's function qualifier is resolved when it runs; its
+// Settings. Each event's function qualifier is resolved when it runs (an
+// event whose function or qualifier is gone fails; one whose catalog
+// cannot answer, e.g. Nomad unreachable, goes back to the queue with the
+// throttle backoff); its
 // spec's async block (max_retries, max_event_age, on_success, on_failure,
 // dead_letter) applies, overlaid by an event-invoke config put through the
 // Lambda API (KV bucket nimbus_event_invoke_config, keyed by function and
@@ -60,8 +75,8 @@
 // enqueued, rejected, retries, finished, dead letters, dead-letter errors
 // and destination delivery failures.
 //
-// Lock rules: Queue.mu guards only the per-function in-flight counts and
-// the freed channel; nothing blocks while holding it.
+// Lock rules: Queue.mu guards only the per-function in-flight counts;
+// nothing blocks while holding it.
 //
 // It may import gateway/**, specs and driver/invokeapi.
 package queue

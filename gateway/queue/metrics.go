@@ -12,6 +12,7 @@ type queueMetrics struct {
 	enqueued            *prometheus.CounterVec
 	rejected            prometheus.Counter
 	retries             *prometheus.CounterVec
+	deferred            *prometheus.CounterVec
 	finished            *prometheus.CounterVec
 	deadLetters         *prometheus.CounterVec
 	deadLetterErrors    *prometheus.CounterVec
@@ -30,6 +31,9 @@ func newQueueMetrics(q *Queue) *queueMetrics {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nimbus_async_retries_total", Help: "Async retries scheduled; reason is function_error or throttle (throttles and system errors).",
 		}, []string{"function", "reason"}),
+		deferred: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nimbus_async_deferred_total", Help: "Events handed back to the queue unrun because their function had no free async slot on this gateway.",
+		}, []string{"function"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nimbus_async_finished_total", Help: "Async invocations finished, by final state (succeeded, failed, dead-lettered).",
 		}, []string{"function", "state"}),
@@ -47,7 +51,7 @@ func newQueueMetrics(q *Queue) *queueMetrics {
 }
 
 func (m *queueMetrics) register(reg prometheus.Registerer) {
-	reg.MustRegister(m.enqueued, m.rejected, m.retries, m.finished, m.deadLetters, m.deadLetterErrors, m.destinationFailures, m.depth)
+	reg.MustRegister(m.enqueued, m.rejected, m.retries, m.deferred, m.finished, m.deadLetters, m.deadLetterErrors, m.destinationFailures, m.depth)
 }
 
 var (

@@ -28,8 +28,21 @@ const (
 	StatusBucket = "nimbus_async_status"
 )
 
-// MaxEventSize is the largest Event payload (Lambda's 1 MB since 2025).
-const MaxEventSize = 1 << 20
+// Message sizes. NATS limits a message's headers and data together, so the
+// stream and the server must leave room for the envelope around the
+// largest payload: with nats-server's default max_payload (1 MiB) a payload
+// within ~120 bytes of 1 MiB was refused with "maximum payload exceeded".
+const (
+	// MaxEventSize is the largest Event payload (Lambda's 1 MB since 2025).
+	MaxEventSize = 1 << 20
+	// MaxEventHeaders bounds an event's headers on the stream: function,
+	// qualifier, trace and tenant ids and JetStream's message id.
+	MaxEventHeaders = 64 << 10
+	// MaxMessageSize is the largest stream message, payload and headers:
+	// the stream's max_msg_size and the embedded server's max_payload. An
+	// external NATS must allow at least this (max_payload: 1114112).
+	MaxMessageSize = MaxEventSize + MaxEventHeaders
+)
 
 // NATS is the gateway's connection to NATS: an embedded server it runs
 // (natsembed, shared with other JetStream users in the process) or an
@@ -55,6 +68,10 @@ func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
 		if n.Conn, err = nats.Connect(cfg.URL, nats.Name("nimbus-gateway"), nats.MaxReconnects(-1)); err != nil {
 			return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.URL, err)
 		}
+		if mp := n.Conn.MaxPayload(); mp < MaxMessageSize {
+			logger.Warn("the NATS servers' max_payload is below the largest async event with its headers; events near 1 MiB will be refused",
+				"max_payload", mp, "needed", MaxMessageSize)
+		}
 		return n, nil
 	}
 	dir := cfg.DataDir
@@ -65,7 +82,7 @@ func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
 		n.tempDir = dir
 		logger.Info("queue data_dir not set: events live in a temporary directory and do not survive a restart", "dir", dir)
 	}
-	if n.Embedded, err = natsembed.Start(natsembed.Config{Dir: dir, Listen: cfg.Listen}); err != nil {
+	if n.Embedded, err = natsembed.Start(natsembed.Config{Dir: dir, Listen: cfg.Listen, MaxPayload: MaxMessageSize}); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -116,7 +133,7 @@ func open(ctx context.Context, cfg *Config, nc *nats.Conn) (*conn, error) {
 		Storage:     jetstream.FileStorage,
 		MaxMsgs:     cfg.MaxEvents,
 		Discard:     jetstream.DiscardNew,
-		MaxMsgSize:  MaxEventSize + 64<<10,
+		MaxMsgSize:  MaxMessageSize,
 		Duplicates:  2 * time.Minute,
 		Replicas:    cfg.Replicas,
 	})

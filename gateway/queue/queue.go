@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -105,8 +106,8 @@ type Queue struct {
 
 	mu       sync.Mutex
 	inflight map[string]int // async invocations running per function
-	freed    chan struct{}  // closed and replaced when a slot frees
 
+	stopping   atomic.Bool // Stop began: no invocation starts any more
 	stopFetch  context.CancelFunc
 	stopInvoke context.CancelFunc
 	workers    sync.WaitGroup
@@ -125,7 +126,7 @@ func New(cfg Config, dev bool, deps Deps) (*Queue, error) {
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	q := &Queue{cfg: cfg, dev: dev, deps: deps, logger: logger.Named("queue"), inflight: map[string]int{}, freed: make(chan struct{})}
+	q := &Queue{cfg: cfg, dev: dev, deps: deps, logger: logger.Named("queue"), inflight: map[string]int{}}
 	q.sender = deps.Sender
 	if q.sender == nil {
 		q.sender = &destinations.Sender{Functions: q, NATS: q, Kafka: deps.Kafka}
@@ -183,6 +184,15 @@ func (q *Queue) Enqueue(ctx context.Context, ev Event) error {
 	}
 	if ev.TenantID != "" {
 		m.Header.Set(hdrTenantID, ev.TenantID)
+	}
+	hdr := headerBytes(m.Header) + len(jetstream.MsgIDHeader+": \r\n") + len(ev.RequestID) +
+		len(jetstream.ExpectedStreamHeader+": \r\n") + len(StreamName)
+	if hdr > MaxEventHeaders {
+		return fmt.Errorf("%d bytes of headers (trace and tenant ids): %w", hdr, ErrEventTooLarge)
+	}
+	if mp := q.conn.nc.MaxPayload(); int64(hdr+len(m.Data)) > mp {
+		return fmt.Errorf("event of %d bytes with its headers is over the NATS servers' max_payload %d (needs %d)",
+			hdr+len(m.Data), mp, MaxMessageSize)
 	}
 	_, err := q.conn.js.PublishMsg(ctx, m, jetstream.WithMsgID(ev.RequestID), jetstream.WithExpectStream(StreamName))
 	if err != nil {
@@ -260,6 +270,7 @@ func (q *Queue) Stop(ctx context.Context) error {
 		return nil
 	}
 	q.stopFetch()
+	q.stopping.Store(true)
 	done := make(chan struct{})
 	go func() { q.workers.Wait(); close(done) }()
 	var err error
@@ -274,6 +285,10 @@ func (q *Queue) Stop(ctx context.Context) error {
 	return err
 }
 
+// Stopping reports whether Stop began; from then on workers start no
+// invocation.
+func (q *Queue) Stopping() bool { return q.stopping.Load() }
+
 func (q *Queue) now() time.Time {
 	if q.deps.Now != nil {
 		return q.deps.Now()
@@ -282,6 +297,7 @@ func (q *Queue) now() time.Time {
 }
 
 func (q *Queue) work(fetchCtx, invokeCtx context.Context) {
+	stopping := fetchCtx.Done()
 	for fetchCtx.Err() == nil {
 		ctx, cancel := context.WithTimeout(fetchCtx, 5*time.Second)
 		msg, err := q.conn.cons.Next(jetstream.FetchContext(ctx))
@@ -302,6 +318,18 @@ func (q *Queue) work(fetchCtx, invokeCtx context.Context) {
 			t.Stop()
 			continue
 		}
-		q.handle(invokeCtx, msg)
+		q.handle(invokeCtx, stopping, msg)
 	}
+}
+
+// headerBytes is the size of h in NATS's wire form: the version line,
+// "Key: value" lines and the blank line.
+func headerBytes(h nats.Header) int {
+	n := len("NATS/1.0\r\n\r\n")
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	return n
 }

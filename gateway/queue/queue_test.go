@@ -1,6 +1,7 @@
 package queue_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,13 +32,17 @@ var key = []byte("0123456789abcdef-queue-test")
 
 // funcs is a settable catalog.
 type funcs struct {
-	mu sync.Mutex
-	m  map[string]*catalog.Function
+	mu   sync.Mutex
+	m    map[string]*catalog.Function
+	down error // every lookup fails with it (the catalog's source is unreachable)
 }
 
 func (f *funcs) Function(_ context.Context, name string) (*catalog.Function, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.down != nil {
+		return nil, f.down
+	}
 	fn, ok := f.m[name]
 	if !ok {
 		return nil, catalog.ErrFunctionNotFound
@@ -640,5 +645,193 @@ func TestOldestEventAgeMetric(t *testing.T) {
 	}
 	if n := find(t, h, "nimbus_async_enqueued_total", "f"); n != 1 {
 		t.Errorf("enqueued %v", n)
+	}
+}
+
+// jsonOfSize is a JSON string document of exactly n bytes.
+func jsonOfSize(n int) []byte {
+	b := bytes.Repeat([]byte("a"), n)
+	b[0], b[n-1] = '"', '"'
+	return b
+}
+
+// Item 8 of issue 11: a payload of exactly 1 MiB, with a qualifier, trace
+// and tenant ids around it, is stored and reaches the function byte for
+// byte; one byte more, or oversized headers, is refused as too large.
+// (Payloads within ~120 bytes of 1 MiB used to fail with NATS's "maximum
+// payload exceeded".)
+func TestEventAtTheExactSizeLimit(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.cat.add(fnSpec("big", nil))
+	got := make(chan []byte, 1)
+	h.instance("big", 1, func(w http.ResponseWriter, r *http.Request, p []byte) {
+		got <- p
+		gatewaytest.Echo(w, r, []byte(`"ok"`))
+	})
+	payload := jsonOfSize(queue.MaxEventSize)
+	ev := queue.Event{RequestID: uuid.NewString(), Function: "big", Payload: payload,
+		TraceID: "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1", TenantID: strings.Repeat("t", 256)}
+	if err := h.q.Enqueue(context.Background(), ev); err != nil {
+		t.Fatalf("enqueueing exactly %d bytes: %v", len(payload), err)
+	}
+	select {
+	case p := <-got:
+		if !bytes.Equal(p, payload) {
+			t.Fatalf("the function got %d bytes, want the %d enqueued", len(p), len(payload))
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the 1 MiB event did not reach the function")
+	}
+	h.waitState(ev.RequestID, queue.StateSucceeded)
+
+	over := ev
+	over.RequestID, over.Payload = uuid.NewString(), jsonOfSize(queue.MaxEventSize+1)
+	if err := h.q.Enqueue(context.Background(), over); !errors.Is(err, queue.ErrEventTooLarge) {
+		t.Fatalf("enqueueing %d bytes: %v, want ErrEventTooLarge", len(over.Payload), err)
+	}
+	fat := ev
+	fat.RequestID, fat.Payload, fat.TraceID = uuid.NewString(), []byte(`{}`), strings.Repeat("r", queue.MaxEventHeaders)
+	if err := h.q.Enqueue(context.Background(), fat); !errors.Is(err, queue.ErrEventTooLarge) {
+		t.Fatalf("enqueueing with a %d byte trace id: %v, want ErrEventTooLarge", len(fat.TraceID), err)
+	}
+}
+
+// blocked serves fn with envs environments whose invocations wait for the
+// returned release (which the test's end also calls).
+func (h *harness) blocked(fn string, envs int) (*gatewaytest.Instance, func()) {
+	release := make(chan struct{})
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	in := h.instance(fn, envs, func(w http.ResponseWriter, r *http.Request, p []byte) {
+		<-release
+		gatewaytest.Echo(w, r, p)
+	})
+	h.t.Cleanup(open) // after the double's: runs before its Close waits
+	return in, open
+}
+
+// Item 9 of issue 11: a slow function with a low limit and a backlog
+// queued ahead of another function's events does not hold the workers:
+// its events wait in the queue (deferred, not attempts) while the other
+// function's events all run, and it still never runs more than its share.
+func TestBusyFunctionDoesNotStarveOthers(t *testing.T) {
+	cfg := testConfig() // 4 workers
+	cfg.BusyDelay = "20ms"
+	h := newHarness(t, cfg, true)
+	two := 2 // half of it: one async slot
+	slow := fnSpec("slow", nil)
+	slow.ReservedConcurrency, slow.EnvironmentsPerInstance = &two, 2
+	h.cat.add(slow)
+	h.cat.add(fnSpec("quick", nil))
+	slowIn, release := h.blocked("slow", 2)
+	quickIn := h.instance("quick", 1, nil)
+
+	var slowIDs, quickIDs []string
+	for i := 0; i < 20; i++ {
+		slowIDs = append(slowIDs, h.enqueue("slow", fmt.Sprintf(`{"slow":%d}`, i)))
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return slowIn.Busy() == 1 }, "one slow event running")
+	for i := 0; i < 5; i++ {
+		quickIDs = append(quickIDs, h.enqueue("quick", fmt.Sprintf(`{"quick":%d}`, i)))
+	}
+	for _, rid := range quickIDs {
+		h.waitState(rid, queue.StateSucceeded)
+	}
+	if quickIn.Invocations() != 5 || slowIn.Invocations() != 0 || slowIn.Busy() != 1 {
+		t.Fatalf("quick ran %d (want 5) while slow finished %d and ran %d (want 0 and 1)",
+			quickIn.Invocations(), slowIn.Invocations(), slowIn.Busy())
+	}
+	if n := find(t, h, "nimbus_async_deferred_total", "slow"); n < 1 {
+		t.Errorf("deferred slow events = %v, want some", n)
+	}
+
+	release()
+	for _, rid := range slowIDs {
+		st := h.waitState(rid, queue.StateSucceeded)
+		if st.Attempts != 1 || st.Retries != 0 || st.Throttles != 0 {
+			t.Errorf("slow event %s: %d attempts, %d retries, %d throttles; deferrals must not count", rid, st.Attempts, st.Retries, st.Throttles)
+		}
+	}
+	if slowIn.MaxBusy() != 1 || slowIn.Invocations() != 20 {
+		t.Errorf("slow ran %d at once (share of reserved 2 is 1) and %d in all (want 20)", slowIn.MaxBusy(), slowIn.Invocations())
+	}
+}
+
+// Item 9 of issue 11: once Stop began, no invocation starts; an event a
+// worker holds for a function whose slot frees during shutdown stays
+// queued for the next gateway.
+func TestStopStartsNoFurtherInvocation(t *testing.T) {
+	cfg := testConfig()
+	cfg.BusyDelay = "20ms"
+	h := newHarness(t, cfg, false)
+	two := 2
+	slow := fnSpec("slow", nil)
+	slow.ReservedConcurrency, slow.EnvironmentsPerInstance = &two, 2
+	h.cat.add(slow)
+	in, release := h.blocked("slow", 2)
+	if err := h.q.Run(); err != nil {
+		t.Fatal(err)
+	}
+	first := h.enqueue("slow", `{"n":1}`)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return in.Busy() == 1 }, "the first event running")
+	second := h.enqueue("slow", `{"n":2}`)
+	ctx := context.Background()
+	cons, err := h.q.JetStream().Consumer(ctx, queue.StreamName, queue.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 2
+	}, "a worker took the second event")
+
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- h.q.Stop(ctx)
+	}()
+	gatewaytest.Eventually(t, 10*time.Second, h.q.Stopping, "Stop began")
+	release() // the first event finishes and frees the slot during shutdown
+	if err := <-stopped; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	h.waitState(first, queue.StateSucceeded)
+	if in.Invocations() != 1 {
+		t.Fatalf("%d invocations; the second event started after Stop began", in.Invocations())
+	}
+	if st := h.status(second); st.State != queue.StateQueued || st.Attempts != 0 {
+		t.Fatalf("second event after Stop: %+v, want queued with no attempt", st)
+	}
+}
+
+// Item 7 of issue 11: a catalog that cannot answer (Nomad unreachable; the
+// cluster catalog fails fast now) must not fail queued events as if their
+// function were gone: they wait in the queue and run once it answers.
+func TestCatalogOutageKeepsEvents(t *testing.T) {
+	h := newHarness(t, testConfig(), true)
+	h.cat.add(fnSpec("echo", nil))
+	in := h.instance("echo", 1, nil)
+	h.cat.mu.Lock()
+	h.cat.down = errors.New("the nomad catalog is unavailable: connection refused")
+	h.cat.mu.Unlock()
+	rid := h.enqueue("echo", `{"n":1}`)
+	cons, err := h.q.JetStream().Consumer(context.Background(), queue.StreamName, queue.ConsumerName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumRedelivered > 0
+	}, "the event is handed back and offered again while the catalog is down")
+	if st := h.status(rid); st.State != queue.StateQueued || in.Invocations() != 0 {
+		t.Fatalf("during the outage: %+v, %d invocations", st, in.Invocations())
+	}
+	h.cat.mu.Lock()
+	h.cat.down = nil
+	h.cat.mu.Unlock()
+	st := h.waitState(rid, queue.StateSucceeded)
+	if st.Attempts != 1 || in.Invocations() != 1 {
+		t.Fatalf("after the outage: %+v, %d invocations", st, in.Invocations())
 	}
 }

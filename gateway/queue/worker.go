@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,8 +48,15 @@ type attempt struct {
 }
 
 // handle runs one delivery of an event to the end: success, a scheduled
-// retry, or a failure sent to the destinations.
-func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
+// retry, or a failure sent to the destinations. An event whose function
+// has no free async slot on this gateway goes back to the queue at once
+// (deferred), so a worker is never held by one function's backlog; once
+// stopping is done, no invocation starts and the event goes back as well.
+func (q *Queue) handle(ctx context.Context, stopping <-chan struct{}, msg jetstream.Msg) {
+	if isDone(stopping) {
+		_ = msg.Nak()
+		return
+	}
 	meta, err := msg.Metadata()
 	if err != nil {
 		q.logger.Error("event without JetStream metadata; dropping", "error", err)
@@ -63,7 +71,12 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 	log := q.logger.With("function", ev.Function, "request_id", rid)
 
 	st := &Status{RequestID: rid, Function: ev.Function, Qualifier: ev.Qualifier, EnqueuedAt: meta.Timestamp.UTC()}
-	if meta.NumDelivered > 1 {
+	// The status is read only once the event is sure to be worked on: a
+	// deferred event costs no status read.
+	loadStatus := func() {
+		if meta.NumDelivered <= 1 {
+			return
+		}
 		if prev, err := q.getStatus(ctx, ev.Function, rid); err == nil {
 			st = prev
 		} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -81,9 +94,20 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 			_ = msg.Nak()
 			return
 		}
+		if !errors.Is(err, catalog.ErrFunctionNotFound) && !errors.Is(err, catalog.ErrQualifierNotFound) {
+			// The catalog cannot answer now (its source is unreachable):
+			// the event waits in the queue, like after a throttle.
+			delay := q.throttleDelay(int(min(meta.NumDelivered, 32)))
+			log.Warn("reading the catalog for a queued event; retrying later", "error", err, "delay", delay)
+			if err := msg.NakWithDelay(delay); err != nil {
+				log.Warn("deferring an event; JetStream redelivers after ack_wait", "error", err)
+			}
+			return
+		}
 		// The function (or its qualifier) is gone: nothing can run it and no
 		// async config is left to say where failures go.
 		log.Warn("function of a queued event is gone; dropping the event", "error", err)
+		loadStatus()
 		st.State, st.Error = StateFailed, err.Error()
 		q.putStatus(ctx, st)
 		q.metrics.finished.WithLabelValues(ev.Function, StateFailed).Inc()
@@ -101,11 +125,13 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 
 	switch {
 	case age > ac.maxAge:
+		loadStatus()
 		q.fail(ctx, msg, log, ev, st, ac, ConditionEventAgeExceeded, nil)
 		return
 	case reserved != nil && *reserved == 0:
 		// Lambda: with reserved concurrency 0, events go straight to the
 		// failure targets without retries.
+		loadStatus()
 		q.fail(ctx, msg, log, ev, st, ac, ConditionRetriesExhausted,
 			&attempt{kind: outcomeThrottle, statusCode: http.StatusTooManyRequests, err: errors.New("reserved concurrency is 0")})
 		return
@@ -115,11 +141,20 @@ func (q *Queue) handle(ctx context.Context, msg jetstream.Msg) {
 	if reserved != nil {
 		limit = *reserved
 	}
-	release, err := q.acquire(ctx, ev.Function, limit, msg)
-	if err != nil {
+	release, ok := q.tryAcquire(ev.Function, limit)
+	if !ok {
+		q.metrics.deferred.WithLabelValues(ev.Function).Inc()
+		if err := msg.NakWithDelay(q.busyDelay(meta.NumDelivered)); err != nil {
+			log.Warn("deferring an event of a busy function; JetStream redelivers after ack_wait", "error", err)
+		}
+		return
+	}
+	if isDone(stopping) {
+		release()
 		_ = msg.Nak()
 		return
 	}
+	loadStatus()
 	st.State = StateRunning
 	st.Attempts++
 	st.NextAttemptAt = time.Time{}
@@ -344,34 +379,46 @@ func (q *Queue) throttleDelay(n int) time.Duration {
 	return time.Duration(d * (0.8 + 0.4*rand.Float64()))
 }
 
-// acquire waits for an async slot of the function: at most FunctionShare of
-// its limit runs at once through this gateway's workers.
-func (q *Queue) acquire(ctx context.Context, function string, limit int, msg jetstream.Msg) (func(), error) {
+// tryAcquire takes an async slot of the function if one is free: at most
+// FunctionShare of its limit runs at once through this gateway's workers.
+// It never waits: an event whose function is at its share goes back to the
+// queue (busyDelay) and the worker takes another, so one function's
+// backlog cannot hold the workers other functions' events need.
+func (q *Queue) tryAcquire(function string, limit int) (func(), bool) {
 	slots := max(1, int(float64(limit)*q.cfg.FunctionShare))
-	beat := time.NewTicker(max(q.cfg.AckWaitD/3, 10*time.Millisecond))
-	defer beat.Stop()
-	for {
-		q.mu.Lock()
-		if q.inflight[function] < slots {
-			q.inflight[function]++
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.inflight[function] >= slots {
+		return nil, false
+	}
+	q.inflight[function]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			q.mu.Lock()
+			q.inflight[function]--
+			if q.inflight[function] == 0 {
+				delete(q.inflight, function)
+			}
 			q.mu.Unlock()
-			return func() {
-				q.mu.Lock()
-				q.inflight[function]--
-				close(q.freed)
-				q.freed = make(chan struct{})
-				q.mu.Unlock()
-			}, nil
-		}
-		freed := q.freed
-		q.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-freed:
-		case <-beat.C:
-			_ = msg.InProgress()
-		}
+		})
+	}, true
+}
+
+// busyDelay is how long a deferred event stays out of the queue: busy_delay
+// times the deliveries it has had (at most 10), with ±20% jitter, so a long
+// backlog of one busy function is offered less and less often.
+func (q *Queue) busyDelay(delivered uint64) time.Duration {
+	d := float64(q.cfg.BusyDelayD) * float64(min(max(delivered, 1), 10))
+	return time.Duration(d * (0.8 + 0.4*rand.Float64()))
+}
+
+func isDone(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -6,7 +6,10 @@
 // nimbus_provisioned_spillover_invocations_total), and parks requests in a
 // bounded FIFO wait queue while a Scaler adds on-demand capacity (scale from
 // zero included). Idle on-demand capacity is lowered after the configured
-// idle time.
+// idle time. Run refreshes every pool each RefreshInterval: discovery reads
+// and instance status calls run RefreshConcurrency at a time, each bounded
+// by StatusTimeout, so unreachable instances delay a round (and with it
+// scale-in) by about one timeout, not one per instance.
 //
 // Admission follows Lambda: reserved concurrency caps a function, the
 // account limit caps the unreserved pool (never below its minimum), and every

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 )
@@ -408,9 +410,9 @@ func (r *Router) discover(ctx context.Context, p *pool) {
 	r.dispatchLocked(p)
 }
 
-// refreshStatus asks every instance of the pool for its environment
-// accounting, to learn real capacities and clear refusals.
-func (r *Router) refreshStatus(ctx context.Context, p *pool) {
+// statusCalls starts one status call per live instance of p on g, each
+// bounded by StatusTimeout; each applies its answer when it comes.
+func (r *Router) statusCalls(ctx context.Context, g *errgroup.Group, p *pool) {
 	r.mu.Lock()
 	addrs := make(map[string]string, len(p.instances))
 	for id, in := range p.instances {
@@ -420,24 +422,24 @@ func (r *Router) refreshStatus(ctx context.Context, p *pool) {
 	}
 	r.mu.Unlock()
 	for id, addr := range addrs {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := p.client.Status(cctx, addr)
-		cancel()
-		r.mu.Lock()
-		if in := p.instances[id]; in != nil && err == nil && st.Max > 0 {
-			in.unreachable = false
-			in.capacity = st.Max
-			in.refused = st.ShuttingDown
-			in.gone = in.gone || st.ShuttingDown
-		}
-		r.mu.Unlock()
-		if err != nil {
-			r.logger.Debug("instance status", "function", p.key.function, "version", p.key.version, "instance", id, "error", err)
-		}
+		g.Go(func() error {
+			cctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
+			st, err := p.client.Status(cctx, addr)
+			cancel()
+			r.mu.Lock()
+			if in := p.instances[id]; in != nil && err == nil && st.Max > 0 {
+				in.unreachable = false
+				in.capacity = st.Max
+				in.refused = st.ShuttingDown
+				in.gone = in.gone || st.ShuttingDown
+			}
+			r.mu.Unlock()
+			if err != nil {
+				r.logger.Debug("instance status", "function", p.key.function, "version", p.key.version, "instance", id, "error", err)
+			}
+			return nil // one instance's failure never stops the others
+		})
 	}
-	r.mu.Lock()
-	r.dispatchLocked(p)
-	r.mu.Unlock()
 }
 
 // Run refreshes pools and lowers idle on-demand capacity until ctx is done.
@@ -450,17 +452,49 @@ func (r *Router) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		r.refreshRound(ctx)
+	}
+}
+
+// refreshRound re-reads every pool's instances, then asks every instance
+// for its status, then lowers idle capacity. Discovery reads and status
+// calls each run RefreshConcurrency at a time and are each bounded by
+// StatusTimeout, so a round with unreachable instances (or a hanging
+// discovery source) takes about one StatusTimeout per phase, not one per
+// instance.
+func (r *Router) refreshRound(ctx context.Context) {
+	r.mu.Lock()
+	pools := make([]*pool, 0, len(r.pools))
+	for _, p := range r.pools {
+		pools = append(pools, p)
+	}
+	r.mu.Unlock()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.RefreshConcurrency)
+	for _, p := range pools {
+		g.Go(func() error {
+			dctx, cancel := context.WithTimeout(gctx, r.cfg.StatusTimeout)
+			defer cancel()
+			r.discover(dctx, p)
+			return nil
+		})
+	}
+	_ = g.Wait()
+
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(r.cfg.RefreshConcurrency)
+	for _, p := range pools {
+		r.statusCalls(gctx, g, p)
+	}
+	_ = g.Wait()
+
+	now := time.Now()
+	for _, p := range pools {
 		r.mu.Lock()
-		pools := make([]*pool, 0, len(r.pools))
-		for _, p := range r.pools {
-			pools = append(pools, p)
-		}
+		r.dispatchLocked(p)
 		r.mu.Unlock()
-		for _, p := range pools {
-			r.discover(ctx, p)
-			r.refreshStatus(ctx, p)
-			r.scaleIn(p, time.Now())
-		}
+		r.scaleIn(p, now)
 	}
 }
 

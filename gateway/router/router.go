@@ -36,8 +36,11 @@ const (
 // ThrottleError refuses an invocation; the API answers 429
 // TooManyRequestsException with Reason.
 type ThrottleError struct {
-	Reason     string
-	Message    string
+	Reason  string
+	Message string
+	// RetryAfter, when set, is when a retry may succeed: the API sends it
+	// as Retry-After (the SDK's RetryAfterSeconds). Zero when no retry
+	// can succeed (reserved concurrency 0).
 	RetryAfter time.Duration
 }
 
@@ -90,6 +93,13 @@ type Config struct {
 	// RefreshInterval is how often Run re-reads every pool's instances and
 	// their status, and checks for idle capacity. Default 1s.
 	RefreshInterval time.Duration
+	// StatusTimeout bounds one instance status call and one discovery read
+	// of a refresh round. Default 2s.
+	StatusTimeout time.Duration
+	// RefreshConcurrency is how many discovery reads and status calls a
+	// refresh round runs at once, so unreachable instances cost a round
+	// about one StatusTimeout, not one each. Default 32.
+	RefreshConcurrency int
 	// HTTP is the client for instance calls; nil means a shared
 	// invokeapi.NewTransport client.
 	HTTP *http.Client
@@ -116,6 +126,12 @@ func (c *Config) defaults() {
 	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = time.Second
+	}
+	if c.StatusTimeout == 0 {
+		c.StatusTimeout = 2 * time.Second
+	}
+	if c.RefreshConcurrency < 1 {
+		c.RefreshConcurrency = 32
 	}
 }
 
@@ -310,10 +326,16 @@ func (r *Router) admit(t Target) error {
 	fs := r.fnLocked(t.Function)
 	if t.Reserved != nil {
 		if fs.active >= *t.Reserved {
-			return &ThrottleError{Reason: ReasonReservedFunctionConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+			te := &ThrottleError{Reason: ReasonReservedFunctionConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+			if *t.Reserved > 0 {
+				// A slot frees when a running invocation ends. With reserved
+				// concurrency 0 no retry can succeed, so none is suggested.
+				te.RetryAfter = time.Second
+			}
+			return te
 		}
 	} else if r.unreserved >= r.unreservedLimitLocked() {
-		return &ThrottleError{Reason: ReasonConcurrentInvocationLimitExceeded, Message: "Rate Exceeded."}
+		return &ThrottleError{Reason: ReasonConcurrentInvocationLimitExceeded, Message: "Rate Exceeded.", RetryAfter: time.Second}
 	}
 	fs.active++
 	if t.Reserved == nil {

@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -103,14 +104,29 @@ func TestReservedConcurrencyThrottles(t *testing.T) {
 	if got := throttleReason(err); got != router.ReasonReservedFunctionConcurrentInvocationLimitExceeded {
 		t.Fatalf("second invoke: err %v, reason %q", err, got)
 	}
+	if got := retryAfter(err); got != time.Second {
+		t.Fatalf("reserved concurrency throttle suggests a retry after %s, want 1s", got)
+	}
 	close(g.release)
 	if err := <-done; err != nil {
 		t.Fatalf("first invoke: %v", err)
 	}
 	zero := 0
-	if _, err := invoke(t, r, router.Target{Function: "f", Version: "$LATEST", Reserved: &zero}, `3`); throttleReason(err) == "" {
+	_, err = invoke(t, r, router.Target{Function: "f", Version: "$LATEST", Reserved: &zero}, `3`)
+	if throttleReason(err) == "" {
 		t.Fatalf("reserved 0 must throttle, got %v", err)
 	}
+	if got := retryAfter(err); got != 0 {
+		t.Fatalf("reserved 0 suggests a retry after %s; no retry can succeed", got)
+	}
+}
+
+func retryAfter(err error) time.Duration {
+	var te *router.ThrottleError
+	if errors.As(err, &te) {
+		return te.RetryAfter
+	}
+	return -1
 }
 
 func TestAccountLimitKeepsUnreservedMinimum(t *testing.T) {
@@ -133,6 +149,9 @@ func TestAccountLimitKeepsUnreservedMinimum(t *testing.T) {
 	_, err := invoke(t, r, tg, `3`)
 	if got := throttleReason(err); got != router.ReasonConcurrentInvocationLimitExceeded {
 		t.Fatalf("third invoke: err %v, reason %q", err, got)
+	}
+	if got := retryAfter(err); got != time.Second {
+		t.Fatalf("account limit throttle suggests a retry after %s, want 1s", got)
 	}
 	close(g.release)
 	wg.Wait()
@@ -582,4 +601,118 @@ func TestLaunchErrorKeepsWaitersOfALiveInstance(t *testing.T) {
 	if !got[`"a"`] || !got[`"b"`] || !got[`"c"`] {
 		t.Fatalf("results %v, want all three served by the live instance", got)
 	}
+}
+
+// muteInstances listens on n loopback ports that accept connections, read
+// the request and never answer. maxInFlight reports the most requests they
+// held at once.
+type muteInstances struct {
+	addrs    []string
+	mu       sync.Mutex
+	inFlight int
+	max      int
+	total    int
+}
+
+func startMute(t *testing.T, n int) *muteInstances {
+	t.Helper()
+	m := &muteInstances{}
+	for i := 0; i < n; i++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		m.addrs = append(m.addrs, ln.Addr().String())
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				go m.hold(c)
+			}
+		}()
+	}
+	return m
+}
+
+func (m *muteInstances) hold(c net.Conn) {
+	defer c.Close()
+	req, err := http.ReadRequest(bufio.NewReader(c))
+	if err != nil || req.URL.Path != invokeapi.PathStatus {
+		return
+	}
+	m.mu.Lock()
+	m.inFlight++
+	m.total++
+	m.max = max(m.max, m.inFlight)
+	m.mu.Unlock()
+	_, _ = io.Copy(io.Discard, c) // until the caller gives up
+	m.mu.Lock()
+	m.inFlight--
+	m.mu.Unlock()
+}
+
+func (m *muteInstances) stats() (inFlight, maxInFlight, total int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.inFlight, m.max, m.total
+}
+
+// Item 11 of issue 11: a refresh round asks every instance of every pool
+// for its status at once (bounded by RefreshConcurrency), so six
+// instances that never answer hold a round for one StatusTimeout, not six:
+// all six status calls are in flight together, and each round calls each
+// instance once. With RefreshConcurrency 2, two calls run and the rest
+// wait for a slot.
+func TestRefreshAsksUnreachableInstancesConcurrently(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// Bounded: four mute instances, two slots, calls that last a minute.
+	limited := startMute(t, 4)
+	lsrc := gatewaytest.NewSource()
+	for i, addr := range limited.addrs {
+		lsrc.Add(discovery.Instance{ID: string(rune('a' + i)), Address: addr, Function: "h", Version: "$LATEST", Group: discovery.GroupOnDemand})
+	}
+	lr := newRouter(t, router.Config{RefreshInterval: 10 * time.Millisecond, StatusTimeout: time.Minute, RefreshConcurrency: 2}, lsrc, nil)
+	lr.Track([]router.Target{{Function: "h", Version: "$LATEST"}})
+	go lr.Run(ctx)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { _, _, total := limited.stats(); return total == 2 },
+		"two status calls with RefreshConcurrency 2")
+
+	mute := startMute(t, 6)
+	src := gatewaytest.NewSource()
+	for i, addr := range mute.addrs {
+		fn := []string{"f", "g"}[i%2]
+		src.Add(discovery.Instance{ID: fn + string(rune('a'+i)), Address: addr, Function: fn, Version: "$LATEST", Group: discovery.GroupOnDemand})
+	}
+	r := newRouter(t, router.Config{RefreshInterval: 10 * time.Millisecond, StatusTimeout: time.Minute}, src, nil)
+	r.Track([]router.Target{{Function: "f", Version: "$LATEST"}, {Function: "g", Version: "$LATEST"}})
+	go r.Run(ctx)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { _, m, _ := mute.stats(); return m == 6 },
+		"all six status calls in flight at once (a serial refresh holds one for a whole StatusTimeout)")
+	if _, _, total := mute.stats(); total != 6 {
+		t.Fatalf("%d status calls in the first round, want one per instance (6)", total)
+	}
+
+	// Meanwhile the bounded router still holds its two calls and started
+	// no other.
+	if inFlight, m, total := limited.stats(); inFlight != 2 || m != 2 || total != 2 {
+		t.Fatalf("RefreshConcurrency 2: %d in flight, at most %d, %d in all; want 2, 2, 2", inFlight, m, total)
+	}
+
+	// With a short timeout, rounds follow each other: each asks every
+	// instance again.
+	quick := startMute(t, 4)
+	qsrc := gatewaytest.NewSource()
+	for i, addr := range quick.addrs {
+		qsrc.Add(discovery.Instance{ID: string(rune('a' + i)), Address: addr, Function: "q", Version: "$LATEST", Group: discovery.GroupOnDemand})
+	}
+	qr := newRouter(t, router.Config{RefreshInterval: 10 * time.Millisecond, StatusTimeout: 100 * time.Millisecond}, qsrc, nil)
+	qr.Track([]router.Target{{Function: "q", Version: "$LATEST"}})
+	go qr.Run(ctx)
+	gatewaytest.Eventually(t, 20*time.Second, func() bool { _, _, total := quick.stats(); return total >= 12 },
+		"three rounds over the four mute instances")
 }

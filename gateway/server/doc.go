@@ -8,7 +8,29 @@
 // JetStream object store on the NATS the async queue uses, collected when
 // Deps names what is still referenced), registration hooks (Consul in a
 // cluster) and a graceful shutdown that deregisters first and then drains
-// in-flight invocations. Cluster and local adapters come in through Deps;
+// in-flight invocations.
+//
+// Authentication. With access keys (always in cluster mode) every route
+// refuses an unsigned request with Lambda's error shape (401/403), except
+// these: `/metrics` and `/nimbus/health` are served without authentication,
+// and so are artifact downloads (GET/HEAD /nimbus/v1/artifacts/<sha256>.zip),
+// which Nomad clients' artifact blocks fetch by content hash with the
+// checksum in the job. Function URLs follow their auth type (NONE is public,
+// as on Lambda). Server.Routes lists the route table; a test walks it.
+//
+// Client connections are bounded so that slow or idle clients cannot hold
+// the gateway's descriptors and memory: at most max_connections are open
+// (one over the cap is closed on accept), headers must arrive within
+// read_header_timeout and a request body within read_body_timeout of its
+// headers (artifact uploads: upload_timeout), idle keep-alive connections
+// close after idle_timeout, and headers are capped at max_header_bytes. The
+// body deadline is cleared once the body is read, so a response still lasts
+// as long as the function runs (long invocations, streamed URL answers).
+// Requests net/http refuses before any handler runs (a path such as /%zz,
+// no Host header, oversized headers) are answered with Lambda's JSON error
+// instead of net/http's plain text (conns.go).
+//
+// Cluster and local adapters come in through Deps;
 // the logic is the same in both modes.
 //
 // It may import gateway/**, specs and driver/invokeapi.

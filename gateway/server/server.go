@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -38,6 +39,11 @@ const (
 	MetricsPath = "/metrics"
 )
 
+// ReadinessChecker says why an adapter cannot serve (nil when it can).
+type ReadinessChecker interface {
+	CheckReady() error
+}
+
 // Registrar announces the gateway (Consul in a cluster).
 type Registrar interface {
 	Register(ctx context.Context) error
@@ -53,6 +59,9 @@ type Deps struct {
 	Logger     hclog.Logger
 	// Listener, when set, is used instead of listening on Config.Listen.
 	Listener net.Listener
+	// Readiness are the adapters whose failure makes the gateway "not
+	// ready" on its health endpoint (the cluster catalog's Nomad queries).
+	Readiness []ReadinessChecker
 	// ArtifactRefs name the bundles still needed (published versions and
 	// layers, function jobs). With any, Serve deletes the artifact store's
 	// other bundles every artifacts gc_interval; without, nothing is
@@ -85,6 +94,7 @@ type Server struct {
 	nats     *queue.NATS // set by Start
 	http     *http.Server
 	ln       net.Listener
+	conns    *limitListener // ln, counted and capped at max_connections
 	draining atomic.Bool
 
 	verifier *sigv4.Verifier // nil without access keys
@@ -158,23 +168,21 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		EventConfigs: q,
 	}, deps.Catalog, rt, rt, m, logger)
 	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q, kafka: kp}
-	mux := http.NewServeMux()
-	status := q.Handler(statusAuth(verifier))
-	mux.Handle(queue.InvocationsPath, status)
-	mux.Handle(queue.FunctionsPath, status)
 	s.verifier = verifier
-	mux.Handle(artifacts.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.artifactsHandler.ServeHTTP(w, r)
-	}))
-	mux.HandleFunc(HealthPath, s.health)
-	mux.HandleFunc(EventSourcesPath, s.serveEventSources)
-	mux.Handle(esmapi.Path, http.HandlerFunc(s.serveMappingAPI))
-	mux.Handle(esmapi.Path+"/", http.HandlerFunc(s.serveMappingAPI))
-	mux.Handle(MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	mux := http.NewServeMux()
+	for _, rt := range s.ownRoutes(q, m) {
+		if rt.pattern != "" {
+			mux.Handle(rt.pattern, rt.handler)
+		}
+	}
 	mux.Handle("/", a)
+	// No ReadTimeout or WriteTimeout: the body has its own deadline
+	// (bodyDeadline) and a response lasts as long as the function runs.
 	s.http = &http.Server{
-		Handler:           s.route(mux, a),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.bodyDeadline(s.route(mux, a)),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeoutD,
+		IdleTimeout:       cfg.IdleTimeoutD,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
 		ErrorLog:          logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	return s, nil
@@ -208,16 +216,105 @@ func (s *Server) NATS() *queue.NATS { return s.nats }
 // Artifacts is the artifact store (after Start).
 func (s *Server) Artifacts() *artifacts.Store { return s.artifacts }
 
-// statusAuth checks SigV4 on the async status API when the gateway has
-// access keys.
-func statusAuth(v *sigv4.Verifier) func(*http.Request) error {
-	if v == nil {
-		return nil
+// Route is one path the gateway serves.
+type Route struct {
+	Name string
+	// Methods answered (nil: any).
+	Methods []string
+	// Path, with {FunctionName}, {RequestId} or {Sha256} standing for one
+	// segment.
+	Path string
+	// Open routes are served without authentication even with access
+	// keys; every other route refuses an unsigned request.
+	Open bool
+}
+
+// ownRoute is a Route of the server's mux with its pattern and handler.
+type ownRoute struct {
+	Route
+	pattern string
+	handler http.Handler
+}
+
+// ownRoutes are the server's paths besides the API's operations.
+func (s *Server) ownRoutes(q *queue.Queue, m *metrics.Metrics) []ownRoute {
+	// The status API is authenticated here, before its own method and
+	// path checks, so that every refusal has Lambda's error shape.
+	status := s.requireSignature(q.Handler(nil))
+	art := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead && s.verifier != nil && r.Header.Get("Authorization") == "" {
+			// Uploads are verified over the whole body by the store's
+			// handler; an unsigned one is refused here, in Lambda's shape.
+			s.refuse(w, r)
+			return
+		}
+		s.artifactsHandler.ServeHTTP(w, r)
+	})
+	get := []string{http.MethodGet}
+	return []ownRoute{
+		{Route{"GetAsyncInvocation", get, queue.InvocationsPath + "{RequestId}", false}, queue.InvocationsPath, status},
+		{Route{"ListAsyncInvocations", get, queue.FunctionsPath + "{FunctionName}/invocations", false}, queue.FunctionsPath, status},
+		{Route{"UploadArtifact", []string{http.MethodPut}, artifacts.Path + "{Sha256}.zip", false}, artifacts.Path, art},
+		// Nomad clients' artifact blocks fetch bundles without credentials:
+		// the address is the content's hash and the job carries the
+		// checksum go-getter verifies.
+		{Route{"DownloadArtifact", []string{http.MethodGet, http.MethodHead}, artifacts.Path + "{Sha256}.zip", true}, "", nil},
+		{Route{"ListEventSourceStatus", get, EventSourcesPath, false}, EventSourcesPath, s.requireSignature(http.HandlerFunc(s.serveEventSources))},
+		// The mapping API verifies SigV4 over the body itself.
+		{Route{"EventSourceMappings", []string{http.MethodGet, http.MethodPost}, esmapi.Path, false}, esmapi.Path, http.HandlerFunc(s.serveMappingAPI)},
+		{Route{"EventSourceMapping", []string{http.MethodGet, http.MethodPut, http.MethodDelete}, esmapi.Path + "/{UUID}", false}, esmapi.Path + "/", http.HandlerFunc(s.serveMappingAPI)},
+		{Route{"Health", nil, HealthPath, true}, HealthPath, http.HandlerFunc(s.health)},
+		{Route{"Metrics", nil, MetricsPath, true}, MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})},
 	}
-	return func(r *http.Request) error {
-		_, err := v.Verify(r, nil)
-		return err
+}
+
+// Routes lists every route the gateway serves: its own and the API's
+// operations. Function URLs (/url/{FunctionName}/…, and
+// {FunctionName}.<url_domain>) are not listed: each follows its function's
+// auth type (NONE is public, as on Lambda; AWS_IAM is signed).
+func (s *Server) Routes() []Route {
+	var out []Route
+	for _, rt := range s.ownRoutes(s.queue, s.metrics) {
+		out = append(out, rt.Route)
 	}
+	for _, rt := range api.Routes() {
+		out = append(out, Route{Name: rt.Operation, Methods: rt.Methods, Path: rt.Path})
+	}
+	return out
+}
+
+// requireSignature checks SigV4 (over an empty body: the routes it guards
+// are reads) before h when the gateway has access keys.
+func (s *Server) requireSignature(h http.Handler) http.Handler {
+	if s.verifier == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.verifier.Verify(r, nil); err != nil {
+			writeAuthError(w, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers an unsigned request the way the API does.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request) {
+	_, err := s.verifier.Verify(r, nil)
+	if err == nil {
+		err = errors.New("the request must be signed")
+	}
+	writeAuthError(w, err)
+}
+
+// writeAuthError answers a SigV4 refusal in Lambda's error shape.
+func writeAuthError(w http.ResponseWriter, err error) {
+	var se *sigv4.Error
+	if errors.As(err, &se) {
+		api.WriteError(w, uuid.NewString(), se.Code, se.Message)
+		return
+	}
+	api.WriteError(w, uuid.NewString(), api.CodeAccessDenied, err.Error())
 }
 
 // Start opens the async queue and the listener, and registers the gateway.
@@ -247,9 +344,10 @@ func (s *Server) Start(ctx context.Context) error {
 			return fmt.Errorf("listening on %s: %w", s.cfg.Listen, err)
 		}
 	}
-	s.ln = ln
+	s.conns = newLimitListener(ln, s.cfg.MaxConnections, s.metrics.Registry)
+	s.ln = s.conns
 	go func() {
-		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(s.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http server stopped", "error", err)
 		}
 	}()
@@ -394,11 +492,26 @@ func (s *Server) updateReservations(ctx context.Context) {
 	s.router.SetReservedTotal(total)
 }
 
+// health answers 200 {"status":"ok"} while the gateway can serve, and 503
+// {"status":"draining"} during shutdown or {"status":"not ready",
+// "reason":…} while an adapter cannot serve (Nomad unreachable), so
+// Consul's check and load balancers steer traffic away.
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	if s.draining.Load() {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "draining"})
+		return
+	}
+	var reasons []string
+	for _, c := range s.deps.Readiness {
+		if err := c.CheckReady(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	if len(reasons) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "not ready", "reason": strings.Join(reasons, "; ")})
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"status": "ok"})

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -125,4 +126,48 @@ func get2(u string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// readiness is a settable ReadinessChecker.
+type readiness struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (r *readiness) CheckReady() error { r.mu.Lock(); defer r.mu.Unlock(); return r.err }
+func (r *readiness) set(err error)     { r.mu.Lock(); r.err = err; r.mu.Unlock() }
+
+// Item 7 of issue 11: health answers 503 "not ready" with every failing
+// adapter's reason, and 200 again once they recover.
+func TestHealthSaysNotReadyWithTheReason(t *testing.T) {
+	nomadCheck, other := &readiness{}, &readiness{}
+	s, err := server.New(&config.Config{Dev: true, Listen: "127.0.0.1:0"}, server.Deps{
+		Catalog:   snapCatalog{catalog.NewSnapshot(catalog.FromFile(&specs.File{}))},
+		Source:    gatewaytest.NewSource(),
+		Readiness: []server.ReadinessChecker{nomadCheck, other},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	defer func() { cancel(); <-served }()
+	u := "http://" + s.Addr() + server.HealthPath
+	if code, body := get(t, u); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("ready: %d %s", code, body)
+	}
+	nomadCheck.set(errors.New("nomad: connection refused"))
+	other.set(errors.New("consul: timeout"))
+	if code, body := get(t, u); code != 503 || body != `{"reason":"nomad: connection refused; consul: timeout","status":"not ready"}`+"\n" {
+		t.Fatalf("not ready: %d %s", code, body)
+	}
+	nomadCheck.set(nil)
+	other.set(nil)
+	if code, body := get(t, u); code != 200 || !strings.Contains(body, `"ok"`) {
+		t.Fatalf("ready again: %d %s", code, body)
+	}
 }

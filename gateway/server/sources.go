@@ -111,6 +111,10 @@ func (s *Server) startSources() {
 // it.
 func (s *Server) serveMappingAPI(w http.ResponseWriter, r *http.Request) {
 	if s.mappingAPI == nil {
+		if s.verifier != nil && r.Header.Get("Authorization") == "" {
+			s.refuse(w, r)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("X-Amzn-Errortype", "ServiceException")
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -129,14 +133,6 @@ func (s *Server) serveEventSources(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, `{"message":"method not allowed"}`, http.StatusMethodNotAllowed)
 		return
-	}
-	if s.verifier != nil {
-		if _, err := s.verifier.Verify(r, nil); err != nil {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusForbidden)
-			_ = json.NewEncoder(w).Encode(map[string]string{"Type": "User", "message": err.Error()})
-			return
-		}
 	}
 	list := []sources.Status{}
 	if s.sources != nil {
