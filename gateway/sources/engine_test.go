@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 type memSource struct {
 	ordered bool
 	queue   bool
+	polls   atomic.Int64
 
 	mu          sync.Mutex
 	pending     []*sources.Record
@@ -57,6 +59,7 @@ func (s *memSource) push(partition string, ids ...string) {
 }
 
 func (s *memSource) Poll(ctx context.Context, max int, wait time.Duration) ([]*sources.Record, error) {
+	s.polls.Add(1)
 	deadline := time.Now().Add(wait)
 	for {
 		s.mu.Lock()
@@ -637,5 +640,19 @@ func TestExhaustedPartialFailureDiscardsOnlyTheNamedRecords(t *testing.T) {
 	}
 	if b := r.log.all(); len(b) != 2 || !slices.Equal(b[1], []string{"p2", "p3", "p4"}) {
 		t.Fatalf("batches %v, want the batch and one retry from p2", b)
+	}
+}
+
+func TestAFunctionFailureStaysTheLastResultWhilePollingWorks(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 1, MaximumRetryAttempts: intp(0)}
+	r := start(t, es, orderedMem{src}, func([]string) (string, string) { return "error", "" }, 1)
+	src.push("p", "l0")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 1 }, "record done")
+	after := src.polls.Load()
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return src.polls.Load() >= after+3 }, "empty polls go on")
+	st, _ := r.mgr.Status("m-1")
+	if st.LastProcessingResult != sources.ResultFunctionError {
+		t.Fatalf("last result %q, want %q", st.LastProcessingResult, sources.ResultFunctionError)
 	}
 }

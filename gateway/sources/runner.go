@@ -53,6 +53,8 @@ type runner struct {
 	inflight int
 	wake     chan struct{}
 	st       *Status
+	// pollProblem: the last result is a broker error from Poll.
+	pollProblem bool
 	// inflightTimes holds the oldest record time of each batch in flight.
 	inflightTimes map[int]time.Time
 	nextSeq       int
@@ -102,6 +104,7 @@ func (r *runner) run(ctx context.Context) {
 		if err != nil {
 			pollErrs++
 			r.setProblem(err)
+			r.count(func(*Status) { r.pollProblem = true })
 			d := backoff(r.opts.RetryBase, r.opts.RetryMax, pollErrs)
 			r.log.Warn("polling the event source; retrying", "error", err, "backoff", d)
 			select {
@@ -651,9 +654,12 @@ func (r *runner) setProblem(err error) {
 	})
 }
 
+// clearProblem forgets a broker problem once polling works again (a
+// function's failure stays until a batch succeeds).
 func (r *runner) clearProblem() {
 	r.count(func(s *Status) {
-		if len(s.LastProcessingResult) >= len(ResultProblem) && s.LastProcessingResult[:len(ResultProblem)] == ResultProblem {
+		if r.pollProblem {
+			r.pollProblem = false
 			s.LastProcessingResult = ResultNoRecords
 		}
 	})
