@@ -717,7 +717,7 @@ func TestErrors(t *testing.T) {
 				EventSourceArn: aws.String("schedule:rate(5 fortnights)")})
 			return err
 		},
-		code: "InvalidParameterValueException", message: "rate(5 minutes)",
+		code: "InvalidParameterValueException", message: "must be minute(s), hour(s) or day(s)",
 	}, {
 		name: "AT_TIMESTAMP without a timestamp",
 		call: func() error {

@@ -271,7 +271,9 @@ func (l *Lister) Mappings(ctx context.Context) ([]sources.Mapping, error) {
 	if l.Store != nil {
 		ms, err := l.Store.Mappings(ctx)
 		if err != nil {
-			return nil, err
+			// The spec mappings still run; the engine stops nothing on a
+			// partial list (see sources.Lister).
+			return out, fmt.Errorf("listing API mappings: %w", err)
 		}
 		out = append(out, ms...)
 	}

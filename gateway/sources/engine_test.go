@@ -3,6 +3,7 @@ package sources_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -654,5 +655,57 @@ func TestAFunctionFailureStaysTheLastResultWhilePollingWorks(t *testing.T) {
 	st, _ := r.mgr.Status("m-1")
 	if st.LastProcessingResult != sources.ResultFunctionError {
 		t.Fatalf("last result %q, want %q", st.LastProcessingResult, sources.ResultFunctionError)
+	}
+}
+
+type partialLister struct {
+	mu  sync.Mutex
+	ms  []sources.Mapping
+	err error
+}
+
+func (l *partialLister) Mappings(context.Context) ([]sources.Mapping, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.ms), l.err
+}
+
+func TestAPartialMappingListStopsNothing(t *testing.T) {
+	es := func() *specs.EventSource { return &specs.EventSource{Type: "mem", Enabled: true, BatchSize: 1} }
+	a := sources.Mapping{UUID: "a", Function: "fn", Spec: es()}
+	b := sources.Mapping{UUID: "b", Function: "fn", Spec: es()}
+	l := &partialLister{ms: []sources.Mapping{a, b}}
+	mgr := sources.NewManager(sources.Deps{Mappings: l, Sender: &failSink{}, Logger: gatewaytest.Logger(t),
+		Openers: map[string]sources.Opener{"mem": func(context.Context, sources.Config) (sources.Source, error) {
+			return orderedMem{&memSource{}}, nil
+		}}}, sources.Options{PollWait: 10 * time.Millisecond})
+	ctx := context.Background()
+	running := func(id string) bool {
+		st, ok := mgr.Status(id)
+		return ok && st.State == sources.StateEnabled && st.LastProcessingResult == sources.ResultNoRecords
+	}
+	mgr.Reconcile(ctx)
+	t.Cleanup(func() {
+		l.mu.Lock()
+		l.ms, l.err = nil, nil
+		l.mu.Unlock()
+		mgr.Reconcile(ctx)
+	})
+	if !running("a") || !running("b") {
+		t.Fatal("mappings not started")
+	}
+	l.mu.Lock()
+	l.ms, l.err = []sources.Mapping{a}, errors.New("store unreadable")
+	l.mu.Unlock()
+	mgr.Reconcile(ctx)
+	if !running("b") {
+		t.Fatal("a partial list stopped a mapping it did not name")
+	}
+	l.mu.Lock()
+	l.err = nil
+	l.mu.Unlock()
+	mgr.Reconcile(ctx)
+	if _, ok := mgr.Status("b"); ok {
+		t.Fatal("a full list without b left it running")
 	}
 }

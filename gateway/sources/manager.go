@@ -69,7 +69,9 @@ func FromFunctions(fns []*catalog.Function) []Mapping {
 }
 
 // Lister lists the mappings that should run (spec-declared and
-// API-created, enabled or not).
+// API-created, enabled or not). With an error, the list it returns (if
+// any) is partial: the engine starts and updates what it names but stops
+// nothing, so one unreadable store does not stop the others' mappings.
 type Lister interface {
 	Mappings(ctx context.Context) ([]Mapping, error)
 }
@@ -230,9 +232,12 @@ func (m *Manager) Reconcile(ctx context.Context) {
 	m.mu.Lock()
 	m.listErr = err
 	m.mu.Unlock()
+	partial := err != nil
 	if err != nil {
 		m.log.Warn("listing event-source mappings; keeping the running ones", "error", err)
-		return
+		if len(list) == 0 {
+			return
+		}
 	}
 	want := map[string]Mapping{}
 	for _, mp := range list {
@@ -242,13 +247,16 @@ func (m *Manager) Reconcile(ctx context.Context) {
 	var stop []*handle
 	for id, h := range m.running {
 		mp, ok := want[id]
+		if !ok && partial {
+			continue
+		}
 		if !ok || !mp.Spec.Enabled || settingsKey(mp) != h.key {
 			stop = append(stop, h)
 			delete(m.running, id)
 		}
 	}
 	for id := range m.stopped {
-		if _, ok := want[id]; !ok {
+		if _, ok := want[id]; !ok && !partial {
 			delete(m.stopped, id)
 		}
 	}
