@@ -267,6 +267,17 @@ func printDevEndpoints(env *cliEnv, cfg *config.Config, addr, storeDir string, s
 		fmt.Fprintf(env.stdout, "Function %-20s %s://%s.%s:%s/   or   %s/url/%s/   (auth %s, %s)\n",
 			fn.Name, "http", fn.Name, cfg.URLDomain, port, base, fn.Name, u.Auth, u.InvokeMode)
 	}
+	for _, fn := range snap.Functions() {
+		if l := fn.Latest(); l != nil {
+			for _, es := range l.EventSources {
+				state := "enabled"
+				if !es.Enabled {
+					state = "disabled"
+				}
+				fmt.Fprintf(env.stdout, "Event source %s/%s: %s, %s   (nimbus event-sources)\n", fn.Name, es.Name, es.Type, state)
+			}
+		}
+	}
 }
 
 // reportAliases prints, for every alias a spec declares (and the store does
