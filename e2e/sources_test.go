@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -404,4 +406,91 @@ func TestRabbitMQQueueDrivesAFunction(t *testing.T) {
 	rabbittest.Publish(t, url, "orders", msgs...)
 	// One batch at a time (RabbitMQ's default concurrency of 1): order holds.
 	checkConsumer(t, g, logPath, want, "RabbitMQBatchInfo", fails)
+}
+
+// TestABrokerThatIsDownShowsInTheMappingAndHarmsNothingElse points a
+// mapping at a Redis that is not there: the mapping reports the problem,
+// keeps retrying, and the gateway keeps serving other calls.
+func TestABrokerThatIsDownShowsInTheMappingAndHarmsNothingElse(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	logPath := filepath.Join(t.TempDir(), "batches.log")
+	g := startGatewayWith(t, consumerSpec(t, logPath, `
+  event_source "orders" {
+    type   = "redis"
+    url    = "redis://`+dead+`"
+    stream = "orders"
+  }`)+`
+function "echo" {
+  runtime = "provided.al2023"
+  code { dir = "`+testfn.Dir(t, "echo")+`" }
+}
+`, nil, fastSources)
+	eventually(t, 30*time.Second, func() bool {
+		st := statusOf(t, g, "consumer")
+		return len(st) == 1 && strings.HasPrefix(st[0].LastProcessingResult, sources.ResultProblem) &&
+			strings.Contains(st[0].LastError, dead) && st[0].State == sources.StateEnabled
+	}, "the mapping to report the unreachable broker")
+	out, err := lambdaFor(g).Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"ok":1}`)})
+	if err != nil || string(out.Payload) != `{"ok":1}` {
+		t.Fatalf("another function while a broker is down: %v %s", err, out.Payload)
+	}
+}
+
+// TestAWSCLIManagesEventSourceMappings runs the AWS CLI, when it is on
+// PATH, against the dev gateway's event-source-mapping API.
+func TestAWSCLIManagesEventSourceMappings(t *testing.T) {
+	awsBin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Skip("the AWS CLI is not on PATH")
+	}
+	url := redistest.Start(t)
+	logPath := filepath.Join(t.TempDir(), "batches.log")
+	g := startGatewayWith(t, consumerSpec(t, logPath, ""), nil, func(d *server.Deps) {
+		fastSources(d)
+		b, err := versions.NewLocal(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.MappingBackend = b
+	})
+	run := func(args ...string) map[string]any {
+		t.Helper()
+		cmd := exec.Command(awsBin, append([]string{"lambda", "--endpoint-url", g.base, "--output", "json"}, args...)...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+e2eAccessKey, "AWS_SECRET_ACCESS_KEY="+e2eSecretKey,
+			"AWS_DEFAULT_REGION="+e2eRegion, "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		var v map[string]any
+		if len(out) > 0 {
+			if err := json.Unmarshal(out, &v); err != nil {
+				t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+		return v
+	}
+	created := run("create-event-source-mapping", "--function-name", "consumer",
+		"--event-source-arn", url+"?stream=cli", "--batch-size", "3", "--starting-position", "TRIM_HORIZON")
+	id, _ := created["UUID"].(string)
+	if id == "" || created["BatchSize"].(float64) != 3 {
+		t.Fatalf("create-event-source-mapping answered %v", created)
+	}
+	list := run("list-event-source-mappings", "--function-name", "consumer")
+	if ms, _ := list["EventSourceMappings"].([]any); len(ms) != 1 {
+		t.Fatalf("list-event-source-mappings answered %v", list)
+	}
+	opt, _ := goredis.ParseURL(url)
+	rc := goredis.NewClient(opt)
+	defer rc.Close()
+	rc.XAdd(context.Background(), &goredis.XAddArgs{Stream: "cli", Values: map[string]any{"data": `{"kind":"order","id":"cli"}`}})
+	eventually(t, 30*time.Second, func() bool {
+		return slices.Contains(flatten(batchLog(t, logPath)), `{"kind":"order","id":"cli"}`)
+	}, "the CLI-created mapping delivers")
+	run("delete-event-source-mapping", "--uuid", id)
 }
