@@ -239,7 +239,8 @@ function "py" {
 	})
 	dev := startDev(t, map[string]string{envStateDir: filepath.Join(dir, "state")}, dir)
 	status, fnErr, body := dev.invoke(t, "py", "{}")
-	if status != http.StatusInternalServerError || fnErr != "" ||
+	// 502 with Type Service is ResourceNotReadyException in the error table.
+	if status != http.StatusBadGateway || fnErr != "" ||
 		!strings.Contains(body, `"Type":"Service"`) ||
 		!strings.Contains(body, "no execution environment of py:$LATEST could start: ") ||
 		!strings.Contains(body, "layer shared has no published version (nimbus layer publish)") {

@@ -265,6 +265,11 @@ func (a *API) classify(t router.Target, err error) *apiError {
 		return &apiError{Code: CodeRequestEntityTooLarge, Message: "Request must be smaller than " + strconv.Itoa(invokeapi.MaxPayload) + " bytes for the InvokeFunction operation"}
 	case errors.As(err, &ie) && ie.Code == invokeapi.CodeBadRequest:
 		return &apiError{Code: CodeInvalidParameterValue, Message: ie.Message}
+	case errors.As(err, new(*router.LaunchError)):
+		// No environment can start (a broken build, a missing layer): the
+		// function is not ready, as Lambda says of a function in Failed.
+		a.metrics.PlatformError(t.Function, t.Version)
+		return &apiError{Code: CodeResourceNotReady, Message: err.Error()}
 	default:
 		a.metrics.PlatformError(t.Function, t.Version)
 		return &apiError{Code: CodeService, Message: "An error occurred while running the function: " + err.Error()}
