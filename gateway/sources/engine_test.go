@@ -27,9 +27,7 @@ import (
 // memSource is an in-memory Source for the engine's own logic; the broker
 // packages test their sources against real brokers.
 type memSource struct {
-	ordered bool
-	queue   bool
-	polls   atomic.Int64
+	polls atomic.Int64
 
 	mu          sync.Mutex
 	pending     []*sources.Record
