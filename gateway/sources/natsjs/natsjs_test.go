@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -497,7 +496,7 @@ func TestCredentialsStayOutOfErrorsAndLogs(t *testing.T) {
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	addr := s.Addr().String()
 
-	var logs syncBuffer
+	var logs gatewaytest.LogBuffer
 	logger := hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Trace})
 	for _, pw := range []string{"s3cr3t-pw", "wr0ng-pw"} {
 		cfg := config(nil, &specs.EventSource{Stream: "MISSING", URL: "nats://nimbus:" + pw + "@" + addr})
@@ -523,22 +522,6 @@ func TestCredentialsStayOutOfErrorsAndLogs(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // An interest stream is queue-like too, and keeps its starting position
 // (unlike a work queue).

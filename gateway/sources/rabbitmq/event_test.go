@@ -150,7 +150,7 @@ func TestEventKeyForTheDefaultVhost(t *testing.T) {
 func TestPasswordNeverLeaks(t *testing.T) {
 	srv := rabbittest.Shared(t)
 	pw := srv.Password
-	logs := &syncBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	logger := hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Trace})
 	var seen []string // every text the source produced
 	check := func(what, text string) {

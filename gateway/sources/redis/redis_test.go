@@ -272,7 +272,7 @@ func TestPasswordAuthAndThePasswordNeverLeaks(t *testing.T) {
 	if !strings.Contains(url, pw) {
 		t.Fatalf("test server URL %q lacks the password", url)
 	}
-	logs := &syncBuffer{}
+	logs := &gatewaytest.LogBuffer{}
 	c := admin(t, url)
 	id := add(t, c, "orders", "*", "data", "x", "kind", "k")
 	s := open(t, setup{url: url, stream: "orders", from: "TRIM_HORIZON", log: logs})
