@@ -522,7 +522,6 @@ func TestCredentialsStayOutOfErrorsAndLogs(t *testing.T) {
 	}
 }
 
-
 // An interest stream is queue-like too, and keeps its starting position
 // (unlike a work queue).
 func TestInterestStreamIsQueueLike(t *testing.T) {

@@ -120,4 +120,3 @@ func done(t *testing.T, src *Source, recs []*sources.Record) {
 		t.Fatalf("Done: %v", err)
 	}
 }
-

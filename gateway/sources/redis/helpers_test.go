@@ -166,7 +166,6 @@ func pendingIDs(t *testing.T, c *goredis.Client, stream, group, consumer string)
 	return out
 }
 
-
 type specEdit = specs.EventSource
 
 // specTo is a redis event source spec for url (stream "orders", group "g").
