@@ -156,11 +156,23 @@ server {
   enabled          = true
   bootstrap_expect = 1
 }
-client {
-  enabled = true
-}
 `)
 	}
+	// Cloud fingerprinters probe metadata endpoints this machine cannot
+	// reach; Nomad 2.x agents exit at start when they fail. Since Nomad
+	// 1.11 task stats need allocation metrics published.
+	b.WriteString("client {\n")
+	if opts.Persistent {
+		b.WriteString("  enabled = true\n")
+	}
+	b.WriteString(`  options {
+    "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
+  }
+}
+telemetry {
+  publish_allocation_metrics = true
+}
+`)
 	if opts.ConsulAddr != "" {
 		fmt.Fprintf(&b, "consul {\n  address = %q\n}\n", opts.ConsulAddr)
 	}

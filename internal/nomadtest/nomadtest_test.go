@@ -14,13 +14,18 @@ func TestAgentConfigCarriesOptions(t *testing.T) {
 		`data_dir  = "/d/data"`, `plugin_dir = "/p"`, `log_level = "DEBUG"`,
 		"http = 1", "rpc  = 2", "serf = 3", "bootstrap_expect = 1",
 		"consul {\n  address = \"127.0.0.1:1\"\n}", "plugin \"raw_exec\" {}\n",
+		"client {\n  enabled = true\n", `"fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"`,
+		"publish_allocation_metrics = true",
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
 		}
 	}
 	dev := agentConfig(Options{}, "/d", []int{1, 2, 3})
-	for _, absent := range []string{"plugin_dir", "server {", "consul {", "log_level"} {
+	if !strings.Contains(dev, "fingerprint.denylist") || !strings.Contains(dev, "publish_allocation_metrics = true") {
+		t.Errorf("dev config lacks the cloud fingerprint denylist or allocation metrics:\n%s", dev)
+	}
+	for _, absent := range []string{"plugin_dir", "server {", "consul {", "log_level", "enabled = true"} {
 		if strings.Contains(dev, absent) {
 			t.Errorf("dev config has %q:\n%s", absent, dev)
 		}
