@@ -27,6 +27,9 @@ type pool struct {
 	// what the scaler confirmed; scaling is true while a scaler call runs.
 	want, applied int
 	scaling       bool
+	// asserted is when the scaler last confirmed want (or was asked to
+	// again): see scaleUpLocked.
+	asserted time.Time
 
 	// Idle scale-in window: peak demand since windowStart.
 	windowStart time.Time
@@ -273,7 +276,32 @@ func (r *Router) scaleUpLocked(p *pool) {
 	if need > p.want {
 		p.want = need
 		r.kickScalerLocked(p)
+		return
 	}
+	// The count we set may have been lowered behind our back (nomad job
+	// scale, a re-run job): requests wait, and no instance is in sight
+	// long after the scaler confirmed. Ask again — the scaler compares
+	// with the real count — at most once per assertInterval.
+	if need > 0 && len(p.waiters) > 0 && !p.scaling && !r.anyLiveLocked(p) &&
+		time.Since(p.asserted) > assertInterval {
+		p.asserted = time.Now()
+		p.applied = -1
+		r.kickScalerLocked(p)
+	}
+}
+
+// assertInterval spaces the re-assertions of a pool's on-demand count.
+const assertInterval = time.Second
+
+// anyLiveLocked reports whether p has an instance that is or will be
+// capacity.
+func (r *Router) anyLiveLocked(p *pool) bool {
+	for _, in := range p.instances {
+		if !in.gone && !in.unreachable {
+			return true
+		}
+	}
+	return false
 }
 
 // kickScalerLocked makes sure one goroutine drives the scaler to p.want.
@@ -318,6 +346,7 @@ func (r *Router) scaleLoop(p *pool) {
 		}
 		r.logger.Debug("on-demand instances scaled", "function", p.key.function, "version", p.key.version, "want", want)
 		p.applied = want
+		p.asserted = time.Now()
 		r.mu.Unlock()
 	}
 }
@@ -357,6 +386,8 @@ func (r *Router) startDiscoveryLocked(p *pool) {
 				r.mu.Unlock()
 				return
 			}
+			// Still waiting: make sure the capacity asked for exists.
+			r.scaleUpLocked(p)
 			r.mu.Unlock()
 			select {
 			case <-r.ctx.Done():

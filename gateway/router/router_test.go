@@ -716,3 +716,49 @@ func TestRefreshAsksUnreachableInstancesConcurrently(t *testing.T) {
 	gatewaytest.Eventually(t, 20*time.Second, func() bool { _, _, total := quick.stats(); return total >= 12 },
 		"three rounds over the four mute instances")
 }
+
+// TestScaleUpAsksAgainAfterCapacityVanishedOutsideTheRouter: an operator
+// scaled the on-demand group to 0 (or re-ran the job) after the router
+// set it to 1. The router still believes 1, yet waiting requests must
+// make it ask the scaler again instead of timing out.
+func TestScaleUpAsksAgainAfterCapacityVanishedOutsideTheRouter(t *testing.T) {
+	src := gatewaytest.NewSource()
+	sc := &gatewaytest.Scaler{}
+	var mu sync.Mutex
+	started := 0
+	sc.React = func(fn, v string, want int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if want >= 1 && noInstances(src, fn, v) {
+			started++
+			in := gatewaytest.StartInstance(t, fn, v, 1, secret(fn, v), nil)
+			src.Add(in.Discovery(fmt.Sprintf("od-%d", started), discovery.GroupOnDemand))
+		}
+		return nil
+	}
+	r := newRouter(t, router.Config{ColdStartWait: 20 * time.Second, RefreshInterval: 10 * time.Millisecond, IdleScaleIn: time.Hour}, src, sc)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	tg := router.Target{Function: "f", Version: "$LATEST"}
+	if out, err := invoke(t, r, tg, `"first"`); err != nil || out != `"first"` {
+		t.Fatalf("first invoke = %q, %v", out, err)
+	}
+	// Outside the router: the group goes to 0 and its instance away.
+	mu.Lock()
+	src.Set("f", "$LATEST")
+	mu.Unlock()
+	gatewaytest.Eventually(t, 5*time.Second, func() bool { return len(r.Instances("f", "$LATEST")) == 0 }, "instance gone from the router's view")
+	calls := len(sc.Calls())
+	if out, err := invoke(t, r, tg, `"again"`); err != nil || out != `"again"` {
+		t.Fatalf("invoke after the outside scale-in = %q, %v (scaler calls %+v)", out, err, sc.Calls())
+	}
+	if len(sc.Calls()) <= calls || sc.Last() != 1 {
+		t.Fatalf("scaler calls %+v: the router never asked for capacity again", sc.Calls())
+	}
+}
+
+func noInstances(src *gatewaytest.Source, fn, v string) bool {
+	list, _ := src.Instances(context.Background(), fn, v)
+	return len(list) == 0
+}
