@@ -606,8 +606,12 @@ func table(rows []row) string {
 			r.nimbusThr.rateCell(), r.rawThr.rateCell(), ratio)
 		fmt.Fprintf(&out, "%-7s %-20s %16s %16s\n", r.source, "latency p50 / p99", r.nimbusLat.latCell(), r.rawLat.latCell())
 		t := r.nimbusThr
-		fmt.Fprintf(&out, "%-7s %-20s first batch %s after the start; %d invocations, %d pauses >= %s between them, %s in all\n",
-			r.source, "throughput run", t.first.Round(time.Millisecond), t.invocations, t.stalls, stallAt, t.stalled.Round(time.Millisecond))
+		outside := "-"
+		if active := t.elapsed - t.stalled; active > 0 && t.n > 0 {
+			outside = fmt.Sprintf("%.0f", float64(t.n)/active.Seconds())
+		}
+		fmt.Fprintf(&out, "%-7s %-20s first batch %s after the start; %d invocations, %d pauses >= %s between them, %s in all; %s records/s outside them\n",
+			r.source, "throughput run", t.first.Round(time.Millisecond), t.invocations, t.stalls, stallAt, t.stalled.Round(time.Millisecond), outside)
 	}
 	fmt.Fprintln(&out, "(ratio = nimbus / baseline records/s, goal >= 0.5x; latency goal p50 < 5 ms; * = timed out, partial)")
 	return out.String()

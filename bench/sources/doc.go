@@ -33,7 +33,8 @@
 // function's stamps: how long the first batch took to arrive (group join,
 // consumer set-up) and the pauses of 50 ms or more between invocations —
 // one batch's invoke is a few milliseconds here, so such pauses are the
-// engine waiting, not working, and their sum is the time they cost.
+// engine waiting, not working, and their sum is the time they cost; the
+// rate outside them is N over the rest of the time.
 //
 // Latency: on a fresh topic/subject/stream, 200 records are produced one
 // every 5 ms, each carrying its produce time; the table gives p50 / p99 of
