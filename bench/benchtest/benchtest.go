@@ -23,11 +23,31 @@ const warmTimeout = 2 * time.Minute
 // stops the instance on cleanup.
 func StartEcho(tb testing.TB, name string, envs int) *instance.Instance {
 	tb.Helper()
+	return Start(tb, Function{Name: name, Code: "echo", Envs: envs})
+}
+
+// Function is a test function Start runs.
+type Function struct {
+	// Name is the function's name.
+	Name string
+	// Code names the function under internal/testfn ("echo", "stamp", …).
+	Code string
+	// Envs is the instance's number of environments.
+	Envs int
+	// Env is the function's environment.
+	Env map[string]string
+}
+
+// Start runs f in a real instance, initialises every environment and
+// stops the instance on cleanup.
+func Start(tb testing.TB, f Function) *instance.Instance {
+	tb.Helper()
 	dir := tb.TempDir()
 	in, err := instance.New(&instance.Config{
-		Function: name, Version: catalog.Latest, Runtime: "provided.al2023",
-		CodeDir: testfn.Dir(tb, "echo"), StateDir: filepath.Join(dir, "state"),
-		MemoryMB: 128, Timeout: 10 * time.Second, Environments: envs, InvokeAddr: "127.0.0.1:0",
+		Function: f.Name, Version: catalog.Latest, Runtime: "provided.al2023",
+		CodeDir: testfn.Dir(tb, f.Code), StateDir: filepath.Join(dir, "state"),
+		MemoryMB: 128, Timeout: 10 * time.Second, Environments: f.Envs, InvokeAddr: "127.0.0.1:0",
+		Env:        f.Env,
 		StdoutPath: filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
 	}, hclog.NewNullLogger())
 	if err != nil {
@@ -38,7 +58,7 @@ func StartEcho(tb testing.TB, name string, envs int) *instance.Instance {
 	}
 	tb.Cleanup(func() { _ = in.Stop(context.Background()) })
 	c := &invokeapi.Client{}
-	if _, err := c.Warm(context.Background(), in.Addr(), envs); err != nil {
+	if _, err := c.Warm(context.Background(), in.Addr(), f.Envs); err != nil {
 		tb.Fatal(err)
 	}
 	deadline := time.NewTimer(warmTimeout)
@@ -47,12 +67,12 @@ func StartEcho(tb testing.TB, name string, envs int) *instance.Instance {
 	defer tick.Stop()
 	for {
 		st, err := c.Status(context.Background(), in.Addr())
-		if err == nil && st.Idle >= envs {
+		if err == nil && st.Idle >= f.Envs {
 			return in
 		}
 		select {
 		case <-deadline.C:
-			tb.Fatalf("%d environments of %s not warm within %s: %+v %v", envs, name, warmTimeout, st, err)
+			tb.Fatalf("%d environments of %s not warm within %s: %+v %v", f.Envs, f.Name, warmTimeout, st, err)
 		case <-tick.C:
 		}
 	}

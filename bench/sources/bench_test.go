@@ -1,0 +1,618 @@
+package sourcesbench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nimbus-fn/nimbus/bench/benchtest"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// The settings every case uses (see doc.go).
+const (
+	batchSize = 100
+	// latRecords records are produced one at a time, latEvery apart.
+	latRecords = 200
+	latEvery   = 5 * time.Millisecond
+	// envs is the stamp instance's environments: more than the one batch
+	// in flight an ordered source with one partition runs.
+	envs = 4
+	// caseTimeout bounds one case, so the whole table stays near a minute
+	// even when a mapping is far slower than its baseline: a case that runs
+	// out reports what got through by then, marked with '*'.
+	caseTimeout = 15 * time.Second
+	// reconcileEvery is how soon the engine notices a mapping the
+	// benchmark starts (it only moves the start, not the steady state).
+	reconcileEvery = 20 * time.Millisecond
+)
+
+// broker is one event-source type under test: how to produce to it, how
+// its own Go client consumes (the baseline) and the mapping that reads it.
+type broker interface {
+	// name is the source type as the table prints it.
+	name() string
+	// records is the throughput case's N.
+	records() int
+	// produce appends payloads to key (topic, stream or subject), in order,
+	// and returns once the broker has them.
+	produce(ctx context.Context, key string, payloads ...[]byte) error
+	// consume runs the broker's own client in group on key until ctx ends,
+	// fetching up to batchSize records at a time and acknowledging them;
+	// got is called with each acknowledged batch and when it was received.
+	// streaming asks for the client's lowest-latency way of consuming
+	// (it only differs for NATS). It returns once the client is set up.
+	consume(ctx context.Context, key, group string, streaming bool, got func(payloads [][]byte, received time.Time)) (wait func(), err error)
+	// source is the mapping's event_source block for key (the engine's
+	// defaults are filled later).
+	source(name, key string) *specs.EventSource
+}
+
+// result is one measurement.
+type result struct {
+	n        int // records measured
+	elapsed  time.Duration
+	partial  bool // timed out before all n arrived
+	p50, p99 time.Duration
+	// Nimbus throughput only, from the function's stamps: when the first
+	// batch arrived after the mapping started, and the pauses of at least
+	// stallAt between consecutive invocations (count and sum).
+	first       time.Duration
+	stalls      int
+	stalled     time.Duration
+	invocations int
+}
+
+// stallAt is the pause between invocations the table counts as a stall:
+// far above one invocation on this machine, far below PollWait.
+const stallAt = 50 * time.Millisecond
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func (r result) rateCell() string {
+	if r.n == 0 {
+		return "-"
+	}
+	mark := ""
+	if r.partial {
+		mark = "*"
+	}
+	return fmt.Sprintf("%.0f%s", r.rate(), mark)
+}
+
+func (r result) latCell() string {
+	if r.n == 0 {
+		return "-"
+	}
+	mark := ""
+	if r.partial {
+		mark = "*"
+	}
+	return fmt.Sprintf("%.1f / %.1f ms%s", ms(r.p50), ms(r.p99), mark)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+type row struct {
+	source                 string
+	nimbusThr, rawThr      result
+	nimbusLat, rawLat      result
+	skipped                string
+	thrRecords, latRecords int
+}
+
+// BenchmarkSources prints the event-source table. It measures fixed record
+// counts (not b.N), so `-benchtime=1x` is the intended setting.
+//
+// NIMBUS_BENCH_SOURCES=kafka,nats,redis picks the sources to measure (all
+// by default), e.g. to profile one.
+func BenchmarkSources(b *testing.B) {
+	r := newRig(b)
+	var rows, skipped []row
+	for _, name := range []string{"kafka", "nats", "redis"} {
+		if !wanted(name) {
+			continue
+		}
+		var br broker
+		switch name {
+		case "kafka":
+			br = newKafka(b)
+		case "nats":
+			br = newNATS(b, r.srv)
+		case "redis":
+			rb, why := newRedis(b)
+			if rb == nil {
+				skipped = append(skipped, row{source: name, skipped: why})
+				continue
+			}
+			br = rb
+		}
+		rows = append(rows, r.measure(b, br))
+	}
+	fmt.Fprint(os.Stdout, table(append(rows, skipped...)))
+}
+
+// wanted says whether NIMBUS_BENCH_SOURCES selects the source.
+func wanted(name string) bool {
+	list := os.Getenv("NIMBUS_BENCH_SOURCES")
+	if list == "" {
+		return true
+	}
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// measure runs a broker's four cases: throughput then latency, the
+// baseline right before nimbus each time.
+func (r *rig) measure(b *testing.B, br broker) row {
+	ctx := context.Background()
+	n := br.records()
+	out := row{source: br.name(), thrRecords: n, latRecords: latRecords}
+
+	// Throughput: both read the same pre-produced records, each in its
+	// own group.
+	thr := br.name() + "-thr"
+	batch := make([][]byte, 0, 1000)
+	for i := 0; i < n; i++ {
+		batch = append(batch, payload(thr, i, 0))
+		if len(batch) == cap(batch) || i == n-1 {
+			if err := br.produce(ctx, thr, batch...); err != nil {
+				b.Fatalf("%s: producing: %v", br.name(), err)
+			}
+			batch = batch[:0]
+		}
+	}
+	out.rawThr = rawThroughput(b, br, thr, n)
+	out.nimbusThr = r.nimbusThroughput(b, br, thr, n)
+
+	out.rawLat = rawLatency(b, br, br.name()+"-lat-raw")
+	out.nimbusLat = r.nimbusLatency(b, br, br.name()+"-lat-nimbus")
+	return out
+}
+
+// payload is a record: its case and index, and when it was produced
+// (unix nanos; 0 for pre-produced records).
+func payload(prefix string, i int, produced int64) []byte {
+	return fmt.Appendf(nil, `{"id":"%s/%05d","ns":%d}`, prefix, i, produced)
+}
+
+type parsed struct {
+	ID string `json:"id"`
+	NS int64  `json:"ns"`
+}
+
+func parse(p []byte) (parsed, bool) {
+	var v parsed
+	if json.Unmarshal(p, &v) != nil || v.ID == "" {
+		return v, false
+	}
+	return v, true
+}
+
+func prefixOf(id string) string {
+	p, _, _ := strings.Cut(id, "/")
+	return p
+}
+
+// tally counts distinct records per case as a consumer sees them.
+type tally struct {
+	mu       sync.Mutex
+	seen     map[string]int64 // id → first received (unix nanos)
+	produced map[string]int64 // id → produce time from the payload
+	count    map[string]int   // case → distinct records
+	changed  chan struct{}
+}
+
+func newTally() *tally {
+	return &tally{seen: map[string]int64{}, produced: map[string]int64{}, count: map[string]int{},
+		changed: make(chan struct{}, 1)}
+}
+
+func (t *tally) add(p []byte, at int64) {
+	v, ok := parse(p)
+	if !ok {
+		return
+	}
+	t.mu.Lock()
+	if _, dup := t.seen[v.ID]; !dup {
+		t.seen[v.ID] = at
+		t.produced[v.ID] = v.NS
+		t.count[prefixOf(v.ID)]++
+	}
+	t.mu.Unlock()
+	select {
+	case t.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (t *tally) counted(prefix string) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.count[prefix]
+}
+
+// waitFor waits until prefix has n records or the deadline passes; poll
+// (may be nil) is called before each check. It returns the count.
+func (t *tally) waitFor(prefix string, n int, deadline time.Time, poll func()) int {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if poll != nil {
+			poll()
+		}
+		got := t.counted(prefix)
+		if got >= n || time.Now().After(deadline) {
+			return got
+		}
+		select {
+		case <-t.changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// latencies of prefix's records: received − produced, sorted.
+func (t *tally) latencies(prefix string) []time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []time.Duration
+	for id, at := range t.seen {
+		if prefixOf(id) == prefix {
+			out = append(out, time.Duration(at-t.produced[id]))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// pauses reads the invocations of prefix off the receive times (records
+// of one invocation share its time): how long after start the first came,
+// how many there were, and the gaps of at least stallAt between them.
+func (t *tally) pauses(prefix string, start time.Time) (first time.Duration, invocations, stalls int, stalled time.Duration) {
+	t.mu.Lock()
+	times := map[int64]bool{}
+	for id, at := range t.seen {
+		if prefixOf(id) == prefix {
+			times[at] = true
+		}
+	}
+	t.mu.Unlock()
+	sorted := make([]int64, 0, len(times))
+	for at := range times {
+		sorted = append(sorted, at)
+	}
+	if len(sorted) == 0 {
+		return 0, 0, 0, 0
+	}
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	for i := 1; i < len(sorted); i++ {
+		if gap := time.Duration(sorted[i] - sorted[i-1]); gap >= stallAt {
+			stalls++
+			stalled += gap
+		}
+	}
+	return time.Unix(0, sorted[0]).Sub(start), len(sorted), stalls, stalled
+}
+
+// lastSeen is the latest receive time among prefix's records.
+func (t *tally) lastSeen(prefix string) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var last int64
+	for id, at := range t.seen {
+		if prefixOf(id) == prefix && at > last {
+			last = at
+		}
+	}
+	return last
+}
+
+func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	return lat[len(lat)/2], lat[min(len(lat)*99/100, len(lat)-1)]
+}
+
+// rawThroughput times the broker's own client consuming n records of key.
+func rawThroughput(b *testing.B, br broker, key string, n int) result {
+	t := newTally()
+	ctx, cancel := context.WithCancel(context.Background())
+	var done time.Time
+	var once sync.Once
+	start := time.Now()
+	wait, err := br.consume(ctx, key, "raw-"+key, false, func(ps [][]byte, at time.Time) {
+		for _, p := range ps {
+			t.add(p, at.UnixNano())
+		}
+		if t.counted(key) >= n {
+			once.Do(func() { done = time.Now() })
+		}
+	})
+	if err != nil {
+		cancel()
+		b.Fatalf("%s baseline consumer: %v", br.name(), err)
+	}
+	got := t.waitFor(key, n, start.Add(caseTimeout), nil)
+	cancel()
+	wait()
+	if got < n {
+		return result{n: got, elapsed: time.Unix(0, t.lastSeen(key)).Sub(start), partial: true}
+	}
+	return result{n: n, elapsed: done.Sub(start)}
+}
+
+// rawLatency measures the broker's own client's produce → receive time.
+func rawLatency(b *testing.B, br broker, key string) result {
+	t := newTally()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	wait, err := br.consume(ctx, key, "raw-"+key, true, func(ps [][]byte, at time.Time) {
+		for _, p := range ps {
+			t.add(p, at.UnixNano())
+		}
+	})
+	if err != nil {
+		b.Fatalf("%s baseline consumer: %v", br.name(), err)
+	}
+	defer func() { cancel(); wait() }()
+	return paced(b, br, key, t, nil)
+}
+
+// paced warms the consumer up (produces until one record arrives), then
+// produces latRecords records latEvery apart, each carrying its produce
+// time, and reads the latencies off t once all arrived.
+func paced(b *testing.B, br broker, key string, t *tally, poll func()) result {
+	ctx := context.Background()
+	warm := key + "-warm"
+	deadline := time.Now().Add(caseTimeout)
+	for i := 0; t.counted(warm) == 0; i++ {
+		if time.Now().After(deadline) {
+			b.Fatalf("%s: the consumer of %s never received a record", br.name(), key)
+		}
+		if err := br.produce(ctx, key, payload(warm, i, time.Now().UnixNano())); err != nil {
+			b.Fatalf("%s: producing: %v", br.name(), err)
+		}
+		t.waitFor(warm, 1, time.Now().Add(500*time.Millisecond), poll)
+	}
+	tick := time.NewTicker(latEvery)
+	for i := 0; i < latRecords; i++ {
+		<-tick.C
+		if err := br.produce(ctx, key, payload(key, i, time.Now().UnixNano())); err != nil {
+			b.Fatalf("%s: producing: %v", br.name(), err)
+		}
+	}
+	tick.Stop()
+	got := t.waitFor(key, latRecords, time.Now().Add(caseTimeout), poll)
+	p50, p99 := percentiles(t.latencies(key))
+	return result{n: got, partial: got < latRecords, p50: p50, p99: p99}
+}
+
+// rig is a dev gateway whose event-source engine runs the mappings the
+// benchmark starts, invoking the stamp function in a real instance.
+type rig struct {
+	srv   *server.Server
+	list  *lister
+	stamp *stampLog
+}
+
+func newRig(b *testing.B) *rig {
+	logPath := filepath.Join(b.TempDir(), "stamp.log")
+	in := benchtest.Start(b, benchtest.Function{Name: "stamp", Code: "stamp", Envs: envs,
+		Env: map[string]string{"STAMP_LOG": logPath}})
+	fns := catalog.FromFile(&specs.File{Functions: []*specs.Function{
+		{Name: "stamp", Runtime: "provided.al2023", Timeout: "10s", MemoryMB: 128, EnvironmentsPerInstance: envs},
+	}})
+	src := benchtest.Source{"stamp": {{ID: "stamp-1", Address: in.Addr(), Function: "stamp", Version: catalog.Latest,
+		Group: discovery.GroupProvisioned}}}
+	l := &lister{}
+	s, err := server.New(&config.Config{Dev: true, Listen: "127.0.0.1:0", ShutdownGrace: "10s"}, server.Deps{
+		Catalog: benchtest.Catalog{Snapshot: catalog.NewSnapshot(fns)}, Source: src, Mappings: l,
+		SourceOptions: sources.Options{ReconcileInterval: reconcileEvery},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := s.Start(ctx); err != nil {
+		cancel()
+		b.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-served; err != nil {
+			b.Errorf("gateway shutdown: %v", err)
+		}
+	})
+	return &rig{srv: s, list: l, stamp: &stampLog{path: logPath, t: newTally()}}
+}
+
+// run starts the mapping of es (the only one running) and returns when it
+// started and a function that stops it and waits until it is gone.
+func (r *rig) run(b *testing.B, es *specs.EventSource) (time.Time, func()) {
+	if err := specs.CheckEventSource("stamp", es); err != nil {
+		b.Fatalf("mapping %s: %v", es.Name, err)
+	}
+	mp := sources.Mapping{UUID: sources.SpecUUID("stamp", es.Name), Name: es.Name, Function: "stamp",
+		Spec: es, Origin: sources.OriginSpec}
+	start := time.Now()
+	r.list.set(mp)
+	return start, func() {
+		r.list.set()
+		deadline := time.Now().Add(time.Minute)
+		for r.status(mp.UUID) != nil {
+			if time.Now().After(deadline) {
+				b.Fatalf("mapping %s still running a minute after it was removed", es.Name)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
+func (r *rig) status(uuid string) *sources.Status {
+	for _, st := range r.srv.Sources().Statuses() {
+		if st.UUID == uuid {
+			return &st
+		}
+	}
+	return nil
+}
+
+// describe is a mapping's state for a timeout message.
+func (r *rig) describe(es *specs.EventSource) string {
+	st := r.status(sources.SpecUUID("stamp", es.Name))
+	if st == nil {
+		return "not running"
+	}
+	return fmt.Sprintf("state %s, last result %q, in %d, done %d, batches %d, buffered %d, in flight %d",
+		st.State, st.LastProcessingResult, st.RecordsIn, st.RecordsDone, st.Batches, st.Buffered, st.InFlight)
+}
+
+// nimbusThroughput times a mapping from its start until the function has
+// seen all n records of key.
+func (r *rig) nimbusThroughput(b *testing.B, br broker, key string, n int) result {
+	es := br.source(key+"-nimbus", key)
+	start, stop := r.run(b, es)
+	defer stop()
+	got := r.stamp.t.waitFor(key, n, start.Add(caseTimeout), r.stamp.read(b))
+	res := result{n: got, elapsed: time.Unix(0, r.stamp.t.lastSeen(key)).Sub(start), partial: got < n}
+	res.first, res.invocations, res.stalls, res.stalled = r.stamp.t.pauses(key, start)
+	if res.partial {
+		b.Logf("%s: the function saw %d of %d records in %s (%s)", br.name(), got, n, caseTimeout, r.describe(es))
+	}
+	return res
+}
+
+// nimbusLatency measures produce → function time through a mapping.
+func (r *rig) nimbusLatency(b *testing.B, br broker, key string) result {
+	es := br.source(key, key)
+	_, stop := r.run(b, es)
+	defer stop()
+	res := paced(b, br, key, r.stamp.t, r.stamp.read(b))
+	if res.partial {
+		b.Logf("%s: the function saw %d of %d paced records (%s)", br.name(), res.n, latRecords, r.describe(es))
+	}
+	return res
+}
+
+// lister holds the mappings the engine should run.
+type lister struct {
+	mu   sync.Mutex
+	list []sources.Mapping
+}
+
+func (l *lister) Mappings(context.Context) ([]sources.Mapping, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]sources.Mapping(nil), l.list...), nil
+}
+
+func (l *lister) set(ms ...sources.Mapping) {
+	l.mu.Lock()
+	l.list = ms
+	l.mu.Unlock()
+}
+
+// stampLog reads what the stamp function logged ("<payload>\t<unix
+// nanos>\n" per record) into a tally, incrementally.
+type stampLog struct {
+	path string
+	off  int64
+	t    *tally
+}
+
+// read returns a poll function for tally.waitFor that takes in the lines
+// written since the last call.
+func (l *stampLog) read(b *testing.B) func() {
+	return func() {
+		f, err := os.Open(l.path)
+		if os.IsNotExist(err) {
+			return
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if _, err := f.Seek(l.off, io.SeekStart); err != nil {
+			b.Fatal(err)
+		}
+		data, err := io.ReadAll(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		end := bytes.LastIndexByte(data, '\n')
+		if end < 0 {
+			return
+		}
+		l.off += int64(end + 1)
+		for _, line := range bytes.Split(data[:end], []byte{'\n'}) {
+			p, ns, ok := bytes.Cut(line, []byte{'\t'})
+			at, err := strconv.ParseInt(string(ns), 10, 64)
+			if !ok || err != nil {
+				b.Fatalf("stamp log line %q", line)
+			}
+			l.t.add(p, at)
+		}
+	}
+}
+
+// redisMissing says why Redis is skipped ("" when redis-server is there).
+func redisMissing() string {
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return fmt.Sprintf("skipped: redis-server not on PATH (%v); install the Debian package redis-server", err)
+	}
+	return ""
+}
+
+func table(rows []row) string {
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "\nevent-source mappings → aws-lambda-go stamp function; batch_size %d, maximum_batching_window 0s, TRIM_HORIZON, one partition\n", batchSize)
+	fmt.Fprintf(&out, "throughput: N records pre-produced, mapping start → function saw all N; baseline: the broker's Go client, batches of %d, acked\n", batchSize)
+	fmt.Fprintf(&out, "latency: %d records produced one every %s, produce → function (baseline: → client)\n", latRecords, latEvery)
+	fmt.Fprintf(&out, "%-7s %-20s %16s %16s %7s\n", "source", "what", "nimbus", "baseline", "ratio")
+	for _, r := range rows {
+		if r.skipped != "" {
+			fmt.Fprintf(&out, "%-7s %s\n", r.source, r.skipped)
+			continue
+		}
+		ratio := "-"
+		if r.rawThr.n > 0 && r.nimbusThr.n > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.nimbusThr.rate()/r.rawThr.rate())
+		}
+		fmt.Fprintf(&out, "%-7s %-20s %16s %16s %7s\n", r.source, fmt.Sprintf("records/s (N=%d)", r.thrRecords),
+			r.nimbusThr.rateCell(), r.rawThr.rateCell(), ratio)
+		fmt.Fprintf(&out, "%-7s %-20s %16s %16s\n", r.source, "latency p50 / p99", r.nimbusLat.latCell(), r.rawLat.latCell())
+		t := r.nimbusThr
+		outside := "-"
+		if active := t.elapsed - t.stalled; active > 0 && t.n > 0 {
+			outside = fmt.Sprintf("%.0f", float64(t.n)/active.Seconds())
+		}
+		fmt.Fprintf(&out, "%-7s %-20s first batch %s after the start; %d invocations, %d pauses >= %s between them, %s in all; %s records/s outside them\n",
+			r.source, "throughput run", t.first.Round(time.Millisecond), t.invocations, t.stalls, stallAt, t.stalled.Round(time.Millisecond), outside)
+	}
+	fmt.Fprintln(&out, "(ratio = nimbus / baseline records/s, goal >= 0.5x; latency goal p50 < 5 ms; * = timed out, partial)")
+	return out.String()
+}

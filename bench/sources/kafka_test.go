@@ -1,0 +1,86 @@
+package sourcesbench
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/nimbus-fn/nimbus/internal/kafkatest"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// kafkaRecords is the Kafka throughput case's N.
+const kafkaRecords = 20000
+
+// kafkaBroker is an in-process kfake cluster; every key is a topic of one
+// partition.
+type kafkaBroker struct {
+	addrs []string
+	prod  *kgo.Client
+}
+
+func newKafka(b *testing.B) *kafkaBroker {
+	topics := map[string]int32{}
+	for _, k := range []string{"kafka-thr", "kafka-lat-raw", "kafka-lat-nimbus"} {
+		topics[k] = 1
+	}
+	addrs := kafkatest.Start(b, topics)
+	// No linger: a paced record goes out at once.
+	prod, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ProducerLinger(0))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(prod.Close)
+	return &kafkaBroker{addrs: addrs, prod: prod}
+}
+
+func (k *kafkaBroker) name() string { return "kafka" }
+func (k *kafkaBroker) records() int { return kafkaRecords }
+
+func (k *kafkaBroker) produce(ctx context.Context, key string, payloads ...[]byte) error {
+	recs := make([]*kgo.Record, len(payloads))
+	for i, p := range payloads {
+		recs[i] = &kgo.Record{Topic: key, Value: p}
+	}
+	return k.prod.ProduceSync(ctx, recs...).FirstErr()
+}
+
+// consume is a franz-go consumer group member polling up to batchSize
+// records and committing them synchronously before the next poll (what
+// the mapping does per batch, without the function).
+func (k *kafkaBroker) consume(ctx context.Context, key, group string, _ bool, got func([][]byte, time.Time)) (func(), error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.addrs...), kgo.ConsumerGroup(group), kgo.ConsumeTopics(key),
+		kgo.ConsumeStartOffset(kgo.NewOffset().AtStart()), kgo.DisableAutoCommit())
+	if err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			fs := cl.PollRecords(ctx, batchSize)
+			at := time.Now()
+			recs := fs.Records()
+			if len(recs) == 0 {
+				continue
+			}
+			_ = cl.CommitRecords(context.WithoutCancel(ctx), recs...) // kfake on loopback does not fail it
+			ps := make([][]byte, len(recs))
+			for i, r := range recs {
+				ps[i] = r.Value
+			}
+			got(ps, at)
+		}
+	}()
+	return func() { wg.Wait(); cl.Close() }, nil
+}
+
+func (k *kafkaBroker) source(name, key string) *specs.EventSource {
+	return &specs.EventSource{Name: name, Type: specs.SourceKafka, Enabled: true, URL: strings.Join(k.addrs, ","),
+		Topics: []string{key}, StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s"}
+}

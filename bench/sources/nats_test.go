@@ -1,0 +1,118 @@
+package sourcesbench
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// natsRecords is the NATS throughput case's N.
+const natsRecords = 20000
+
+// natsStream holds every key as the subject "bench.<key>": a limits
+// stream, so the mapping runs ordered (per subject), as Kafka and Redis do.
+const natsStream = "BENCH"
+
+// natsBroker is the gateway's own embedded JetStream server, reached by an
+// in-process connection as the mapping's is.
+type natsBroker struct {
+	nc *nats.Conn
+	js jetstream.JetStream
+}
+
+func newNATS(b *testing.B, s *server.Server) *natsBroker {
+	nc, err := s.NATS().Embedded.Connect("bench-sources")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: natsStream,
+		Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	return &natsBroker{nc: nc, js: js}
+}
+
+func (n *natsBroker) name() string { return "nats" }
+func (n *natsBroker) records() int { return natsRecords }
+
+func (n *natsBroker) produce(ctx context.Context, key string, payloads ...[]byte) error {
+	if len(payloads) == 1 {
+		_, err := n.js.Publish(ctx, "bench."+key, payloads[0])
+		return err
+	}
+	for _, p := range payloads {
+		if _, err := n.js.PublishAsync("bench."+key, p); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-n.js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// consume is a durable pull consumer. For throughput it Fetches batchSize
+// records and acks each; streaming (latency) uses Consume, which keeps
+// pull requests outstanding so a record is delivered as it arrives (a
+// Fetch of batchSize waits for batchSize records or its expiry).
+func (n *natsBroker) consume(ctx context.Context, key, group string, streaming bool, got func([][]byte, time.Time)) (func(), error) {
+	cons, err := n.js.CreateOrUpdateConsumer(ctx, natsStream, jetstream.ConsumerConfig{Durable: group,
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: "bench." + key})
+	if err != nil {
+		return nil, err
+	}
+	if streaming {
+		cc, err := cons.Consume(func(msg jetstream.Msg) {
+			at := time.Now()
+			_ = msg.Ack()
+			got([][]byte{msg.Data()}, at)
+		}, jetstream.PullMaxMessages(batchSize))
+		if err != nil {
+			return nil, err
+		}
+		return func() { <-ctx.Done(); cc.Stop(); <-cc.Closed() }, nil
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			batch, err := cons.Fetch(batchSize, jetstream.FetchMaxWait(time.Second))
+			if err != nil {
+				continue
+			}
+			var ps [][]byte
+			var at time.Time
+			for msg := range batch.Messages() {
+				if at.IsZero() {
+					at = time.Now()
+				}
+				_ = msg.Ack()
+				ps = append(ps, msg.Data())
+			}
+			if len(ps) > 0 {
+				got(ps, at)
+			}
+		}
+	}()
+	return wg.Wait, nil
+}
+
+func (n *natsBroker) source(name, key string) *specs.EventSource {
+	return &specs.EventSource{Name: name, Type: specs.SourceNATS, Enabled: true, Stream: natsStream,
+		Subject: "bench." + key, StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s"}
+}

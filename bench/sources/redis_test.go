@@ -1,0 +1,98 @@
+package sourcesbench
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/nimbus-fn/nimbus/internal/redistest"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// redisRecords is the Redis throughput case's N.
+const redisRecords = 10000
+
+// redisBroker is a real redis-server; every key is a stream.
+type redisBroker struct {
+	url string
+	rc  *goredis.Client
+}
+
+// newRedis starts redis-server, or says why Redis is skipped.
+func newRedis(b *testing.B) (*redisBroker, string) {
+	if why := redisMissing(); why != "" {
+		return nil, why
+	}
+	url := redistest.Start(b)
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rc := goredis.NewClient(opt)
+	b.Cleanup(func() { _ = rc.Close() })
+	return &redisBroker{url: url, rc: rc}, ""
+}
+
+func (r *redisBroker) name() string { return "redis" }
+func (r *redisBroker) records() int { return redisRecords }
+
+func (r *redisBroker) produce(ctx context.Context, key string, payloads ...[]byte) error {
+	if len(payloads) == 1 {
+		return r.rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", payloads[0]}}).Err()
+	}
+	_, err := r.rc.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, pl := range payloads {
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", pl}})
+		}
+		return nil
+	})
+	return err
+}
+
+// consume is a consumer group member: XREADGROUP COUNT batchSize (blocking
+// up to a second for new entries), then XACK of what it read.
+func (r *redisBroker) consume(ctx context.Context, key, group string, _ bool, got func([][]byte, time.Time)) (func(), error) {
+	if err := r.rc.XGroupCreateMkStream(ctx, key, group, "0").Err(); err != nil {
+		return nil, err
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ctx.Err() == nil {
+			res, err := r.rc.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "bench",
+				Streams: []string{key, ">"}, Count: batchSize, Block: time.Second}).Result()
+			at := time.Now()
+			if err != nil {
+				if !errors.Is(err, goredis.Nil) && ctx.Err() == nil {
+					time.Sleep(10 * time.Millisecond) // a broken read; try again
+				}
+				continue
+			}
+			var ids []string
+			var ps [][]byte
+			for _, s := range res {
+				for _, m := range s.Messages {
+					ids = append(ids, m.ID)
+					d, _ := m.Values["data"].(string)
+					ps = append(ps, []byte(d))
+				}
+			}
+			if len(ids) == 0 {
+				continue
+			}
+			_ = r.rc.XAck(context.WithoutCancel(ctx), key, group, ids...).Err() // loopback: does not fail
+			got(ps, at)
+		}
+	}()
+	return wg.Wait, nil
+}
+
+func (r *redisBroker) source(name, key string) *specs.EventSource {
+	return &specs.EventSource{Name: name, Type: specs.SourceRedis, Enabled: true, URL: r.url, Stream: key,
+		StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s"}
+}
