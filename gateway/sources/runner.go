@@ -51,7 +51,8 @@ type runner struct {
 	order    []string // partitions in arrival order, for fair dispatch
 	buffered int
 	inflight int
-	wake     chan struct{}
+	wake     chan struct{} // wakes the dispatcher
+	freed    chan struct{} // a batch finished: the poller may have room
 	st       *Status
 	// pollProblem: the last result is a broker error from Poll.
 	pollProblem bool
@@ -77,9 +78,21 @@ func (r *runner) maxBuffered() int {
 
 // run polls until ctx ends, then waits for in-flight batches. Records not
 // finished are left to the broker (redelivered).
+//
+// Polling and dispatching run apart: a dispatcher goroutine starts batches
+// whenever records arrive, a batch finishes or a batching window closes,
+// so a finished batch never waits for a Poll that is blocked on the broker.
 func (r *runner) run(ctx context.Context) {
 	var wg sync.WaitGroup
+	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	go func() {
+		defer close(dispatched)
+		r.dispatchLoop(ctx, dctx, &wg)
+	}()
 	defer func() {
+		stopDispatch()
+		<-dispatched
 		wg.Wait()
 		if err := r.src.Close(); err != nil {
 			r.log.Warn("closing the source", "error", err)
@@ -87,17 +100,16 @@ func (r *runner) run(ctx context.Context) {
 	}()
 	pollErrs := 0
 	for ctx.Err() == nil {
-		r.dispatch(ctx, &wg)
-		room, wait := r.pollPlan()
+		room := r.room()
 		if room == 0 {
 			select {
 			case <-ctx.Done():
-			case <-r.wake:
-			case <-time.After(wait):
+			case <-r.freed:
+			case <-time.After(r.opts.PollWait):
 			}
 			continue
 		}
-		recs, err := r.src.Poll(ctx, room, wait)
+		recs, err := r.src.Poll(ctx, room, r.opts.PollWait)
 		if ctx.Err() != nil {
 			return
 		}
@@ -117,34 +129,48 @@ func (r *runner) run(ctx context.Context) {
 		r.clearProblem()
 		if len(recs) > 0 {
 			r.add(recs)
+			r.kick()
 		}
 	}
 }
 
-// pollPlan says how many records to ask for and how long Poll may wait: up
-// to the next batching-window deadline while records are buffered.
-func (r *runner) pollPlan() (room int, wait time.Duration) {
+// dispatchLoop starts ready batches until stop ends; batches get ctx.
+func (r *runner) dispatchLoop(ctx, stop context.Context, wg *sync.WaitGroup) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next := r.dispatch(ctx, wg)
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if !next.IsZero() {
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
+		select {
+		case <-stop.Done():
+			return
+		case <-r.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// kick wakes the dispatcher.
+func (r *runner) kick() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// room is how many records the next Poll may ask for.
+func (r *runner) room() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	room = min(r.maxBuffered()-r.buffered, r.m.Spec.BatchSize)
-	if room < 0 {
-		room = 0
-	}
-	wait = r.opts.PollWait
-	now := time.Now()
-	for _, p := range r.parts {
-		if len(p.recs) == 0 || p.busy {
-			continue
-		}
-		until := p.first.Add(r.window).Sub(now)
-		if until < wait {
-			wait = max(until, 0)
-		}
-	}
-	if room == 0 {
-		wait = r.opts.PollWait
-	}
-	return room, wait
+	return max(min(r.maxBuffered()-r.buffered, r.m.Spec.BatchSize), 0)
 }
 
 // add buffers polled records by partition.
@@ -177,8 +203,9 @@ func (r *runner) add(recs []*Record) {
 	r.deps.Metrics.received(r.m, len(recs))
 }
 
-// dispatch starts every batch that is ready and has a free slot.
-func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) {
+// dispatch starts every batch that is ready and has a free slot, and
+// returns when the next batching window closes (zero: none open).
+func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) (next time.Time) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -187,6 +214,9 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 		for len(p.recs) > 0 && r.inflight < r.limit && !(r.ordered && p.busy) {
 			full := len(p.recs) >= r.m.Spec.BatchSize || r.sizeOf(p.recs) >= batchBytes
 			if !full && now.Sub(p.first) < r.window {
+				if closes := p.first.Add(r.window); next.IsZero() || closes.Before(next) {
+					next = closes
+				}
 				break
 			}
 			batch := r.takeLocked(p)
@@ -211,13 +241,15 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) {
 					r.pauser.Resume([]string{key})
 				}
 				r.mu.Unlock()
+				r.kick()
 				select {
-				case r.wake <- struct{}{}:
+				case r.freed <- struct{}{}:
 				default:
 				}
 			}(key, p)
 		}
 	}
+	return next
 }
 
 // batchBytes keeps a batch's event under the sync payload limit with room

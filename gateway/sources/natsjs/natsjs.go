@@ -202,6 +202,8 @@ type Source struct {
 	stream   jetstream.Stream
 	pinID    string
 	inflight map[*handle]struct{}
+	// open is a pull request a Poll returned from before it completed.
+	open jetstream.MessageBatch
 	// holdAbove: when this source first used the durable with records
 	// un-acked (a member died holding them; they come back after the ack
 	// wait), the highest sequence delivered so far. Until every one of
@@ -340,23 +342,34 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 	if err != nil {
 		return nil, s.redact(err)
 	}
-	var batch jetstream.MessageBatch
-	switch {
-	case !s.queue:
-		// A pinned consumer only serves requests naming the priority
-		// group, which FetchNoWait cannot send: a short expiry instead.
-		batch, err = cons.Fetch(max, jetstream.FetchMaxWait(maxDuration(wait, 10*time.Millisecond)),
-			jetstream.FetchPriorityGroup(PriorityGroup))
-	case wait <= 0:
-		batch, err = cons.FetchNoWait(max)
-	default:
-		batch, err = cons.Fetch(max, jetstream.FetchMaxWait(wait))
-	}
-	if err != nil {
-		return nil, s.redact(fmt.Errorf("fetching from nats stream %q: %w", s.cfg.Spec.Stream, err))
+	// A pull request still open from the last Poll is drained first: its
+	// messages are on their way and must not be left behind.
+	s.mu.Lock()
+	batch := s.open
+	s.open = nil
+	s.mu.Unlock()
+	if batch == nil {
+		switch {
+		case !s.queue:
+			// A pinned consumer only serves requests naming the priority
+			// group, which FetchNoWait cannot send: a short expiry instead.
+			batch, err = cons.Fetch(max, jetstream.FetchMaxWait(maxDuration(wait, 10*time.Millisecond)),
+				jetstream.FetchPriorityGroup(PriorityGroup))
+		case wait <= 0:
+			batch, err = cons.FetchNoWait(max)
+		default:
+			batch, err = cons.Fetch(max, jetstream.FetchMaxWait(wait))
+		}
+		if err != nil {
+			return nil, s.redact(fmt.Errorf("fetching from nats stream %q: %w", s.cfg.Spec.Stream, err))
+		}
 	}
 	var recs []*sources.Record
 	msgs := batch.Messages()
+	// Once records arrived, Poll returns when the next does not follow
+	// within drainGap, instead of waiting for the whole pull request: the
+	// request stays open for the next Poll (low latency at low rates).
+	var gap <-chan time.Time
 	for {
 		select {
 		case msg, ok := <-msgs:
@@ -378,16 +391,34 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 				continue
 			}
 			recs = append(recs, rec)
+			gap = time.After(drainGap)
+		case <-gap:
+			s.mu.Lock()
+			closed := s.closed
+			if !closed {
+				s.open = batch
+			}
+			s.mu.Unlock()
+			if closed {
+				go nakAll(msgs)
+			}
+			return append(s.gatheredReady(), recs...), nil
 		case <-ctx.Done():
 			// Give back what arrived; the rest is naked as it comes.
 			s.release(recs)
-			go func() {
-				for msg := range msgs {
-					_ = msg.Nak()
-				}
-			}()
+			go nakAll(msgs)
 			return nil, ctx.Err()
 		}
+	}
+}
+
+// drainGap is how long Poll waits for more records once some arrived.
+const drainGap = 2 * time.Millisecond
+
+// nakAll gives back every message still coming on a pull request.
+func nakAll(msgs <-chan jetstream.Msg) {
+	for msg := range msgs {
+		_ = msg.Nak()
 	}
 }
 
@@ -606,6 +637,10 @@ func (s *Source) Close() error {
 		return nil
 	}
 	s.closed = true
+	if s.open != nil {
+		go nakAll(s.open.Messages())
+		s.open = nil
+	}
 	hs := make([]*handle, 0, len(s.inflight))
 	for h := range s.inflight {
 		hs = append(hs, h)
