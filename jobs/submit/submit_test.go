@@ -425,3 +425,49 @@ func TestFormatDiffEdited(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// racingVars writes the variable behind the submitter's back between its
+// read and its first check-and-set write, as another deploy would.
+type racingVars struct {
+	submit.Variables
+	srv  *submittest.Server
+	done bool
+}
+
+func (r *racingVars) CheckedCreate(v *api.Variable, q *api.WriteOptions) (*api.Variable, *api.WriteMeta, error) {
+	r.race(v)
+	return r.Variables.CheckedCreate(v, q)
+}
+
+func (r *racingVars) race(v *api.Variable) {
+	if !r.done {
+		r.done = true
+		r.srv.PutVariable(&api.Variable{Namespace: "default", Path: v.Path, Items: api.VariableItems{"other": "x"}})
+	}
+}
+
+// A write that loses the check-and-set race re-reads and keeps what the
+// other writer put there.
+func TestRegisterRetriesAVariableConflict(t *testing.T) {
+	srv := submittest.New(t)
+	c := srv.Client(t)
+	rv := &racingVars{Variables: c.Variables(), srv: srv}
+	s := submit.New(c.Jobs(), rv, hclog.NewNullLogger())
+	if _, err := register(context.Background(), t, s, compiled(t, "", 0)); err != nil {
+		t.Fatal(err)
+	}
+	var writes int
+	for _, r := range srv.Requests() {
+		if r.Method == http.MethodPut && strings.HasPrefix(r.Path, "/v1/var/") {
+			writes++
+		}
+	}
+	v := srv.Variable("default", "nomad/jobs/nimbus-hello")
+	if !rv.done || writes != 2 || v == nil || v.Items["other"] != "x" ||
+		v.Items[jobs.VariableInvokeSecret] != invokeapi.DeriveSecret([]byte(testKey), "hello", jobs.LatestVersion) {
+		t.Fatalf("after a lost race (%d variable writes): %+v", writes, v)
+	}
+	if srv.Job("default", "nimbus-hello") == nil {
+		t.Fatal("job not registered after the retried variable write")
+	}
+}
