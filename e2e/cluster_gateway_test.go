@@ -334,8 +334,8 @@ func clusterHelloJob(t *testing.T) *nomadapi.Job {
 	fn := clusterHelloSpec(t)
 	sum := sha256.Sum256([]byte("hello-go bundle"))
 	job, err := jobs.Compile(fn, jobs.Options{
-		ServiceProvider: jobs.ProviderConsul, SecretKey: []byte(e2eInvokeKey),
-		AWSRegion: e2eRegion, AccountID: e2eAccount,
+		ServiceProvider: jobs.ProviderConsul,
+		AWSRegion:       e2eRegion, AccountID: e2eAccount,
 		ArtifactBaseURL: "http://127.0.0.1:1/bundles", CodeChecksum: "sha256:" + hex.EncodeToString(sum[:]),
 	})
 	if err != nil {
@@ -380,6 +380,29 @@ func (a *clusterAlloc) stop(t *testing.T) {
 	}
 }
 
+// clusterInvokeSecret is the secret the nimbus driver hands the instance:
+// the job carries none, so it follows the task's wiring — invoke_secret_file
+// rendered by the task's template from the job's Nomad Variable — to the
+// variable that jobs/submit writes (derived from the cluster key).
+func clusterInvokeSecret(t *testing.T, job *nomadapi.Job, task *nomadapi.Task, tc *taskconfig.TaskConfig) string {
+	t.Helper()
+	if tc.InvokeSecret != "" || tc.InvokeSecretFile == "" {
+		t.Fatalf("task config carries invoke_secret %q / invoke_secret_file %q, want only the file", tc.InvokeSecret, tc.InvokeSecretFile)
+	}
+	v, err := jobs.InvokeVariable(job, []byte(e2eInvokeKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tmpl := range task.Templates {
+		if tmpl.DestPath != nil && *tmpl.DestPath == tc.InvokeSecretFile && tmpl.EmbeddedTmpl != nil &&
+			strings.Contains(*tmpl.EmbeddedTmpl, `nomadVar "`+v.Path+`"`) && strings.Contains(*tmpl.EmbeddedTmpl, "."+jobs.VariableInvokeSecret) {
+			return v.Items[jobs.VariableInvokeSecret]
+		}
+	}
+	t.Fatalf("no template renders %s from %s", tc.InvokeSecretFile, v.Path)
+	return ""
+}
+
 // clusterPlacer returns a function that does what Nomad and its nimbus
 // driver do for one allocation of a group: start an instance from the
 // group's task config (the code directory stands in for the unpacked
@@ -414,11 +437,12 @@ func clusterPlacer(t *testing.T, cc *consulapi.Client, job *nomadapi.Job, codeDi
 		if err := tc.Normalize(); err != nil {
 			t.Fatal(err)
 		}
+		secret := clusterInvokeSecret(t, job, tg.Tasks[0], &tc)
 		inst, err := launcher.Launch(context.Background(), &instance.Config{
 			Function: tc.Function, Version: tc.Version, Runtime: tc.Runtime, Handler: tc.Handler,
 			CodeDir: codeDir, MemoryMB: tc.MemoryMB, Timeout: tc.TimeoutDuration(),
 			Environments: tc.Environments, InitializationType: tc.InitializationType,
-			InvokeSecret: tc.InvokeSecret, Region: tc.Region, AccountID: tc.AccountID,
+			InvokeSecret: secret, Region: tc.Region, AccountID: tc.AccountID,
 		})
 		if err != nil {
 			t.Fatalf("launching the instance: %v", err)

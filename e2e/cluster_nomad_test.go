@@ -81,12 +81,21 @@ func clusterNomadPlaces(t *testing.T, provider string) {
 
 	fn := clusterHelloSpec(t)
 	job, err := jobs.Compile(fn, jobs.Options{
-		ServiceProvider: provider, SecretKey: []byte(e2eInvokeKey),
-		AWSRegion: e2eRegion, AccountID: e2eAccount,
+		ServiceProvider: provider,
+		AWSRegion:       e2eRegion, AccountID: e2eAccount,
 		ArtifactBaseURL: store.URL + "/bundles", CodeChecksum: "sha256:" + hexSum,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The job holds no invoke secret: its tasks render it from the job's
+	// Nomad Variable, which must exist first (as nimbus deploy writes it).
+	secrets, err := jobs.InvokeVariable(job, []byte(e2eInvokeKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := nc.Variables().Create(secrets, nil); err != nil {
+		t.Fatalf("writing the job's variable: %v", err)
 	}
 	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
 		t.Fatalf("registering the compiled job: %v", err)

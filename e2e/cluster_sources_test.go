@@ -39,8 +39,8 @@ func TestClusterGatewayRunsEventSources(t *testing.T) {
 	fn.EventSources = append(fn.EventSources, es)
 	sum := sha256.Sum256([]byte("hello-go bundle"))
 	job, err := jobs.Compile(fn, jobs.Options{
-		ServiceProvider: jobs.ProviderConsul, SecretKey: []byte(e2eInvokeKey),
-		AWSRegion: e2eRegion, AccountID: e2eAccount,
+		ServiceProvider: jobs.ProviderConsul,
+		AWSRegion:       e2eRegion, AccountID: e2eAccount,
 		ArtifactBaseURL: "http://127.0.0.1:1/bundles", CodeChecksum: "sha256:" + hex.EncodeToString(sum[:]),
 	})
 	if err != nil {

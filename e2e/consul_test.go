@@ -247,7 +247,7 @@ func TestCompiledJobsMatchGatewayAdapters(t *testing.T) {
 	// A function name that is not a DNS label exercises the service-name mapping.
 	fn := &specs.Function{Name: "orders_v2", Runtime: "provided.al2023", Code: &specs.Code{Dir: "."}, MemoryMB: 128, Timeout: "3s"}
 	job, err := jobs.Compile(fn, jobs.Options{
-		Version: "3", ServiceProvider: jobs.ProviderConsul, SecretKey: []byte("e2e-key"),
+		Version: "3", ServiceProvider: jobs.ProviderConsul,
 		ArtifactBaseURL: "http://127.0.0.1:1/bundles",
 		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
 	})

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -35,12 +36,21 @@ func provisionedFunction() *specs.Function {
 	}
 }
 
+// jobVariable is the Nomad Variable a compiled job needs (its invoke secret).
+func jobVariable(t *testing.T, job *api.Job) *api.Variable {
+	t.Helper()
+	v, err := jobs.InvokeVariable(job, []byte("e2e-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func compileFor(t *testing.T, fn *specs.Function, version string, rolling ...bool) *api.Job {
 	t.Helper()
 	job, err := jobs.Compile(fn, jobs.Options{
 		Version:         version,
 		ServiceProvider: jobs.ProviderNomad,
-		SecretKey:       []byte("e2e-key"),
 		ArtifactBaseURL: "http://127.0.0.1:1/bundles",
 		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
 		RollingUpdates:  len(rolling) > 0 && rolling[0],
@@ -191,13 +201,14 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	if fromHCL.Job.Meta[jobs.MetaSpec] != job.Meta[jobs.MetaSpec] {
 		t.Errorf("spec meta differs after nomad parsed the HCL")
 	}
-	if len(fromHCL.Job.TaskGroups) != 2 || fmt.Sprint(fromHCL.Job.TaskGroups[0].Tasks[0].Config["invoke_secret"]) != fmt.Sprint(job.TaskGroups[0].Tasks[0].Config["invoke_secret"]) {
+	if len(fromHCL.Job.TaskGroups) != 2 || fmt.Sprint(fromHCL.Job.TaskGroups[0].Tasks[0].Config["invoke_secret_file"]) != jobs.InvokeSecretFile ||
+		len(fromHCL.Job.TaskGroups[0].Tasks[0].Templates) != len(job.TaskGroups[0].Tasks[0].Templates) {
 		t.Errorf("task config differs after nomad parsed the HCL")
 	}
 
 	client := agent.Client(t)
 	ctx := context.Background()
-	s := submit.New(client.Jobs(), nil)
+	s := submit.New(client.Jobs(), client.Variables(), nil)
 	plan, err := s.Plan(ctx, job)
 	if err != nil {
 		t.Fatal(err)
@@ -205,7 +216,7 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	if !plan.Created {
 		t.Errorf("plan of a new job says it exists")
 	}
-	if _, err := s.Register(ctx, job); err != nil {
+	if _, err := s.Register(ctx, job, jobVariable(t, job)); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Current(ctx, submit.ScopeOf(job), *job.ID)
@@ -248,15 +259,23 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	if _, err := s.Scale(ctx, submit.ScopeOf(job), *job.ID, jobs.GroupOnDemand, 2, "e2e"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.Register(ctx, compileFor(t, provisionedFunction(), "4"))
+	again := compileFor(t, provisionedFunction(), "4")
+	res, err := s.Register(ctx, again, jobVariable(t, again))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.PreservedCounts[jobs.GroupOnDemand] != 2 {
 		t.Errorf("redeploy kept %v", res.PreservedCounts)
 	}
+	if v, _, err := client.Variables().Read(jobs.VariablePath(*job.ID), &api.QueryOptions{Namespace: *job.Namespace}); err != nil ||
+		v.Items[jobs.VariableInvokeSecret] != jobVariable(t, job).Items[jobs.VariableInvokeSecret] {
+		t.Fatalf("the job's variable in Nomad: %v %v", v, err)
+	}
 	if _, err := s.Deregister(ctx, submit.ScopeOf(job), *job.ID, true); err != nil {
 		t.Fatal(err)
+	}
+	if _, _, err := client.Variables().Read(jobs.VariablePath(*job.ID), &api.QueryOptions{Namespace: *job.Namespace}); !errors.Is(err, api.ErrVariablePathNotFound) {
+		t.Errorf("the job's variable after deregister: %v, want not found", err)
 	}
 	if _, err := s.Current(ctx, submit.ScopeOf(job), *job.ID); !strings.Contains(fmt.Sprint(err), "not found") {
 		t.Errorf("job after purge: %v", err)
@@ -288,7 +307,7 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 			provider = jobs.ProviderConsul
 		}
 		j, err := jobs.Compile(fn, jobs.Options{
-			ServiceProvider: provider, RollingUpdates: v.rolling, SecretKey: []byte("k"),
+			ServiceProvider: provider, RollingUpdates: v.rolling,
 			ArtifactBaseURL: "http://127.0.0.1:1/b",
 			CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
 		})
@@ -340,7 +359,7 @@ func TestNomadAcceptsCompiledJobs(t *testing.T) {
 	// Why deployments are off by default: while one is active (here it
 	// never ends, nothing can be placed), Nomad refuses to scale the job.
 	rolling := compileFor(t, provisionedFunction(), "5", true)
-	if _, err := s.Register(ctx, rolling); err != nil {
+	if _, err := s.Register(ctx, rolling, jobVariable(t, rolling)); err != nil {
 		t.Fatal(err)
 	}
 	// The scheduler creates the deployment when it processes the

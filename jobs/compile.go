@@ -459,7 +459,7 @@ func (c *compiler) task(group string) (*api.Task, error) {
 		Environments:       c.perInstance,
 		InitializationType: taskconfig.InitOnDemand,
 		InvokePort:         taskconfig.DefaultPortLabel,
-		InvokeSecret:       invokeapi.DeriveSecret(c.opts.SecretKey, fn.Name, c.opts.Version),
+		InvokeSecretFile:   InvokeSecretFile,
 		RunAs:              c.opts.RunAs,
 		Region:             c.opts.AWSRegion,
 		AccountID:          c.opts.AccountID,
@@ -503,8 +503,9 @@ func (c *compiler) task(group string) (*api.Task, error) {
 			task.Env[k] = v
 		}
 	}
+	task.Templates = []*api.Template{invokeSecretTemplate(JobID(fn.Name, c.opts.Version))}
 	if t := secretsTemplate(fn.Secrets); t != nil {
-		task.Templates = []*api.Template{t}
+		task.Templates = append(task.Templates, t)
 	}
 	return task, nil
 }

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -23,7 +24,6 @@ var update = flag.Bool("update", false, "rewrite golden files in testdata")
 // <name>.opts.json is decoded over them.
 func baseOptions() Options {
 	return Options{
-		SecretKey:       []byte("golden-test-key"),
 		ArtifactBaseURL: "https://artifacts.nimbus.test/v1/bundles/",
 		CodeChecksum:    "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
 	}
@@ -198,8 +198,16 @@ func TestCompileShape(t *testing.T) {
 				t.Errorf("%s: config attribute %s is not in the driver's schema", *g.Name, k)
 			}
 		}
-		if task.Config["invoke_secret"] != invokeapi.DeriveSecret([]byte("golden-test-key"), "orders", "3") {
-			t.Errorf("%s: invoke secret is not derived from the key", *g.Name)
+		if _, ok := task.Config["invoke_secret"]; ok || task.Config["invoke_secret_file"] != InvokeSecretFile {
+			t.Errorf("%s: config carries invoke_secret %v / invoke_secret_file %v, want only the file", *g.Name, task.Config["invoke_secret"], task.Config["invoke_secret_file"])
+		}
+		if len(task.Templates) != 2 {
+			t.Fatalf("%s: %d templates, want the invoke secret's and the spec secrets'", *g.Name, len(task.Templates))
+		}
+		inv := task.Templates[0]
+		wantTmpl := `{{ with nomadVar "nomad/jobs/nimbus-orders-3" }}{{ .invoke_secret }}{{ end }}`
+		if *inv.EmbeddedTmpl != wantTmpl || *inv.DestPath != InvokeSecretFile || *inv.ChangeMode != "restart" || *inv.Perms != "0400" || inv.Envvars != nil {
+			t.Errorf("%s: invoke secret template %q -> %q change_mode %q perms %q", *g.Name, *inv.EmbeddedTmpl, *inv.DestPath, *inv.ChangeMode, *inv.Perms)
 		}
 		// 1769 MB x 4 environments + 64 MB overhead; 4 vCPUs at 1000 MHz.
 		if *task.Resources.MemoryMB != 1769*4+64 || *task.Resources.CPU != 4000 {
@@ -218,10 +226,10 @@ func TestCompileShape(t *testing.T) {
 		if svc.Checks[0].Path != invokeapi.PathHealth || svc.Checks[0].Type != "http" {
 			t.Errorf("%s: check %+v", *g.Name, svc.Checks[0])
 		}
-		tmpl := *task.Templates[0].EmbeddedTmpl
+		tmpl := *task.Templates[1].EmbeddedTmpl
 		want := "{{ with nomadVar \"nimbus/orders/api\" }}\nAPI_TOKEN={{ index . \"token\" | toJSON }}\n{{ end }}\n" +
 			"{{ with nomadVar \"nimbus/orders/db\" }}\nDB_PASSWORD={{ index . \"password\" | toJSON }}\nDB_USER={{ index . \"user\" | toJSON }}\n{{ end }}\n"
-		if tmpl != want || !*task.Templates[0].Envvars {
+		if tmpl != want || !*task.Templates[1].Envvars {
 			t.Errorf("%s: template\n%s", *g.Name, tmpl)
 		}
 	}
@@ -268,7 +276,6 @@ func TestCompileErrors(t *testing.T) {
 		mutate func(*specs.Function, *Options)
 		want   string
 	}{
-		{"no key", func(_ *specs.Function, o *Options) { o.SecretKey = nil }, "secret key is required"},
 		{"bad version", func(_ *specs.Function, o *Options) { o.Version = "01" }, `version "01"`},
 		{"bad provider", func(_ *specs.Function, o *Options) { o.ServiceProvider = "etcd" }, `service provider "etcd"`},
 		{"no code", func(f *specs.Function, _ *Options) { f.Code = nil }, "code is required"},
@@ -408,5 +415,91 @@ func BenchmarkRenderHCL(b *testing.B) {
 		if _, err := RenderHCL(job); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// goldenKey is the cluster key the compiler was given before invoke secrets
+// moved out of jobs; the goldens then held secrets derived from it.
+const goldenKey = "golden-test-key"
+
+// secretAttr finds an invoke_secret attribute in a job's JSON or HCL.
+var secretAttr = regexp.MustCompile(`"invoke_secret"\s*:|\binvoke_secret\s*=`)
+
+// No compiled job — in memory, rendered as JSON or HCL, or as a golden on
+// disk — may carry the invoke secret: it lives in the job's Nomad Variable.
+func TestCompiledJobsHoldNoSecret(t *testing.T) {
+	for _, name := range goldenCases(t) {
+		t.Run(name, func(t *testing.T) {
+			fn, opts := loadCase(t, name)
+			job, err := Compile(fn, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := InvokeVariable(job, []byte(goldenKey))
+			if err != nil {
+				t.Fatal(err)
+			}
+			secret := v.Items[VariableInvokeSecret]
+			if secret != invokeapi.DeriveSecret([]byte(goldenKey), fn.Name, opts.withDefaults().Version) {
+				t.Fatalf("variable secret %q is not derived from the key", secret)
+			}
+			if v.Path != VariablePath(*job.ID) || v.Path != "nomad/jobs/"+*job.ID || v.Namespace != *job.Namespace {
+				t.Errorf("variable %s in namespace %q, want nomad/jobs/%s in %q", v.Path, v.Namespace, *job.ID, *job.Namespace)
+			}
+			js, err := RenderJSON(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			hcl, err := RenderHCL(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := json.Marshal(job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			texts := map[string][]byte{"json": js, "hcl": hcl, "api.Job": raw}
+			for _, ext := range []string{".job.json", ".job.hcl"} {
+				b, err := os.ReadFile(filepath.Join("testdata", name+ext))
+				if err != nil {
+					t.Fatal(err)
+				}
+				texts["golden "+name+ext] = b
+			}
+			for what, b := range texts {
+				if bytes.Contains(b, []byte(secret)) {
+					t.Errorf("%s holds the invoke secret", what)
+				}
+				if secretAttr.Match(b) {
+					t.Errorf("%s has an invoke_secret attribute", what)
+				}
+			}
+		})
+	}
+}
+
+func TestInvokeVariableAndCommand(t *testing.T) {
+	fn, opts := loadCase(t, "hello")
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InvokeVariable(job, nil); !errors.Is(err, ErrInvalid) {
+		t.Errorf("no key: %v", err)
+	}
+	v, err := InvokeVariable(job, []byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := VarPutCommand(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "nomad var put -namespace default nomad/jobs/" + *job.ID + " invoke_secret=" + invokeapi.DeriveSecret([]byte("k"), fn.Name, LatestVersion)
+	if cmd != want {
+		t.Errorf("command\n%s\nwant\n%s", cmd, want)
+	}
+	if got := shellQuote("it's $x"); got != `'it'\''s $x'` {
+		t.Errorf("quote: %s", got)
 	}
 }

@@ -7,6 +7,13 @@
 // `nomad job run` (and `nomad job run -json`) accept unchanged. Registering
 // jobs with a cluster lives in jobs/submit.
 //
+// A compiled job holds no secret. The invoke secret lives in the job's own
+// Nomad Variable (InvokeVariable: nomad/jobs/<job id>, which workload
+// identity lets the job's tasks read), rendered by a template into the
+// task's secrets dir (InvokeSecretFile) that the driver reads at start;
+// a spec's `secret` blocks likewise become a template over the variables
+// they name. The variable must exist before the job runs.
+//
 // Imports: the standard library, github.com/hashicorp/nomad/api, hcl/v2's
 // hclwrite and go-cty, and of this module only specs, driver/taskconfig,
 // driver/invokeapi and bundle.

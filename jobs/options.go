@@ -103,8 +103,6 @@ type Options struct {
 	CodeChecksum string `json:"code_checksum,omitempty"`
 	// LayerArtifacts are the resolved layers, one per spec layer, in order.
 	LayerArtifacts []Artifact `json:"layer_artifacts,omitempty"`
-	// SecretKey is the cluster key invoke secrets are derived from. Required.
-	SecretKey []byte `json:"secret_key,omitempty"`
 	// AWSRegion and AccountID make up the function ARN inside the instance.
 	// Defaults: taskconfig's ("us-east-1", "000000000000").
 	AWSRegion string `json:"aws_region,omitempty"`
@@ -169,9 +167,6 @@ func (o Options) validate() []string {
 	case ProviderConsul, ProviderNomad:
 	default:
 		errs = append(errs, fmt.Sprintf("service provider %q is not %q or %q", o.ServiceProvider, ProviderConsul, ProviderNomad))
-	}
-	if len(o.SecretKey) == 0 {
-		errs = append(errs, "secret key is required")
 	}
 	if o.InstanceOverheadMB < 0 {
 		errs = append(errs, fmt.Sprintf("instance overhead %d MB is negative", o.InstanceOverheadMB))

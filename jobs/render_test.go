@@ -131,8 +131,14 @@ func TestRenderHCLReadsBack(t *testing.T) {
 		if got := stringMap(t, task.attrs["env"]); fmt.Sprint(got) != fmt.Sprint(wantTask.Env) {
 			t.Errorf("env read back as %v", got)
 		}
-		if task.one(t, "template").str(t, "data") != *wantTask.Templates[0].EmbeddedTmpl {
-			t.Errorf("template data changed")
+		tmpls := task.blocks["template"]
+		if len(tmpls) != len(wantTask.Templates) {
+			t.Fatalf("%d template blocks, want %d", len(tmpls), len(wantTask.Templates))
+		}
+		for i, tm := range tmpls {
+			if tm.str(t, "data") != *wantTask.Templates[i].EmbeddedTmpl || tm.str(t, "destination") != *wantTask.Templates[i].DestPath {
+				t.Errorf("template %d changed", i)
+			}
 		}
 		if task.str(t, "kill_timeout") != wantTask.KillTimeout.String() {
 			t.Errorf("kill_timeout %q", task.str(t, "kill_timeout"))

@@ -46,7 +46,7 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	// Everything compiles before anything is registered: one bad function
 	// leaves the cluster untouched.
-	cs, err := compileSpecs(env, path, &f)
+	cs, err := compileSpecs(env, path, &f, true)
 	if err != nil {
 		return err
 	}
@@ -61,9 +61,9 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	s := submit.New(client.Jobs(), hclog.NewNullLogger())
+	s := submit.New(client.Jobs(), client.Variables(), hclog.NewNullLogger())
 	for _, c := range cs {
-		res, err := s.Register(ctx, c.job)
+		res, err := s.Register(ctx, c.job, c.secrets)
 		if err != nil {
 			return fmt.Errorf("%s: function %q: %w", c.fn.Pos, c.fn.Name, err)
 		}

@@ -80,30 +80,48 @@ func TestRenderHCLAndJSON(t *testing.T) {
 	if *j.ID != "nimbus-hello-7" || j.TaskGroups[0].Services[0].Provider != "nomad" || j.Meta[jobs.MetaVersion] != "7" {
 		t.Errorf("job %s provider %s", *j.ID, j.TaskGroups[0].Services[0].Provider)
 	}
+	// The job holds no secret, and render prints none unless asked.
 	secret := invokeapi.DeriveSecret([]byte("cli-test-key"), "hello", "7")
-	if j.TaskGroups[1].Tasks[0].Config["invoke_secret"] != secret {
-		t.Error("invoke secret is not derived from NIMBUS_SECRET_KEY")
+	if _, ok := j.TaskGroups[1].Tasks[0].Config["invoke_secret"]; ok || j.TaskGroups[1].Tasks[0].Config["invoke_secret_file"] != jobs.InvokeSecretFile {
+		t.Errorf("task config %v, want invoke_secret_file only", j.TaskGroups[1].Tasks[0].Config)
+	}
+	if strings.Contains(r.stdout+r.stderr, secret) {
+		t.Error("render printed the invoke secret without --print-var-command")
+	}
+	if !strings.Contains(r.stderr, "Nomad Variable nomad/jobs/nimbus-hello-7 (item invoke_secret), which must exist") || strings.Contains(r.stderr, "invoke_secret=") {
+		t.Errorf("stderr does not say the variable must exist (or prints the command unasked):\n%s", r.stderr)
 	}
 	if j.TaskGroups[0].Tasks[0].Config["memory_mb"] != float64(256) {
 		t.Errorf("memory_mb %v", j.TaskGroups[0].Tasks[0].Config["memory_mb"])
 	}
 }
 
-func TestRenderNeedsKeyAndOneFunction(t *testing.T) {
+// Render needs no key: the job holds no secret. Only --print-var-command
+// needs it, and prints the exact `nomad var put` command to stderr.
+func TestRenderVarCommandOnlyWhenAsked(t *testing.T) {
 	dir := t.TempDir()
 	spec := writeSpec(t, dir, "hello.hcl", urlSpec)
 	r := runCLI(t, nil, "render", spec)
-	if r.code != 1 || !strings.Contains(r.stderr, envSecretKey) {
+	if r.code != 0 || !strings.HasPrefix(r.stdout, `job "nimbus-hello" {`) {
 		t.Errorf("without a key: exit %d, stderr %s", r.code, r.stderr)
 	}
+	r = runCLI(t, nil, "render", "--print-var-command", spec)
+	if r.code != 1 || !strings.Contains(r.stderr, envSecretKey) {
+		t.Errorf("--print-var-command without a key: exit %d, stderr %s", r.code, r.stderr)
+	}
 	keyFile := writeSpec(t, dir, "key", "from-file\n")
-	r = runCLI(t, nil, "render", "--secret-key-file", keyFile, "--format", "json", spec)
-	if r.code != 0 || !strings.Contains(r.stdout, invokeapi.DeriveSecret([]byte("from-file"), "hello", "$LATEST")) {
+	secret := invokeapi.DeriveSecret([]byte("from-file"), "hello", "$LATEST")
+	r = runCLI(t, nil, "render", "--secret-key-file", keyFile, "--print-var-command", "--format", "json", spec)
+	want := "nomad var put -namespace default nomad/jobs/nimbus-hello invoke_secret=" + secret + "\n"
+	if r.code != 0 || !strings.HasSuffix(r.stderr, want) || strings.Contains(r.stdout, secret) {
 		t.Errorf("key file: exit %d, stderr %s", r.code, r.stderr)
 	}
+}
 
+func TestRenderOneFunction(t *testing.T) {
+	dir := t.TempDir()
 	two := writeSpec(t, dir, "two.hcl", urlSpec+strings.ReplaceAll(urlSpec, `"hello"`, `"bye"`))
-	r = runCLI(t, baseEnv(), "render", two)
+	r := runCLI(t, baseEnv(), "render", two)
 	if r.code != 1 || !strings.Contains(r.stderr, "pick one with --function") {
 		t.Errorf("two functions: exit %d, stderr %s", r.code, r.stderr)
 	}
@@ -230,6 +248,25 @@ func TestDeployRegistersJobs(t *testing.T) {
 	if u := srv.Unexpected(); len(u) > 0 {
 		t.Errorf("unexpected requests %+v", u)
 	}
+	// Each job's variable holds its secret and was written before the job.
+	for _, fn := range []string{"hello", "bye"} {
+		v := srv.Variable("fns", "nomad/jobs/nimbus-"+fn)
+		if v == nil || v.Items["invoke_secret"] != invokeapi.DeriveSecret([]byte("cli-test-key"), fn, "$LATEST") {
+			t.Errorf("variable of nimbus-%s: %+v", fn, v)
+		}
+	}
+	varAt, jobAt := -1, -1
+	for i, req := range srv.Requests() {
+		if req.Method == "PUT" && req.Path == "/v1/var/nomad/jobs/nimbus-hello" && varAt < 0 {
+			varAt = i
+		}
+		if req.Method == "PUT" && req.Path == "/v1/jobs" && strings.Contains(string(req.Body), `"nimbus-hello"`) && jobAt < 0 {
+			jobAt = i
+		}
+	}
+	if varAt < 0 || jobAt < 0 || varAt > jobAt {
+		t.Errorf("variable written at request %d, job registered at %d: the variable must come first", varAt, jobAt)
+	}
 
 	// The gateway scales; a redeploy keeps its count.
 	j := srv.Job("fns", "nimbus-hello")
@@ -271,6 +308,16 @@ func TestDeployRegistersNothingOnError(t *testing.T) {
 	}
 	if n := len(srv.Requests()); n != 0 {
 		t.Fatalf("%d requests to Nomad after a compile error", n)
+	}
+
+	// Without the cluster key the job's variable cannot be written.
+	noKey := map[string]string{"NOMAD_ADDR": srv.URL}
+	r = runCLI(t, noKey, "deploy", writeSpec(t, t.TempDir(), "good.hcl", urlSpec))
+	if r.code != 1 || !strings.Contains(r.stderr, envSecretKey) {
+		t.Errorf("without a key: exit %d, stderr %s", r.code, r.stderr)
+	}
+	if n := len(srv.Requests()); n != 0 {
+		t.Fatalf("%d requests to Nomad without a key", n)
 	}
 }
 

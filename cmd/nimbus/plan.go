@@ -46,7 +46,7 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cs, err := compileSpecs(env, path, &f)
+	cs, err := compileSpecs(env, path, &f, false)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	s := submit.New(client.Jobs(), hclog.NewNullLogger())
+	s := submit.New(client.Jobs(), client.Variables(), hclog.NewNullLogger())
 	for _, c := range cs {
 		p, err := s.Plan(ctx, c.job)
 		if err != nil {

@@ -291,7 +291,7 @@ func publishCluster(ctx context.Context, env *cliEnv, st *state, fn, desc, secre
 		return nil, false, nil, fmt.Errorf("job %s meta %s: %w", latestID, jobs.MetaSpec, err)
 	}
 	sum := latest.Meta[jobs.MetaCodeSHA256]
-	opts, err := optionsFromJob(latest, sum, key)
+	opts, err := optionsFromJob(latest, sum)
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -325,7 +325,11 @@ func publishCluster(ctx context.Context, env *cliEnv, st *state, fn, desc, secre
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("compiling version %d: %w", v.Number, err)
 	}
-	res, err := submit.New(st.nomad.Jobs(), hclog.NewNullLogger()).Register(ctx, job)
+	secrets, err := jobs.InvokeVariable(job, key)
+	if err != nil {
+		return nil, false, nil, fmt.Errorf("version %d: %w", v.Number, err)
+	}
+	res, err := submit.New(st.nomad.Jobs(), st.nomad.Variables(), hclog.NewNullLogger()).Register(ctx, job, secrets)
 	if err != nil {
 		return nil, false, nil, fmt.Errorf("version %d recorded, registering its job: %w", v.Number, err)
 	}
@@ -336,8 +340,8 @@ func publishCluster(ctx context.Context, env *cliEnv, st *state, fn, desc, secre
 // optionsFromJob recovers the compile options $LATEST was deployed with:
 // placement from the job, the artifact base URL and service provider from
 // its task and service.
-func optionsFromJob(job *api.Job, sum string, key []byte) (jobs.Options, error) {
-	opts := jobs.Options{SecretKey: key, Datacenters: job.Datacenters}
+func optionsFromJob(job *api.Job, sum string) (jobs.Options, error) {
+	opts := jobs.Options{Datacenters: job.Datacenters}
 	if job.Region != nil {
 		opts.Region = *job.Region
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts/artifactstest"
 	"github.com/nimbus-fn/nimbus/gateway/versions/versionstest"
@@ -107,6 +108,12 @@ func TestPublishCluster(t *testing.T) {
 	if items := vars.Items("nimbus/functions/echo/aliases/live"); items["version"] != "1" {
 		t.Fatalf("alias variable %v", items)
 	}
+	// Each job's invoke secret is in its own variable, not in the job.
+	for id, version := range map[string]string{"nimbus-echo": "$LATEST", "nimbus-echo-1": "1"} {
+		if items := vars.Items("nomad/jobs/" + id); items["invoke_secret"] != invokeapi.DeriveSecret([]byte("cli-test-key"), "echo", version) {
+			t.Fatalf("variable of %s: %v", id, items)
+		}
+	}
 
 	jobsDouble.Reset()
 	if r := mustRun(t, env, "publish", "--nomad", "echo"); !strings.Contains(r.stdout, "unchanged since version 1") || strings.Contains(r.stdout, "registered job") {
@@ -127,6 +134,9 @@ func TestPublishCluster(t *testing.T) {
 	}
 	if got := vars.Items("nimbus/functions/echo/versions/1"); got != nil {
 		t.Fatalf("version variable left: %v", got)
+	}
+	if got := vars.Items("nomad/jobs/nimbus-echo-1"); got != nil {
+		t.Fatalf("the deleted version's job variable is left: %v", got)
 	}
 	// Code from a URL outside the store: the layer's base URL comes from
 	// --endpoint / NIMBUS_ENDPOINT.

@@ -69,13 +69,17 @@ func (f *jobFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.artifactBaseURL, "artifact-base-url", "", "URL the Nomad clients fetch code bundles from, as <url>/<sha256>.zip (env "+envArtifactBaseURL+")")
 	fs.StringVar(&f.bundleDir, "bundle-dir", filepath.Join(".nimbus", "bundles"), "where packaged code bundles are written for you to place at --artifact-base-url")
 	fs.BoolVar(&f.rollingUpdates, "rolling-updates", false, "roll new versions out behind health checks with auto-revert (Nomad blocks scaling while a rollout runs)")
-	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "file holding the cluster key invoke secrets derive from (env "+envSecretKey+"; gateways use the same key)")
+	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "file holding the cluster key invoke secrets derive from (env "+envSecretKey+"; gateways use the same key); deploy needs it, render only with --print-var-command")
 }
 
-// compiled is one function's job and the bundles it needs placed.
+// compiled is one function's job, the variable it needs and the bundles
+// it needs placed.
 type compiled struct {
-	fn      *specs.Function
-	job     *api.Job
+	fn  *specs.Function
+	job *api.Job
+	// secrets is the job's Nomad Variable (jobs.InvokeVariable); nil when
+	// compiled without the cluster key.
+	secrets *api.Variable
 	bundles []placedBundle
 }
 
@@ -89,8 +93,10 @@ type placedBundle struct {
 var errReported = exitError{code: 1}
 
 // compileSpecs loads the specs at path, selects functions and compiles
-// them all; it registers nothing and fails if any function fails.
-func compileSpecs(env *cliEnv, path string, f *jobFlags) ([]compiled, error) {
+// them all; it registers nothing and fails if any function fails. With
+// withSecrets it also derives each job's variable from the cluster key,
+// which it then requires.
+func compileSpecs(env *cliEnv, path string, f *jobFlags, withSecrets bool) ([]compiled, error) {
 	vars := map[string]string{}
 	for _, v := range f.vars {
 		name, value, ok := strings.Cut(v, "=")
@@ -110,9 +116,11 @@ func compileSpecs(env *cliEnv, path string, f *jobFlags) ([]compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := secretKey(env, f.secretKeyFile)
-	if err != nil {
-		return nil, err
+	var key []byte
+	if withSecrets {
+		if key, err = secretKey(env, f.secretKeyFile); err != nil {
+			return nil, err
+		}
 	}
 	base := f.artifactBaseURL
 	if base == "" {
@@ -126,13 +134,15 @@ func compileSpecs(env *cliEnv, path string, f *jobFlags) ([]compiled, error) {
 		Datacenters:     f.datacenters,
 		ServiceProvider: f.serviceProvider,
 		ArtifactBaseURL: base,
-		SecretKey:       key,
 		RollingUpdates:  f.rollingUpdates,
 	}
 	var out []compiled
 	var errs []string
 	for _, fn := range fns {
 		c, err := compileOne(file, fn, opts, f.bundleDir)
+		if err == nil && withSecrets {
+			c.secrets, err = jobs.InvokeVariable(c.job, key)
+		}
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -312,6 +322,7 @@ func runRender(_ context.Context, env *cliEnv, args []string) error {
 	var f jobFlags
 	f.add(fs)
 	format := fs.String("format", "hcl", "output format: hcl (nomad job run) or json (nomad job run -json)")
+	printVar := fs.Bool("print-var-command", false, "also print (to stderr) the `nomad var put` command that creates the job's variable; it shows the invoke secret in clear and needs the cluster key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -322,7 +333,7 @@ func runRender(_ context.Context, env *cliEnv, args []string) error {
 	if *format != "hcl" && *format != "json" {
 		return fmt.Errorf("--format %q: want hcl or json", *format)
 	}
-	cs, err := compileSpecs(env, path, &f)
+	cs, err := compileSpecs(env, path, &f, *printVar)
 	if err != nil {
 		return err
 	}
@@ -346,5 +357,16 @@ func runRender(_ context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	reportBundles(env.stderr, cs)
+	id := *cs[0].job.ID
+	fmt.Fprintf(env.stderr, "job %s holds no secret: its tasks read the invoke secret from Nomad Variable %s (item %s), which must exist before the job runs; "+
+		"nimbus deploy writes it, or pass --print-var-command to print the `nomad var put` command for plain `nomad job run`\n",
+		id, jobs.VariablePath(id), jobs.VariableInvokeSecret)
+	if *printVar {
+		cmd, err := jobs.VarPutCommand(cs[0].secrets)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(env.stderr, cmd)
+	}
 	return nil
 }

@@ -144,7 +144,7 @@ func runVersionsDelete(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if st.nomad != nil {
-		s := submit.New(st.nomad.Jobs(), hclog.NewNullLogger())
+		s := submit.New(st.nomad.Jobs(), st.nomad.Variables(), hclog.NewNullLogger())
 		if _, err := s.Deregister(ctx, submit.Scope{Namespace: st.ns}, versionJobID(fn, n), true); err != nil {
 			return fmt.Errorf("version %d deleted, but its job %s was not: %w", n, versionJobID(fn, n), err)
 		}

@@ -134,6 +134,10 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 	if err != nil {
 		return nil, taskState{}, err
 	}
+	secret, err := invokeSecret(taskDir, tc)
+	if err != nil {
+		return nil, taskState{}, err
+	}
 	// Small private files (config with the secret, ready, exit status) go to
 	// the task's private dir (a 1 MiB noexec tmpfs when Nomad runs as root);
 	// the instance's working state (environments' /tmp, layers) needs disk.
@@ -155,7 +159,7 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		InitializationType: tc.InitializationType,
 		Env:                cfg.GetEnv(),
 		InvokeAddr:         addr,
-		InvokeSecret:       tc.InvokeSecret,
+		InvokeSecret:       secret,
 		RunAs:              runAs,
 		CgroupParent:       set.CgroupParent,
 		Region:             tc.Region,
@@ -163,17 +167,42 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		ReadyFile:          filepath.Join(dir, "ready"),
 	}
 	st := taskState{
-		Dir:          dir,
-		StateDir:     stateDir,
-		ConfigPath:   filepath.Join(dir, "instance.json"),
-		StatusPath:   filepath.Join(dir, "exit.json"),
-		InvokeSecret: tc.InvokeSecret,
-		Function:     tc.Function,
-		Version:      tc.Version,
-		CodeDir:      codeDir,
-		RunAs:        runAs,
+		Dir:        dir,
+		StateDir:   stateDir,
+		ConfigPath: filepath.Join(dir, "instance.json"),
+		StatusPath: filepath.Join(dir, "exit.json"),
+		Function:   tc.Function,
+		Version:    tc.Version,
+		CodeDir:    codeDir,
+		RunAs:      runAs,
 	}
 	return icfg, st, nil
+}
+
+// invokeSecret is the secret the instance's invoke endpoint requires: read
+// from invoke_secret_file, which Nomad's template hook rendered from the
+// job's Nomad Variable before the task started, or — for jobs compiled
+// before that file existed — taken from invoke_secret in the config.
+func invokeSecret(taskDir string, tc *taskconfig.TaskConfig) (string, error) {
+	if tc.InvokeSecretFile == "" {
+		if tc.InvokeSecret == "" {
+			return "", errors.New("task config sets neither invoke_secret_file nor invoke_secret")
+		}
+		return tc.InvokeSecret, nil
+	}
+	p, err := within(taskDir, tc.InvokeSecretFile)
+	if err != nil {
+		return "", fmt.Errorf("invoke_secret_file: %w", err)
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return "", fmt.Errorf("reading invoke_secret_file (rendered by the task's template from the job's Nomad Variable): %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("invoke_secret_file %s is empty: the job's Nomad Variable lacks the invoke secret", tc.InvokeSecretFile)
+	}
+	return s, nil
 }
 
 // invokeAddr is host_ip:value of the group port labelled label (or of a

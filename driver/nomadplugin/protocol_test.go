@@ -3,6 +3,7 @@ package nomadplugin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -106,6 +107,53 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 }
 
 func equalTC(a, b taskconfig.TaskConfig) bool { return reflect.DeepEqual(a, b) }
+
+// A task config names its invoke secret by file (what the compiler writes)
+// or, from jobs compiled by older versions, in clear; never both, never neither.
+func TestTaskConfigInvokeSecretSource(t *testing.T) {
+	h, _ := newHost(t, "/bin/true", nil)
+	base := map[string]any{"function": "echo", "runtime": "provided.al2023"}
+	cases := []struct {
+		name  string
+		extra map[string]any
+		want  string // "" decodes
+	}{
+		{"file", map[string]any{"invoke_secret_file": "secrets/nimbus-invoke-secret"}, ""},
+		{"legacy clear secret", map[string]any{"invoke_secret": "s3cret"}, ""},
+		{"neither", nil, "invoke_secret_file is required"},
+		{"both", map[string]any{"invoke_secret_file": "secrets/x", "invoke_secret": "s"}, "not both"},
+		{"absolute file", map[string]any{"invoke_secret_file": "/etc/secret"}, "inside the task directory"},
+		{"file outside", map[string]any{"invoke_secret_file": "../other/secrets/x"}, "inside the task directory"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			block := map[string]any{}
+			for k, v := range base {
+				block[k] = v
+			}
+			for k, v := range tc.extra {
+				block[k] = v
+			}
+			b, err := h.EncodeTask(ctx(t), block, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := nomadplugin.DecodeTaskConfig(b)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.InvokeSecretFile != fmt.Sprint(tc.extra["invoke_secret_file"]) && got.InvokeSecret != fmt.Sprint(tc.extra["invoke_secret"]) {
+					t.Errorf("decoded %+v", got)
+				}
+				return
+			}
+			if !errors.Is(err, taskconfig.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want ErrInvalid containing %q", err, tc.want)
+			}
+		})
+	}
+}
 
 func TestCapabilities(t *testing.T) {
 	h, _ := newHost(t, "/bin/true", nil)

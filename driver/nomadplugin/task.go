@@ -28,14 +28,13 @@ type taskState struct {
 	StartedAt  time.Time `json:"started_at"`
 	// Dir holds the instance's config, ready and exit-status files;
 	// StateDir its working state.
-	Dir          string `json:"dir"`
-	StateDir     string `json:"state_dir"`
-	ConfigPath   string `json:"config_path"`
-	StatusPath   string `json:"status_path"`
-	InvokeAddr   string `json:"invoke_addr"`
-	InvokeSecret string `json:"invoke_secret"`
-	Function     string `json:"function"`
-	Version      string `json:"version"`
+	Dir        string `json:"dir"`
+	StateDir   string `json:"state_dir"`
+	ConfigPath string `json:"config_path"`
+	StatusPath string `json:"status_path"`
+	InvokeAddr string `json:"invoke_addr"`
+	Function   string `json:"function"`
+	Version    string `json:"version"`
 	// CodeDir and RunAs are where and as whom ExecTask runs commands.
 	CodeDir string `json:"code_dir"`
 	RunAs   string `json:"run_as,omitempty"`

@@ -3,6 +3,7 @@ package taskconfig
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 )
@@ -67,8 +68,17 @@ type TaskConfig struct {
 	InitializationType string `hcl:"initialization_type,optional" json:"initialization_type,omitempty" codec:"initialization_type"`
 	// InvokePort is the label of the network port the invoke endpoint binds. Default: "invoke".
 	InvokePort string `hcl:"invoke_port,optional" json:"invoke_port,omitempty" codec:"invoke_port"`
-	// InvokeSecret authenticates gateways to the invoke endpoint. Required.
-	InvokeSecret string `hcl:"invoke_secret" json:"invoke_secret" codec:"invoke_secret"`
+	// InvokeSecretFile is the file, relative to the task directory, that
+	// holds the secret gateways authenticate to the invoke endpoint with
+	// (surrounding white space is ignored). The compiler renders it from a
+	// Nomad Variable into the task's secrets dir with a template, so the
+	// secret is never part of the job; the driver reads it when the task
+	// starts. Exactly one of InvokeSecretFile and InvokeSecret is required.
+	InvokeSecretFile string `hcl:"invoke_secret_file,optional" json:"invoke_secret_file,omitempty" codec:"invoke_secret_file"`
+	// InvokeSecret is the secret itself, in clear in the job. Jobs compiled
+	// before InvokeSecretFile existed carry it; the compiler no longer
+	// writes it.
+	InvokeSecret string `hcl:"invoke_secret,optional" json:"invoke_secret,omitempty" codec:"invoke_secret"`
 	// RunAs is the user the function runs as. Default: the driver's configured default.
 	RunAs string `hcl:"run_as,optional" json:"run_as,omitempty" codec:"run_as"`
 	// Region and AccountID make up the function's ARN. Defaults: "us-east-1", "000000000000".
@@ -118,8 +128,13 @@ func (c *TaskConfig) Normalize() error {
 	if c.Runtime == "" {
 		errs = append(errs, "runtime is required")
 	}
-	if c.InvokeSecret == "" {
-		errs = append(errs, "invoke_secret is required")
+	switch {
+	case c.InvokeSecret == "" && c.InvokeSecretFile == "":
+		errs = append(errs, "invoke_secret_file is required (or invoke_secret, in jobs compiled before it existed)")
+	case c.InvokeSecret != "" && c.InvokeSecretFile != "":
+		errs = append(errs, "set one of invoke_secret_file and invoke_secret, not both")
+	case c.InvokeSecretFile != "" && (filepath.IsAbs(c.InvokeSecretFile) || !filepath.IsLocal(c.InvokeSecretFile)):
+		errs = append(errs, fmt.Sprintf("invoke_secret_file %q must be a path inside the task directory, relative to it", c.InvokeSecretFile))
 	}
 	if c.MemoryMB < MinMemoryMB || c.MemoryMB > MaxMemoryMB {
 		errs = append(errs, fmt.Sprintf("memory_mb %d is outside %d..%d", c.MemoryMB, MinMemoryMB, MaxMemoryMB))
@@ -178,7 +193,8 @@ func Schema() []Attribute {
 		{"environments", "number", false},
 		{"initialization_type", "string", false},
 		{"invoke_port", "string", false},
-		{"invoke_secret", "string", true},
+		{"invoke_secret_file", "string", false},
+		{"invoke_secret", "string", false},
 		{"run_as", "string", false},
 		{"region", "string", false},
 		{"account_id", "string", false},

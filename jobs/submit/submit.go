@@ -25,6 +25,22 @@ type Jobs interface {
 
 var _ Jobs = (*api.Jobs)(nil)
 
+// Variables is the part of Nomad's variables API the submitter uses to keep
+// each job's own variable (jobs.InvokeVariable), which holds the secrets
+// compiled jobs leave out.
+type Variables interface {
+	Read(path string, q *api.QueryOptions) (*api.Variable, *api.QueryMeta, error)
+	CheckedCreate(v *api.Variable, q *api.WriteOptions) (*api.Variable, *api.WriteMeta, error)
+	CheckedUpdate(v *api.Variable, q *api.WriteOptions) (*api.Variable, *api.WriteMeta, error)
+	CheckedDelete(path string, checkIndex uint64, q *api.WriteOptions) (*api.WriteMeta, error)
+}
+
+var _ Variables = (*api.Variables)(nil)
+
+// casAttempts bounds the read-modify-write rounds on a job's variable when
+// another writer keeps changing it.
+const casAttempts = 5
+
 // ErrNoJob: the job is not registered.
 var ErrNoJob = errors.New("job not found")
 
@@ -57,15 +73,17 @@ func (s Scope) write(ctx context.Context) *api.WriteOptions {
 // Submitter talks to Nomad for the CLI and the gateway.
 type Submitter struct {
 	jobs Jobs
+	vars Variables
 	log  hclog.Logger
 }
 
-// New returns a Submitter over jobs (normally client.Jobs()).
-func New(jobs Jobs, log hclog.Logger) *Submitter {
+// New returns a Submitter over jobs and vars (normally client.Jobs() and
+// client.Variables()).
+func New(jobs Jobs, vars Variables, log hclog.Logger) *Submitter {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Submitter{jobs: jobs, log: log}
+	return &Submitter{jobs: jobs, vars: vars, log: log}
 }
 
 // Current returns the registered job, or ErrNoJob.
@@ -150,15 +168,27 @@ type Result struct {
 	Clamped []string
 }
 
-// Register registers job, keeping the counts of groups that already run.
+// Register writes the job's variable, then registers job, keeping the
+// counts of groups that already run.
+//
+// secrets is the job's own variable (jobs.InvokeVariable): its items are
+// set, check-and-set, before the job is registered, so no task waits on a
+// missing secret; items others keep in that variable stay.
+//
 // It reads the current job first and also asks Nomad to preserve counts, so
 // a scale that lands between the read and the write is kept too — unless a
 // kept count had to be clamped into new scaling bounds, when the clamped
 // counts are sent as they are.
-func (s *Submitter) Register(ctx context.Context, job *api.Job) (*Result, error) {
+func (s *Submitter) Register(ctx context.Context, job *api.Job, secrets *api.Variable) (*Result, error) {
 	cur, err := s.current(ctx, job)
 	if err != nil {
 		return nil, fmt.Errorf("registering job: %w", err)
+	}
+	if secrets == nil || secrets.Path != jobs.VariablePath(*job.ID) {
+		return nil, fmt.Errorf("registering job %s: its variable %s is required", *job.ID, jobs.VariablePath(*job.ID))
+	}
+	if err := s.putVariable(ctx, ScopeOf(job), secrets); err != nil {
+		return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
 	}
 	toSend, kept, clamped := PreserveCounts(job, cur)
 	opts := &api.RegisterOptions{PreserveCounts: len(clamped) == 0}
@@ -202,15 +232,114 @@ func (s *Submitter) Plan(ctx context.Context, job *api.Job) (*Plan, error) {
 	return &Plan{JobID: *job.ID, Created: cur == nil, Response: resp}, nil
 }
 
-// Deregister stops the job (and purges it when purge is set); it returns
-// the evaluation ID.
+// Deregister stops the job (and purges it when purge is set), then removes
+// the secrets Register put in its variable (the whole variable when they
+// are all it holds); it returns the evaluation ID. A stopped job started
+// again needs them back: deploy it again.
 func (s *Submitter) Deregister(ctx context.Context, scope Scope, jobID string, purge bool) (string, error) {
 	evalID, _, err := s.jobs.Deregister(jobID, purge, scope.write(ctx))
 	if err != nil {
 		return "", fmt.Errorf("deregistering job %s: %w", jobID, err)
 	}
 	s.log.Info("deregistered job", "job", jobID, "eval_id", evalID, "purge", purge)
+	if err := s.dropVariable(ctx, scope, jobs.VariablePath(jobID)); err != nil {
+		return evalID, fmt.Errorf("deregistered job %s: %w", jobID, err)
+	}
 	return evalID, nil
+}
+
+func casConflict(err error) bool {
+	var c api.ErrCASConflict
+	return errors.As(err, &c)
+}
+
+// readVariable is the variable at path, or nil when there is none.
+func (s *Submitter) readVariable(ctx context.Context, scope Scope, path string) (*api.Variable, error) {
+	v, _, err := s.vars.Read(path, scope.query(ctx))
+	if errors.Is(err, api.ErrVariablePathNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading variable %s: %w", path, err)
+	}
+	return v, nil
+}
+
+// putVariable sets want's items in the variable at want.Path, keeping its
+// other items, with check-and-set on the index it read; an unchanged
+// variable is not written.
+func (s *Submitter) putVariable(ctx context.Context, scope Scope, want *api.Variable) error {
+	for range casAttempts {
+		cur, err := s.readVariable(ctx, scope, want.Path)
+		if err != nil {
+			return err
+		}
+		items := api.VariableItems{}
+		if cur != nil {
+			for k, v := range cur.Items {
+				items[k] = v
+			}
+		}
+		changed := cur == nil
+		for k, v := range want.Items {
+			if items[k] != v {
+				items[k], changed = v, true
+			}
+		}
+		if !changed {
+			return nil
+		}
+		v := &api.Variable{Namespace: scope.Namespace, Path: want.Path, Items: items}
+		if cur == nil {
+			_, _, err = s.vars.CheckedCreate(v, scope.write(ctx))
+		} else {
+			v.ModifyIndex = cur.ModifyIndex
+			_, _, err = s.vars.CheckedUpdate(v, scope.write(ctx))
+		}
+		if casConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("writing variable %s: %w", want.Path, err)
+		}
+		s.log.Info("wrote job variable", "variable", want.Path, "created", cur == nil)
+		return nil
+	}
+	return fmt.Errorf("writing variable %s: it kept changing under %d check-and-set attempts", want.Path, casAttempts)
+}
+
+// dropVariable removes the invoke secret from the variable at path, and the
+// variable itself when nothing else is left in it.
+func (s *Submitter) dropVariable(ctx context.Context, scope Scope, path string) error {
+	for range casAttempts {
+		cur, err := s.readVariable(ctx, scope, path)
+		if err != nil || cur == nil {
+			return err
+		}
+		if _, ok := cur.Items[jobs.VariableInvokeSecret]; !ok {
+			return nil
+		}
+		if len(cur.Items) == 1 {
+			_, err = s.vars.CheckedDelete(path, cur.ModifyIndex, scope.write(ctx))
+		} else {
+			items := api.VariableItems{}
+			for k, v := range cur.Items {
+				if k != jobs.VariableInvokeSecret {
+					items[k] = v
+				}
+			}
+			_, _, err = s.vars.CheckedUpdate(&api.Variable{Namespace: scope.Namespace, Path: path, Items: items, ModifyIndex: cur.ModifyIndex}, scope.write(ctx))
+		}
+		if casConflict(err) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("removing the invoke secret from variable %s: %w", path, err)
+		}
+		s.log.Info("removed the invoke secret from the job variable", "variable", path)
+		return nil
+	}
+	return fmt.Errorf("removing the invoke secret from variable %s: it kept changing under %d check-and-set attempts", path, casAttempts)
 }
 
 // Scale sets a group's count through Nomad's scale API (which checks it

@@ -29,7 +29,7 @@ job "nimbus-orders-3" {
         handler              = "app.handler"
         initialization_type  = "provisioned-concurrency"
         invoke_port          = "invoke"
-        invoke_secret        = "e025a03cbe10546aa3b7d9dfe13bf65d2962ec465a7e75cb7c2523592488e9ce"
+        invoke_secret_file   = "secrets/nimbus-invoke-secret"
         layer_dirs           = ["local/layers/0", "local/layers/1"]
         memory_mb            = 1769
         region               = "eu-central-1"
@@ -71,6 +71,12 @@ job "nimbus-orders-3" {
         options {
           checksum = "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
         }
+      }
+      template {
+        destination = "secrets/nimbus-invoke-secret"
+        data        = "{{ with nomadVar \"nomad/jobs/nimbus-orders-3\" }}{{ .invoke_secret }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
       }
       template {
         destination = "secrets/nimbus.env"
@@ -161,7 +167,7 @@ job "nimbus-orders-3" {
         handler              = "app.handler"
         initialization_type  = "on-demand"
         invoke_port          = "invoke"
-        invoke_secret        = "e025a03cbe10546aa3b7d9dfe13bf65d2962ec465a7e75cb7c2523592488e9ce"
+        invoke_secret_file   = "secrets/nimbus-invoke-secret"
         layer_dirs           = ["local/layers/0", "local/layers/1"]
         memory_mb            = 1769
         region               = "eu-central-1"
@@ -203,6 +209,12 @@ job "nimbus-orders-3" {
         options {
           checksum = "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
         }
+      }
+      template {
+        destination = "secrets/nimbus-invoke-secret"
+        data        = "{{ with nomadVar \"nomad/jobs/nimbus-orders-3\" }}{{ .invoke_secret }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
       }
       template {
         destination = "secrets/nimbus.env"

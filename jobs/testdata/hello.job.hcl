@@ -18,7 +18,7 @@ job "nimbus-hello" {
         function             = "hello"
         initialization_type  = "provisioned-concurrency"
         invoke_port          = "invoke"
-        invoke_secret        = "eae3bc2edfc3bbf2f394c61306cb66f0f052957be2a918592928247d7fc62628"
+        invoke_secret_file   = "secrets/nimbus-invoke-secret"
         memory_mb            = 128
         region               = "us-east-1"
         runtime              = "provided.al2023"
@@ -39,6 +39,12 @@ job "nimbus-hello" {
         options {
           checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         }
+      }
+      template {
+        destination = "secrets/nimbus-invoke-secret"
+        data        = "{{ with nomadVar \"nomad/jobs/nimbus-hello\" }}{{ .invoke_secret }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
       }
     }
     restart {
@@ -102,7 +108,7 @@ job "nimbus-hello" {
         function             = "hello"
         initialization_type  = "on-demand"
         invoke_port          = "invoke"
-        invoke_secret        = "eae3bc2edfc3bbf2f394c61306cb66f0f052957be2a918592928247d7fc62628"
+        invoke_secret_file   = "secrets/nimbus-invoke-secret"
         memory_mb            = 128
         region               = "us-east-1"
         runtime              = "provided.al2023"
@@ -123,6 +129,12 @@ job "nimbus-hello" {
         options {
           checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         }
+      }
+      template {
+        destination = "secrets/nimbus-invoke-secret"
+        data        = "{{ with nomadVar \"nomad/jobs/nimbus-hello\" }}{{ .invoke_secret }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
       }
     }
     restart {

@@ -19,7 +19,7 @@ job "nimbus-legacy_batch_job" {
         handler              = "index.handler"
         initialization_type  = "provisioned-concurrency"
         invoke_port          = "invoke"
-        invoke_secret        = "dcb44f632f0a9bfc8565618bb9f06af3cc5804d8c81e40ec6d1022362c0cc4d4"
+        invoke_secret_file   = "secrets/nimbus-invoke-secret"
         memory_mb            = 3008
         region               = "us-east-1"
         runtime              = "nodejs22.x"
@@ -40,6 +40,12 @@ job "nimbus-legacy_batch_job" {
         options {
           checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         }
+      }
+      template {
+        destination = "secrets/nimbus-invoke-secret"
+        data        = "{{ with nomadVar \"nomad/jobs/nimbus-legacy_batch_job\" }}{{ .invoke_secret }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
       }
     }
     restart {
@@ -104,7 +110,7 @@ job "nimbus-legacy_batch_job" {
         handler              = "index.handler"
         initialization_type  = "on-demand"
         invoke_port          = "invoke"
-        invoke_secret        = "dcb44f632f0a9bfc8565618bb9f06af3cc5804d8c81e40ec6d1022362c0cc4d4"
+        invoke_secret_file   = "secrets/nimbus-invoke-secret"
         memory_mb            = 3008
         region               = "us-east-1"
         runtime              = "nodejs22.x"
@@ -125,6 +131,12 @@ job "nimbus-legacy_batch_job" {
         options {
           checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
         }
+      }
+      template {
+        destination = "secrets/nimbus-invoke-secret"
+        data        = "{{ with nomadVar \"nomad/jobs/nimbus-legacy_batch_job\" }}{{ .invoke_secret }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
       }
     }
     restart {

@@ -361,3 +361,76 @@ func testCtx(t *testing.T) context.Context {
 func session(sid int) []int {
 	return plugintest.LiveProcesses(func(f []string) bool { return f[6-3] == strconv.Itoa(sid) })
 }
+
+// TestInvokeSecretFromSecretsDir starts a task whose config names its
+// invoke secret by file, as compiled jobs do: Nomad's template hook renders
+// the file into the task's secrets dir before StartTask, so the harness
+// writes it there first. The instance must require exactly that secret.
+// A config with neither a file nor a secret, and a file the template never
+// rendered, fail StartTask with errors that say so.
+func TestInvokeSecretFromSecretsDir(t *testing.T) {
+	bin := plugintest.BuildDriver(t)
+	h := start(t, bin, plugintest.Logger(t))
+	c := testCtx(t)
+
+	encode := func(a *plugintest.Alloc, port int, extra map[string]any) *driverpb.TaskConfig {
+		t.Helper()
+		block := map[string]any{"function": "echo", "runtime": "provided.al2023", "memory_mb": 128, "timeout": "5s"}
+		for k, v := range extra {
+			block[k] = v
+		}
+		b, err := h.EncodeTask(c, block, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.TaskConfig(a.TaskID(t), b, nil, map[string]int{"invoke": port})
+	}
+
+	a := plugintest.NewAlloc(t, t.TempDir(), "fn")
+	installFunction(t, testfn.Dir(t, "echo"), filepath.Join(a.TaskDir, "local", "code"))
+	const secret = "rendered-from-nomad-variable"
+	if err := os.WriteFile(filepath.Join(a.TaskDir, "secrets", "nimbus-invoke-secret"), []byte(secret+"\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	port := plugintest.FreePort(t)
+	cfg := encode(a, port, map[string]any{"invoke_secret_file": "secrets/nimbus-invoke-secret"})
+	started, err := h.Driver.StartTask(c, &driverpb.StartTaskRequest{Task: cfg})
+	if err != nil {
+		t.Fatalf("StartTask: %v", err)
+	}
+	if strings.Contains(string(started.GetHandle().GetDriverState()), secret) {
+		t.Error("the task handle's driver state holds the invoke secret")
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	invoke(t, addr, secret, `{"from":"file"}`)
+	if err := invokeErr(c, addr, "not-the-secret", `{"from":"file"}`); err == nil {
+		t.Fatal("the instance answered an invoke with the wrong secret")
+	}
+	if _, err := h.Driver.StopTask(c, &driverpb.StopTaskRequest{TaskId: cfg.GetId(), Timeout: durationpb.New(0), Signal: "SIGKILL"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Driver.DestroyTask(c, &driverpb.DestroyTaskRequest{TaskId: cfg.GetId(), Force: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Neither source: Nomad's decode accepts the block (both attributes are
+	// optional), the driver refuses it.
+	b := plugintest.NewAlloc(t, t.TempDir(), "fn")
+	_, err = h.Driver.StartTask(c, &driverpb.StartTaskRequest{Task: encode(b, plugintest.FreePort(t), nil)})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "invoke_secret_file is required") {
+		t.Errorf("StartTask without a secret: %v, want InvalidArgument naming invoke_secret_file", err)
+	}
+	// A file the template did not render.
+	_, err = h.Driver.StartTask(c, &driverpb.StartTaskRequest{Task: encode(b, plugintest.FreePort(t), map[string]any{"invoke_secret_file": "secrets/nimbus-invoke-secret"})})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "reading invoke_secret_file") {
+		t.Errorf("StartTask with no rendered file: %v, want InvalidArgument about the file", err)
+	}
+	// An empty render (the variable lacks the item).
+	if err := os.WriteFile(filepath.Join(b.TaskDir, "secrets", "nimbus-invoke-secret"), nil, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	_, err = h.Driver.StartTask(c, &driverpb.StartTaskRequest{Task: encode(b, plugintest.FreePort(t), map[string]any{"invoke_secret_file": "secrets/nimbus-invoke-secret"})})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "is empty") {
+		t.Errorf("StartTask with an empty file: %v, want InvalidArgument saying it is empty", err)
+	}
+}

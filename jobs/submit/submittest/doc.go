@@ -7,6 +7,9 @@
 //	PUT    /v1/jobs              register (PreserveCounts honoured)
 //	DELETE /v1/job/<id>?purge=   deregister
 //	PUT    /v1/job/<id>/scale    scale a group within its scaling bounds
+//	GET    /v1/var/<path>        read a variable (404 when missing)
+//	PUT    /v1/var/<path>?cas=N  check-and-set write (409 + current on conflict)
+//	DELETE /v1/var/<path>?cas=N  check-and-set delete
 //
 // It records every request so tests can assert paths, methods, query
 // parameters and bodies; any other endpoint answers 404 and is recorded as

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,7 +31,8 @@ type Server struct {
 	URL string
 
 	mu         sync.Mutex
-	jobs       map[string]*api.Job // by namespace + "/" + id
+	jobs       map[string]*api.Job      // by namespace + "/" + id
+	vars       map[string]*api.Variable // by namespace + "/" + path
 	requests   []Request
 	unexpected []Request
 	index      uint64
@@ -40,7 +42,7 @@ type Server struct {
 // New starts a double that stops when t ends.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{jobs: map[string]*api.Job{}, index: 100}
+	s := &Server{jobs: map[string]*api.Job{}, vars: map[string]*api.Variable{}, index: 100}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
@@ -94,6 +96,24 @@ func (s *Server) Put(job *api.Job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.store(clone(job))
+}
+
+// Variable returns a copy of a stored variable, or nil.
+func (s *Server) Variable(namespace, path string) *api.Variable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := s.vars[key(namespace, path)]
+	if v == nil {
+		return nil
+	}
+	return v.Copy()
+}
+
+// PutVariable stores a variable as if it had been written.
+func (s *Server) PutVariable(v *api.Variable) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.storeVar(v.Namespace, v.Path, v.Items)
 }
 
 func key(namespace, id string) string {
@@ -172,9 +192,89 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		default:
 			s.notServed(w, req)
 		}
+	case strings.HasPrefix(path, "/v1/var/"):
+		s.variable(w, r.Method, ns, strings.TrimPrefix(path, "/v1/var/"), r.URL.Query(), body, req)
 	default:
 		s.notServed(w, req)
 	}
+}
+
+// variable serves Nomad's variable endpoints the submitter calls: read,
+// and check-and-set (?cas=<modify index>, 0 = must not exist) write and
+// delete, answering a conflict with 409 and the current variable.
+func (s *Server) variable(w http.ResponseWriter, method, ns, path string, q url.Values, body []byte, req Request) {
+	cur := s.vars[key(ns, path)]
+	cas, hasCAS := uint64(0), q.Has("cas")
+	if hasCAS {
+		n, err := strconv.ParseUint(q.Get("cas"), 10, 64)
+		if err != nil {
+			http.Error(w, "bad cas", http.StatusBadRequest)
+			return
+		}
+		cas = n
+	}
+	conflict := func() bool {
+		if !hasCAS {
+			return false
+		}
+		have := uint64(0)
+		if cur != nil {
+			have = cur.ModifyIndex
+		}
+		if have == cas {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		out := cur
+		if out == nil {
+			out = &api.Variable{}
+		}
+		_ = json.NewEncoder(w).Encode(out)
+		return true
+	}
+	switch method {
+	case http.MethodGet:
+		if cur == nil {
+			http.Error(w, "variable not found", http.StatusNotFound)
+			return
+		}
+		writeJSON(w, cur)
+	case http.MethodPut:
+		var v api.Variable
+		if err := decode(body, &v); err != nil || v.Path != path {
+			http.Error(w, "bad variable", http.StatusBadRequest)
+			return
+		}
+		if conflict() {
+			return
+		}
+		writeJSON(w, s.storeVar(ns, path, v.Items))
+	case http.MethodDelete:
+		if conflict() {
+			return
+		}
+		delete(s.vars, key(ns, path))
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		s.notServed(w, req)
+	}
+}
+
+func (s *Server) storeVar(ns, path string, items api.VariableItems) *api.Variable {
+	if ns == "" {
+		ns = "default"
+	}
+	s.index++
+	v := &api.Variable{Namespace: ns, Path: path, Items: api.VariableItems{}, ModifyIndex: s.index, CreateIndex: s.index}
+	if old := s.vars[key(ns, path)]; old != nil {
+		v.CreateIndex = old.CreateIndex
+	}
+	for k, val := range items {
+		v.Items[k] = val
+	}
+	s.vars[key(ns, path)] = v
+	return v.Copy()
 }
 
 func (s *Server) notServed(w http.ResponseWriter, req Request) {
