@@ -192,6 +192,7 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	}
 	storeDir := versionsDir
 	printDevEndpoints(env, cfg, s.Addr(), storeDir, cat.Snapshot())
+	printDevNATS(env, s.Queue().ClientURL())
 	reportAliases(ctx, env, vstore, cat.Snapshot())
 	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
 	cat.Watch(func(snap *catalog.Snapshot) {
@@ -278,6 +279,17 @@ func printDevEndpoints(env *cliEnv, cfg *config.Config, addr, storeDir string, s
 			}
 		}
 	}
+}
+
+// printDevNATS tells the developer how to reach the embedded NATS (async
+// queue, artifact store, event sources without a url): its URL carries the
+// token every client must present, so it goes to standard output, where
+// the developer sees it, and never to the log. Empty with an external NATS.
+func printDevNATS(env *cliEnv, url string) {
+	if url == "" {
+		return
+	}
+	fmt.Fprintf(env.stdout, "NATS:        %s   (embedded JetStream; the URL holds its token: keep it to yourself)\n", url)
 }
 
 // reportAliases prints, for every alias a spec declares (and the store does

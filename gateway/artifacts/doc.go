@@ -14,9 +14,13 @@
 // blocks fetch: unauthenticated (the address is the content's hash and the
 // job carries the checksum go-getter verifies), with single byte ranges
 // (Range: bytes=a-b), ETag and the digest in X-Nimbus-Sha256 and
-// Repr-Digest. JetStream's object store checks its own SHA-256 of the
-// chunks when a full object is read back, so silent storage corruption
-// fails the read instead of serving bad bytes.
+// Repr-Digest. Nothing is served that does not hash to its address: a GET
+// reads the whole object into a spool file (spool_dir) while hashing it
+// and sends the first byte only once the sha256 matches; HEAD and a
+// matching If-None-Match, which send no content, check the digest the
+// object store recorded. A bundle replaced or corrupted in the object
+// store (anyone with write access to the NATS system could do it, past
+// the upload checks) answers 502 StoredBundleMismatch and is logged.
 //
 // GC deletes bundles no Referencer names and that are older than a grace
 // period (an upload whose version record is not written yet survives).

@@ -58,6 +58,9 @@ func storeError(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, "CorruptBundle", err)
 	case errors.Is(err, ErrTooLarge):
 		writeError(w, http.StatusRequestEntityTooLarge, "BundleTooLarge", err)
+	case errors.Is(err, ErrStoredMismatch):
+		// The store, not the request, is at fault: nothing is served.
+		writeError(w, http.StatusBadGateway, "StoredBundleMismatch", err)
 	default:
 		writeError(w, http.StatusInternalServerError, "InternalError", err)
 	}
@@ -130,13 +133,30 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, digest string) 
 	_ = json.NewEncoder(w).Encode(UploadResult{Info: info, Created: created})
 }
 
+// download serves a bundle only after checking it against its address:
+// GET reads it in full and verifies its sha256 before the first byte goes
+// out (Store.Open); HEAD and a matching If-None-Match, which send no
+// content, check the digest the object store recorded (Store.Verify).
 func (h *Handler) download(w http.ResponseWriter, r *http.Request, digest string) {
-	rc, info, err := h.store.Open(r.Context(), digest)
+	inm := r.Header.Get("If-None-Match")
+	notModified := inm != "" && strings.Contains(inm, `"`+digest+`"`)
+	var (
+		body *Bundle
+		info Info
+		err  error
+	)
+	if r.Method == http.MethodHead || notModified {
+		info, err = h.store.Verify(r.Context(), digest)
+	} else {
+		body, info, err = h.store.Open(r.Context(), digest)
+	}
 	if err != nil {
 		storeError(w, err)
 		return
 	}
-	defer rc.Close()
+	if body != nil {
+		defer body.Close()
+	}
 	sum, _ := hex.DecodeString(digest)
 	hd := w.Header()
 	hd.Set("Content-Type", "application/zip")
@@ -146,7 +166,7 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, digest string
 	hd.Set("Repr-Digest", "sha-256=:"+base64.StdEncoding.EncodeToString(sum)+":")
 	hd.Set("Last-Modified", info.Stored.UTC().Format(http.TimeFormat))
 	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
-	if inm := r.Header.Get("If-None-Match"); inm != "" && strings.Contains(inm, `"`+digest+`"`) {
+	if notModified {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -163,25 +183,16 @@ func (h *Handler) download(w http.ResponseWriter, r *http.Request, digest string
 		status = http.StatusPartialContent
 	}
 	w.WriteHeader(status)
-	if r.Method == http.MethodHead {
+	if body == nil {
 		return
 	}
-	if start > 0 {
-		if _, err := io.CopyN(io.Discard, rc, start); err != nil {
-			h.store.logger.Error("skipping to range start", "sha256", digest, "error", err)
-			return
-		}
+	if _, err := body.Seek(start, io.SeekStart); err != nil {
+		h.store.logger.Error("seeking to range start", "sha256", digest, "error", err)
+		return
 	}
-	if _, err := io.CopyN(w, rc, length); err != nil {
+	if _, err := io.CopyN(w, body, length); err != nil {
 		// Headers are sent: the short body tells the client (Content-Length).
 		h.store.logger.Error("sending bundle", "sha256", digest, "error", err)
-		return
-	}
-	if !partial {
-		// Reading to the end makes the object store check its digest.
-		if _, err := io.Copy(io.Discard, rc); err != nil {
-			h.store.logger.Error("bundle failed its digest check after sending", "sha256", digest, "error", err)
-		}
 	}
 }
 

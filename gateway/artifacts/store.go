@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -35,6 +36,10 @@ var (
 	ErrUnsafeEntry = errors.New("unsafe bundle entry")
 	// ErrTooLarge: the bundle exceeds MaxBundleBytes.
 	ErrTooLarge = errors.New("bundle too large")
+	// ErrStoredMismatch: what the object store holds under a bundle's
+	// address does not hash to it (replaced or corrupted in the store);
+	// it is not served.
+	ErrStoredMismatch = errors.New("stored bundle does not match its sha256")
 )
 
 // HeaderSHA256 carries a bundle's sha256 (hex) on downloads and uploads.
@@ -59,6 +64,10 @@ type Config struct {
 	// GCInterval is how often a cluster gateway collects unreferenced
 	// bundles (RunGC). Default "10m".
 	GCInterval string `hcl:"gc_interval,optional"`
+	// SpoolDir holds downloads while their sha256 is verified, before the
+	// first byte is served (up to max_bundle_bytes per download in
+	// flight). Default: the system's temporary directory.
+	SpoolDir string `hcl:"spool_dir,optional"`
 
 	// GCGraceD and GCIntervalD are GCGrace and GCInterval parsed by
 	// Validate.
@@ -102,6 +111,13 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("artifacts gc_grace %q must not be negative", c.GCGrace))
 	default:
 		c.GCGraceD = d
+	}
+	if c.SpoolDir != "" {
+		if fi, err := os.Stat(c.SpoolDir); err != nil {
+			errs = append(errs, fmt.Errorf("artifacts spool_dir: %w", err))
+		} else if !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("artifacts spool_dir %s is not a directory", c.SpoolDir))
+		}
 	}
 	iv, err := time.ParseDuration(c.GCInterval)
 	switch {
@@ -244,9 +260,73 @@ func (s *Store) Stat(ctx context.Context, digest string) (Info, error) {
 	return toInfo(digest, oi), nil
 }
 
-// Open returns the bundle's content. A reader that reaches the end fails
-// with an error if the stored chunks do not match JetStream's digest.
-func (s *Store) Open(ctx context.Context, digest string) (io.ReadCloser, Info, error) {
+// Bundle is a stored bundle's content, read back in full and verified
+// against its address before anyone gets a byte of it. Close removes its
+// spool file.
+type Bundle struct {
+	f    *os.File
+	size int64
+}
+
+// Read reads the verified content.
+func (b *Bundle) Read(p []byte) (int, error) { return b.f.Read(p) }
+
+// Seek moves within the verified content.
+func (b *Bundle) Seek(off int64, whence int) (int64, error) { return b.f.Seek(off, whence) }
+
+// Size is the content's length.
+func (b *Bundle) Size() int64 { return b.size }
+
+// Close releases and removes the spool file.
+func (b *Bundle) Close() error {
+	err := b.f.Close()
+	if rerr := os.Remove(b.f.Name()); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// verifyMeta checks the digest the object store recorded for a bundle
+// against its address: an object replaced under the same name (by anyone
+// with write access to the bucket) carries its own content's digest.
+func (s *Store) verifyMeta(digest string, oi *jetstream.ObjectInfo) error {
+	want, _ := hex.DecodeString(digest)
+	got, err := jetstream.DecodeObjectDigest(oi.Digest)
+	if err != nil || !bytes.Equal(got, want) {
+		err := fmt.Errorf("bundle %s: the object store records digest %q for it: %w", digest, oi.Digest, ErrStoredMismatch)
+		s.logger.Error("stored bundle does not match its address: refusing to serve it", "sha256", digest, "error", err)
+		return err
+	}
+	return nil
+}
+
+// Verify checks, without reading the content, that the stored bundle's
+// recorded digest is its address (what HEAD and conditional requests
+// rely on); Open verifies the content itself.
+func (s *Store) Verify(ctx context.Context, digest string) (Info, error) {
+	if !ValidDigest(digest) {
+		return Info{}, fmt.Errorf("%q: %w", digest, ErrBadDigest)
+	}
+	oi, err := s.obj.GetInfo(ctx, objectName(digest))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return Info{}, fmt.Errorf("bundle %s: %w", digest, ErrNotFound)
+	}
+	if err != nil {
+		return Info{}, fmt.Errorf("reading bundle %s: %w", digest, err)
+	}
+	if err := s.verifyMeta(digest, oi); err != nil {
+		return Info{}, err
+	}
+	return toInfo(digest, oi), nil
+}
+
+// Open reads the bundle in full into a spool file, hashing it on the way,
+// and returns it only when its sha256 is digest: content replaced or
+// corrupted in the object store fails with ErrStoredMismatch before a byte
+// reaches a client (the object store's own digest would be checked only at
+// the end, and an attacker who writes the bucket writes that digest too).
+// At most MaxBundleBytes are read.
+func (s *Store) Open(ctx context.Context, digest string) (*Bundle, Info, error) {
 	if !ValidDigest(digest) {
 		return nil, Info{}, fmt.Errorf("%q: %w", digest, ErrBadDigest)
 	}
@@ -257,12 +337,47 @@ func (s *Store) Open(ctx context.Context, digest string) (io.ReadCloser, Info, e
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("reading bundle %s: %w", digest, err)
 	}
+	defer res.Close()
 	oi, err := res.Info()
 	if err != nil {
-		res.Close()
 		return nil, Info{}, fmt.Errorf("reading bundle %s: %w", digest, err)
 	}
-	return res, toInfo(digest, oi), nil
+	if err := s.verifyMeta(digest, oi); err != nil {
+		return nil, Info{}, err
+	}
+	f, err := os.CreateTemp(s.cfg.SpoolDir, "nimbus-artifact-*.zip")
+	if err != nil {
+		return nil, Info{}, fmt.Errorf("spooling bundle %s: %w", digest, err)
+	}
+	b := &Bundle{f: f}
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(res, s.cfg.MaxBundleBytes+1))
+	if err == nil && n > s.cfg.MaxBundleBytes {
+		err = fmt.Errorf("more than max_bundle_bytes (%d) stored: %w", s.cfg.MaxBundleBytes, ErrStoredMismatch)
+	}
+	if err == nil {
+		if got := hex.EncodeToString(h.Sum(nil)); got != digest {
+			err = fmt.Errorf("its %d bytes hash to %s: %w", n, got, ErrStoredMismatch)
+		}
+	}
+	if errors.Is(err, jetstream.ErrDigestMismatch) {
+		err = fmt.Errorf("%w: %w", ErrStoredMismatch, err)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		_ = b.Close()
+		err = fmt.Errorf("bundle %s: %w", digest, err)
+		if errors.Is(err, ErrStoredMismatch) {
+			s.logger.Error("stored bundle does not match its address: refusing to serve it", "sha256", digest, "error", err)
+		}
+		return nil, Info{}, err
+	}
+	b.size = n
+	info := toInfo(digest, oi)
+	info.Size = n
+	return b, info, nil
 }
 
 // Delete removes a bundle.

@@ -2,6 +2,8 @@ package natsembed
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,7 +71,9 @@ func TestSharedJetStreamSurvivesRestart(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, c := range []Config{{}, {Dir: "x", Listen: "nope"}, {Dir: "x", Listen: "127.0.0.1:99999"}} {
+	for _, c := range []Config{{}, {Dir: "x", Listen: "nope"}, {Dir: "x", Listen: "127.0.0.1:99999"},
+		{Dir: "x", Listen: "0.0.0.0:0"}, {Dir: "x", Listen: "10.1.2.3:4222"}, {Dir: "x", Listen: ":4222"},
+		{Dir: "x", Token: "short"}} {
 		c.Defaults()
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v: want an error", c)
@@ -104,5 +108,85 @@ func TestMaxPayload(t *testing.T) {
 	}
 	if _, err := Start(Config{Dir: t.TempDir(), MaxPayload: 65 << 20}); err == nil {
 		t.Fatal("a 65 MiB max payload was accepted")
+	}
+}
+
+// Every connection must present the token: a client on the listener
+// without it (or with a wrong one) is refused; with it, it
+// reads what the gateway's own connection wrote.
+func TestClientsMustAuthenticate(t *testing.T) {
+	const token = "0123456789abcdef-test-token"
+	s, err := Start(Config{Dir: t.TempDir(), Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	if strings.Contains(s.Addr(), token) {
+		t.Fatalf("Addr %q carries the token", s.Addr())
+	}
+	if _, err := nats.Connect(s.Addr(), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a client without credentials: err %v, want %v", err, nats.ErrAuthorization)
+	}
+	if _, err := nats.Connect(s.Addr(), nats.Token("0123456789abcdef-wrong-token"), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("a client with a wrong token: err %v, want %v", err, nats.ErrAuthorization)
+	}
+	in, err := s.Connect("gateway")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	sub, err := in.SubscribeSync("probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string][]nats.Option{
+		"ClientURL":  nil,
+		"Addr+Token": {nats.Token(token)},
+	} {
+		u := s.ClientURL()
+		if opts != nil {
+			u = s.Addr()
+		}
+		nc, err := nats.Connect(u, opts...)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if err := nc.Publish("probe", []byte(name)); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil || string(m.Data) != name {
+			t.Fatalf("%s: the gateway's connection got %v, %v", name, m, err)
+		}
+		nc.Close()
+	}
+}
+
+// Two servers without a configured token make different random ones, and
+// the derived token is stable, label-bound and not the key.
+func TestTokens(t *testing.T) {
+	a, err := Start(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Shutdown()
+	b, err := Start(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown()
+	if len(a.Token()) != 64 || a.Token() == b.Token() {
+		t.Fatalf("random tokens %q and %q", a.Token(), b.Token())
+	}
+	if _, err := nats.Connect(b.Addr(), nats.Token(a.Token()), nats.MaxReconnects(0)); !errors.Is(err, nats.ErrAuthorization) {
+		t.Fatalf("one server's token opened the other: %v", err)
+	}
+	key := []byte("0123456789abcdef0123")
+	d := DeriveToken(key)
+	if d != DeriveToken(key) || d == DeriveToken([]byte("0123456789abcdef0124")) || strings.Contains(d, string(key)) || len(d) != 64 {
+		t.Fatalf("DeriveToken(%q) = %q", key, d)
 	}
 }

@@ -13,6 +13,14 @@
 // MaxEventHeaders); the stream's max_msg_size and the embedded server's
 // max_payload are their sum (MaxMessageSize), and an external NATS must
 // allow at least that much.
+// Access. Every NATS connection authenticates: the embedded server takes
+// only clients with its token, derived from the gateway's invoke key
+// (natsembed.DeriveToken; random per process without a key), and listens
+// on loopback only; an external NATS is reached with the credentials
+// (token, NKey seed, .creds file or a user in nats_url) and TLS of the
+// queue block, and a cluster gateway refuses a nats_url without any unless
+// nats_insecure is set. Credentials never reach a log line or an error
+// (RedactURL).
 // Enqueue returns only after JetStream acknowledged the publish, so a 202
 // means the event is on disk (or replicated).
 //

@@ -2,8 +2,12 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -46,12 +50,15 @@ const (
 
 // NATS is the gateway's connection to NATS: an embedded server it runs
 // (natsembed, shared with other JetStream users in the process) or an
-// external cluster.
+// external cluster. Either way every connection authenticates: with the
+// embedded server's token, or with the credentials of the queue config.
 type NATS struct {
 	// Conn is the gateway's client connection (in-process when embedded).
 	Conn *nats.Conn
 	// Embedded is the embedded server (nil with an external URL).
 	Embedded *natsembed.Server
+	url      string        // external: the configured URLs
+	opts     []nats.Option // external: credentials and TLS
 	tempDir  string
 }
 
@@ -65,8 +72,16 @@ func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
 	n := &NATS{}
 	var err error
 	if cfg.URL != "" {
-		if n.Conn, err = nats.Connect(cfg.URL, nats.Name("nimbus-gateway"), nats.MaxReconnects(-1)); err != nil {
-			return nil, fmt.Errorf("connecting to NATS at %s: %w", cfg.URL, err)
+		n.url = cfg.URL
+		if n.opts, err = externalOptions(cfg); err != nil {
+			return nil, err
+		}
+		if !cfg.HasCredentials() {
+			logger.Warn("the external NATS is used WITHOUT credentials: anyone who can reach it can read and forge async events and replace artifacts; set nats_token, nats_nkey_seed_file, nats_creds_file or a client certificate",
+				"url", RedactURL(cfg.URL), "nats_insecure", cfg.Insecure)
+		}
+		if n.Conn, err = n.Connect("nimbus-gateway"); err != nil {
+			return nil, err
 		}
 		if mp := n.Conn.MaxPayload(); mp < MaxMessageSize {
 			logger.Warn("the NATS servers' max_payload is below the largest async event with its headers; events near 1 MiB will be refused",
@@ -82,7 +97,14 @@ func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
 		n.tempDir = dir
 		logger.Info("queue data_dir not set: events live in a temporary directory and do not survive a restart", "dir", dir)
 	}
-	if n.Embedded, err = natsembed.Start(natsembed.Config{Dir: dir, Listen: cfg.Listen, MaxPayload: MaxMessageSize}); err != nil {
+	// A token derived from the cluster key is the same after a restart (an
+	// operator holding the key can compute it); without a key, Start makes
+	// a random one for this process.
+	var token string
+	if len(cfg.ClusterKey) > 0 {
+		token = natsembed.DeriveToken(cfg.ClusterKey)
+	}
+	if n.Embedded, err = natsembed.Start(natsembed.Config{Dir: dir, Listen: cfg.Listen, Token: token, MaxPayload: MaxMessageSize}); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -90,8 +112,97 @@ func ConnectNATS(cfg *Config, logger hclog.Logger) (*NATS, error) {
 		n.Close()
 		return nil, err
 	}
-	logger.Info("embedded NATS JetStream started", "url", n.Embedded.ClientURL(), "dir", dir)
+	logger.Info("embedded NATS JetStream started (clients need its token)", "address", n.Embedded.Addr(), "dir", dir)
 	return n, nil
+}
+
+// Connect opens another client connection named name with the gateway's
+// credentials: in-process to the embedded server, or to the external
+// cluster with the configured credentials and TLS.
+func (n *NATS) Connect(name string) (*nats.Conn, error) {
+	if n.Embedded != nil {
+		return n.Embedded.Connect(name)
+	}
+	opts := append([]nats.Option{nats.Name(name), nats.MaxReconnects(-1)}, n.opts...)
+	nc, err := nats.Connect(n.url, opts...)
+	if err != nil {
+		hint := ""
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			hint = " (the server refused the gateway's credentials: check the queue block's nats_token, nats_token_file, nats_nkey_seed_file, nats_creds_file or the user in nats_url)"
+		}
+		return nil, fmt.Errorf("connecting to NATS at %s: %w%s", RedactURL(n.url), err, hint)
+	}
+	return nc, nil
+}
+
+// ClientURL is the URL, with credentials, another client on this host
+// connects to the embedded server with ("" with an external cluster, whose
+// credentials are not a URL). It carries a secret: never log it.
+func (n *NATS) ClientURL() string {
+	if n.Embedded == nil {
+		return ""
+	}
+	return n.Embedded.ClientURL()
+}
+
+// externalOptions are the credential and TLS options for cfg.URL.
+func externalOptions(cfg *Config) ([]nats.Option, error) {
+	var opts []nats.Option
+	token := cfg.Token
+	if cfg.TokenFile != "" {
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("queue nats_token_file: %w", err)
+		}
+		if token = strings.TrimSpace(string(b)); token == "" {
+			return nil, fmt.Errorf("queue nats_token_file %s is empty", cfg.TokenFile)
+		}
+	}
+	if token != "" {
+		opts = append(opts, nats.Token(token))
+	}
+	if cfg.NKeySeedFile != "" {
+		o, err := nats.NkeyOptionFromSeed(cfg.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("queue nats_nkey_seed_file: %w", err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.CredsFile != "" {
+		opts = append(opts, nats.UserCredentials(cfg.CredsFile))
+	}
+	if cfg.CAFile != "" || cfg.CertFile != "" || cfg.ServerName != "" {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// tlsConfig builds the client TLS configuration of the queue config.
+func tlsConfig(cfg *Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.ServerName}
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("queue nats_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("queue nats_ca_file %s holds no PEM certificate", cfg.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("queue nats_cert_file and nats_key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
 }
 
 // Close closes the connection and stops the embedded server.

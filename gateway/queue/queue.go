@@ -153,12 +153,13 @@ func (q *Queue) Open(ctx context.Context, n *NATS) error {
 // Config is the queue's configuration with defaults filled.
 func (q *Queue) Config() *Config { return &q.cfg }
 
-// ClientURL is the embedded server's NATS URL ("" with an external cluster).
+// ClientURL is the embedded server's NATS URL with its token ("" with an
+// external cluster): see NATS.ClientURL. It carries a secret: never log it.
 func (q *Queue) ClientURL() string {
-	if q.nats == nil || q.nats.Embedded == nil {
+	if q.nats == nil {
 		return ""
 	}
-	return q.nats.Embedded.ClientURL()
+	return q.nats.ClientURL()
 }
 
 // JetStream exposes the JetStream handle (benchmarks, tests).

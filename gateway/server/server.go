@@ -151,7 +151,11 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if kp != nil {
 		kafkaDest = kp
 	}
-	q, err := queue.New(*cfg.Queue, cfg.Dev, queue.Deps{
+	// The embedded NATS's token derives from the cluster key (a random one
+	// per process without a key).
+	qcfg := *cfg.Queue
+	qcfg.ClusterKey = cfg.InvokeKeyBytes
+	q, err := queue.New(qcfg, cfg.Dev, queue.Deps{
 		Kafka:   kafkaDest,
 		Invoker: rt, Catalog: deps.Catalog, Limits: rt, Metrics: m, Logger: logger,
 		Region: cfg.Region, AccountID: cfg.AccountID,
