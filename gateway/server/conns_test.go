@@ -219,7 +219,10 @@ func TestSlowBodiesAreClosedWhileInvokesAnswer(t *testing.T) {
 			minD = d
 		}
 		maxD = max(maxD, d)
-		if d < bodyTimeout {
+		// The server starts the deadline when it has read the headers, a
+		// moment before this client noted them sent: allow for that, not
+		// for an early close.
+		if d < bodyTimeout-250*time.Millisecond {
 			t.Errorf("slow connection %d closed after %s, before read_body_timeout %s", i, d, bodyTimeout)
 		}
 		status, _, _ := strings.Cut(string(c.reply), "\r\n")
