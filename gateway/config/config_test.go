@@ -116,3 +116,34 @@ max_connections     = 300
 		}
 	}
 }
+
+// TestClusterExampleIsValid loads examples/cluster/gateway.hcl, which the
+// README shows, with its secret files in place.
+func TestClusterExampleIsValid(t *testing.T) {
+	example, err := filepath.Abs("../../examples/cluster/gateway.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	if err := os.MkdirAll("secrets", 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string]string{
+		"secrets/invoke-key": "0123456789abcdef0123456789abcdef", "secrets/nats.creds": "creds", "secrets/nats-ca.pem": "ca",
+	} {
+		if err := os.WriteFile(name, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := config.Load(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("examples/cluster/gateway.hcl: %v", err)
+	}
+	if c.Dev || c.Discovery != config.DiscoveryConsul || c.Queue.URL == "" || len(c.AccessKeys) != 1 || len(c.InvokeKeyBytes) == 0 {
+		t.Fatalf("example decoded to %+v", c)
+	}
+}
