@@ -278,12 +278,19 @@ func (r *Router) scaleUpLocked(p *pool) {
 		r.kickScalerLocked(p)
 		return
 	}
-	// The count we set may have been lowered behind our back (nomad job
-	// scale, a re-run job): requests wait, and no instance is in sight
-	// long after the scaler confirmed. Ask again — the scaler compares
-	// with the real count — at most once per assertInterval.
-	if need > 0 && len(p.waiters) > 0 && !p.scaling && !r.anyLiveLocked(p) &&
-		time.Since(p.asserted) > assertInterval {
+	r.reassertLocked(p)
+}
+
+// reassertLocked asks the scaler again for the count the router already
+// set when requests wait and no instance is in sight long after the scaler
+// confirmed it: the count may have been lowered behind our back (nomad job
+// scale, a re-run job). The scaler compares with the real count. At most
+// once per assertInterval, and never to retry a failed scale-up (that
+// leaves want at applied, below what waiters need).
+func (r *Router) reassertLocked(p *pool) {
+	need := r.onDemandNeededLocked(p, p.inFlight+len(p.waiters))
+	if need > 0 && need <= p.want && p.want == p.applied && len(p.waiters) > 0 && !p.scaling &&
+		!r.anyLiveLocked(p) && time.Since(p.asserted) > assertInterval {
 		p.asserted = time.Now()
 		p.applied = -1
 		r.kickScalerLocked(p)
@@ -387,7 +394,7 @@ func (r *Router) startDiscoveryLocked(p *pool) {
 				return
 			}
 			// Still waiting: make sure the capacity asked for exists.
-			r.scaleUpLocked(p)
+			r.reassertLocked(p)
 			r.mu.Unlock()
 			select {
 			case <-r.ctx.Done():
