@@ -331,7 +331,12 @@ func clusterHelloSpec(t *testing.T) *specs.Function {
 // clusterHelloJob compiles examples/hello-go's spec into its $LATEST job.
 func clusterHelloJob(t *testing.T) *nomadapi.Job {
 	t.Helper()
-	fn := clusterHelloSpec(t)
+	return clusterJob(t, clusterHelloSpec(t))
+}
+
+// clusterJob compiles fn into its $LATEST job as the cluster tests deploy it.
+func clusterJob(t *testing.T, fn *specs.Function) *nomadapi.Job {
+	t.Helper()
 	sum := sha256.Sum256([]byte("hello-go bundle"))
 	job, err := jobs.Compile(fn, jobs.Options{
 		ServiceProvider: jobs.ProviderConsul,

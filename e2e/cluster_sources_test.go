@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,15 +35,7 @@ func TestClusterGatewayRunsEventSources(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn.EventSources = append(fn.EventSources, es)
-	sum := sha256.Sum256([]byte("hello-go bundle"))
-	job, err := jobs.Compile(fn, jobs.Options{
-		ServiceProvider: jobs.ProviderConsul,
-		AWSRegion:       e2eRegion, AccountID: e2eAccount,
-		ArtifactBaseURL: "http://127.0.0.1:1/bundles", CodeChecksum: "sha256:" + hex.EncodeToString(sum[:]),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	job := clusterJob(t, fn)
 	fake := newClusterNomad(t, job)
 	agent := consultest.Start(t)
 	cc := agent.Client(t)

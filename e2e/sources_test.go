@@ -133,6 +133,22 @@ func failures(t *testing.T, g *gateway, subject string) <-chan map[string]any {
 	return ch
 }
 
+// mixedStream is the sequence every consumer test produces: the orders,
+// two records no filter matches and one the function reports failed.
+func mixedStream(want []string) []string {
+	var out []string
+	for i, p := range want {
+		out = append(out, p)
+		switch i {
+		case 5, 17:
+			out = append(out, `{"kind":"noise"}`)
+		case 11:
+			out = append(out, `{"kind":"poison"}`)
+		}
+	}
+	return out
+}
+
 func orderPayloads(prefix string, n int) []string {
 	out := make([]string, n)
 	for i := range out {
@@ -210,15 +226,9 @@ func TestRedisStreamDrivesAFunction(t *testing.T) {
 	defer rc.Close()
 	want := orderPayloads("r", 30)
 	ctx := context.Background()
-	for i, p := range want {
+	for _, p := range mixedStream(want) {
 		if err := rc.XAdd(ctx, &goredis.XAddArgs{Stream: "orders", Values: map[string]any{"data": p}}).Err(); err != nil {
 			t.Fatal(err)
-		}
-		switch i {
-		case 5, 17:
-			rc.XAdd(ctx, &goredis.XAddArgs{Stream: "orders", Values: map[string]any{"data": `{"kind":"noise"}`}})
-		case 11:
-			rc.XAdd(ctx, &goredis.XAddArgs{Stream: "orders", Values: map[string]any{"data": `{"kind":"poison"}`}})
 		}
 	}
 	checkConsumer(t, g, logPath, want, "RedisBatchInfo", fails)
@@ -247,15 +257,9 @@ func TestNATSStreamDrivesAFunction(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := orderPayloads("n", 30)
-	for i, p := range want {
+	for _, p := range mixedStream(want) {
 		if _, err := js.Publish(ctx, "orders.eu", []byte(p)); err != nil {
 			t.Fatal(err)
-		}
-		switch i {
-		case 5, 17:
-			_, _ = js.Publish(ctx, "orders.eu", []byte(`{"kind":"noise"}`))
-		case 11:
-			_, _ = js.Publish(ctx, "orders.eu", []byte(`{"kind":"poison"}`))
 		}
 	}
 	checkConsumer(t, g, logPath, want, "NATSBatchInfo", fails)
@@ -280,14 +284,8 @@ func TestKafkaTopicDrivesAFunction(t *testing.T) {
 	defer cl.Close()
 	want := orderPayloads("k", 30)
 	var recs []*kgo.Record
-	for i, p := range want {
+	for _, p := range mixedStream(want) {
 		recs = append(recs, &kgo.Record{Value: []byte(p)})
-		switch i {
-		case 5, 17:
-			recs = append(recs, &kgo.Record{Value: []byte(`{"kind":"noise"}`)})
-		case 11:
-			recs = append(recs, &kgo.Record{Value: []byte(`{"kind":"poison"}`)})
-		}
 	}
 	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -394,14 +392,8 @@ func TestRabbitMQQueueDrivesAFunction(t *testing.T) {
 	fails := failures(t, g, "consumer.failed")
 	want := orderPayloads("q", 30)
 	var msgs []amqp.Publishing
-	for i, p := range want {
+	for i, p := range mixedStream(want) {
 		msgs = append(msgs, amqp.Publishing{MessageId: fmt.Sprintf("m%03d", i), ContentType: "application/json", Body: []byte(p)})
-		switch i {
-		case 5, 17:
-			msgs = append(msgs, amqp.Publishing{MessageId: fmt.Sprintf("noise%d", i), Body: []byte(`{"kind":"noise"}`)})
-		case 11:
-			msgs = append(msgs, amqp.Publishing{MessageId: "poison", Body: []byte(`{"kind":"poison"}`)})
-		}
 	}
 	rabbittest.Publish(t, url, "orders", msgs...)
 	// One batch at a time (RabbitMQ's default concurrency of 1): order holds.
