@@ -43,11 +43,15 @@ import (
 func TestClusterGatewayNomadPlacesInstances(t *testing.T) {
 	nomadtest.Binary(t, "NOMAD_BINARY is not set: skipping the cluster gateway with Nomad placing real allocations (set it to a nomad binary to run it)")
 	for _, provider := range []string{jobs.ProviderConsul, jobs.ProviderNomad} {
-		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, provider) })
+		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, provider, false) })
 	}
+	// An operator scales the on-demand group to 0 behind the gateway's back
+	// (nomad job scale): the gateway still believes the count it set, and
+	// the next call must get capacity anyway (issue 11, seen on Nomad 2.0.5).
+	t.Run("outside-scale-in", func(t *testing.T) { clusterNomadPlaces(t, jobs.ProviderNomad, true) })
 }
 
-func clusterNomadPlaces(t *testing.T, provider string) {
+func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn bool) {
 	consul := consultest.Start(t)
 	cc := consul.Client(t)
 
@@ -103,10 +107,14 @@ func clusterNomadPlaces(t *testing.T, provider string) {
 	t.Cleanup(func() { _, _, _ = nc.Jobs().Deregister(*job.ID, true, nil) })
 
 	// The gateway.
+	idleScaleIn := "3s"
+	if outsideScaleIn {
+		idleScaleIn = "1h" // the gateway must not lower the count itself
+	}
 	cfg := &config.Config{
 		Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
 		AccessKeys:    []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
-		ColdStartWait: "120s", IdleScaleIn: "3s", Discovery: provider,
+		ColdStartWait: "120s", IdleScaleIn: idleScaleIn, Discovery: provider,
 		Consul: &config.ConsulConfig{CheckInterval: "1s"},
 	}
 	env := map[string]string{"NOMAD_ADDR": agent.Addr, "CONSUL_HTTP_ADDR": consul.HTTPAddr}
@@ -178,6 +186,24 @@ func clusterNomadPlaces(t *testing.T, provider string) {
 		return err == nil && len(e) == 1
 	})
 
+	if outsideScaleIn {
+		zero := 0
+		if _, _, err := nc.Jobs().Scale(*job.ID, jobs.GroupOnDemand, &zero, "operator scales in", false, nil, nil); err != nil {
+			t.Fatalf("nomad job scale %s %s 0: %v", *job.ID, jobs.GroupOnDemand, err)
+		}
+		drvEventually(t, 60*time.Second, "Nomad to stop the allocation", func() bool { return running() == 0 })
+		started := time.Now()
+		out, err := lc.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(clusterFn), Payload: []byte(`{"name":"again"}`)})
+		if err != nil || string(out.Payload) != `{"message":"hello, again"}` {
+			t.Fatalf("invoke after an outside scale-in: %v", err)
+		}
+		t.Logf("after an outside scale-in to 0: answered after %s", time.Since(started).Round(time.Millisecond))
+		stop()
+		if err := <-served; err != nil {
+			t.Fatalf("gateway shutdown: %v", err)
+		}
+		return
+	}
 	// Idle: back to zero, and Nomad stops the allocation.
 	drvEventually(t, 90*time.Second, "the idle gateway to scale to zero and Nomad to stop the allocation", func() bool {
 		st, _, err := nc.Jobs().ScaleStatus(*job.ID, nil)
