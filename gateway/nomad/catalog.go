@@ -152,6 +152,10 @@ type Catalog struct {
 	watchers  []func(*catalog.Snapshot)
 	queries   map[string]*queryState // by loop ("jobs", "variables")
 	outcome   chan struct{}          // closed and replaced after every query
+	// jobsIndex is the Nomad index of the jobs listing applied last;
+	// lastReadThrough is when a catalog miss last listed jobs directly.
+	jobsIndex       uint64
+	lastReadThrough time.Time
 }
 
 // queryState is one loop's recent outcomes.
@@ -221,7 +225,34 @@ func (c *Catalog) Function(ctx context.Context, name string) (*catalog.Function,
 	if err := c.wait(ctx); err != nil {
 		return nil, err
 	}
-	return c.snap.Load().Function(name)
+	fn, err := c.snap.Load().Function(name)
+	if errors.Is(err, catalog.ErrFunctionNotFound) && c.readThrough(ctx) {
+		// A job registered a moment ago (nimbus deploy just returned) may
+		// not have reached the blocking query yet: one direct listing.
+		fn, err = c.snap.Load().Function(name)
+	}
+	return fn, err
+}
+
+// readThroughEvery spaces the direct listings misses cause, so calls for
+// functions that do not exist cannot flood Nomad.
+const readThroughEvery = 250 * time.Millisecond
+
+// readThrough lists the jobs once, without blocking, when the last such
+// listing is older than readThroughEvery; it reports whether it did.
+func (c *Catalog) readThrough(ctx context.Context) bool {
+	c.mu.Lock()
+	if time.Since(c.lastReadThrough) < readThroughEvery {
+		c.mu.Unlock()
+		return false
+	}
+	c.lastReadThrough = time.Now()
+	c.mu.Unlock()
+	if _, err := c.fetchJobs(ctx, 0); err != nil {
+		c.logger.Debug("reading jobs through on a catalog miss", "error", err)
+		return false
+	}
+	return true
 }
 
 // Functions returns every function, sorted by name.
@@ -430,6 +461,13 @@ func (c *Catalog) fetchJobs(ctx context.Context, index uint64) (uint64, error) {
 		return 0, fmt.Errorf("listing jobs with prefix %s: %w", c.cfg.JobPrefix, err)
 	}
 	c.mu.Lock()
+	if meta.LastIndex < c.jobsIndex {
+		// An older answer than one already applied (a blocking query that
+		// overlapped a read-through): keep the newer listing.
+		c.mu.Unlock()
+		return meta.LastIndex, nil
+	}
+	c.jobsIndex = meta.LastIndex
 	next := make(map[string]*Version, len(stubs))
 	for _, s := range stubs {
 		if v := c.version(s); v != nil {

@@ -440,3 +440,44 @@ func TestCatalogServesTheLastListingForMaxStale(t *testing.T) {
 		return errors.Is(err, ErrUnavailable) && strings.Contains(err.Error(), "failing for")
 	}, "past MaxStale the lookup fails")
 }
+
+// A function whose job was registered a moment ago is found even before
+// the blocking query catches up (nimbus deploy followed at once by an
+// invoke), and misses for unknown functions list jobs at most once per
+// readThroughEvery.
+func TestCatalogReadsThroughOnAMiss(t *testing.T) {
+	f := newFakeNomad(t)
+	// With an hour between queries the watch loop never sees the new job.
+	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, MinInterval: time.Hour}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCatalog(t, c)
+	<-c.Ready()
+	f.update(func() {
+		f.jobs["nimbus-fresh"] = functionJob(t, "nimbus-fresh", "fresh", "$LATEST", &specs.Function{Name: "fresh"}, 11)
+	})
+	ctx := context.Background()
+	fn, err := c.Function(ctx, "fresh")
+	if err != nil || fn.Latest() == nil {
+		t.Fatalf("a just-registered function: %v", err)
+	}
+	listings := func() int {
+		n := 0
+		for _, r := range f.log() {
+			if strings.HasPrefix(r, "GET /v1/jobs?") {
+				n++
+			}
+		}
+		return n
+	}
+	before := listings()
+	for range 5 {
+		if _, err := c.Function(ctx, "nope"); !errors.Is(err, catalog.ErrFunctionNotFound) {
+			t.Fatalf("unknown function: %v", err)
+		}
+	}
+	if n := listings() - before; n > 1 {
+		t.Fatalf("5 misses in a row listed jobs %d times; at most once per %s", n, readThroughEvery)
+	}
+}
