@@ -12,8 +12,12 @@
 // large (a raw response of the event's byte count), ctxcheck (reports its
 // context, lambdacontext and environment), stream (an io.Reader response
 // gated by a file, optionally failing mid-stream), memhog (allocates the
-// event's MB), sigterm (lambda.WithEnableSIGTERM) and slowinit (sleeps
-// SLOWINIT_MS, default 200, in init; reports its initialization type).
+// event's MB), sigterm (lambda.WithEnableSIGTERM), slowinit (sleeps
+// SLOWINIT_MS, default 200, in init; reports its initialization type),
+// batch (logs each event-source batch's payloads to BATCH_LOG and fails
+// records containing "poison", by error or batchItemFailures) and stamp
+// (logs each record with the time it arrived to STAMP_LOG, for
+// bench/sources).
 //
 // It is test support only: production packages must not import it.
 package testfn
