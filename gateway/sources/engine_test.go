@@ -707,3 +707,20 @@ func TestAPartialMappingListStopsNothing(t *testing.T) {
 		t.Fatal("a full list without b left it running")
 	}
 }
+
+func TestARecordTooLargeToInvokeGoesToOnFailure(t *testing.T) {
+	src := &memSource{}
+	es := &specs.EventSource{Type: "mem", BatchSize: 10, MaximumRetryAttempts: intp(-1), OnFailure: &specs.Destination{NATS: "f"}}
+	r := start(t, es, orderedMem{src}, nil, 1)
+	huge := strings.Repeat("x", invokeapi.MaxPayload+1)
+	src.push("p", "ok0", huge, "ok1")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 3 }, "records done")
+	f := r.fails.all()
+	if len(f) != 1 || f[0]["requestContext"].(map[string]any)["condition"] != sources.ConditionPayloadTooLarge ||
+		f[0]["responseContext"] != nil || !strings.Contains(f[0]["reason"].(string), "limit") {
+		t.Fatalf("failure records %v", f)
+	}
+	if got := flat(r.log.all()); !slices.Equal(got, []string{"ok0", "ok1"}) {
+		t.Fatalf("function saw %v, want the two records that fit", got)
+	}
+}
