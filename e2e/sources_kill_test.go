@@ -160,12 +160,15 @@ func TestOrderedSourcesSurvivePollerKill(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
+				// A steady rate, so the kill lands mid-stream.
+				tick := time.NewTicker(5 * time.Millisecond)
+				defer tick.Stop()
 				for n := range perPart {
 					for p := range partitions {
 						src.produce(t, p, n)
 						produced.Add(1)
 					}
-					time.Sleep(5 * time.Millisecond)
+					<-tick.C
 				}
 			}()
 			eventually(t, 60*time.Second, func() bool { return len(flatten(batchLog(t, logPath))) >= 60 }, "records flowing before the kill")

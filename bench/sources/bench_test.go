@@ -20,6 +20,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/specs"
@@ -462,13 +463,8 @@ func (r *rig) run(b *testing.B, es *specs.EventSource) (time.Time, func()) {
 	r.list.set(mp)
 	return start, func() {
 		r.list.set()
-		deadline := time.Now().Add(time.Minute)
-		for r.status(mp.UUID) != nil {
-			if time.Now().After(deadline) {
-				b.Fatalf("mapping %s still running a minute after it was removed", es.Name)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		gatewaytest.Eventually(b, time.Minute, func() bool { return r.status(mp.UUID) == nil },
+			"mapping %s to stop after it was removed", es.Name)
 	}
 }
 

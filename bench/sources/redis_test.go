@@ -68,8 +68,12 @@ func (r *redisBroker) consume(ctx context.Context, key, group string, _ bool, go
 				Streams: []string{key, ">"}, Count: batchSize, Block: time.Second}).Result()
 			at := time.Now()
 			if err != nil {
-				if !errors.Is(err, goredis.Nil) && ctx.Err() == nil {
-					time.Sleep(10 * time.Millisecond) // a broken read; try again
+				if !errors.Is(err, goredis.Nil) {
+					// A broken read: back off a little, or stop with ctx.
+					select {
+					case <-ctx.Done():
+					case <-time.After(10 * time.Millisecond):
+					}
 				}
 				continue
 			}

@@ -27,7 +27,8 @@ import (
 // memSource is an in-memory Source for the engine's own logic; the broker
 // packages test their sources against real brokers.
 type memSource struct {
-	polls atomic.Int64
+	polls  atomic.Int64
+	notify chan struct{} // under mu; see arrived
 
 	mu          sync.Mutex
 	pending     []*sources.Record
@@ -55,6 +56,17 @@ func (s *memSource) push(partition string, ids ...string) {
 		s.pending = append(s.pending, &sources.Record{ID: id, Partition: partition, Time: time.Now(), Size: len(id),
 			Deliveries: s.deliveries[id], Filter: map[string]any{"data": map[string]any{"id": id}}})
 	}
+	s.signalLocked()
+}
+
+func (s *memSource) signalLocked() {
+	if s.notify == nil {
+		s.notify = make(chan struct{}, 1)
+	}
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
 }
 
 func (s *memSource) Poll(ctx context.Context, max int, wait time.Duration) ([]*sources.Record, error) {
@@ -70,11 +82,31 @@ func (s *memSource) Poll(ctx context.Context, max int, wait time.Duration) ([]*s
 			return out, nil
 		}
 		s.mu.Unlock()
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		left := time.Until(deadline)
+		if left <= 0 {
 			return nil, nil
 		}
-		time.Sleep(2 * time.Millisecond)
+		t := time.NewTimer(left)
+		select {
+		case <-s.arrived():
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return nil, nil
+		}
 	}
+}
+
+// arrived is signalled (without blocking) whenever push adds records.
+func (s *memSource) arrived() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.notify == nil {
+		s.notify = make(chan struct{}, 1)
+	}
+	return s.notify
 }
 
 func (s *memSource) Done(_ context.Context, recs []*sources.Record) error {
@@ -472,6 +504,7 @@ func TestRecordsOlderThanMaximumAgeAreDiscarded(t *testing.T) {
 		&sources.Record{ID: "old0", Partition: "p", Time: time.Now().Add(-2 * time.Minute)},
 		&sources.Record{ID: "old1", Partition: "p", Time: time.Now().Add(-90 * time.Second)},
 		&sources.Record{ID: "new0", Partition: "p", Time: time.Now()})
+	src.signalLocked()
 	src.mu.Unlock()
 	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 3 }, "records done")
 	if got := flat(r.log.all()); !slices.Equal(got, []string{"new0"}) {
