@@ -207,17 +207,25 @@ const sourceTail = `
     on_failure { nats = "consumer.failed" }
 `
 
+// startConsumer serves the consumer function with one event_source
+// "orders" block of the given body and subscribes to its on_failure
+// subject.
+func startConsumer(t *testing.T, body string) (g *gateway, logPath string, fails <-chan map[string]any) {
+	t.Helper()
+	logPath = filepath.Join(t.TempDir(), "batches.log")
+	g = startGatewayWith(t, consumerSpec(t, logPath, `
+  event_source "orders" {`+body+`  }`), nil, fastSources)
+	return g, logPath, failures(t, g, "consumer.failed")
+}
+
 func TestRedisStreamDrivesAFunction(t *testing.T) {
 	url := redistest.Start(t)
-	logPath := filepath.Join(t.TempDir(), "batches.log")
-	g := startGatewayWith(t, consumerSpec(t, logPath, `
-  event_source "orders" {
+	g, logPath, fails := startConsumer(t, `
     type              = "redis"
     url               = "`+url+`"
     stream            = "orders"
     starting_position = "TRIM_HORIZON"
-`+sourceTail+`  }`), nil, fastSources)
-	fails := failures(t, g, "consumer.failed")
+`+sourceTail)
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -239,15 +247,12 @@ func TestRedisStreamDrivesAFunction(t *testing.T) {
 }
 
 func TestNATSStreamDrivesAFunction(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "batches.log")
-	g := startGatewayWith(t, consumerSpec(t, logPath, `
-  event_source "orders" {
+	g, logPath, fails := startConsumer(t, `
     type              = "nats"
     stream            = "ORDERS"
     subject           = "orders.>"
     starting_position = "TRIM_HORIZON"
-`+sourceTail+`  }`), nil, fastSources)
-	fails := failures(t, g, "consumer.failed")
+`+sourceTail)
 	js, err := jetstream.New(g.srv.NATS().Conn)
 	if err != nil {
 		t.Fatal(err)
@@ -267,16 +272,13 @@ func TestNATSStreamDrivesAFunction(t *testing.T) {
 
 func TestKafkaTopicDrivesAFunction(t *testing.T) {
 	addrs := kafkatest.Start(t, map[string]int32{"orders": 1})
-	logPath := filepath.Join(t.TempDir(), "batches.log")
-	g := startGatewayWith(t, consumerSpec(t, logPath, `
-  event_source "orders" {
+	g, logPath, fails := startConsumer(t, `
     type                    = "kafka"
     url                     = "`+strings.Join(addrs, ",")+`"
     topics                  = ["orders"]
     starting_position       = "TRIM_HORIZON"
     maximum_batching_window = "0s"
-`+strings.Replace(sourceTail, "data = {", "value = {", 1)+`  }`), nil, fastSources)
-	fails := failures(t, g, "consumer.failed")
+`+strings.Replace(sourceTail, "data = {", "value = {", 1))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic("orders"))
 	if err != nil {
 		t.Fatal(err)
@@ -376,20 +378,12 @@ func TestEventSourceMappingAPIWithTheSDK(t *testing.T) {
 func TestRabbitMQQueueDrivesAFunction(t *testing.T) {
 	url := rabbittest.Start(t)
 	rabbittest.DeclareQueue(t, url, "orders", rabbittest.Quorum)
-	logPath := filepath.Join(t.TempDir(), "batches.log")
-	g := startGatewayWith(t, consumerSpec(t, logPath, `
-  event_source "orders" {
-    type                       = "rabbitmq"
-    url                        = "`+url+`"
-    queue                      = "orders"
-    batch_size                 = 4
-    maximum_batching_window    = "0s"
-    maximum_retry_attempts     = 1
-    report_batch_item_failures = true
-    filters                    = [{ data = { kind = ["order", "poison"] } }]
-    on_failure { nats = "consumer.failed" }
-  }`), nil, fastSources)
-	fails := failures(t, g, "consumer.failed")
+	g, logPath, fails := startConsumer(t, `
+    type                    = "rabbitmq"
+    url                     = "`+url+`"
+    queue                   = "orders"
+    maximum_batching_window = "0s"
+`+sourceTail)
 	want := orderPayloads("q", 30)
 	var msgs []amqp.Publishing
 	for i, p := range mixedStream(want) {
