@@ -6,11 +6,11 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -240,40 +240,16 @@ func (a *API) fromWire(in *eventInvokeConfig, c *queue.EventConfig) *apiError {
 // gateway's region and account, or nimbus's nats:<subject>,
 // kafka:<topic> and http(s) URLs. "" clears it.
 func (a *API) parseDestination(s string) (*specs.Destination, *apiError) {
-	switch {
-	case s == "":
+	if s == "" {
 		return &specs.Destination{}, nil
-	case strings.HasPrefix(s, "arn:"):
-		prefix := "arn:aws:lambda:" + a.opts.Region + ":" + a.opts.AccountID + ":function:"
-		if fn, ok := strings.CutPrefix(s, prefix); ok && fn != "" {
-			return &specs.Destination{Function: fn}, nil
-		}
-	case strings.HasPrefix(s, "nats:") && len(s) > 5:
-		return &specs.Destination{NATS: s[5:]}, nil
-	case strings.HasPrefix(s, "kafka:") && len(s) > 6:
-		return &specs.Destination{Kafka: s[6:]}, nil
-	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
-		if _, err := url.ParseRequestURI(s); err == nil {
-			return &specs.Destination{Webhook: s}, nil
-		}
+	}
+	if d, ok := destinations.Parse(s, "arn:aws:lambda:"+a.opts.Region+":"+a.opts.AccountID+":function:"); ok {
+		return d, nil
 	}
 	return nil, &apiError{Code: CodeInvalidParameterValue, Message: "The destination " + s + " is not supported: use a Lambda function ARN in " +
 		a.opts.Region + "/" + a.opts.AccountID + ", nats:<subject>, kafka:<topic> or an http(s) URL"}
 }
 
 func (a *API) destinationString(d *specs.Destination) string {
-	switch {
-	case d == nil:
-		return ""
-	case d.Function != "":
-		name, q, _ := strings.Cut(d.Function, ":")
-		return a.functionARN(name, q)
-	case d.NATS != "":
-		return "nats:" + d.NATS
-	case d.Kafka != "":
-		return "kafka:" + d.Kafka
-	case d.Webhook != "":
-		return d.Webhook
-	}
-	return ""
+	return destinations.Format(d, a.functionARN)
 }

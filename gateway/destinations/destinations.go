@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nimbus-fn/nimbus/specs"
@@ -174,4 +176,45 @@ func (s *Sender) postOnce(ctx context.Context, client *http.Client, url string, 
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// Parse reads a destination as the Lambda APIs write it: a function ARN
+// starting with functionARNPrefix ("arn:aws:lambda:<region>:<account>:function:"),
+// function:<name>[:qualifier], nats:<subject>, kafka:<topic> or an http(s)
+// URL (a webhook). ok is false for anything else.
+func Parse(s, functionARNPrefix string) (d *specs.Destination, ok bool) {
+	switch {
+	case strings.HasPrefix(s, "arn:"):
+		if fn, found := strings.CutPrefix(s, functionARNPrefix); found && fn != "" {
+			return &specs.Destination{Function: fn}, true
+		}
+	case strings.HasPrefix(s, "function:") && len(s) > len("function:"):
+		return &specs.Destination{Function: s[len("function:"):]}, true
+	case strings.HasPrefix(s, "nats:") && len(s) > len("nats:"):
+		return &specs.Destination{NATS: s[len("nats:"):]}, true
+	case strings.HasPrefix(s, "kafka:") && len(s) > len("kafka:"):
+		return &specs.Destination{Kafka: s[len("kafka:"):]}, true
+	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
+		if u, err := url.ParseRequestURI(s); err == nil && u.Host != "" {
+			return &specs.Destination{Webhook: s}, true
+		}
+	}
+	return nil, false
+}
+
+// Format writes d as Parse reads it; functions as their ARN
+// (functionARN(name, qualifier)). Nil or empty gives "".
+func Format(d *specs.Destination, functionARN func(name, qualifier string) string) string {
+	switch Kind(d) {
+	case KindFunction:
+		name, q, _ := strings.Cut(d.Function, ":")
+		return functionARN(name, q)
+	case KindNATS:
+		return "nats:" + d.NATS
+	case KindKafka:
+		return "kafka:" + d.Kafka
+	case KindWebhook:
+		return d.Webhook
+	}
+	return ""
 }

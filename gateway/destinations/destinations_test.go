@@ -103,3 +103,30 @@ func TestFunctionKafkaAndMissingAdapters(t *testing.T) {
 		t.Error("nats without a connection was reported delivered")
 	}
 }
+
+func TestParseAndFormatRoundTrip(t *testing.T) {
+	const prefix = "arn:aws:lambda:us-east-1:123456789012:function:"
+	arn := func(name, q string) string {
+		if q != "" {
+			return prefix + name + ":" + q
+		}
+		return prefix + name
+	}
+	for in, want := range map[string]string{
+		prefix + "fn": prefix + "fn", prefix + "fn:live": prefix + "fn:live", "function:fn": prefix + "fn",
+		"nats:a.b": "nats:a.b", "kafka:t": "kafka:t", "https://h.example/x": "https://h.example/x",
+	} {
+		d, ok := destinations.Parse(in, prefix)
+		if !ok {
+			t.Fatalf("Parse(%q) refused", in)
+		}
+		if got := destinations.Format(d, arn); got != want {
+			t.Fatalf("Format(Parse(%q)) = %q, want %q", in, got, want)
+		}
+	}
+	for _, bad := range []string{"", "nats:", "kafka:", "function:", "arn:aws:lambda:eu-west-1:123456789012:function:fn", "http://", "sqs:q"} {
+		if _, ok := destinations.Parse(bad, prefix); ok {
+			t.Fatalf("Parse(%q) accepted", bad)
+		}
+	}
+}

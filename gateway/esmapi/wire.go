@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -357,39 +358,15 @@ func seconds(n int) string {
 // kafka:<topic>, function:<name>[:qualifier], a Lambda function ARN of
 // this gateway's region and account, or an http(s) URL (webhook).
 func (h *handler) parseDestination(s string) (*specs.Destination, *apiError) {
-	switch {
-	case strings.HasPrefix(s, "nats:") && len(s) > len("nats:"):
-		return &specs.Destination{NATS: s[len("nats:"):]}, nil
-	case strings.HasPrefix(s, "kafka:") && len(s) > len("kafka:"):
-		return &specs.Destination{Kafka: s[len("kafka:"):]}, nil
-	case strings.HasPrefix(s, "function:") && len(s) > len("function:"):
-		return &specs.Destination{Function: s[len("function:"):]}, nil
-	case strings.HasPrefix(s, "arn:"):
-		if fn, ok := strings.CutPrefix(s, h.arnPrefix()+"function:"); ok && fn != "" {
-			return &specs.Destination{Function: fn}, nil
-		}
-	case strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://"):
-		if u, err := url.ParseRequestURI(s); err == nil && u.Host != "" {
-			return &specs.Destination{Webhook: s}, nil
-		}
+	if d, ok := destinations.Parse(s, h.arnPrefix()+"function:"); ok {
+		return d, nil
 	}
 	return nil, invalid("the destination " + strconv.Quote(s) + " is not supported: use nats:<subject>, kafka:<topic>, " +
 		"function:<name>, a Lambda function ARN in " + h.opts.Region + "/" + h.opts.AccountID + " or an http(s) URL")
 }
 
 func (h *handler) destinationString(d *specs.Destination) string {
-	switch {
-	case d == nil:
-		return ""
-	case d.Function != "":
-		name, q, _ := strings.Cut(d.Function, ":")
-		return h.functionARN(name, q)
-	case d.NATS != "":
-		return "nats:" + d.NATS
-	case d.Kafka != "":
-		return "kafka:" + d.Kafka
-	}
-	return d.Webhook
+	return destinations.Format(d, h.functionARN)
 }
 
 func (h *handler) arnPrefix() string {
