@@ -28,6 +28,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/gateway/local"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -154,7 +155,14 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	vstore := versions.New(vlocal, logger)
 	// Aliases a spec declares run the versions they name (published ones),
 	// never $LATEST in their place; reportAliases says which cannot run.
-	overlay := versions.NewCatalog(local.SpecAliases{Base: cat}, vstore, versions.CatalogConfig{Published: true}, logger)
+	// Functions created or changed through the management API come from
+	// the same store; a spec file saved after an API write wins again.
+	fstore := functions.NewStore(vlocal)
+	fcat := functions.NewCatalog(cat, fstore, functions.CatalogConfig{SpecTime: specFileTime}, logger)
+	if err := fcat.Refresh(ctx); err != nil {
+		return fmt.Errorf("reading the function store in %s: %w", versionsDir, err)
+	}
+	overlay := versions.NewCatalog(local.SpecAliases{Base: fcat}, vstore, versions.CatalogConfig{Published: true}, logger)
 	if err := overlay.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the version store in %s: %w", versionsDir, err)
 	}
@@ -182,8 +190,20 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	// One dev process is one member of every event-source group: a stable
 	// name lets a restarted dev take back what it held at once.
 	host, _ := os.Hostname()
+	// The controller makes an API write live: the code is unpacked by the
+	// time the write is stored, so applying is checking it is there.
+	controller := functions.NewController(fstore, functions.ApplierFunc(devApply), time.Second, logger)
+	manage := &server.ManageDeps{
+		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir, Applied: controller.Kick,
+		Declared: func(name string) string {
+			if f, err := cat.Snapshot().Function(name); err == nil && f.Latest() != nil {
+				return f.Latest().Pos
+			}
+			return ""
+		},
+	}
 	s, err := server.New(cfg, server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger,
-		MappingBackend: vlocal, Member: "dev-" + host})
+		MappingBackend: vlocal, Member: "dev-" + host, Manage: manage})
 	if err != nil {
 		return err
 	}
@@ -202,6 +222,17 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
+	go fcat.Run(reloadCtx)
+	controller.OnApplied(func() {
+		if err := fcat.Refresh(reloadCtx); err != nil {
+			logger.Warn("reloading managed functions", "error", err)
+		}
+		if err := overlay.Refresh(reloadCtx); err != nil {
+			logger.Warn("reloading versions and aliases", "error", err)
+		}
+		pool.Refresh(reloadCtx)
+	})
+	go controller.Run(reloadCtx)
 	// Provisioned concurrency from load time: schedule windows are checked
 	// and failed launches retried every 15 s; reloads re-provision at once.
 	go pool.RunProvisioned(reloadCtx, 15*time.Second)
@@ -243,6 +274,13 @@ func devSpecLoader(load func(string, *specs.Options) (*specs.File, hcl.Diagnosti
 				f, err = nil, fmt.Errorf("reading specs in %s: internal error: %v", path, r)
 			}
 		}()
+		// An empty directory is a valid start: functions come through
+		// the management API.
+		if st, err := os.Stat(path); err == nil && st.IsDir() {
+			if names, err := specs.SpecFiles(path); err == nil && len(names) == 0 {
+				return &specs.File{}, nil
+			}
+		}
 		f, diags := load(path, opts)
 		if diags.HasErrors() {
 			return nil, errors.New(specs.FormatDiagnostics(diags, nil))
@@ -683,4 +721,32 @@ func writeDevSample(stateDir string) (string, error) {
 		return "", err
 	}
 	return dir, nil
+}
+
+// specFileTime is when the spec file that declares fn was last written
+// (zero when it cannot be read): a spec saved after an API write wins.
+func specFileTime(fn *specs.Function) time.Time {
+	file := fn.Pos
+	for range 2 {
+		if i := strings.LastIndexByte(file, ':'); i > 0 {
+			file = file[:i]
+		}
+	}
+	st, err := os.Stat(file)
+	if err != nil {
+		return time.Time{}
+	}
+	return st.ModTime()
+}
+
+// devApply puts a stored revision into service in dev mode: its code must
+// be on disk (the API unpacked it before storing the revision).
+func devApply(_ context.Context, f *functions.Function) error {
+	if f.Spec.Code == nil || f.Spec.Code.Dir == "" {
+		return fmt.Errorf("function %s has no code directory", f.Name)
+	}
+	if _, err := os.Stat(f.Spec.Code.Dir); err != nil {
+		return fmt.Errorf("function %s: code: %w", f.Name, err)
+	}
+	return nil
 }

@@ -52,6 +52,11 @@ type Options struct {
 	Async Enqueuer
 	// EventConfigs serves the event-invoke config API (nil refuses it).
 	EventConfigs EventConfigs
+	// Manage serves the management API's writes (nil: reads only).
+	Manage *Management
+	// Admin reports whether an access key may manage functions (nil: every
+	// key may); the others may only invoke.
+	Admin func(accessKeyID string) bool
 }
 
 // Enqueuer stores an asynchronous invocation durably.
@@ -80,6 +85,10 @@ func New(opts Options, cat Catalog, inv Invoker, limits Limits, m *metrics.Metri
 	return &API{opts: opts, catalog: cat, invoker: inv, limits: limits, metrics: m, logger: logger.Named("api")}
 }
 
+// SetManagement turns on the management API's writes; call it before
+// serving.
+func (a *API) SetManagement(m *Management) { a.opts.Manage = m }
+
 // URLPathPrefix starts path-based function URLs: /url/<function>/<path>.
 const URLPathPrefix = "/url/"
 
@@ -96,7 +105,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	seg := strings.Split(strings.Trim(p, "/"), "/")
-	for _, rt := range routes {
+	for _, rt := range allRoutes() {
 		if name, ok := rt.match(r.Method, seg); ok {
 			rt.serve(a, w, r, name)
 			return
@@ -125,10 +134,6 @@ const fnLabel = "{FunctionName}"
 var routes = []route{
 	{Route{"Invoke", []string{http.MethodPost}, "/2015-03-31/functions/" + fnLabel + "/invocations"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvoke(w, r, name) }},
-	{Route{"GetFunction", []string{http.MethodGet}, "/2015-03-31/functions/" + fnLabel},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveGetFunction(w, r, name) }},
-	{Route{"ListFunctions", []string{http.MethodGet}, "/2015-03-31/functions"},
-		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.serveListFunctions(w, r) }},
 	{Route{"ListFunctionUrlConfigs", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/urls"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveURLConfigs(w, r, name, true) }},
 	{Route{"GetFunctionUrlConfig", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/url"},
@@ -146,6 +151,11 @@ var routes = []route{
 	{Route{"GetAccountSettings", []string{http.MethodGet}, "/2016-08-19/account-settings"},
 		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.serveAccountSettings(w, r) }},
 }
+
+// dispatch is the whole table: invocation and management operations.
+var dispatch = append(slices.Clone(routes), manageRoutes...)
+
+func allRoutes() []route { return dispatch }
 
 // match reports whether method and the path's segments select the route,
 // and the (still escaped) function label.
@@ -173,8 +183,9 @@ func (rt route) match(method string, seg []string) (string, bool) {
 // <function>.<url_domain>, come on top). Every one authenticates its
 // caller when the API has a Verifier.
 func Routes() []Route {
-	out := make([]Route, len(routes))
-	for i, rt := range routes {
+	all := allRoutes()
+	out := make([]Route, len(all))
+	for i, rt := range all {
 		out[i] = rt.Route
 	}
 	return out

@@ -1,15 +1,19 @@
 package api
 
 import (
+	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -30,6 +34,17 @@ type functionConfiguration struct {
 	Architectures    []string          `json:"Architectures"`
 	State            string            `json:"State"`
 	LastUpdateStatus string            `json:"LastUpdateStatus"`
+
+	Role                       string        `json:"Role,omitempty"`
+	CodeSize                   int64         `json:"CodeSize"`
+	CodeSha256                 string        `json:"CodeSha256,omitempty"`
+	LastModified               string        `json:"LastModified,omitempty"`
+	RevisionID                 string        `json:"RevisionId,omitempty"`
+	Layers                     []layerConfig `json:"Layers,omitempty"`
+	StateReason                string        `json:"StateReason,omitempty"`
+	StateReasonCode            string        `json:"StateReasonCode,omitempty"`
+	LastUpdateStatusReason     string        `json:"LastUpdateStatusReason,omitempty"`
+	LastUpdateStatusReasonCode string        `json:"LastUpdateStatusReasonCode,omitempty"`
 }
 
 type environment struct {
@@ -43,7 +58,7 @@ type ephemeralStorage struct {
 func (a *API) configuration(fnName, version string, s *specs.Function) *functionConfiguration {
 	c := &functionConfiguration{
 		FunctionName:     fnName,
-		FunctionArn:      a.functionARN(fnName, version),
+		FunctionArn:      a.functionARN(fnName, unqualifiedLatest(version)),
 		Runtime:          s.Runtime,
 		Handler:          s.Handler,
 		Description:      s.Description,
@@ -73,65 +88,81 @@ func writeJSON(w http.ResponseWriter, requestID string, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// serveGetFunction answers GetFunction (GET /2015-03-31/functions/{name}).
-func (a *API) serveGetFunction(w http.ResponseWriter, r *http.Request, rawLabel string) {
-	requestID := uuid.NewString()
-	if _, e := a.authenticate(r, nil); e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	label, err := url.PathUnescape(rawLabel)
-	if err != nil {
-		writeAPIError(w, requestID, &apiError{Code: CodeInvalidParameterValue, Message: "function name is not a valid percent-encoded path segment"})
-		return
-	}
-	ref, e := parseFunctionRef(label, r.URL.Query().Get("Qualifier"))
-	if e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	fn, res, e := a.lookup(r.Context(), ref)
-	if e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	out := map[string]any{
-		"Configuration": a.configuration(fn.Name, res.Version, res.Spec),
-		"Code":          map[string]string{"RepositoryType": "S3", "Location": ""},
-	}
-	if rc := fn.ReservedConcurrency(); rc != nil {
-		out["Concurrency"] = map[string]int{"ReservedConcurrentExecutions": *rc}
-	}
-	if len(res.Spec.Tags) > 0 {
-		out["Tags"] = res.Spec.Tags
-	}
-	writeJSON(w, requestID, out)
-}
-
 // serveListFunctions answers ListFunctions with every function's $LATEST
-// (or, with FunctionVersion=ALL, every version).
+// (or, with FunctionVersion=ALL, every version), a page at a time
+// (Marker, MaxItems ≤ 10000, default 50).
 func (a *API) serveListFunctions(w http.ResponseWriter, r *http.Request) {
 	requestID := uuid.NewString()
-	if _, e := a.authenticate(r, nil); e != nil {
+	if _, e := a.authenticateAdmin(r, nil); e != nil {
 		writeAPIError(w, requestID, e)
 		return
 	}
-	fns, err := a.catalog.Functions(r.Context())
+	q := r.URL.Query()
+	maxItems := 50
+	if s := q.Get("MaxItems"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 10000 {
+			writeAPIError(w, requestID, invalidParam("1 validation error detected: Value '"+s+"' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 10000"))
+			return
+		}
+		maxItems = n
+	}
+	if fv := q.Get("FunctionVersion"); fv != "" && fv != "ALL" {
+		writeAPIError(w, requestID, invalidParam("1 validation error detected: Value '"+fv+"' at 'functionVersion' failed to satisfy constraint: Member must satisfy enum value set: [ALL]"))
+		return
+	}
+	ctx := r.Context()
+	fns, err := a.catalog.Functions(ctx)
 	if err != nil {
 		writeAPIError(w, requestID, &apiError{Code: CodeService, Message: "reading the catalog: " + err.Error()})
 		return
 	}
-	all := r.URL.Query().Get("FunctionVersion") == "ALL"
-	list := []*functionConfiguration{}
+	all := q.Get("FunctionVersion") == "ALL"
+	type item struct {
+		key     string
+		fn      *catalog.Function
+		version string
+	}
+	var items []item
 	for _, fn := range fns {
-		for _, v := range fn.VersionNames() {
+		for i, v := range fn.VersionNames() {
 			if !all && v != catalog.Latest {
 				continue
 			}
-			list = append(list, a.configuration(fn.Name, v, fn.Versions[v]))
+			// Keys sort as the list does: name, then $LATEST, then numbers.
+			items = append(items, item{key: fn.Name + "\x00" + fmt.Sprintf("%08d", i), fn: fn, version: v})
 		}
 	}
-	writeJSON(w, requestID, map[string]any{"Functions": list})
+	marker := q.Get("Marker")
+	if marker != "" {
+		raw, err := base64.RawURLEncoding.DecodeString(marker)
+		if err != nil {
+			writeAPIError(w, requestID, invalidParam("Marker is not one ListFunctions returned"))
+			return
+		}
+		marker = string(raw)
+	}
+	page, next := listPage(items, func(it item) string { return it.key }, marker, maxItems)
+	list := make([]*functionConfiguration, 0, len(page))
+	for _, it := range page {
+		spec := it.fn.Versions[it.version]
+		if it.version != catalog.Latest {
+			list = append(list, a.describePublished(ctx, it.fn.Name, it.version, spec))
+			continue
+		}
+		var stored *functions.Function
+		if a.opts.Manage != nil {
+			if f, err := a.opts.Manage.Functions.Get(ctx, it.fn.Name); err == nil {
+				stored, spec = f, f.Spec
+			}
+		}
+		list = append(list, a.describe(ctx, it.fn.Name, it.version, spec, stored))
+	}
+	out := map[string]any{"Functions": list}
+	if next != "" {
+		out["NextMarker"] = base64.RawURLEncoding.EncodeToString([]byte(next))
+	}
+	writeJSON(w, requestID, out)
 }
 
 // serveAccountSettings answers GetAccountSettings.
@@ -244,3 +275,12 @@ func (a *API) serveURLConfigs(w http.ResponseWriter, r *http.Request, rawLabel s
 
 // startTime stands in for URL configs' creation time: the gateway's start.
 var startTime = time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+
+// unqualifiedLatest: Lambda names $LATEST's configuration by the
+// unqualified function ARN.
+func unqualifiedLatest(version string) string {
+	if version == catalog.Latest {
+		return ""
+	}
+	return version
+}

@@ -135,6 +135,27 @@ type Config struct {
 type AccessKey struct {
 	ID     string `hcl:"id,label"`
 	Secret string `hcl:"secret"`
+	// Scope is what the key may do: "admin" (default: invoke and manage
+	// functions, mappings and bundles) or "invoke" (invoke functions and
+	// read async invocation status only).
+	Scope string `hcl:"scope,optional"`
+}
+
+// Access key scopes.
+const (
+	ScopeAdmin  = "admin"
+	ScopeInvoke = "invoke"
+)
+
+// IsAdmin reports whether the access key may manage (an unknown key may
+// not).
+func (c *Config) IsAdmin(id string) bool {
+	for _, k := range c.AccessKeys {
+		if k.ID == id {
+			return k.Scope == "" || k.Scope == ScopeAdmin
+		}
+	}
+	return false
 }
 
 // Keys returns access key id → secret.
@@ -300,6 +321,9 @@ func (c *Config) Validate() error {
 		}
 		if seen[k.ID] {
 			bad("access_key %q is declared twice", k.ID)
+		}
+		if k.Scope != "" && k.Scope != ScopeAdmin && k.Scope != ScopeInvoke {
+			bad("access_key %q: scope %q is not %q or %q", k.ID, k.Scope, ScopeAdmin, ScopeInvoke)
 		}
 		seen[k.ID] = true
 	}

@@ -80,6 +80,8 @@ type Deps struct {
 	SourceOptions sources.Options
 	// Member names this gateway in consumer groups (default: a random id).
 	Member string
+	// Manage turns on the management API's writes (nil: reads only).
+	Manage *ManageDeps
 }
 
 // Server is one running gateway.
@@ -170,8 +172,15 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		Verifier:     verifier,
 		Async:        q,
 		EventConfigs: q,
+		Admin:        cfg.IsAdmin,
 	}, deps.Catalog, rt, rt, m, logger)
 	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q, kafka: kp}
+	if d := deps.Manage; d != nil {
+		a.SetManagement(&api.Management{
+			Functions: d.Functions, Versions: d.Versions, Code: &bundleCode{s: s, d: d},
+			Applied: d.Applied, Declared: d.Declared,
+		})
+	}
 	s.verifier = verifier
 	mux := http.NewServeMux()
 	for _, rt := range s.ownRoutes(q, m) {
