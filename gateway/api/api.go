@@ -153,7 +153,7 @@ var routes = []route{
 }
 
 // dispatch is the whole table: invocation and management operations.
-var dispatch = append(slices.Clone(routes), manageRoutes...)
+var dispatch = slices.Concat(routes, manageRoutes, versionRoutes, configRoutes)
 
 func allRoutes() []route { return dispatch }
 
