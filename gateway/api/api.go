@@ -125,6 +125,8 @@ const fnLabel = "{FunctionName}"
 var routes = []route{
 	{Route{"Invoke", []string{http.MethodPost}, "/2015-03-31/functions/" + fnLabel + "/invocations"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvoke(w, r, name) }},
+	{Route{"InvokeWithResponseStream", []string{http.MethodPost}, "/2021-11-15/functions/" + fnLabel + "/response-streaming-invocations"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvokeStream(w, r, name) }},
 	{Route{"GetFunction", []string{http.MethodGet}, "/2015-03-31/functions/" + fnLabel},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveGetFunction(w, r, name) }},
 	{Route{"ListFunctions", []string{http.MethodGet}, "/2015-03-31/functions"},
