@@ -47,6 +47,12 @@ function "stream" {
   code { dir = "` + testfn.Dir(t, "stream") + `" }
 }
 
+function "slow" {
+  runtime = "provided.al2023"
+  timeout = "1s"
+  code { dir = "` + testfn.Dir(t, "sleep") + `" }
+}
+
 function "ctx" {
   runtime = "provided.al2023"
   code { dir = "` + testfn.Dir(t, "ctxcheck") + `" }
@@ -205,6 +211,17 @@ func TestLocalInvokeWithResponseStream(t *testing.T) {
 		if res.complete == nil || aws.ToString(res.complete.ErrorCode) != "errorString" ||
 			!strings.Contains(aws.ToString(res.complete.ErrorDetails), "boom mid-stream") {
 			t.Fatalf("InvokeComplete %+v, want the mid-stream error", res.complete)
+		}
+	})
+
+	t.Run("a timeout is a function error in InvokeComplete", func(t *testing.T) {
+		res, err := invokeStream(t, c, &lambda.InvokeWithResponseStreamInput{FunctionName: aws.String("slow"), Payload: []byte(`{"ms":5000}`)}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.out.StatusCode != 200 || len(res.chunks) != 0 || res.complete == nil ||
+			aws.ToString(res.complete.ErrorCode) != "Sandbox.Timedout" || !strings.Contains(aws.ToString(res.complete.ErrorDetails), "timed out") {
+			t.Fatalf("status %d, %d chunks, complete %+v", res.out.StatusCode, len(res.chunks), res.complete)
 		}
 	})
 
