@@ -118,7 +118,7 @@ func TestLocalInvokeWithResponseStream(t *testing.T) {
 	c := lambdaFor(g)
 
 	t.Run("payload larger than one chunk reassembles exactly", func(t *testing.T) {
-		// ~200 KiB of varied JSON: several 32 KiB chunks, and any lost,
+		// ~130 KB of varied JSON: several 32 KiB chunks, and any lost,
 		// repeated or reordered chunk changes the bytes.
 		var sb strings.Builder
 		sb.WriteString(`{"items":[`)
