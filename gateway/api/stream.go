@@ -70,8 +70,8 @@ func (ew *eventWriter) complete(c invokeComplete) error {
 	return ew.event(eventInvokeComplete, "application/json", b)
 }
 
-// serveInvokeStream serves InvokeWithResponseStream. It answers with an event stream
-// (application/vnd.amazon.eventstream): PayloadChunk events carry the
+// serveInvokeStream serves InvokeWithResponseStream. It answers with an
+// event stream (application/vnd.amazon.eventstream): PayloadChunk events carry the
 // function's response bytes as the instance forwards them, then one
 // InvokeComplete event ends the stream, carrying a function error
 // (ErrorCode, ErrorDetails) and the log tail (LogResult). Refusals before
@@ -181,8 +181,8 @@ func (a *API) serveInvokeStream(w http.ResponseWriter, r *http.Request, rawLabel
 		}
 	} else if err := forward(ew, resp.Body); err != nil {
 		var we *writeError
-		if errors.As(err, &we) {
-			logWriteErr(we.err) // the client went away; nobody to tell
+		if errors.As(err, &we) || r.Context().Err() != nil {
+			logWriteErr(err) // the client went away; nobody to tell
 			a.record(t, resp)
 			return
 		}
