@@ -54,6 +54,9 @@ type Report struct {
 	ColdStart     bool
 	StreamErrType string // a mid-stream error's type (streamed responses only)
 	StreamErrBody string // its base64 body
+	// LogResult is the base64 log tail when it was asked for; a streamed
+	// response carries it as a trailer (Response.LogResult is then empty).
+	LogResult string
 }
 
 // Report returns the invocation's accounting from headers, or from trailers
@@ -78,6 +81,7 @@ func (r *Response) Report() Report {
 		ColdStart:     get(HeaderColdStart) == "true",
 		StreamErrType: r.resp.Trailer.Get(TrailerErrorType),
 		StreamErrBody: r.resp.Trailer.Get(TrailerErrorBody),
+		LogResult:     get(HeaderLogResult),
 	}
 }
 

@@ -134,6 +134,8 @@ const fnLabel = "{FunctionName}"
 var routes = []route{
 	{Route{"Invoke", []string{http.MethodPost}, "/2015-03-31/functions/" + fnLabel + "/invocations"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvoke(w, r, name) }},
+	{Route{"InvokeWithResponseStream", []string{http.MethodPost}, "/2021-11-15/functions/" + fnLabel + "/response-streaming-invocations"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvokeStream(w, r, name) }},
 	{Route{"ListFunctionUrlConfigs", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/urls"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveURLConfigs(w, r, name, true) }},
 	{Route{"GetFunctionUrlConfig", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/url"},

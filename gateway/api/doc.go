@@ -1,6 +1,9 @@
 // Package api is the gateway's HTTP surface for functions: the Lambda Invoke
 // API (`POST /2015-03-31/functions/{name}/invocations` with names, partial
-// and full ARNs, qualifiers), a few control-plane reads (GetFunction,
+// and full ARNs, qualifiers), InvokeWithResponseStream
+// (`POST /2021-11-15/functions/{name}/response-streaming-invocations`, the
+// response as application/vnd.amazon.eventstream PayloadChunk events and a
+// closing InvokeComplete; stream.go), a few control-plane reads (GetFunction,
 // ListFunctions, GetAccountSettings), function URLs (payload format 2.0,
 // response inference, CORS, NONE and AWS_IAM auth, BUFFERED and
 // RESPONSE_STREAM), and Lambda's error catalogue (errors.go) in the wire
