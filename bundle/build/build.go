@@ -261,7 +261,7 @@ func npmDefault(ctx context.Context, dir string, opts Options) (Result, error) {
 	if !lock {
 		return Result{Dir: dir}, nil
 	}
-	stamp, err := treeStamp(dir)
+	stamp, err := Stamp(dir)
 	if err != nil {
 		return Result{}, err
 	}
@@ -274,9 +274,10 @@ func npmDefault(ctx context.Context, dir string, opts Options) (Result, error) {
 	})
 }
 
-// treeStamp hashes the names, sizes and mtimes of the files under dir
-// (outside skipped directories).
-func treeStamp(dir string) (string, error) {
+// Stamp hashes the names, sizes, modes and mtimes of the files under dir
+// (outside directories whose names start with "." or "_", testdata and
+// node_modules): it changes when a source does.
+func Stamp(dir string) (string, error) {
 	h := sha256.New()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {

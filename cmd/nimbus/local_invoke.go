@@ -18,6 +18,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/local"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -154,14 +155,12 @@ func specConfig(ctx context.Context, env *cliEnv, path, function string, vars sp
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(fn.Runtime, "provided") {
-		// A Go function kept as sources is built the way nimbus dev builds it.
-		built := *fn
-		built.Code = &specs.Code{Dir: codeDir}
-		dev := &devLauncher{stateDir: work, logger: logger}
-		if codeDir, err = dev.codeDir(ctx, &built); err != nil {
-			return nil, err
-		}
+	// The code is built the way nimbus dev builds it.
+	built := *fn
+	built.Code = &specs.Code{Dir: codeDir}
+	dev := &devLauncher{stateDir: work, logger: logger}
+	if codeDir, err = dev.codeDir(ctx, &built, jobs.LatestVersion); err != nil {
+		return nil, err
 	}
 	var layers []string
 	for i, ref := range fn.Layers {
