@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -175,59 +174,5 @@ func TestCustom(t *testing.T) {
 	_, err = Run(context.Background(), "provided.al2023", src, &Custom{Command: "true", Output: "../up"}, Options{})
 	if err == nil || !strings.Contains(err.Error(), "inside the code directory") {
 		t.Fatalf("escaping output: %v", err)
-	}
-}
-
-// The npm default installs production dependencies into a copy of the code
-// dir. The dependencies are local tarballs, so no registry is needed.
-func TestNPMDefault(t *testing.T) {
-	if _, err := exec.LookPath("npm"); err != nil {
-		t.Skip("npm is not on PATH; the nodejs default build (npm ci --omit=dev) is not tested")
-	}
-	src, cache := t.TempDir(), t.TempDir()
-	write(t, src, map[string]string{
-		"index.mjs":    "export const handler = async () => 'ok';\n",
-		"package.json": `{"name":"fn","version":"1.0.0","dependencies":{"dep":"file:dep-1.0.0.tgz"},"devDependencies":{"devdep":"file:devdep-1.0.0.tgz"}}`,
-	})
-	for _, n := range []string{"dep", "devdep"} {
-		pkg := filepath.Join(t.TempDir(), n)
-		write(t, pkg, map[string]string{"package.json": `{"name":"` + n + `","version":"1.0.0"}`, "index.js": "module.exports = 1;\n"})
-		npm(t, pkg, "pack", "--pack-destination", src)
-	}
-	npm(t, src, "install", "--package-lock-only", "--offline", "--no-audit", "--no-fund")
-	if err := os.RemoveAll(filepath.Join(src, "node_modules")); err != nil {
-		t.Fatal(err)
-	}
-	before := strings.Join(names(t, src), " ")
-	res, err := Run(context.Background(), "nodejs20.x", src, nil, Options{CacheDir: cache})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Step != "npm ci --omit=dev" || !strings.HasPrefix(res.Dir, cache) {
-		t.Fatalf("result %+v", res)
-	}
-	got := names(t, res.Dir)
-	has := func(n string) bool {
-		for _, g := range got {
-			if g == n {
-				return true
-			}
-		}
-		return false
-	}
-	if !has("index.mjs") || !has("node_modules/dep/index.js") || has("node_modules/devdep/index.js") {
-		t.Fatalf("npm build output: %v", got)
-	}
-	if after := strings.Join(names(t, src), " "); after != before {
-		t.Fatalf("npm ci wrote into the code dir:\nbefore %s\nafter  %s", before, after)
-	}
-}
-
-func npm(t *testing.T, dir string, args ...string) {
-	t.Helper()
-	cmd := exec.Command("npm", args...)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }

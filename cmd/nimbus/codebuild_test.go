@@ -218,8 +218,9 @@ func TestFailingBuildRegistersNothing(t *testing.T) {
 	}
 }
 
-// The nodejs default installs production dependencies into a copy of the
-// code dir; the bundle holds them.
+// The nodejs default installs production dependencies (not dev ones) into
+// a copy of the code dir; the bundle holds them. The dependencies are local
+// tarballs, so no registry is needed.
 func TestDeployBuildsNodeDependencies(t *testing.T) {
 	if _, err := exec.LookPath("npm"); err != nil {
 		t.Skip("npm is not on PATH; the nodejs default build (npm ci --omit=dev) is not tested")
@@ -227,10 +228,13 @@ func TestDeployBuildsNodeDependencies(t *testing.T) {
 	srv := submittest.New(t)
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{
-		"fn/index.mjs":    "import dep from 'dep';\nexport const handler = async () => dep;\n",
-		"fn/package.json": `{"name":"fn","version":"1.0.0","dependencies":{"dep":"file:dep-1.0.0.tgz"}}`,
-		"dep/package.json": `{"name":"dep","version":"1.0.0","main":"index.js"}`,
-		"dep/index.js":     "module.exports = 'from dep';\n",
+		"fn/index.mjs": "import dep from 'dep';\nexport const handler = async () => dep;\n",
+		"fn/package.json": `{"name":"fn","version":"1.0.0","dependencies":{"dep":"file:dep-1.0.0.tgz"},` +
+			`"devDependencies":{"devdep":"file:devdep-1.0.0.tgz"}}`,
+		"dep/package.json":    `{"name":"dep","version":"1.0.0","main":"index.js"}`,
+		"dep/index.js":        "module.exports = 'from dep';\n",
+		"devdep/package.json": `{"name":"devdep","version":"1.0.0","main":"index.js"}`,
+		"devdep/index.js":     "module.exports = 'dev only';\n",
 		"nimbus.hcl": `function "node" {
   runtime = "nodejs20.x"
   handler = "index.handler"
@@ -240,7 +244,9 @@ func TestDeployBuildsNodeDependencies(t *testing.T) {
 }
 `,
 	})
-	npmRun(t, filepath.Join(dir, "dep"), "pack", "--pack-destination", filepath.Join(dir, "fn"))
+	for _, dep := range []string{"dep", "devdep"} {
+		npmRun(t, filepath.Join(dir, dep), "pack", "--pack-destination", filepath.Join(dir, "fn"))
+	}
 	npmRun(t, filepath.Join(dir, "fn"), "install", "--package-lock-only", "--offline", "--no-audit", "--no-fund")
 	bundles := t.TempDir()
 	r := runCLI(t, deployVars(srv), "deploy", "--artifact-base-url", "https://b.example.com", "--bundle-dir", bundles, dir)
@@ -249,8 +255,9 @@ func TestDeployBuildsNodeDependencies(t *testing.T) {
 	}
 	_, names, _ := bundleOf(t, srv, "node", bundles)
 	joined := " " + strings.Join(names, " ") + " "
-	if !strings.Contains(joined, " index.mjs ") || !strings.Contains(joined, " node_modules/dep/index.js ") {
-		t.Fatalf("the bundle holds %v, want index.mjs and node_modules/dep", names)
+	if !strings.Contains(joined, " index.mjs ") || !strings.Contains(joined, " node_modules/dep/index.js ") ||
+		strings.Contains(joined, "node_modules/devdep/") {
+		t.Fatalf("the bundle holds %v, want index.mjs and node_modules/dep without node_modules/devdep", names)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "fn", "node_modules")); err == nil {
 		t.Fatal("npm ci ran in the code dir")

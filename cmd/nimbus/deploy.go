@@ -15,7 +15,7 @@ import (
 
 func init() {
 	register("deploy", command{
-		summary: "package and register functions as Nomad jobs (NOMAD_ADDR, NOMAD_TOKEN)",
+		summary: "build, package and register functions as Nomad jobs (NOMAD_ADDR, NOMAD_TOKEN)",
 		run:     runDeploy,
 	})
 }

@@ -576,12 +576,9 @@ func (l *devLauncher) buildOptions() build.Options {
 // codeStamp fingerprints a function's code directory (names, sizes and
 // mtimes of its files, not recursive); "" when it has none.
 func codeStamp(fn *specs.Function) string {
-	if fn.Code == nil || fn.Code.Dir == "" {
+	dir, err := functionCodeDir(fn)
+	if err != nil || dir == "" {
 		return ""
-	}
-	dir := fn.Code.Dir
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(fn.Dir, dir)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

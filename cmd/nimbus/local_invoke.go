@@ -137,8 +137,9 @@ func isSpecArg(path string) (bool, error) {
 
 // specConfig loads the spec at path and builds the instance config of the
 // function named function (or the only one). Zip code and layers are
-// unpacked under work; Go sources without a bootstrap are built there, as
-// nimbus dev does. Diagnostics go to stderr; errors in them exit 1.
+// unpacked under work; the code is built (build block or the runtime's
+// default) as nimbus dev builds it. Diagnostics go to stderr; errors in
+// them exit 1.
 func specConfig(ctx context.Context, env *cliEnv, path, function string, vars specVars, work string, logger hclog.Logger) (*instance.Config, error) {
 	file, diags := specs.Load(path, &specs.Options{Vars: vars, Env: env.getenv})
 	if len(diags) > 0 {
