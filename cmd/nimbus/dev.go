@@ -501,14 +501,26 @@ func (l *devLauncher) Stop(ctx context.Context, id string) error {
 // output of its build (buildFunction: the spec's build block, else the
 // runtime's default, built for this machine's GOOS into the state dir and
 // reused while the sources are unchanged), for a published version its
-// unpacked bundle, built when it was published.
+// unpacked bundle, built when it was published (only the Go default still
+// applies, to versions published as sources).
 func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function, version string) (string, error) {
 	if fn.Code == nil || fn.Code.Dir == "" {
 		return "", fmt.Errorf("function %s: nimbus dev runs code from a directory (code { dir = … }); zip and URL code need a cluster", fn.Name)
 	}
 	dir, err := functionCodeDir(fn)
-	if err != nil || version != jobs.LatestVersion {
-		return dir, err
+	if err != nil {
+		return "", err
+	}
+	if version != jobs.LatestVersion {
+		if !strings.HasPrefix(fn.Runtime, "provided") {
+			return dir, nil
+		}
+		// Versions published before publish built code may hold Go sources
+		// only: the Go default still builds those (a no-op for a bundle
+		// that holds its bootstrap).
+		plain := *fn
+		plain.Build = nil
+		fn = &plain
 	}
 	l.buildMu.Lock()
 	defer l.buildMu.Unlock()
