@@ -366,6 +366,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "code"},
+			{Type: "build"},
 			{Type: "secret", LabelNames: []string{"env"}},
 			{Type: "provisioned_concurrency"},
 			{Type: "url"},
@@ -378,6 +379,10 @@ var (
 
 	codeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 		{Name: "dir"}, {Name: "zip"}, {Name: "url"}, {Name: "checksum"},
+	}}
+
+	buildSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "command"}, {Name: "output"}, {Name: "skip"},
 	}}
 
 	secretSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -469,7 +474,7 @@ var (
 func (d *decoder) function(b *hcl.Block, dir string) *Function {
 	fn := &Function{Name: b.Labels[0], Pos: posString(b.DefRange), Dir: dir}
 	p := path{}.block("function", fn.Name)
-	c := d.open(p, b, functionSchema, "code", "provisioned_concurrency", "url", "async", "placement")
+	c := d.open(p, b, functionSchema, "code", "build", "provisioned_concurrency", "url", "async", "placement")
 	a := c.Attributes
 
 	d.str(a, "description", p, &fn.Description)
@@ -492,6 +497,9 @@ func (d *decoder) function(b *hcl.Block, dir string) *Function {
 		d.errorf(b.DefRange, "function %q has no code block; add code { dir = \".\" } (or zip, or url with checksum)", fn.Name)
 	} else {
 		fn.Code = d.code(codeBlocks[0], p)
+	}
+	if bs := c.Blocks.OfType("build"); len(bs) > 0 {
+		fn.Build = d.build(bs[0], p)
 	}
 	for _, sb := range d.unique(c.Blocks.OfType("secret")) {
 		fn.Secrets = append(fn.Secrets, d.secret(sb, p))
@@ -526,6 +534,16 @@ func (d *decoder) code(b *hcl.Block, parent path) *Code {
 	d.str(c.Attributes, "url", p, &code.URL)
 	d.str(c.Attributes, "checksum", p, &code.Checksum)
 	return code
+}
+
+func (d *decoder) build(b *hcl.Block, parent path) *Build {
+	p := parent.attr("build")
+	c := d.open(p, b, buildSchema)
+	bd := &Build{Pos: posString(b.DefRange)}
+	d.str(c.Attributes, "command", p, &bd.Command)
+	d.str(c.Attributes, "output", p, &bd.Output)
+	d.boolean(c.Attributes, "skip", p, &bd.Skip)
+	return bd
 }
 
 func (d *decoder) secret(b *hcl.Block, parent path) *Secret {

@@ -20,6 +20,11 @@ type Function struct {
 	// Handler: "module.function" (python), "file.function" (node); ignored by provided.
 	Handler string `json:"handler,omitempty"`
 	Code    *Code  `json:"code"`
+	// Build is the `build { }` block: how the client turns Code.Dir into
+	// what it packages. A client-side input, so not part of the canonical
+	// JSON (job meta, catalog, version config hashes); nil means the
+	// runtime's default build.
+	Build *Build `json:"-"`
 	// Layers are layer references "name" or "name:version", in order (at most 5).
 	Layers []string `json:"layers,omitempty"`
 	// MemoryMB 128–10240. Default 128.
@@ -62,6 +67,23 @@ type Code struct {
 	URL string `json:"url,omitempty"`
 	// Checksum is "sha256:<hex>" (required with URL; computed at packaging for Dir/Zip).
 	Checksum string `json:"checksum,omitempty"`
+}
+
+// Build is a function's `build { … }` block. Exactly one of Command or Skip
+// is set.
+type Build struct {
+	// Command is a shell command line (run with `sh -c`) run in the code
+	// directory before packaging.
+	Command string
+	// Output is the directory, relative to the code directory, whose
+	// contents are packaged instead of the code directory ("" = the code
+	// directory).
+	Output string
+	// Skip turns the runtime's default build off: the code directory is
+	// packaged as it is.
+	Skip bool
+	// Pos is where the block starts ("file:line:col").
+	Pos string
 }
 
 // Secret maps one environment variable to an item of a Nomad Variable.

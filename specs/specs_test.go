@@ -35,7 +35,7 @@ func mustParse(t *testing.T, src string, opts *Options) *File {
 // stripLocal clears the fields that are not part of the canonical form.
 func stripLocal(f *File) {
 	for _, fn := range f.Functions {
-		fn.Pos, fn.Dir = "", ""
+		fn.Pos, fn.Dir, fn.Build = "", "", nil
 	}
 	for _, l := range f.Layers {
 		l.Pos, l.Dir = "", ""
@@ -55,7 +55,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 				t.Fatalf("%s: decoding %s: %v", in, fn.Name, err)
 			}
 			want := *fn
-			want.Pos, want.Dir = "", ""
+			want.Pos, want.Dir, want.Build = "", "", nil
 			if !reflect.DeepEqual(back, &want) {
 				t.Errorf("%s: %s changed in the round trip:\n%s", in, fn.Name, b)
 			}
@@ -460,5 +460,45 @@ function "f" {
 	want := map[string]string{"A": "a_b_c", "B": "version 1.2", "C": "00042|x     |3.14", "D": "a\n  b"}
 	if got := f.Function("f").Environment; !reflect.DeepEqual(got, want) {
 		t.Errorf("environment %q, want %q", got, want)
+	}
+}
+
+// TestBuildBlockIsClientSide: the build block reaches the model with its
+// position, and leaves the canonical JSON (job meta, catalog, config
+// hashes) byte-equal to the same spec without it.
+func TestBuildBlockIsClientSide(t *testing.T) {
+	const base = `function "fn" {
+  runtime = "provided.al2023"
+  code {
+    dir = "."
+  }
+%s}
+`
+	with := mustParse(t, fmt.Sprintf(base, "  build {\n    command = \"make\"\n    output  = \"out/fn\"\n  }\n"), nil)
+	without := mustParse(t, fmt.Sprintf(base, ""), nil)
+	skip := mustParse(t, fmt.Sprintf(base, "  build {\n    skip = true\n  }\n"), nil)
+	got := with.Functions[0].Build
+	want := &Build{Command: "make", Output: "out/fn", Pos: "test.hcl:6:3"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("build block decoded as %+v, want %+v", got, want)
+	}
+	if b := skip.Functions[0].Build; b == nil || !b.Skip || b.Command != "" {
+		t.Fatalf("skip block decoded as %+v", b)
+	}
+	if without.Functions[0].Build != nil {
+		t.Fatalf("no build block decoded as %+v", without.Functions[0].Build)
+	}
+	plain, err := Encode(without.Functions[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []*File{with, skip} {
+		b, err := Encode(f.Functions[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, plain) {
+			t.Errorf("the build block changed the canonical JSON:\n%s\nvs\n%s", b, plain)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -148,6 +149,7 @@ func (v *validator) function(fn *Function) {
 		}
 	}
 	v.code(p.attr("code"), fn.Code)
+	v.build(p.attr("build"), fn)
 
 	if len(fn.Layers) > maxLayers {
 		v.errorf(p.attr("layers").index(maxLayers), "a function may use at most %d layers; this one lists %d", maxLayers, len(fn.Layers))
@@ -251,6 +253,25 @@ func (v *validator) code(p path, c *Code) {
 	}
 	if c.Checksum != "" && !checksumRE.MatchString(c.Checksum) {
 		v.errorf(p.attr("checksum"), "checksum must be \"sha256:\" followed by 64 lowercase hex digits")
+	}
+}
+
+func (v *validator) build(p path, fn *Function) {
+	b := fn.Build
+	if b == nil {
+		return
+	}
+	if fn.Code != nil && fn.Code.Dir == "" && (fn.Code.Zip != "" || fn.Code.URL != "") {
+		v.errorf(p, "a build block needs code { dir = … }; zip and url code is packaged as it is")
+	}
+	switch {
+	case b.Skip && (b.Command != "" || b.Output != ""):
+		v.errorf(p.attr("skip"), "skip = true turns the build off; remove command and output, or skip")
+	case !b.Skip && strings.TrimSpace(b.Command) == "":
+		v.errorf(p, "build needs command = \"…\" (a shell command run in the code directory), or skip = true to package the code directory as it is")
+	}
+	if b.Output != "" && !filepath.IsLocal(b.Output) {
+		v.errorf(p.attr("output"), "output %q must be a relative path inside the code directory", b.Output)
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 func init() {
 	register("deploy", command{
-		summary: "package and register functions as Nomad jobs (NOMAD_ADDR, NOMAD_TOKEN)",
+		summary: "build, package and register functions as Nomad jobs (NOMAD_ADDR, NOMAD_TOKEN)",
 		run:     runDeploy,
 	})
 }
@@ -46,7 +46,7 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	// Everything compiles before anything is registered: one bad function
 	// leaves the cluster untouched.
-	cs, err := compileSpecs(env, path, &f, true)
+	cs, err := compileSpecs(ctx, env, path, &f, true)
 	if err != nil {
 		return err
 	}

@@ -9,8 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,6 +21,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
+	"github.com/nimbus-fn/nimbus/bundle/build"
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
@@ -32,6 +33,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/local"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -427,7 +429,9 @@ type devLauncher struct {
 	versions *versions.Store
 	layers   *versions.Local
 	logger   hclog.Logger
-	buildMu  sync.Mutex // one go build at a time
+	buildMu  sync.Mutex // one build at a time
+	// builds are the custom builds run so far (guarded by buildMu).
+	builds map[string]devBuild
 }
 
 var (
@@ -452,7 +456,7 @@ func (l *devLauncher) LaunchProvisioned(ctx context.Context, fn *specs.Function,
 const provisionedInitWait = 30 * time.Second
 
 func (l *devLauncher) launch(ctx context.Context, fn *specs.Function, version, initType string) (discovery.Instance, error) {
-	codeDir, err := l.codeDir(ctx, fn)
+	codeDir, err := l.codeDir(ctx, fn, version)
 	if err != nil {
 		return discovery.Instance{}, err
 	}
@@ -531,67 +535,100 @@ func (l *devLauncher) Stop(ctx context.Context, id string) error {
 	return h.Stop(ctx)
 }
 
-// codeDir returns the directory to run: the spec's code dir, or a build of
-// its Go sources when it has no bootstrap or one older than a source
-// (*.go, go.mod, go.sum).
-func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function) (string, error) {
+// codeDir returns the directory to run for version of fn: for $LATEST the
+// output of its build (buildFunction: the spec's build block, else the
+// runtime's default, built for this machine's GOOS into the state dir and
+// reused while the sources are unchanged), for a published version its
+// unpacked bundle, built when it was published (only the Go default still
+// applies, to versions published as sources).
+func (l *devLauncher) codeDir(ctx context.Context, fn *specs.Function, version string) (string, error) {
 	if fn.Code == nil || fn.Code.Dir == "" {
 		return "", fmt.Errorf("function %s: nimbus dev runs code from a directory (code { dir = … }); zip and URL code need a cluster", fn.Name)
 	}
-	dir := fn.Code.Dir
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(fn.Dir, dir)
-	}
-	dir, err := filepath.Abs(dir)
+	dir, err := functionCodeDir(fn)
 	if err != nil {
 		return "", err
 	}
-	if !strings.HasPrefix(fn.Runtime, "provided") {
-		return dir, nil
-	}
-	bootstrap := filepath.Join(dir, "bootstrap")
-	if st, err := os.Stat(bootstrap); err == nil && st.Mode()&0o111 != 0 {
-		src, mod, err := newestGoSource(dir)
-		if err != nil || src == "" || !mod.After(st.ModTime()) {
-			l.logger.Info("running the prebuilt bootstrap", "function", fn.Name, "bootstrap", bootstrap)
+	if version != jobs.LatestVersion {
+		if !strings.HasPrefix(fn.Runtime, "provided") {
 			return dir, nil
 		}
-		l.logger.Info("Go sources are newer than the prebuilt bootstrap; building them instead",
-			"function", fn.Name, "bootstrap", bootstrap, "source", src)
-	}
-	sums, err := goSourceFingerprint(dir)
-	if err != nil || sums == "" {
-		return dir, nil // no Go sources: let the instance report the missing bootstrap
-	}
-	out := filepath.Join(l.stateDir, "build", fn.Name+"-"+sums[:16])
-	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err == nil {
-		l.logger.Info("running the bootstrap built from Go sources", "function", fn.Name, "dir", dir, "bootstrap", filepath.Join(out, "bootstrap"))
-		return out, nil
+		// Versions published before publish built code may hold Go sources
+		// only: the Go default still builds those (a no-op for a bundle
+		// that holds its bootstrap).
+		plain := *fn
+		plain.Build = nil
+		fn = &plain
 	}
 	l.buildMu.Lock()
 	defer l.buildMu.Unlock()
-	if _, err := os.Stat(filepath.Join(out, "bootstrap")); err == nil {
-		return out, nil
+	if fn.Build != nil && !fn.Build.Skip {
+		return l.customBuild(ctx, fn, dir)
 	}
-	l.logger.Info("building Go function", "function", fn.Name, "dir", dir)
-	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "lambda.norpc", "-o", filepath.Join(out, "bootstrap"), ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building %s in %s: %w\n%s", fn.Name, dir, err, b)
+	if fn.Build == nil && strings.HasPrefix(fn.Runtime, "provided") {
+		need, prebuilt, newest, err := build.GoStatus(dir)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("function %s: %w", fn.Name, err)
+		case prebuilt != "":
+			l.logger.Info("running the prebuilt bootstrap", "function", fn.Name, "bootstrap", prebuilt)
+		case need && newest != "":
+			l.logger.Info("Go sources are newer than the prebuilt bootstrap; building them instead",
+				"function", fn.Name, "bootstrap", filepath.Join(dir, "bootstrap"), "source", newest)
+		}
 	}
-	return out, nil
+	res, err := buildFunction(ctx, fn, dir, l.buildOptions(), nil)
+	if err != nil {
+		return "", err
+	}
+	if res.Step != "" {
+		l.logger.Info("running the build of the function's code", "function", fn.Name, "dir", dir,
+			"build", res.Step, "output", res.Dir, "reused", res.Cached)
+	}
+	return res.Dir, nil
+}
+
+// customBuild runs fn's build command unless the code dir is as the last
+// run of it left it. Must hold buildMu.
+func (l *devLauncher) customBuild(ctx context.Context, fn *specs.Function, dir string) (string, error) {
+	stamp, err := build.Stamp(dir)
+	if err != nil {
+		return "", fmt.Errorf("function %s: %w", fn.Name, err)
+	}
+	key := fn.Name + "\x00" + dir + "\x00" + fn.Build.Command + "\x00" + fn.Build.Output
+	if b, ok := l.builds[key]; ok && b.stamp == stamp {
+		return b.dir, nil
+	}
+	l.logger.Info("running the build command", "function", fn.Name, "dir", dir, "command", fn.Build.Command)
+	res, err := buildFunction(ctx, fn, dir, l.buildOptions(), nil)
+	if err != nil {
+		return "", err
+	}
+	if stamp, err = build.Stamp(dir); err != nil {
+		return "", fmt.Errorf("function %s: %w", fn.Name, err)
+	}
+	if l.builds == nil {
+		l.builds = map[string]devBuild{}
+	}
+	l.builds[key] = devBuild{stamp: stamp, dir: res.Dir}
+	return res.Dir, nil
+}
+
+// devBuild is a custom build's output and the code dir's stamp after it.
+type devBuild struct{ stamp, dir string }
+
+// buildOptions builds for this machine into the state dir, which keeps
+// builds of unchanged sources.
+func (l *devLauncher) buildOptions() build.Options {
+	return build.Options{CacheDir: filepath.Join(l.stateDir, "build"), GOOS: runtime.GOOS}
 }
 
 // codeStamp fingerprints a function's code directory (names, sizes and
 // mtimes of its files, not recursive); "" when it has none.
 func codeStamp(fn *specs.Function) string {
-	if fn.Code == nil || fn.Code.Dir == "" {
+	dir, err := functionCodeDir(fn)
+	if err != nil || dir == "" {
 		return ""
-	}
-	dir := fn.Code.Dir
-	if !filepath.IsAbs(dir) {
-		dir = filepath.Join(fn.Dir, dir)
 	}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -622,62 +659,6 @@ func layerStamp(ctx context.Context, store *versions.Store, fn *specs.Function) 
 		fmt.Fprintf(&b, " %s:%d", lv.Layer, lv.Number)
 	}
 	return b.String()
-}
-
-// isGoSource says whether a file named n is one go build reads.
-func isGoSource(n string) bool {
-	return strings.HasSuffix(n, ".go") || n == "go.mod" || n == "go.sum"
-}
-
-// newestGoSource returns the most recently modified Go source in dir (not
-// recursive) and its mtime; "" when there is none.
-func newestGoSource(dir string) (string, time.Time, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	var name string
-	var newest time.Time
-	for _, e := range ents {
-		if e.IsDir() || !isGoSource(e.Name()) {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		if name == "" || fi.ModTime().After(newest) {
-			name, newest = filepath.Join(dir, e.Name()), fi.ModTime()
-		}
-	}
-	return name, newest, nil
-}
-
-// goSourceFingerprint hashes names, sizes and mtimes of the Go sources in
-// dir ("" when there are none).
-func goSourceFingerprint(dir string) (string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	var parts []string
-	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || !isGoSource(n) {
-			continue
-		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s|%d|%d", n, fi.Size(), fi.ModTime().UnixNano()))
-	}
-	if len(parts) == 0 {
-		return "", nil
-	}
-	sort.Strings(parts)
-	h := sha256.Sum256([]byte(dir + "\n" + strings.Join(parts, "\n")))
-	return hex.EncodeToString(h[:]), nil
 }
 
 // The built-in sample: a Python function with a public URL, used when

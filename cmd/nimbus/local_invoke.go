@@ -18,6 +18,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/local"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -136,8 +137,9 @@ func isSpecArg(path string) (bool, error) {
 
 // specConfig loads the spec at path and builds the instance config of the
 // function named function (or the only one). Zip code and layers are
-// unpacked under work; Go sources without a bootstrap are built there, as
-// nimbus dev does. Diagnostics go to stderr; errors in them exit 1.
+// unpacked under work; the code is built (build block or the runtime's
+// default) as nimbus dev builds it. Diagnostics go to stderr; errors in
+// them exit 1.
 func specConfig(ctx context.Context, env *cliEnv, path, function string, vars specVars, work string, logger hclog.Logger) (*instance.Config, error) {
 	file, diags := specs.Load(path, &specs.Options{Vars: vars, Env: env.getenv})
 	if len(diags) > 0 {
@@ -154,14 +156,12 @@ func specConfig(ctx context.Context, env *cliEnv, path, function string, vars sp
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(fn.Runtime, "provided") {
-		// A Go function kept as sources is built the way nimbus dev builds it.
-		built := *fn
-		built.Code = &specs.Code{Dir: codeDir}
-		dev := &devLauncher{stateDir: work, logger: logger}
-		if codeDir, err = dev.codeDir(ctx, &built); err != nil {
-			return nil, err
-		}
+	// The code is built the way nimbus dev builds it.
+	built := *fn
+	built.Code = &specs.Code{Dir: codeDir}
+	dev := &devLauncher{stateDir: work, logger: logger}
+	if codeDir, err = dev.codeDir(ctx, &built, jobs.LatestVersion); err != nil {
+		return nil, err
 	}
 	var layers []string
 	for i, ref := range fn.Layers {

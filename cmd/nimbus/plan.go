@@ -46,7 +46,7 @@ func runPlan(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cs, err := compileSpecs(env, path, &f, false)
+	cs, err := compileSpecs(ctx, env, path, &f, false)
 	if err != nil {
 		return err
 	}

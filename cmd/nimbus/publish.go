@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/bundle"
+	"github.com/nimbus-fn/nimbus/bundle/build"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/jobs"
@@ -254,7 +256,24 @@ func publishLocal(ctx context.Context, env *cliEnv, st *state, stateDir, fn, pat
 	if spec == nil {
 		return nil, false, nil, fmt.Errorf("%s: no function %q", path, fn)
 	}
-	data, sum, unzipped, err := packCode(spec.Code, spec.Dir, "function "+fn+" code")
+	code := spec.Code
+	if dir, err := functionCodeDir(spec); err != nil {
+		return nil, false, nil, err
+	} else if dir != "" {
+		// The version holds what deploy would package, the build's output,
+		// built for this machine: local versions run under nimbus dev.
+		cache, err := makeOwnedTempDir("", buildTempPrefix)
+		if err != nil {
+			return nil, false, nil, fmt.Errorf("creating a build directory: %w", err)
+		}
+		defer os.RemoveAll(cache)
+		res, err := buildFunction(ctx, spec, dir, build.Options{CacheDir: cache, GOOS: runtime.GOOS}, env.stderr)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		code = &specs.Code{Dir: res.Dir}
+	}
+	data, sum, unzipped, err := packCode(code, spec.Dir, "function "+fn+" code")
 	if err != nil {
 		return nil, false, nil, err
 	}
@@ -268,6 +287,7 @@ func publishLocal(ctx context.Context, env *cliEnv, st *state, stateDir, fn, pat
 	}
 	snap := *spec
 	snap.Code = &specs.Code{Dir: dir, Checksum: "sha256:" + sum}
+	snap.Build = nil // the version's code is built already
 	snap.Layers = pinned
 	v, created, err := st.store.Publish(ctx, fn, versions.Snapshot{Spec: &snap, CodeSHA256: sum, Description: desc})
 	return v, created, spec, err

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/bundle"
+	"github.com/nimbus-fn/nimbus/bundle/build"
 	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -96,7 +97,11 @@ var errReported = exitError{code: 1}
 // them all; it registers nothing and fails if any function fails. With
 // withSecrets it also derives each job's variable from the cluster key,
 // which it then requires.
-func compileSpecs(env *cliEnv, path string, f *jobFlags, withSecrets bool) ([]compiled, error) {
+//
+// Code directories are built first (bundle/build: the spec's build block or
+// the runtime's default) into a temporary directory removed on return, and
+// the build's output is what gets packaged.
+func compileSpecs(ctx context.Context, env *cliEnv, path string, f *jobFlags, withSecrets bool) ([]compiled, error) {
 	vars := map[string]string{}
 	for _, v := range f.vars {
 		name, value, ok := strings.Cut(v, "=")
@@ -136,10 +141,16 @@ func compileSpecs(env *cliEnv, path string, f *jobFlags, withSecrets bool) ([]co
 		ArtifactBaseURL: base,
 		RollingUpdates:  f.rollingUpdates,
 	}
+	cache, err := makeOwnedTempDir("", buildTempPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("creating a build directory: %w", err)
+	}
+	defer os.RemoveAll(cache)
+	bopts := build.Options{CacheDir: cache}
 	var out []compiled
 	var errs []string
 	for _, fn := range fns {
-		c, err := compileOne(file, fn, opts, f.bundleDir)
+		c, err := compileOne(ctx, env, file, fn, opts, bopts, f.bundleDir)
 		if err == nil && withSecrets {
 			c.secrets, err = jobs.InvokeVariable(c.job, key)
 		}
@@ -189,11 +200,21 @@ func secretKey(env *cliEnv, file string) ([]byte, error) {
 	return nil, fmt.Errorf("no invoke secret key: set %s or pass --secret-key-file (the gateways must use the same key)", envSecretKey)
 }
 
-func compileOne(file *specs.File, fn *specs.Function, opts jobs.Options, bundleDir string) (compiled, error) {
+func compileOne(ctx context.Context, env *cliEnv, file *specs.File, fn *specs.Function, opts jobs.Options, bopts build.Options, bundleDir string) (compiled, error) {
 	where := fmt.Sprintf("%s: function %q", fn.Pos, fn.Name)
 	c := compiled{fn: fn}
 	if fn.Code != nil && fn.Code.URL == "" {
-		art, pb, err := packageCode(fn.Code, fn.Dir, opts.ArtifactBaseURL, bundleDir)
+		code := fn.Code
+		if dir, err := functionCodeDir(fn); err != nil {
+			return c, fmt.Errorf("%s: code: %w", where, err)
+		} else if dir != "" && opts.ArtifactBaseURL != "" {
+			res, err := buildFunction(ctx, fn, dir, bopts, env.stderr)
+			if err != nil {
+				return c, err
+			}
+			code = &specs.Code{Dir: res.Dir}
+		}
+		art, pb, err := packageCode(code, fn.Dir, opts.ArtifactBaseURL, bundleDir)
 		if err != nil {
 			return c, fmt.Errorf("%s: code: %w", where, err)
 		}
@@ -317,7 +338,7 @@ func specPath(fs *flag.FlagSet) (string, error) {
 	}
 }
 
-func runRender(_ context.Context, env *cliEnv, args []string) error {
+func runRender(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "render", "[spec file or dir]")
 	var f jobFlags
 	f.add(fs)
@@ -333,7 +354,7 @@ func runRender(_ context.Context, env *cliEnv, args []string) error {
 	if *format != "hcl" && *format != "json" {
 		return fmt.Errorf("--format %q: want hcl or json", *format)
 	}
-	cs, err := compileSpecs(env, path, &f, *printVar)
+	cs, err := compileSpecs(ctx, env, path, &f, *printVar)
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,10 @@ const ownerFile = "nimbus.pid"
 
 // staleTempPrefixes name the temporary dirs a killed nimbus dev or gateway
 // leaves behind; sweepStaleTempDirs removes those whose owner is gone.
-var staleTempPrefixes = []string{"nimbus-dev-", "nimbus-queue-"}
+var staleTempPrefixes = []string{"nimbus-dev-", "nimbus-queue-", buildTempPrefix}
+
+// buildTempPrefix names the dir compileSpecs builds function code in.
+const buildTempPrefix = "nimbus-build-"
 
 // makeOwnedTempDir creates a dir named prefix* in base, with an owner file
 // naming this process.

@@ -1,5 +1,6 @@
-# A Go function on the custom runtime: the code directory holds an
-# executable named bootstrap built from main.go.
+# A Go function on the custom runtime. nimbus builds main.go into the
+# executable named bootstrap (CGO_ENABLED=0 GOOS=linux go build) before it
+# packages or runs the function; a build block would replace that default.
 function "hello-go" {
   description = "Says hello from aws-lambda-go"
   runtime     = "provided.al2023"

@@ -59,6 +59,12 @@ function "orders-api" {
     dir = "src"
   }
 
+  # Client-side only: not in the canonical JSON.
+  build {
+    command = "make bundle"
+    output  = "dist"
+  }
+
   secret "DB_PASSWORD" {
     path = "nimbus/orders/db"
     key  = "password"
@@ -196,5 +202,8 @@ function "audit" {
   runtime = "provided.al2023"
   code {
     dir = "audit"
+  }
+  build {
+    skip = true
   }
 }
