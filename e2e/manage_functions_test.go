@@ -148,14 +148,18 @@ func TestManageFunctionsThroughSDK(t *testing.T) {
 	ctx := context.Background()
 	waitActive := func(name string) {
 		t.Helper()
-		w := lambda.NewFunctionActiveV2Waiter(lc, func(o *lambda.FunctionActiveV2WaiterOptions) { o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second })
+		w := lambda.NewFunctionActiveV2Waiter(lc, func(o *lambda.FunctionActiveV2WaiterOptions) {
+			o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second
+		})
 		if err := w.Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)}, time.Minute); err != nil {
 			t.Fatalf("waiting for %s to be Active: %v", name, err)
 		}
 	}
 	waitUpdated := func(name string) {
 		t.Helper()
-		w := lambda.NewFunctionUpdatedV2Waiter(lc, func(o *lambda.FunctionUpdatedV2WaiterOptions) { o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second })
+		w := lambda.NewFunctionUpdatedV2Waiter(lc, func(o *lambda.FunctionUpdatedV2WaiterOptions) {
+			o.MinDelay, o.MaxDelay = 200*time.Millisecond, time.Second
+		})
 		if err := w.Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(name)}, time.Minute); err != nil {
 			t.Fatalf("waiting for %s's update: %v", name, err)
 		}
