@@ -116,6 +116,66 @@ var manageRoutes = []route{
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
 			a.manage(w, r, name, a.updateFunctionCode)
 		}},
+	// Nimbus's own: the function's spec in the model specs and the CLI
+	// share (nimbus export writes it back as HCL).
+	{Route{"GetFunctionSpec", []string{http.MethodGet}, SpecPathPrefix + fnLabel + "/spec"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.getFunctionSpec) }},
+}
+
+// SpecPathPrefix starts GetFunctionSpec's path:
+// /nimbus/v1/functions/{FunctionName}/spec[?Qualifier=…].
+const SpecPathPrefix = "/nimbus/v1/functions/"
+
+// FunctionSpec is GetFunctionSpec's answer.
+type FunctionSpec struct {
+	// Spec is the canonical JSON of the version's spec. Its code names
+	// where this gateway keeps the bundle; CodeLocation downloads it.
+	Spec json.RawMessage `json:"Spec"`
+	// Version is the version the spec is of.
+	Version string `json:"Version"`
+	// CodeSha256 is the bundle's sha256 (hex) and CodeLocation its URL
+	// ("" when the function's code is a directory no bundle was made of).
+	CodeSha256   string `json:"CodeSha256"`
+	CodeLocation string `json:"CodeLocation"`
+}
+
+// getFunctionSpec answers GetFunctionSpec.
+func (a *API) getFunctionSpec(c *manageCall) (int, any, *apiError) {
+	st, out, e := a.getFunction(c)
+	if e != nil {
+		return 0, nil, e
+	}
+	m := out.(map[string]any)
+	cfg := m["Configuration"].(*functionConfiguration)
+	ctx := c.r.Context()
+	var spec *specs.Function
+	if fn, res, e := a.lookup(ctx, c.ref); e == nil {
+		spec = res.Spec
+		if res.Version == catalog.Latest && a.opts.Manage != nil {
+			if f, err := a.opts.Manage.Functions.Get(ctx, fn.Name); err == nil {
+				spec = f.Spec
+			}
+		}
+	} else if a.opts.Manage == nil {
+		return 0, nil, e
+	} else if f, err := a.opts.Manage.Functions.Get(ctx, c.ref.Name); err == nil {
+		spec = f.Spec // not in service yet
+	} else {
+		return 0, nil, e
+	}
+	raw, err := specs.Encode(spec)
+	if err != nil {
+		return 0, nil, serviceErr("encoding the spec", err)
+	}
+	sum := ""
+	if spec.Code != nil {
+		sum = strings.TrimPrefix(spec.Code.Checksum, "sha256:")
+	}
+	fs := &FunctionSpec{Spec: raw, Version: cfg.Version, CodeSha256: sum}
+	if sum != "" {
+		fs.CodeLocation = m["Code"].(map[string]string)["Location"]
+	}
+	return st, fs, nil
 }
 
 // manageCall is one management request: the function named in the path
