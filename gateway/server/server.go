@@ -85,17 +85,17 @@ type Deps struct {
 
 // Server is one running gateway.
 type Server struct {
-	cfg      *config.Config
-	deps     Deps
-	logger   hclog.Logger
-	metrics  *metrics.Metrics
-	router   *router.Router
-	api      *api.API
-	queue    *queue.Queue
-	nats     *queue.NATS // set by Start
+	cfg     *config.Config
+	deps    Deps
+	logger  hclog.Logger
+	metrics *metrics.Metrics
+	router  *router.Router
+	api     *api.API
+	queue   *queue.Queue
+	nats    *queue.NATS // set by Start
 	// slots shares reserved concurrency with the other gateways on the
 	// same external NATS (set by Start when concurrency_lease applies).
-	slots *slots.Slots
+	slots    *slots.Slots
 	http     *http.Server
 	ln       net.Listener
 	conns    *limitListener // ln, counted and capped at max_connections
