@@ -46,8 +46,17 @@
 //     invocation's own timeout. Run logs it and tries to take the slot back.
 //   - NATS unreachable at admission: Acquire fails and the invocation is
 //     refused (the router answers an error, never admits unchecked).
+//   - A gateway that dies mid-invocation cannot stop the invocation: the
+//     instance runs it to its end, while its slot is free again Lease
+//     after the gateway's last renewal. If it runs on longer than that,
+//     R+1 can run for the rest of it (at most its function timeout). A
+//     longer lease narrows this; the price is slower recovery.
 //   - A full scan costs up to R round trips before a 429, only when the
-//     gateway itself is below R and all R are taken elsewhere.
+//     gateway itself is below R and all R are taken elsewhere; after one,
+//     Acquire answers "full" without asking for Config.FullFor (default
+//     50ms), so a flood against a saturated function costs one scan per
+//     FullFor. That can refuse, never admit, for that long after another
+//     gateway frees a slot.
 //
 // It may import third-party modules only.
 package slots

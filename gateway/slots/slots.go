@@ -30,6 +30,12 @@ type Config struct {
 	Owner string
 	// ReleaseTimeout bounds one release. Default 5s.
 	ReleaseTimeout time.Duration
+	// FullFor is how long Acquire answers "full" without asking NATS after
+	// a scan found every slot of a function taken, so a flood of requests
+	// for a saturated function costs one scan per FullFor, not one each.
+	// A slot another gateway frees meanwhile waits at most this long; one
+	// this gateway frees is seen at once. Default 50ms; negative: never.
+	FullFor time.Duration
 }
 
 func (c *Config) defaults() {
@@ -45,6 +51,9 @@ func (c *Config) defaults() {
 	if c.ReleaseTimeout == 0 {
 		c.ReleaseTimeout = 5 * time.Second
 	}
+	if c.FullFor == 0 {
+		c.FullFor = 50 * time.Millisecond
+	}
 }
 
 // Slots acquires and renews slot leases. Safe for concurrent use.
@@ -53,8 +62,9 @@ type Slots struct {
 	cfg    Config
 	logger hclog.Logger
 
-	mu   sync.Mutex // guards held
+	mu   sync.Mutex // guards held and full
 	held map[string]*lease
+	full map[string]time.Time // function → until when a scan found it full
 }
 
 // lease is one held slot. Its mutex orders renewal and release, so a
@@ -97,7 +107,7 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger hclog.
 	if err != nil {
 		return nil, fmt.Errorf("opening concurrency bucket %s: %w", cfg.Bucket, err)
 	}
-	return &Slots{kv: kv, cfg: cfg, logger: logger.Named("slots"), held: map[string]*lease{}}, nil
+	return &Slots{kv: kv, cfg: cfg, logger: logger.Named("slots"), held: map[string]*lease{}, full: map[string]time.Time{}}, nil
 }
 
 // Key is the KV key of a function's slot n.
@@ -114,6 +124,12 @@ func taken(err error) bool {
 // must not admit.
 func (s *Slots) Acquire(ctx context.Context, function string, limit int) (release func(), ok bool, err error) {
 	if limit <= 0 {
+		return nil, false, nil
+	}
+	s.mu.Lock()
+	until, known := s.full[function]
+	s.mu.Unlock()
+	if known && time.Now().Before(until) {
 		return nil, false, nil
 	}
 	start := rand.IntN(limit)
@@ -137,15 +153,26 @@ func (s *Slots) Acquire(ctx context.Context, function string, limit int) (releas
 		s.held[key] = l
 		s.mu.Unlock()
 		var once sync.Once
-		return func() { once.Do(func() { s.release(l) }) }, true, nil
+		return func() { once.Do(func() { s.release(function, l) }) }, true, nil
+	}
+	if s.cfg.FullFor > 0 {
+		s.mu.Lock()
+		s.full[function] = time.Now().Add(s.cfg.FullFor)
+		s.mu.Unlock()
 	}
 	return nil, false, nil
 }
 
-func (s *Slots) release(l *lease) {
+func (s *Slots) release(function string, l *lease) {
 	s.mu.Lock()
 	delete(s.held, l.key)
 	s.mu.Unlock()
+	defer func() {
+		// Freed here: the next Acquire asks NATS again.
+		s.mu.Lock()
+		delete(s.full, function)
+		s.mu.Unlock()
+	}()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.released = true

@@ -161,3 +161,61 @@ func TestLeasesRenewAndLapseWhenTheHolderDies(t *testing.T) {
 	}
 	r()
 }
+
+// After a scan found every slot taken, Acquire answers "full" without
+// asking NATS until FullFor passes or this member frees a slot.
+func TestFullFunctionIsRememberedBriefly(t *testing.T) {
+	srv := startNATS(t)
+	nc, err := srv.Connect("gw-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A long FullFor makes the remembered answer observable.
+	a, err := slots.Open(context.Background(), js, slots.Config{Owner: "gw-a", Lease: 5 * time.Second, FullFor: time.Hour}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := join(t, srv, "gw-b", 5*time.Second)
+	relB, ok, err := b.slots.Acquire(context.Background(), "fn", 1)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	if _, ok, err := a.Acquire(context.Background(), "fn", 1); ok || err != nil {
+		t.Fatalf("a slot while gw-b holds the only one: %v %v", ok, err)
+	}
+	relB()
+	// gw-b freed it, but gw-a remembers "full" (it would for FullFor).
+	if _, ok, err := a.Acquire(context.Background(), "fn", 1); ok || err != nil {
+		t.Fatalf("within FullFor: %v %v", ok, err)
+	}
+	// Another function is not affected.
+	relOther, ok, err := a.Acquire(context.Background(), "other", 1)
+	if err != nil || !ok {
+		t.Fatalf("another function: %v %v", ok, err)
+	}
+	relOther()
+	// A release on gw-a forgets what it remembered of that function.
+	relA, ok, err := a.Acquire(context.Background(), "fn2", 2)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	relB, ok, err = b.slots.Acquire(context.Background(), "fn2", 2)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	defer relB()
+	if _, ok, err := a.Acquire(context.Background(), "fn2", 2); ok || err != nil {
+		t.Fatalf("a third slot of two: %v %v", ok, err)
+	}
+	relA()
+	relA, ok, err = a.Acquire(context.Background(), "fn2", 2)
+	if err != nil || !ok {
+		t.Fatalf("after gw-a freed its own slot: %v %v", ok, err)
+	}
+	relA()
+}
