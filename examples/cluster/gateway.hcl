@@ -43,6 +43,10 @@ consul {
 # bucket nimbus_concurrency. A gateway that dies frees its slots this long
 # after its last renewal. Default "30s".
 concurrency_lease = "30s"
+# The unreserved pool (account_concurrency less the reservations) can be
+# shared the same way, at a KV write per invocation; off by default, when
+# each gateway admits the whole pool.
+# share_account_concurrency = true
 
 queue {
   # Several gateways share one NATS JetStream cluster for the async queue,

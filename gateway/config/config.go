@@ -59,6 +59,13 @@ type Config struct {
 	// itself this long after its last renewal. Refused without nats_url
 	// (one gateway counts alone). Default "30s"; at least "1s".
 	ConcurrencyLease string `hcl:"concurrency_lease,optional"`
+	// ShareAccountConcurrency, with queue nats_url, makes the unreserved
+	// pool (account_concurrency less the reservations) hold across the
+	// gateways too: every invocation of a function without a reservation
+	// then holds a slot in the same bucket, a KV write to take it and one
+	// to free it. Off, each gateway admits the whole unreserved pool.
+	// Refused without nats_url. Default false.
+	ShareAccountConcurrency bool `hcl:"share_account_concurrency,optional"`
 	// ShutdownGrace bounds draining in-flight invocations on shutdown.
 	// Default "30s".
 	ShutdownGrace string `hcl:"shutdown_grace,optional"`
@@ -265,6 +272,9 @@ func (c *Config) Validate() error {
 		bad("concurrency_lease %q needs queue nats_url: reserved concurrency is shared only between gateways on one external NATS", c.ConcurrencyLease)
 	case c.ConcurrencyLease != "":
 		c.ConcurrencyLeaseD = dur("concurrency_lease", c.ConcurrencyLease, time.Second)
+	}
+	if c.ShareAccountConcurrency && (c.Queue == nil || c.Queue.URL == "") {
+		bad("share_account_concurrency needs queue nats_url: concurrency is shared only between gateways on one external NATS")
 	}
 	c.ReadHeaderTimeoutD = dur("read_header_timeout", c.ReadHeaderTimeout, 10*time.Millisecond)
 	c.ReadBodyTimeoutD = dur("read_body_timeout", c.ReadBodyTimeout, 10*time.Millisecond)

@@ -191,4 +191,14 @@ queue {
 			t.Errorf("lease %q: %v", bad.ConcurrencyLease, err)
 		}
 	}
+	bad := &config.Config{Dev: true, ShareAccountConcurrency: true}
+	bad.Defaults()
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "share_account_concurrency") {
+		t.Errorf("shared account without nats_url: %v", err)
+	}
+	good := &config.Config{Dev: true, ShareAccountConcurrency: true, Queue: &queue.Config{URL: "nats://127.0.0.1:4222"}}
+	good.Defaults()
+	if err := good.Validate(); err != nil {
+		t.Errorf("shared account with nats_url: %v", err)
+	}
 }

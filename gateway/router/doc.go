@@ -20,9 +20,13 @@
 // the function's slots across all gateways, so N gateways together admit
 // the reservation, not N times it; when the shared state cannot be reached
 // the invocation is refused (ErrShared), never admitted unchecked. The
-// account limit and the unreserved pool stay per gateway. A Scaler that answers *LaunchError (capacity cannot
-// start: broken code, a missing layer) fails the version's waiting requests
-// with it at once, unless a live instance will still serve them.
+// unreserved pool (the account limit less the reservations) is shared the
+// same way when asked (SetShared's account), its slots named
+// UnreservedSlots; otherwise it stays per gateway.
+//
+// A Scaler that answers *LaunchError (capacity cannot start: broken code, a
+// missing layer) fails the version's waiting requests with it at once,
+// unless a live instance will still serve them.
 //
 // Lock rules: one mutex (Router.mu) guards every pool, instance and
 // function counter; methods suffixed Locked must be called with it held.

@@ -179,6 +179,7 @@ type Router struct {
 	draining      bool
 	idle          *sync.Cond // signalled when an admitted invocation finishes
 	shared        Shared     // nil: reserved concurrency is counted here only
+	shareAccount  bool       // the unreserved pool is shared too
 }
 
 type poolKey struct{ function, version string }
@@ -222,12 +223,18 @@ func (r *Router) SetReservedTotal(n int) {
 
 // SetShared makes reserved concurrency hold across the gateways sharing s:
 // an invocation of a function with a reservation is admitted only when it
-// also takes one of the function's shared slots. Call before serving.
-func (r *Router) SetShared(s Shared) {
+// also takes one of the function's shared slots. With account set, the
+// unreserved pool is shared too: every other invocation takes one of its
+// slots (named UnreservedSlots). Call before serving.
+func (r *Router) SetShared(s Shared, account bool) {
 	r.mu.Lock()
-	r.shared = s
+	r.shared, r.shareAccount = s, account
 	r.mu.Unlock()
 }
+
+// UnreservedSlots is the name the unreserved pool's slots go by in Shared;
+// no function name can contain "=".
+const UnreservedSlots = "=unreserved"
 
 // UnreservedLimit is the concurrency functions without a reservation share.
 func (r *Router) UnreservedLimit() int {
@@ -339,26 +346,39 @@ func (r *releaser) Close() error {
 	return err
 }
 
-// admitShared admits t here, then, for a function with a reservation and a
-// Shared set, takes one of its slots across gateways. done undoes both.
+// admitShared admits t here, then, with a Shared set, takes one of the
+// function's slots across gateways (a function with a reservation), or one
+// of the unreserved pool's (the others, when the account is shared). done
+// undoes both.
 func (r *Router) admitShared(ctx context.Context, t Target) (done func(), err error) {
 	if err := r.admit(t); err != nil {
 		return nil, err
 	}
 	r.mu.Lock()
-	shared := r.shared
+	shared, account, unreserved := r.shared, r.shareAccount, r.unreservedLimitLocked()
 	r.mu.Unlock()
-	if shared == nil || t.Reserved == nil {
+	name, limit := t.Function, 0
+	reason := ReasonReservedFunctionConcurrentInvocationLimitExceeded
+	switch {
+	case shared == nil:
+	case t.Reserved != nil:
+		limit = *t.Reserved
+	case account:
+		name, limit, reason = UnreservedSlots, unreserved, ReasonConcurrentInvocationLimitExceeded
+	default:
+		shared = nil
+	}
+	if shared == nil {
 		return func() { r.unadmit(t) }, nil
 	}
-	release, ok, err := shared.Acquire(ctx, t.Function, *t.Reserved)
+	release, ok, err := shared.Acquire(ctx, name, limit)
 	if err != nil {
 		r.unadmit(t)
 		return nil, fmt.Errorf("%w: %w", ErrShared, err)
 	}
 	if !ok {
 		r.unadmit(t)
-		return nil, &ThrottleError{Reason: ReasonReservedFunctionConcurrentInvocationLimitExceeded, Message: "Rate Exceeded.", RetryAfter: time.Second}
+		return nil, &ThrottleError{Reason: reason, Message: "Rate Exceeded.", RetryAfter: time.Second}
 	}
 	return func() {
 		r.unadmit(t)

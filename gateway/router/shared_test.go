@@ -27,6 +27,12 @@ type sharedRouter struct {
 
 func newSharedRouter(t *testing.T, srv *natsembed.Server, name string, src *gatewaytest.Source, lease time.Duration) *sharedRouter {
 	t.Helper()
+	return newSharedRouterWith(t, srv, name, src, lease, router.Config{}, false)
+}
+
+func newSharedRouterWith(t *testing.T, srv *natsembed.Server, name string, src *gatewaytest.Source, lease time.Duration,
+	cfg router.Config, account bool) *sharedRouter {
+	t.Helper()
 	nc, err := srv.Connect(name)
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +49,8 @@ func newSharedRouter(t *testing.T, srv *natsembed.Server, name string, src *gate
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	go sl.Run(ctx)
-	r := newRouter(t, router.Config{}, src, nil)
-	r.SetShared(sl)
+	r := newRouter(t, cfg, src, nil)
+	r.SetShared(sl, account)
 	return &sharedRouter{Router: r, nc: nc, renew: cancel}
 }
 
@@ -148,4 +154,57 @@ func TestReservedConcurrencyHoldsAcrossTwoRouters(t *testing.T) {
 		t.Fatal("gw-b held two slots while gw-a's lease still ran")
 	}
 	gatewaytest.Eventually(t, 5*lease, both, "gw-a's slot to lapse and come back to gw-b")
+}
+
+// With the account shared, the unreserved pool holds across routers too;
+// without, a function with a reservation is the only thing shared.
+func TestUnreservedPoolHoldsAcrossTwoRoutersWhenShared(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	g := newGate()
+	in := gatewaytest.StartInstance(t, "u", "$LATEST", 10, secret("u", "$LATEST"), g.handle)
+	var once sync.Once
+	releaseAll := func() { once.Do(func() { close(g.release) }) }
+	t.Cleanup(releaseAll)
+	src := gatewaytest.NewSource()
+	src.Set("u", "$LATEST", in.Discovery("i1", discovery.GroupOnDemand))
+	// An unreserved pool of 3 on each router.
+	cfg := router.Config{AccountConcurrency: 3, UnreservedMin: 3}
+	a := newSharedRouterWith(t, srv, "gw-a", src, 5*time.Second, cfg, true)
+	b := newSharedRouterWith(t, srv, "gw-b", src, 5*time.Second, cfg, true)
+	tg := router.Target{Function: "u", Version: "$LATEST", EnvironmentsPerInstance: 10}
+	results := make(chan error, 6)
+	for i := range 6 {
+		r := []*sharedRouter{a, b}[i%2]
+		go func() {
+			_, err := invoke(t, r.Router, tg, `{}`)
+			results <- err
+		}()
+	}
+	throttled, entered := 0, 0
+	for throttled < 3 || entered < 3 {
+		select {
+		case err := <-results:
+			if throttleReason(err) != router.ReasonConcurrentInvocationLimitExceeded {
+				t.Fatalf("invocation ended with %v before any was released; want an account throttle", err)
+			}
+			throttled++
+		case <-g.entered:
+			if entered++; entered > 3 {
+				t.Fatalf("%d unreserved invocations running at once, pool 3", entered)
+			}
+		}
+	}
+	releaseAll()
+	for range 3 {
+		if err := <-results; err != nil {
+			t.Fatalf("an admitted invocation failed: %v", err)
+		}
+	}
+	if m := in.MaxBusy(); m != 3 {
+		t.Fatalf("instance saw %d at once, want 3", m)
+	}
 }

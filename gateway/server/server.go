@@ -393,7 +393,7 @@ func (s *Server) openSlots(ctx context.Context) error {
 		return fmt.Errorf("opening reserved concurrency slots: %w", err)
 	}
 	s.slots = sl
-	s.router.SetShared(sl)
+	s.router.SetShared(sl, s.cfg.ShareAccountConcurrency)
 	return nil
 }
 

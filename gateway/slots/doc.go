@@ -14,8 +14,10 @@
 // gateway's slots lapse by the server's clock, not by the gateways'. It
 // costs a KV write per admitted invocation of a function with reserved
 // concurrency (and one to release it), which is small next to an
-// invocation; functions without a reservation pay nothing. This package
-// is that design.
+// invocation; functions without a reservation pay nothing unless the
+// account's unreserved pool is shared too (the gateway's
+// share_account_concurrency: its slots go by the name "=unreserved", which
+// no function can have). This package is that design.
 //
 // # Slots and leases
 //
