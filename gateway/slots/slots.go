@@ -20,9 +20,9 @@ const DefaultBucket = "nimbus_concurrency"
 type Config struct {
 	// Bucket is the KV bucket. Default DefaultBucket.
 	Bucket string
-	// Lease is how long a slot outlives its holder's last renewal (the
-	// bucket's max age, so an existing bucket keeps the lease it was
-	// created with). Default 30s; at least 300ms.
+	// Lease is how long a slot outlives its holder's last renewal: the
+	// bucket's max age. An existing bucket keeps the lease it was created
+	// with, and Open then uses that one. Default 30s; at least 300ms.
 	Lease time.Duration
 	// Replicas of the bucket's stream. Default 1.
 	Replicas int
@@ -106,6 +106,22 @@ func Open(ctx context.Context, js jetstream.JetStream, cfg Config, logger hclog.
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening concurrency bucket %s: %w", cfg.Bucket, err)
+	}
+	// The bucket's max age is the lease every gateway lives by: one
+	// created earlier with another lease keeps it, and renewals follow it
+	// (renewing at a third of a longer lease than the bucket's would let
+	// held slots lapse).
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading concurrency bucket %s: %w", cfg.Bucket, err)
+	}
+	switch ttl := st.TTL(); {
+	case ttl <= 0:
+		return nil, fmt.Errorf("concurrency bucket %s has no max age, so a dead gateway's slots would never free: recreate it", cfg.Bucket)
+	case ttl != cfg.Lease:
+		logger.Warn("the concurrency bucket was created with another lease; using the bucket's",
+			"bucket", cfg.Bucket, "lease", ttl, "configured", cfg.Lease)
+		cfg.Lease = ttl
 	}
 	return &Slots{kv: kv, cfg: cfg, logger: logger.Named("slots"), held: map[string]*lease{}, full: map[string]time.Time{}}, nil
 }

@@ -219,3 +219,24 @@ func TestFullFunctionIsRememberedBriefly(t *testing.T) {
 	}
 	relA()
 }
+
+// A member configured with another lease than the bucket's renews by the
+// bucket's, so its slots never lapse under it.
+func TestAnExistingBucketsLeaseWins(t *testing.T) {
+	srv := startNATS(t)
+	a := join(t, srv, "gw-a", time.Second) // creates the bucket: max age 1s
+	b := join(t, srv, "gw-b", time.Minute)
+	rel, ok, err := b.slots.Acquire(context.Background(), "fn", 1)
+	if err != nil || !ok {
+		t.Fatal(ok, err)
+	}
+	defer rel()
+	// Three of the bucket's leases later the slot is still gw-b's.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok, err := a.slots.Acquire(context.Background(), "fn", 1); err != nil || ok {
+			t.Fatalf("gw-a took gw-b's renewed slot: %v %v", ok, err)
+		}
+		time.Sleep(250 * time.Millisecond) // pacing the probe, not waiting for a condition
+	}
+}
