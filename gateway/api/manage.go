@@ -315,7 +315,13 @@ type functionInput struct {
 	PackageType      string            `json:"PackageType"`
 	Architectures    []string          `json:"Architectures"`
 	RevisionID       string            `json:"RevisionId"`
-	Code             *struct {
+	// Nimbus carries what Lambda's fields cannot say: the whole function
+	// spec (event sources, async config, URL, aliases, placement, …), in
+	// place of the configuration fields. nimbus deploy --endpoint sends it.
+	Nimbus *struct {
+		Spec json.RawMessage `json:"Spec"`
+	} `json:"Nimbus"`
+	Code *struct {
 		ZipFile         []byte `json:"ZipFile"`
 		S3Bucket        string `json:"S3Bucket"`
 		S3Key           string `json:"S3Key"`
@@ -486,6 +492,30 @@ func (a *API) storeCode(ctx context.Context, zip []byte) (*specs.Code, string, *
 	return code, hexSum, nil
 }
 
+// nimbusSpec is the request's Nimbus.Spec for function name (nil when
+// absent). It replaces the Lambda configuration fields, which must then be
+// absent: one request does not say the configuration twice.
+func (in *functionInput) nimbusSpec(name string) (*specs.Function, *apiError) {
+	if in.Nimbus == nil || len(in.Nimbus.Spec) == 0 {
+		return nil, nil
+	}
+	if in.Runtime != nil || in.Handler != nil || in.Description != nil || in.Timeout != nil || in.MemorySize != nil ||
+		in.Environment != nil || in.EphemeralStorage != nil || in.Layers != nil {
+		return nil, invalidParam("Nimbus.Spec replaces Runtime, Handler, Description, Timeout, MemorySize, Environment, EphemeralStorage and Layers: give one or the other")
+	}
+	var spec specs.Function
+	if err := json.Unmarshal(in.Nimbus.Spec, &spec); err != nil {
+		return nil, invalidParam("Nimbus.Spec is not a function spec: " + err.Error())
+	}
+	if spec.Name != name {
+		return nil, invalidParam("Nimbus.Spec names function " + strconv.Quote(spec.Name) + ", the request " + strconv.Quote(name))
+	}
+	if spec.Tags == nil && in.Tags != nil {
+		spec.Tags = in.Tags
+	}
+	return &spec, nil
+}
+
 func (a *API) decodeInput(body []byte) (*functionInput, *apiError) {
 	var in functionInput
 	if len(body) == 0 {
@@ -509,7 +539,11 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	if !functions.ValidName(in.FunctionName) {
 		return 0, nil, invalidParam("1 validation error detected: Value '" + in.FunctionName + "' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{1,64}")
 	}
-	if in.Runtime == nil || *in.Runtime == "" {
+	spec, e := in.nimbusSpec(in.FunctionName)
+	if e != nil {
+		return 0, nil, e
+	}
+	if spec == nil && (in.Runtime == nil || *in.Runtime == "") {
 		return 0, nil, invalidParam("Runtime is required for Zip package types")
 	}
 	if in.Code == nil {
@@ -519,9 +553,11 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	if _, err := a.catalog.Function(ctx, in.FunctionName); err == nil {
 		return 0, nil, &apiError{Code: CodeResourceConflict, Message: "Function already exist: " + in.FunctionName}
 	}
-	spec := &specs.Function{Name: in.FunctionName, Tags: in.Tags}
-	if e := a.apply(in, spec); e != nil {
-		return 0, nil, e
+	if spec == nil {
+		spec = &specs.Function{Name: in.FunctionName, Tags: in.Tags}
+		if e := a.apply(in, spec); e != nil {
+			return 0, nil, e
+		}
 	}
 	// Validate the configuration before storing any code.
 	spec.Code = &specs.Code{URL: "https://placeholder.invalid/code.zip", Checksum: "sha256:" + strings.Repeat("0", 64)}
@@ -550,16 +586,14 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 		return 0, nil, a.storeError(in.FunctionName, err)
 	}
 	a.written(ctx)
-	version := catalog.Latest
 	if in.Publish {
 		v, e := a.publishStored(ctx, f, "", "")
 		if e != nil {
 			return 0, nil, e
 		}
-		version = v.Name()
 		return http.StatusCreated, a.versionConfiguration(ctx, f, v), nil
 	}
-	return http.StatusCreated, a.describe(ctx, f.Name, version, f.Spec, f), nil
+	return http.StatusCreated, a.describe(ctx, f.Name, catalog.Latest, f.Spec, f), nil
 }
 
 func (a *API) written(ctx context.Context) {
@@ -650,12 +684,19 @@ func (a *API) updateFunctionConfiguration(c *manageCall) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	if in.Code != nil || in.Tags != nil || in.Publish {
+	if in.Code != nil || (in.Tags != nil && in.Nimbus == nil) || in.Publish {
 		return 0, nil, invalidParam("UpdateFunctionConfiguration takes no Code, Tags or Publish")
+	}
+	whole, e := in.nimbusSpec(c.ref.Name)
+	if e != nil {
+		return 0, nil, e
 	}
 	f, e := a.updateStored(c.r.Context(), c.ref.Name, in.RevisionID, func(f *functions.Function) *apiError {
 		spec := f.Spec
-		if e := a.apply(in, spec); e != nil {
+		if whole != nil {
+			whole.Code = spec.Code
+			spec = whole
+		} else if e := a.apply(in, spec); e != nil {
 			return e
 		}
 		out, e := canonicalize(spec)
