@@ -82,6 +82,11 @@ type Management struct {
 	// spec file in dev mode's directory), "" if nowhere: such a function
 	// cannot be deleted through the API.
 	Declared func(name string) string
+	// Provisioned reports how many provisioned execution environments of
+	// a function version finished init and run, or why they cannot be
+	// started. Nil: provisioned concurrency configs are refused, since
+	// nothing would report (or run) them.
+	Provisioned func(ctx context.Context, function, version string) (ready int, err error)
 }
 
 // manageRoutes are the management operations on functions.

@@ -32,6 +32,9 @@ type ManageDeps struct {
 	Declared func(name string) string
 	// Applied is told about every write (the controller's Kick).
 	Applied func()
+	// Provisioned reports a version's ready provisioned environments
+	// (api.Management.Provisioned); nil refuses provisioned configs.
+	Provisioned func(ctx context.Context, function, version string) (ready int, err error)
 }
 
 // bundleCode is the gateway's api.CodeStore: bundles go to the artifact
