@@ -115,7 +115,9 @@ func TestManageConfigAPI(t *testing.T) {
 	ctx := context.Background()
 	echoZip := zipTestfn(t, "echo")
 	checkZip := zipTestfn(t, "ctxcheck")
-	arn := func(name string) string { return "arn:aws:lambda:" + e2eRegion + ":" + e2eAccount + ":function:" + name }
+	arn := func(name string) string {
+		return "arn:aws:lambda:" + e2eRegion + ":" + e2eAccount + ":function:" + name
+	}
 
 	createAPIFunction(t, lc, &lambda.CreateFunctionInput{FunctionName: aws.String("cc"), Code: &types.FunctionCode{ZipFile: echoZip}})
 	createAPIFunction(t, lc, &lambda.CreateFunctionInput{FunctionName: aws.String("web"), Code: &types.FunctionCode{ZipFile: echoZip}})
