@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -110,7 +111,15 @@ func httpGet(t *testing.T, u string) (int, string) {
 // directory, on functions created through the API with real aws-lambda-go
 // code, and checks what each does to invocations, not just the echo.
 func TestManageConfigAPI(t *testing.T) {
-	g := startVersionsGateway(t, map[string]string{})
+	g := startVersionsGateway(t, map[string]string{"declared.hcl": fmt.Sprintf(`
+function "declared" {
+  runtime = "provided.al2023"
+  handler = "bootstrap"
+  code {
+    dir = %q
+  }
+}
+`, testfn.Dir(t, "echo"))})
 	lc := g.lambda()
 	ctx := context.Background()
 	echoZip := zipTestfn(t, "echo")
@@ -185,6 +194,21 @@ func TestManageConfigAPI(t *testing.T) {
 		}
 		_, err = lc.GetFunctionConcurrency(ctx, &lambda.GetFunctionConcurrencyInput{FunctionName: aws.String("nope")})
 		wantCode(t, "GetFunctionConcurrency of an unknown function", err, "ResourceNotFoundException")
+
+		// A function declared in a spec is adopted into the store and
+		// throttled the same way.
+		if _, err := g.invokeRaw("declared", ""); err != nil {
+			t.Fatalf("invoke declared: %v", err)
+		}
+		if _, err := lc.PutFunctionConcurrency(ctx, &lambda.PutFunctionConcurrencyInput{FunctionName: aws.String("declared"), ReservedConcurrentExecutions: aws.Int32(0)}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, func() bool {
+			_, err := g.invokeRaw("declared", "")
+			var tm *types.TooManyRequestsException
+			return errors.As(err, &tm)
+		}, "reserved 0 throttles the spec-declared function")
+		waitUpdated(t, lc, "declared")
 	})
 
 	t.Run("function URL config", func(t *testing.T) {
@@ -444,8 +468,8 @@ func TestManageConfigAPI(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if out.AccountUsage.FunctionCount != 4 || out.AccountUsage.TotalCodeSize != want || want == 0 {
-			t.Fatalf("AccountUsage = %d functions, %d bytes; want 4 functions, %d bytes", out.AccountUsage.FunctionCount, out.AccountUsage.TotalCodeSize, want)
+		if out.AccountUsage.FunctionCount != 5 || out.AccountUsage.TotalCodeSize != want || want == 0 {
+			t.Fatalf("AccountUsage = %d functions, %d bytes; want 5 functions (4 created, 1 declared), %d bytes", out.AccountUsage.FunctionCount, out.AccountUsage.TotalCodeSize, want)
 		}
 		if out.AccountLimit.ConcurrentExecutions != 1000 || aws.ToInt32(out.AccountLimit.UnreservedConcurrentExecutions) != 1000 {
 			t.Fatalf("AccountLimit = %+v", out.AccountLimit)
