@@ -156,10 +156,10 @@ function "declared" {
 			return errors.As(lastErr, &tm)
 		}, "reserved 0 throttles invocations")
 		waitUpdated(t, lc, "cc")
-		fn, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("cc")})
-		if err != nil || fn.Concurrency == nil || aws.ToInt32(fn.Concurrency.ReservedConcurrentExecutions) != 0 {
-			t.Fatalf("GetFunction's Concurrency: %v %+v", err, fn)
-		}
+		eventually(t, 30*time.Second, func() bool {
+			fn, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("cc")})
+			return err == nil && fn.Concurrency != nil && aws.ToInt32(fn.Concurrency.ReservedConcurrentExecutions) == 0
+		}, "GetFunction's Concurrency shows the reservation")
 
 		if _, err := lc.DeleteFunctionConcurrency(ctx, &lambda.DeleteFunctionConcurrencyInput{FunctionName: aws.String("cc")}); err != nil {
 			t.Fatal(err)
@@ -337,10 +337,11 @@ function "declared" {
 			t.Fatalf("tags after UntagResource: %v", got)
 		}
 		waitUpdated(t, lc, "tagged")
-		fn, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("tagged")})
-		if err != nil || len(fn.Tags) != 1 || fn.Tags["env"] != "dev" {
-			t.Fatalf("GetFunction's Tags: %v %+v", err, fn)
-		}
+		// GetFunction reads what serves, which follows the applied write.
+		eventually(t, 30*time.Second, func() bool {
+			fn, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("tagged")})
+			return err == nil && len(fn.Tags) == 1 && fn.Tags["env"] == "dev"
+		}, "GetFunction's Tags follow UntagResource")
 
 		errorCases := []struct {
 			name string
