@@ -202,14 +202,36 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	// The controller makes an API write live: the code is unpacked by the
 	// time the write is stored, so applying is checking it is there.
 	controller := functions.NewController(fstore, functions.ApplierFunc(devApply), time.Second, logger)
+	// A provisioned concurrency config changes no function entry, so the
+	// controller applies nothing: every write also reloads the versions
+	// overlay and provisions at once (in the background).
+	provisionKick := make(chan struct{}, 1)
 	manage := &server.ManageDeps{
-		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir, Applied: controller.Kick,
+		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir,
 		// Read your writes: versions and aliases answer as soon as the
 		// call that made them has.
 		Changed: func(ctx context.Context) {
+			if err := fcat.Refresh(ctx); err != nil {
+				logger.Warn("reloading managed functions", "error", err)
+			}
 			if err := overlay.Refresh(ctx); err != nil {
 				logger.Warn("reloading versions and aliases", "error", err)
 			}
+		},
+		Applied: func() {
+			controller.Kick()
+			select {
+			case provisionKick <- struct{}{}:
+			default:
+			}
+		},
+		Provisioned: func(ctx context.Context, function, version string) (int, error) {
+			ready, err := pool.ProvisionedStatus(function, version)
+			per := 1
+			if fn, ferr := overlay.Function(ctx, function); ferr == nil && fn.Versions[version] != nil {
+				per = max(fn.Versions[version].EnvironmentsPerInstance, 1)
+			}
+			return ready * per, err
 		},
 		Declared: func(name string) string {
 			if f, err := cat.Snapshot().Function(name); err == nil && f.Latest() != nil {
@@ -253,6 +275,21 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		}
 	})
 	go controller.Run(reloadCtx)
+	go func() {
+		for {
+			select {
+			case <-reloadCtx.Done():
+				return
+			case <-provisionKick:
+			}
+			if err := overlay.Refresh(reloadCtx); err != nil {
+				logger.Warn("reloading versions and aliases", "error", err)
+			}
+			if err := pool.Provision(reloadCtx); err != nil && reloadCtx.Err() == nil {
+				logger.Error("provisioning instances", "error", err)
+			}
+		}
+	}()
 	// Provisioned concurrency from load time: schedule windows are checked
 	// and failed launches retried every 15 s; reloads re-provision at once.
 	go pool.RunProvisioned(reloadCtx, 15*time.Second)

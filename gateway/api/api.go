@@ -136,12 +136,6 @@ var routes = []route{
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvoke(w, r, name) }},
 	{Route{"InvokeWithResponseStream", []string{http.MethodPost}, "/2021-11-15/functions/" + fnLabel + "/response-streaming-invocations"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveInvokeStream(w, r, name) }},
-	{Route{"ListFunctionUrlConfigs", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/urls"},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.serveURLConfigs(w, r, name, true) }},
-	{Route{"GetFunctionUrlConfig", []string{http.MethodGet}, "/2021-10-31/functions/" + fnLabel + "/url"},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
-			a.serveURLConfigs(w, r, name, false)
-		}},
 	{Route{"FunctionEventInvokeConfig", []string{http.MethodGet, http.MethodPut, http.MethodPost, http.MethodDelete}, "/2019-09-25/functions/" + fnLabel + "/event-invoke-config"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
 			a.serveEventInvokeConfig(w, r, name, false)
@@ -150,8 +144,6 @@ var routes = []route{
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
 			a.serveEventInvokeConfig(w, r, name, true)
 		}},
-	{Route{"GetAccountSettings", []string{http.MethodGet}, "/2016-08-19/account-settings"},
-		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.serveAccountSettings(w, r) }},
 }
 
 // dispatch is the whole table: invocation and management operations.
@@ -160,7 +152,8 @@ var dispatch = slices.Concat(routes, manageRoutes, versionRoutes, configRoutes)
 func allRoutes() []route { return dispatch }
 
 // match reports whether method and the path's segments select the route,
-// and the (still escaped) function label.
+// and the (still escaped) segment its placeholder captures: any "{…}"
+// segment, such as {FunctionName} or {ARN} (a route has at most one).
 func (rt route) match(method string, seg []string) (string, bool) {
 	want := strings.Split(strings.Trim(rt.Path, "/"), "/")
 	if len(want) != len(seg) {
@@ -169,7 +162,7 @@ func (rt route) match(method string, seg []string) (string, bool) {
 	name := ""
 	for i, w := range want {
 		switch {
-		case w == fnLabel:
+		case len(w) > 2 && w[0] == '{' && w[len(w)-1] == '}':
 			name = seg[i]
 		case w != seg[i]:
 			return "", false

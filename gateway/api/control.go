@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -184,49 +183,6 @@ func (a *API) serveListFunctions(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, requestID, out)
 }
 
-// serveAccountSettings answers GetAccountSettings.
-func (a *API) serveAccountSettings(w http.ResponseWriter, r *http.Request) {
-	requestID := uuid.NewString()
-	if _, e := a.authenticate(r, nil); e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	fns, _ := a.catalog.Functions(r.Context())
-	writeJSON(w, requestID, map[string]any{
-		"AccountLimit": map[string]any{
-			"ConcurrentExecutions":           a.limits.AccountConcurrency(),
-			"UnreservedConcurrentExecutions": a.limits.UnreservedLimit(),
-			"CodeSizeUnzipped":               262144000,
-			"CodeSizeZipped":                 52428800,
-			"TotalCodeSize":                  80530636800,
-		},
-		"AccountUsage": map[string]any{
-			"FunctionCount": len(fns),
-			"TotalCodeSize": 0,
-		},
-	})
-}
-
-// functionURLConfig is Lambda's FunctionUrlConfig.
-type functionURLConfig struct {
-	FunctionURL      string `json:"FunctionUrl"`
-	FunctionArn      string `json:"FunctionArn"`
-	AuthType         string `json:"AuthType"`
-	InvokeMode       string `json:"InvokeMode"`
-	Cors             *cors  `json:"Cors,omitempty"`
-	CreationTime     string `json:"CreationTime"`
-	LastModifiedTime string `json:"LastModifiedTime"`
-}
-
-type cors struct {
-	AllowCredentials bool     `json:"AllowCredentials"`
-	AllowHeaders     []string `json:"AllowHeaders,omitempty"`
-	AllowMethods     []string `json:"AllowMethods,omitempty"`
-	AllowOrigins     []string `json:"AllowOrigins,omitempty"`
-	ExposeHeaders    []string `json:"ExposeHeaders,omitempty"`
-	MaxAge           int      `json:"MaxAge"`
-}
-
 // URLFor is a function's host-based URL as reached through host (the
 // gateway's host:port as the caller used it).
 func (a *API) URLFor(function, host string) string {
@@ -236,64 +192,6 @@ func (a *API) URLFor(function, host string) string {
 	}
 	return a.opts.Scheme + "://" + function + "." + a.opts.URLDomain + port + "/"
 }
-
-// serveURLConfigs answers GetFunctionUrlConfig (GET …/url) and
-// ListFunctionUrlConfigs (GET …/urls).
-func (a *API) serveURLConfigs(w http.ResponseWriter, r *http.Request, rawLabel string, list bool) {
-	requestID := uuid.NewString()
-	if _, e := a.authenticate(r, nil); e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	label, err := url.PathUnescape(rawLabel)
-	if err != nil {
-		writeAPIError(w, requestID, &apiError{Code: CodeInvalidParameterValue, Message: "function name is not a valid percent-encoded path segment"})
-		return
-	}
-	ref, e := parseFunctionRef(label, "")
-	if e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	fn, _, e := a.lookup(r.Context(), &functionRef{Name: ref.Name, Region: ref.Region, Account: ref.Account})
-	if e != nil {
-		writeAPIError(w, requestID, e)
-		return
-	}
-	u := fn.URL()
-	var configs []*functionURLConfig
-	if u != nil {
-		c := &functionURLConfig{
-			FunctionURL:      a.URLFor(fn.Name, r.Host),
-			FunctionArn:      a.functionARN(fn.Name, u.Qualifier),
-			AuthType:         u.Auth,
-			InvokeMode:       u.InvokeMode,
-			CreationTime:     startTime,
-			LastModifiedTime: startTime,
-		}
-		if u.CORS != nil {
-			c.Cors = &cors{AllowCredentials: u.CORS.AllowCredentials, AllowHeaders: u.CORS.AllowHeaders,
-				AllowMethods: u.CORS.AllowMethods, AllowOrigins: u.CORS.AllowOrigins,
-				ExposeHeaders: u.CORS.ExposeHeaders, MaxAge: u.CORS.MaxAge}
-		}
-		configs = append(configs, c)
-	}
-	if list {
-		if configs == nil {
-			configs = []*functionURLConfig{}
-		}
-		writeJSON(w, requestID, map[string]any{"FunctionUrlConfigs": configs})
-		return
-	}
-	if len(configs) == 0 {
-		writeAPIError(w, requestID, &apiError{Code: CodeResourceNotFound, Message: "The resource you requested does not exist."})
-		return
-	}
-	writeJSON(w, requestID, configs[0])
-}
-
-// startTime stands in for URL configs' creation time: the gateway's start.
-var startTime = time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
 
 // unqualifiedLatest: Lambda names $LATEST's configuration by the
 // unqualified function ARN.

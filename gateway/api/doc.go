@@ -19,5 +19,12 @@
 // `/url/<function>/<path…>` on any gateway address (handy on localhost); the
 // function sees `/<path…>` as rawPath either way.
 //
+// config_api.go serves reserved concurrency, provisioned concurrency
+// configs (per version or alias, kept in the versions store; their status
+// comes from Management.Provisioned, what actually runs), function URL
+// configs (the spec's url block, one per function), tags (the spec's tags,
+// addressed by function ARN) and GetAccountSettings. Every write changes
+// the stored $LATEST through the same path as UpdateFunctionConfiguration.
+//
 // It may import gateway/**, specs and driver/invokeapi.
 package api

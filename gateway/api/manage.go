@@ -90,6 +90,11 @@ type Management struct {
 	// and numbers): a cluster deregisters their jobs. Nil: the catalog's
 	// next reload is enough (dev mode).
 	Remove func(ctx context.Context, name string, versions []string) error
+	// Provisioned reports how many provisioned execution environments of
+	// a function version finished init and run, or why they cannot be
+	// started. Nil: provisioned concurrency configs are refused, since
+	// nothing would report (or run) them.
+	Provisioned func(ctx context.Context, function, version string) (ready int, err error)
 }
 
 // manageRoutes are the management operations on functions.

@@ -2,6 +2,8 @@ package functions
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"maps"
 	"sort"
@@ -46,7 +48,8 @@ type Catalog struct {
 
 	mu      sync.RWMutex // guards serving and signature
 	serving map[string]*specs.Function
-	// signature names what serving holds: function, revision and winner.
+	// signature names what serving holds: each function and a digest of
+	// the spec it serves.
 	signature string
 }
 
@@ -81,7 +84,12 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 			}
 		}
 		next[f.Name] = f.Serving
-		sig.WriteString(f.Name + "=" + f.Applied + ";")
+		raw, err := specs.Encode(f.Serving)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(raw)
+		sig.WriteString(f.Name + "=" + hex.EncodeToString(sum[:8]) + ";")
 	}
 	c.mu.Lock()
 	changed := c.signature != sig.String()

@@ -52,8 +52,9 @@ func NewController(store *Store, applier Applier, interval time.Duration, logger
 	return &Controller{store: store, applier: applier, interval: interval, kick: make(chan struct{}, 1), logger: logger.Named("functions")}
 }
 
-// OnApplied sets a callback run after a pass that applied a revision or
-// saw a function deleted.
+// OnApplied sets a callback run once a revision is applied, before it is
+// recorded Successful (the dev catalog reloads and replaces instances), and
+// after a pass that saw a function deleted.
 func (c *Controller) OnApplied(f func()) { c.onApplied = f }
 
 // Kick asks for a pass now (after a write).
@@ -93,10 +94,10 @@ func (c *Controller) Pass(ctx context.Context) {
 	for _, f := range fns {
 		names[f.Name] = true
 	}
-	applied := false
+	deleted := false
 	for n := range c.names {
 		if !names[n] {
-			applied = true // deleted since the last pass
+			deleted = true
 		}
 	}
 	c.names = names
@@ -110,8 +111,14 @@ func (c *Controller) Pass(ctx context.Context) {
 		}
 		if aerr != nil {
 			c.logger.Warn("function revision not applied; the previous one keeps serving", "function", f.Name, "revision", f.RevisionID, "error", aerr)
-		} else {
-			applied = true
+		} else if c.onApplied != nil {
+			// Serve the new revision before calling it Successful, so a
+			// caller that waited for Successful meets it.
+			if err := c.store.SetStatus(ctx, f.Name, f.RevisionID, func(n *Function) { n.Serving = n.Spec }); err != nil {
+				c.logger.Warn("recording function state", "function", f.Name, "error", err)
+				continue
+			}
+			c.onApplied()
 		}
 		err := c.store.SetStatus(ctx, f.Name, f.RevisionID, func(n *Function) {
 			n.Applied = n.RevisionID
@@ -130,7 +137,7 @@ func (c *Controller) Pass(ctx context.Context) {
 			c.logger.Warn("recording function state", "function", f.Name, "error", err)
 		}
 	}
-	if applied && c.onApplied != nil {
+	if deleted && c.onApplied != nil {
 		c.onApplied()
 	}
 }

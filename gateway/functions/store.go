@@ -68,6 +68,10 @@ type Function struct {
 	// Serving is the configuration of the last revision applied without
 	// error: what runs while a newer revision is pending or has failed.
 	Serving *specs.Function `json:"serving,omitempty"`
+	// URLCreated and URLModified are when the function URL config was
+	// created and last changed through the API (zero: never).
+	URLCreated  time.Time `json:"url_created,omitzero"`
+	URLModified time.Time `json:"url_modified,omitzero"`
 
 	index uint64
 }

@@ -65,6 +65,8 @@ type version struct {
 
 	provision   sync.Mutex // serialises provisioned launches/stops
 	provisioned []*running // initialised provisioned instances
+	// provisionErr is the last reconcile's error (guarded by Pool.mu).
+	provisionErr error
 }
 
 type running struct {

@@ -150,6 +150,19 @@ func (p *Pool) provisionedSpec(ctx context.Context, k key) (*specs.Function, err
 	return fn.Versions[k.version], nil
 }
 
+// ProvisionedStatus reports how many provisioned instances of a version
+// finished init and run, and the error of its last reconcile (a failed
+// launch), nil when it succeeded.
+func (p *Pool) ProvisionedStatus(function, version string) (ready int, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := p.versions[key{function, version}]
+	if v == nil {
+		return 0, nil
+	}
+	return len(v.provisioned), v.provisionErr
+}
+
 // RunProvisioned calls Provision now and then every interval until ctx ends,
 // so schedule windows open and close and failed launches are retried.
 // Errors are logged.
@@ -170,10 +183,15 @@ func (p *Pool) RunProvisioned(ctx context.Context, interval time.Duration) {
 
 // reconcileProvisioned brings k's provisioned instances to what its
 // current spec wants.
-func (p *Pool) reconcileProvisioned(ctx context.Context, k key) error {
+func (p *Pool) reconcileProvisioned(ctx context.Context, k key) (err error) {
 	v := p.version(k)
 	v.provision.Lock()
 	defer v.provision.Unlock()
+	defer func() {
+		p.mu.Lock()
+		v.provisionErr = err
+		p.mu.Unlock()
+	}()
 	spec, err := p.provisionedSpec(ctx, k)
 	if err != nil {
 		return err // keep what runs: the catalog may be briefly unreadable

@@ -254,6 +254,9 @@ func (r *Router) unreservedLimitLocked() int {
 // AccountConcurrency returns the configured account limit.
 func (r *Router) AccountConcurrency() int { return r.cfg.AccountConcurrency }
 
+// UnreservedMin is the least concurrency kept for unreserved functions.
+func (r *Router) UnreservedMin() int { return r.cfg.UnreservedMin }
+
 // Invoke admits the invocation, places it and runs it. The response body
 // holds the environment until it is closed. Refusals are *ThrottleError;
 // an instance's own refusals that no other instance could absorb, or

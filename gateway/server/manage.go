@@ -36,6 +36,9 @@ type ManageDeps struct {
 	Changed func(ctx context.Context)
 	// Remove takes a deleted function's versions out of service.
 	Remove func(ctx context.Context, name string, versions []string) error
+	// Provisioned reports a version's ready provisioned environments
+	// (api.Management.Provisioned); nil refuses provisioned configs.
+	Provisioned func(ctx context.Context, function, version string) (ready int, err error)
 }
 
 // bundleCode is the gateway's api.CodeStore: bundles go to the artifact

@@ -48,6 +48,9 @@ type Catalog struct {
 type overlay struct {
 	versions map[string]*specs.Function
 	aliases  map[string]*specs.Alias
+	// provisioned maps qualifiers to their provisioned concurrency
+	// (PutProvisionedConcurrencyConfig).
+	provisioned map[string]int
 }
 
 // NewCatalog returns the overlay; call Refresh (or Run) to load the store.
@@ -85,6 +88,16 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 		}
 		for _, a := range as {
 			o.aliases[a.Name] = a
+		}
+		pcs, err := c.store.ProvisionedConfigs(ctx, fn)
+		if err != nil {
+			return err
+		}
+		for _, pc := range pcs {
+			if o.provisioned == nil {
+				o.provisioned = map[string]int{}
+			}
+			o.provisioned[pc.Qualifier] = pc.Requested
 		}
 		next[fn] = o
 	}
@@ -131,7 +144,32 @@ func (c *Catalog) merge(f *catalog.Function) *catalog.Function {
 		}
 	}
 	maps.Copy(out.Aliases, o.aliases)
+	applyProvisioned(out, o.provisioned)
 	return out
+}
+
+// applyProvisioned gives the version each provisioned config names (an
+// alias: its primary version) a provisioned_concurrency block with the
+// config's floor, on a copy of its spec. $LATEST is never provisioned
+// this way (the API refuses it, as Lambda does).
+func applyProvisioned(f *catalog.Function, configs map[string]int) {
+	for q, n := range configs {
+		v := q
+		if a, ok := f.Aliases[q]; ok {
+			v = a.Version
+		}
+		s, ok := f.Versions[v]
+		if !ok || s == nil || v == catalog.Latest {
+			continue
+		}
+		cp := *s
+		pc := &specs.ProvisionedConcurrency{Min: n, Max: n, TargetUtilization: 0.7}
+		if s.Provisioned != nil {
+			pc.TargetUtilization = s.Provisioned.TargetUtilization
+		}
+		cp.Provisioned = pc
+		f.Versions[v] = &cp
+	}
 }
 
 // Function implements the gateway's catalog.

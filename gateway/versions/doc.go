@@ -16,6 +16,9 @@
 //	nimbus/functions/<fn>/counter          next, latest
 //	nimbus/functions/<fn>/versions/<n>     spec, code_sha256, config_sha256, description, created
 //	nimbus/functions/<fn>/aliases/<name>   version, routing (JSON), description
+//	nimbus/functions/<fn>/provisioned/<q>  requested, last_modified (a
+//	                                       provisioned concurrency config of
+//	                                       version or alias q)
 //	nimbus/layers/<name>/counter           next, latest
 //	nimbus/layers/<name>/versions/<n>      code_sha256, size, runtimes (JSON), description, created
 //
@@ -27,7 +30,10 @@
 //
 // Catalog overlays the store on a gateway catalog: aliases from the store
 // (over the spec-declared ones) and, in dev mode, published versions as
-// runnable specs.
+// runnable specs. A provisioned concurrency config gives the version it
+// names (an alias: its primary version) a provisioned_concurrency block with
+// the config's floor, on a copy of that version's spec, so whatever runs
+// versions from the catalog provisions exactly that version.
 //
 // Lock rules: Local.mu is taken before the directory's flock and both are
 // held only around one entry's read-check-write; Catalog.mu guards only the
