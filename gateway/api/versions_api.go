@@ -27,9 +27,13 @@ import (
 // layers.
 var versionRoutes = []route{
 	{Route{"PublishVersion", []string{http.MethodPost}, "/2015-03-31/functions/" + fnLabel + "/versions"},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.publishVersion) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.manage(w, r, name, a.publishVersion)
+		}},
 	{Route{"ListVersionsByFunction", []string{http.MethodGet}, "/2015-03-31/functions/" + fnLabel + "/versions"},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.listVersions) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.manage(w, r, name, a.listVersions)
+		}},
 	{Route{"CreateAlias", []string{http.MethodPost}, "/2015-03-31/functions/" + fnLabel + "/aliases"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.createAlias) }},
 	{Route{"ListAliases", []string{http.MethodGet}, "/2015-03-31/functions/" + fnLabel + "/aliases"},
@@ -41,13 +45,19 @@ var versionRoutes = []route{
 	{Route{"DeleteAlias", []string{http.MethodDelete}, "/2015-03-31/functions/" + fnLabel + "/aliases/{Name}"},
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.deleteAlias) }},
 	{Route{"PublishLayerVersion", []string{http.MethodPost}, "/2018-10-31/layers/{LayerName}/versions"},
-		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.manage(w, r, "", a.publishLayerVersion) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, _ string) {
+			a.manage(w, r, "", a.publishLayerVersion)
+		}},
 	{Route{"ListLayerVersions", []string{http.MethodGet}, "/2018-10-31/layers/{LayerName}/versions"},
-		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.manage(w, r, "", a.listLayerVersions) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, _ string) {
+			a.manage(w, r, "", a.listLayerVersions)
+		}},
 	{Route{"GetLayerVersion", []string{http.MethodGet}, "/2018-10-31/layers/{LayerName}/versions/{VersionNumber}"},
 		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.manage(w, r, "", a.getLayerVersion) }},
 	{Route{"DeleteLayerVersion", []string{http.MethodDelete}, "/2018-10-31/layers/{LayerName}/versions/{VersionNumber}"},
-		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.manage(w, r, "", a.deleteLayerVersion) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, _ string) {
+			a.manage(w, r, "", a.deleteLayerVersion)
+		}},
 	// GetLayerVersionByArn shares the path: ?find=LayerVersion&Arn=….
 	{Route{"ListLayers", []string{http.MethodGet}, "/2018-10-31/layers"},
 		func(a *API, w http.ResponseWriter, r *http.Request, _ string) { a.manage(w, r, "", a.listLayers) }},
