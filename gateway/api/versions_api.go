@@ -426,6 +426,11 @@ func (a *API) updateAlias(c *manageCall) (int, any, *apiError) {
 		if err != nil {
 			return 0, nil, serviceErr("reading the alias", err)
 		}
+		if in.RevisionID != "" && in.RevisionID != cur.RevisionID {
+			// Checked again in the write; first here, as Lambda checks it
+			// before the new definition.
+			return 0, nil, a.storeError(c.ref.Name, functions.ErrPrecondition)
+		}
 		al := *cur.Alias
 		if in.FunctionVersion != nil {
 			al.Version = *in.FunctionVersion
