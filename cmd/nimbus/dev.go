@@ -160,7 +160,14 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	// Functions created or changed through the management API come from
 	// the same store; a spec file saved after an API write wins again.
 	fstore := functions.NewStore(vlocal)
-	fcat := functions.NewCatalog(cat, fstore, functions.CatalogConfig{SpecTime: specFileTime}, logger)
+	// onStoreChange is set once the pool exists: a change in what the
+	// store serves replaces instances as a spec change does.
+	var onStoreChange func()
+	fcat := functions.NewCatalog(cat, fstore, functions.CatalogConfig{SpecTime: specFileTime, OnChange: func() {
+		if onStoreChange != nil {
+			onStoreChange()
+		}
+	}}, logger)
 	if err := fcat.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the function store in %s: %w", versionsDir, err)
 	}
@@ -197,6 +204,13 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	controller := functions.NewController(fstore, functions.ApplierFunc(devApply), time.Second, logger)
 	manage := &server.ManageDeps{
 		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir, Applied: controller.Kick,
+		// Read your writes: versions and aliases answer as soon as the
+		// call that made them has.
+		Changed: func(ctx context.Context) {
+			if err := overlay.Refresh(ctx); err != nil {
+				logger.Warn("reloading versions and aliases", "error", err)
+			}
+		},
 		Declared: func(name string) string {
 			if f, err := cat.Snapshot().Function(name); err == nil && f.Latest() != nil {
 				return f.Latest().Pos
@@ -218,21 +232,25 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	reportAliases(ctx, env, vstore, cat.Snapshot())
 	reloadCtx, stopReload := context.WithCancel(context.WithoutCancel(ctx))
 	cat.Watch(func(snap *catalog.Snapshot) {
+		// A saved spec may take a function back from the store.
+		if err := fcat.Refresh(reloadCtx); err != nil {
+			logger.Warn("reloading managed functions", "error", err)
+		}
 		pool.Refresh(reloadCtx)
 		printDevEndpoints(env, cfg, s.Addr(), storeDir, snap)
 		reportAliases(reloadCtx, env, vstore, snap)
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
+	onStoreChange = func() { pool.Refresh(reloadCtx) }
 	go fcat.Run(reloadCtx)
 	controller.OnApplied(func() {
-		if err := fcat.Refresh(reloadCtx); err != nil {
-			logger.Warn("reloading managed functions", "error", err)
-		}
 		if err := overlay.Refresh(reloadCtx); err != nil {
 			logger.Warn("reloading versions and aliases", "error", err)
 		}
-		pool.Refresh(reloadCtx)
+		if err := fcat.Refresh(reloadCtx); err != nil {
+			logger.Warn("reloading managed functions", "error", err)
+		}
 	})
 	go controller.Run(reloadCtx)
 	// Provisioned concurrency from load time: schedule windows are checked

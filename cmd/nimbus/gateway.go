@@ -35,19 +35,37 @@ func startCluster(_ context.Context, cfg *config.Config, logger hclog.Logger) (s
 	c.Start()
 	deps := c.Deps(logger)
 	deps.ArtifactRefs = refs
-	return deps, c.Close, nil
+	nc, err := gatewayNomadClient(cfg)
+	if err != nil {
+		c.Close()
+		return server.Deps{}, nil, err
+	}
+	manage, run := clusterManagement(cfg, nc, deps.MappingBackend, c.GatewayID(), logger)
+	deps.Manage = manage
+	deps.ArtifactRefs = append(deps.ArtifactRefs, manage.Functions)
+	runCtx, stop := context.WithCancel(context.Background())
+	run(runCtx)
+	return deps, func() { stop(); c.Close() }, nil
 }
 
-// artifactRefs are what the artifact store's GC keeps in a cluster: code
-// and layers of published versions and layer versions (Nomad Variables,
-// read afresh each collection) and every bundle a function job fetches.
-func artifactRefs(cfg *config.Config, logger hclog.Logger) ([]artifacts.Referencer, error) {
+func gatewayNomadClient(cfg *config.Config) (*nomadapi.Client, error) {
 	nc, err := nomadapi.NewClient(&nomadapi.Config{
 		Address: cfg.Nomad.Address, SecretID: cfg.Nomad.Token,
 		Region: cfg.Nomad.Region, Namespace: cfg.Nomad.Namespace,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nomad client for %s: %w", cfg.Nomad.Address, err)
+	}
+	return nc, nil
+}
+
+// artifactRefs are what the artifact store's GC keeps in a cluster: code
+// and layers of published versions and layer versions (Nomad Variables,
+// read afresh each collection) and every bundle a function job fetches.
+func artifactRefs(cfg *config.Config, logger hclog.Logger) ([]artifacts.Referencer, error) {
+	nc, err := gatewayNomadClient(cfg)
+	if err != nil {
+		return nil, err
 	}
 	return []artifacts.Referencer{
 		versions.New(versions.NewNomad(nc.Variables(), cfg.Nomad.Namespace), logger),

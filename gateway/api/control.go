@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -116,6 +117,24 @@ func (a *API) serveListFunctions(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeAPIError(w, requestID, &apiError{Code: CodeService, Message: "reading the catalog: " + err.Error()})
 		return
+	}
+	if a.opts.Manage != nil {
+		// Functions created but not in service yet are listed too.
+		stored, err := a.opts.Manage.Functions.List(ctx)
+		if err != nil {
+			writeAPIError(w, requestID, &apiError{Code: CodeService, Message: "reading the function store: " + err.Error()})
+			return
+		}
+		known := make(map[string]bool, len(fns))
+		for _, fn := range fns {
+			known[fn.Name] = true
+		}
+		for _, f := range stored {
+			if !known[f.Name] {
+				fns = append(fns, &catalog.Function{Name: f.Name, Versions: map[string]*specs.Function{catalog.Latest: f.Spec}})
+			}
+		}
+		sort.Slice(fns, func(i, j int) bool { return fns[i].Name < fns[j].Name })
 	}
 	all := q.Get("FunctionVersion") == "ALL"
 	type item struct {

@@ -74,6 +74,10 @@ type Management struct {
 	Code CodeStore
 	// Applied is told about every write (the controller's Kick). Optional.
 	Applied func()
+	// Changed runs after every write, before the answer (dev mode reloads
+	// its catalog, so a published version or an alias answers at once).
+	// Optional.
+	Changed func(ctx context.Context)
 	// CodeLocation is the URL GetFunction's Code.Location gives for a
 	// bundle, as reached through host. Nil: the gateway's own artifact
 	// path on host.
@@ -82,6 +86,10 @@ type Management struct {
 	// spec file in dev mode's directory), "" if nowhere: such a function
 	// cannot be deleted through the API.
 	Declared func(name string) string
+	// Remove takes a deleted function's versions out of service ("$LATEST"
+	// and numbers): a cluster deregisters their jobs. Nil: the catalog's
+	// next reload is enough (dev mode).
+	Remove func(ctx context.Context, name string, versions []string) error
 }
 
 // manageRoutes are the management operations on functions.
@@ -481,7 +489,7 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	if err != nil {
 		return 0, nil, a.storeError(in.FunctionName, err)
 	}
-	a.written()
+	a.written(ctx)
 	version := catalog.Latest
 	if in.Publish {
 		v, e := a.publishStored(ctx, f, "", "")
@@ -494,7 +502,10 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	return http.StatusCreated, a.describe(ctx, f.Name, version, f.Spec, f), nil
 }
 
-func (a *API) written() {
+func (a *API) written(ctx context.Context) {
+	if a.opts.Manage.Changed != nil {
+		a.opts.Manage.Changed(ctx)
+	}
 	if a.opts.Manage.Applied != nil {
 		a.opts.Manage.Applied()
 	}
@@ -566,7 +577,7 @@ func (a *API) updateStored(ctx context.Context, name, revision string, change fu
 	if err != nil {
 		return nil, a.storeError(name, err)
 	}
-	a.written()
+	a.written(ctx)
 	return f, nil
 }
 
@@ -703,6 +714,7 @@ func (a *API) publishStored(ctx context.Context, f *functions.Function, descript
 		}
 		return nil, serviceErr("publishing", err)
 	}
+	a.written(ctx)
 	return v, nil
 }
 
@@ -710,6 +722,13 @@ func (a *API) publishStored(ctx context.Context, f *functions.Function, descript
 func (a *API) getFunction(c *manageCall) (int, any, *apiError) {
 	ctx := c.r.Context()
 	fn, res, e := a.lookup(ctx, c.ref)
+	if e != nil && e.Code == CodeResourceNotFound && a.opts.Manage != nil && (c.ref.Qualifier == "" || c.ref.Qualifier == catalog.Latest) {
+		// Created but not in service yet (Pending), or failed at create.
+		if f, err := a.opts.Manage.Functions.Get(ctx, c.ref.Name); err == nil {
+			fn = &catalog.Function{Name: f.Name, Versions: map[string]*specs.Function{catalog.Latest: f.Spec}}
+			res, e = &catalog.Resolution{Version: catalog.Latest, Spec: f.Spec}, nil
+		}
+	}
 	if e != nil {
 		return 0, nil, e
 	}
@@ -777,6 +796,9 @@ func (a *API) deleteFunction(c *manageCall) (int, any, *apiError) {
 			return 0, nil, invalidParam("Deletion of aliases is not supported by DeleteFunction; use DeleteAlias")
 		}
 		err = vs.DeleteVersion(ctx, name, n)
+		if err == nil {
+			err = a.remove(ctx, name, []string{q})
+		}
 		switch {
 		case errors.Is(err, versions.ErrVersionInUse):
 			return 0, nil, &apiError{Code: CodeResourceConflict, Message: err.Error()}
@@ -811,8 +833,22 @@ func (a *API) deleteFunction(c *manageCall) (int, any, *apiError) {
 	if err := a.opts.Manage.Functions.Delete(ctx, name, ""); err != nil && !errors.Is(err, functions.ErrNotFound) {
 		return 0, nil, a.storeError(name, err)
 	}
-	a.written()
+	gone := []string{catalog.Latest}
+	for _, v := range published {
+		gone = append(gone, v.Name())
+	}
+	if err := a.remove(ctx, name, gone); err != nil {
+		return 0, nil, serviceErr("taking the function out of service", err)
+	}
+	a.written(ctx)
 	return http.StatusNoContent, nil, nil
+}
+
+func (a *API) remove(ctx context.Context, name string, versions []string) error {
+	if a.opts.Manage.Remove == nil {
+		return nil
+	}
+	return a.opts.Manage.Remove(ctx, name, versions)
 }
 
 func (a *API) declared(name string) string {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -52,6 +53,10 @@ func ValidDigest(d string) bool { return digestRE.MatchString(d) }
 
 // Config configures a Store. Zero values take the defaults noted.
 type Config struct {
+	// PublicURL is the base URL Nomad clients fetch bundles from
+	// (<public_url><sha256>.zip), for the jobs a gateway registers itself.
+	// Default: http://<this gateway's advertised address>/nimbus/v1/artifacts/.
+	PublicURL string `hcl:"public_url,optional"`
 	// Bucket is the JetStream object store bucket. Default "nimbus_artifacts".
 	Bucket string `hcl:"bucket,optional"`
 	// MaxBundleBytes bounds one bundle (zipped). Default 50 MiB, Lambda's
@@ -111,6 +116,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("artifacts gc_grace %q must not be negative", c.GCGrace))
 	default:
 		c.GCGraceD = d
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || !strings.HasSuffix(u.Path, "/") {
+			errs = append(errs, fmt.Errorf("artifacts public_url %q must be an http(s) URL ending in /", c.PublicURL))
+		}
 	}
 	if c.SpoolDir != "" {
 		if fi, err := os.Stat(c.SpoolDir); err != nil {

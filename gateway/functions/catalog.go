@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,9 @@ type CatalogConfig struct {
 	SpecTime func(*specs.Function) time.Time
 	// Refresh is how often Run reloads the store. Default 1s.
 	Refresh time.Duration
+	// OnChange runs after a refresh that changed what the overlay serves
+	// (dev mode replaces the instances). Nil: nothing.
+	OnChange func()
 }
 
 // Catalog adds the store's functions to a base catalog (dev mode: the
@@ -40,8 +44,10 @@ type Catalog struct {
 	cfg    CatalogConfig
 	logger hclog.Logger
 
-	mu      sync.RWMutex // guards serving
+	mu      sync.RWMutex // guards serving and signature
 	serving map[string]*specs.Function
+	// signature names what serving holds: function, revision and winner.
+	signature string
 }
 
 // NewCatalog returns the overlay; call Refresh (or Run) to load the store.
@@ -62,6 +68,7 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 		return err
 	}
 	next := make(map[string]*specs.Function, len(fns))
+	var sig strings.Builder
 	for _, f := range fns {
 		if f.Serving == nil {
 			continue // never applied: Pending or Failed at create
@@ -74,10 +81,15 @@ func (c *Catalog) Refresh(ctx context.Context) error {
 			}
 		}
 		next[f.Name] = f.Serving
+		sig.WriteString(f.Name + "=" + f.Applied + ";")
 	}
 	c.mu.Lock()
-	c.serving = next
+	changed := c.signature != sig.String()
+	c.serving, c.signature = next, sig.String()
 	c.mu.Unlock()
+	if changed && c.cfg.OnChange != nil {
+		c.cfg.OnChange()
+	}
 	return nil
 }
 

@@ -32,6 +32,10 @@ type ManageDeps struct {
 	Declared func(name string) string
 	// Applied is told about every write (the controller's Kick).
 	Applied func()
+	// Changed runs after every write, before the answer.
+	Changed func(ctx context.Context)
+	// Remove takes a deleted function's versions out of service.
+	Remove func(ctx context.Context, name string, versions []string) error
 }
 
 // bundleCode is the gateway's api.CodeStore: bundles go to the artifact

@@ -178,7 +178,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	if d := deps.Manage; d != nil {
 		a.SetManagement(&api.Management{
 			Functions: d.Functions, Versions: d.Versions, Code: &bundleCode{s: s, d: d},
-			Applied: d.Applied, Declared: d.Declared,
+			Applied: d.Applied, Changed: d.Changed, Declared: d.Declared, Remove: d.Remove,
 		})
 	}
 	s.verifier = verifier

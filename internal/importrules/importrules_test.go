@@ -31,7 +31,7 @@ var rules = []rule{
 	{"runtimes", nil},
 	{"driver/", []string{"driver/", "runtimes"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
-	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi"}},
+	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle"}},
 	{"autoscaler/", []string{"autoscaler/"}},
 	// Test support may reach what it supports.
 	{"internal/", []string{""}},

@@ -180,6 +180,23 @@ type Result struct {
 // kept count had to be clamped into new scaling bounds, when the clamped
 // counts are sent as they are.
 func (s *Submitter) Register(ctx context.Context, job *api.Job, secrets *api.Variable) (*Result, error) {
+	return s.register(ctx, job, secrets, nil)
+}
+
+// RegisterAt is Register with Nomad's check-index: the job must be at
+// modify index (0: not registered yet), or the registration fails with an
+// error IsIndexConflict recognises and nothing is changed.
+func (s *Submitter) RegisterAt(ctx context.Context, job *api.Job, secrets *api.Variable, index uint64) (*Result, error) {
+	return s.register(ctx, job, secrets, &index)
+}
+
+// IsIndexConflict reports whether err is Nomad refusing a registration
+// whose check-index is stale.
+func IsIndexConflict(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "conflicting job modify index")
+}
+
+func (s *Submitter) register(ctx context.Context, job *api.Job, secrets *api.Variable, index *uint64) (*Result, error) {
 	cur, err := s.current(ctx, job)
 	if err != nil {
 		return nil, fmt.Errorf("registering job: %w", err)
@@ -192,6 +209,9 @@ func (s *Submitter) Register(ctx context.Context, job *api.Job, secrets *api.Var
 	}
 	toSend, kept, clamped := PreserveCounts(job, cur)
 	opts := &api.RegisterOptions{PreserveCounts: len(clamped) == 0}
+	if index != nil {
+		opts.EnforceIndex, opts.ModifyIndex = true, *index
+	}
 	resp, _, err := s.jobs.RegisterOpts(toSend, opts, ScopeOf(job).write(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
