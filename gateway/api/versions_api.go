@@ -151,7 +151,7 @@ func (a *API) publishVersion(c *manageCall) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	a.written()
+	a.written(ctx)
 	return http.StatusCreated, a.versionConfiguration(ctx, f, v), nil
 }
 
@@ -373,7 +373,7 @@ func (a *API) createAlias(c *manageCall) (int, any, *apiError) {
 	if err != nil {
 		return 0, nil, a.aliasError(c.r.Context(), c.ref.Name, al, err)
 	}
-	a.written()
+	a.written(c.r.Context())
 	return http.StatusCreated, a.aliasConfiguration(c.ref.Name, ent), nil
 }
 
@@ -455,7 +455,7 @@ func (a *API) updateAlias(c *manageCall) (int, any, *apiError) {
 		case err != nil:
 			return 0, nil, a.aliasError(ctx, c.ref.Name, &al, err)
 		}
-		a.written()
+		a.written(ctx)
 		return http.StatusOK, a.aliasConfiguration(c.ref.Name, ent), nil
 	}
 	return 0, nil, &apiError{Code: CodeResourceConflict, Message: "The operation cannot be performed at this time. An update is in progress for resource: " + a.functionARN(c.ref.Name, name)}
@@ -475,7 +475,7 @@ func (a *API) deleteAlias(c *manageCall) (int, any, *apiError) {
 	if err != nil && !errors.Is(err, versions.ErrNotFound) {
 		return 0, nil, serviceErr("deleting the alias", err)
 	}
-	a.written()
+	a.written(c.r.Context())
 	return http.StatusNoContent, nil, nil
 }
 
@@ -668,7 +668,7 @@ func (a *API) publishLayerVersion(c *manageCall) (int, any, *apiError) {
 	if err != nil {
 		return 0, nil, serviceErr("publishing the layer", err)
 	}
-	a.written()
+	a.written(ctx)
 	return http.StatusCreated, a.layerOutput(c.r.Host, lv, true), nil
 }
 
@@ -725,7 +725,7 @@ func (a *API) deleteLayerVersion(c *manageCall) (int, any, *apiError) {
 	if err := a.opts.Manage.Versions.DeleteLayerVersion(c.r.Context(), name, n); err != nil {
 		return 0, nil, serviceErr("deleting the layer version", err)
 	}
-	a.written()
+	a.written(c.r.Context())
 	return http.StatusNoContent, nil, nil
 }
 
