@@ -49,6 +49,13 @@ func awaitActive(t *testing.T, c *lambda.Client, fn string) *types.FunctionConfi
 		cfg = &types.FunctionConfiguration{RevisionId: out.RevisionId, CodeSha256: out.CodeSha256}
 		return out.State == types.StateActive && out.LastUpdateStatus == types.LastUpdateStatusSuccessful
 	}, fn+" active")
+	// nimbus dev reports Active a moment before its catalog routes the
+	// function (the store's status is written before the catalog reloads):
+	// wait for the invoke path too.
+	eventually(t, 10*time.Second, func() bool {
+		_, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{}`), InvocationType: types.InvocationTypeDryRun})
+		return !is[*types.ResourceNotFoundException](err)
+	}, fn+" invocable")
 	return cfg
 }
 
