@@ -62,14 +62,15 @@ func TestClusterGatewayNomadDouble(t *testing.T) {
 		// Exactly the endpoints the catalog and scaler call, and nothing else.
 		for _, r := range fake.requestLog() {
 			switch {
-			case r == "GET /v1/jobs", r == "GET /v1/vars",
+			case r == "GET /v1/jobs", r == "GET /v1/vars", r == "GET /v1/job/"+*job.ID,
 				r == "GET /v1/job/"+*job.ID+"/scale", r == "PUT /v1/job/"+*job.ID+"/scale":
 			default:
 				t.Errorf("unexpected nomad request %s", r)
 			}
 		}
 		for _, req := range fake.scaleRequests() {
-			if req.Target["Job"] != *job.ID || req.Target["Group"] != jobs.GroupOnDemand || req.Count == nil || req.Error {
+			// Every write is a check-and-set on the job modify index.
+			if req.Target["Job"] != *job.ID || req.Target["Group"] != jobs.GroupOnDemand || req.Count == nil || req.Error || req.JobModifyIndex == 0 {
 				t.Errorf("scale request %+v", req)
 			}
 		}
@@ -276,7 +277,12 @@ consul {
 		invoked <- result{out, err}
 	}()
 	eventually(t, 30*time.Second, func() bool { return status().Desired == 1 }, "the gateway to scale out again")
-	if err := other.OnDemand(ctx, clusterFn, jobs.LatestVersion, 2); err != nil {
+	// As gateways share the count: a check-and-set at the index read.
+	at, err := other.Count(ctx, clusterFn, jobs.LatestVersion)
+	if err != nil || at.Count != 1 {
+		t.Fatalf("the other gateway reads the on-demand count: %+v, %v", at, err)
+	}
+	if err := other.SetIf(ctx, clusterFn, jobs.LatestVersion, 2, at); err != nil {
 		t.Fatalf("the other gateway's scale-out: %v", err)
 	}
 	alloc = place(jobs.GroupOnDemand, "a2")
@@ -520,11 +526,13 @@ func clusterWriteFile(t *testing.T, path, content string) {
 
 // clusterNomad is an httptest double of exactly the Nomad HTTP endpoints
 // the cluster catalog and scaler call — GET /v1/jobs (prefix, meta), GET
-// /v1/vars (prefix), GET and PUT /v1/job/<id>/scale — serving one compiled
-// job, with Nomad's blocking-query semantics (?index waits until the state
-// moves past it or ?wait ends; every answer carries X-Nomad-Index). A scale
-// request changes the group count, records a scaling event like Nomad's
-// and bumps the job's modify index. Anything else fails the test.
+// /v1/vars (prefix), GET /v1/job/<id> (counts and JobModifyIndex), GET and
+// PUT /v1/job/<id>/scale — serving one compiled job, with Nomad's
+// blocking-query semantics (?index waits until the state moves past it or
+// ?wait ends; every answer carries X-Nomad-Index). A scale request changes
+// the group count, records a scaling event like Nomad's and bumps the
+// job's modify index; one carrying another JobModifyIndex is refused with
+// Nomad's error. Anything else fails the test.
 type clusterNomad struct {
 	t    *testing.T
 	srv  *httptest.Server
@@ -600,6 +608,17 @@ func (f *clusterNomad) serve(w http.ResponseWriter, r *http.Request) {
 		f.block(r)
 		f.mu.Lock()
 		f.reply(w, []*nomadapi.VariableMetadata{})
+	case r.Method == http.MethodGet && r.URL.Path == "/v1/job/"+*f.job.ID:
+		f.mu.Lock()
+		job := *f.job
+		job.JobModifyIndex = new(f.modify)
+		job.TaskGroups = nil
+		for _, g := range f.job.TaskGroups {
+			gc := *g
+			gc.Count = new(f.counts[*g.Name])
+			job.TaskGroups = append(job.TaskGroups, &gc)
+		}
+		f.reply(w, &job)
 	case r.Method == http.MethodGet && r.URL.Path == scalePath:
 		f.mu.Lock()
 		st := &nomadapi.JobScaleStatusResponse{
@@ -625,6 +644,12 @@ func (f *clusterNomad) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.scales = append(f.scales, req)
+		if req.JobModifyIndex != 0 && req.JobModifyIndex != f.modify {
+			f.mu.Unlock()
+			http.Error(w, fmt.Sprintf("Enforcing job modify index %d: job exists with conflicting job modify index: %d",
+				req.JobModifyIndex, f.modify), http.StatusInternalServerError)
+			return
+		}
 		f.counts[group] = int(*req.Count)
 		eval := fmt.Sprintf("eval-%d", len(f.scales))
 		f.events[group] = append([]nomadapi.ScalingEvent{{

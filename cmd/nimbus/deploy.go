@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -24,10 +25,21 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "deploy", "[spec file or dir]")
 	var f jobFlags
 	f.add(fs)
-	endpoint := fs.String("endpoint", "", "gateway whose artifact store takes the code bundles (env NIMBUS_ENDPOINT); "+
-		"used when --artifact-base-url is not given")
+	endpoint := fs.String("endpoint", "", "deploy through this gateway's management API (env NIMBUS_ENDPOINT): "+
+		"the gateway stores each function and compiles its jobs; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY sign the calls. "+
+		"Without it, deploy registers jobs in Nomad itself (NOMAD_ADDR, NOMAD_TOKEN)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if ep := cmp.Or(*endpoint, env.getenv("NIMBUS_ENDPOINT")); ep != "" && f.artifactBaseURL == "" && env.getenv(envArtifactBaseURL) == "" {
+		if err := refuseNomadOnlyFlags(fs); err != nil {
+			return err
+		}
+		path, err := specPath(fs)
+		if err != nil {
+			return err
+		}
+		return deployThroughAPI(ctx, env, ep, path, &f)
 	}
 	// Without an explicit artifact base URL, bundles go to the gateway's
 	// artifact store and the jobs fetch them from there.

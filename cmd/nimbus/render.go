@@ -102,13 +102,9 @@ var errReported = exitError{code: 1}
 // the runtime's default) into a temporary directory removed on return, and
 // the build's output is what gets packaged.
 func compileSpecs(ctx context.Context, env *cliEnv, path string, f *jobFlags, withSecrets bool) ([]compiled, error) {
-	vars := map[string]string{}
-	for _, v := range f.vars {
-		name, value, ok := strings.Cut(v, "=")
-		if !ok || name == "" {
-			return nil, fmt.Errorf("-var %q: want name=value", v)
-		}
-		vars[name] = value
+	vars, err := flagVars(f)
+	if err != nil {
+		return nil, err
 	}
 	file, diags := specs.Load(path, &specs.Options{Vars: vars, Env: env.getenv})
 	if len(diags) > 0 {
@@ -164,6 +160,19 @@ func compileSpecs(ctx context.Context, env *cliEnv, path string, f *jobFlags, wi
 		return nil, errors.New(strings.Join(errs, "\n"))
 	}
 	return out, nil
+}
+
+// flagVars reads the --var flags.
+func flagVars(f *jobFlags) (map[string]string, error) {
+	vars := map[string]string{}
+	for _, v := range f.vars {
+		name, value, ok := strings.Cut(v, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("-var %q: want name=value", v)
+		}
+		vars[name] = value
+	}
+	return vars, nil
 }
 
 func selectFunctions(file *specs.File, path, name string) ([]*specs.Function, error) {

@@ -38,10 +38,21 @@ consul {
   check_interval = "5s"
 }
 
+# With nats_url, reserved concurrency holds across all gateways: each
+# invocation of a function with a reservation holds a slot in the NATS KV
+# bucket nimbus_concurrency. A gateway that dies frees its slots this long
+# after its last renewal. Default "30s".
+concurrency_lease = "30s"
+# The unreserved pool (account_concurrency less the reservations) can be
+# shared the same way, at a KV write per invocation; off by default, when
+# each gateway admits the whole pool.
+# share_account_concurrency = true
+
 queue {
   # Several gateways share one NATS JetStream cluster for the async queue,
-  # the artifact store, schedules and NATS event sources. Without nats_url
-  # each gateway embeds its own (one gateway only).
+  # the artifact store, schedules, NATS event sources and reserved
+  # concurrency. Without nats_url each gateway embeds its own (one gateway
+  # only).
   nats_url        = "tls://nats.service.consul:4222"
   nats_creds_file = "secrets/nats.creds"
   nats_ca_file    = "secrets/nats-ca.pem"

@@ -116,6 +116,66 @@ var manageRoutes = []route{
 		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
 			a.manage(w, r, name, a.updateFunctionCode)
 		}},
+	// Nimbus's own: the function's spec in the model specs and the CLI
+	// share (nimbus export writes it back as HCL).
+	{Route{"GetFunctionSpec", []string{http.MethodGet}, SpecPathPrefix + fnLabel + "/spec"},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.getFunctionSpec) }},
+}
+
+// SpecPathPrefix starts GetFunctionSpec's path:
+// /nimbus/v1/functions/{FunctionName}/spec[?Qualifier=…].
+const SpecPathPrefix = "/nimbus/v1/functions/"
+
+// FunctionSpec is GetFunctionSpec's answer.
+type FunctionSpec struct {
+	// Spec is the canonical JSON of the version's spec. Its code names
+	// where this gateway keeps the bundle; CodeLocation downloads it.
+	Spec json.RawMessage `json:"Spec"`
+	// Version is the version the spec is of.
+	Version string `json:"Version"`
+	// CodeSha256 is the bundle's sha256 (hex) and CodeLocation its URL
+	// ("" when the function's code is a directory no bundle was made of).
+	CodeSha256   string `json:"CodeSha256"`
+	CodeLocation string `json:"CodeLocation"`
+}
+
+// getFunctionSpec answers GetFunctionSpec.
+func (a *API) getFunctionSpec(c *manageCall) (int, any, *apiError) {
+	st, out, e := a.getFunction(c)
+	if e != nil {
+		return 0, nil, e
+	}
+	m := out.(map[string]any)
+	cfg := m["Configuration"].(*functionConfiguration)
+	ctx := c.r.Context()
+	var spec *specs.Function
+	if fn, res, e := a.lookup(ctx, c.ref); e == nil {
+		spec = res.Spec
+		if res.Version == catalog.Latest && a.opts.Manage != nil {
+			if f, err := a.opts.Manage.Functions.Get(ctx, fn.Name); err == nil {
+				spec = f.Spec
+			}
+		}
+	} else if a.opts.Manage == nil {
+		return 0, nil, e
+	} else if f, err := a.opts.Manage.Functions.Get(ctx, c.ref.Name); err == nil {
+		spec = f.Spec // not in service yet
+	} else {
+		return 0, nil, e
+	}
+	raw, err := specs.Encode(spec)
+	if err != nil {
+		return 0, nil, serviceErr("encoding the spec", err)
+	}
+	sum := ""
+	if spec.Code != nil {
+		sum = strings.TrimPrefix(spec.Code.Checksum, "sha256:")
+	}
+	fs := &FunctionSpec{Spec: raw, Version: cfg.Version, CodeSha256: sum}
+	if sum != "" {
+		fs.CodeLocation = m["Code"].(map[string]string)["Location"]
+	}
+	return st, fs, nil
 }
 
 // manageCall is one management request: the function named in the path
@@ -255,7 +315,13 @@ type functionInput struct {
 	PackageType      string            `json:"PackageType"`
 	Architectures    []string          `json:"Architectures"`
 	RevisionID       string            `json:"RevisionId"`
-	Code             *struct {
+	// Nimbus carries what Lambda's fields cannot say: the whole function
+	// spec (event sources, async config, URL, aliases, placement, …), in
+	// place of the configuration fields. nimbus deploy --endpoint sends it.
+	Nimbus *struct {
+		Spec json.RawMessage `json:"Spec"`
+	} `json:"Nimbus"`
+	Code *struct {
 		ZipFile         []byte `json:"ZipFile"`
 		S3Bucket        string `json:"S3Bucket"`
 		S3Key           string `json:"S3Key"`
@@ -426,6 +492,30 @@ func (a *API) storeCode(ctx context.Context, zip []byte) (*specs.Code, string, *
 	return code, hexSum, nil
 }
 
+// nimbusSpec is the request's Nimbus.Spec for function name (nil when
+// absent). It replaces the Lambda configuration fields, which must then be
+// absent: one request does not say the configuration twice.
+func (in *functionInput) nimbusSpec(name string) (*specs.Function, *apiError) {
+	if in.Nimbus == nil || len(in.Nimbus.Spec) == 0 {
+		return nil, nil
+	}
+	if in.Runtime != nil || in.Handler != nil || in.Description != nil || in.Timeout != nil || in.MemorySize != nil ||
+		in.Environment != nil || in.EphemeralStorage != nil || in.Layers != nil {
+		return nil, invalidParam("Nimbus.Spec replaces Runtime, Handler, Description, Timeout, MemorySize, Environment, EphemeralStorage and Layers: give one or the other")
+	}
+	var spec specs.Function
+	if err := json.Unmarshal(in.Nimbus.Spec, &spec); err != nil {
+		return nil, invalidParam("Nimbus.Spec is not a function spec: " + err.Error())
+	}
+	if spec.Name != name {
+		return nil, invalidParam("Nimbus.Spec names function " + strconv.Quote(spec.Name) + ", the request " + strconv.Quote(name))
+	}
+	if spec.Tags == nil && in.Tags != nil {
+		spec.Tags = in.Tags
+	}
+	return &spec, nil
+}
+
 func (a *API) decodeInput(body []byte) (*functionInput, *apiError) {
 	var in functionInput
 	if len(body) == 0 {
@@ -449,7 +539,11 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	if !functions.ValidName(in.FunctionName) {
 		return 0, nil, invalidParam("1 validation error detected: Value '" + in.FunctionName + "' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9-_]{1,64}")
 	}
-	if in.Runtime == nil || *in.Runtime == "" {
+	spec, e := in.nimbusSpec(in.FunctionName)
+	if e != nil {
+		return 0, nil, e
+	}
+	if spec == nil && (in.Runtime == nil || *in.Runtime == "") {
 		return 0, nil, invalidParam("Runtime is required for Zip package types")
 	}
 	if in.Code == nil {
@@ -459,9 +553,11 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	if _, err := a.catalog.Function(ctx, in.FunctionName); err == nil {
 		return 0, nil, &apiError{Code: CodeResourceConflict, Message: "Function already exist: " + in.FunctionName}
 	}
-	spec := &specs.Function{Name: in.FunctionName, Tags: in.Tags}
-	if e := a.apply(in, spec); e != nil {
-		return 0, nil, e
+	if spec == nil {
+		spec = &specs.Function{Name: in.FunctionName, Tags: in.Tags}
+		if e := a.apply(in, spec); e != nil {
+			return 0, nil, e
+		}
 	}
 	// Validate the configuration before storing any code.
 	spec.Code = &specs.Code{URL: "https://placeholder.invalid/code.zip", Checksum: "sha256:" + strings.Repeat("0", 64)}
@@ -490,16 +586,14 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 		return 0, nil, a.storeError(in.FunctionName, err)
 	}
 	a.written(ctx)
-	version := catalog.Latest
 	if in.Publish {
 		v, e := a.publishStored(ctx, f, "", "")
 		if e != nil {
 			return 0, nil, e
 		}
-		version = v.Name()
 		return http.StatusCreated, a.versionConfiguration(ctx, f, v), nil
 	}
-	return http.StatusCreated, a.describe(ctx, f.Name, version, f.Spec, f), nil
+	return http.StatusCreated, a.describe(ctx, f.Name, catalog.Latest, f.Spec, f), nil
 }
 
 func (a *API) written(ctx context.Context) {
@@ -590,12 +684,19 @@ func (a *API) updateFunctionConfiguration(c *manageCall) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	if in.Code != nil || in.Tags != nil || in.Publish {
+	if in.Code != nil || (in.Tags != nil && in.Nimbus == nil) || in.Publish {
 		return 0, nil, invalidParam("UpdateFunctionConfiguration takes no Code, Tags or Publish")
+	}
+	whole, e := in.nimbusSpec(c.ref.Name)
+	if e != nil {
+		return 0, nil, e
 	}
 	f, e := a.updateStored(c.r.Context(), c.ref.Name, in.RevisionID, func(f *functions.Function) *apiError {
 		spec := f.Spec
-		if e := a.apply(in, spec); e != nil {
+		if whole != nil {
+			whole.Code = spec.Code
+			spec = whole
+		} else if e := a.apply(in, spec); e != nil {
 			return e
 		}
 		out, e := canonicalize(spec)

@@ -24,11 +24,16 @@
 //     that gateway's to lower when it is idle; this gateway leaves it alone
 //     and forgets it.
 //
-// Limits: reading the count and writing the new one are two requests, so a
-// raise that lands between them can still be lowered (the raising
-// gateway's next parked request raises it again); and a count set by a
-// gateway that went away for good stays until an operator lowers it or a
-// gateway with the same gateway_id raises and idles again.
+// Check-and-set: the count is read from the job with its JobModifyIndex
+// and written with Nomad's scale request carrying that index, which Nomad
+// refuses when the job changed in between. The Scaler then reads again and
+// decides again (up to eight rounds), so two gateways raising at once end
+// at the higher of their targets, and a scale-in that raced a raise is
+// dropped instead of undoing it.
+//
+// Limit: a count set by a gateway that went away for good stays until an
+// operator lowers it or a gateway with the same gateway_id raises and
+// idles again.
 //
 // It may import gateway/**, specs and driver/invokeapi.
 package cluster

@@ -14,11 +14,17 @@ import (
 )
 
 // Capacity is what the Scaler needs of the Nomad scaler (*nomad.Scaler):
-// set a version's on-demand count, and read the group's scale status.
+// read a version's on-demand count with its check-and-set index, write a
+// count only at that index, and read the group's scaling events.
 type Capacity interface {
-	OnDemand(ctx context.Context, function, version string, want int) error
+	Count(ctx context.Context, function, version string) (nomad.Count, error)
+	SetIf(ctx context.Context, function, version string, want int, at nomad.Count) error
 	Status(ctx context.Context, function, version string) (*nomadapi.TaskGroupScaleStatus, error)
 }
+
+// casAttempts bounds the read-decide-write rounds of one OnDemand call
+// while other writers keep changing the job.
+const casAttempts = 8
 
 var (
 	_ Capacity      = (*nomad.Scaler)(nil)
@@ -60,22 +66,41 @@ func NewScaler(inner Capacity, cfg ScalerConfig, logger hclog.Logger) (*Scaler, 
 }
 
 // OnDemand moves the version's on-demand count towards want as far as the
-// sharing rule allows. A declined scale-in is not an error.
+// sharing rule allows. A declined scale-in is not an error. Each write is a
+// check-and-set on the job: when another gateway (or a registration)
+// changed the job since the count was read, the count is read again and
+// the rule applied to it again, so concurrent raises end at the highest
+// and a scale-in never undoes a raise it did not see.
 func (s *Scaler) OnDemand(ctx context.Context, function, version string, want int) error {
 	if want < 0 {
 		return fmt.Errorf("scaling %s:%s to %d: %w", function, version, want, nomad.ErrNegativeCount)
 	}
-	st, err := s.inner.Status(ctx, function, version)
+	var err error
+	for attempt := 0; attempt < casAttempts; attempt++ {
+		err = s.once(ctx, function, version, want)
+		if !errors.Is(err, nomad.ErrConflict) {
+			return err
+		}
+		s.logger.Debug("on-demand count changed while scaling; reading it again",
+			"function", function, "version", version, "want", want)
+	}
+	return fmt.Errorf("scaling %s:%s to %d: the job kept changing under %d check-and-set attempts: %w",
+		function, version, want, casAttempts, err)
+}
+
+// once is one read-decide-write round; a lost check-and-set returns
+// nomad.ErrConflict.
+func (s *Scaler) once(ctx context.Context, function, version string, want int) error {
+	cur, err := s.inner.Count(ctx, function, version)
 	if err != nil {
 		return fmt.Errorf("reading the on-demand count of %s:%s: %w", function, version, err)
 	}
 	key := [2]string{function, version}
-	log := s.logger.With("function", function, "version", version)
 	switch {
-	case want == st.Desired:
+	case want == cur.Count:
 		return nil
-	case want > st.Desired:
-		if err := s.inner.OnDemand(ctx, function, version, want); err != nil {
+	case want > cur.Count:
+		if err := s.inner.SetIf(ctx, function, version, want, cur); err != nil {
 			return err
 		}
 		s.setLast(key, want)
@@ -87,14 +112,19 @@ func (s *Scaler) OnDemand(ctx context.Context, function, version string, want in
 	s.mu.Unlock()
 	if !mine {
 		// After a restart: the newest count-setting event says who set it.
+		st, err := s.inner.Status(ctx, function, version)
+		if err != nil {
+			return fmt.Errorf("reading the scaling events of %s:%s: %w", function, version, err)
+		}
 		last, mine = s.ownNewest(st.Events)
 	}
-	if !mine || last != st.Desired {
-		log.Info("leaving an on-demand count another gateway set", "count", st.Desired, "want", want)
+	if !mine || last != cur.Count {
+		s.logger.Info("leaving an on-demand count another gateway set", "function", function, "version", version,
+			"count", cur.Count, "want", want)
 		s.forget(key)
 		return nil
 	}
-	if err := s.inner.OnDemand(ctx, function, version, want); err != nil {
+	if err := s.inner.SetIf(ctx, function, version, want, cur); err != nil {
 		return err
 	}
 	s.setLast(key, want)

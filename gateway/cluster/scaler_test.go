@@ -29,11 +29,23 @@ type gatewayView struct {
 	id string
 }
 
-func (v gatewayView) OnDemand(_ context.Context, _, _ string, want int) error {
+func (v gatewayView) Count(context.Context, string, string) (nomad.Count, error) {
+	v.g.mu.Lock()
+	defer v.g.mu.Unlock()
+	if v.g.statusErr != nil {
+		return nomad.Count{}, v.g.statusErr
+	}
+	return nomad.Count{Count: v.g.desired, JobModifyIndex: v.g.clock + 1}, nil
+}
+
+func (v gatewayView) SetIf(_ context.Context, _, _ string, want int, at nomad.Count) error {
 	v.g.mu.Lock()
 	defer v.g.mu.Unlock()
 	if v.g.scaleErr != nil {
 		return v.g.scaleErr
+	}
+	if at.JobModifyIndex != v.g.clock+1 {
+		return nomad.ErrConflict
 	}
 	v.g.clock++
 	n := int64(want)

@@ -52,6 +52,20 @@ type Config struct {
 	// IdleScaleIn is how long on-demand capacity stays idle before it is
 	// lowered. Default "5m" ("30s" in dev mode).
 	IdleScaleIn string `hcl:"idle_scale_in,optional"`
+	// ConcurrencyLease applies with queue nats_url (an external NATS that
+	// several gateways share): reserved concurrency then holds across all of
+	// them, each admitted invocation holding one of the function's slots in
+	// a JetStream KV bucket (gateway/slots). A slot whose gateway died frees
+	// itself this long after its last renewal. Refused without nats_url
+	// (one gateway counts alone). Default "30s"; at least "1s".
+	ConcurrencyLease string `hcl:"concurrency_lease,optional"`
+	// ShareAccountConcurrency, with queue nats_url, makes the unreserved
+	// pool (account_concurrency less the reservations) hold across the
+	// gateways too: every invocation of a function without a reservation
+	// then holds a slot in the same bucket, a KV write to take it and one
+	// to free it. Off, each gateway admits the whole unreserved pool.
+	// Refused without nats_url. Default false.
+	ShareAccountConcurrency bool `hcl:"share_account_concurrency,optional"`
 	// ShutdownGrace bounds draining in-flight invocations on shutdown.
 	// Default "30s".
 	ShutdownGrace string `hcl:"shutdown_grace,optional"`
@@ -121,8 +135,10 @@ type Config struct {
 	Queue *queue.Config `hcl:"queue,block"`
 
 	// Parsed forms, filled by Validate.
-	ColdStartWaitD     time.Duration
-	IdleScaleInD       time.Duration
+	ColdStartWaitD time.Duration
+	IdleScaleInD   time.Duration
+	// ConcurrencyLeaseD is zero without queue nats_url.
+	ConcurrencyLeaseD  time.Duration
 	ShutdownGraceD     time.Duration
 	ReadHeaderTimeoutD time.Duration
 	ReadBodyTimeoutD   time.Duration
@@ -229,6 +245,9 @@ func (c *Config) Defaults() {
 		c.Queue = &queue.Config{}
 	}
 	c.Queue.Defaults()
+	if c.Queue.URL != "" {
+		set(&c.ConcurrencyLease, "30s")
+	}
 	c.clusterDefaults()
 }
 
@@ -269,6 +288,15 @@ func (c *Config) Validate() error {
 	c.ColdStartWaitD = dur("cold_start_wait", c.ColdStartWait, 10*time.Millisecond)
 	c.IdleScaleInD = dur("idle_scale_in", c.IdleScaleIn, 10*time.Millisecond)
 	c.ShutdownGraceD = dur("shutdown_grace", c.ShutdownGrace, 0)
+	switch {
+	case c.ConcurrencyLease != "" && (c.Queue == nil || c.Queue.URL == ""):
+		bad("concurrency_lease %q needs queue nats_url: reserved concurrency is shared only between gateways on one external NATS", c.ConcurrencyLease)
+	case c.ConcurrencyLease != "":
+		c.ConcurrencyLeaseD = dur("concurrency_lease", c.ConcurrencyLease, time.Second)
+	}
+	if c.ShareAccountConcurrency && (c.Queue == nil || c.Queue.URL == "") {
+		bad("share_account_concurrency needs queue nats_url: concurrency is shared only between gateways on one external NATS")
+	}
 	c.ReadHeaderTimeoutD = dur("read_header_timeout", c.ReadHeaderTimeout, 10*time.Millisecond)
 	c.ReadBodyTimeoutD = dur("read_body_timeout", c.ReadBodyTimeout, 10*time.Millisecond)
 	c.UploadTimeoutD = dur("upload_timeout", c.UploadTimeout, 10*time.Millisecond)

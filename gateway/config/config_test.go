@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
 )
 
 func TestLoadDefaultsValidate(t *testing.T) {
@@ -145,5 +146,59 @@ func TestClusterExampleIsValid(t *testing.T) {
 	}
 	if c.Dev || c.Discovery != config.DiscoveryConsul || c.Queue.URL == "" || len(c.AccessKeys) != 1 || len(c.InvokeKeyBytes) == 0 {
 		t.Fatalf("example decoded to %+v", c)
+	}
+}
+
+// concurrency_lease applies only with an external NATS; it defaults there.
+func TestConcurrencyLease(t *testing.T) {
+	c := &config.Config{Dev: true}
+	c.Defaults()
+	if err := c.Validate(); err != nil || c.ConcurrencyLeaseD != 0 {
+		t.Fatalf("embedded NATS: lease %s, %v", c.ConcurrencyLeaseD, err)
+	}
+	path := filepath.Join(t.TempDir(), "gateway.hcl")
+	src := `
+dev               = true
+concurrency_lease = "5s"
+queue {
+  nats_url = "nats://127.0.0.1:4222"
+}
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil || c.ConcurrencyLeaseD != 5*time.Second {
+		t.Fatalf("lease %s, %v", c.ConcurrencyLeaseD, err)
+	}
+	c = &config.Config{Dev: true}
+	c.Defaults()
+	c.Queue.URL = "nats://127.0.0.1:4222"
+	c.Defaults()
+	if err := c.Validate(); err != nil || c.ConcurrencyLeaseD != 30*time.Second {
+		t.Fatalf("default lease %s, %v", c.ConcurrencyLeaseD, err)
+	}
+	for _, bad := range []*config.Config{
+		{Dev: true, ConcurrencyLease: "5s"}, // no nats_url
+		{Dev: true, ConcurrencyLease: "10ms", Queue: &queue.Config{URL: "nats://127.0.0.1:4222"}},
+	} {
+		bad.Defaults()
+		if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "concurrency_lease") {
+			t.Errorf("lease %q: %v", bad.ConcurrencyLease, err)
+		}
+	}
+	bad := &config.Config{Dev: true, ShareAccountConcurrency: true}
+	bad.Defaults()
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "share_account_concurrency") {
+		t.Errorf("shared account without nats_url: %v", err)
+	}
+	good := &config.Config{Dev: true, ShareAccountConcurrency: true, Queue: &queue.Config{URL: "nats://127.0.0.1:4222"}}
+	good.Defaults()
+	if err := good.Validate(); err != nil {
+		t.Errorf("shared account with nats_url: %v", err)
 	}
 }

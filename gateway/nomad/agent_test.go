@@ -123,6 +123,29 @@ func TestAdaptersAgainstNomadAgent(t *testing.T) {
 		*Discovery
 	}{s, d}, "hello", LatestVersion, 90*time.Second)
 
+	// The check-and-set the gateways share counts with: a write at an
+	// index another gateway's write moved past is refused.
+	at, err := s.Count(ctx, "hello", LatestVersion)
+	if err != nil || at.Count != 0 {
+		t.Fatalf("on-demand count %+v, %v", at, err)
+	}
+	other, err := NewScaler(client.Jobs(), ScalerConfig{GatewayID: "gw-agent-other", JobID: cat.JobID}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetIf(ctx, "hello", LatestVersion, 1, at); err != nil {
+		t.Fatalf("check-and-set at the current index: %v", err)
+	}
+	if err := s.SetIf(ctx, "hello", LatestVersion, 2, at); !errors.Is(err, ErrConflict) {
+		t.Fatalf("check-and-set at a stale index: %v, want ErrConflict", err)
+	}
+	if at, err = s.Count(ctx, "hello", LatestVersion); err != nil || at.Count != 1 {
+		t.Fatalf("on-demand count %+v, %v; want 1", at, err)
+	}
+	if err := other.SetIf(ctx, "hello", LatestVersion, 0, at); err != nil {
+		t.Fatalf("check-and-set back to 0: %v", err)
+	}
+
 	st, err := s.Status(ctx, "hello", LatestVersion)
 	if err != nil || st.Desired != 0 {
 		t.Fatalf("on-demand scale status %+v, %v", st, err)

@@ -7,7 +7,10 @@
 //     current with blocking queries.
 //   - Scaler sets a function version's "ondemand" group count through the
 //     job scale API (PUT /v1/job/<id>/scale) with a message and meta saying
-//     which gateway asked, and reads the group's scale status.
+//     which gateway asked, and reads the group's scale status. Count reads
+//     the count from the job (GET /v1/job/<id>) with its JobModifyIndex,
+//     and SetIf writes only at that index (ErrConflict otherwise), so
+//     gateways sharing a count never overwrite a change they did not see.
 //   - Discovery answers discovery.Source from Nomad's native service
 //     registrations (GET /v1/service/<name>) through blocking queries, as the
 //     alternative to Consul health.

@@ -32,6 +32,10 @@ type fakeNomad struct {
 	vars     map[string]*api.Variable
 	services map[string][]*api.ServiceRegistration
 	groups   map[string]map[string]int // job → group → count
+	// modify is each job's JobModifyIndex (1 until a scale changes it);
+	// a scale request carrying another JobModifyIndex is refused as
+	// Nomad refuses it.
+	modify   map[string]uint64
 	scales   []scaleCall
 	requests []string // "METHOD path?query"
 	failNext int      // answer the next request with this status
@@ -53,6 +57,7 @@ func newFakeNomad(t *testing.T) *fakeNomad {
 		t: t, index: 10, changed: make(chan struct{}),
 		jobs: map[string]*api.JobListStub{}, vars: map[string]*api.Variable{},
 		services: map[string][]*api.ServiceRegistration{}, groups: map[string]map[string]int{},
+		modify: map[string]uint64{},
 	}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.srv.Close)
@@ -162,6 +167,8 @@ func (f *fakeNomad) serve(w http.ResponseWriter, r *http.Request) {
 			}
 			return out
 		})
+	case r.Method == http.MethodGet && strings.HasPrefix(path, "/v1/job/") && !strings.Contains(strings.TrimPrefix(path, "/v1/job/"), "/"):
+		f.job(w, strings.TrimPrefix(path, "/v1/job/"))
 	case strings.HasPrefix(path, "/v1/job/") && strings.HasSuffix(path, "/scale"):
 		id := strings.TrimSuffix(strings.TrimPrefix(path, "/v1/job/"), "/scale")
 		f.scale(w, r, id, q)
@@ -213,6 +220,33 @@ answer:
 	_ = json.NewEncoder(w).Encode(body)
 }
 
+// jobModifyLocked is a job's JobModifyIndex.
+func (f *fakeNomad) jobModifyLocked(id string) uint64 {
+	if n := f.modify[id]; n != 0 {
+		return n
+	}
+	return 1
+}
+
+// job answers GET /v1/job/<id> with the fields the scaler reads: the
+// groups' counts and the JobModifyIndex.
+func (f *fakeNomad) job(w http.ResponseWriter, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	groups, ok := f.groups[id]
+	writeHeaders(w, f.index)
+	if !ok {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	jmi := f.jobModifyLocked(id)
+	job := api.Job{ID: &id, JobModifyIndex: &jmi}
+	for g, n := range groups {
+		job.TaskGroups = append(job.TaskGroups, &api.TaskGroup{Name: new(g), Count: new(n)})
+	}
+	_ = json.NewEncoder(w).Encode(job)
+}
+
 func (f *fakeNomad) scale(w http.ResponseWriter, r *http.Request, id string, q url.Values) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -245,13 +279,19 @@ func (f *fakeNomad) scale(w http.ResponseWriter, r *http.Request, id string, q u
 			http.Error(w, "group not found", http.StatusBadRequest)
 			return
 		}
+		if jmi := f.jobModifyLocked(id); req.JobModifyIndex != 0 && req.JobModifyIndex != jmi {
+			http.Error(w, "Enforcing job modify index "+strconv.FormatUint(req.JobModifyIndex, 10)+
+				": job exists with conflicting job modify index: "+strconv.FormatUint(jmi, 10), http.StatusInternalServerError)
+			return
+		}
 		groups[g] = int(*req.Count)
 		if f.onScale != nil {
 			f.onScale(id, g, int(*req.Count))
 		}
 		idx := f.bumpLocked()
+		f.modify[id] = idx
 		writeHeaders(w, idx)
-		_ = json.NewEncoder(w).Encode(api.JobRegisterResponse{EvalID: "eval-" + strconv.FormatUint(idx, 10)})
+		_ = json.NewEncoder(w).Encode(api.JobRegisterResponse{JobModifyIndex: idx, EvalID: "eval-" + strconv.FormatUint(idx, 10)})
 	default:
 		f.t.Errorf("unexpected %s on %s", r.Method, r.URL)
 		http.Error(w, "method", http.StatusMethodNotAllowed)

@@ -164,3 +164,53 @@ func TestScalerWithCatalogJobIDs(t *testing.T) {
 		t.Fatalf("scales %+v", c)
 	}
 }
+
+// Count reads the group's count with the job's modify index, and SetIf
+// writes only while the job is still at that index.
+func TestScalerSetIfIsACheckAndSet(t *testing.T) {
+	f := newFakeNomad(t)
+	f.update(func() {
+		f.groups["nimbus-hello"] = map[string]int{discovery.GroupProvisioned: 1, discovery.GroupOnDemand: 2}
+	})
+	s, err := NewScaler(f.client().Jobs(), ScalerConfig{GatewayID: "gw-1"}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	at, err := s.Count(ctx, "hello", LatestVersion)
+	if err != nil || at.Count != 2 || at.JobModifyIndex == 0 {
+		t.Fatalf("count %+v, %v", at, err)
+	}
+	// Someone else scales in between: the write at the old index loses.
+	other, err := NewScaler(f.client().Jobs(), ScalerConfig{GatewayID: "gw-2"}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.SetIf(ctx, "hello", LatestVersion, 5, at); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetIf(ctx, "hello", LatestVersion, 3, at); !errors.Is(err, ErrConflict) {
+		t.Fatalf("stale check-and-set: %v, want ErrConflict", err)
+	}
+	if n := f.count("nimbus-hello", discovery.GroupOnDemand); n != 5 {
+		t.Fatalf("count %d after a lost check-and-set, want 5", n)
+	}
+	at, err = s.Count(ctx, "hello", LatestVersion)
+	if err != nil || at.Count != 5 {
+		t.Fatalf("count %+v, %v", at, err)
+	}
+	if err := s.SetIf(ctx, "hello", LatestVersion, 6, at); err != nil {
+		t.Fatal(err)
+	}
+	c := f.calls()
+	last := c[len(c)-1].Req
+	if last.JobModifyIndex != at.JobModifyIndex || last.Meta[ScaleMetaReason] != ReasonScaleOut || last.Meta[ScaleMetaPrevious] != float64(5) {
+		t.Fatalf("check-and-set request %+v", last)
+	}
+	if _, err := s.Count(ctx, "missing", LatestVersion); err == nil {
+		t.Fatal("count of a missing job")
+	}
+	if err := s.SetIf(ctx, "hello", LatestVersion, 1, Count{Count: 6}); err == nil {
+		t.Fatal("a check-and-set without an index was sent")
+	}
+}

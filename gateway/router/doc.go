@@ -14,9 +14,19 @@
 // Admission follows Lambda: reserved concurrency caps a function, the
 // account limit caps the unreserved pool (never below its minimum), and every
 // refusal is a *ThrottleError carrying Lambda's TooManyRequestsException
-// reason — never a 5xx. A Scaler that answers *LaunchError (capacity cannot
-// start: broken code, a missing layer) fails the version's waiting requests
-// with it at once, unless a live instance will still serve them.
+// reason — never a 5xx. Those counts are this gateway's; with a Shared set
+// (SetShared: gateway/slots, leases in the NATS the gateways share) an
+// invocation of a function with reserved concurrency must also take one of
+// the function's slots across all gateways, so N gateways together admit
+// the reservation, not N times it; when the shared state cannot be reached
+// the invocation is refused (ErrShared), never admitted unchecked. The
+// unreserved pool (the account limit less the reservations) is shared the
+// same way when asked (SetShared's account), its slots named
+// UnreservedSlots; otherwise it stays per gateway.
+//
+// A Scaler that answers *LaunchError (capacity cannot start: broken code, a
+// missing layer) fails the version's waiting requests with it at once,
+// unless a live instance will still serve them.
 //
 // Lock rules: one mutex (Router.mu) guards every pool, instance and
 // function counter; methods suffixed Locked must be called with it held.

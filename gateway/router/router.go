@@ -26,6 +26,18 @@ type Scaler interface {
 	OnDemand(ctx context.Context, function, version string, want int) error
 }
 
+// Shared holds reserved concurrency across gateways (gateway/slots):
+// Acquire takes one of a function's limit slots, ok false when every slot
+// is held by some gateway; release frees it. An error means the shared
+// state could not decide, and the router refuses the invocation.
+type Shared interface {
+	Acquire(ctx context.Context, function string, limit int) (release func(), ok bool, err error)
+}
+
+// ErrShared is wrapped when the shared reserved-concurrency state could not
+// be reached: the invocation is refused rather than admitted unchecked.
+var ErrShared = errors.New("reserved concurrency across gateways could not be checked")
+
 // TooManyRequestsException reasons (Lambda's values).
 const (
 	ReasonConcurrentInvocationLimitExceeded                 = "ConcurrentInvocationLimitExceeded"
@@ -166,6 +178,8 @@ type Router struct {
 	reservedTotal int
 	draining      bool
 	idle          *sync.Cond // signalled when an admitted invocation finishes
+	shared        Shared     // nil: reserved concurrency is counted here only
+	shareAccount  bool       // the unreserved pool is shared too
 }
 
 type poolKey struct{ function, version string }
@@ -207,6 +221,21 @@ func (r *Router) SetReservedTotal(n int) {
 	r.mu.Unlock()
 }
 
+// SetShared makes reserved concurrency hold across the gateways sharing s:
+// an invocation of a function with a reservation is admitted only when it
+// also takes one of the function's shared slots. With account set, the
+// unreserved pool is shared too: every other invocation takes one of its
+// slots (named UnreservedSlots). Call before serving.
+func (r *Router) SetShared(s Shared, account bool) {
+	r.mu.Lock()
+	r.shared, r.shareAccount = s, account
+	r.mu.Unlock()
+}
+
+// UnreservedSlots is the name the unreserved pool's slots go by in Shared;
+// no function name can contain "=".
+const UnreservedSlots = "=unreserved"
+
 // UnreservedLimit is the concurrency functions without a reservation share.
 func (r *Router) UnreservedLimit() int {
 	r.mu.Lock()
@@ -233,13 +262,14 @@ func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (
 	if t.EnvironmentsPerInstance < 1 {
 		t.EnvironmentsPerInstance = 1
 	}
-	if err := r.admit(t); err != nil {
+	done, err := r.admitShared(ctx, t)
+	if err != nil {
 		return nil, err
 	}
 	admitted := true
 	defer func() {
 		if admitted {
-			r.unadmit(t)
+			done()
 		}
 	}()
 	p := r.pool(t)
@@ -257,7 +287,7 @@ func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (
 			admitted = false // the body's Close releases it
 			resp.Body = &releaser{ReadCloser: resp.Body, release: func() {
 				r.release(p, inst)
-				r.unadmit(t)
+				done()
 			}}
 			return resp, nil
 		}
@@ -316,7 +346,47 @@ func (r *releaser) Close() error {
 	return err
 }
 
-// admit applies reserved and account concurrency.
+// admitShared admits t here, then, with a Shared set, takes one of the
+// function's slots across gateways (a function with a reservation), or one
+// of the unreserved pool's (the others, when the account is shared). done
+// undoes both.
+func (r *Router) admitShared(ctx context.Context, t Target) (done func(), err error) {
+	if err := r.admit(t); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	shared, account, unreserved := r.shared, r.shareAccount, r.unreservedLimitLocked()
+	r.mu.Unlock()
+	name, limit := t.Function, 0
+	reason := ReasonReservedFunctionConcurrentInvocationLimitExceeded
+	switch {
+	case shared == nil:
+	case t.Reserved != nil:
+		limit = *t.Reserved
+	case account:
+		name, limit, reason = UnreservedSlots, unreserved, ReasonConcurrentInvocationLimitExceeded
+	default:
+		shared = nil
+	}
+	if shared == nil {
+		return func() { r.unadmit(t) }, nil
+	}
+	release, ok, err := shared.Acquire(ctx, name, limit)
+	if err != nil {
+		r.unadmit(t)
+		return nil, fmt.Errorf("%w: %w", ErrShared, err)
+	}
+	if !ok {
+		r.unadmit(t)
+		return nil, &ThrottleError{Reason: reason, Message: "Rate Exceeded.", RetryAfter: time.Second}
+	}
+	return func() {
+		r.unadmit(t)
+		release()
+	}, nil
+}
+
+// admit applies reserved and account concurrency as counted here.
 func (r *Router) admit(t Target) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -6,7 +6,9 @@
 // /nimbus/v1/functions/{fn}/invocations), a health endpoint,
 // Prometheus /metrics, the artifact store at /nimbus/v1/artifacts/ (a
 // JetStream object store on the NATS the async queue uses, collected when
-// Deps names what is still referenced), registration hooks (Consul in a
+// Deps names what is still referenced), reserved concurrency shared with
+// the other gateways on an external NATS (gateway/slots, when
+// concurrency_lease applies), registration hooks (Consul in a
 // cluster) and a graceful shutdown that deregisters first and then drains
 // in-flight invocations.
 //

@@ -26,6 +26,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
+	"github.com/nimbus-fn/nimbus/gateway/slots"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -86,14 +87,17 @@ type Deps struct {
 
 // Server is one running gateway.
 type Server struct {
-	cfg      *config.Config
-	deps     Deps
-	logger   hclog.Logger
-	metrics  *metrics.Metrics
-	router   *router.Router
-	api      *api.API
-	queue    *queue.Queue
-	nats     *queue.NATS // set by Start
+	cfg     *config.Config
+	deps    Deps
+	logger  hclog.Logger
+	metrics *metrics.Metrics
+	router  *router.Router
+	api     *api.API
+	queue   *queue.Queue
+	nats    *queue.NATS // set by Start
+	// slots shares reserved concurrency with the other gateways on the
+	// same external NATS (set by Start when concurrency_lease applies).
+	slots    *slots.Slots
 	http     *http.Server
 	ln       net.Listener
 	conns    *limitListener // ln, counted and capped at max_connections
@@ -347,6 +351,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.nats.Close()
 		return err
 	}
+	if err := s.openSlots(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
 	s.startSources()
 	ln := s.deps.Listener
 	if ln == nil {
@@ -370,6 +378,31 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}
 	s.logger.Info("gateway listening", "address", ln.Addr().String(), "dev", s.cfg.Dev)
+	return nil
+}
+
+// openSlots makes reserved concurrency hold across the gateways sharing an
+// external NATS (concurrency_lease is set only with nats_url): the router
+// then takes a slot of the function's reservation in a JetStream KV bucket
+// for every such invocation. One gateway on its embedded NATS counts alone.
+func (s *Server) openSlots(ctx context.Context) error {
+	if s.cfg.ConcurrencyLeaseD == 0 {
+		return nil
+	}
+	js, err := jetstream.New(s.nats.Conn)
+	if err != nil {
+		return fmt.Errorf("opening JetStream for reserved concurrency: %w", err)
+	}
+	owner := s.deps.Member
+	if owner == "" {
+		owner = "gateway-" + uuid.NewString()
+	}
+	sl, err := slots.Open(ctx, js, slots.Config{Owner: owner, Lease: s.cfg.ConcurrencyLeaseD, Replicas: s.cfg.Queue.Replicas}, s.logger)
+	if err != nil {
+		return fmt.Errorf("opening reserved concurrency slots: %w", err)
+	}
+	s.slots = sl
+	s.router.SetShared(sl, s.cfg.ShareAccountConcurrency)
 	return nil
 }
 
@@ -402,6 +435,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	bg, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.router.Run(bg)
+	if s.slots != nil {
+		// Renews held slots until the drain below has ended (bg ends
+		// when Serve returns).
+		go s.slots.Run(bg)
+	}
 	if len(s.deps.ArtifactRefs) > 0 {
 		go s.artifacts.RunGC(bg, s.cfg.Artifacts.GCIntervalD, s.deps.ArtifactRefs...)
 	}

@@ -37,12 +37,15 @@ type Server struct {
 	unexpected []Request
 	index      uint64
 	evals      int
+	// events are the scaling events of each job's groups, newest first.
+	events map[string]map[string][]api.ScalingEvent
 }
 
 // New starts a double that stops when t ends.
 func New(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{jobs: map[string]*api.Job{}, vars: map[string]*api.Variable{}, index: 100}
+	s := &Server{jobs: map[string]*api.Job{}, vars: map[string]*api.Variable{}, index: 100,
+		events: map[string]map[string][]api.ScalingEvent{}}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
@@ -189,6 +192,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.plan(w, ns, id, body)
 		case r.Method == http.MethodPut && sub == "scale":
 			s.scale(w, ns, id, body)
+		case r.Method == http.MethodGet && sub == "scale":
+			s.scaleStatus(w, ns, id)
 		default:
 			s.notServed(w, req)
 		}
@@ -401,11 +406,48 @@ func (s *Server) scale(w http.ResponseWriter, ns, id string, body []byte) {
 				return
 			}
 		}
+		// Nomad checks JobModifyIndex when the request sets it, and
+		// refuses with this text.
+		if req.JobModifyIndex != 0 && req.JobModifyIndex != *j.JobModifyIndex {
+			http.Error(w, fmt.Sprintf("Enforcing job modify index %d: job exists with conflicting job modify index: %d",
+				req.JobModifyIndex, *j.JobModifyIndex), http.StatusInternalServerError)
+			return
+		}
+		prev := int64(0)
+		if g.Count != nil {
+			prev = int64(*g.Count)
+		}
 		c := int(n)
 		g.Count = &c
 		s.store(j)
+		k := key(ns, id)
+		if s.events[k] == nil {
+			s.events[k] = map[string][]api.ScalingEvent{}
+		}
+		s.events[k][group] = append([]api.ScalingEvent{{Count: &n, PreviousCount: prev, Message: req.Message,
+			Meta: req.Meta, Time: *j.JobModifyIndex}}, s.events[k][group]...)
 		writeJSON(w, api.JobRegisterResponse{EvalID: s.nextEval(), JobModifyIndex: *j.JobModifyIndex})
 		return
 	}
 	http.Error(w, fmt.Sprintf("task group %q specified for scaling does not exist in job", group), http.StatusBadRequest)
+}
+
+// scaleStatus answers GET /v1/job/<id>/scale: each group's desired count
+// and its scaling events, newest first.
+func (s *Server) scaleStatus(w http.ResponseWriter, ns, id string) {
+	j := s.jobs[key(ns, id)]
+	if j == nil {
+		http.Error(w, "job not found", http.StatusNotFound)
+		return
+	}
+	st := api.JobScaleStatusResponse{JobID: id, Namespace: *j.Namespace, JobModifyIndex: *j.ModifyIndex,
+		TaskGroups: map[string]api.TaskGroupScaleStatus{}}
+	for _, g := range j.TaskGroups {
+		n := 0
+		if g.Count != nil {
+			n = *g.Count
+		}
+		st.TaskGroups[*g.Name] = api.TaskGroupScaleStatus{Desired: n, Events: s.events[key(ns, id)][*g.Name]}
+	}
+	writeJSON(w, st)
 }
