@@ -107,6 +107,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	seg := strings.Split(strings.Trim(p, "/"), "/")
 	for _, rt := range allRoutes() {
 		if name, ok := rt.match(r.Method, seg); ok {
+			rt.bind(r, seg)
 			rt.serve(a, w, r, name)
 			return
 		}
@@ -116,7 +117,8 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // Route is one operation the API serves besides function URLs: the
 // methods it answers (nil: any; the operation tells them apart) and its
-// path, with "{FunctionName}" for the function label.
+// path, with "{FunctionName}" for the function label and "{…}" for any
+// other segment the operation reads (r.PathValue, still escaped).
 type Route struct {
 	Operation string
 	Methods   []string
@@ -152,8 +154,9 @@ var dispatch = slices.Concat(routes, manageRoutes, versionRoutes, configRoutes)
 func allRoutes() []route { return dispatch }
 
 // match reports whether method and the path's segments select the route,
-// and the (still escaped) segment its placeholder captures: any "{…}"
-// segment, such as {FunctionName} or {ARN} (a route has at most one).
+// and the (still escaped) segment {FunctionName} or {ARN} captures (a
+// route has at most one of them); other "{…}" segments become path values
+// (bind).
 func (rt route) match(method string, seg []string) (string, bool) {
 	want := strings.Split(strings.Trim(rt.Path, "/"), "/")
 	if len(want) != len(seg) {
@@ -162,8 +165,9 @@ func (rt route) match(method string, seg []string) (string, bool) {
 	name := ""
 	for i, w := range want {
 		switch {
-		case len(w) > 2 && w[0] == '{' && w[len(w)-1] == '}':
-			name = seg[i]
+		case w == fnLabel || w == arnLabel:
+			name = seg[i] // the handler's name argument
+		case isPlaceholder(w): // a path value (bind)
 		case w != seg[i]:
 			return "", false
 		}
@@ -172,6 +176,20 @@ func (rt route) match(method string, seg []string) (string, bool) {
 		return "", false
 	}
 	return name, true
+}
+
+// bind sets the path's "{…}" segments other than the function label as
+// the request's path values.
+func (rt route) bind(r *http.Request, seg []string) {
+	for i, w := range strings.Split(strings.Trim(rt.Path, "/"), "/") {
+		if w != fnLabel && isPlaceholder(w) {
+			r.SetPathValue(w[1:len(w)-1], seg[i])
+		}
+	}
+}
+
+func isPlaceholder(seg string) bool {
+	return len(seg) > 2 && seg[0] == '{' && seg[len(seg)-1] == '}'
 }
 
 // Routes lists the API's operations (function URLs, /url/<function>/ and

@@ -26,5 +26,12 @@
 // addressed by function ARN) and GetAccountSettings. Every write changes
 // the stored $LATEST through the same path as UpdateFunctionConfiguration.
 //
-// It may import gateway/**, specs and driver/invokeapi.
+// Versions, aliases and layers (versions_api.go) are served from the
+// versions store: PublishVersion snapshots the function store's $LATEST, or
+// zips the code directory of a function a spec file declares (bundle) so
+// that $LATEST keeps running the directory; aliases carry a RevisionId of
+// their own; deleted layer versions stay resolvable for the versions that
+// pinned them.
+//
+// It may import gateway/**, specs, driver/invokeapi and bundle.
 package api

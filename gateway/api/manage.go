@@ -124,7 +124,9 @@ var manageRoutes = []route{
 	// Nimbus's own: the function's spec in the model specs and the CLI
 	// share (nimbus export writes it back as HCL).
 	{Route{"GetFunctionSpec", []string{http.MethodGet}, SpecPathPrefix + fnLabel + "/spec"},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.getFunctionSpec) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.manage(w, r, name, a.getFunctionSpec)
+		}},
 }
 
 // SpecPathPrefix starts GetFunctionSpec's path:

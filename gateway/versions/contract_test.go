@@ -19,6 +19,8 @@ func runContract(t *testing.T, newStore func(t *testing.T) *Store) {
 	t.Run("aliases", func(t *testing.T) { testAliases(t, newStore(t)) })
 	t.Run("delete version", func(t *testing.T) { testDeleteVersion(t, newStore(t)) })
 	t.Run("layers", func(t *testing.T) { testLayers(t, newStore(t)) })
+	t.Run("alias revisions", func(t *testing.T) { testAliasRevisions(t, newStore(t)) })
+	t.Run("layer metadata and deletes", func(t *testing.T) { testLayerDeletes(t, newStore(t)) })
 	t.Run("references", func(t *testing.T) { testReferences(t, newStore(t)) })
 }
 
@@ -295,5 +297,94 @@ func testReferences(t *testing.T, s *Store) {
 	}
 	if !reflect.DeepEqual(refs, map[string]bool{sha('b'): true, sha('c'): true}) {
 		t.Fatalf("references %v", refs)
+	}
+}
+
+func testAliasRevisions(t *testing.T, s *Store) {
+	ctx := context.Background()
+	mustPublish(t, s, "fn", Snapshot{Spec: spec(128), CodeSHA256: sha('a')}, 1, true)
+	mustPublish(t, s, "fn", Snapshot{Spec: spec(128), CodeSHA256: sha('b')}, 2, true)
+	live := &specs.Alias{Name: "live", Version: "1"}
+	if _, err := s.WriteAlias(ctx, "fn", live, AliasCondition{Update: true}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("updating an absent alias: %v", err)
+	}
+	first, err := s.WriteAlias(ctx, "fn", live, AliasCondition{Create: true})
+	if err != nil || first.RevisionID == "" || !reflect.DeepEqual(first.Alias, live) {
+		t.Fatalf("create: %+v %v", first, err)
+	}
+	if _, err := s.WriteAlias(ctx, "fn", live, AliasCondition{Create: true}); !errors.Is(err, ErrExists) {
+		t.Fatalf("creating twice: %v", err)
+	}
+	read, err := s.AliasEntry(ctx, "fn", "live")
+	if err != nil || read.RevisionID != first.RevisionID {
+		t.Fatalf("read back %+v %v, want revision %s", read, err, first.RevisionID)
+	}
+	canary := &specs.Alias{Name: "live", Version: "1", Routing: map[string]float64{"2": 0.25}}
+	second, err := s.WriteAlias(ctx, "fn", canary, AliasCondition{Update: true, RevisionID: first.RevisionID})
+	if err != nil || second.RevisionID == first.RevisionID {
+		t.Fatalf("update at the current revision: %+v %v", second, err)
+	}
+	if _, err := s.WriteAlias(ctx, "fn", live, AliasCondition{Update: true, RevisionID: first.RevisionID}); !errors.Is(err, ErrPrecondition) {
+		t.Fatalf("update at a stale revision: %v", err)
+	}
+	// An unconditional write (the CLI's SetAlias) changes the revision too.
+	if err := s.SetAlias(ctx, "fn", live); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.AliasEntries(ctx, "fn")
+	if err != nil || len(all) != 1 || all[0].RevisionID == second.RevisionID || all[0].Routing != nil {
+		t.Fatalf("aliases %+v %v", all, err)
+	}
+}
+
+func testLayerDeletes(t *testing.T, s *Store) {
+	ctx := context.Background()
+	snap := LayerSnapshot{CodeSHA256: sha('1'), Size: 10, CompatibleRuntimes: []string{"python3.12"},
+		CompatibleArchitectures: []string{"x86_64"}, LicenseInfo: "MIT"}
+	l1, _, err := s.PublishLayer(ctx, "deps", snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LayerVersion(ctx, "deps", 1)
+	if err != nil || got.LicenseInfo != "MIT" || !reflect.DeepEqual(got.CompatibleArchitectures, []string{"x86_64"}) || got.Deleted {
+		t.Fatalf("read back %+v %v", got, err)
+	}
+	// Another license is another version.
+	snap.LicenseInfo = "Apache-2.0"
+	if l2, created, err := s.PublishLayer(ctx, "deps", snap); err != nil || !created || l2.Number != 2 {
+		t.Fatalf("new license: %+v %v %v", l2, created, err)
+	}
+	if _, _, err := s.PublishLayer(ctx, "aaa", LayerSnapshot{CodeSHA256: sha('2'), Size: 1}); err != nil {
+		t.Fatal(err)
+	}
+	names, err := s.Layers(ctx)
+	if err != nil || !reflect.DeepEqual(names, []string{"aaa", "deps"}) {
+		t.Fatalf("layers %v %v", names, err)
+	}
+	if err := s.DeleteLayerVersion(ctx, "deps", l1.Number); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{1, 9} {
+		if err := s.DeleteLayerVersion(ctx, "deps", n); err != nil {
+			t.Fatalf("deleting version %d again or absent: %v", n, err)
+		}
+	}
+	vs, err := s.LayerVersions(ctx, "deps")
+	if err != nil || len(vs) != 1 || vs[0].Number != 2 {
+		t.Fatalf("versions after delete %+v %v", vs, err)
+	}
+	// A version that pinned deps:1 still resolves it; "deps" is the newest left.
+	got, err = s.LayerVersion(ctx, "deps", 1)
+	if err != nil || !got.Deleted {
+		t.Fatalf("deleted version read back %+v %v", got, err)
+	}
+	res, err := s.ResolveLayers(ctx, "python3.12", []string{"deps:1", "deps"})
+	if err != nil || res[0].Number != 1 || res[1].Number != 2 {
+		t.Fatalf("resolved %+v %v", res, err)
+	}
+	// Republishing the deleted content is a new number.
+	snap.LicenseInfo = "MIT"
+	if l3, created, err := s.PublishLayer(ctx, "deps", snap); err != nil || !created || l3.Number != 3 {
+		t.Fatalf("republish: %+v %v %v", l3, created, err)
 	}
 }

@@ -15,12 +15,19 @@
 //
 //	nimbus/functions/<fn>/counter          next, latest
 //	nimbus/functions/<fn>/versions/<n>     spec, code_sha256, config_sha256, description, created
-//	nimbus/functions/<fn>/aliases/<name>   version, routing (JSON), description
+//	nimbus/functions/<fn>/aliases/<name>   version, routing (JSON), description, revision_id
 //	nimbus/functions/<fn>/provisioned/<q>  requested, last_modified (a
 //	                                       provisioned concurrency config of
 //	                                       version or alias q)
 //	nimbus/layers/<name>/counter           next, latest
-//	nimbus/layers/<name>/versions/<n>      code_sha256, size, runtimes (JSON), description, created
+//	nimbus/layers/<name>/versions/<n>      code_sha256, size, runtimes (JSON), architectures (JSON),
+//	                                       license, description, created, deleted
+//
+// An alias's revision_id is a new uuid on every write; a write may require
+// the alias to be absent (create) or at a given revision (Lambda's
+// RevisionId precondition), checked and written in one check-and-set.
+// Deleting a layer version marks it deleted: it is no longer listed or
+// newly resolvable by name, while versions that pinned it keep running.
 //
 // Publishing allocates the number by a check-and-set on the counter, then
 // creates the version entry (create-only): two publishers never share a

@@ -7,13 +7,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/specs"
@@ -25,6 +28,10 @@ var (
 	ErrVersionInUse = errors.New("version in use by an alias")
 	// ErrInvalid: a bad name, number, checksum or alias definition.
 	ErrInvalid = errors.New("invalid request")
+	// ErrExists: a create-only alias write found the alias there.
+	ErrExists = errors.New("already exists")
+	// ErrPrecondition: the alias's revision is not the one the caller named.
+	ErrPrecondition = errors.New("revision id does not match")
 )
 
 // Limits Lambda applies and the store enforces.
@@ -74,21 +81,29 @@ type Snapshot struct {
 
 // LayerVersion is one published layer version.
 type LayerVersion struct {
-	Layer              string    `json:"layer"`
-	Number             int       `json:"version"`
-	Description        string    `json:"description,omitempty"`
-	CodeSHA256         string    `json:"code_sha256"`
-	Size               int64     `json:"size"`
-	CompatibleRuntimes []string  `json:"compatible_runtimes,omitempty"`
-	Created            time.Time `json:"created"`
+	Layer                   string    `json:"layer"`
+	Number                  int       `json:"version"`
+	Description             string    `json:"description,omitempty"`
+	CodeSHA256              string    `json:"code_sha256"`
+	Size                    int64     `json:"size"`
+	CompatibleRuntimes      []string  `json:"compatible_runtimes,omitempty"`
+	CompatibleArchitectures []string  `json:"compatible_architectures,omitempty"`
+	LicenseInfo             string    `json:"license_info,omitempty"`
+	Created                 time.Time `json:"created"`
+	// Deleted is set once DeleteLayerVersion removed the version: it can
+	// no longer be listed or newly used, but versions that pinned it keep
+	// running (Lambda keeps a deleted layer version for its users).
+	Deleted bool `json:"deleted,omitempty"`
 }
 
 // LayerSnapshot is what PublishLayer freezes.
 type LayerSnapshot struct {
-	CodeSHA256         string
-	Size               int64
-	Description        string
-	CompatibleRuntimes []string
+	CodeSHA256              string
+	Size                    int64
+	Description             string
+	CompatibleRuntimes      []string
+	CompatibleArchitectures []string
+	LicenseInfo             string
 }
 
 // Store is the version, alias and layer store over a Backend.
@@ -358,13 +373,38 @@ func CheckAlias(a *specs.Alias) error {
 	return nil
 }
 
+// AliasEntry is an alias as stored: its definition and its revision,
+// which changes on every write.
+type AliasEntry struct {
+	*specs.Alias
+	RevisionID string
+}
+
+// AliasCondition is a precondition of WriteAlias.
+type AliasCondition struct {
+	// Create requires the alias to be absent (ErrExists otherwise).
+	Create bool
+	// Update requires the alias to exist (ErrNotFound otherwise).
+	Update bool
+	// RevisionID, when set, requires the alias to be at that revision
+	// (ErrPrecondition otherwise).
+	RevisionID string
+}
+
 // SetAlias creates or replaces an alias; its versions must exist.
 func (s *Store) SetAlias(ctx context.Context, fn string, a *specs.Alias) error {
+	_, err := s.WriteAlias(ctx, fn, a, AliasCondition{})
+	return err
+}
+
+// WriteAlias writes an alias under cond, checked against the entry it
+// replaces in the same check-and-set; the alias's versions must exist.
+func (s *Store) WriteAlias(ctx context.Context, fn string, a *specs.Alias, cond AliasCondition) (*AliasEntry, error) {
 	if err := checkName("function", fn); err != nil {
-		return err
+		return nil, err
 	}
 	if err := CheckAlias(a); err != nil {
-		return err
+		return nil, err
 	}
 	versions := []string{a.Version}
 	for v := range a.Routing {
@@ -373,39 +413,61 @@ func (s *Store) SetAlias(ctx context.Context, fn string, a *specs.Alias) error {
 	for _, v := range versions {
 		n, _ := strconv.Atoi(v)
 		if _, err := s.Version(ctx, fn, n); err != nil {
-			return fmt.Errorf("alias %s: %w", a.Name, err)
+			return nil, fmt.Errorf("alias %s: %w", a.Name, err)
 		}
 	}
 	routing := "{}"
 	if len(a.Routing) > 0 {
 		b, err := json.Marshal(a.Routing)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		routing = string(b)
 	}
-	items := map[string]string{"version": a.Version, "routing": routing, "description": a.Description}
 	p := aliasPath(fn, a.Name)
 	if err := checkPath(p); err != nil {
-		return fmt.Errorf("alias %s: %w", a.Name, err)
+		return nil, fmt.Errorf("alias %s: %w", a.Name, err)
 	}
 	for range maxCASRetries {
 		var idx uint64
 		e, err := s.b.Get(ctx, p)
-		if err == nil {
+		switch {
+		case err == nil:
 			idx = e.Index
-		} else if !errors.Is(err, ErrNotFound) {
-			return err
+			if cond.Create {
+				return nil, fmt.Errorf("alias %s of %s: %w", a.Name, fn, ErrExists)
+			}
+			if cond.RevisionID != "" && cond.RevisionID != aliasRevision(e) {
+				return nil, fmt.Errorf("alias %s of %s: %w", a.Name, fn, ErrPrecondition)
+			}
+		case !errors.Is(err, ErrNotFound):
+			return nil, err
+		case cond.Update || cond.RevisionID != "":
+			return nil, fmt.Errorf("alias %s of %s: %w", a.Name, fn, ErrNotFound)
 		}
+		items := map[string]string{"version": a.Version, "routing": routing, "description": a.Description, "revision_id": uuid.NewString()}
 		if _, err = s.b.Put(ctx, p, items, idx); errors.Is(err, ErrConflict) {
 			continue
 		} else if err != nil {
-			return fmt.Errorf("writing alias %s of %s: %w", a.Name, fn, err)
+			return nil, fmt.Errorf("writing alias %s of %s: %w", a.Name, fn, err)
 		}
 		s.logger.Info("alias set", "function", fn, "alias", a.Name, "version", a.Version, "routing", routing)
-		return nil
+		out, err := decodeAlias(a.Name, Entry{Items: items})
+		if err != nil {
+			return nil, err
+		}
+		return &AliasEntry{Alias: out, RevisionID: items["revision_id"]}, nil
 	}
-	return fmt.Errorf("alias %s of %s: still contended after %d attempts: %w", a.Name, fn, maxCASRetries, ErrConflict)
+	return nil, fmt.Errorf("alias %s of %s: still contended after %d attempts: %w", a.Name, fn, maxCASRetries, ErrConflict)
+}
+
+// aliasRevision is an entry's revision; an alias written before revisions
+// were kept has its modify index as one (it changes on the next write).
+func aliasRevision(e Entry) string {
+	if r := e.Items["revision_id"]; r != "" {
+		return r
+	}
+	return "index-" + strconv.FormatUint(e.Index, 10)
 }
 
 func decodeAlias(name string, e Entry) (*specs.Alias, error) {
@@ -420,22 +482,48 @@ func decodeAlias(name string, e Entry) (*specs.Alias, error) {
 
 // Alias returns one alias (ErrNotFound if absent).
 func (s *Store) Alias(ctx context.Context, fn, name string) (*specs.Alias, error) {
+	e, err := s.AliasEntry(ctx, fn, name)
+	if err != nil {
+		return nil, err
+	}
+	return e.Alias, nil
+}
+
+// AliasEntry returns one alias with its revision (ErrNotFound if absent).
+func (s *Store) AliasEntry(ctx context.Context, fn, name string) (*AliasEntry, error) {
 	e, err := s.b.Get(ctx, aliasPath(fn, name))
 	if err != nil {
 		return nil, fmt.Errorf("alias %s of %s: %w", name, fn, err)
 	}
-	return decodeAlias(name, e)
+	a, err := decodeAlias(name, e)
+	if err != nil {
+		return nil, err
+	}
+	return &AliasEntry{Alias: a, RevisionID: aliasRevision(e)}, nil
 }
 
 // Aliases returns fn's aliases sorted by name.
 func (s *Store) Aliases(ctx context.Context, fn string) ([]*specs.Alias, error) {
+	es, err := s.AliasEntries(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*specs.Alias, len(es))
+	for i, e := range es {
+		out[i] = e.Alias
+	}
+	return out, nil
+}
+
+// AliasEntries returns fn's aliases with their revisions, sorted by name.
+func (s *Store) AliasEntries(ctx context.Context, fn string) ([]*AliasEntry, error) {
 	paths, err := s.b.List(ctx, fnPath(fn)+"/aliases/")
 	if err != nil {
 		return nil, err
 	}
-	var out []*specs.Alias
+	var out []*AliasEntry
 	for _, p := range paths {
-		a, err := s.Alias(ctx, fn, p[strings.LastIndex(p, "/")+1:])
+		a, err := s.AliasEntry(ctx, fn, p[strings.LastIndex(p, "/")+1:])
 		if errors.Is(err, ErrNotFound) {
 			continue
 		}
@@ -458,7 +546,8 @@ func (s *Store) DeleteAlias(ctx context.Context, fn, name string) error {
 }
 
 // PublishLayer freezes a new layer version, or returns the newest one when
-// its code and compatible runtimes are the same (created false).
+// its code, compatible runtimes and architectures, license and description
+// are the same (created false).
 func (s *Store) PublishLayer(ctx context.Context, name string, snap LayerSnapshot) (*LayerVersion, bool, error) {
 	if err := checkName("layer", name); err != nil {
 		return nil, false, err
@@ -467,9 +556,16 @@ func (s *Store) PublishLayer(ctx context.Context, name string, snap LayerSnapsho
 		return nil, false, fmt.Errorf("layer %s: a code sha256 and size are required: %w", name, ErrInvalid)
 	}
 	runtimes, _ := json.Marshal(snap.CompatibleRuntimes)
+	archs := ""
+	if len(snap.CompatibleArchitectures) > 0 {
+		b, _ := json.Marshal(snap.CompatibleArchitectures)
+		archs = string(b)
+	}
 	base := layerPath(name)
 	n, existing, err := s.allocate(ctx, base, func(e Entry) bool {
-		return e.Items["code_sha256"] == snap.CodeSHA256 && e.Items["runtimes"] == string(runtimes)
+		return e.Items["code_sha256"] == snap.CodeSHA256 && e.Items["runtimes"] == string(runtimes) &&
+			e.Items["architectures"] == archs && e.Items["license"] == snap.LicenseInfo &&
+			e.Items["description"] == snap.Description && e.Items["deleted"] == ""
 	})
 	if err != nil {
 		return nil, false, err
@@ -479,38 +575,53 @@ func (s *Store) PublishLayer(ctx context.Context, name string, snap LayerSnapsho
 		return lv, false, err
 	}
 	lv := &LayerVersion{Layer: name, Number: n, Description: snap.Description, CodeSHA256: snap.CodeSHA256, Size: snap.Size,
-		CompatibleRuntimes: snap.CompatibleRuntimes, Created: s.now().UTC().Truncate(time.Second)}
-	if _, err := s.b.Put(ctx, versionPath(base, n), map[string]string{
+		CompatibleRuntimes: snap.CompatibleRuntimes, CompatibleArchitectures: snap.CompatibleArchitectures,
+		LicenseInfo: snap.LicenseInfo, Created: s.now().UTC().Truncate(time.Second)}
+	items := map[string]string{
 		"code_sha256": lv.CodeSHA256,
 		"size":        strconv.FormatInt(lv.Size, 10),
 		"runtimes":    string(runtimes),
 		"description": lv.Description,
 		"created":     lv.Created.Format(time.RFC3339),
-	}, 0); err != nil {
+	}
+	if archs != "" {
+		items["architectures"] = archs
+	}
+	if snap.LicenseInfo != "" {
+		items["license"] = snap.LicenseInfo
+	}
+	if _, err := s.b.Put(ctx, versionPath(base, n), items, 0); err != nil {
 		return nil, false, fmt.Errorf("writing version %d of layer %s: %w", n, name, err)
 	}
 	s.logger.Info("layer version published", "layer", name, "version", n, "code_sha256", lv.CodeSHA256)
 	return lv, true, nil
 }
 
-// LayerVersion returns one layer version (ErrNotFound if absent).
+// LayerVersion returns one layer version, deleted ones included (Deleted
+// set); ErrNotFound if it never existed.
 func (s *Store) LayerVersion(ctx context.Context, name string, n int) (*LayerVersion, error) {
 	e, err := s.b.Get(ctx, versionPath(layerPath(name), n))
 	if err != nil {
 		return nil, fmt.Errorf("version %d of layer %s: %w", n, name, err)
 	}
-	lv := &LayerVersion{Layer: name, Number: n, Description: e.Items["description"], CodeSHA256: e.Items["code_sha256"]}
+	lv := &LayerVersion{Layer: name, Number: n, Description: e.Items["description"], CodeSHA256: e.Items["code_sha256"],
+		LicenseInfo: e.Items["license"], Deleted: e.Items["deleted"] != ""}
 	lv.Size, _ = strconv.ParseInt(e.Items["size"], 10, 64)
 	if r := e.Items["runtimes"]; r != "" && r != "null" {
 		if err := json.Unmarshal([]byte(r), &lv.CompatibleRuntimes); err != nil {
 			return nil, fmt.Errorf("layer %s version %d: decoding runtimes: %w", name, n, err)
 		}
 	}
+	if r := e.Items["architectures"]; r != "" {
+		if err := json.Unmarshal([]byte(r), &lv.CompatibleArchitectures); err != nil {
+			return nil, fmt.Errorf("layer %s version %d: decoding architectures: %w", name, n, err)
+		}
+	}
 	lv.Created, _ = time.Parse(time.RFC3339, e.Items["created"])
 	return lv, nil
 }
 
-// LayerVersions returns a layer's versions, oldest first.
+// LayerVersions returns a layer's versions not deleted, oldest first.
 func (s *Store) LayerVersions(ctx context.Context, name string) ([]*LayerVersion, error) {
 	ns, err := s.numbers(ctx, layerPath(name))
 	if err != nil {
@@ -525,9 +636,58 @@ func (s *Store) LayerVersions(ctx context.Context, name string) ([]*LayerVersion
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, lv)
+		if !lv.Deleted {
+			out = append(out, lv)
+		}
 	}
 	return out, nil
+}
+
+// Layers lists the names of the layers with at least one version stored
+// (deleted ones included), sorted.
+func (s *Store) Layers(ctx context.Context) ([]string, error) {
+	paths, err := s.b.List(ctx, Prefix+"layers/")
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range paths {
+		name, rest, _ := strings.Cut(strings.TrimPrefix(p, Prefix+"layers/"), "/")
+		if strings.HasPrefix(rest, "versions/") && (len(out) == 0 || out[len(out)-1] != name) {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return slices.Compact(out), nil
+}
+
+// DeleteLayerVersion marks a layer version deleted (deleting one that is
+// absent or deleted already is not an error, as on Lambda). Its bundle
+// stays referenced: versions that pinned it keep running.
+func (s *Store) DeleteLayerVersion(ctx context.Context, name string, n int) error {
+	p := versionPath(layerPath(name), n)
+	for range maxCASRetries {
+		e, err := s.b.Get(ctx, p)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if e.Items["deleted"] != "" {
+			return nil
+		}
+		items := maps.Clone(e.Items)
+		items["deleted"] = s.now().UTC().Format(time.RFC3339)
+		if _, err := s.b.Put(ctx, p, items, e.Index); errors.Is(err, ErrConflict) {
+			continue
+		} else if err != nil {
+			return fmt.Errorf("deleting version %d of layer %s: %w", n, name, err)
+		}
+		s.logger.Info("layer version deleted", "layer", name, "version", n)
+		return nil
+	}
+	return fmt.Errorf("layer %s version %d: still contended after %d attempts: %w", name, n, maxCASRetries, ErrConflict)
 }
 
 // ResolveLayers turns a function's layer references ("name" = newest
