@@ -119,7 +119,9 @@ var manageRoutes = []route{
 	// Nimbus's own: the function's spec in the model specs and the CLI
 	// share (nimbus export writes it back as HCL).
 	{Route{"GetFunctionSpec", []string{http.MethodGet}, SpecPathPrefix + fnLabel + "/spec"},
-		func(a *API, w http.ResponseWriter, r *http.Request, name string) { a.manage(w, r, name, a.getFunctionSpec) }},
+		func(a *API, w http.ResponseWriter, r *http.Request, name string) {
+			a.manage(w, r, name, a.getFunctionSpec)
+		}},
 }
 
 // SpecPathPrefix starts GetFunctionSpec's path:
@@ -550,16 +552,14 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 		return 0, nil, a.storeError(in.FunctionName, err)
 	}
 	a.written(ctx)
-	version := catalog.Latest
 	if in.Publish {
 		v, e := a.publishStored(ctx, f, "", "")
 		if e != nil {
 			return 0, nil, e
 		}
-		version = v.Name()
 		return http.StatusCreated, a.versionConfiguration(ctx, f, v), nil
 	}
-	return http.StatusCreated, a.describe(ctx, f.Name, version, f.Spec, f), nil
+	return http.StatusCreated, a.describe(ctx, f.Name, catalog.Latest, f.Spec, f), nil
 }
 
 func (a *API) written(ctx context.Context) {
