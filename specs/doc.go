@@ -1,7 +1,8 @@
 // Package specs is the HCL function-spec language: the canonical model
 // (model.go), Parse (HCL → model with file:line:col diagnostics), Validate
-// (Lambda's limits and cross references), Format and the canonical JSON
-// encoding (Encode/Decode) used in job meta and the catalog.
+// (Lambda's limits and cross references), Format, the canonical JSON
+// encoding (Encode/Decode) used in job meta and the catalog, and EncodeHCL
+// (model → spec file, for nimbus export).
 //
 // A spec set is one file (ParseFile, or Load on a file) or every "*.hcl"
 // file directly inside a directory (Load on a directory; subdirectories are

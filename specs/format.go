@@ -41,9 +41,13 @@ func squeezeBlankLines(src []byte) []byte {
 			last = t.Range.End.Byte
 			continue
 		}
-		if endsLine {
+		switch {
+		case isNewline:
 			newlines++
-		} else {
+		case endsLine:
+			// A line comment ends a line that is not blank.
+			newlines = 1
+		default:
 			newlines = 0
 		}
 	}

@@ -28,8 +28,8 @@ func addSeeds(f *testing.F) {
 }
 
 // FuzzParse: no input makes Parse or Format panic; whatever parses encodes,
-// decodes back to the same model, and formats idempotently without
-// changing the model.
+// decodes back to the same model, writes as HCL (EncodeHCL) that loads to
+// the same model, and formats idempotently without changing the model.
 func FuzzParse(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, src []byte) {
@@ -51,6 +51,7 @@ func FuzzParse(f *testing.F) {
 		if err != nil {
 			t.Fatalf("decoding a valid spec: %v\n%s", err, canon)
 		}
+		checkHCLRoundTrip(t, file)
 		stripLocal(file)
 		if !reflect.DeepEqual(back, file) {
 			t.Fatalf("round trip changed the model:\n%s", canon)

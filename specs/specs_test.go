@@ -351,6 +351,18 @@ func TestFormat(t *testing.T) {
 	if got := Format(nil); len(got) != 0 {
 		t.Errorf("Format(nil) = %q", got)
 	}
+	// Comment lines are not blank lines: the one blank line after a
+	// comment block stays, and runs of blank lines after it shrink to one.
+	for in, want := range map[string]string{
+		"# one\n# two\n# three\n\nx = 1\n": "# one\n# two\n# three\n\nx = 1\n",
+		"# one\n# two\n\n\n\nx = 1\n":      "# one\n# two\n\nx = 1\n",
+		"x = 1 # one\n# two\n\ny = 2\n":    "x = 1 # one\n# two\n\ny = 2\n",
+		"# one\n\n# two\n\n\n# three\n":    "# one\n\n# two\n\n# three\n",
+	} {
+		if got := string(Format([]byte(in))); got != want {
+			t.Errorf("Format(%q) = %q, want %q", in, got, want)
+		}
+	}
 	// Idempotent on every spec in testdata, and formatting changes no meaning.
 	var files []string
 	for _, pattern := range []string{"testdata/*/*.hcl", "testdata/*/*/*.hcl", "../examples/*/*.hcl"} {

@@ -105,7 +105,10 @@ func TestEveryRouteRefusesUnsignedRequests(t *testing.T) {
 			}
 			// Signed, the same request reaches the route.
 			resp, b = send(m, url, "", true)
-			if resp.StatusCode == 401 || resp.StatusCode == 403 || resp.Header.Get("X-Amzn-Errortype") == "UnknownOperationException" {
+			// ("unknown path" is the status API's answer for a path another
+			// handler should have had: a mux pattern too wide.)
+			if resp.StatusCode == 401 || resp.StatusCode == 403 || resp.Header.Get("X-Amzn-Errortype") == "UnknownOperationException" ||
+				bytes.Contains(b, []byte("unknown path")) {
 				t.Errorf("%s: signed %s %s answered %d %s; the route is not served as listed", rt.Name, m, rt.Path, resp.StatusCode, b)
 			}
 		}

@@ -270,7 +270,9 @@ func (s *Server) ownRoutes(q *queue.Queue, m *metrics.Metrics) []ownRoute {
 	get := []string{http.MethodGet}
 	return []ownRoute{
 		{Route{"GetAsyncInvocation", get, queue.InvocationsPath + "{RequestId}", false}, queue.InvocationsPath, status},
-		{Route{"ListAsyncInvocations", get, queue.FunctionsPath + "{FunctionName}/invocations", false}, queue.FunctionsPath, status},
+		// Only .../invocations: the API serves other paths under
+		// FunctionsPath (GetFunctionSpec's /nimbus/v1/functions/{FunctionName}/spec).
+		{Route{"ListAsyncInvocations", get, queue.FunctionsPath + "{FunctionName}/invocations", false}, queue.FunctionsPath + "{FunctionName}/invocations", status},
 		{Route{"UploadArtifact", []string{http.MethodPut}, artifacts.Path + "{Sha256}.zip", false}, artifacts.Path, art},
 		// Nomad clients' artifact blocks fetch bundles without credentials:
 		// the address is the content's hash and the job carries the
