@@ -38,6 +38,10 @@ type Record struct {
 	// the payload under the source's data key ("value" for Kafka, "data"
 	// for NATS/Redis/RabbitMQ), decoded from JSON when the payload is a
 	// JSON object, else the payload as a string. See sources/filter.
+	// Kafka, NATS and Redis sources leave it nil when the mapping has no
+	// filters (Config.Spec.Filters is empty): the engine reads it only to
+	// match them, and decoding every payload for nothing cost more than
+	// anything else the gateway does per record.
 	Filter map[string]any
 	// Handle is the source's own reference (offset, delivery tag, message).
 	Handle any

@@ -80,15 +80,15 @@ func (s *Source) Event(recs []*sources.Record) (json.RawMessage, error) {
 
 	b := make([]byte, 0, size)
 	b = append(b, `{"eventSource":`...)
-	b = appendString(b, EventSource)
+	b = sources.AppendJSONString(b, EventSource)
 	b = append(b, `,"bootstrapServers":`...)
-	b = appendString(b, s.bootstrap())
+	b = sources.AppendJSONString(b, s.bootstrap())
 	b = append(b, `,"records":{`...)
 	for i, g := range groups {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendString(b, g.key)
+		b = sources.AppendJSONString(b, g.key)
 		b = append(b, ":["...)
 		for j, kr := range g.krs {
 			if j > 0 {
@@ -108,7 +108,7 @@ func (s *Source) bootstrap() string { return strings.Join(s.servers, ",") }
 // writes for newEventRecord(kr).
 func appendEventRecord(b []byte, kr *kgo.Record) []byte {
 	b = append(b, `{"topic":`...)
-	b = appendString(b, kr.Topic)
+	b = sources.AppendJSONString(b, kr.Topic)
 	b = append(b, `,"partition":`...)
 	b = strconv.AppendInt(b, int64(kr.Partition), 10)
 	b = append(b, `,"offset":`...)
@@ -116,7 +116,7 @@ func appendEventRecord(b []byte, kr *kgo.Record) []byte {
 	b = append(b, `,"timestamp":`...)
 	b = strconv.AppendInt(b, kr.Timestamp.UnixMilli(), 10)
 	b = append(b, `,"timestampType":`...)
-	b = appendString(b, timestampType(kr))
+	b = sources.AppendJSONString(b, timestampType(kr))
 	if kr.Key != nil {
 		b = append(b, `,"key":"`...)
 		b = base64.StdEncoding.AppendEncode(b, kr.Key)
@@ -133,7 +133,7 @@ func appendEventRecord(b []byte, kr *kgo.Record) []byte {
 			b = append(b, ',')
 		}
 		b = append(b, '{')
-		b = appendString(b, h.Key)
+		b = sources.AppendJSONString(b, h.Key)
 		b = append(b, ':')
 		b = appendJavaBytes(b, h.Value)
 		b = append(b, '}')
@@ -151,22 +151,6 @@ func appendJavaBytes(b []byte, v []byte) []byte {
 		b = strconv.AppendInt(b, int64(int8(c)), 10)
 	}
 	return append(b, ']')
-}
-
-// appendString appends s as encoding/json writes a string. Topic names
-// and most header keys are plain ASCII and are copied as they are; any
-// other string goes through encoding/json for its escaping rules (HTML
-// characters, control characters, invalid UTF-8, U+2028 and U+2029).
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always encodes
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // batchInfo is the on-failure record's KafkaBatchInfo. Offsets are decimal
