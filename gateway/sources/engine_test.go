@@ -924,3 +924,26 @@ func TestFullPartitionIsPausedForAnother(t *testing.T) {
 		t.Fatalf("paused %v; the fast partition never held two batches", src.pauses())
 	}
 }
+
+// A lone partition that is stuck retrying a batch with two more buffered
+// is paused, so the poller keeps polling and a partition that shows up
+// later still flows.
+func TestStuckLonePartitionIsPausedSoOthersFlow(t *testing.T) {
+	src := &pauserMem{memSource: &memSource{}}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	start(t, es, src, func(ids []string) (string, string) {
+		if strings.HasPrefix(ids[0], "stuck") {
+			return "error", ""
+		}
+		return "", ""
+	}, 2)
+	src.push("stuck", ids("stuck", 10)...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return slices.Contains(src.pauses(), "stuck") },
+		"the stuck partition to be paused (pauses %v)", src.pauses())
+	src.push("later", "later0", "later1", "later2")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 3 },
+		"the later partition's records done while the stuck one retries: %v", src.doneIDs())
+	if got := src.doneIDs(); !slices.Equal(got, []string{"later0", "later1", "later2"}) {
+		t.Fatalf("done %v", got)
+	}
+}

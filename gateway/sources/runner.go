@@ -27,6 +27,9 @@ type partition struct {
 	first  time.Time // when the oldest buffered record arrived
 	busy   bool      // a batch of this partition is in flight (ordered)
 	paused bool
+	// stuck: the batch in flight has failed and is being retried, so the
+	// partition's buffer will not drain soon.
+	stuck bool
 	// checkpointed is closed when the partition's latest checkpoint (an
 	// ordered source's Done, run in the background) has returned; nil
 	// before the first.
@@ -191,24 +194,44 @@ func (r *runner) room() int {
 func (r *runner) full() int { return 2 * r.m.Spec.BatchSize }
 
 // allFullLocked reports whether every partition that still fetches holds a
-// full buffer (and there is at least one). Polling more then only serves
-// partitions not seen yet, so the poller waits for a batch to finish
-// instead. This, not Pause, is what bounds a lone partition: pausing drops
-// what the client has already fetched for it and fetches it again on
-// Resume, a broker round trip the partition would wait for every couple of
-// batches even when nothing fails.
+// full buffer (and there is at least one), after pausing the full ones
+// that are stuck retrying. Polling more then only serves partitions not
+// seen yet, and those get their turn as soon as a batch finishes, so the
+// poller waits for that instead. This, not Pause, is what bounds healthy
+// partitions: pausing drops what the client has already fetched for the
+// partition and fetches it again on Resume, a broker round trip a lone
+// partition would wait for every couple of batches even when nothing
+// fails. A stuck partition is paused, since no batch of it may finish for
+// a long time and partitions not seen yet must keep flowing.
 func (r *runner) allFullLocked() bool {
 	any := false
-	for _, p := range r.parts {
+	for key, p := range r.parts {
 		if p.paused {
 			continue
 		}
 		if len(p.recs) < r.full() {
 			return false
 		}
+		if p.stuck {
+			p.paused = true
+			r.pauser.Pause([]string{key})
+			continue
+		}
 		any = true
 	}
 	return any
+}
+
+// stuck marks p's batch in flight as retrying and wakes the poller, which
+// may be waiting for room that p will not make soon.
+func (r *runner) stuck(p *partition) {
+	r.mu.Lock()
+	p.stuck = true
+	r.mu.Unlock()
+	select {
+	case r.freed <- struct{}{}:
+	default:
+	}
 }
 
 // othersNeedLocked reports whether a partition other than key still fetches
@@ -298,6 +321,7 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) (next time.Ti
 				r.inflight--
 				delete(r.inflightTimes, seq)
 				p.busy = false
+				p.stuck = false
 				if p.paused && len(p.recs) < r.m.Spec.BatchSize {
 					p.paused = false
 					r.pauser.Resume([]string{key})
@@ -393,6 +417,7 @@ func (r *runner) handleOrdered(ctx context.Context, p *partition, recs []*Record
 			return
 		case outcomeUnavailable:
 			retries++
+			r.stuck(p)
 			r.retryWait(ctx, retries, "unavailable", res.err)
 			continue
 		case outcomeSuccess:
@@ -446,6 +471,7 @@ func (r *runner) handleOrdered(ctx context.Context, p *partition, recs []*Record
 			r.handleOrdered(ctx, p, recs[mid:], attempts-1)
 			return
 		}
+		r.stuck(p)
 		r.retryWait(ctx, attempts, "function_error", nil)
 	}
 }
