@@ -19,7 +19,8 @@ import (
 
 // Lock rule: runner.mu guards the partition buffers, the in-flight count
 // and the status counters; it is never held while calling the Source, the
-// invoker or a destination.
+// invoker or a destination — except Pauser's Pause and Resume, which only
+// flip the client's fetch state and do not block.
 
 // partition is one ordering key's buffered records.
 type partition struct {
