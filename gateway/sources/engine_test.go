@@ -757,3 +757,193 @@ func TestARecordTooLargeToInvokeGoesToOnFailure(t *testing.T) {
 		t.Fatalf("function saw %v, want the two records that fit", got)
 	}
 }
+
+// gatedDone is an ordered memSource whose Done calls wait for gate and
+// record what was going on when they ran.
+type gatedDone struct {
+	*memSource
+	log  *fnLog
+	gate chan struct{}
+
+	mu        sync.Mutex
+	calls     [][]string
+	active    int  // Done calls running
+	overlap   bool // two Done calls ran at once
+	early     bool // a Done named a record the function had not seen
+	closeBusy bool // Close ran while a Done was running
+}
+
+func (g *gatedDone) Ordered() bool { return true }
+
+func (g *gatedDone) Done(ctx context.Context, recs []*sources.Record) error {
+	seen := map[string]bool{}
+	for _, id := range flat(g.log.all()) {
+		seen[id] = true
+	}
+	g.mu.Lock()
+	g.active++
+	g.overlap = g.overlap || g.active > 1
+	var call []string
+	for _, r := range recs {
+		call = append(call, r.ID)
+		g.early = g.early || !seen[r.ID]
+	}
+	g.calls = append(g.calls, call)
+	g.mu.Unlock()
+	<-g.gate
+	err := g.memSource.Done(ctx, recs)
+	g.mu.Lock()
+	g.active--
+	g.mu.Unlock()
+	return err
+}
+
+func (g *gatedDone) Close() error {
+	g.mu.Lock()
+	g.closeBusy = g.closeBusy || g.active > 0
+	g.mu.Unlock()
+	return g.memSource.Close()
+}
+
+func (g *gatedDone) doneCalls() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls)
+}
+
+// An ordered batch's checkpoint runs in the background: the partition's
+// next batch is invoked while it is outstanding, yet checkpoints go out one
+// at a time, in order, and only for batches the function has finished.
+func TestOrderedCheckpointOverlapsTheNextBatch(t *testing.T) {
+	g := &gatedDone{memSource: &memSource{}, gate: make(chan struct{})}
+	t.Cleanup(func() {
+		// Runs after the manager stopped (cleanups run last first).
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if g.closeBusy {
+			t.Error("the source was closed while a checkpoint was still running")
+		}
+	})
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	r := start(t, es, g, nil, 1)
+	g.log = r.log // before any record exists, so before any Done
+	var open sync.Once
+	release := func() { open.Do(func() { close(g.gate) }) }
+	t.Cleanup(release) // a failed test must not leave the manager stuck
+	want := ids("c", 6)
+	g.push("p", want...)
+	// The first batch's checkpoint is held at the gate; the second batch
+	// still reaches the function.
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(r.log.all()) >= 2 },
+		"the second batch to be invoked while the first one's checkpoint is outstanding (batches %v)", r.log.all())
+	if n := g.doneCalls(); n != 1 {
+		t.Fatalf("%d checkpoints started while the first was outstanding, want 1", n)
+	}
+	if got := len(g.doneIDs()); got != 0 {
+		t.Fatalf("%d records checkpointed before the gate opened", got)
+	}
+	release()
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(g.doneIDs()) == len(want) },
+		"every record checkpointed: %v", g.doneIDs())
+	if got := g.doneIDs(); !slices.Equal(got, want) {
+		t.Fatalf("checkpointed %v, want %v in order", got, want)
+	}
+	if got := flat(r.log.all()); !slices.Equal(got, want) {
+		t.Fatalf("function saw %v, want %v in order", got, want)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.overlap {
+		t.Error("two checkpoints of one partition ran at once")
+	}
+	if g.early {
+		t.Errorf("a checkpoint named records the function had not seen: %v", g.calls)
+	}
+}
+
+// pauserMem is an ordered memSource that records Pause and Resume.
+type pauserMem struct {
+	*memSource
+	mu     sync.Mutex
+	paused []string
+}
+
+func (p *pauserMem) Ordered() bool { return true }
+
+func (p *pauserMem) Pause(parts []string) {
+	p.mu.Lock()
+	p.paused = append(p.paused, parts...)
+	p.mu.Unlock()
+}
+
+func (p *pauserMem) Resume([]string) {}
+
+func (p *pauserMem) pauses() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.paused)
+}
+
+// A lone partition is never paused, however far polling runs ahead: no
+// other partition could use the fetch, and a pause makes the client drop
+// and fetch again what it holds. The poller waits for room instead, and
+// the buffer stays at two batches.
+func TestLonePartitionIsNotPaused(t *testing.T) {
+	src := &pauserMem{memSource: &memSource{}}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	r := start(t, es, src, nil, 1)
+	want := ids("l", 40)
+	src.push("only", want...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == len(want) },
+		"every record checkpointed: %v", src.doneIDs())
+	if got := flat(r.log.all()); !slices.Equal(got, want) {
+		t.Fatalf("function saw %v, want %v in order", got, want)
+	}
+	if p := src.pauses(); len(p) > 0 {
+		t.Fatalf("paused %v", p)
+	}
+}
+
+// A partition with two batches buffered is paused while another partition
+// still has room, so the other keeps getting records.
+func TestFullPartitionIsPausedForAnother(t *testing.T) {
+	src := &pauserMem{memSource: &memSource{}}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	r := start(t, es, src, func(ids []string) (string, string) {
+		if strings.HasPrefix(ids[0], "slow") {
+			return "error", "" // holds its partition: retried forever
+		}
+		return "", ""
+	}, 2)
+	src.push("fast", "fast0")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 1 }, "the fast partition's first record done")
+	src.push("slow", ids("slow", 8)...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return slices.Contains(src.pauses(), "slow") },
+		"the slow partition to be paused (pauses %v, batches %d)", src.pauses(), len(r.log.all()))
+	if slices.Contains(src.pauses(), "fast") {
+		t.Fatalf("paused %v; the fast partition never held two batches", src.pauses())
+	}
+}
+
+// A lone partition that is stuck retrying a batch with two more buffered
+// is paused, so the poller keeps polling and a partition that shows up
+// later still flows.
+func TestStuckLonePartitionIsPausedSoOthersFlow(t *testing.T) {
+	src := &pauserMem{memSource: &memSource{}}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	start(t, es, src, func(ids []string) (string, string) {
+		if strings.HasPrefix(ids[0], "stuck") {
+			return "error", ""
+		}
+		return "", ""
+	}, 2)
+	src.push("stuck", ids("stuck", 10)...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return slices.Contains(src.pauses(), "stuck") },
+		"the stuck partition to be paused (pauses %v)", src.pauses())
+	src.push("later", "later0", "later1", "later2")
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == 3 },
+		"the later partition's records done while the stuck one retries: %v", src.doneIDs())
+	if got := src.doneIDs(); !slices.Equal(got, []string{"later0", "later1", "later2"}) {
+		t.Fatalf("done %v", got)
+	}
+}

@@ -19,7 +19,8 @@ import (
 
 // Lock rule: runner.mu guards the partition buffers, the in-flight count
 // and the status counters; it is never held while calling the Source, the
-// invoker or a destination.
+// invoker or a destination — except Pauser's Pause and Resume, which only
+// flip the client's fetch state and do not block.
 
 // partition is one ordering key's buffered records.
 type partition struct {
@@ -27,6 +28,13 @@ type partition struct {
 	first  time.Time // when the oldest buffered record arrived
 	busy   bool      // a batch of this partition is in flight (ordered)
 	paused bool
+	// stuck: the batch in flight has failed and is being retried, so the
+	// partition's buffer will not drain soon.
+	stuck bool
+	// checkpointed is closed when the partition's latest checkpoint (an
+	// ordered source's Done, run in the background) has returned; nil
+	// before the first.
+	checkpointed chan struct{}
 }
 
 // runner polls one mapping and drives its batches.
@@ -59,6 +67,10 @@ type runner struct {
 	// inflightTimes holds the oldest record time of each batch in flight.
 	inflightTimes map[int]time.Time
 	nextSeq       int
+
+	// checkpoints counts the ordered checkpoints still running; run waits
+	// for them before closing the source.
+	checkpoints sync.WaitGroup
 }
 
 func oldestOf(recs []*Record) time.Time {
@@ -94,6 +106,7 @@ func (r *runner) run(ctx context.Context) {
 		stopDispatch()
 		<-dispatched
 		wg.Wait()
+		r.checkpoints.Wait()
 		if err := r.src.Close(); err != nil {
 			r.log.Warn("closing the source", "error", err)
 		}
@@ -170,7 +183,67 @@ func (r *runner) kick() {
 func (r *runner) room() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.pauser != nil && r.allFullLocked() {
+		return 0
+	}
 	return max(min(r.maxBuffered()-r.buffered, r.m.Spec.BatchSize), 0)
+}
+
+// full is how many buffered records make a partition of a source that
+// pauses full: two batches, one to start as soon as the one in flight is
+// done and one more while the next Poll runs.
+func (r *runner) full() int { return 2 * r.m.Spec.BatchSize }
+
+// allFullLocked reports whether every partition that still fetches holds a
+// full buffer (and there is at least one), after pausing the full ones
+// that are stuck retrying. Polling more then only serves partitions not
+// seen yet, and those get their turn as soon as a batch finishes, so the
+// poller waits for that instead. This, not Pause, is what bounds healthy
+// partitions: pausing drops what the client has already fetched for the
+// partition and fetches it again on Resume, a broker round trip a lone
+// partition would wait for every couple of batches even when nothing
+// fails. A stuck partition is paused, since no batch of it may finish for
+// a long time and partitions not seen yet must keep flowing.
+func (r *runner) allFullLocked() bool {
+	any := false
+	for key, p := range r.parts {
+		if p.paused {
+			continue
+		}
+		if len(p.recs) < r.full() {
+			return false
+		}
+		if p.stuck {
+			p.paused = true
+			r.pauser.Pause([]string{key})
+			continue
+		}
+		any = true
+	}
+	return any
+}
+
+// stuck marks p's batch in flight as retrying and wakes the poller, which
+// may be waiting for room that p will not make soon.
+func (r *runner) stuck(p *partition) {
+	r.mu.Lock()
+	p.stuck = true
+	r.mu.Unlock()
+	select {
+	case r.freed <- struct{}{}:
+	default:
+	}
+}
+
+// othersNeedLocked reports whether a partition other than key still fetches
+// and has less than a full buffer: pausing key then lets it catch up.
+func (r *runner) othersNeedLocked(key string) bool {
+	for k, p := range r.parts {
+		if k != key && !p.paused && len(p.recs) < r.full() {
+			return true
+		}
+	}
+	return false
 }
 
 // add buffers polled records by partition.
@@ -195,7 +268,7 @@ func (r *runner) add(recs []*Record) {
 		p.recs = append(p.recs, rec)
 		r.buffered++
 		r.st.RecordsIn++
-		if r.pauser != nil && !p.paused && len(p.recs) >= 2*r.m.Spec.BatchSize {
+		if r.pauser != nil && !p.paused && len(p.recs) >= r.full() && r.othersNeedLocked(key) {
 			p.paused = true
 			r.pauser.Pause([]string{key})
 		}
@@ -223,6 +296,19 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) (next time.Ti
 			if len(p.recs) > 0 {
 				p.first = now
 			}
+			// A paused partition fetches again while it still has a batch
+			// buffered, so the fetch overlaps that batch instead of
+			// following it.
+			if p.paused && len(p.recs) <= r.m.Spec.BatchSize {
+				p.paused = false
+				r.pauser.Resume([]string{key})
+			}
+			// The poller may have been waiting for this partition to
+			// have room.
+			select {
+			case r.freed <- struct{}{}:
+			default:
+			}
 			r.inflight++
 			p.busy = true
 			seq := r.nextSeq
@@ -231,11 +317,12 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) (next time.Ti
 			wg.Add(1)
 			go func(key string, p *partition) {
 				defer wg.Done()
-				r.process(ctx, batch)
+				r.process(ctx, p, batch)
 				r.mu.Lock()
 				r.inflight--
 				delete(r.inflightTimes, seq)
 				p.busy = false
+				p.stuck = false
 				if p.paused && len(p.recs) < r.m.Spec.BatchSize {
 					p.paused = false
 					r.pauser.Resume([]string{key})
@@ -281,23 +368,23 @@ func (r *runner) sizeOf(recs []*Record) int {
 	return n
 }
 
-// process takes one batch to the end.
-func (r *runner) process(ctx context.Context, recs []*Record) {
+// process takes one batch of p to the end.
+func (r *runner) process(ctx context.Context, p *partition, recs []*Record) {
 	if r.m.Spec.Type == specs.SourceSchedule {
 		r.handleSchedule(ctx, recs)
 		return
 	}
 	if r.ordered || r.redeliver == nil {
-		r.handleOrdered(ctx, recs, 0)
+		r.handleOrdered(ctx, p, recs, 0)
 		return
 	}
 	r.handleQueue(ctx, recs)
 }
 
-// handleOrdered retries recs in place until they are done, sent to
-// on_failure, or the runner stops (then the broker redelivers them).
-// attempts counts the function errors so far.
-func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int) {
+// handleOrdered retries recs (of partition p) in place until they are done,
+// sent to on_failure, or the runner stops (then the broker redelivers
+// them). attempts counts the function errors so far.
+func (r *runner) handleOrdered(ctx context.Context, p *partition, recs []*Record, attempts int) {
 	retries := 0 // throttles and outages, for backoff only
 	// lastFailed are the records the last answer named in
 	// batchItemFailures (nil after a whole-batch failure).
@@ -305,13 +392,13 @@ func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int
 	for len(recs) > 0 && ctx.Err() == nil {
 		if old := r.expiredPrefix(recs); old > 0 {
 			r.fail(ctx, recs[:old], ConditionRecordAgeExceeded, attempts, nil, "records older than maximum_record_age")
-			r.done(ctx, recs[:old])
+			r.checkpoint(ctx, p, recs[:old])
 			recs = recs[old:]
 			continue
 		}
 		matched := r.filter(recs)
 		if len(matched) == 0 {
-			r.done(ctx, recs)
+			r.checkpoint(ctx, p, recs)
 			return
 		}
 		res := r.invokeBatch(ctx, matched)
@@ -322,21 +409,22 @@ func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int
 		case outcomeTooLarge:
 			if len(recs) > 1 {
 				mid := len(recs) / 2
-				r.handleOrdered(ctx, recs[:mid], attempts)
-				r.handleOrdered(ctx, recs[mid:], attempts)
+				r.handleOrdered(ctx, p, recs[:mid], attempts)
+				r.handleOrdered(ctx, p, recs[mid:], attempts)
 				return
 			}
 			r.fail(ctx, recs, ConditionPayloadTooLarge, attempts, nil, res.err.Error())
-			r.done(ctx, recs)
+			r.checkpoint(ctx, p, recs)
 			return
 		case outcomeUnavailable:
 			retries++
+			r.stuck(p)
 			r.retryWait(ctx, retries, "unavailable", res.err)
 			continue
 		case outcomeSuccess:
 			failed, ok := r.partial(res, matched)
 			if ok && len(failed) == 0 {
-				r.done(ctx, recs)
+				r.checkpoint(ctx, p, recs)
 				r.succeeded()
 				return
 			}
@@ -350,7 +438,7 @@ func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int
 						break
 					}
 				}
-				r.done(ctx, recs[:first])
+				r.checkpoint(ctx, p, recs[:first])
 				recs = recs[first:]
 				lastFailed = failed
 			}
@@ -374,16 +462,17 @@ func (r *runner) handleOrdered(ctx context.Context, recs []*Record, attempts int
 				}
 			}
 			r.fail(ctx, discard, ConditionRetriesExhausted, attempts, &res, "")
-			r.done(ctx, recs)
+			r.checkpoint(ctx, p, recs)
 			return
 		}
 		if r.m.Spec.BisectBatchOnFunctionError && len(recs) > 1 {
 			// Splitting does not count toward the retries.
 			mid := len(recs) / 2
-			r.handleOrdered(ctx, recs[:mid], attempts-1)
-			r.handleOrdered(ctx, recs[mid:], attempts-1)
+			r.handleOrdered(ctx, p, recs[:mid], attempts-1)
+			r.handleOrdered(ctx, p, recs[mid:], attempts-1)
 			return
 		}
+		r.stuck(p)
 		r.retryWait(ctx, attempts, "function_error", nil)
 	}
 }
@@ -599,6 +688,42 @@ func (r *runner) filter(recs []*Record) []*Record {
 		r.count(func(s *Status) { s.RecordsFiltered += int64(n) })
 	}
 	return out
+}
+
+// checkpoint marks an ordered batch's finished records Done in the
+// background, so the broker round trip overlaps the partition's next
+// invocation instead of delaying it. Checkpoints of one partition go out
+// one at a time and in order: this waits for the previous one to return
+// before starting the next. So a checkpoint only ever names records whose
+// batch is finished, an earlier checkpoint never lands after a later one,
+// and at most one is outstanding per partition; run waits for them all
+// before closing the source.
+func (r *runner) checkpoint(ctx context.Context, p *partition, recs []*Record) {
+	if len(recs) == 0 {
+		return
+	}
+	if !r.ordered {
+		// Batches of a source without order share p: they checkpoint
+		// as they finish.
+		r.done(ctx, recs)
+		return
+	}
+	r.mu.Lock()
+	prev := p.checkpointed
+	r.mu.Unlock()
+	if prev != nil {
+		<-prev
+	}
+	next := make(chan struct{})
+	r.mu.Lock()
+	p.checkpointed = next
+	r.mu.Unlock()
+	r.checkpoints.Add(1)
+	go func() {
+		defer r.checkpoints.Done()
+		defer close(next)
+		r.done(ctx, recs)
+	}()
 }
 
 // done checkpoints records with the broker.

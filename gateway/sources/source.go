@@ -38,6 +38,10 @@ type Record struct {
 	// the payload under the source's data key ("value" for Kafka, "data"
 	// for NATS/Redis/RabbitMQ), decoded from JSON when the payload is a
 	// JSON object, else the payload as a string. See sources/filter.
+	// Kafka, NATS and Redis sources leave it nil when the mapping has no
+	// filters (Config.Spec.Filters is empty): the engine reads it only to
+	// match them, and decoding every payload for nothing cost more than
+	// anything else the gateway does per record.
 	Filter map[string]any
 	// Handle is the source's own reference (offset, delivery tag, message).
 	Handle any
@@ -89,7 +93,11 @@ type Redeliverer interface {
 
 // Pauser is implemented by ordered sources that can stop fetching some
 // partitions while the engine retries a batch of them, so other partitions
-// keep flowing without unbounded buffering.
+// keep flowing without unbounded buffering. The engine pauses a partition
+// that holds two batches while another partition has room, or while its
+// batch in flight is being retried, and resumes it once it is down to one
+// batch; when every fetching partition is full and healthy it stops
+// polling instead, since a pause drops what the client has fetched.
 type Pauser interface {
 	Pause(partitions []string)
 	Resume(partitions []string)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,72 +20,11 @@ const EventSource = "SelfManagedKafka"
 // BatchInfoKey is the on-failure record's key for a discarded Kafka batch.
 const BatchInfoKey = "KafkaBatchInfo"
 
-// event is Lambda's self-managed Kafka event (aws-lambda-go's
-// events.KafkaEvent). Self-managed clusters have no eventSourceArn.
-type event struct {
-	EventSource      string                    `json:"eventSource"`
-	BootstrapServers string                    `json:"bootstrapServers"`
-	Records          map[string][]*eventRecord `json:"records"`
-}
-
-// eventRecord is one record of the event. Key and Value are base64 and are
-// left out when the record has none (a null key, a tombstone); header values
-// are byte arrays written as Java bytes, -128…127, which is what Lambda sends
-// and what aws-lambda-go's JSONNumberBytes decodes.
-type eventRecord struct {
-	Topic         string              `json:"topic"`
-	Partition     int32               `json:"partition"`
-	Offset        int64               `json:"offset"`
-	Timestamp     int64               `json:"timestamp"`
-	TimestampType string              `json:"timestampType"`
-	Key           *string             `json:"key,omitempty"`
-	Value         *string             `json:"value,omitempty"`
-	Headers       []map[string]jbytes `json:"headers"`
-}
-
-// jbytes marshals as a JSON array of signed bytes.
-type jbytes []byte
-
-func (b jbytes) MarshalJSON() ([]byte, error) {
-	out := make([]byte, 0, 2+4*len(b))
-	out = append(out, '[')
-	for i, c := range b {
-		if i > 0 {
-			out = append(out, ',')
-		}
-		out = strconv.AppendInt(out, int64(int8(c)), 10)
-	}
-	return append(out, ']'), nil
-}
-
 func timestampType(kr *kgo.Record) string {
 	if kr.Attrs.TimestampType() == 1 {
 		return "LOG_APPEND_TIME"
 	}
 	return "CREATE_TIME"
-}
-
-func newEventRecord(kr *kgo.Record) *eventRecord {
-	er := &eventRecord{
-		Topic:         kr.Topic,
-		Partition:     kr.Partition,
-		Offset:        kr.Offset,
-		Timestamp:     kr.Timestamp.UnixMilli(),
-		TimestampType: timestampType(kr),
-		Headers:       make([]map[string]jbytes, 0, len(kr.Headers)),
-	}
-	if kr.Key != nil {
-		k := base64.StdEncoding.EncodeToString(kr.Key)
-		er.Key = &k
-	}
-	if kr.Value != nil {
-		v := base64.StdEncoding.EncodeToString(kr.Value)
-		er.Value = &v
-	}
-	for _, h := range kr.Headers {
-		er.Headers = append(er.Headers, map[string]jbytes{h.Key: jbytes(h.Value)})
-	}
-	return er
 }
 
 func handles(recs []*sources.Record) ([]*kgo.Record, error) {
@@ -101,25 +41,116 @@ func handles(recs []*sources.Record) ([]*kgo.Record, error) {
 
 // Event builds Lambda's self-managed Kafka event for recs, grouped under
 // "<topic>-<partition>" in the order given.
+//
+// It writes the JSON in one pass into a buffer sized from the records'
+// Size, with the same bytes encoding/json would give the event and
+// eventRecord types (the tests hold it to that): the event is built for
+// every batch, on the path between one invocation and the next, and the
+// reflective encoder with its per-record strings and maps cost more than
+// the rest of that path on the gateway's side.
 func (s *Source) Event(recs []*sources.Record) (json.RawMessage, error) {
 	krs, err := handles(recs)
 	if err != nil {
 		return nil, err
 	}
-	ev := event{
-		EventSource:      EventSource,
-		BootstrapServers: strings.Join(s.servers, ","),
-		Records:          map[string][]*eventRecord{},
+	// Partition keys in sorted order (encoding/json's order for a map),
+	// each with its records in the order given. An ordered mapping's
+	// batch is one partition, so this is usually one group.
+	type group struct {
+		key string
+		krs []*kgo.Record
 	}
-	for _, kr := range krs {
+	var groups []group
+	size := 64 + len(s.bootstrap())
+	for i, kr := range krs {
+		size += recs[i].Size + 1
 		key := topicPartition{kr.Topic, kr.Partition}.String()
-		ev.Records[key] = append(ev.Records[key], newEventRecord(kr))
+		j := len(groups) - 1
+		if j < 0 || groups[j].key != key {
+			j = slices.IndexFunc(groups, func(g group) bool { return g.key == key })
+		}
+		if j < 0 {
+			groups = append(groups, group{key: key})
+			j = len(groups) - 1
+			size += len(key) + 8
+		}
+		groups[j].krs = append(groups[j].krs, kr)
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: encoding event: %w", err)
+	slices.SortStableFunc(groups, func(a, b group) int { return strings.Compare(a.key, b.key) })
+
+	b := make([]byte, 0, size)
+	b = append(b, `{"eventSource":`...)
+	b = sources.AppendJSONString(b, EventSource)
+	b = append(b, `,"bootstrapServers":`...)
+	b = sources.AppendJSONString(b, s.bootstrap())
+	b = append(b, `,"records":{`...)
+	for i, g := range groups {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = sources.AppendJSONString(b, g.key)
+		b = append(b, ":["...)
+		for j, kr := range g.krs {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = appendEventRecord(b, kr)
+		}
+		b = append(b, ']')
 	}
-	return b, nil
+	return append(b, "}}"...), nil
+}
+
+// bootstrap is the event's bootstrapServers.
+func (s *Source) bootstrap() string { return strings.Join(s.servers, ",") }
+
+// appendEventRecord appends kr's element of the event: what encoding/json
+// writes for newEventRecord(kr).
+func appendEventRecord(b []byte, kr *kgo.Record) []byte {
+	b = append(b, `{"topic":`...)
+	b = sources.AppendJSONString(b, kr.Topic)
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(kr.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, kr.Offset, 10)
+	b = append(b, `,"timestamp":`...)
+	b = strconv.AppendInt(b, kr.Timestamp.UnixMilli(), 10)
+	b = append(b, `,"timestampType":`...)
+	b = sources.AppendJSONString(b, timestampType(kr))
+	if kr.Key != nil {
+		b = append(b, `,"key":"`...)
+		b = base64.StdEncoding.AppendEncode(b, kr.Key)
+		b = append(b, '"')
+	}
+	if kr.Value != nil {
+		b = append(b, `,"value":"`...)
+		b = base64.StdEncoding.AppendEncode(b, kr.Value)
+		b = append(b, '"')
+	}
+	b = append(b, `,"headers":[`...)
+	for i, h := range kr.Headers {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		b = sources.AppendJSONString(b, h.Key)
+		b = append(b, ':')
+		b = appendJavaBytes(b, h.Value)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendJavaBytes appends v as a JSON array of signed bytes (jbytes).
+func appendJavaBytes(b []byte, v []byte) []byte {
+	b = append(b, '[')
+	for i, c := range v {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(int8(c)), 10)
+	}
+	return append(b, ']')
 }
 
 // batchInfo is the on-failure record's KafkaBatchInfo. Offsets are decimal
@@ -147,7 +178,7 @@ const batchTimeLayout = "2006-01-02T15:04:05.000Z07:00"
 func (s *Source) BatchInfo(recs []*sources.Record) (string, any) {
 	info := &batchInfo{
 		BatchSize:        len(recs),
-		BootstrapServers: strings.Join(s.servers, ","),
+		BootstrapServers: s.bootstrap(),
 		RecordsInfo:      map[string]*recordsInfo{},
 	}
 	if ev, err := s.Event(recs); err == nil {

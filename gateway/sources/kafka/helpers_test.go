@@ -34,6 +34,9 @@ func config(t *testing.T, addrs []string, group, start string, topics ...string)
 			Topics:       topics,
 			Group:        group,
 			StartingFrom: start,
+			// Records carry the Filter view only for mappings with
+			// filters; the tests read it (the engine applies filters).
+			Filters: []string{`{"value":[{"exists":true}]}`},
 		},
 		Logger: hclog.New(&hclog.LoggerOptions{Name: t.Name(), Level: hclog.Warn, Output: testWriter{t}}),
 	}

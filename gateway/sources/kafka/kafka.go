@@ -76,6 +76,8 @@ type Source struct {
 	group   string
 	start   startPosition
 	logger  hclog.Logger
+	// filters: the mapping has filters, so records carry a Filter view.
+	filters bool
 
 	commitMu sync.Mutex
 
@@ -195,6 +197,7 @@ func open(cfg sources.Config, extra ...kgo.Opt) (*Source, error) {
 		group:   cfg.Spec.Group,
 		start:   start,
 		logger:  logger,
+		filters: len(cfg.Spec.Filters) > 0,
 		owned:   make(map[topicPartition]*assignment),
 	}
 	// Member names this gateway; it goes into the client id (broker logs,
@@ -358,14 +361,17 @@ func (s *Source) convert(fetches kgo.Fetches) []*sources.Record {
 		if a.first < 0 {
 			a.first = kr.Offset
 		}
-		recs = append(recs, &sources.Record{
+		rec := &sources.Record{
 			ID:        strconv.FormatInt(kr.Offset, 10),
 			Partition: tp.String(),
 			Time:      kr.Timestamp,
 			Size:      elementSize(kr),
-			Filter:    filterView(kr),
 			Handle:    kr,
-		})
+		}
+		if s.filters {
+			rec.Filter = filterView(kr)
+		}
+		recs = append(recs, rec)
 	})
 	return recs
 }

@@ -522,3 +522,15 @@ func TestPollWithoutWaitReturnsWhatIsBuffered(t *testing.T) {
 		t.Fatalf("got %v", values(got))
 	}
 }
+
+// Without filters no record carries a Filter view: nothing would read it.
+func TestNoFilterViewWithoutFilters(t *testing.T) {
+	addrs := kafkatest.Start(t, map[string]int32{"nf": 1})
+	produceValues(t, producer(t, addrs), "nf", 0, `{"a":1}`)
+	cfg := config(t, addrs, "nofilters", "TRIM_HORIZON", "nf")
+	cfg.Spec.Filters = nil
+	recs := pollN(t, openSource(t, cfg), 1)
+	if recs[0].Filter != nil {
+		t.Fatalf("record %s has filter view %#v, want none", recs[0].ID, recs[0].Filter)
+	}
+}

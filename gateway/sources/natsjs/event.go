@@ -2,10 +2,12 @@ package natsjs
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -76,34 +78,72 @@ func handlesOf(recs []*sources.Record) ([]*handle, error) {
 	return hs, nil
 }
 
-// Event builds the batch's event.
+// Event builds the batch's event: the JSON encoding/json writes for an
+// Event, written in one pass into a buffer sized from the records (the
+// event is built for every batch, between one invocation and the next; the
+// tests hold it to encoding/json's bytes).
 func (s *Source) Event(recs []*sources.Record) (json.RawMessage, error) {
 	hs, err := handlesOf(recs)
 	if err != nil {
 		return nil, err
 	}
-	ev := Event{EventSource: EventSource, EventSourceArn: s.arn, Records: make([]EventRecord, len(hs))}
+	size := 64 + len(s.arn)
+	for _, r := range recs {
+		size += r.Size*4/3 + 160
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"eventSource":`...)
+	b = sources.AppendJSONString(b, EventSource)
+	b = append(b, `,"eventSourceArn":`...)
+	b = sources.AppendJSONString(b, s.arn)
+	b = append(b, `,"records":[`...)
+	var keys []string
 	for i, h := range hs {
-		hdr := map[string][]string{}
-		for k, v := range h.msg.Headers() {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"stream":`...)
+		b = sources.AppendJSONString(b, h.meta.Stream)
+		b = append(b, `,"subject":`...)
+		b = sources.AppendJSONString(b, h.msg.Subject())
+		b = append(b, `,"sequence":`...)
+		b = strconv.AppendUint(b, h.meta.Sequence.Stream, 10)
+		b = append(b, `,"timestamp":"`...)
+		b = h.meta.Timestamp.UTC().AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","headers":{`...)
+		hdr := h.msg.Headers()
+		keys = keys[:0]
+		for k := range hdr {
 			if k != pinHeader {
-				hdr[k] = v
+				keys = append(keys, k)
 			}
 		}
-		data := h.msg.Data()
-		if data == nil {
-			data = []byte{}
+		slices.Sort(keys)
+		for j, k := range keys {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = sources.AppendJSONString(b, k)
+			b = append(b, ':')
+			vs := hdr[k]
+			if vs == nil {
+				b = append(b, "null"...)
+				continue
+			}
+			b = append(b, '[')
+			for n, v := range vs {
+				if n > 0 {
+					b = append(b, ',')
+				}
+				b = sources.AppendJSONString(b, v)
+			}
+			b = append(b, ']')
 		}
-		ev.Records[i] = EventRecord{
-			Stream:    h.meta.Stream,
-			Subject:   h.msg.Subject(),
-			Sequence:  h.meta.Sequence.Stream,
-			Timestamp: h.meta.Timestamp.UTC(),
-			Headers:   hdr,
-			Data:      data,
-		}
+		b = append(b, `},"data":"`...)
+		b = base64.StdEncoding.AppendEncode(b, h.msg.Data())
+		b = append(b, `"}`...)
 	}
-	return json.Marshal(&ev)
+	return append(b, "]}"...), nil
 }
 
 // BatchInfo describes a discarded batch: its stream coordinates only.

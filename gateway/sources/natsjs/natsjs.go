@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -485,12 +486,14 @@ func (s *Source) take(msg jetstream.Msg) (*sources.Record, error) {
 	}
 	s.mu.Unlock()
 	rec := &sources.Record{
-		ID:         fmt.Sprint(meta.Sequence.Stream),
+		ID:         strconv.FormatUint(meta.Sequence.Stream, 10),
 		Time:       meta.Timestamp,
 		Deliveries: int(meta.NumDelivered),
 		Size:       recordSize(msg),
-		Filter:     filterView(msg, meta),
 		Handle:     h,
+	}
+	if len(s.cfg.Spec.Filters) > 0 {
+		rec.Filter = filterView(msg, meta)
 	}
 	if !s.queue {
 		rec.Partition = msg.Subject()

@@ -72,9 +72,15 @@ func (e *env) publish(t *testing.T, subject, data string) uint64 {
 	return ack.Sequence
 }
 
+// config is a mapping's Config. Its spec has a filter, so records carry
+// the Filter view the tests read payloads from (the engine, not the
+// source, applies it).
 func config(nc *nats.Conn, es *specs.EventSource) sources.Config {
 	if es.Group == "" {
 		es.Group = specs.DefaultGroup("fn", "src")
+	}
+	if es.Filters == nil {
+		es.Filters = []string{`{"data":[{"exists":true}]}`}
 	}
 	return sources.Config{UUID: "7b0c3e0e-3f4e-4d7e-9a55-1f2b3c4d5e6f", Function: "fn", Spec: es, Member: "m1",
 		FunctionTimeout: 3 * time.Second, NATS: nc, Region: "us-east-1", AccountID: "000000000000"}
@@ -575,5 +581,17 @@ func TestOrderedRecordsOfADeadMemberComeFirst(t *testing.T) {
 	got := pollN(t, b, 6)
 	if want := []string{"x2", "x3", "x4", "x5", "x6", "x7"}; !slices.Equal(payloads(got), want) {
 		t.Fatalf("next member got %v, want %v", payloads(got), want)
+	}
+}
+
+// Without filters no record carries a Filter view: nothing would read it.
+func TestNoFilterViewWithoutFilters(t *testing.T) {
+	e := newEnv(t)
+	e.stream(t, "NF", jetstream.LimitsPolicy, "nf.>")
+	e.publish(t, "nf.a", `{"a":1}`)
+	src := open(t, config(e.nc, &specs.EventSource{Stream: "NF", StartingFrom: "TRIM_HORIZON", Filters: []string{}}), Options{})
+	recs := pollN(t, src, 1)
+	if recs[0].Filter != nil {
+		t.Fatalf("record %s has filter view %#v, want none", recs[0].ID, recs[0].Filter)
 	}
 }

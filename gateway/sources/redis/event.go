@@ -1,8 +1,11 @@
 package redis
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,31 +145,72 @@ func entryOf(r *sources.Record) (*entry, error) {
 	return e, nil
 }
 
-// Event builds the function's event for a batch.
+// Event builds the function's event for a batch: the JSON encoding/json
+// writes for an Event, written in one pass into a buffer sized from the
+// records (the event is built for every batch, between one invocation and
+// the next; the tests hold it to encoding/json's bytes).
 func (s *Source) Event(recs []*sources.Record) (json.RawMessage, error) {
-	ev := Event{EventSource: EventSource, EventSourceArn: s.arn, Records: make([]EventRecord, 0, len(recs))}
-	for _, r := range recs {
+	es := make([]*entry, len(recs))
+	size := 64 + len(s.arn)
+	for i, r := range recs {
 		e, err := entryOf(r)
 		if err != nil {
 			return nil, err
 		}
+		es[i] = e
+		// Fields, data as base64 and the frame.
+		size += 2*r.Size + len(r.ID) + len(s.stream) + 96
+	}
+	b := make([]byte, 0, size)
+	b = append(b, `{"eventSource":`...)
+	b = sources.AppendJSONString(b, EventSource)
+	b = append(b, `,"eventSourceArn":`...)
+	b = sources.AppendJSONString(b, s.arn)
+	b = append(b, `,"records":[`...)
+	var keys []string
+	for i, e := range es {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"stream":`...)
+		b = sources.AppendJSONString(b, s.stream)
+		b = append(b, `,"id":`...)
+		b = sources.AppendJSONString(b, e.id)
+		b = append(b, `,"timestamp":`...)
+		b = strconv.AppendInt(b, e.ms(), 10)
+		b = append(b, `,"fields":`...)
+		b, keys = appendFields(b, keys, e.fields)
+		b = append(b, `,"data":`...)
 		data, err := e.data()
 		if err != nil {
 			return nil, fmt.Errorf("encoding fields of entry %q: %w", e.id, err)
 		}
-		ev.Records = append(ev.Records, EventRecord{
-			Stream:    s.stream,
-			ID:        e.id,
-			Timestamp: e.ms(),
-			Fields:    e.fields,
-			Data:      data,
-		})
+		b = append(b, '"')
+		b = base64.StdEncoding.AppendEncode(b, data)
+		b = append(b, '"')
+		b = append(b, '}')
 	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		return nil, fmt.Errorf("encoding event: %w", err)
+	return append(b, "]}"...), nil
+}
+
+// appendFields appends fields as a JSON object with sorted keys, as
+// encoding/json writes a map; keys is scratch space, returned for reuse.
+func appendFields(b []byte, keys []string, fields map[string]string) ([]byte, []string) {
+	keys = keys[:0]
+	for k := range fields {
+		keys = append(keys, k)
 	}
-	return b, nil
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = sources.AppendJSONString(b, k)
+		b = append(b, ':')
+		b = sources.AppendJSONString(b, fields[k])
+	}
+	return append(b, '}'), keys
 }
 
 // BatchInfo describes a discarded batch: "RedisBatchInfo" and a BatchInfo.

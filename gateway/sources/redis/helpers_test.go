@@ -23,6 +23,8 @@ type setup struct {
 	from, timestamp            string
 	opts                       Options
 	log                        io.Writer // nil: the test's log
+	// noFilters opens a mapping without filters (by default it has one).
+	noFilters bool
 }
 
 func open(t *testing.T, c setup) *Source {
@@ -37,12 +39,19 @@ func open(t *testing.T, c setup) *Source {
 	if c.log != nil {
 		log = hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: c.log})
 	}
+	var filters []string
+	if !c.noFilters {
+		filters = []string{`{"data":[{"exists":true}]}`}
+	}
 	cfg := sources.Config{
 		UUID:     "uuid-1",
 		Function: "fn",
 		Spec: &specs.EventSource{
 			Name: "orders", Type: "redis", URL: c.url, Stream: c.stream, Group: c.group,
 			StartingFrom: c.from, StartingTimestamp: c.timestamp,
+			// Records carry the Filter view only for mappings with
+			// filters; the tests read it (the engine applies filters).
+			Filters: filters,
 		},
 		Member:          c.member,
 		FunctionTimeout: 3 * time.Second,

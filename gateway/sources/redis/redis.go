@@ -64,6 +64,7 @@ type Options struct {
 type Source struct {
 	client   *goredis.Client
 	stream   string
+	filters  bool // the mapping has filters: records carry a Filter view
 	group    string
 	consumer string
 	startID  string // where a new group starts
@@ -152,6 +153,7 @@ func OpenWith(_ context.Context, cfg sources.Config, o Options) (*Source, error)
 	s := &Source{
 		client:     goredis.NewClient(ropts),
 		stream:     spec.Stream,
+		filters:    len(spec.Filters) > 0,
 		group:      group,
 		consumer:   cfg.Member,
 		startID:    startID,
@@ -481,8 +483,10 @@ func (s *Source) records(ctx context.Context, msgs []goredis.XMessage, again boo
 			Time:       e.time(),
 			Deliveries: d,
 			Size:       e.size(),
-			Filter:     e.filter(s.stream),
 			Handle:     e,
+		}
+		if s.filters {
+			recs[i].Filter = e.filter(s.stream)
 		}
 	}
 	return recs

@@ -591,3 +591,15 @@ func TestCancelledContextEndsABlockingPoll(t *testing.T) {
 		t.Fatal("Poll ignored the cancelled context")
 	}
 }
+
+// Without filters no record carries a Filter view: nothing would read it.
+func TestNoFilterViewWithoutFilters(t *testing.T) {
+	url := redistest.Start(t)
+	c := admin(t, url)
+	s := open(t, setup{url: url, stream: "orders", from: "TRIM_HORIZON", noFilters: true})
+	id := add(t, c, "orders", "*", "data", `{"a":1}`)
+	recs := poll(t, s, 1)
+	if recs[0].ID != id || recs[0].Filter != nil {
+		t.Fatalf("record %s has filter view %#v, want none", recs[0].ID, recs[0].Filter)
+	}
+}
