@@ -80,8 +80,6 @@ func TestProvisionedConcurrencyChain(t *testing.T) {
 
 	// The gateway process, in cluster mode against both agents.
 	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "invoke.key")
-	clusterWriteFile(t, keyFile, e2eInvokeKey)
 	cfgPath := filepath.Join(dir, "gateway.hcl")
 	clusterWriteFile(t, cfgPath, fmt.Sprintf(`
 listen          = "127.0.0.1:0"
@@ -122,8 +120,8 @@ consul {
 		return true
 	}, "nimbus gateway to register and pass its Consul check")
 
-	// nimbus deploy: the bundle goes to the gateway's artifact store, the
-	// job to Nomad.
+	// nimbus deploy through the gateway's management API: the gateway
+	// stores the function and registers its job in Nomad.
 	specDir := t.TempDir()
 	clusterWriteFile(t, filepath.Join(specDir, "nimbus.hcl"), fmt.Sprintf(`
 function %q {
@@ -141,9 +139,9 @@ function %q {
   }
 }
 `, fn, code))
-	deploy := exec.Command(bin, "deploy", "--endpoint", "http://"+gwAddr, "--secret-key-file", keyFile, specDir)
+	deploy := exec.Command(bin, "deploy", "--endpoint", "http://"+gwAddr, specDir)
 	deploy.Dir = specDir
-	deploy.Env = append(os.Environ(), "NOMAD_ADDR="+agent.Addr,
+	deploy.Env = append(os.Environ(),
 		"AWS_ACCESS_KEY_ID="+e2eAccessKey, "AWS_SECRET_ACCESS_KEY="+e2eSecretKey, "AWS_REGION="+e2eRegion)
 	if out, err := deploy.CombinedOutput(); err != nil {
 		t.Fatalf("nimbus deploy: %v\n%s", err, out)

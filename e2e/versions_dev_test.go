@@ -73,14 +73,14 @@ func TestNimbusDevServesDeployedBundles(t *testing.T) {
 	env := []string{"NOMAD_ADDR=" + nomad.URL, "NIMBUS_SECRET_KEY=" + e2eInvokeKey}
 	bundles := filepath.Join(t.TempDir(), "bundles")
 
-	out, err := g.cliEnv(t, append(env, "AWS_SECRET_ACCESS_KEY=wrong"), "deploy", "--endpoint", g.base, "--bundle-dir", bundles, ".")
+	out, err := g.cliEnv(t, append(env, "AWS_SECRET_ACCESS_KEY=wrong"), "deploy", "--nomad", "--endpoint", g.base, "--bundle-dir", bundles, ".")
 	if err == nil || !strings.Contains(out, "AccessDenied") {
 		t.Fatalf("deploy signed with a wrong key: %v\n%s", err, out)
 	}
 	if nomad.Job("default", "nimbus-hello") != nil {
 		t.Fatal("a job was registered although its bundle was refused")
 	}
-	out, err = g.cliEnv(t, env, "deploy", "--endpoint", g.base, "--bundle-dir", bundles, ".")
+	out, err = g.cliEnv(t, env, "deploy", "--nomad", "--endpoint", g.base, "--bundle-dir", bundles, ".")
 	if err != nil || !strings.Contains(out, " uploaded (") {
 		t.Fatalf("deploy: %v\n%s", err, out)
 	}
@@ -104,7 +104,7 @@ func TestNimbusDevServesDeployedBundles(t *testing.T) {
 	if part := mustDo(t, r); part.StatusCode != http.StatusPartialContent || string(part.body) != string(resp.body[:10]) {
 		t.Fatalf("ranged GET: %d %q", part.StatusCode, part.body)
 	}
-	out, err = g.cliEnv(t, env, "deploy", "--endpoint", g.base, "--bundle-dir", bundles, ".")
+	out, err = g.cliEnv(t, env, "deploy", "--nomad", "--endpoint", g.base, "--bundle-dir", bundles, ".")
 	if err != nil || !strings.Contains(out, "already stored") {
 		t.Fatalf("second deploy should find the bundle stored: %v\n%s", err, out)
 	}

@@ -58,7 +58,7 @@ func TestVersionsWithNomadAgent(t *testing.T) {
 		return string(out)
 	}
 
-	run(true, "deploy", "--bundle-dir", filepath.Join(dir, ".b"), ".")
+	run(true, "deploy", "--nomad", "--bundle-dir", filepath.Join(dir, ".b"), ".")
 	run(true, "layer", "publish", "--nomad", "deps")
 	if out := run(true, "publish", "--nomad", "echo"); !strings.Contains(out, "published echo version 1") || !strings.Contains(out, "alias live -> 1") {
 		t.Fatal(out)
@@ -67,7 +67,7 @@ func TestVersionsWithNomadAgent(t *testing.T) {
 		t.Fatal(out)
 	}
 	writeTree(t, dir, map[string]string{"src/extra.txt": "v2"})
-	run(true, "deploy", "--bundle-dir", filepath.Join(dir, ".b"), ".")
+	run(true, "deploy", "--nomad", "--bundle-dir", filepath.Join(dir, ".b"), ".")
 	if out := run(true, "publish", "--nomad", "echo"); !strings.Contains(out, "published echo version 2") {
 		t.Fatal(out)
 	}

@@ -28,10 +28,12 @@ func runDeploy(ctx context.Context, env *cliEnv, args []string) error {
 	endpoint := fs.String("endpoint", "", "deploy through this gateway's management API (env NIMBUS_ENDPOINT): "+
 		"the gateway stores each function and compiles its jobs; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY sign the calls. "+
 		"Without it, deploy registers jobs in Nomad itself (NOMAD_ADDR, NOMAD_TOKEN)")
+	direct := fs.Bool("nomad", false, "register the jobs in Nomad yourself (NOMAD_ADDR, NOMAD_TOKEN) instead of through the gateway's API; "+
+		"with --endpoint the code bundles still go to that gateway's artifact store (without an endpoint, deploy always does this)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if ep := cmp.Or(*endpoint, env.getenv("NIMBUS_ENDPOINT")); ep != "" && f.artifactBaseURL == "" && env.getenv(envArtifactBaseURL) == "" {
+	if ep := cmp.Or(*endpoint, env.getenv("NIMBUS_ENDPOINT")); ep != "" && !*direct {
 		if err := refuseNomadOnlyFlags(fs); err != nil {
 			return err
 		}

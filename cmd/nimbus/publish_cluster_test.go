@@ -75,7 +75,7 @@ func TestPublishCluster(t *testing.T) {
 	if r := runCLI(t, env, "publish", "--nomad", "echo"); r.code != 1 || !strings.Contains(r.stderr, "deploy it first") {
 		t.Fatalf("publish before deploy: %d %s", r.code, r.stderr)
 	}
-	mustRun(t, env, "deploy", "--bundle-dir", filepath.Join(dir, "b"), dir)
+	mustRun(t, env, "deploy", "--nomad", "--bundle-dir", filepath.Join(dir, "b"), dir)
 	latest := jobsDouble.Job("default", "nimbus-echo")
 	if latest == nil {
 		t.Fatal("deploy registered no job")

@@ -190,14 +190,14 @@ func TestDeployUploadsToArtifactStore(t *testing.T) {
 	env := baseEnv()
 	env["NOMAD_ADDR"] = nomad.URL
 	env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"] = "AKIDDEPLOY", "wrong"
-	if r := runCLI(t, env, "deploy", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec); r.code != 1 || !strings.Contains(r.stderr, "AccessDenied") {
+	if r := runCLI(t, env, "deploy", "--nomad", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec); r.code != 1 || !strings.Contains(r.stderr, "AccessDenied") {
 		t.Fatalf("deploy with a wrong key: %d %s", r.code, r.stderr)
 	}
 	if j := nomad.Job("default", "nimbus-echo"); j != nil {
 		t.Fatal("a job was registered although its bundle was not stored")
 	}
 	env["AWS_SECRET_ACCESS_KEY"] = "deploy-secret"
-	r := mustRun(t, env, "deploy", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec)
+	r := mustRun(t, env, "deploy", "--nomad", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec)
 	if !strings.Contains(r.stderr, " uploaded (") {
 		t.Fatalf("deploy stderr: %s", r.stderr)
 	}
@@ -219,7 +219,7 @@ func TestDeployUploadsToArtifactStore(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get(artifacts.HeaderSHA256) != sum || len(body) == 0 {
 		t.Fatalf("the job's artifact URL answers %s", resp.Status)
 	}
-	r = mustRun(t, env, "deploy", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec)
+	r = mustRun(t, env, "deploy", "--nomad", "--endpoint", gw.URL, "--bundle-dir", filepath.Join(dir, "b"), spec)
 	if !strings.Contains(r.stderr, "already stored") {
 		t.Fatalf("second deploy should dedupe: %s", r.stderr)
 	}
