@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
-
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 )
@@ -21,9 +19,6 @@ func init() {
 		run:     runInvocations,
 	})
 }
-
-// emptySHA256 is the payload hash of a GET.
-const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 func runInvocations(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "invocations", "FUNCTION | -id REQUEST_ID")
@@ -73,36 +68,16 @@ func runInvocations(ctx context.Context, env *cliEnv, args []string) error {
 // getSigned GETs u signed with SigV4 (as the SDK signs the Invoke API) and
 // decodes the JSON answer into v.
 func getSigned(ctx context.Context, env *cliEnv, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	c, err := newMgmtClient(env, "")
 	if err != nil {
 		return err
 	}
-	c := lambdaClient(env, "")
-	creds, err := c.Options().Credentials.Retrieve(ctx)
-	if err != nil {
-		return fmt.Errorf("reading credentials: %w", err)
+	err = c.call(ctx, http.MethodGet, u, nil, v)
+	var ae *apiError
+	if errors.As(err, &ae) {
+		return fmt.Errorf("gateway answered %d %s: %s", ae.Status, http.StatusText(ae.Status), ae.Message)
 	}
-	if err := v4.NewSigner().SignHTTP(ctx, creds, req, emptySHA256, "lambda", c.Options().Region, time.Now()); err != nil {
-		return fmt.Errorf("signing request: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("asking the gateway: %w", err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return fmt.Errorf("reading the gateway's answer: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Message string }
-		_ = json.Unmarshal(b, &e)
-		return fmt.Errorf("gateway answered %s: %s", resp.Status, e.Message)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decoding the gateway's answer: %w", err)
-	}
-	return nil
+	return err
 }
 
 func oneLine(s string, n int) string {

@@ -127,21 +127,7 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 		a.logger.Debug("invoke refused", "request_id", requestID, "code", e.Code, "error", e.Message)
 		writeAPIError(w, requestID, e)
 	}
-	label, err := url.PathUnescape(rawLabel)
-	if err != nil {
-		fail(&apiError{Code: CodeInvalidParameterValue, Message: "function name is not a valid percent-encoded path segment"})
-		return
-	}
-	body, apiErr := readBody(r, "InvokeFunction")
-	if apiErr != nil {
-		fail(apiErr)
-		return
-	}
-	if _, apiErr := a.authenticate(r, body); apiErr != nil {
-		fail(apiErr)
-		return
-	}
-	ref, apiErr := parseFunctionRef(label, r.URL.Query().Get("Qualifier"))
+	ref, body, apiErr := a.invokeRequest(r, rawLabel, "InvokeFunction")
 	if apiErr != nil {
 		fail(apiErr)
 		return
@@ -158,28 +144,18 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 		fail(&apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [Event, RequestResponse, DryRun]"})
 		return
 	}
-	logType := r.Header.Get(headerLogType)
-	if logType != "" && logType != "None" && logType != "Tail" {
-		fail(&apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + logType + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]"})
+	logType, clientContext, apiErr := invokeHeaders(r)
+	if apiErr != nil {
+		fail(apiErr)
 		return
-	}
-	clientContext := r.Header.Get(headerClientContext)
-	if clientContext != "" {
-		if apiErr := checkClientContext(clientContext); apiErr != nil {
-			fail(apiErr)
-			return
-		}
 	}
 	fn, res, apiErr := a.lookup(r.Context(), ref)
 	if apiErr != nil {
 		fail(apiErr)
 		return
 	}
-	if len(body) == 0 {
-		// An invoke without payload delivers an empty JSON object, as Lambda does.
-		body = []byte("{}")
-	} else if !json.Valid(body) {
-		fail(&apiError{Code: CodeInvalidRequestContent, Message: "Could not parse request body into json: " + jsonProblem(body)})
+	if body, apiErr = invokePayload(body); apiErr != nil {
+		fail(apiErr)
 		return
 	}
 	if invType == "Event" {
@@ -305,3 +281,52 @@ func jsonProblem(b []byte) string {
 
 // timeNow is the clock of event timestamps.
 var timeNow = time.Now
+
+// invokeHeaders checks the Invoke headers both invoke operations share:
+// X-Amz-Log-Type and X-Amz-Client-Context.
+func invokeHeaders(r *http.Request) (logType, clientContext string, e *apiError) {
+	logType = r.Header.Get(headerLogType)
+	if logType != "" && logType != "None" && logType != "Tail" {
+		return "", "", &apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + logType + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]"}
+	}
+	clientContext = r.Header.Get(headerClientContext)
+	if clientContext != "" {
+		if e := checkClientContext(clientContext); e != nil {
+			return "", "", e
+		}
+	}
+	return logType, clientContext, nil
+}
+
+// invokePayload is the event to deliver: an invoke without payload
+// delivers an empty JSON object, as Lambda does; anything else must be JSON.
+func invokePayload(body []byte) ([]byte, *apiError) {
+	if len(body) == 0 {
+		return []byte("{}"), nil
+	}
+	if !json.Valid(body) {
+		return nil, &apiError{Code: CodeInvalidRequestContent, Message: "Could not parse request body into json: " + jsonProblem(body)}
+	}
+	return body, nil
+}
+
+// invokeRequest reads and authenticates an invoke request (op names the
+// operation in a too-large answer) and parses its function label.
+func (a *API) invokeRequest(r *http.Request, rawLabel, op string) (*functionRef, []byte, *apiError) {
+	label, err := url.PathUnescape(rawLabel)
+	if err != nil {
+		return nil, nil, &apiError{Code: CodeInvalidParameterValue, Message: "function name is not a valid percent-encoded path segment"}
+	}
+	body, e := readBody(r, op)
+	if e != nil {
+		return nil, nil, e
+	}
+	if _, e := a.authenticate(r, body); e != nil {
+		return nil, nil, e
+	}
+	ref, e := parseFunctionRef(label, r.URL.Query().Get("Qualifier"))
+	if e != nil {
+		return nil, nil, e
+	}
+	return ref, body, nil
+}

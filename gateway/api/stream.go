@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/aws/smithy-go/eventstream"
 	"github.com/google/uuid"
@@ -87,21 +86,7 @@ func (a *API) serveInvokeStream(w http.ResponseWriter, r *http.Request, rawLabel
 		a.logger.Debug("streaming invoke refused", "request_id", requestID, "code", e.Code, "error", e.Message)
 		writeAPIError(w, requestID, e)
 	}
-	label, err := url.PathUnescape(rawLabel)
-	if err != nil {
-		fail(&apiError{Code: CodeInvalidParameterValue, Message: "function name is not a valid percent-encoded path segment"})
-		return
-	}
-	body, apiErr := readBody(r, "InvokeWithResponseStream")
-	if apiErr != nil {
-		fail(apiErr)
-		return
-	}
-	if _, apiErr := a.authenticate(r, body); apiErr != nil {
-		fail(apiErr)
-		return
-	}
-	ref, apiErr := parseFunctionRef(label, r.URL.Query().Get("Qualifier"))
+	ref, body, apiErr := a.invokeRequest(r, rawLabel, "InvokeWithResponseStream")
 	if apiErr != nil {
 		fail(apiErr)
 		return
@@ -111,27 +96,18 @@ func (a *API) serveInvokeStream(w http.ResponseWriter, r *http.Request, rawLabel
 		fail(&apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + invType + "' at 'invocationType' failed to satisfy constraint: Member must satisfy enum value set: [RequestResponse, DryRun]"})
 		return
 	}
-	logType := r.Header.Get(headerLogType)
-	if logType != "" && logType != "None" && logType != "Tail" {
-		fail(&apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + logType + "' at 'logType' failed to satisfy constraint: Member must satisfy enum value set: [Tail, None]"})
+	logType, clientContext, apiErr := invokeHeaders(r)
+	if apiErr != nil {
+		fail(apiErr)
 		return
-	}
-	clientContext := r.Header.Get(headerClientContext)
-	if clientContext != "" {
-		if apiErr := checkClientContext(clientContext); apiErr != nil {
-			fail(apiErr)
-			return
-		}
 	}
 	fn, res, apiErr := a.lookup(r.Context(), ref)
 	if apiErr != nil {
 		fail(apiErr)
 		return
 	}
-	if len(body) == 0 {
-		body = []byte("{}")
-	} else if !json.Valid(body) {
-		fail(&apiError{Code: CodeInvalidRequestContent, Message: "Could not parse request body into json: " + jsonProblem(body)})
+	if body, apiErr = invokePayload(body); apiErr != nil {
+		fail(apiErr)
 		return
 	}
 	if invType == "DryRun" {

@@ -14,14 +14,13 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
-// BaseCatalog is the catalog the overlay wraps.
-type BaseCatalog interface {
-	Function(ctx context.Context, name string) (*catalog.Function, error)
-	Functions(ctx context.Context) ([]*catalog.Function, error)
-}
+// BaseCatalog is the catalog the overlay wraps (the same contract as the
+// versions overlay's).
+type BaseCatalog = versions.BaseCatalog
 
 // CatalogConfig configures the overlay.
 type CatalogConfig struct {
