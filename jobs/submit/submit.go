@@ -191,9 +191,11 @@ func (s *Submitter) RegisterAt(ctx context.Context, job *api.Job, secrets *api.V
 }
 
 // IsIndexConflict reports whether err is Nomad refusing a registration
-// whose check-index is stale.
+// whose check-index is stale: the job exists at another index, exists
+// when 0 said it must not, or is gone (Nomad's messages all start with
+// "Enforcing job modify index").
 func IsIndexConflict(err error) bool {
-	return err != nil && strings.Contains(err.Error(), "conflicting job modify index")
+	return err != nil && strings.Contains(err.Error(), "Enforcing job modify index")
 }
 
 func (s *Submitter) register(ctx context.Context, job *api.Job, secrets *api.Variable, index *uint64) (*Result, error) {

@@ -309,6 +309,23 @@ func (s *Server) register(w http.ResponseWriter, body []byte) {
 	if job.Namespace != nil {
 		ns = *job.Namespace
 	}
+	if req.EnforceIndex {
+		// Nomad's check-index, with its messages.
+		old, want := s.jobs[key(ns, *job.ID)], req.JobModifyIndex
+		var msg string
+		switch {
+		case old != nil && want == 0:
+			msg = "Enforcing job modify index 0: job already exists"
+		case old != nil && want != *old.JobModifyIndex:
+			msg = fmt.Sprintf("Enforcing job modify index %d: job exists with conflicting job modify index: %d", want, *old.JobModifyIndex)
+		case old == nil && want != 0:
+			msg = fmt.Sprintf("Enforcing job modify index %d: job does not exist", want)
+		}
+		if msg != "" {
+			http.Error(w, msg, http.StatusInternalServerError)
+			return
+		}
+	}
 	if old := s.jobs[key(ns, *job.ID)]; old != nil && req.PreserveCounts {
 		counts := map[string]*int{}
 		for _, g := range old.TaskGroups {
