@@ -234,6 +234,16 @@ func (a *Agent) ready(c *api.Client) bool {
 	if l, err := c.Status().Leader(); err != nil || l == "" {
 		return false
 	}
+	// A new leader initialises the keyring a moment after it is elected;
+	// until then every variable write fails ("keyring has not been
+	// initialized yet"). Ready means a variable can be written.
+	probe := &api.Variable{Path: "nomadtest/ready", Items: api.VariableItems{"ready": "yes"}}
+	if _, _, err := c.Variables().Create(probe, nil); err != nil {
+		return false
+	}
+	if _, err := c.Variables().Delete(probe.Path, nil); err != nil {
+		return false
+	}
 	if !a.opts.WaitForNode {
 		return true
 	}
