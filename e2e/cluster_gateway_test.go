@@ -601,8 +601,9 @@ func (f *clusterNomad) serve(w http.ResponseWriter, r *http.Request) {
 		f.reply(w, stubs)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/vars":
 		// The catalog watches nimbus/; the event-source engine lists the
-		// API-created mappings under nimbus/mappings/.
-		if p := q.Get("prefix"); p != "nimbus/" && p != "nimbus/mappings/" {
+		// API-created mappings under nimbus/mappings/, the management
+		// controller the API-managed functions under nimbus/functions/.
+		if p := q.Get("prefix"); p != "nimbus/" && p != "nimbus/mappings/" && p != "nimbus/functions/" {
 			f.t.Errorf("variables listed with prefix %q", p)
 		}
 		f.block(r)

@@ -124,6 +124,9 @@ func TestPublishAndWeightedAliasLocal(t *testing.T) {
 			for range jobs {
 				out, err := c.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String("arn:aws:lambda:" + e2eRegion + ":" + e2eAccount + ":function:hello:live"), Payload: []byte(`{}`)})
 				key := "error"
+				if err != nil {
+					key = "error: " + oneLineErr(err)
+				}
 				if err == nil && out.FunctionError == nil {
 					var r versionReply
 					_ = json.Unmarshal(out.Payload, &r)
@@ -201,4 +204,13 @@ func TestBinomialPValue(t *testing.T) {
 	if p := binomialPValue(2, 10, 0.2); p < 0.99 {
 		t.Errorf("2 of 10 gives p = %g", p)
 	}
+}
+
+// oneLineErr is err's message on one line, shortened, as an outcome key.
+func oneLineErr(err error) string {
+	s := strings.Join(strings.Fields(err.Error()), " ")
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
 }
