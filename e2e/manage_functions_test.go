@@ -347,7 +347,13 @@ func TestManageFunctionsThroughSDK(t *testing.T) {
 		t.Fatalf("invoke after restart answered %s", out.Payload)
 	}
 
-	// DeleteFunction: versions and all, gone from the API and from invoke.
+	// DeleteFunction: versions, aliases and provisioned configs too, gone
+	// from the API and from invoke.
+	if _, err := lc.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{
+		FunctionName: aws.String("api-fn"), Qualifier: aws.String("1"), ProvisionedConcurrentExecutions: aws.Int32(1),
+	}); err != nil {
+		t.Fatalf("PutProvisionedConcurrencyConfig: %v", err)
+	}
 	if _, err := lc.DeleteFunction(ctx, &lambda.DeleteFunctionInput{FunctionName: aws.String("api-fn")}); err != nil {
 		t.Fatal(err)
 	}
@@ -361,6 +367,21 @@ func TestManageFunctionsThroughSDK(t *testing.T) {
 		_, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("api-fn")})
 		return apiErrorCode(err) == "ResourceNotFoundException"
 	}, "the deleted function to stop answering")
+	// A function created again under the name starts clean.
+	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName: aws.String("api-fn"), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"),
+		Role: aws.String("r"), Code: &types.FunctionCode{ZipFile: echoZip},
+	}); err != nil {
+		t.Fatalf("creating api-fn again: %v", err)
+	}
+	pcs, err := lc.ListProvisionedConcurrencyConfigs(ctx, &lambda.ListProvisionedConcurrencyConfigsInput{FunctionName: aws.String("api-fn")})
+	if err != nil || len(pcs.ProvisionedConcurrencyConfigs) != 0 {
+		t.Fatalf("the new api-fn inherited provisioned configs: %v %v", err, pcs)
+	}
+	vs, err := lc.ListVersionsByFunction(ctx, &lambda.ListVersionsByFunctionInput{FunctionName: aws.String("api-fn")})
+	if err != nil || len(vs.Versions) != 1 || aws.ToString(vs.Versions[0].Version) != "$LATEST" {
+		t.Fatalf("the new api-fn inherited versions: %v %+v", err, vs)
+	}
 }
 
 // TestManageSpecAndAPILastWriteWins: a function declared in a spec file

@@ -920,6 +920,17 @@ func (a *API) deleteFunction(c *manageCall) (int, any, *apiError) {
 	if where := a.declared(name); where != "" {
 		return 0, nil, &apiError{Code: CodeResourceConflict, Message: "Function " + name + " is declared in " + where + "; remove it there"}
 	}
+	// Provisioned configs go first: a function created again under this
+	// name must not inherit them.
+	pcs, err := vs.ProvisionedConfigs(ctx, name)
+	if err != nil {
+		return 0, nil, serviceErr("reading provisioned concurrency configs", err)
+	}
+	for _, pc := range pcs {
+		if err := vs.DeleteProvisioned(ctx, name, pc.Qualifier); err != nil && !errors.Is(err, versions.ErrNotFound) {
+			return 0, nil, serviceErr("deleting the provisioned concurrency config of "+pc.Qualifier, err)
+		}
+	}
 	aliases, err := vs.Aliases(ctx, name)
 	if err != nil {
 		return 0, nil, serviceErr("reading aliases", err)
