@@ -218,6 +218,9 @@ func TestManageCLIThroughAPI(t *testing.T) {
 	if out := admin("layer", "publish", "shared"); !regexp.MustCompile(`published layer shared version 1 \(sha256:[0-9a-f]{64}, `).MatchString(out) {
 		t.Fatalf("layer publish: %s", out)
 	}
+	if out := admin("layer", "publish", "shared"); !strings.Contains(out, "layer shared is unchanged since version 1") {
+		t.Fatalf("layer publish of unchanged code: %s", out)
+	}
 	lvs, err := lc.ListLayerVersions(ctx, &lambda.ListLayerVersionsInput{LayerName: aws.String("shared")})
 	if err != nil {
 		t.Fatal(err)

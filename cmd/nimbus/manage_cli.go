@@ -275,21 +275,10 @@ type layerVersionOut struct {
 // listLayerVersions is ListLayerVersions with each version's content
 // (GetLayerVersion), oldest first.
 func (c *mgmtClient) listLayerVersions(ctx context.Context, name string) ([]*versions.LayerVersion, error) {
-	base := "/2018-10-31/layers/" + url.PathEscape(name) + "/versions"
-	var list []layerVersionOut
-	err := c.pages(ctx, base, func(b []byte) (string, error) {
-		var page struct {
-			LayerVersions []layerVersionOut
-			NextMarker    string
-		}
-		if err := json.Unmarshal(b, &page); err != nil {
-			return "", err
-		}
-		list = append(list, page.LayerVersions...)
-		return page.NextMarker, nil
-	})
+	base := layerVersionsPath(name)
+	list, err := c.layerVersionPages(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("ListLayerVersions: %w", err)
+		return nil, err
 	}
 	out := make([]*versions.LayerVersion, 0, len(list))
 	for _, lv := range list {
@@ -308,19 +297,43 @@ func (c *mgmtClient) listLayerVersions(ctx context.Context, name string) ([]*ver
 	return out, nil
 }
 
+func layerVersionsPath(name string) string {
+	return "/2018-10-31/layers/" + url.PathEscape(name) + "/versions"
+}
+
+// layerVersionPages is ListLayerVersions (no content).
+func (c *mgmtClient) layerVersionPages(ctx context.Context, name string) ([]layerVersionOut, error) {
+	var list []layerVersionOut
+	err := c.pages(ctx, layerVersionsPath(name), func(b []byte) (string, error) {
+		var page struct {
+			LayerVersions []layerVersionOut
+			NextMarker    string
+		}
+		if err := json.Unmarshal(b, &page); err != nil {
+			return "", err
+		}
+		list = append(list, page.LayerVersions...)
+		return page.NextMarker, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ListLayerVersions: %w", err)
+	}
+	return list, nil
+}
+
 // publishLayerAPI is PublishLayerVersion of a layer block's zipped code.
 func publishLayerAPI(ctx context.Context, env *cliEnv, c *mgmtClient, l *specs.Layer, data []byte, sum string, unzipped int64) error {
-	before, err := c.listLayerVersions(ctx, l.Name)
+	before, err := c.layerVersionPages(ctx, l.Name)
 	if err != nil {
 		return err
 	}
 	var out layerVersionOut
-	if err := c.call(ctx, http.MethodPost, "/2018-10-31/layers/"+url.PathEscape(l.Name)+"/versions", map[string]any{
+	if err := c.call(ctx, http.MethodPost, layerVersionsPath(l.Name), map[string]any{
 		"Content": map[string]any{"ZipFile": data}, "Description": l.Description, "CompatibleRuntimes": l.CompatibleRuntimes,
 	}, &out); err != nil {
 		return fmt.Errorf("PublishLayerVersion: %w", err)
 	}
-	if slices.ContainsFunc(before, func(b *versions.LayerVersion) bool { return b.Number == out.Version }) {
+	if slices.ContainsFunc(before, func(b layerVersionOut) bool { return b.Version == out.Version }) {
 		fmt.Fprintf(env.stdout, "layer %s is unchanged since version %d (sha256:%s)\n", l.Name, out.Version, sum)
 	} else {
 		fmt.Fprintf(env.stdout, "published layer %s version %d (sha256:%s, %.1f MB unzipped)\n", l.Name, out.Version, sum, mb(unzipped))
