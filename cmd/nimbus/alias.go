@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -61,12 +62,20 @@ func runAliasSet(ctx context.Context, env *cliEnv, args []string) error {
 		}
 		a.Routing[v] = f
 	}
-	st, err := sf.open(env)
-	if err != nil {
+	if c, err := sf.apiClient(env); err != nil {
 		return err
-	}
-	if err := st.store.SetAlias(ctx, pos[0], a); err != nil {
-		return err
+	} else if c != nil {
+		if err := c.setAlias(ctx, pos[0], a); err != nil {
+			return err
+		}
+	} else {
+		st, err := sf.open(env)
+		if err != nil {
+			return err
+		}
+		if err := st.store.SetAlias(ctx, pos[0], a); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(env.stdout, "alias %s of %s -> %s\n", a.Name, pos[0], describeAlias(a))
 	return nil
@@ -78,13 +87,21 @@ func runAliasList(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := sf.open(env)
-	if err != nil {
+	var as []*specs.Alias
+	if c, err := sf.apiClient(env); err != nil {
 		return err
-	}
-	as, err := st.store.Aliases(ctx, pos[0])
-	if err != nil {
-		return err
+	} else if c != nil {
+		if as, err = c.listAliases(ctx, pos[0]); err != nil {
+			return err
+		}
+	} else {
+		st, err := sf.open(env)
+		if err != nil {
+			return err
+		}
+		if as, err = st.store.Aliases(ctx, pos[0]); err != nil {
+			return err
+		}
 	}
 	tw := newTable(env.stdout, "ALIAS", "VERSION", "ROUTING", "DESCRIPTION")
 	for _, a := range as {
@@ -103,12 +120,20 @@ func runAliasDelete(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := sf.open(env)
-	if err != nil {
+	if c, err := sf.apiClient(env); err != nil {
 		return err
-	}
-	if err := st.store.DeleteAlias(ctx, pos[0], pos[1]); err != nil {
-		return err
+	} else if c != nil {
+		if err := c.call(ctx, http.MethodDelete, aliasPath(pos[0], pos[1]), nil, nil); err != nil {
+			return fmt.Errorf("DeleteAlias: %w", err)
+		}
+	} else {
+		st, err := sf.open(env)
+		if err != nil {
+			return err
+		}
+		if err := st.store.DeleteAlias(ctx, pos[0], pos[1]); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(env.stdout, "deleted alias %s of %s\n", pos[1], pos[0])
 	return nil

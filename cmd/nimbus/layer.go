@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -20,8 +21,8 @@ func init() {
 }
 
 func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
-	fs, sf := newStoreFlags(env, "layer publish", "LAYER [spec file or dir]")
-	endpoint := fs.String("endpoint", endpointFlagDefault(env), "with --nomad: the gateway whose artifact store takes the bundle (env NIMBUS_ENDPOINT)")
+	fs, sf := newStoreFlagsWith(env, "layer publish", "LAYER [spec file or dir]",
+		"the gateway whose artifact store takes the bundle (default "+defaultEndpoint+")")
 	pos, err := positional(fs, args, 1, 2)
 	if err != nil {
 		return err
@@ -42,6 +43,11 @@ func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	if c, err := sf.apiClient(env); err != nil {
+		return err
+	} else if c != nil {
+		return publishLayerAPI(ctx, env, c, l, data, sum, unzipped)
+	}
 	st, err := sf.open(env)
 	if err != nil {
 		return err
@@ -51,7 +57,7 @@ func runLayerPublish(ctx context.Context, env *cliEnv, args []string) error {
 			return err
 		}
 	} else {
-		up, err := artifactClient(env, *endpoint).Upload(ctx, data)
+		up, err := artifactClient(env, cmp.Or(sf.endpoint, endpointFlagDefault(env))).Upload(ctx, data)
 		if err != nil {
 			return err
 		}
@@ -77,17 +83,25 @@ func runLayerVersions(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := sf.open(env)
-	if err != nil {
+	var lvs []*versions.LayerVersion
+	if c, err := sf.apiClient(env); err != nil {
 		return err
-	}
-	lvs, err := st.store.LayerVersions(ctx, pos[0])
-	if err != nil {
-		return err
+	} else if c != nil {
+		if lvs, err = c.listLayerVersions(ctx, pos[0]); err != nil {
+			return err
+		}
+	} else {
+		st, err := sf.open(env)
+		if err != nil {
+			return err
+		}
+		if lvs, err = st.store.LayerVersions(ctx, pos[0]); err != nil {
+			return err
+		}
 	}
 	tw := newTable(env.stdout, "VERSION", "SHA256", "UNZIPPED", "RUNTIMES", "DESCRIPTION")
 	for _, lv := range lvs {
-		fmt.Fprintf(tw, "%d\t%s\t%.1f MB\t%s\t%s\n", lv.Number, lv.CodeSHA256[:12], mb(lv.Size), strings.Join(lv.CompatibleRuntimes, ","), lv.Description)
+		fmt.Fprintf(tw, "%d\t%s\t%.1f MB\t%s\t%s\n", lv.Number, short(lv.CodeSHA256), mb(lv.Size), strings.Join(lv.CompatibleRuntimes, ","), lv.Description)
 	}
 	return tw.Flush()
 }

@@ -46,15 +46,28 @@ func init() {
 }
 
 func runPublish(ctx context.Context, env *cliEnv, args []string) error {
-	fs, sf := newStoreFlags(env, "publish", "FUNCTION [spec file or dir]")
+	fs, sf := newStoreFlagsWith(env, "publish", "FUNCTION [spec file or dir]",
+		"the gateway serving layer bundles when $LATEST's job does not say. Through the API, publish snapshots "+
+			"$LATEST as the gateway has it (deploy first: nimbus deploy --endpoint), not this directory")
 	desc := fs.String("description", "", "description of the version")
 	secretFile := fs.String("secret-key-file", "", "with --nomad: the cluster key invoke secrets derive from (env "+envSecretKey+")")
-	endpoint := fs.String("endpoint", "", "with --nomad: the gateway serving layer bundles when $LATEST's job does not say (env NIMBUS_ENDPOINT)")
 	pos, err := positional(fs, args, 1, 2)
 	if err != nil {
 		return err
 	}
 	fn := pos[0]
+	if c, err := sf.apiClient(env); err != nil {
+		return err
+	} else if c != nil {
+		switch {
+		case len(pos) == 2:
+			return fmt.Errorf("through the gateway's API publish snapshots the gateway's $LATEST of %s, not specs at %s: "+
+				"deploy them first (nimbus deploy --endpoint), or pass --state-dir to publish them into the local store", fn, pos[1])
+		case *secretFile != "":
+			return fmt.Errorf("--secret-key-file is for --nomad: through the API the gateway derives invoke secrets itself")
+		}
+		return publishAPI(ctx, env, c, fn, *desc)
+	}
 	st, err := sf.open(env)
 	if err != nil {
 		return err
@@ -63,7 +76,7 @@ func runPublish(ctx context.Context, env *cliEnv, args []string) error {
 	var created bool
 	var spec *specs.Function
 	if st.nomad != nil {
-		gw := *endpoint
+		gw := sf.endpoint
 		if gw == "" {
 			gw = env.getenv("NIMBUS_ENDPOINT")
 		}

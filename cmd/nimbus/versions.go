@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/nomad/api"
 
+	gwapi "github.com/nimbus-fn/nimbus/gateway/api"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/jobs/submit"
 	"github.com/nimbus-fn/nimbus/specs"
@@ -32,25 +34,44 @@ func init() {
 }
 
 // stateFlags choose where versions, aliases and layers live: the local
-// state dir (dev mode) or Nomad Variables (--nomad).
+// state dir (dev mode), Nomad Variables (--nomad) or a gateway's Lambda
+// management API (--endpoint; the order is apiClient's).
 type stateFlags struct {
+	fs        *flag.FlagSet
 	dir       string
 	cluster   bool
 	namespace string
+	endpoint  string
+	// endpointWithNomad: the command uses --endpoint with --nomad too.
+	endpointWithNomad bool
 }
 
-func (f *stateFlags) add(env *cliEnv, fs *flag.FlagSet) {
+func (f *stateFlags) add(env *cliEnv, fs *flag.FlagSet, nomadEndpointUse string) {
+	f.fs = fs
 	fs.StringVar(&f.dir, "state-dir", defaultStateDir(env), "local version store shared with nimbus dev (env "+envStateDir+")")
 	fs.BoolVar(&f.cluster, "nomad", false, "keep versions in Nomad Variables under nimbus/ and jobs (NOMAD_ADDR, NOMAD_TOKEN)")
 	fs.StringVar(&f.namespace, "namespace", "", "Nomad namespace of the variables and jobs (with --nomad; default the client's)")
+	help := "go through this gateway's Lambda management API (env NIMBUS_ENDPOINT, used when neither --state-dir, " +
+		envStateDir + " nor --nomad is given)"
+	if nomadEndpointUse != "" {
+		f.endpointWithNomad = true
+		help += "; with --nomad: " + nomadEndpointUse
+	}
+	fs.StringVar(&f.endpoint, "endpoint", "", help)
 }
 
 // newStoreFlags returns the flag set of a command that works on the version
 // store (publish, versions, alias, layer), with the state flags added.
 func newStoreFlags(env *cliEnv, name, argsUsage string) (*flag.FlagSet, *stateFlags) {
+	return newStoreFlagsWith(env, name, argsUsage, "")
+}
+
+// newStoreFlagsWith is newStoreFlags for a command that also uses
+// --endpoint with --nomad, saying what for.
+func newStoreFlagsWith(env *cliEnv, name, argsUsage, nomadEndpointUse string) (*flag.FlagSet, *stateFlags) {
 	fs := newFlags(env, name, argsUsage)
 	sf := &stateFlags{}
-	sf.add(env, fs)
+	sf.add(env, fs, nomadEndpointUse)
 	return fs, sf
 }
 
@@ -87,17 +108,28 @@ func runVersions(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	fn := pos[0]
-	st, err := sf.open(env)
-	if err != nil {
+	var vs []*versions.Version
+	var aliases []*specs.Alias
+	if c, err := sf.apiClient(env); err != nil {
 		return err
-	}
-	vs, err := st.store.Versions(ctx, fn)
-	if err != nil {
-		return err
-	}
-	aliases, err := st.store.Aliases(ctx, fn)
-	if err != nil {
-		return err
+	} else if c != nil {
+		if vs, err = c.listVersions(ctx, fn); err != nil {
+			return err
+		}
+		if aliases, err = c.listAliases(ctx, fn); err != nil {
+			return err
+		}
+	} else {
+		st, err := sf.open(env)
+		if err != nil {
+			return err
+		}
+		if vs, err = st.store.Versions(ctx, fn); err != nil {
+			return err
+		}
+		if aliases, err = st.store.Aliases(ctx, fn); err != nil {
+			return err
+		}
 	}
 	if len(vs) == 0 {
 		fmt.Fprintf(env.stdout, "%s has no published versions (nimbus publish %s)\n", fn, fn)
@@ -117,7 +149,7 @@ func printVersions(w io.Writer, vs []*versions.Version, aliases []*specs.Alias) 
 				names = append(names, fmt.Sprintf("%s (%g)", a.Name, wt))
 			}
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Number, v.CodeSHA256[:12], v.Created.Format("2006-01-02 15:04:05Z"), strings.Join(names, ", "), v.Description)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", v.Number, short(v.CodeSHA256), v.Created.Format("2006-01-02 15:04:05Z"), strings.Join(names, ", "), v.Description)
 	}
 	return tw.Flush()
 }
@@ -132,6 +164,19 @@ func runVersionsDelete(ctx context.Context, env *cliEnv, args []string) error {
 	n, err := strconv.Atoi(pos[1])
 	if err != nil || n < 1 {
 		return fmt.Errorf("version %q: want a published version number", pos[1])
+	}
+	if c, err := sf.apiClient(env); err != nil {
+		return err
+	} else if c != nil {
+		err := c.call(ctx, http.MethodDelete, fnPath(fn)+"?Qualifier="+strconv.Itoa(n), nil, nil)
+		if isCode(err, gwapi.CodeResourceConflict) {
+			return fmt.Errorf("DeleteFunction: %w (move the alias first: nimbus alias set)", err)
+		}
+		if err != nil {
+			return fmt.Errorf("DeleteFunction: %w", err)
+		}
+		fmt.Fprintf(env.stdout, "deleted version %d of %s\n", n, fn)
+		return nil
 	}
 	st, err := sf.open(env)
 	if err != nil {
