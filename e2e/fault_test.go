@@ -153,16 +153,16 @@ queue {
 			HTTPClient:  s.http,
 		})
 	}
-	t.Cleanup(func() {
-		for _, g := range s.gws {
-			_ = g.proc.stop(syscall.SIGTERM)
-		}
-	})
 
 	// The load: per gateway and kind of request, one client at a steady pace.
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var load sync.WaitGroup
 	s.phase("steady")
+	t.Cleanup(func() { // the table on a failure too
+		if t.Failed() {
+			s.report(s.stamped())
+		}
+	})
 	for slot := range s.gws {
 		for _, op := range faultOps {
 			load.Add(1)
@@ -217,6 +217,8 @@ queue {
 			return true
 		}, "the killed runtimes to be gone")
 	}, nil)
+	t.Logf("gateway 0 runs %d echo and %d stamp runtime processes after the kill",
+		len(runtimePIDs(s.gws[0].proc.cmd.Process.Pid, s.echoDir)), len(runtimePIDs(s.gws[0].proc.cmd.Process.Pid, s.stampDir)))
 
 	// Fault 3: the NATS server dies; it comes back on its port and store.
 	s.fault("NATS server shutdown", []int{0, 1}, func() {
@@ -263,7 +265,9 @@ func (s *faultSuite) startGateway(i int) {
 	g := s.gws[i]
 	cmd := exec.Command(s.bin, "dev", "--listen", g.listen, "--config", s.conf, "--state-dir", g.stateDir, "--log-level", "warn", s.specDir)
 	cmd.Dir = s.specDir
-	g.proc = startNimbusProc(s.t, cmd)
+	p := startNimbusProc(s.t, cmd)
+	g.proc = p
+	s.t.Cleanup(func() { _ = p.stop(syscall.SIGTERM) }) // before startNimbusProc's kill
 	if g.base == "" {
 		u, err := url.Parse(g.proc.endpoint)
 		if err != nil {
@@ -502,7 +506,7 @@ func (s *faultSuite) report(seen map[string]int) {
 		}
 	}
 	fmt.Fprintf(&b, "answered: sync %d, async %d, url %d\n", total["sync"], total["async"], total["url"])
-	fmt.Fprintf(&b, "async events: %d accepted (202), %d of them processed, %d lost; %d duplicate deliveries\n",
+	fmt.Fprintf(&b, "async events: %d accepted (202), %d of them processed, %d not (lost); %d duplicate deliveries\n",
 		len(s.accepted), processed, len(s.accepted)-processed, dups)
 	fmt.Fprintf(&b, "async events answered with an error (probes included): %d, processed all the same:", len(s.refused))
 	if len(unconfirmed) == 0 {
