@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -62,46 +63,92 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 	ctl := functions.NewController(fstore, functions.ApplierFunc(func(ctx context.Context, f *functions.Function) error {
 		return a.Apply(ctx, f.Spec, jobs.LatestVersion, f.RevisionID)
 	}), time.Second, logger)
+	kickVersions := make(chan struct{}, 1)
+	scope := submit.Scope{Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region}
 	deps := &server.ManageDeps{
 		Functions: fstore, Versions: vstore,
 		ArtifactBaseURL: func() string { return base },
-		Applied:         ctl.Kick,
-		Remove:          a.Remove,
+		Applied: func() {
+			ctl.Kick()
+			select {
+			case kickVersions <- struct{}{}:
+			default:
+			}
+		},
+		Remove: a.Remove,
+		Provisioned: func(ctx context.Context, fn, version string) (int, error) {
+			return provisionedReady(ctx, nc.Jobs(), vstore, scope, fn, version)
+		},
 	}
 	run := func(ctx context.Context) {
 		go ctl.Run(ctx)
-		go applyVersions(ctx, fstore, vstore, a, logger)
+		go applyVersions(ctx, fstore, vstore, a, kickVersions, logger)
 	}
 	return deps, run
 }
 
-// applyVersions registers the job of every published version of the
-// API-managed functions that has none (PublishVersion stores a version; its
-// job follows here, on whichever gateway gets there first).
-func applyVersions(ctx context.Context, fstore *functions.Store, vstore *versions.Store, a *apply.Applier, logger hclog.Logger) {
+// provisionedReady is the management API's provisioned status in a
+// cluster: the provisioned instances Nomad runs of the version's job, in
+// execution environments (each instance holds environments_per_instance).
+func provisionedReady(ctx context.Context, allocs apply.Allocations, vstore *versions.Store, scope submit.Scope, fn, version string) (int, error) {
+	n, err := strconv.Atoi(version)
+	if err != nil {
+		return 0, fmt.Errorf("version %q of %s is not a published version", version, fn)
+	}
+	v, err := vstore.Version(ctx, fn, n)
+	if err != nil {
+		return 0, fmt.Errorf("reading version %d of %s: %w", n, fn, err)
+	}
+	running, err := apply.ProvisionedRunning(ctx, allocs, scope, fn, version)
+	return running * max(v.Spec.EnvironmentsPerInstance, 1), err
+}
+
+// applyVersions keeps the job of every published version of the
+// API-managed functions registered as the store says it runs: PublishVersion
+// stores a version and a provisioned concurrency config raises (or, deleted,
+// drops) its provisioned group's floor; the job follows here, on whichever
+// gateway gets there first, every versionsPass or when kicked.
+func applyVersions(ctx context.Context, fstore *functions.Store, vstore *versions.Store, a *apply.Applier, kick <-chan struct{}, logger hclog.Logger) {
 	t := time.NewTicker(versionsPass)
 	defer t.Stop()
 	for {
-		fns, err := fstore.List(ctx)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			logger.Warn("listing functions for their versions' jobs", "error", err)
-		}
-		for _, f := range fns {
-			vs, err := vstore.Versions(ctx, f.Name)
-			if err != nil {
-				logger.Warn("listing versions", "function", f.Name, "error", err)
-				continue
-			}
-			for _, v := range vs {
-				if err := a.Apply(ctx, v.Spec, strconv.Itoa(v.Number), "version-"+v.Name()); err != nil {
-					logger.Warn("registering a published version's job", "function", f.Name, "version", v.Number, "error", err)
-				}
-			}
-		}
+		applyVersionsOnce(ctx, fstore, vstore, a, logger)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
 		}
 	}
+}
+
+// applyVersionsOnce is one pass of applyVersions.
+func applyVersionsOnce(ctx context.Context, fstore *functions.Store, vstore *versions.Store, a *apply.Applier, logger hclog.Logger) {
+	fns, err := fstore.List(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warn("listing functions for their versions' jobs", "error", err)
+	}
+	for _, f := range fns {
+		vs, err := vstore.ProvisionedVersions(ctx, f.Name)
+		if err != nil {
+			logger.Warn("listing versions", "function", f.Name, "error", err)
+			continue
+		}
+		for _, v := range vs {
+			if err := a.Apply(ctx, v.Spec, v.Name(), versionRevision(v)); err != nil {
+				logger.Warn("registering a published version's job", "function", f.Name, "version", v.Number, "error", err)
+			}
+		}
+	}
+}
+
+// versionRevision names what a version's job is compiled from: the
+// immutable version and the provisioned floor it runs with (a config's put
+// or delete changes it, so the job is registered again).
+func versionRevision(v *versions.Version) string {
+	r := "version-" + v.Name()
+	if pc := v.Spec.Provisioned; pc != nil {
+		r += fmt.Sprintf("-provisioned-%d-%d", pc.Min, pc.Max)
+	}
+	return r
 }

@@ -119,3 +119,48 @@ func (s *Store) DeleteProvisioned(ctx context.Context, fn, qualifier string) err
 	}
 	return s.b.Delete(ctx, p, e.Index)
 }
+
+// ProvisionedVersions returns fn's published versions, oldest first, each
+// with the spec a cluster runs it with: a version that a provisioned
+// config names (directly, or through an alias of the store as its primary
+// version) carries that config's provisioned_concurrency block (Provision),
+// as the catalog overlay gives it; the others are as published. The
+// returned versions are copies.
+func (s *Store) ProvisionedVersions(ctx context.Context, fn string) ([]*Version, error) {
+	vs, err := s.Versions(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	pcs, err := s.ProvisionedConfigs(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	if len(pcs) == 0 {
+		return vs, nil
+	}
+	as, err := s.Aliases(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	aliases := make(map[string]string, len(as))
+	for _, a := range as {
+		aliases[a.Name] = a.Version
+	}
+	configs := make(map[string]int, len(pcs))
+	for _, pc := range pcs {
+		configs[pc.Qualifier] = pc.Requested
+	}
+	floors := provisionedByVersion(configs, func(q string) (string, bool) {
+		v, ok := aliases[q]
+		return v, ok
+	})
+	out := make([]*Version, len(vs))
+	for i, v := range vs {
+		cp := *v
+		if n, ok := floors[v.Name()]; ok && v.Spec != nil {
+			cp.Spec = Provision(v.Spec, n)
+		}
+		out[i] = &cp
+	}
+	return out, nil
+}

@@ -72,6 +72,20 @@ func TestProvisionedConfigsReachTheVersionTheyName(t *testing.T) {
 		t.Fatalf("the published snapshot changed: %+v", v.Spec.Provisioned)
 	}
 
+	// A cluster registers the versions' jobs from the same specs.
+	pvs, err := st.ProvisionedVersions(ctx, "fn")
+	if err != nil || len(pvs) != 3 {
+		t.Fatalf("provisioned versions: %d %v", len(pvs), err)
+	}
+	for _, v := range pvs {
+		got := 0
+		if p := v.Spec.Provisioned; p != nil {
+			got = p.Min
+		}
+		if n := want[v.Name()]; got != n || v.Spec.MemoryMB != f.Versions[v.Name()].MemoryMB {
+			t.Fatalf("provisioned version %s: %d environments (%d MB), want %d", v.Name(), got, v.Spec.MemoryMB, n)
+		}
+	}
 	if err := st.DeleteProvisioned(ctx, "fn", "1"); err != nil {
 		t.Fatal(err)
 	}
