@@ -12,6 +12,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -27,9 +28,11 @@ const versionsPass = 10 * time.Second
 // clusterManagement wires the management API's writes in a cluster: the
 // function store on the same Nomad Variables as the versions, a controller
 // that compiles each stored revision into its Nomad job (registered with
-// check-index), and the deregistration of deleted functions' jobs. run
-// starts the loops; they stop with its context.
-func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions.Backend, gatewayID string, logger hclog.Logger) (*server.ManageDeps, func(ctx context.Context)) {
+// check-index), the deregistration of deleted functions' jobs, and the
+// provisioned concurrency status from what Nomad runs and source (the
+// gateway's discovery) routes to. run starts the loops; they stop with its
+// context.
+func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions.Backend, source discovery.Source, gatewayID string, logger hclog.Logger) (*server.ManageDeps, func(ctx context.Context)) {
 	vstore := versions.New(backend, logger)
 	fstore := functions.NewStore(backend)
 	base := cfg.Artifacts.PublicURL
@@ -77,7 +80,7 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 		},
 		Remove: a.Remove,
 		Provisioned: func(ctx context.Context, fn, version string) (int, error) {
-			return provisionedReady(ctx, nc.Jobs(), vstore, scope, fn, version)
+			return provisionedReady(ctx, nc.Jobs(), source, vstore, scope, fn, version)
 		},
 	}
 	run := func(ctx context.Context) {
@@ -88,9 +91,12 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 }
 
 // provisionedReady is the management API's provisioned status in a
-// cluster: the provisioned instances Nomad runs of the version's job, in
-// execution environments (each instance holds environments_per_instance).
-func provisionedReady(ctx context.Context, allocs apply.Allocations, vstore *versions.Store, scope submit.Scope, fn, version string) (int, error) {
+// cluster, in execution environments (each instance holds
+// environments_per_instance): the provisioned instances of the version's
+// job that Nomad runs and that passed their health check, so the gateway
+// routes to them (an allocation's task runs before its environments have
+// finished init). A failed provisioned allocation is the error.
+func provisionedReady(ctx context.Context, allocs apply.Allocations, source discovery.Source, vstore *versions.Store, scope submit.Scope, fn, version string) (int, error) {
 	n, err := strconv.Atoi(version)
 	if err != nil {
 		return 0, fmt.Errorf("version %q of %s is not a published version", version, fn)
@@ -99,8 +105,20 @@ func provisionedReady(ctx context.Context, allocs apply.Allocations, vstore *ver
 	if err != nil {
 		return 0, fmt.Errorf("reading version %d of %s: %w", n, fn, err)
 	}
-	running, err := apply.ProvisionedRunning(ctx, allocs, scope, fn, version)
-	return running * max(v.Spec.EnvironmentsPerInstance, 1), err
+	running, runErr := apply.ProvisionedRunning(ctx, allocs, scope, fn, version)
+	healthy := 0
+	if running > 0 {
+		ins, err := source.Instances(ctx, fn, version)
+		if err != nil {
+			return 0, fmt.Errorf("reading the healthy instances of %s:%s: %w", fn, version, err)
+		}
+		for _, in := range ins {
+			if in.Group == discovery.GroupProvisioned {
+				healthy++
+			}
+		}
+	}
+	return min(running, healthy) * max(v.Spec.EnvironmentsPerInstance, 1), runErr
 }
 
 // applyVersions keeps the job of every published version of the

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -48,7 +49,8 @@ func TestClusterProvisionedConcurrency(t *testing.T) {
 	backend := versions.NewNomad(nc.Variables(), "")
 	cfg := &config.Config{Nomad: &config.NomadConfig{Address: nomad.URL}, InvokeKeyBytes: []byte("0123456789abcdef0123"),
 		Region: "us-east-1", AccountID: "000000000000", Artifacts: &artifacts.Config{PublicURL: "http://gw.example:8080/_nimbus/artifacts/"}}
-	deps, run := clusterManagement(cfg, nc, backend, "gw:8080", hclog.NewNullLogger())
+	source := gatewaytest.NewSource()
+	deps, run := clusterManagement(cfg, nc, backend, source, "gw:8080", hclog.NewNullLogger())
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
@@ -107,6 +109,18 @@ func TestClusterProvisionedConcurrency(t *testing.T) {
 		alloc("a2", jobs.GroupProvisioned, "pending", "pending"),
 		alloc("a3", jobs.GroupOnDemand, "running", "running"),
 	})
+	if n, err := status(); n != 0 || err != nil {
+		t.Fatalf("a running instance that has not passed its health check: %d %v, want 0 environments", n, err)
+	}
+	healthy := func(ids ...string) {
+		var list []discovery.Instance
+		for _, id := range ids {
+			list = append(list, discovery.Instance{ID: "_nomad-task-" + id, Address: "127.0.0.1:1", Function: "echo", Version: "1", Group: discovery.GroupProvisioned})
+		}
+		list = append(list, discovery.Instance{ID: "_nomad-task-a3", Address: "127.0.0.1:1", Function: "echo", Version: "1", Group: discovery.GroupOnDemand})
+		source.Set("echo", "1", list...)
+	}
+	healthy("a1")
 	if n, err := status(); n != 2 || err != nil {
 		t.Fatalf("one of two instances runs: %d %v, want 2 environments", n, err)
 	}
@@ -114,6 +128,10 @@ func TestClusterProvisionedConcurrency(t *testing.T) {
 		alloc("a1", jobs.GroupProvisioned, "running", "running"),
 		alloc("a2", jobs.GroupProvisioned, "running", "running"),
 	})
+	if n, err := status(); n != 2 || err != nil {
+		t.Fatalf("both instances run, one healthy: %d %v, want 2 environments", n, err)
+	}
+	healthy("a1", "a2")
 	if n, err := status(); n != 4 || err != nil {
 		t.Fatalf("both instances run: %d %v, want 4 environments", n, err)
 	}
