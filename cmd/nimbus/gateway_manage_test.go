@@ -29,7 +29,7 @@ import (
 // its job and reports what Nomad runs of it: the put re-registers
 // nimbus-<fn>-1 with the provisioned group's floor (instances, rounded
 // up), the status counts running allocations of that group in
-// environments, a failed allocation is the reason, and the delete drops
+// environments, a failed allocation or placement is the reason, and the delete drops
 // the floor to 0. Doubles of exactly the Nomad endpoints used (jobs and
 // allocations from submittest, variables from versionstest).
 func TestClusterProvisionedConcurrency(t *testing.T) {
@@ -144,6 +144,21 @@ func TestClusterProvisionedConcurrency(t *testing.T) {
 	})
 	if n, err := status(); n != 2 || err == nil || !strings.Contains(err.Error(), "bootstrap not found") || strings.Contains(err.Error(), "cafe0000") {
 		t.Fatalf("a failed instance: %d %v", n, err)
+	}
+
+	// A placement the scheduler could not make fails the config while its
+	// blocked evaluation waits; a later evaluation that placed it does not.
+	jobsDouble.SetAllocations("default", "nimbus-echo-1", []*api.AllocationListStub{alloc("a1", jobs.GroupProvisioned, "running", "running")})
+	noRoom := &api.Evaluation{ID: "e1", Status: "complete", CreateIndex: 10, BlockedEval: "e2",
+		FailedTGAllocs: map[string]*api.AllocationMetric{jobs.GroupProvisioned: {NodesEvaluated: 1, DimensionExhausted: map[string]int{"memory": 1}}}}
+	blocked := &api.Evaluation{ID: "e2", Status: "blocked", CreateIndex: 11}
+	jobsDouble.SetEvaluations("default", "nimbus-echo-1", []*api.Evaluation{blocked, noRoom})
+	if n, err := status(); n != 2 || err == nil || !strings.Contains(err.Error(), `placement failed: exhausted "memory" on 1 nodes`) {
+		t.Fatalf("an unplaceable instance: %d %v", n, err)
+	}
+	jobsDouble.SetEvaluations("default", "nimbus-echo-1", []*api.Evaluation{{ID: "e2", Status: "complete", CreateIndex: 11}, noRoom})
+	if n, err := status(); n != 2 || err != nil {
+		t.Fatalf("placed after all: %d %v", n, err)
 	}
 
 	// Delete: the floor goes back to 0 and the running count follows.

@@ -17,6 +17,7 @@ import (
 // Allocations is the part of Nomad's jobs API ProvisionedRunning reads.
 type Allocations interface {
 	Allocations(jobID string, allAllocs bool, q *api.QueryOptions) ([]*api.AllocationListStub, *api.QueryMeta, error)
+	Evaluations(jobID string, q *api.QueryOptions) ([]*api.Evaluation, *api.QueryMeta, error)
 }
 
 var _ Allocations = (*api.Jobs)(nil)
@@ -24,12 +25,15 @@ var _ Allocations = (*api.Jobs)(nil)
 // ProvisionedRunning counts the instances of the provisioned group of fn's
 // version job (jobs.JobID) that Nomad runs: allocations the client reports
 // running whose tasks all run. An allocation of the group that failed and
-// was not replaced makes the error (with what its tasks last reported);
-// the running count is returned with it. A job that is not registered
-// runs nothing yet.
+// was not replaced makes the error (with what its tasks last reported), and
+// so does the job's newest evaluation (a blocked one waits for capacity)
+// when it could not place the group (with the scheduler's reasons); the
+// running count is returned with it. A job that is not registered runs
+// nothing yet.
 func ProvisionedRunning(ctx context.Context, allocs Allocations, scope submit.Scope, fn, version string) (int, error) {
 	id := jobs.JobID(fn, version)
-	list, _, err := allocs.Allocations(id, false, (&api.QueryOptions{Namespace: scope.Namespace, Region: scope.Region}).WithContext(ctx))
+	q := (&api.QueryOptions{Namespace: scope.Namespace, Region: scope.Region}).WithContext(ctx)
+	list, _, err := allocs.Allocations(id, false, q)
 	if err != nil {
 		var ure api.UnexpectedResponseError
 		if errors.As(err, &ure) && ure.StatusCode() == http.StatusNotFound {
@@ -54,8 +58,15 @@ func ProvisionedRunning(ctx context.Context, allocs Allocations, scope submit.Sc
 			}
 		}
 	}
+	sort.Strings(failed)
+	evals, _, err := allocs.Evaluations(id, q)
+	if err != nil {
+		return running, fmt.Errorf("reading the evaluations of job %s: %w", id, err)
+	}
+	if m := unplaced(evals); m != nil {
+		failed = append(failed, "placement failed: "+placementReason(m))
+	}
 	if len(failed) > 0 {
-		sort.Strings(failed)
 		return running, fmt.Errorf("provisioned instances of %s:%s failed: %s", fn, version, strings.Join(failed, "; "))
 	}
 	return running, nil
@@ -101,4 +112,48 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// unplaced is the provisioned group's placement failure in the newest
+// evaluation that ran (blocked evaluations wait to run again), or nil.
+func unplaced(evals []*api.Evaluation) *api.AllocationMetric {
+	var newest *api.Evaluation
+	for _, e := range evals {
+		if e == nil || e.Status == api.EvalStatusBlocked {
+			continue
+		}
+		if newest == nil || e.CreateIndex > newest.CreateIndex {
+			newest = e
+		}
+	}
+	if newest == nil {
+		return nil
+	}
+	return newest.FailedTGAllocs[jobs.GroupProvisioned]
+}
+
+// placementReason says why the scheduler placed nothing, as `nomad job
+// status` does: exhausted dimensions and filtering constraints.
+func placementReason(m *api.AllocationMetric) string {
+	var parts []string
+	add := func(what string, counts map[string]int) {
+		keys := make([]string, 0, len(counts))
+		for k := range counts {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			parts = append(parts, fmt.Sprintf("%s %q on %d nodes", what, k, counts[k]))
+		}
+	}
+	add("constraint", m.ConstraintFiltered)
+	add("class", m.ClassFiltered)
+	add("exhausted", m.DimensionExhausted)
+	if len(m.QuotaExhausted) > 0 {
+		parts = append(parts, "quota exhausted: "+strings.Join(m.QuotaExhausted, ", "))
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("none of the %d nodes evaluated could take it", m.NodesEvaluated)
+	}
+	return strings.Join(parts, "; ")
 }

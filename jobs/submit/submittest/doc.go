@@ -12,6 +12,7 @@
 //	                             (JobModifyIndex checked when set)
 //	GET    /v1/job/<id>/scale    scale status: counts and scaling events
 //	GET    /v1/job/<id>/allocations  the allocations a test set (SetAllocations)
+//	GET    /v1/job/<id>/evaluations  the evaluations a test set (SetEvaluations)
 //	GET    /v1/var/<path>        read a variable (404 when missing)
 //	PUT    /v1/var/<path>?cas=N  check-and-set write (409 + current on conflict)
 //	DELETE /v1/var/<path>?cas=N  check-and-set delete

@@ -41,13 +41,16 @@ type Server struct {
 	events map[string]map[string][]api.ScalingEvent
 	// allocs are the allocations each job lists (SetAllocations).
 	allocs map[string][]*api.AllocationListStub
+	// evaluations are what each job lists (SetEvaluations).
+	evaluations map[string][]*api.Evaluation
 }
 
 // New starts a double that stops when t ends.
 func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{jobs: map[string]*api.Job{}, vars: map[string]*api.Variable{}, index: 100,
-		events: map[string]map[string][]api.ScalingEvent{}, allocs: map[string][]*api.AllocationListStub{}}
+		events: map[string]map[string][]api.ScalingEvent{}, allocs: map[string][]*api.AllocationListStub{},
+		evaluations: map[string][]*api.Evaluation{}}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
@@ -109,6 +112,14 @@ func (s *Server) SetAllocations(namespace, id string, allocs []*api.AllocationLi
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.allocs[key(namespace, id)] = allocs
+}
+
+// SetEvaluations sets what GET /v1/job/<id>/evaluations lists for a job
+// (the double schedules nothing itself).
+func (s *Server) SetEvaluations(namespace, id string, evals []*api.Evaluation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evaluations[key(namespace, id)] = evals
 }
 
 // Variable returns a copy of a stored variable, or nil.
@@ -208,6 +219,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			list := s.allocs[key(ns, id)]
 			if list == nil {
 				list = []*api.AllocationListStub{}
+			}
+			writeJSON(w, list)
+		case r.Method == http.MethodGet && sub == "evaluations":
+			list := s.evaluations[key(ns, id)]
+			if list == nil {
+				list = []*api.Evaluation{}
 			}
 			writeJSON(w, list)
 		default:
