@@ -152,21 +152,11 @@ func applyVersionsOnce(ctx context.Context, fstore *functions.Store, vstore *ver
 			logger.Warn("listing versions", "function", f.Name, "error", err)
 			continue
 		}
-		for _, v := range vs {
-			if err := a.Apply(ctx, v.Spec, v.Name(), versionRevision(v)); err != nil {
+		for _, pv := range vs {
+			v := pv.Version
+			if err := a.ApplyFloor(ctx, v.Spec, pv.Spec.Provisioned, v.Name(), "version-"+v.Name()); err != nil {
 				logger.Warn("registering a published version's job", "function", f.Name, "version", v.Number, "error", err)
 			}
 		}
 	}
-}
-
-// versionRevision names what a version's job is compiled from: the
-// immutable version and the provisioned floor it runs with (a config's put
-// or delete changes it, so the job is registered again).
-func versionRevision(v *versions.Version) string {
-	r := "version-" + v.Name()
-	if pc := v.Spec.Provisioned; pc != nil {
-		r += fmt.Sprintf("-provisioned-%d-%d", pc.Min, pc.Max)
-	}
-	return r
 }

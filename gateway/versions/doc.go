@@ -43,7 +43,8 @@
 // versions from the catalog provisions exactly that version. In a cluster
 // the gateway registers each version's job from Store.ProvisionedVersions,
 // the same specs (Provision is the one place the block is made), so a
-// config's put or delete changes the job's provisioned group floor.
+// config's put or delete changes the job's provisioned group floor (and
+// nothing else of the job: jobs/apply.ApplyFloor).
 //
 // Lock rules: Local.mu is taken before the directory's flock and both are
 // held only around one entry's read-check-write; Catalog.mu guards only the

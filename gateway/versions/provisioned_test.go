@@ -77,13 +77,13 @@ func TestProvisionedConfigsReachTheVersionTheyName(t *testing.T) {
 	if err != nil || len(pvs) != 3 {
 		t.Fatalf("provisioned versions: %d %v", len(pvs), err)
 	}
-	for _, v := range pvs {
-		got := 0
-		if p := v.Spec.Provisioned; p != nil {
+	for _, pv := range pvs {
+		got, v := 0, pv.Version
+		if p := pv.Spec.Provisioned; p != nil {
 			got = p.Min
 		}
-		if n := want[v.Name()]; got != n || v.Spec.MemoryMB != f.Versions[v.Name()].MemoryMB {
-			t.Fatalf("provisioned version %s: %d environments (%d MB), want %d", v.Name(), got, v.Spec.MemoryMB, n)
+		if n := want[v.Name()]; got != n || pv.Spec.MemoryMB != f.Versions[v.Name()].MemoryMB || v.Spec.Provisioned != nil {
+			t.Fatalf("provisioned version %s: %d environments (%d MB; published %+v), want %d", v.Name(), got, pv.Spec.MemoryMB, v.Spec.Provisioned, n)
 		}
 	}
 	if err := st.DeleteProvisioned(ctx, "fn", "1"); err != nil {
