@@ -33,78 +33,7 @@ import (
 // published version gets its own job, and DeleteFunction removes them.
 func TestManageFunctionsOnNomad(t *testing.T) {
 	nomadtest.Binary(t, "NOMAD_BINARY is not set: skipping the management API against a real Nomad agent (set it to a nomad binary to run it)")
-	consul := consultest.Start(t)
-	root := agentRootDir(t, "nimbus-e2e-manage-")
-	pluginDir := filepath.Join(root, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
-	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	opts := drvAgentOptions(root, pluginDir)
-	opts.ConsulAddr = consul.HTTPAddr
-	agent := nomadtest.Start(t, opts)
-	nc := agent.Client(t)
-	drvWaitDriverHealthy(t, nc)
-
-	// The gateway, as an operator runs it.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	conf := filepath.Join(t.TempDir(), "gateway.hcl")
-	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): fmt.Sprintf(`listen = %q
-region = %q
-account_id = %q
-invoke_key = %q
-cold_start_wait = "120s"
-idle_scale_in = "1h"
-access_key %q {
-  secret = %q
-}
-consul {
-  check_interval = "1s"
-}
-queue {
-  data_dir = %q
-}
-`, addr, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey, filepath.Join(t.TempDir(), "queue"))})
-	gw := exec.Command(nimbusOnce(t), "gateway", "--config", conf, "--log-level", "info")
-	gw.Env = append(os.Environ(), "NOMAD_ADDR="+agent.Addr, "CONSUL_HTTP_ADDR="+consul.HTTPAddr, "TMPDIR="+t.TempDir())
-	logs := &lockedBuffer{}
-	gw.Stdout, gw.Stderr = logs, logs
-	if err := gw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- gw.Wait() }()
-	t.Cleanup(func() {
-		_ = gw.Process.Signal(syscall.SIGINT)
-		select {
-		case <-exited:
-		case <-time.After(30 * time.Second):
-			_ = gw.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("gateway log:\n%s", logs)
-		}
-	})
-	eventually(t, 30*time.Second, func() bool {
-		resp, err := http.Get("http://" + addr + "/nimbus/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, "the gateway to answer its health check")
-
-	lc := lambda.New(lambda.Options{
-		Region: e2eRegion, BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
-	})
+	lc, nc := startClusterGateway(t)
 	ctx := context.Background()
 	created, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
 		FunctionName: aws.String("mgmt"), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"), Role: aws.String("r"),
@@ -184,4 +113,85 @@ queue {
 		}
 		return true
 	}, "Nomad to stop the deleted function's allocations")
+}
+
+// startClusterGateway runs the real `nimbus gateway` binary in cluster mode
+// with a real Consul and a real Nomad agent running the nimbus driver, and
+// returns a Lambda client of its API and a client of the agent. Everything
+// stops when t ends.
+func startClusterGateway(t *testing.T) (*lambda.Client, *nomadapi.Client) {
+	t.Helper()
+	consul := consultest.Start(t)
+	root := agentRootDir(t, "nimbus-e2e-manage-")
+	pluginDir := filepath.Join(root, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
+	t.Cleanup(func() { drvKillLeftovers(t, root) })
+	opts := drvAgentOptions(root, pluginDir)
+	opts.ConsulAddr = consul.HTTPAddr
+	agent := nomadtest.Start(t, opts)
+	nc := agent.Client(t)
+	drvWaitDriverHealthy(t, nc)
+
+	// The gateway, as an operator runs it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): fmt.Sprintf(`listen = %q
+region = %q
+account_id = %q
+invoke_key = %q
+cold_start_wait = "120s"
+idle_scale_in = "1h"
+access_key %q {
+  secret = %q
+}
+consul {
+  check_interval = "1s"
+}
+queue {
+  data_dir = %q
+}
+`, addr, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey, filepath.Join(t.TempDir(), "queue"))})
+	gw := exec.Command(nimbusOnce(t), "gateway", "--config", conf, "--log-level", "info")
+	gw.Env = append(os.Environ(), "NOMAD_ADDR="+agent.Addr, "CONSUL_HTTP_ADDR="+consul.HTTPAddr, "TMPDIR="+t.TempDir())
+	logs := &lockedBuffer{}
+	gw.Stdout, gw.Stderr = logs, logs
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- gw.Wait() }()
+	t.Cleanup(func() {
+		_ = gw.Process.Signal(syscall.SIGINT)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = gw.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("gateway log:\n%s", logs)
+		}
+	})
+	eventually(t, 30*time.Second, func() bool {
+		resp, err := http.Get("http://" + addr + "/nimbus/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "the gateway to answer its health check")
+
+	lc := lambda.New(lambda.Options{
+		Region: e2eRegion, BaseEndpoint: aws.String("http://" + addr), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+	})
+	return lc, nc
 }

@@ -40,7 +40,7 @@ func startCluster(_ context.Context, cfg *config.Config, logger hclog.Logger) (s
 		c.Close()
 		return server.Deps{}, nil, err
 	}
-	manage, run := clusterManagement(cfg, nc, deps.MappingBackend, c.GatewayID(), logger)
+	manage, run := clusterManagement(cfg, nc, deps.MappingBackend, deps.Source, c.GatewayID(), logger)
 	deps.Manage = manage
 	deps.ArtifactRefs = append(deps.ArtifactRefs, manage.Functions)
 	runCtx, stop := context.WithCancel(context.Background())

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -26,9 +28,11 @@ const versionsPass = 10 * time.Second
 // clusterManagement wires the management API's writes in a cluster: the
 // function store on the same Nomad Variables as the versions, a controller
 // that compiles each stored revision into its Nomad job (registered with
-// check-index), and the deregistration of deleted functions' jobs. run
-// starts the loops; they stop with its context.
-func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions.Backend, gatewayID string, logger hclog.Logger) (*server.ManageDeps, func(ctx context.Context)) {
+// check-index), the deregistration of deleted functions' jobs, and the
+// provisioned concurrency status from what Nomad runs and source (the
+// gateway's discovery) routes to. run starts the loops; they stop with its
+// context.
+func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions.Backend, source discovery.Source, gatewayID string, logger hclog.Logger) (*server.ManageDeps, func(ctx context.Context)) {
 	vstore := versions.New(backend, logger)
 	fstore := functions.NewStore(backend)
 	base := cfg.Artifacts.PublicURL
@@ -62,46 +66,97 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 	ctl := functions.NewController(fstore, functions.ApplierFunc(func(ctx context.Context, f *functions.Function) error {
 		return a.Apply(ctx, f.Spec, jobs.LatestVersion, f.RevisionID)
 	}), time.Second, logger)
+	kickVersions := make(chan struct{}, 1)
+	scope := submit.Scope{Namespace: cfg.Nomad.Namespace, Region: cfg.Nomad.Region}
 	deps := &server.ManageDeps{
 		Functions: fstore, Versions: vstore,
 		ArtifactBaseURL: func() string { return base },
-		Applied:         ctl.Kick,
-		Remove:          a.Remove,
+		Applied: func() {
+			ctl.Kick()
+			select {
+			case kickVersions <- struct{}{}:
+			default:
+			}
+		},
+		Remove: a.Remove,
+		Provisioned: func(ctx context.Context, fn, version string) (int, error) {
+			return provisionedReady(ctx, nc.Jobs(), source, vstore, scope, fn, version)
+		},
 	}
 	run := func(ctx context.Context) {
 		go ctl.Run(ctx)
-		go applyVersions(ctx, fstore, vstore, a, logger)
+		go applyVersions(ctx, fstore, vstore, a, kickVersions, logger)
 	}
 	return deps, run
 }
 
-// applyVersions registers the job of every published version of the
-// API-managed functions that has none (PublishVersion stores a version; its
-// job follows here, on whichever gateway gets there first).
-func applyVersions(ctx context.Context, fstore *functions.Store, vstore *versions.Store, a *apply.Applier, logger hclog.Logger) {
+// provisionedReady is the management API's provisioned status in a
+// cluster, in execution environments (each instance holds
+// environments_per_instance): the provisioned instances of the version's
+// job that Nomad runs and that passed their health check, so the gateway
+// routes to them (an allocation's task runs before its environments have
+// finished init). A failed provisioned allocation is the error.
+func provisionedReady(ctx context.Context, allocs apply.Allocations, source discovery.Source, vstore *versions.Store, scope submit.Scope, fn, version string) (int, error) {
+	n, err := strconv.Atoi(version)
+	if err != nil {
+		return 0, fmt.Errorf("version %q of %s is not a published version", version, fn)
+	}
+	v, err := vstore.Version(ctx, fn, n)
+	if err != nil {
+		return 0, fmt.Errorf("reading version %d of %s: %w", n, fn, err)
+	}
+	running, runErr := apply.ProvisionedRunning(ctx, allocs, scope, fn, version)
+	healthy := 0
+	if running > 0 {
+		ins, err := source.Instances(ctx, fn, version)
+		if err != nil {
+			return 0, fmt.Errorf("reading the healthy instances of %s:%s: %w", fn, version, err)
+		}
+		for _, in := range ins {
+			if in.Group == discovery.GroupProvisioned {
+				healthy++
+			}
+		}
+	}
+	return min(running, healthy) * max(v.Spec.EnvironmentsPerInstance, 1), runErr
+}
+
+// applyVersions keeps the job of every published version of the
+// API-managed functions registered as the store says it runs: PublishVersion
+// stores a version and a provisioned concurrency config raises (or, deleted,
+// drops) its provisioned group's floor; the job follows here, on whichever
+// gateway gets there first, every versionsPass or when kicked.
+func applyVersions(ctx context.Context, fstore *functions.Store, vstore *versions.Store, a *apply.Applier, kick <-chan struct{}, logger hclog.Logger) {
 	t := time.NewTicker(versionsPass)
 	defer t.Stop()
 	for {
-		fns, err := fstore.List(ctx)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			logger.Warn("listing functions for their versions' jobs", "error", err)
-		}
-		for _, f := range fns {
-			vs, err := vstore.Versions(ctx, f.Name)
-			if err != nil {
-				logger.Warn("listing versions", "function", f.Name, "error", err)
-				continue
-			}
-			for _, v := range vs {
-				if err := a.Apply(ctx, v.Spec, strconv.Itoa(v.Number), "version-"+v.Name()); err != nil {
-					logger.Warn("registering a published version's job", "function", f.Name, "version", v.Number, "error", err)
-				}
-			}
-		}
+		applyVersionsOnce(ctx, fstore, vstore, a, logger)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-kick:
+		}
+	}
+}
+
+// applyVersionsOnce is one pass of applyVersions.
+func applyVersionsOnce(ctx context.Context, fstore *functions.Store, vstore *versions.Store, a *apply.Applier, logger hclog.Logger) {
+	fns, err := fstore.List(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		logger.Warn("listing functions for their versions' jobs", "error", err)
+	}
+	for _, f := range fns {
+		vs, err := vstore.ProvisionedVersions(ctx, f.Name)
+		if err != nil {
+			logger.Warn("listing versions", "function", f.Name, "error", err)
+			continue
+		}
+		for _, pv := range vs {
+			v := pv.Version
+			if err := a.ApplyFloor(ctx, v.Spec, pv.Spec.Provisioned, v.Name(), "version-"+v.Name()); err != nil {
+				logger.Warn("registering a published version's job", "function", f.Name, "version", v.Number, "error", err)
+			}
 		}
 	}
 }

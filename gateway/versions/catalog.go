@@ -153,23 +153,49 @@ func (c *Catalog) merge(f *catalog.Function) *catalog.Function {
 // config's floor, on a copy of its spec. $LATEST is never provisioned
 // this way (the API refuses it, as Lambda does).
 func applyProvisioned(f *catalog.Function, configs map[string]int) {
+	for v, n := range provisionedByVersion(configs, func(q string) (string, bool) {
+		a, ok := f.Aliases[q]
+		if !ok {
+			return "", false
+		}
+		return a.Version, true
+	}) {
+		if s, ok := f.Versions[v]; ok && s != nil {
+			f.Versions[v] = Provision(s, n)
+		}
+	}
+}
+
+// provisionedByVersion maps configs (qualifier → requested) to the
+// versions they provision: a qualifier aliasVersion knows is an alias and
+// provisions its primary version. $LATEST is left out.
+func provisionedByVersion(configs map[string]int, aliasVersion func(q string) (string, bool)) map[string]int {
+	out := map[string]int{}
 	for q, n := range configs {
 		v := q
-		if a, ok := f.Aliases[q]; ok {
-			v = a.Version
+		if av, ok := aliasVersion(q); ok {
+			v = av
 		}
-		s, ok := f.Versions[v]
-		if !ok || s == nil || v == catalog.Latest {
+		if v == catalog.Latest {
 			continue
 		}
-		cp := *s
-		pc := &specs.ProvisionedConcurrency{Min: n, Max: n, TargetUtilization: 0.7}
-		if s.Provisioned != nil {
-			pc.TargetUtilization = s.Provisioned.TargetUtilization
-		}
-		cp.Provisioned = pc
-		f.Versions[v] = &cp
+		out[v] = n
 	}
+	return out
+}
+
+// Provision returns a copy of spec whose provisioned_concurrency block
+// keeps requested execution environments initialised (min = max =
+// requested; the spec's own target utilisation is kept). spec is not
+// modified.
+func Provision(spec *specs.Function, requested int) *specs.Function {
+	cp := *spec
+	pc := &specs.ProvisionedConcurrency{Min: requested, Max: requested, TargetUtilization: 0.7}
+	if spec.Provisioned != nil {
+		pc.TargetUtilization = spec.Provisioned.TargetUtilization
+	}
+	cp.Provisioned = pc
+	return &cp
 }
 
 // Function implements the gateway's catalog.

@@ -40,7 +40,11 @@
 // runnable specs. A provisioned concurrency config gives the version it
 // names (an alias: its primary version) a provisioned_concurrency block with
 // the config's floor, on a copy of that version's spec, so whatever runs
-// versions from the catalog provisions exactly that version.
+// versions from the catalog provisions exactly that version. In a cluster
+// the gateway registers each version's job from Store.ProvisionedVersions,
+// the same specs (Provision is the one place the block is made), so a
+// config's put or delete changes the job's provisioned group floor (and
+// nothing else of the job: jobs/apply.ApplyFloor).
 //
 // Lock rules: Local.mu is taken before the directory's flock and both are
 // held only around one entry's read-check-write; Catalog.mu guards only the

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // ProvisionedConfig is Lambda's provisioned concurrency config of one
@@ -118,4 +120,56 @@ func (s *Store) DeleteProvisioned(ctx context.Context, fn, qualifier string) err
 		return fmt.Errorf("provisioned concurrency of %s:%s: %w", fn, qualifier, err)
 	}
 	return s.b.Delete(ctx, p, e.Index)
+}
+
+// ProvisionedVersion is a published version and the spec a cluster runs
+// it with.
+type ProvisionedVersion struct {
+	// Version is as published (its Spec is the snapshot, untouched).
+	Version *Version
+	// Spec is Version.Spec with the provisioned concurrency config that
+	// names the version (directly, or through an alias of the store as its
+	// primary version) applied by Provision, as the catalog overlay gives
+	// it; Version.Spec itself when no config names it.
+	Spec *specs.Function
+}
+
+// ProvisionedVersions returns fn's published versions, oldest first, with
+// the specs they run with.
+func (s *Store) ProvisionedVersions(ctx context.Context, fn string) ([]ProvisionedVersion, error) {
+	vs, err := s.Versions(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	pcs, err := s.ProvisionedConfigs(ctx, fn)
+	if err != nil {
+		return nil, err
+	}
+	var floors map[string]int
+	if len(pcs) > 0 {
+		as, err := s.Aliases(ctx, fn)
+		if err != nil {
+			return nil, err
+		}
+		aliases := make(map[string]string, len(as))
+		for _, a := range as {
+			aliases[a.Name] = a.Version
+		}
+		configs := make(map[string]int, len(pcs))
+		for _, pc := range pcs {
+			configs[pc.Qualifier] = pc.Requested
+		}
+		floors = provisionedByVersion(configs, func(q string) (string, bool) {
+			v, ok := aliases[q]
+			return v, ok
+		})
+	}
+	out := make([]ProvisionedVersion, len(vs))
+	for i, v := range vs {
+		out[i] = ProvisionedVersion{Version: v, Spec: v.Spec}
+		if n, ok := floors[v.Name()]; ok && v.Spec != nil {
+			out[i].Spec = Provision(v.Spec, n)
+		}
+	}
+	return out, nil
 }

@@ -72,6 +72,20 @@ func TestProvisionedConfigsReachTheVersionTheyName(t *testing.T) {
 		t.Fatalf("the published snapshot changed: %+v", v.Spec.Provisioned)
 	}
 
+	// A cluster registers the versions' jobs from the same specs.
+	pvs, err := st.ProvisionedVersions(ctx, "fn")
+	if err != nil || len(pvs) != 3 {
+		t.Fatalf("provisioned versions: %d %v", len(pvs), err)
+	}
+	for _, pv := range pvs {
+		got, v := 0, pv.Version
+		if p := pv.Spec.Provisioned; p != nil {
+			got = p.Min
+		}
+		if n := want[v.Name()]; got != n || pv.Spec.MemoryMB != f.Versions[v.Name()].MemoryMB || v.Spec.Provisioned != nil {
+			t.Fatalf("provisioned version %s: %d environments (%d MB; published %+v), want %d", v.Name(), got, pv.Spec.MemoryMB, v.Spec.Provisioned, n)
+		}
+	}
 	if err := st.DeleteProvisioned(ctx, "fn", "1"); err != nil {
 		t.Fatal(err)
 	}

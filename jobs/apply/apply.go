@@ -51,6 +51,16 @@ const maxAttempts = 5
 // Apply compiles fn at version ("$LATEST" or a number) and registers it
 // unless the job already carries revision.
 func (a *Applier) Apply(ctx context.Context, fn *specs.Function, version, revision string) error {
+	return a.ApplyFloor(ctx, fn, fn.Provisioned, version, revision)
+}
+
+// ApplyFloor is Apply with the provisioned group compiled from floor (a
+// provisioned concurrency config's block, nil: none) instead of
+// fn.Provisioned. The job's meta still describes fn, so a floor change
+// changes only the provisioned group's count and scaling: Nomad replaces
+// no running instance of the other group. A job that carries revision (or
+// fn) is registered again only when its provisioned scaling differs.
+func (a *Applier) ApplyFloor(ctx context.Context, fn *specs.Function, floor *specs.ProvisionedConcurrency, version, revision string) error {
 	opts := a.Options
 	opts.Version = version
 	if len(fn.Layers) > 0 {
@@ -67,6 +77,16 @@ func (a *Applier) Apply(ctx context.Context, fn *specs.Function, version, revisi
 	if err != nil {
 		return err
 	}
+	if floor != fn.Provisioned {
+		run := *fn
+		run.Provisioned = floor
+		floored, err := jobs.Compile(&run, opts)
+		if err != nil {
+			return err
+		}
+		floored.Meta = job.Meta
+		job = floored
+	}
 	job.Meta[MetaRevision] = revision
 	secrets, err := jobs.InvokeVariable(job, a.Key)
 	if err != nil {
@@ -80,7 +100,8 @@ func (a *Applier) Apply(ctx context.Context, fn *specs.Function, version, revisi
 		}
 		var index uint64
 		if cur != nil {
-			if !stopped(cur) && (cur.Meta[MetaRevision] == revision || cur.Meta[jobs.MetaSpec] == job.Meta[jobs.MetaSpec]) {
+			if !stopped(cur) && (cur.Meta[MetaRevision] == revision || cur.Meta[jobs.MetaSpec] == job.Meta[jobs.MetaSpec]) &&
+				sameScaling(group(cur, jobs.GroupProvisioned), group(job, jobs.GroupProvisioned)) {
 				return nil // registered already (by another gateway, or by nimbus deploy)
 			}
 			index = *cur.JobModifyIndex
@@ -92,6 +113,38 @@ func (a *Applier) Apply(ctx context.Context, fn *specs.Function, version, revisi
 		return err
 	}
 	return fmt.Errorf("registering job %s: still contended after %d attempts", *job.ID, maxAttempts)
+}
+
+func group(job *api.Job, name string) *api.TaskGroup {
+	for _, g := range job.TaskGroups {
+		if g != nil && g.Name != nil && *g.Name == name {
+			return g
+		}
+	}
+	return nil
+}
+
+// sameScaling reports whether two groups have the same scaling bounds
+// (the floor and ceiling a provisioned concurrency config sets).
+func sameScaling(a, b *api.TaskGroup) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	var sa, sb api.ScalingPolicy
+	if a.Scaling != nil {
+		sa = *a.Scaling
+	}
+	if b.Scaling != nil {
+		sb = *b.Scaling
+	}
+	return eq(sa.Min, sb.Min) && eq(sa.Max, sb.Max) && eq(sa.Enabled, sb.Enabled)
+}
+
+func eq[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
 }
 
 func stopped(job *api.Job) bool { return job.Stop != nil && *job.Stop }

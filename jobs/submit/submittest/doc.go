@@ -1,6 +1,7 @@
 // Package submittest is an httptest double of exactly the Nomad HTTP
 // endpoints jobs/submit and the gateway's on-demand scaler
-// (gateway/nomad, gateway/cluster) call, for tests that cannot run a real agent
+// (gateway/nomad, gateway/cluster) and the provisioned status
+// (jobs/apply.ProvisionedRunning) call, for tests that cannot run a real agent
 // (e2e/nomad_jobs_test.go runs the real one when NOMAD_BINARY is set):
 //
 //	GET    /v1/job/<id>          job info (404 "job not found")
@@ -10,6 +11,8 @@
 //	PUT    /v1/job/<id>/scale    scale a group within its scaling bounds
 //	                             (JobModifyIndex checked when set)
 //	GET    /v1/job/<id>/scale    scale status: counts and scaling events
+//	GET    /v1/job/<id>/allocations  the allocations a test set (SetAllocations)
+//	GET    /v1/job/<id>/evaluations  the evaluations a test set (SetEvaluations)
 //	GET    /v1/var/<path>        read a variable (404 when missing)
 //	PUT    /v1/var/<path>?cas=N  check-and-set write (409 + current on conflict)
 //	DELETE /v1/var/<path>?cas=N  check-and-set delete

@@ -39,13 +39,18 @@ type Server struct {
 	evals      int
 	// events are the scaling events of each job's groups, newest first.
 	events map[string]map[string][]api.ScalingEvent
+	// allocs are the allocations each job lists (SetAllocations).
+	allocs map[string][]*api.AllocationListStub
+	// evaluations are what each job lists (SetEvaluations).
+	evaluations map[string][]*api.Evaluation
 }
 
 // New starts a double that stops when t ends.
 func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{jobs: map[string]*api.Job{}, vars: map[string]*api.Variable{}, index: 100,
-		events: map[string]map[string][]api.ScalingEvent{}}
+		events: map[string]map[string][]api.ScalingEvent{}, allocs: map[string][]*api.AllocationListStub{},
+		evaluations: map[string][]*api.Evaluation{}}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
@@ -99,6 +104,22 @@ func (s *Server) Put(job *api.Job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.store(clone(job))
+}
+
+// SetAllocations sets what GET /v1/job/<id>/allocations lists for a job
+// (the double places nothing itself).
+func (s *Server) SetAllocations(namespace, id string, allocs []*api.AllocationListStub) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allocs[key(namespace, id)] = allocs
+}
+
+// SetEvaluations sets what GET /v1/job/<id>/evaluations lists for a job
+// (the double schedules nothing itself).
+func (s *Server) SetEvaluations(namespace, id string, evals []*api.Evaluation) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.evaluations[key(namespace, id)] = evals
 }
 
 // Variable returns a copy of a stored variable, or nil.
@@ -194,6 +215,18 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.scale(w, ns, id, body)
 		case r.Method == http.MethodGet && sub == "scale":
 			s.scaleStatus(w, ns, id)
+		case r.Method == http.MethodGet && sub == "allocations":
+			list := s.allocs[key(ns, id)]
+			if list == nil {
+				list = []*api.AllocationListStub{}
+			}
+			writeJSON(w, list)
+		case r.Method == http.MethodGet && sub == "evaluations":
+			list := s.evaluations[key(ns, id)]
+			if list == nil {
+				list = []*api.Evaluation{}
+			}
+			writeJSON(w, list)
 		default:
 			s.notServed(w, req)
 		}
