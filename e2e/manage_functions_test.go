@@ -374,6 +374,7 @@ func TestManageFunctionsThroughSDK(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("creating api-fn again: %v", err)
 	}
+	waitActive("api-fn")
 	pcs, err := lc.ListProvisionedConcurrencyConfigs(ctx, &lambda.ListProvisionedConcurrencyConfigsInput{FunctionName: aws.String("api-fn")})
 	if err != nil || len(pcs.ProvisionedConcurrencyConfigs) != 0 {
 		t.Fatalf("the new api-fn inherited provisioned configs: %v %v", err, pcs)
