@@ -97,7 +97,7 @@ func (a *API) latestSpec(ctx context.Context, name string) (*specs.Function, *fu
 			return nil, nil, a.storeError(name, err)
 		}
 	}
-	fn, _, e := a.lookup(ctx, &functionRef{Name: name})
+	fn, _, e := a.manageLookup(ctx, &functionRef{Name: name})
 	if e != nil {
 		return nil, nil, e
 	}
@@ -312,7 +312,7 @@ func (a *API) provisionedConfig(c *manageCall) (int, any, *apiError) {
 	if q == catalog.Latest {
 		return 0, nil, invalidParam("Provisioned Concurrency Configs cannot be applied to unpublished function versions.")
 	}
-	fn, _, e := a.lookup(ctx, &functionRef{Name: name, Qualifier: q})
+	fn, _, e := a.manageLookup(ctx, &functionRef{Name: name, Qualifier: q})
 	if e != nil {
 		return 0, nil, e
 	}
@@ -417,7 +417,7 @@ func (a *API) listProvisioned(c *manageCall) (int, any, *apiError) {
 		}
 		maxItems = n
 	}
-	fn, _, e := a.lookup(ctx, &functionRef{Name: c.ref.Name})
+	fn, _, e := a.manageLookup(ctx, &functionRef{Name: c.ref.Name})
 	if e != nil {
 		return 0, nil, e
 	}
@@ -542,7 +542,7 @@ func (a *API) checkURLQualifier(ctx context.Context, name, q string, spec *specs
 	if _, err := strconv.Atoi(q); err == nil {
 		return invalidParam("Function URLs cannot be created for function versions; use an alias (Qualifier " + q + ")")
 	}
-	if _, _, e := a.lookup(ctx, &functionRef{Name: name, Qualifier: q}); e != nil {
+	if _, _, e := a.manageLookup(ctx, &functionRef{Name: name, Qualifier: q}); e != nil {
 		return e
 	}
 	for _, al := range spec.Aliases {

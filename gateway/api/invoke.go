@@ -151,6 +151,11 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 	}
 	fn, res, apiErr := a.lookup(r.Context(), ref)
 	if apiErr != nil {
+		if apiErr.Code == CodeResourceNotFound && (ref.Qualifier == "" || ref.Qualifier == catalog.Latest) {
+			if pe := a.pendingConflict(r.Context(), ref.Name); pe != nil {
+				apiErr = pe
+			}
+		}
 		fail(apiErr)
 		return
 	}

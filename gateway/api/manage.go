@@ -829,14 +829,7 @@ func (a *API) publishStored(ctx context.Context, f *functions.Function, descript
 // getFunction answers GetFunction.
 func (a *API) getFunction(c *manageCall) (int, any, *apiError) {
 	ctx := c.r.Context()
-	fn, res, e := a.lookup(ctx, c.ref)
-	if e != nil && e.Code == CodeResourceNotFound && a.opts.Manage != nil && (c.ref.Qualifier == "" || c.ref.Qualifier == catalog.Latest) {
-		// Created but not in service yet (Pending), or failed at create.
-		if f, err := a.opts.Manage.Functions.Get(ctx, c.ref.Name); err == nil {
-			fn = &catalog.Function{Name: f.Name, Versions: map[string]*specs.Function{catalog.Latest: f.Spec}}
-			res, e = &catalog.Resolution{Version: catalog.Latest, Spec: f.Spec}, nil
-		}
-	}
+	fn, res, e := a.manageLookup(ctx, c.ref)
 	if e != nil {
 		return 0, nil, e
 	}
@@ -894,7 +887,7 @@ func (a *API) getFunctionConfiguration(c *manageCall) (int, any, *apiError) {
 func (a *API) deleteFunction(c *manageCall) (int, any, *apiError) {
 	ctx := c.r.Context()
 	name := c.ref.Name
-	if _, _, e := a.lookup(ctx, &functionRef{Name: name}); e != nil {
+	if _, _, e := a.manageLookup(ctx, &functionRef{Name: name}); e != nil {
 		return 0, nil, e
 	}
 	vs := a.opts.Manage.Versions
@@ -1094,4 +1087,41 @@ func listPage[T any](items []T, key func(T) string, marker string, maxItems int)
 		next = key(items[end-1])
 	}
 	return items[start:end], next
+}
+
+// manageLookup is lookup for management operations: a function created
+// through the API but not in service yet (Pending, or Failed at create)
+// is found too, as its stored $LATEST, as Lambda answers for a Pending
+// function.
+func (a *API) manageLookup(ctx context.Context, ref *functionRef) (*catalog.Function, *catalog.Resolution, *apiError) {
+	fn, res, e := a.lookup(ctx, ref)
+	if e == nil || e.Code != CodeResourceNotFound || a.opts.Manage == nil || (ref.Qualifier != "" && ref.Qualifier != catalog.Latest) {
+		return fn, res, e
+	}
+	if ref.Region != "" && ref.Region != a.opts.Region || ref.Account != "" && ref.Account != a.opts.AccountID {
+		return fn, res, e
+	}
+	f, err := a.opts.Manage.Functions.Get(ctx, ref.Name)
+	if err != nil {
+		return fn, res, e
+	}
+	fn = &catalog.Function{Name: f.Name, Versions: map[string]*specs.Function{catalog.Latest: f.Spec}, Aliases: map[string]*specs.Alias{}}
+	return fn, &catalog.Resolution{Qualifier: ref.Qualifier, Version: catalog.Latest, Spec: f.Spec}, nil
+}
+
+// pendingConflict is Lambda's answer to invoking a function that is not
+// in service yet; nil when the store does not hold the function.
+func (a *API) pendingConflict(ctx context.Context, name string) *apiError {
+	if a.opts.Manage == nil {
+		return nil
+	}
+	f, err := a.opts.Manage.Functions.Get(ctx, name)
+	if err != nil {
+		return nil
+	}
+	state := f.State
+	if state == functions.StateActive {
+		state = functions.StatePending // stored, not yet in this gateway's catalog
+	}
+	return &apiError{Code: CodeResourceConflict, Message: "The operation cannot be performed at this time. The function is currently in the following state: " + state}
 }

@@ -309,7 +309,7 @@ func (a *API) aliasFunction(c *manageCall, op string) *apiError {
 	if a.opts.Manage == nil {
 		return &apiError{Code: CodeService, Message: "this gateway does not manage functions (no version store configured)"}
 	}
-	_, _, e := a.lookup(c.r.Context(), &functionRef{Name: c.ref.Name})
+	_, _, e := a.manageLookup(c.r.Context(), &functionRef{Name: c.ref.Name})
 	return e
 }
 
