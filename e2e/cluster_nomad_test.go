@@ -19,7 +19,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
 
-	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/server"
@@ -70,18 +69,8 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn bool) {
 	defer store.Close()
 
 	// Nomad with the nimbus driver, registering services in that Consul.
-	root := agentRootDir(t, "nimbus-e2e-cluster-")
-	pluginDir := filepath.Join(root, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
-	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	opts := drvAgentOptions(root, pluginDir)
-	opts.ConsulAddr = consul.HTTPAddr
-	agent := nomadtest.Start(t, opts)
+	agent := startDriverAgent(t, consul.HTTPAddr, "nimbus-e2e-cluster-")
 	nc := agent.Client(t)
-	drvWaitDriverHealthy(t, nc)
 
 	fn := clusterHelloSpec(t)
 	job, err := jobs.Compile(fn, jobs.Options{

@@ -18,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	nomadapi "github.com/hashicorp/nomad/api"
 
-	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
@@ -122,18 +121,8 @@ func TestManageFunctionsOnNomad(t *testing.T) {
 func startClusterGateway(t *testing.T) (*lambda.Client, *nomadapi.Client) {
 	t.Helper()
 	consul := consultest.Start(t)
-	root := agentRootDir(t, "nimbus-e2e-manage-")
-	pluginDir := filepath.Join(root, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
-	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	opts := drvAgentOptions(root, pluginDir)
-	opts.ConsulAddr = consul.HTTPAddr
-	agent := nomadtest.Start(t, opts)
+	agent := startDriverAgent(t, consul.HTTPAddr, "nimbus-e2e-manage-")
 	nc := agent.Client(t)
-	drvWaitDriverHealthy(t, nc)
 
 	// The gateway, as an operator runs it.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

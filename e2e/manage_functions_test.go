@@ -110,6 +110,16 @@ type ctxReport struct {
 
 func invokeReport(t *testing.T, lc *lambda.Client, name, qualifier string) ctxReport {
 	t.Helper()
+	r, _ := invokeJSON[ctxReport](t, lc, name, qualifier)
+	return r
+}
+
+// invokeJSON invokes name (at qualifier, "" for none) with {}, fails the
+// test on any error or function error, and decodes the answer; it also
+// returns the version that ran.
+func invokeJSON[T any](t *testing.T, lc *lambda.Client, name, qualifier string) (T, string) {
+	t.Helper()
+	var r T
 	in := &lambda.InvokeInput{FunctionName: aws.String(name), Payload: []byte(`{}`)}
 	if qualifier != "" {
 		in.Qualifier = aws.String(qualifier)
@@ -119,13 +129,12 @@ func invokeReport(t *testing.T, lc *lambda.Client, name, qualifier string) ctxRe
 		t.Fatalf("invoke %s:%s: %v", name, qualifier, err)
 	}
 	if out.FunctionError != nil {
-		t.Fatalf("invoke %s: function error %s: %s", name, *out.FunctionError, out.Payload)
+		t.Fatalf("invoke %s:%s: function error %s: %s", name, qualifier, *out.FunctionError, out.Payload)
 	}
-	var r ctxReport
 	if err := json.Unmarshal(out.Payload, &r); err != nil {
-		t.Fatalf("invoke %s answered %s: %v", name, out.Payload, err)
+		t.Fatalf("invoke %s:%s answered %s: %v", name, qualifier, out.Payload, err)
 	}
-	return r
+	return r, aws.ToString(out.ExecutedVersion)
 }
 
 func apiErrorCode(err error) string {

@@ -76,22 +76,7 @@ type aliasReport struct {
 
 func invokeAlias(t *testing.T, c *lambda.Client, fn, qualifier string) (aliasReport, string) {
 	t.Helper()
-	in := &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{}`)}
-	if qualifier != "" {
-		in.Qualifier = aws.String(qualifier)
-	}
-	out, err := c.Invoke(context.Background(), in)
-	if err != nil {
-		t.Fatalf("invoke %s:%s: %v", fn, qualifier, err)
-	}
-	if out.FunctionError != nil {
-		t.Fatalf("invoke %s:%s: function error %s", fn, qualifier, out.Payload)
-	}
-	var r aliasReport
-	if err := json.Unmarshal(out.Payload, &r); err != nil {
-		t.Fatalf("invoke %s:%s answered %s", fn, qualifier, out.Payload)
-	}
-	return r, aws.ToString(out.ExecutedVersion)
+	return invokeJSON[aliasReport](t, c, fn, qualifier)
 }
 
 const specPyFiles = `function "specpy" {

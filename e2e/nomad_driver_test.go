@@ -382,3 +382,23 @@ func drvEventually(t *testing.T, within time.Duration, what string, cond func() 
 		}
 	}
 }
+
+// startDriverAgent runs a Nomad agent (server and client) that loads the
+// nimbus driver and registers services in the Consul agent at consulAddr,
+// and waits until the driver is healthy. Its directory (named with prefix)
+// and any instance left running go when t ends.
+func startDriverAgent(t *testing.T, consulAddr, prefix string) *nomadtest.Agent {
+	t.Helper()
+	root := agentRootDir(t, prefix)
+	pluginDir := filepath.Join(root, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
+	t.Cleanup(func() { drvKillLeftovers(t, root) })
+	opts := drvAgentOptions(root, pluginDir)
+	opts.ConsulAddr = consulAddr
+	agent := nomadtest.Start(t, opts)
+	drvWaitDriverHealthy(t, agent.Client(t))
+	return agent
+}

@@ -25,7 +25,6 @@ import (
 
 	"github.com/nimbus-fn/nimbus/autoscaler/harness"
 	"github.com/nimbus-fn/nimbus/autoscaler/policy"
-	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
 	"github.com/nimbus-fn/nimbus/driver/taskconfig"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
@@ -65,18 +64,8 @@ func TestProvisionedConcurrencyChain(t *testing.T) {
 	cc := consul.Client(t)
 
 	// Nomad with the nimbus driver, registering services in that Consul.
-	root := agentRootDir(t, "nimbus-e2e-chain-")
-	pluginDir := filepath.Join(root, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
-	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	opts := drvAgentOptions(root, pluginDir)
-	opts.ConsulAddr = consul.HTTPAddr
-	agent := nomadtest.Start(t, opts)
+	agent := startDriverAgent(t, consul.HTTPAddr, "nimbus-e2e-chain-")
 	nc := agent.Client(t)
-	drvWaitDriverHealthy(t, nc)
 
 	// The gateway process, in cluster mode against both agents.
 	dir := t.TempDir()

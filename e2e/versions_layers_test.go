@@ -1,13 +1,10 @@
 package e2e
 
 import (
-	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 )
 
@@ -87,21 +84,7 @@ type layerReply struct {
 
 func invokeLayer(t *testing.T, c *lambda.Client, fn, qualifier string) layerReply {
 	t.Helper()
-	in := &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{}`)}
-	if qualifier != "" {
-		in.Qualifier = aws.String(qualifier)
-	}
-	out, err := c.Invoke(context.Background(), in)
-	if err != nil {
-		t.Fatalf("invoke %s:%s: %v", fn, qualifier, err)
-	}
-	if out.FunctionError != nil {
-		t.Fatalf("%s:%s function error: %s", fn, qualifier, out.Payload)
-	}
-	var r layerReply
-	if err := json.Unmarshal(out.Payload, &r); err != nil {
-		t.Fatalf("%s:%s answered %s", fn, qualifier, out.Payload)
-	}
+	r, _ := invokeJSON[layerReply](t, c, fn, qualifier)
 	return r
 }
 

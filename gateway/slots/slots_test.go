@@ -136,13 +136,11 @@ func TestLeasesRenewAndLapseWhenTheHolderDies(t *testing.T) {
 		t.Fatal(ok, err)
 	}
 	// Renewed: after three leases both are still held.
-	deadline := time.Now().Add(3 * lease)
-	for time.Now().Before(deadline) {
+	holds(t, 3*lease, lease/4, func() {
 		if _, ok, err := b.slots.Acquire(context.Background(), "fn", 2); ok || err != nil {
 			t.Fatalf("a third slot while two are held and renewed: %v %v", ok, err)
 		}
-		time.Sleep(lease / 4) // pacing the probe, not waiting for a condition
-	}
+	})
 	// gw-a dies without releasing: its connection and renewals stop.
 	a.stop()
 	a.nc.Close()
@@ -238,11 +236,26 @@ func TestAnExistingBucketsLeaseWins(t *testing.T) {
 	}
 	defer rel()
 	// Three of the bucket's leases later the slot is still gw-b's.
-	deadline := time.Now().Add(3 * time.Second)
-	for time.Now().Before(deadline) {
+	holds(t, 3*time.Second, 250*time.Millisecond, func() {
 		if _, ok, err := a.slots.Acquire(context.Background(), "fn", 1); err != nil || ok {
 			t.Fatalf("gw-a took gw-b's renewed slot: %v %v", ok, err)
 		}
-		time.Sleep(250 * time.Millisecond) // pacing the probe, not waiting for a condition
+	})
+}
+
+// holds runs probe every period for the whole of within: what must stay
+// true over time (a renewed lease), probed, not waited for.
+func holds(t *testing.T, within, period time.Duration, probe func()) {
+	t.Helper()
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	end := time.After(within)
+	for {
+		probe()
+		select {
+		case <-end:
+			return
+		case <-tick.C:
+		}
 	}
 }
