@@ -108,9 +108,13 @@ func runGateway(ctx context.Context, env *cliEnv, args []string) error {
 		cfg.Dev = true
 	}
 	// NOMAD_ADDR, CONSUL_HTTP_ADDR and their tokens fill what the file left empty.
+	consulBlock := cfg.Consul != nil
 	cfg.Environment(env.getenv)
 	logger := newLogger(env, "nimbus", *logLevel)
 	if cfg.Dev {
+		if !consulBlock {
+			cfg.Consul = nil // dev mode registers in Consul only when the file says so
+		}
 		return runDevGateway(ctx, env, cfg, *specDir, logger)
 	}
 	deps, cleanup, err := clusterDeps(ctx, cfg, logger)
