@@ -171,6 +171,8 @@ consul {
 		})
 	}
 
+	s.awaitRegistered("before the load")
+
 	// The load: per gateway and kind of request, one client at a steady pace.
 	ctx, stopLoad := context.WithCancel(context.Background())
 	var load sync.WaitGroup
@@ -255,12 +257,7 @@ consul {
 			t.Fatalf("restarting the consul agent: %v", err)
 		}
 	})
-	for _, svc := range []string{"nimbus-gateway", "echo-url"} {
-		eventually(t, faultRecoveryBound, func() bool {
-			entries, _, err := s.health.Service(svc, "", true, nil)
-			return err == nil && len(entries) == len(s.gws)
-		}, fmt.Sprintf("both gateways' %s services passing in Consul after its restart", svc))
-	}
+	s.awaitRegistered("after its restart")
 
 	s.phase("after")
 	s.awaitLoad(20)
@@ -281,6 +278,18 @@ consul {
 		return true
 	}, "every accepted async event processed")
 	s.report(seen)
+}
+
+// awaitRegistered waits until both gateways and their echo URL services
+// are registered and passing in Consul.
+func (s *faultSuite) awaitRegistered(when string) {
+	s.t.Helper()
+	for _, svc := range []string{"nimbus-gateway", "echo-url"} {
+		eventually(s.t, faultRecoveryBound, func() bool {
+			entries, _, err := s.health.Service(svc, "", true, nil)
+			return err == nil && len(entries) == len(s.gws)
+		}, fmt.Sprintf("both gateways' %s services passing in Consul %s", svc, when))
+	}
 }
 
 // startNATS starts the external NATS server on listen with the suite's

@@ -159,9 +159,10 @@ func (d *Variables) wake() {
 	d.changed = make(chan struct{})
 }
 
-// block gives a listing with ?index=N Nomad's blocking-query semantics: it
-// returns once the variables' index exceeds N or ?wait= (default 5m)
-// passed; false when the client went away. d.mu is held, and released
+// block gives a listing with ?index=N Nomad's blocking-query semantics
+// (developer.hashicorp.com/nomad/api-docs#blocking-queries): it returns
+// once the variables' index exceeds N or ?wait= (default 5m, without
+// Nomad's jitter) passed; false when the client went away. d.mu is held, and released
 // while blocked.
 func (d *Variables) block(w http.ResponseWriter, r *http.Request) bool {
 	q := r.URL.Query()

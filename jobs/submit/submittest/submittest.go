@@ -530,9 +530,12 @@ func (s *Server) scaleStatus(w http.ResponseWriter, ns, id string) {
 // list answers GET /v1/jobs as Nomad does: the stubs of the jobs whose ID
 // has the prefix (?prefix=), in the namespace asked (?namespace=, "*" for
 // all, default "default"), each job's meta only with ?meta=true. With
-// ?index=N it is a blocking query: it answers once the jobs table's index
-// exceeds N or after ?wait= (Nomad's default 5m), with X-Nomad-Index the
-// table's index. s.mu is held and released while blocked.
+// ?index=N it is a blocking query as Nomad's API documentation describes
+// them (developer.hashicorp.com/nomad/api-docs#blocking-queries): it
+// answers once the jobs table's index exceeds N, or when ?wait= (default
+// 5m; Nomad adds up to wait/16 of jitter, the double none) has passed, with
+// the unchanged index; X-Nomad-Index is always the table's index, never
+// below 1. s.mu is held and released while blocked.
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	wait := 5 * time.Minute
