@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -204,6 +205,28 @@ var clusterManageSteps = []struct {
 				out, err := c.lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("mgmt"), Qualifier: aws.String("1")})
 				return err == nil && aws.ToString(out.ExecutedVersion) == "1"
 			}, "version 1 to answer")
+		}
+	}},
+	{"PublishVersion of the unchanged function is version 1 again, with no new job", func(t *testing.T, c *clusterManage) {
+		ctx := context.Background()
+		latest, err := c.lc.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("mgmt")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := c.codeSHA256()
+		raw, _ := hex.DecodeString(sum)
+		if aws.ToString(latest.CodeSha256) != base64.StdEncoding.EncodeToString(raw) {
+			t.Fatalf("CodeSha256 %s, want the zip's (%s in hex)", aws.ToString(latest.CodeSha256), sum)
+		}
+		v, err := c.lc.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("mgmt"), CodeSha256: latest.CodeSha256, RevisionId: latest.RevisionId})
+		if err != nil || aws.ToString(v.Version) != "1" {
+			t.Fatalf("PublishVersion: %v %+v", err, v)
+		}
+		if _, err := c.lc.PublishVersion(ctx, &lambda.PublishVersionInput{FunctionName: aws.String("mgmt"), RevisionId: aws.String("stale")}); apiErrorCode(err) != "PreconditionFailedException" {
+			t.Fatalf("PublishVersion with a stale RevisionId: %v", err)
+		}
+		if j := c.job(t, "2"); j != nil {
+			t.Fatalf("an unchanged publish registered %s", *j.ID)
 		}
 	}},
 	{"CreateAlias points at version 1", func(t *testing.T, c *clusterManage) {
