@@ -27,7 +27,7 @@ import (
 // the floor to 0 and Nomad stops the instance.
 func TestProvisionedConcurrencyOnNomad(t *testing.T) {
 	nomadtest.Binary(t, "NOMAD_BINARY is not set: skipping provisioned concurrency against a real Nomad agent (set it to a nomad binary to run it)")
-	lc, nc := startClusterGateway(t)
+	lc, nc := startClusterOnNomad(t)
 	ctx := context.Background()
 
 	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
