@@ -239,6 +239,27 @@ func (x *run) save(ctx context.Context) error {
 	return nil
 }
 
+// stillOurs reads the record while a step is watched: an abort or a
+// resume elsewhere ends this run at once rather than at the step's end.
+func (x *run) stillOurs(ctx context.Context) error {
+	cur, rev, err := x.Gateway.Record(ctx, x.rec.Function, x.rec.Alias)
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		x.logf("step %d: reading the rollout record: %v", x.rec.Step+1, err)
+		return nil // judged on the next read; the record write will tell
+	case rev == x.rev:
+		return nil
+	case cur.Status.Final():
+		return &Outcome{Record: cur}
+	case cur.Owner != x.rec.Owner:
+		return errTakenOver
+	}
+	return nil
+}
+
 // ours reports whether a is a definition this rollout writes.
 func (x *run) ours(a Alias) bool {
 	if a.Same(x.rec.Original) {
@@ -439,6 +460,9 @@ func (x *run) watch(ctx context.Context, pct int, src CountersSource) (h Health,
 			if b := rec.Breach(h); b != "" {
 				return h, b, nil
 			}
+		}
+		if err := x.stillOurs(ctx); err != nil {
+			return h, "", err
 		}
 		if !x.now().Before(end) {
 			if !read && lastErr != nil {
