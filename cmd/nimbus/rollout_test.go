@@ -177,6 +177,7 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 		!strings.Contains(r.stderr, "errors in") {
 		t.Fatalf("failing version: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+	t.Logf("failing rollout:\n%s%s", r.stdout, r.stderr)
 	if got := alias(); !got.Same(before) || got.RevisionID == before.RevisionID {
 		t.Fatalf("after the rollback the alias is %+v, want exactly %+v (rewritten)", got, before)
 	}
@@ -194,6 +195,7 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "succeeded: the alias is on version 3") {
 		t.Fatalf("good version: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+	t.Logf("good rollout:\n%s%s", r.stdout, r.stderr)
 	if got := alias(); !got.Same(rollout.Alias{Version: "3", Description: "prod"}) {
 		t.Fatalf("after the rollout the alias is %+v, want version 3 alone", got)
 	}
