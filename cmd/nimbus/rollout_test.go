@@ -246,6 +246,16 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 	if st.code != 0 || !strings.Contains(st.stdout, "rollout of fn:live: Running") || !strings.Contains(st.stdout, "now:") {
 		t.Fatalf("status of the stopped rollout: %d\n%s%s", st.code, st.stdout, st.stderr)
 	}
+	// The same definition written again (a CLI that died between its
+	// alias write and its record write leaves a revision the record does
+	// not know): still one of the rollout's, so resume takes it over.
+	mid := alias()
+	if _, err := gw.gw.UpdateAlias(ctx, "fn", "live", mid, mid.RevisionID); err != nil {
+		t.Fatal(err)
+	}
+	if got := alias(); got.RevisionID == mid.RevisionID {
+		t.Fatal("rewriting the alias kept its revision")
+	}
 	r = cli("rollout", "resume", "fn")
 	if r.code != 0 || !strings.Contains(r.stdout, "resuming the rollout") || !strings.Contains(r.stdout, "succeeded: the alias is on version 1") {
 		t.Fatalf("resume: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
@@ -289,6 +299,43 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 	if r := cli("rollout", "abort", "fn"); r.code == 0 || !strings.Contains(r.stderr, "is Aborted") {
 		t.Fatalf("a second abort: exit %d %s", r.code, r.stderr)
 	}
+	// 6. Someone else edits the alias mid-rollout: abort records it and
+	// leaves their alias alone.
+	runCtx, cancel = context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		out, errb := &syncBuffer{}, &syncBuffer{}
+		env := &cliEnv{stdin: strings.NewReader(""), stdout: out, stderr: errb, getenv: func(k string) string { return environ[k] }}
+		code := run(runCtx, env, append([]string{"rollout", "fn", "--to", "3", "--strategy", "canary10percent30minutes"}, ep...))
+		done <- result{code, out.String(), errb.String()}
+	}()
+	gatewaytest.Eventually(t, 30*time.Second, func() bool {
+		rec, _, err := gw.gw.Record(ctx, "fn", "live")
+		return err == nil && rec.Status == rollout.Running && rec.StepStarted != nil
+	}, "the second canary to start")
+	if r := cli("alias", "set", "--description", "hotfix", "fn", "live", "3"); r.code != 0 {
+		t.Fatalf("alias set: %d %s", r.code, r.stderr)
+	}
+	hotfix := alias()
+	if r := cli("rollout", "abort", "fn"); r.code != 0 {
+		t.Fatalf("abort after a concurrent edit: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := alias(); got.RevisionID != hotfix.RevisionID {
+		t.Fatalf("abort clobbered a concurrent edit: %+v, was %+v", got, hotfix)
+	}
+	st = cli("rollout", "status", "fn")
+	if !strings.Contains(st.stdout, "was changed by someone else") || !strings.Contains(st.stdout, "not restored") {
+		t.Fatalf("status after a concurrent edit:\n%s", st.stdout)
+	}
+	select {
+	case stopped = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the second canary's CLI did not stop")
+	}
+	if stopped.code == 0 {
+		t.Fatalf("the second canary's CLI: exit 0\n%s", stopped.stdout)
+	}
+
 	tr.end()
 	if _, _, ot := func() (map[string]int, map[string]int, []string) {
 		tr.mu.Lock()
