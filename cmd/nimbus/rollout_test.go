@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -211,6 +212,15 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 		t.Fatalf("a failed pre-traffic hook changed the alias: %+v", got)
 	}
 
+	// A failing post-traffic hook rolls back from 100%.
+	r = cli("rollout", "fn", "--to", "1", "--strategy", "AllAtOnce", "--post-traffic-hook", "hookfail")
+	if r.code == 0 || !strings.Contains(r.stderr, "PostTraffic hook hookfail failed") || !strings.Contains(r.stdout, "RolledBack") {
+		t.Fatalf("failing post-traffic hook: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := alias(); !got.Same(onThree) || got.RevisionID == onThree.RevisionID {
+		t.Fatalf("after a failed post-traffic hook the alias is %+v, want %+v rewritten", got, onThree)
+	}
+
 	// 4. A CLI stopped mid-rollout leaves it Running; another rollout is
 	// refused; resume finishes it.
 	runCtx, cancel := context.WithCancel(ctx)
@@ -334,6 +344,32 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 	}
 	if stopped.code == 0 {
 		t.Fatalf("the second canary's CLI: exit 0\n%s", stopped.stdout)
+	}
+
+	// 7. The record's API: check-and-set, validation, delete at a revision.
+	rec, rev, err := gw.gw.Record(ctx, "fn", "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := gw.gw.PutRecord(ctx, "fn", "live", rec, ""); !errors.Is(err, rollout.ErrConflict) {
+		t.Fatalf("create over an existing record: %v, want a conflict", err)
+	}
+	bad := *rec
+	bad.Steps = []int{50}
+	if _, err := gw.gw.PutRecord(ctx, "fn", "live", &bad, rev); !isCode(err, "InvalidParameterValueException") {
+		t.Fatalf("an invalid record: %v", err)
+	}
+	if err := gw.gw.c.call(ctx, http.MethodDelete, rolloutPath("fn", "live")+"?RevisionId=1", nil, nil); !isCode(err, "PreconditionFailedException") {
+		t.Fatalf("delete at a stale revision: %v", err)
+	}
+	if err := gw.gw.c.call(ctx, http.MethodDelete, rolloutPath("fn", "live")+"?RevisionId="+rev, nil, nil); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, _, err := gw.gw.Record(ctx, "fn", "live"); !errors.Is(err, rollout.ErrNoRecord) {
+		t.Fatalf("after delete: %v", err)
+	}
+	if r := cli("rollout", "status", "fn"); r.code == 0 || !strings.Contains(r.stderr, "no rollout recorded") {
+		t.Fatalf("status without a record: exit %d %s", r.code, r.stderr)
 	}
 
 	tr.end()
