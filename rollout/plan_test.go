@@ -163,6 +163,11 @@ func TestRecordValidate(t *testing.T) {
 	if err := good().Validate(); err != nil {
 		t.Fatal(err)
 	}
+	withHooks := good()
+	withHooks.PreTrafficHook, withHooks.PostTrafficHook = "check", "smoke:live"
+	if err := withHooks.Validate(); err != nil {
+		t.Fatalf("hooks with and without a qualifier: %v", err)
+	}
 	for name, spoil := range map[string]func(r *Record){
 		"same version":   func(r *Record) { r.To = "1" },
 		"latest":         func(r *Record) { r.To = "$LATEST" },

@@ -132,6 +132,8 @@ func (r *Record) Plan() Plan {
 var (
 	versionRE = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
 	nameRE    = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
+	// hookRE is a hook function: a name, optionally with a qualifier.
+	hookRE = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}(:[a-zA-Z0-9$_-]{1,128})?$`)
 )
 
 // Validate checks a record is one a Runner can drive or show.
@@ -172,7 +174,7 @@ func (r *Record) Validate() error {
 		return fmt.Errorf("rollout record: %w", err)
 	}
 	for _, h := range []string{r.PreTrafficHook, r.PostTrafficHook} {
-		if h != "" && !nameRE.MatchString(h) {
+		if h != "" && !hookRE.MatchString(h) {
 			return bad("hook function %q", h)
 		}
 	}
