@@ -164,7 +164,7 @@ func ParseRate(s string) (float64, error) {
 		f /= 100
 	}
 	if f < 0 || f > 1 || f != f {
-		return 0, fmt.Errorf("error rate %q is outside 0..1 (0%%..100%%): %w", s, ErrInvalid)
+		return 0, fmt.Errorf("error rate %q is outside 0..1: give a fraction (0.05) or a percentage (5%%): %w", s, ErrInvalid)
 	}
 	return f, nil
 }

@@ -21,10 +21,16 @@ var (
 	ErrRunning = errors.New("a rollout is running")
 	// ErrNotRunning: resume or abort of a rollout that is over.
 	ErrNotRunning = errors.New("the rollout is not running")
+	// ErrRefused: the gateway refused a write for good (a client error
+	// such as a version that does not exist); retrying will not help.
+	ErrRefused = errors.New("refused by the gateway")
 )
 
 // Gateway is what a Runner needs of the management API.
 type Gateway interface {
+	// Version reports whether a published version of fn exists (an error
+	// wrapping ErrRefused when it does not).
+	Version(ctx context.Context, fn, version string) error
 	// Alias returns the alias with its RevisionID.
 	Alias(ctx context.Context, fn, alias string) (Alias, error)
 	// UpdateAlias makes the alias exactly a if it is at revision, and
@@ -113,6 +119,12 @@ func (r *Runner) Start(ctx context.Context, s Spec) (*Record, error) {
 	}
 	cur, err := r.Gateway.Alias(ctx, s.Function, s.Alias)
 	if err != nil {
+		return nil, err
+	}
+	if cur.Version == s.To {
+		return nil, fmt.Errorf("alias %s of %s is already on version %s: %w", s.Alias, s.Function, s.To, ErrInvalid)
+	}
+	if err := r.Gateway.Version(ctx, s.Function, s.To); err != nil {
 		return nil, err
 	}
 	if len(cur.Weights) > 0 {
@@ -370,6 +382,8 @@ func (r *Runner) drive(ctx context.Context, x *run) (*Record, error) {
 		if rec.StepStarted == nil {
 			if err := x.write(ctx, AliasAt(rec.Original, rec.To, pct)); errors.Is(err, ErrConflict) {
 				return x.finish(ctx, Aborted, err.Error()+"; the rollout leaves it as it is")
+			} else if errors.Is(err, ErrRefused) {
+				return x.rollback(ctx, fmt.Sprintf("step %d (%d%%): %v", rec.Step+1, pct, err))
 			} else if err != nil {
 				return rec, err
 			}

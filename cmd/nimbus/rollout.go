@@ -327,6 +327,23 @@ func (w *aliasWire) alias() rollout.Alias {
 	return a
 }
 
+// refused marks a client error (4xx) as one retrying will not fix.
+func refused(err error) error {
+	var ae *apiError
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 {
+		return fmt.Errorf("%w: %w", err, rollout.ErrRefused)
+	}
+	return err
+}
+
+func (g *rolloutGateway) Version(ctx context.Context, fn, version string) error {
+	err := g.c.call(ctx, http.MethodGet, fnPath(fn)+"/configuration?Qualifier="+url.QueryEscape(version), nil, nil)
+	if err != nil {
+		return fmt.Errorf("version %s of %s: %w", version, fn, refused(err))
+	}
+	return nil
+}
+
 func (g *rolloutGateway) Alias(ctx context.Context, fn, alias string) (rollout.Alias, error) {
 	var w aliasWire
 	if err := g.c.call(ctx, http.MethodGet, aliasPath(fn, alias), nil, &w); err != nil {
@@ -349,7 +366,7 @@ func (g *rolloutGateway) UpdateAlias(ctx context.Context, fn, alias string, a ro
 		return rollout.Alias{}, fmt.Errorf("UpdateAlias %s of %s: %w: %w", alias, fn, err, rollout.ErrConflict)
 	}
 	if err != nil {
-		return rollout.Alias{}, fmt.Errorf("UpdateAlias %s of %s: %w", alias, fn, err)
+		return rollout.Alias{}, fmt.Errorf("UpdateAlias %s of %s: %w", alias, fn, refused(err))
 	}
 	return w.alias(), nil
 }

@@ -171,6 +171,29 @@ func TestRolloutUnderNimbusDev(t *testing.T) {
 	gatewaytest.Eventually(t, 60*time.Second, func() bool { ran, _ := tr.counts(); return ran["1"] >= 5 },
 		"fn:live to serve version 1 (log:\n%s)", dev.stderr)
 
+	// Refusals before anything is recorded.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--to", "9", "--strategy", "allatonce"}, "ResourceNotFoundException"},
+		{[]string{"--to", "1", "--strategy", "allatonce"}, "already on version 1"},
+		{[]string{"--to", "2", "--strategy", "canary"}, "unknown strategy"},
+		{[]string{"--to", "2", "--strategy", "allatonce", "--steps", "10,100"}, "either --strategy or --steps"},
+		{[]string{"--to", "2", "--steps", "10,50", "--interval", "1s"}, "ends with the new version at 100%"},
+		{[]string{"--to", "2", "--steps", "100", "--interval", "1s"}, "--interval does nothing"},
+		{[]string{"--to", "2", "--strategy", "allatonce", "--max-error-rate", "5"}, "give a fraction"},
+		{[]string{"--to", "2", "--strategy", "allatonce", "--metrics-url", "file:///x"}, "want an http(s) URL"},
+	} {
+		r := cli(append([]string{"rollout", "fn"}, tc.args...)...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("rollout %v: exit %d %s, want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+	if _, _, err := gw.gw.Record(ctx, "fn", "live"); !errors.Is(err, rollout.ErrNoRecord) {
+		t.Fatalf("a refused rollout left a record: %v", err)
+	}
+
 	// 1. Version 2 fails every call: rolled back with the numbers.
 	r := cli("rollout", "fn", "--alias", "live", "--to", "2", "--steps", "20,50,100", "--interval", "1s",
 		"--max-error-rate", "10%", "--min-invocations", "3")
