@@ -111,21 +111,35 @@ func (d Data) withDefaults() (Data, error) {
 
 type entry struct {
 	info Info
-	root string // directory in files
+	root string // directory in fsys
+}
+
+// catalog is a loaded tree of blueprints and templates.
+type catalog struct {
+	fsys    fs.FS
+	entries map[string]entry
 }
 
 var (
 	loadOnce sync.Once
-	entries  map[string]entry
+	embedded *catalog
 	loadErr  error
 )
 
-// catalogue reads every blueprint.json and template.json once. The files
-// are part of the binary, so an error here is a build mistake the package's
-// tests catch.
-func catalogue() (map[string]entry, error) {
-	loadOnce.Do(func() { entries, loadErr = load(files) })
-	return entries, loadErr
+// defaultCatalog reads every blueprint.json and template.json of the
+// embedded tree once. The files are part of the binary, so an error here is
+// a build mistake the package's tests catch.
+func defaultCatalog() (*catalog, error) {
+	loadOnce.Do(func() { embedded, loadErr = open(files) })
+	return embedded, loadErr
+}
+
+func open(fsys fs.FS) (*catalog, error) {
+	entries, err := load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	return &catalog{fsys: fsys, entries: entries}, nil
 }
 
 var languages = map[string]string{"go": "provided", "python": "python3.", "node": "nodejs"}
@@ -137,6 +151,9 @@ func load(fsys fs.FS) (map[string]entry, error) {
 		template  bool
 	}{{"catalog", "blueprint.json", false}, {"templates", "template.json", true}} {
 		dirs, err := fs.ReadDir(fsys, kind.dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -216,13 +233,17 @@ func check(fsys fs.FS, root string, isTemplate bool, info *Info) error {
 	return nil
 }
 
-func list(template bool) []Info {
-	cat, err := catalogue()
+func mustDefault() *catalog {
+	c, err := defaultCatalog()
 	if err != nil {
 		panic("blueprints: embedded catalogue is broken: " + err.Error())
 	}
+	return c
+}
+
+func (c *catalog) list(template bool) []Info {
 	var out []Info
-	for _, e := range cat {
+	for _, e := range c.entries {
 		if e.info.Template == template {
 			out = append(out, e.info)
 		}
@@ -232,18 +253,18 @@ func list(template bool) []Info {
 }
 
 // List returns the blueprints, sorted by name.
-func List() []Info { return list(false) }
+func List() []Info { return mustDefault().list(false) }
 
 // Templates returns the application templates, sorted by name.
-func Templates() []Info { return list(true) }
+func Templates() []Info { return mustDefault().list(true) }
 
 // Lookup returns the blueprint or template called name.
 func Lookup(name string) (Info, error) {
-	cat, err := catalogue()
+	c, err := defaultCatalog()
 	if err != nil {
 		return Info{}, err
 	}
-	e, ok := cat[name]
+	e, ok := c.entries[name]
 	if !ok {
 		return Info{}, fmt.Errorf("%q: %w", name, ErrNotFound)
 	}
@@ -258,16 +279,8 @@ type file struct {
 }
 
 // render produces the project files of name with data, sorted by name.
-func render(name string, data Data) ([]file, error) {
-	cat, err := catalogue()
-	if err != nil {
-		return nil, err
-	}
-	return renderFrom(files, cat, name, data)
-}
-
-func renderFrom(fsys fs.FS, cat map[string]entry, name string, data Data) ([]file, error) {
-	e, ok := cat[name]
+func (c *catalog) render(name string, data Data) ([]file, error) {
+	e, ok := c.entries[name]
 	if !ok {
 		return nil, fmt.Errorf("%q: %w", name, ErrNotFound)
 	}
@@ -276,7 +289,7 @@ func renderFrom(fsys fs.FS, cat map[string]entry, name string, data Data) ([]fil
 		return nil, err
 	}
 	var out []file
-	err = fs.WalkDir(fsys, e.root, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(c.fsys, e.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -284,7 +297,7 @@ func renderFrom(fsys fs.FS, cat map[string]entry, name string, data Data) ([]fil
 		if rel == "blueprint.json" || rel == "template.json" {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
+		b, err := fs.ReadFile(c.fsys, p)
 		if err != nil {
 			return err
 		}
@@ -327,7 +340,15 @@ func Scaffold(name, dir string, data Data) error {
 
 // ScaffoldWith is Scaffold with options.
 func ScaffoldWith(name, dir string, data Data, opts Options) error {
-	out, err := render(name, data)
+	c, err := defaultCatalog()
+	if err != nil {
+		return err
+	}
+	return c.scaffold(name, dir, data, opts)
+}
+
+func (c *catalog) scaffold(name, dir string, data Data, opts Options) error {
+	out, err := c.render(name, data)
 	if err != nil {
 		return err
 	}
@@ -367,7 +388,15 @@ var zipTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 // entries sorted, timestamps fixed. For a blueprint whose Info.NeedsBuild is
 // false it is a Lambda code zip as it is.
 func Zip(name string, data Data) ([]byte, error) {
-	out, err := render(name, data)
+	c, err := defaultCatalog()
+	if err != nil {
+		return nil, err
+	}
+	return c.zip(name, data)
+}
+
+func (c *catalog) zip(name string, data Data) ([]byte, error) {
+	out, err := c.render(name, data)
 	if err != nil {
 		return nil, err
 	}
