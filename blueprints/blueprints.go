@@ -53,6 +53,9 @@ type Info struct {
 	// Lambda (Go: the bootstrap executable). When false, Zip's output is
 	// directly a Lambda code zip.
 	NeedsBuild bool `json:"needs_build"`
+	// UsesModule is true when the project's files use Data.Module (Go
+	// projects' go.mod); setting a module for one that does not is an error.
+	UsesModule bool `json:"uses_module"`
 }
 
 // Event is one sample event and what running it must give.
@@ -76,6 +79,10 @@ type Data struct {
 	AwsLambdaGoVersion string // default AWSLambdaGoVersion
 	AwsLambdaGoSum     string // go.sum lines for aws-lambda-go; default those of AWSLambdaGoVersion
 }
+
+// ErrModuleUnused is returned when Data.Module is set for a project that has
+// no Go module (Info.UsesModule false).
+var ErrModuleUnused = errors.New("has no Go module to name")
 
 // Options change how Scaffold writes.
 type Options struct {
@@ -175,6 +182,9 @@ func load(fsys fs.FS) (map[string]entry, error) {
 			if err := check(fsys, root, kind.template, &info); err != nil {
 				return nil, fmt.Errorf("%s/%s: %w", root, kind.meta, err)
 			}
+			if info.UsesModule, err = usesModule(fsys, root); err != nil {
+				return nil, err
+			}
 			if _, dup := out[info.Name]; dup {
 				return nil, fmt.Errorf("%s: name %q is both a blueprint and a template", root, info.Name)
 			}
@@ -233,6 +243,20 @@ func check(fsys fs.FS, root string, isTemplate bool, info *Info) error {
 	return nil
 }
 
+// usesModule reports whether a .tmpl file under root refers to .Module.
+func usesModule(fsys fs.FS, root string) (bool, error) {
+	found := false
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found || !strings.HasSuffix(p, ".tmpl") {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		found = bytes.Contains(b, []byte(".Module"))
+		return err
+	})
+	return found, err
+}
+
 func mustDefault() *catalog {
 	c, err := defaultCatalog()
 	if err != nil {
@@ -283,6 +307,9 @@ func (c *catalog) render(name string, data Data) ([]file, error) {
 	e, ok := c.entries[name]
 	if !ok {
 		return nil, fmt.Errorf("%q: %w", name, ErrNotFound)
+	}
+	if data.Module != "" && !e.info.UsesModule {
+		return nil, fmt.Errorf("%s %w (the module setting would do nothing)", name, ErrModuleUnused)
 	}
 	data, err := data.withDefaults()
 	if err != nil {

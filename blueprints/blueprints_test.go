@@ -64,6 +64,9 @@ func TestCatalogueLoads(t *testing.T) {
 	if err != nil || info.Runtime != "provided.al2023" {
 		t.Fatalf("Lookup(hello-go) = %+v, %v", info, err)
 	}
+	if !info.UsesModule {
+		t.Errorf("hello-go does not use .Module")
+	}
 	if _, err := Lookup("nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Lookup(nope): %v", err)
 	}
@@ -269,6 +272,28 @@ func TestTemplateFixtureScaffolds(t *testing.T) {
 	}
 	if got := cat.list(false); len(got) != 0 {
 		t.Fatalf("blueprints %+v", got)
+	}
+	if err := cat.scaffold("mini-app", t.TempDir(), Data{Name: "shop", Module: "example.com/shop"}, Options{}); err != nil {
+		t.Fatalf("the fixture uses .Module in README.md.tmpl: %v", err)
+	}
+	// Without .Module in any .tmpl, a module is refused, not ignored.
+	delete(cat.entries, "mini-app")
+	cat2, err := open(fstest.MapFS{
+		"templates/plain/template.json": {Data: []byte(`{"name":"plain","description":"d"}`)},
+		"templates/plain/a.txt.tmpl":    {Data: []byte(`{{.Name}}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat2.scaffold("plain", t.TempDir(), Data{Name: "x", Module: "m"}, Options{}); !errors.Is(err, ErrModuleUnused) {
+		t.Fatalf("module for a project without one: %v", err)
+	}
+	if err := cat2.scaffold("plain", t.TempDir(), Data{Name: "x"}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err = open(os.DirFS("testdata/fixture"))
+	if err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	if err := cat.scaffold("mini-app", dir, Data{Name: "shop", Module: "example.com/shop"}, Options{}); err != nil {
