@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,16 +22,20 @@ import (
 )
 
 // blueprintUnderDev scaffolds blueprint with the nimbus CLI as a user
-// would (nimbus init --blueprint … --name orders), points its broker
-// variable's default at a test broker (replacing oldDefault by newDefault,
-// which must occur once) and serves it with nimbus dev. The function's log
-// lines reach nimbus dev's stderr.
-func blueprintUnderDev(t *testing.T, blueprint, oldDefault, newDefault string) *nimbusProc {
+// would (nimbus init --blueprint … DIR, the function named after DIR),
+// points its broker variable's default at a test broker (replacing
+// oldDefault by newDefault, which must occur once; "" changes nothing) and
+// serves it with nimbus dev. The function's log lines reach nimbus dev's
+// stderr.
+func blueprintUnderDev(t *testing.T, blueprint, name, oldDefault, newDefault string) *nimbusProc {
 	t.Helper()
 	bin := nimbusOnce(t)
-	dir := filepath.Join(t.TempDir(), "orders")
-	if out, err := exec.Command(bin, "init", "--blueprint", blueprint, "--name", "orders", dir).CombinedOutput(); err != nil {
+	dir := filepath.Join(t.TempDir(), name)
+	if out, err := exec.Command(bin, "init", "--blueprint", blueprint, dir).CombinedOutput(); err != nil {
 		t.Fatalf("nimbus init: %v\n%s", err, out)
+	}
+	if oldDefault == "" {
+		return startNimbusProc(t, exec.Command(bin, "dev", "--listen", "127.0.0.1:0", "--state-dir", t.TempDir(), dir))
 	}
 	specPath := filepath.Join(dir, "nimbus.hcl")
 	spec, err := os.ReadFile(specPath)
@@ -54,7 +60,7 @@ func blueprintUnderDev(t *testing.T, blueprint, oldDefault, newDefault string) *
 // never having run ahead of the second.
 func TestRedisConsumerBlueprintUnderDev(t *testing.T) {
 	url := redistest.Start(t)
-	dev := blueprintUnderDev(t, "redis-consumer-go", `"redis://127.0.0.1:6379/0"`, fmt.Sprintf("%q", url))
+	dev := blueprintUnderDev(t, "redis-consumer-go", "orders", `"redis://127.0.0.1:6379/0"`, fmt.Sprintf("%q", url))
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +104,7 @@ func TestRedisConsumerBlueprintUnderDev(t *testing.T) {
 // records are processed and the bad one is named in batchItemFailures.
 func TestKafkaConsumerBlueprintUnderDev(t *testing.T) {
 	addrs := kafkatest.Start(t, map[string]int32{"orders": 1})
-	dev := blueprintUnderDev(t, "kafka-consumer-go", `"127.0.0.1:9092"`, fmt.Sprintf("%q", strings.Join(addrs, ",")))
+	dev := blueprintUnderDev(t, "kafka-consumer-go", "orders", `"127.0.0.1:9092"`, fmt.Sprintf("%q", strings.Join(addrs, ",")))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.DefaultProduceTopic("orders"))
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +132,60 @@ func TestKafkaConsumerBlueprintUnderDev(t *testing.T) {
 		}
 		return true
 	}, "the function logs %q; stderr:\n%s", want, dev.stderr)
+}
+
+// TestURLBlueprintsUnderDev calls the http-api-go and streaming-go
+// blueprints through their function URLs under nimbus dev: routing, JSON,
+// cookies both ways and the CORS block of the spec; an NDJSON stream.
+func TestURLBlueprintsUnderDev(t *testing.T) {
+	t.Run("http-api-go", func(t *testing.T) {
+		dev := blueprintUnderDev(t, "http-api-go", "notes", "", "")
+		base := dev.endpoint + "/url/notes"
+		const origin = "http://localhost:3000" // the blueprint's allow_origins
+		post := mustRequest("POST", base+"/notes")
+		post.Body = io.NopCloser(strings.NewReader(`{"text":"buy milk"}`))
+		post.Header.Set("Content-Type", "application/json")
+		post.Header.Set("Origin", origin)
+		resp := mustDo(t, post)
+		if resp.StatusCode != 201 || string(resp.body) != `{"id":"1","text":"buy milk"}` ||
+			resp.Header.Get("Location") != "/notes/1" ||
+			resp.Header.Get("Access-Control-Allow-Origin") != origin || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("POST /notes: %d %s %v\n%s", resp.StatusCode, resp.body, resp.Header, dev.stderr)
+		}
+		if c := resp.Cookies(); len(c) != 1 || c[0].Name != "last_note" || c[0].Value != "1" || !c[0].HttpOnly {
+			t.Fatalf("cookies %v", resp.Header.Values("Set-Cookie"))
+		}
+		get := mustRequest("GET", base+"/me")
+		get.AddCookie(&http.Cookie{Name: "session", Value: "abc123"})
+		if resp := mustDo(t, get); resp.StatusCode != 200 || string(resp.body) != `{"session":"abc123"}` {
+			t.Fatalf("GET /me: %d %s", resp.StatusCode, resp.body)
+		}
+		if resp := mustDo(t, mustRequest("GET", base+"/notes/9")); resp.StatusCode != 404 {
+			t.Fatalf("GET /notes/9: %d %s", resp.StatusCode, resp.body)
+		}
+		pre := mustRequest("OPTIONS", base+"/notes/1")
+		pre.Header.Set("Origin", origin)
+		pre.Header.Set("Access-Control-Request-Method", "DELETE")
+		resp = mustDo(t, pre)
+		if resp.StatusCode/100 != 2 || resp.Header.Get("Access-Control-Allow-Origin") != origin ||
+			!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "DELETE") {
+			t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+		}
+		other := mustRequest("GET", base+"/notes")
+		other.Header.Set("Origin", "https://evil.example")
+		if resp := mustDo(t, other); resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("an origin outside allow_origins got %v", resp.Header)
+		}
+	})
+	t.Run("streaming-go", func(t *testing.T) {
+		dev := blueprintUnderDev(t, "streaming-go", "stream", "", "")
+		resp := mustDo(t, mustRequest("GET", dev.endpoint+"/url/stream/?items=3"))
+		want := "{\"item\":1,\"of\":3}\n{\"item\":2,\"of\":3}\n{\"item\":3,\"of\":3}\n{\"done\":true}\n"
+		if resp.StatusCode != 200 || string(resp.body) != want || resp.Header.Get("Content-Type") != "application/x-ndjson" {
+			t.Fatalf("%d %q %v\n%s", resp.StatusCode, resp.body, resp.Header, dev.stderr)
+		}
+		if resp := mustDo(t, mustRequest("GET", dev.endpoint+"/url/stream/?items=0")); resp.StatusCode != 400 {
+			t.Fatalf("items=0: %d %s", resp.StatusCode, resp.body)
+		}
+	})
 }
