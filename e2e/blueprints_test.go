@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -188,4 +190,62 @@ func TestURLBlueprintsUnderDev(t *testing.T) {
 			t.Fatalf("items=0: %d %s", resp.StatusCode, resp.body)
 		}
 	})
+}
+
+// natsLine is nimbus dev's line with its embedded NATS server's URL.
+var natsLine = regexp.MustCompile(`(?m)^NATS:\s+(nats://\S+)`)
+
+// TestNATSConsumerBlueprintUnderDev runs the nats-consumer-go blueprint,
+// unchanged, under nimbus dev: it reads the ORDERS stream of the embedded
+// NATS server; a good message is processed, a bad one is reported by its
+// stream sequence and retried until the retries run out.
+func TestNATSConsumerBlueprintUnderDev(t *testing.T) {
+	dev := blueprintUnderDev(t, "nats-consumer-go", "orders", "", "")
+	var url string
+	gatewaytest.Eventually(t, 30*time.Second, func() bool {
+		m := natsLine.FindStringSubmatch(dev.stdout.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	}, "nimbus dev prints its NATS URL; stdout:\n%s", dev.stdout)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for _, m := range []struct{ subject, data string }{
+		{"orders.eu", `{"order_id":"n-1","amount":4}`},
+		{"orders.eu", `{"order_id":"n-2"}`},
+		{"orders.us", `{"order_id":"n-3","amount":9.5}`},
+	} {
+		ack, err := js.Publish(ctx, m.subject, []byte(m.data))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+	want := []string{
+		fmt.Sprintf("order n-1: 4.00 (orders.eu #%d)", seqs[0]),
+		fmt.Sprintf("orders.eu #%d: order needs an order_id and a positive amount", seqs[1]),
+		fmt.Sprintf("order n-3: 9.50 (orders.us #%d)", seqs[2]),
+	}
+	gatewaytest.Eventually(t, 3*time.Minute, func() bool {
+		log := dev.stderr.String()
+		for _, w := range want {
+			if !strings.Contains(log, w) {
+				return false
+			}
+		}
+		return strings.Count(log, want[1]) == 6 // the first try and maximum_retry_attempts = 5
+	}, "the function logs %q, the failure 6 times; stderr:\n%s", want, dev.stderr)
 }
