@@ -30,6 +30,7 @@ var rules = []rule{
 	{"bundle", nil},
 	{"rollout", nil},
 	{"runtimes", nil},
+	{"blueprints", nil},
 	{"driver/", []string{"driver/", "runtimes"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
 	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle", "rollout"}},
