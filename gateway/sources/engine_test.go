@@ -651,7 +651,11 @@ func TestRecordsNoFilterMatchesAreDroppedCheckpointedAndCounted(t *testing.T) {
 	}
 }
 
-func TestExhaustedPartialFailureDiscardsOnlyTheNamedRecords(t *testing.T) {
+// When the retries after a partial failure run out, every record from the
+// lowest failed one on goes to on_failure, as Lambda's checkpoint stays
+// before it: the function named only p2, but p3 and p4 behind it were not
+// proven processed (a handler may stop at its first failure).
+func TestExhaustedPartialFailureDiscardsFromTheLowestFailedRecord(t *testing.T) {
 	src := &memSource{}
 	es := &specs.EventSource{Type: "mem", BatchSize: 5, MaximumRetryAttempts: intp(1), ReportBatchItemFailures: true,
 		OnFailure: &specs.Destination{NATS: "f"}}
@@ -667,8 +671,8 @@ func TestExhaustedPartialFailureDiscardsOnlyTheNamedRecords(t *testing.T) {
 	if len(f) != 1 {
 		t.Fatalf("failure records %v", f)
 	}
-	if info := f[0]["MemBatchInfo"].(map[string]any); info["first"] != "p2" || info["last"] != "p2" {
-		t.Fatalf("discarded %v, want only p2", info)
+	if info := f[0]["MemBatchInfo"].(map[string]any); info["first"] != "p2" || info["last"] != "p4" || info["batchSize"] != float64(3) {
+		t.Fatalf("discarded %v, want p2 to p4", info)
 	}
 	if b := r.log.all(); len(b) != 2 || !slices.Equal(b[1], []string{"p2", "p3", "p4"}) {
 		t.Fatalf("batches %v, want the batch and one retry from p2", b)

@@ -386,9 +386,6 @@ func (r *runner) process(ctx context.Context, p *partition, recs []*Record) {
 // them). attempts counts the function errors so far.
 func (r *runner) handleOrdered(ctx context.Context, p *partition, recs []*Record, attempts int) {
 	retries := 0 // throttles and outages, for backoff only
-	// lastFailed are the records the last answer named in
-	// batchItemFailures (nil after a whole-batch failure).
-	var lastFailed map[string]bool
 	for len(recs) > 0 && ctx.Err() == nil {
 		if old := r.expiredPrefix(recs); old > 0 {
 			r.fail(ctx, recs[:old], ConditionRecordAgeExceeded, attempts, nil, "records older than maximum_record_age")
@@ -428,7 +425,6 @@ func (r *runner) handleOrdered(ctx context.Context, p *partition, recs []*Record
 				r.succeeded()
 				return
 			}
-			lastFailed = nil
 			if ok {
 				// Checkpoint before the first failed record; retry from it.
 				first := len(recs)
@@ -440,27 +436,19 @@ func (r *runner) handleOrdered(ctx context.Context, p *partition, recs []*Record
 				}
 				r.checkpoint(ctx, p, recs[:first])
 				recs = recs[first:]
-				lastFailed = failed
 			}
 			res.functionError = "Unhandled"
-		default:
-			lastFailed = nil
 		}
 		// A function error (or a partial failure): counts as a retry.
 		attempts++
 		r.functionFailed(res)
 		if max := r.maxRetries(); max >= 0 && attempts > max {
-			// After a partial failure only the records the function named
-			// are discarded: it processed the others in this last attempt.
+			// As Lambda: the checkpoint stays before the lowest failed
+			// record, so every record from there on is unprocessed as far
+			// as anyone can tell (a handler may stop at its first failure
+			// and name only it) and all of them go to on_failure. Sending
+			// only the named ones lost the records behind them.
 			discard := recs
-			if lastFailed != nil {
-				discard = nil
-				for _, rec := range recs {
-					if lastFailed[rec.ID] {
-						discard = append(discard, rec)
-					}
-				}
-			}
 			r.fail(ctx, discard, ConditionRetriesExhausted, attempts, &res, "")
 			r.checkpoint(ctx, p, recs)
 			return
