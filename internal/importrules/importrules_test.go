@@ -29,6 +29,7 @@ var rules = []rule{
 	{"gateway/discovery", nil},
 	{"bundle", nil},
 	{"runtimes", nil},
+	{"blueprints", nil},
 	{"driver/", []string{"driver/", "runtimes"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
 	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle"}},
