@@ -141,3 +141,33 @@ func runUnitTests(t *testing.T, b blueprints.Info, dir string) {
 		t.Fatalf("%s ran no tests:\n%s", strings.Join(argv, " "), out)
 	}
 }
+
+// TestEveryTemplateScaffolds writes each application template with
+// nimbus init --template and checks that it was rendered: no .tmpl file and
+// no template.json left. (The templates' own pipelines are tested with
+// them; the framework is tested on a fixture in package blueprints.)
+func TestEveryTemplateScaffolds(t *testing.T) {
+	for _, tp := range blueprints.Templates() {
+		t.Run(tp.Name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "app")
+			code, out, errOut := runLocalCLI(t, "", "init", "--template", tp.Name, dir)
+			if code != 0 || !strings.Contains(out, "wrote template "+tp.Name) {
+				t.Fatalf("init --template: exit %d\n%s%s", code, out, errOut)
+			}
+			n := 0
+			err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				n++
+				if strings.HasSuffix(p, ".tmpl") || d.Name() == "template.json" {
+					t.Errorf("%s was written", p)
+				}
+				return nil
+			})
+			if err != nil || n == 0 {
+				t.Fatalf("walk: %d files, %v", n, err)
+			}
+		})
+	}
+}

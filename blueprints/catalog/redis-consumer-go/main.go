@@ -2,8 +2,11 @@
 // Nimbus's Redis event (see the types below) has each entry's fields, and
 // its data field (or, without one, the JSON of all fields) base64-encoded in
 // data. Entries are ordered, so on the first failure the handler stops and
-// names that entry in batchItemFailures: it and every later one are
-// retried, none is skipped.
+// names that entry and every later one in batchItemFailures: Nimbus
+// acknowledges the entries before it and retries from it. Name every entry
+// you did not process: when the retries run out, Nimbus acknowledges the
+// batch and treats the entries not named as processed; the named ones go to
+// the on_failure destination.
 package main
 
 import (
@@ -54,10 +57,12 @@ func process(r EventRecord) error {
 
 func handle(_ context.Context, ev Event) (events.KinesisEventResponse, error) {
 	resp := events.KinesisEventResponse{BatchItemFailures: []events.KinesisBatchItemFailure{}}
-	for _, r := range ev.Records {
+	for i, r := range ev.Records {
 		if err := process(r); err != nil {
 			log.Printf("entry %s: %v", r.ID, err)
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: r.ID})
+			for _, rest := range ev.Records[i:] { // this one and the unprocessed rest
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.KinesisBatchItemFailure{ItemIdentifier: rest.ID})
+			}
 			break
 		}
 	}

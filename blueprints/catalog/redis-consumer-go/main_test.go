@@ -19,7 +19,7 @@ func TestHandleStopsAtTheFirstFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(resp)
-	if want := `{"batchItemFailures":[{"itemIdentifier":"2-0"}]}`; string(b) != want {
+	if want := `{"batchItemFailures":[{"itemIdentifier":"2-0"},{"itemIdentifier":"3-0"},{"itemIdentifier":"4-0"}]}`; string(b) != want {
 		t.Fatalf("response %s, want %s", b, want)
 	}
 }
@@ -27,7 +27,7 @@ func TestHandleStopsAtTheFirstFailure(t *testing.T) {
 func TestSampleEvents(t *testing.T) {
 	for file, want := range map[string]string{
 		"events/batch.json":         `{"batchItemFailures":[]}`,
-		"events/batch-one-bad.json": `{"batchItemFailures":[{"itemIdentifier":"1796278800123-0"}]}`,
+		"events/batch-one-bad.json": `{"batchItemFailures":[{"itemIdentifier":"1796278800123-0"},{"itemIdentifier":"1796278800200-0"}]}`,
 	} {
 		b, err := os.ReadFile(file)
 		if err != nil {
