@@ -24,11 +24,14 @@ import (
 
 // The Python and Node consumer blueprints, scaffolded as `nimbus init`
 // writes them and served by a gateway with their own spec, against real
-// brokers: two good records and a bad one. The function must finish the
-// good ones, name the bad one in batchItemFailures in the form the source
-// accepts (otherwise the whole batch would fail), and after the spec's
-// retries the bad record's coordinates reach the spec's on_failure
-// destination.
+// brokers: a good record, a bad one, another good one. The function must
+// name what it did not handle in batchItemFailures, in the form the source
+// accepts (otherwise the whole batch would fail from its first record), and
+// after the spec's retries exactly those records' coordinates reach the
+// spec's on_failure destination. On the ordered sources (Redis, Kafka) the
+// handler stops at the bad record, so the record behind it is given up with
+// it rather than counted as handled; the NATS one handles the rest and
+// names the bad record alone.
 
 // scaffoldConsumer writes blueprint name as function "consumer" and
 // returns its spec with each of replace's old strings (each must occur
@@ -81,9 +84,9 @@ func waitFailure(t *testing.T, fails <-chan map[string]any, infoKey string) map[
 	return nil
 }
 
-// wantOneFailed waits for the mapping's counts: all three records in and
-// done (finished), one of them failed (given up).
-func wantOneFailed(t *testing.T, g *gateway) {
+// wantFailed waits for the mapping's counts: all three records in and done
+// (finished), failed of them given up.
+func wantFailed(t *testing.T, g *gateway, failed int64) {
 	t.Helper()
 	last := &strings.Builder{}
 	gatewaytest.Eventually(t, 30*time.Second, func() bool {
@@ -91,8 +94,8 @@ func wantOneFailed(t *testing.T, g *gateway) {
 		b, _ := json.Marshal(st)
 		last.Reset()
 		last.Write(b)
-		return len(st) == 1 && st[0].RecordsIn == 3 && st[0].RecordsDone == 3 && st[0].RecordsFailed == 1
-	}, "3 records in and done, 1 of them failed; last status %s", last)
+		return len(st) == 1 && st[0].RecordsIn == 3 && st[0].RecordsDone == 3 && st[0].RecordsFailed == failed
+	}, "3 records in and done, %d of them failed; last status %s", failed, last)
 }
 
 func TestScriptBlueprintsConsumeRedis(t *testing.T) {
@@ -110,8 +113,8 @@ func TestScriptBlueprintsConsumeRedis(t *testing.T) {
 			var ids []string
 			for _, fields := range []map[string]any{
 				{"kind": "payment", "data": `{"paymentId":"p1","amountCents":1250,"currency":"EUR"}`},
-				{"kind": "refund", "paymentId": "p0", "amountCents": "400", "currency": "EUR"},
 				{"kind": "payment", "data": `{"paymentId":"p2","amountCents":-3,"currency":"EUR"}`},
+				{"kind": "refund", "paymentId": "p0", "amountCents": "400", "currency": "EUR"},
 			} {
 				id, err := rc.XAdd(ctx, &goredis.XAddArgs{Stream: "payments", Values: fields}).Result()
 				if err != nil {
@@ -122,10 +125,10 @@ func TestScriptBlueprintsConsumeRedis(t *testing.T) {
 			g := startGatewayWith(t, spec, nil, fastSources)
 			fails := failures(t, g, "consumer.failed")
 			info := waitFailure(t, fails, "RedisBatchInfo")
-			if info["startId"] != ids[2] || info["endId"] != ids[2] {
-				t.Fatalf("failure covers %v..%v, want the bad entry %s alone (entries %v)", info["startId"], info["endId"], ids[2], ids)
+			if info["startId"] != ids[1] || info["endId"] != ids[2] {
+				t.Fatalf("failure covers %v..%v, want the bad entry and the one behind it, %s..%s", info["startId"], info["endId"], ids[1], ids[2])
 			}
-			wantOneFailed(t, g)
+			wantFailed(t, g, 2)
 			eventually(t, 10*time.Second, func() bool {
 				p, err := rc.XPending(ctx, "payments", "nimbus-consumer-payments").Result()
 				return err == nil && p.Count == 0
@@ -149,18 +152,20 @@ func TestScriptBlueprintsConsumeNATS(t *testing.T) {
 				t.Fatal(err)
 			}
 			var bad uint64
-			for _, p := range []string{`{"sensor":"t-01","celsius":21.5}`, `{"sensor":"t-07","celsius":38}`, `{"sensor":"t-02","celsius":"warm"}`} {
+			for i, p := range []string{`{"sensor":"t-01","celsius":21.5}`, `{"sensor":"t-02","celsius":"warm"}`, `{"sensor":"t-07","celsius":38}`} {
 				ack, err := js.Publish(ctx, "telemetry.berlin", []byte(p))
 				if err != nil {
 					t.Fatal(err)
 				}
-				bad = ack.Sequence
+				if i == 1 {
+					bad = ack.Sequence
+				}
 			}
 			info := waitFailure(t, fails, "NATSBatchInfo")
 			if info["firstSequence"] != float64(bad) || info["lastSequence"] != float64(bad) {
 				t.Fatalf("failure covers %v..%v, want the bad message %d alone", info["firstSequence"], info["lastSequence"], bad)
 			}
-			wantOneFailed(t, g)
+			wantFailed(t, g, 1)
 		})
 	}
 }
@@ -178,14 +183,15 @@ func TestScriptBlueprintsConsumeKafka(t *testing.T) {
 			defer cl.Close()
 			ctx := context.Background()
 			var recs []*kgo.Record
-			for _, v := range []string{`{"orderId":"o1","amount":5}`, `{"orderId":"o2","amount":7.5}`, `not json`} {
+			for _, v := range []string{`{"orderId":"o1","amount":5}`, `not json`, `{"orderId":"o2","amount":7.5}`} {
 				recs = append(recs, &kgo.Record{Key: []byte("k"), Value: []byte(v), Headers: []kgo.RecordHeader{{Key: "source", Value: []byte("e2e")}}})
 			}
 			res := cl.ProduceSync(ctx, recs...)
 			if err := res.FirstErr(); err != nil {
 				t.Fatal(err)
 			}
-			badOffset := strconv.FormatInt(res[2].Record.Offset, 10)
+			badOffset := strconv.FormatInt(res[1].Record.Offset, 10)
+			lastOffset := strconv.FormatInt(res[2].Record.Offset, 10)
 			g := startGatewayWith(t, spec, nil, fastSources)
 
 			fetchCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
@@ -205,10 +211,10 @@ func TestScriptBlueprintsConsumeKafka(t *testing.T) {
 			info, _ := rec["KafkaBatchInfo"].(map[string]any)
 			ri, _ := info["recordsInfo"].(map[string]any)
 			part, _ := ri["orders-0"].(map[string]any)
-			if part["firstRecordOffset"] != badOffset || part["lastRecordOffset"] != badOffset {
-				t.Fatalf("failure record %v, want the bad record at offset %s alone", rec, badOffset)
+			if part["firstRecordOffset"] != badOffset || part["lastRecordOffset"] != lastOffset {
+				t.Fatalf("failure record %v, want the bad record and the one behind it, offsets %s..%s", rec, badOffset, lastOffset)
 			}
-			wantOneFailed(t, g)
+			wantFailed(t, g, 2)
 		})
 	}
 }

@@ -2,11 +2,12 @@
 //
 // The event groups records by "<topic>-<partition>"; keys and values are
 // base64, header values arrays of (signed) bytes. The answer names the
-// records that failed: {"batchItemFailures": [{"itemIdentifier": "<offset>"}]}.
-// The gateway moves the partition's offset up to the first failed record and
-// delivers it and the records after it again, so this handler stops at the
-// first failure of a partition rather than handling records that will come
-// again anyway.
+// records not handled: {"batchItemFailures": [{"itemIdentifier": "<offset>"}]}.
+// The gateway commits the partition up to the first named record and
+// delivers it and the ones after it again; when the retries run out it gives
+// up exactly the records named and counts the others as handled. So at a
+// partition's first bad record the handler stops and names it and every
+// later record of the partition: none of them ran.
 
 export class BadRecord extends Error {}
 
@@ -46,14 +47,16 @@ async function processOrder(order, record) {
 export const handler = async (event) => {
   const batchItemFailures = [];
   for (const key of Object.keys(event.records ?? {}).sort()) {
-    for (const record of event.records[key]) {
+    const batch = event.records[key];
+    for (const [i, record] of batch.entries()) {
       try {
         await processOrder(decodeOrder(record), record);
       } catch (e) {
         if (!(e instanceof BadRecord)) throw e;
         console.log(JSON.stringify({ msg: 'bad record', partition: key, offset: record.offset, error: e.message }));
-        batchItemFailures.push({ itemIdentifier: String(record.offset) });
-        break; // the rest of this partition comes again after it
+        // This record and the rest of the partition did not run.
+        for (const r of batch.slice(i)) batchItemFailures.push({ itemIdentifier: String(r.offset) });
+        break;
       }
     }
   }

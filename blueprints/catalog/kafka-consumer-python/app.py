@@ -2,11 +2,12 @@
 
 The event groups records by "<topic>-<partition>"; keys and values are
 base64, header values arrays of (signed) bytes. The answer names the records
-that failed: {"batchItemFailures": [{"itemIdentifier": "<offset>"}]}. The
-gateway moves the partition's offset up to the first failed record and
-delivers it and the records after it again, so this handler stops at the
-first failure of a partition rather than handling records that will come
-again anyway.
+not handled: {"batchItemFailures": [{"itemIdentifier": "<offset>"}]}. The
+gateway commits the partition up to the first named record and delivers it
+and the ones after it again; when the retries run out it gives up exactly
+the records named and counts the others as handled. So at a partition's
+first bad record the handler stops and names it and every later record of
+the partition: none of them ran.
 """
 
 import base64
@@ -50,11 +51,13 @@ def process(order, record):
 def handler(event, context):
     failures = []
     for key in sorted(event.get("records") or {}):
-        for record in event["records"][key]:
+        batch = event["records"][key]
+        for i, record in enumerate(batch):
             try:
                 process(decode_order(record), record)
             except BadRecord as e:
                 print(json.dumps({"msg": "bad record", "partition": key, "offset": record["offset"], "error": str(e)}))
-                failures.append({"itemIdentifier": str(record["offset"])})
-                break  # the rest of this partition comes again after it
+                # This record and the rest of the partition did not run.
+                failures.extend({"itemIdentifier": str(r["offset"])} for r in batch[i:])
+                break
     return {"batchItemFailures": failures}

@@ -3,10 +3,13 @@
 // Each record has the stream key, the entry id ("1718000000000-0"), its
 // millisecond timestamp, all its fields, and "data": base64 of the entry's
 // "data" field, or of the JSON object of all fields when there is no "data"
-// field. Entries come in stream order. The answer names the first entry
-// that failed: {"batchItemFailures": [{"itemIdentifier": "<entry id>"}]};
-// that entry and every later one in the batch come again, so the handler
-// stops there.
+// field. Entries come in stream order. The answer names the entries not
+// handled: {"batchItemFailures": [{"itemIdentifier": "<entry id>"}]}. The
+// gateway acknowledges the entries before the first named one and delivers
+// it and the later ones again; when the retries run out it gives up exactly
+// the entries named and counts the others as handled. So at the first bad
+// entry the handler stops and names it and every later entry: none of them
+// ran.
 
 const CURRENCIES = new Set(['EUR', 'USD', 'GBP']);
 const KINDS = new Set(['payment', 'refund']);
@@ -44,14 +47,15 @@ async function processPayment(payment, record) {
 }
 
 export const handler = async (event) => {
-  for (const record of event.records ?? []) {
+  const records = event.records ?? [];
+  for (const [i, record] of records.entries()) {
     try {
       await processPayment(decode(record), record);
     } catch (e) {
       if (!(e instanceof BadEntry)) throw e;
       console.log(JSON.stringify({ msg: 'bad entry', entry: record.id, error: e.message }));
-      // This entry and the ones after it come again.
-      return { batchItemFailures: [{ itemIdentifier: record.id }] };
+      // This entry and the ones after it did not run.
+      return { batchItemFailures: records.slice(i).map((r) => ({ itemIdentifier: r.id })) };
     }
   }
   return { batchItemFailures: [] };

@@ -3,9 +3,12 @@
 Each record has the stream key, the entry id ("1718000000000-0"), its
 millisecond timestamp, all its fields, and "data": base64 of the entry's
 "data" field, or of the JSON object of all fields when there is no "data"
-field. Entries come in stream order. The answer names the first entry that
-failed: {"batchItemFailures": [{"itemIdentifier": "<entry id>"}]}; that entry
-and every later one in the batch come again, so the handler stops there.
+field. Entries come in stream order. The answer names the entries not
+handled: {"batchItemFailures": [{"itemIdentifier": "<entry id>"}]}. The
+gateway acknowledges the entries before the first named one and delivers it
+and the later ones again; when the retries run out it gives up exactly the
+entries named and counts the others as handled. So at the first bad entry
+the handler stops and names it and every later entry: none of them ran.
 """
 
 import base64
@@ -48,11 +51,12 @@ def process(payment, record):
 
 
 def handler(event, context):
-    for record in event.get("records") or []:
+    records = event.get("records") or []
+    for i, record in enumerate(records):
         try:
             process(decode(record), record)
         except BadEntry as e:
             print(json.dumps({"msg": "bad entry", "entry": record["id"], "error": str(e)}))
-            # This entry and the ones after it come again.
-            return {"batchItemFailures": [{"itemIdentifier": record["id"]}]}
+            # This entry and the ones after it did not run.
+            return {"batchItemFailures": [{"itemIdentifier": r["id"]} for r in records[i:]]}
     return {"batchItemFailures": []}
