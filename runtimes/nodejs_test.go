@@ -1,6 +1,9 @@
 package runtimes
 
 import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -236,4 +239,94 @@ func TestNodeLayerAndLogging(t *testing.T) {
 	wantResponse(t, b.invoke(t, invocation{ID: "req-log"}), `"logged"`)
 	b.waitOutput(t, "Z\treq-log\tINFO\thello world\n")
 	b.waitOutput(t, "Z\treq-log\tERROR\tmulti\rline\n")
+}
+
+// Handlers wrapped in awslambda.streamifyResponse send their response as a
+// chunked POST in streaming mode, each write as it happens.
+func TestNodeResponseStreaming(t *testing.T) {
+	t.Parallel()
+	b := launch(t, nodeRuntime20, "nodejs", "", "stream.prelude")
+	for i := range 2 { // the loop goes on after a streamed response
+		gate := filepath.Join(t.TempDir(), "gate")
+		id := fmt.Sprintf("req-stream-%d", i)
+		b.api.events <- invocation{ID: id, Payload: `{"gate":"` + gate + `"}`}
+		// The prelude and the first line arrive while the handler waits.
+		var got []byte
+		for !bytes.Contains(got, []byte("first\n")) {
+			select {
+			case c := <-b.api.chunks:
+				got = append(got, c...)
+			case <-time.After(waitTimeout):
+				t.Fatalf("no first line before the handler finished; got %q", got)
+			}
+		}
+		if bytes.Contains(got, []byte("second")) {
+			t.Fatalf("second line before the gate opened: %q", got)
+		}
+		if err := os.WriteFile(gate, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p := b.nextPost(t)
+		if p.Kind != "response" || p.ID != id {
+			t.Fatalf("got %s for %s", p.Kind, p.ID)
+		}
+		if m := p.Header.Get("Lambda-Runtime-Function-Response-Mode"); m != "streaming" {
+			t.Errorf("response mode %q", m)
+		}
+		if ct := p.Header.Get("Content-Type"); ct != "application/vnd.awslambda.http-integration-response" {
+			t.Errorf("content type %q", ct)
+		}
+		want := `{"statusCode":201,"headers":{"content-type":"text/plain","x-request-id":"` + id + `"},"cookies":["a=1"]}` +
+			"\x00\x00\x00\x00\x00\x00\x00\x00first\nsecond\n"
+		if string(p.Body) != want {
+			t.Errorf("body %q, want %q", p.Body, want)
+		}
+		if et := p.Trailer.Get("Lambda-Runtime-Function-Error-Type"); et != "" {
+			t.Errorf("error trailer %q on a good stream", et)
+		}
+		for len(b.api.chunks) > 0 {
+			<-b.api.chunks
+		}
+	}
+}
+
+func TestNodeResponseStreamingEndsAndFails(t *testing.T) {
+	t.Parallel()
+	t.Run("returns without end", func(t *testing.T) {
+		t.Parallel()
+		b := launch(t, nodeRuntime20, "nodejs", "", "stream.plain")
+		p := b.invoke(t, invocation{})
+		if p.Kind != "response" || string(p.Body) != "ab" || p.Header.Get("Content-Type") != "text/plain" {
+			t.Fatalf("got %s %q (%s)", p.Kind, p.Body, p.Header.Get("Content-Type"))
+		}
+	})
+	t.Run("fails before writing", func(t *testing.T) {
+		t.Parallel()
+		b := launch(t, nodeRuntime20, "nodejs", "", "stream.failsEarly")
+		p := b.invoke(t, invocation{})
+		if e := p.errorJSON(t); p.Kind != "error" || e["errorType"] != "TypeError" || e["errorMessage"] != "before any byte" {
+			t.Fatalf("got %s %s, want an ordinary TypeError post", p.Kind, p.Body)
+		}
+		if p := b.invoke(t, invocation{}); p.Kind != "error" { // and the loop goes on
+			t.Fatalf("second invocation: got %s %s", p.Kind, p.Body)
+		}
+	})
+	t.Run("fails midway", func(t *testing.T) {
+		t.Parallel()
+		b := launch(t, nodeRuntime20, "nodejs", "", "stream.failsMidway")
+		p := b.invoke(t, invocation{})
+		if p.Kind != "response" || string(p.Body) != "partial" {
+			t.Fatalf("got %s %q", p.Kind, p.Body)
+		}
+		if et := p.Trailer.Get("Lambda-Runtime-Function-Error-Type"); et != "RangeError" {
+			t.Fatalf("error type trailer %q, want RangeError", et)
+		}
+		raw, err := base64.StdEncoding.DecodeString(p.Trailer.Get("Lambda-Runtime-Function-Error-Body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := decodeJSON(t, raw); e["errorType"] != "RangeError" || e["errorMessage"] != "midway" {
+			t.Fatalf("error body trailer %s", raw)
+		}
+	})
 }

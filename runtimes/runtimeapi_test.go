@@ -55,6 +55,8 @@ type post struct {
 	ID     string
 	Header http.Header
 	Body   []byte
+	// Trailer holds a streamed response's trailers.
+	Trailer http.Header
 }
 
 func (p post) errorJSON(t *testing.T) map[string]any {
@@ -75,6 +77,8 @@ type runtimeAPI struct {
 	srv    *httptest.Server
 	events chan invocation
 	posts  chan post
+	// chunks receives each piece of a streamed response body as it arrives.
+	chunks chan []byte
 
 	mu          sync.Mutex
 	outstanding string // request id handed out and not yet answered
@@ -83,7 +87,7 @@ type runtimeAPI struct {
 }
 
 func newRuntimeAPI(t testing.TB) *runtimeAPI {
-	api := &runtimeAPI{events: make(chan invocation, 16), posts: make(chan post, 16)}
+	api := &runtimeAPI{events: make(chan invocation, 16), posts: make(chan post, 16), chunks: make(chan []byte, 64)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+apiPrefix+"/invocation/next", api.next)
 	mux.HandleFunc("POST "+apiPrefix+"/invocation/{id}/response", api.result("response"))
@@ -166,7 +170,7 @@ func (a *runtimeAPI) next(w http.ResponseWriter, r *http.Request) {
 func (a *runtimeAPI) result(kind string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		body, err := io.ReadAll(r.Body)
+		body, err := a.readBody(r)
 		if err != nil {
 			a.violate("reading %s body: %v", kind, err)
 			w.WriteHeader(http.StatusBadRequest)
@@ -188,7 +192,7 @@ func (a *runtimeAPI) result(kind string) http.HandlerFunc {
 			return
 		}
 		a.checkPost(kind, r, body)
-		a.posts <- post{Kind: kind, ID: id, Header: r.Header.Clone(), Body: body}
+		a.posts <- post{Kind: kind, ID: id, Header: r.Header.Clone(), Body: body, Trailer: r.Trailer.Clone()}
 		if drop {
 			a.acceptAndDrop(w)
 			return
@@ -196,6 +200,33 @@ func (a *runtimeAPI) result(kind string) http.HandlerFunc {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusAccepted)
 		_, _ = io.WriteString(w, `{"status":"OK"}`)
+	}
+}
+
+// readBody reads a POST's body; a streamed one (response mode streaming)
+// piece by piece, each piece also sent to a.chunks as it arrives.
+func (a *runtimeAPI) readBody(r *http.Request) ([]byte, error) {
+	if r.Header.Get("Lambda-Runtime-Function-Response-Mode") != "streaming" {
+		return io.ReadAll(r.Body)
+	}
+	var body []byte
+	buf := make([]byte, 32*1024)
+	for {
+		n, err := r.Body.Read(buf)
+		if n > 0 {
+			body = append(body, buf[:n]...)
+			select {
+			case a.chunks <- bytes.Clone(buf[:n]):
+			default:
+				a.violate("streamed chunks not consumed")
+			}
+		}
+		if err == io.EOF {
+			return body, nil
+		}
+		if err != nil {
+			return body, err
+		}
 	}
 }
 

@@ -6,7 +6,8 @@
 // ("file.function", the file relative to LAMBDA_TASK_ROOT, CommonJS or ES
 // module) and serves invocations one at a time: GET next, run the handler
 // (async, callback or plain return), POST the JSON result or Lambda's error
-// JSON. Init failures go to /runtime/init/error and the process exits. Any
+// JSON. Handlers wrapped in awslambda.streamifyResponse stream their
+// response instead (see "response streaming" below). Init failures go to /runtime/init/error and the process exits. Any
 // unexpected status from the Runtime API is fatal: Lambda treats the
 // environment as broken, so do we.
 
@@ -14,12 +15,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { pathToFileURL } from 'node:url';
 import util from 'node:util';
 
 const require = createRequire(import.meta.url);
 const API_PREFIX = '/2018-06-01/runtime';
 const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
+const ERROR_BODY_HEADER = 'Lambda-Runtime-Function-Error-Body';
 const USER_AGENT = `nimbus-nodejs/${process.version}`;
 
 // Exit codes Lambda's Node.js runtime uses for these crashes.
@@ -210,6 +214,165 @@ async function loadHandler(taskRoot, handlerString) {
   return fn;
 }
 
+// --- response streaming ----------------------------------------------------------
+
+// Lambda's Node.js runtime gives handlers the global awslambda:
+// streamifyResponse(handler) marks a handler that takes (event, responseStream,
+// context) and writes its response as it goes; HttpResponseStream.from(stream,
+// {statusCode, headers, cookies}) starts a function URL response with that
+// prelude. The response goes to the Runtime API as one chunked POST with
+// Lambda-Runtime-Function-Response-Mode: streaming; an error after the first
+// byte is reported in the request's trailers.
+const STREAMING = Symbol.for('aws.lambda.runtime.handler.streaming');
+const HIGH_WATER_MARK = Symbol.for('aws.lambda.runtime.handler.streaming.highWaterMark');
+const HTTP_INTEGRATION_CT = 'application/vnd.awslambda.http-integration-response';
+
+class HttpResponseStream {
+  static from(stream, prelude) {
+    stream.setContentType(HTTP_INTEGRATION_CT);
+    stream.write(JSON.stringify(prelude ?? {}));
+    stream.write(new Uint8Array(8)); // the prelude ends with eight NUL bytes
+    return stream;
+  }
+}
+
+globalThis.awslambda = {
+  streamifyResponse(handler, options) {
+    if (typeof handler !== 'function') throw new TypeError('streamifyResponse needs a handler function');
+    handler[STREAMING] = 'response';
+    if (options?.highWaterMark !== undefined) handler[HIGH_WATER_MARK] = options.highWaterMark;
+    return handler;
+  },
+  HttpResponseStream,
+};
+
+// ResponseStream is the responseStream a streaming handler writes to. The
+// POST starts with the first write (or end), so the content type can be set
+// until then and a handler that fails before writing reports an ordinary
+// error. It has a connection of its own: a failed POST cannot be sent again.
+class ResponseStream extends Writable {
+  constructor(id, highWaterMark) {
+    super(highWaterMark === undefined ? {} : { highWaterMark });
+    this.id = id;
+    this.contentType = 'application/octet-stream';
+    this.req = null;
+    // Settles when the Runtime API has answered the POST.
+    this.posted = null;
+  }
+
+  get started() {
+    return this.req !== null;
+  }
+
+  setContentType(contentType) {
+    if (this.started) throw new Error('the response has started: its content type is fixed');
+    this.contentType = String(contentType);
+  }
+
+  open() {
+    const apiPath = `/invocation/${encodeURIComponent(this.id)}/response`;
+    this.req = http.request({
+      host: apiURL.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: apiURL.port || 80,
+      method: 'POST',
+      path: API_PREFIX + apiPath,
+      agent: false,
+      headers: {
+        'User-Agent': USER_AGENT,
+        'Content-Type': this.contentType,
+        'Lambda-Runtime-Function-Response-Mode': 'streaming',
+        'Transfer-Encoding': 'chunked',
+        Trailer: `${ERROR_TYPE_HEADER}, ${ERROR_BODY_HEADER}`,
+      },
+    });
+    this.posted = new Promise((resolve, reject) => {
+      const fail = (msg) => reject(new RuntimeAPIError(`POST ${apiPath}: ${msg}`));
+      this.req.on('error', (e) => {
+        fail(e.message);
+        this.destroy(e);
+      });
+      this.req.on('response', (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('error', (e) => fail(e.message));
+        res.on('end', () => {
+          if (res.statusCode === 202) resolve();
+          else fail(`status ${res.statusCode}: ${Buffer.concat(chunks).subarray(0, 512).toString()}`);
+        });
+      });
+    });
+    // Awaited by finish(); never an unhandled rejection before that.
+    this.posted.catch(() => {});
+  }
+
+  _write(chunk, encoding, callback) {
+    if (!this.started) this.open();
+    this.req.write(chunk, callback);
+  }
+
+  _final(callback) {
+    if (!this.started) this.open();
+    this.req.end(callback);
+  }
+
+  // fail ends a started response with the error in the trailers.
+  fail(err) {
+    const body = toErrorJSON(err);
+    this.req.addTrailers({
+      [ERROR_TYPE_HEADER]: body.errorType || 'Runtime.Unknown',
+      [ERROR_BODY_HEADER]: Buffer.from(JSON.stringify(body)).toString('base64'),
+    });
+    this.req.end();
+  }
+}
+
+// runStreaming resolves with {} or {error} once the streaming handler's
+// promise settles.
+function runStreaming(handler, inv, event, stream, context) {
+  return new Promise((resolve) => {
+    const finish = (outcome) => {
+      inv.onEmptyLoop = null;
+      resolve(outcome);
+    };
+    inv.onEmptyLoop = () => finish({ error: new RuntimeError('NodeJsExit', 'Runtime exited without providing a reason') });
+    let ret;
+    try {
+      ret = handler(event, stream, context);
+    } catch (e) {
+      finish({ error: e ?? 'handled' });
+      return;
+    }
+    Promise.resolve(ret).then(() => finish({}), (e) => finish({ error: e ?? 'handled' }));
+  });
+}
+
+// reportStreaming completes the invocation of a streaming handler: a
+// handler that returned ends its stream if it did not; one that failed
+// before writing posts an ordinary error, after writing the error trailers.
+async function reportStreaming(id, stream, outcome) {
+  if (!('error' in outcome)) {
+    if (!stream.writableEnded) stream.end();
+    try {
+      await finished(stream);
+    } catch (e) {
+      if (!stream.started) outcome = { error: e };
+      else throw e;
+    }
+    if (!('error' in outcome)) {
+      await stream.posted;
+      return;
+    }
+  }
+  logError('Invoke Error', outcome.error);
+  if (!stream.started) {
+    stream.destroy();
+    await client.postError(id, outcome.error);
+    return;
+  }
+  if (!stream.req.writableEnded) stream.fail(outcome.error);
+  await stream.posted;
+}
+
 // --- invocation ------------------------------------------------------------------
 
 function parseHeaderJSON(value, name) {
@@ -367,15 +530,21 @@ async function main() {
     if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
     else delete process.env._X_AMZN_TRACE_ID;
 
+    const streaming = handler[STREAMING] === 'response';
+    const stream = streaming ? new ResponseStream(id, handler[HIGH_WATER_MARK]) : null;
     let outcome;
     try {
       const context = buildContext(id, headers);
-      outcome = await runHandler(handler, inv, JSON.parse(body.toString('utf8')), context);
+      const event = JSON.parse(body.toString('utf8'));
+      outcome = streaming
+        ? await runStreaming(handler, inv, event, stream, context)
+        : await runHandler(handler, inv, event, context);
     } catch (e) {
       outcome = { error: e };
     }
     inv.reporting = true;
-    await report(id, outcome);
+    if (streaming) await reportStreaming(id, stream, outcome);
+    else await report(id, outcome);
     current = null;
   }
 }
