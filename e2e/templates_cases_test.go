@@ -3,10 +3,15 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/nimbus-fn/nimbus/internal/redistest"
@@ -65,5 +70,85 @@ func restAPIVerify(t *testing.T, g *versionsGateway, _ string, env map[string]st
 	raw, err := rdb.HGet(context.Background(), "demo:items", item.ID).Result()
 	if err != nil || !json.Valid([]byte(raw)) {
 		t.Fatalf("the item in Redis hash demo:items: %v %q", err, raw)
+	}
+}
+
+func init() {
+	templateCases["queue-pipeline"] = templateCase{setup: queuePipelineSetup, verify: queuePipelineVerify,
+		// The gateway's own NATS (async queue, destinations) is the same
+		// server, so the on_failure record can be read from it.
+		gatewayConf: func(b map[string]string) string {
+			return fmt.Sprintf("\nqueue {\n  nats_url      = %q\n  nats_insecure = true\n}\n", b["NATS_URL"])
+		}}
+}
+
+// queuePipelineSetup runs a real NATS server with JetStream.
+func queuePipelineSetup(t *testing.T) map[string]string {
+	s, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT,
+		JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return map[string]string{"NATS_URL": s.ClientURL()}
+}
+
+// queuePipelineVerify posts two orders through demo-ingest:live: the one
+// the processor can price comes out on demo.orders.processed with its
+// total; the one it cannot is retried and then reaches the on_failure
+// destination demo.orders.failed with the batch's coordinates.
+func queuePipelineVerify(t *testing.T, g *versionsGateway, _ string, env map[string]string, live map[string]string) {
+	nc, err := nats.Connect(env["NATS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	processed, err := nc.SubscribeSync("demo.orders.processed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed, err := nc.SubscribeSync("demo.orders.failed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	post := func(order string) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"version": "2.0", "rawPath": "/", "body": order,
+			"requestContext": map[string]any{"http": map[string]string{"method": "POST", "path": "/"}}})
+		var r struct {
+			StatusCode int    `json:"statusCode"`
+			Body       string `json:"body"`
+		}
+		if err := json.Unmarshal(invokeLive(t, g, "demo-ingest", live["demo-ingest"], b), &r); err != nil || r.StatusCode != http.StatusAccepted {
+			t.Fatalf("ingest %s: %v %+v", order, err, r)
+		}
+	}
+	post(`{"id":"o-1","customer":"ann","items":[{"sku":"tea","qty":2},{"sku":"cake","qty":1}]}`)
+	post(`{"id":"o-2","customer":"bob","items":[{"sku":"caviar","qty":1}]}`)
+
+	msg, err := processed.NextMsg(60 * time.Second)
+	if err != nil {
+		t.Fatalf("no processed order on demo.orders.processed: %v\n%s", err, g.stderr)
+	}
+	var p struct {
+		ID         string `json:"id"`
+		TotalCents int    `json:"total_cents"`
+	}
+	if err := json.Unmarshal(msg.Data, &p); err != nil || p.ID != "o-1" || p.TotalCents != 1200 {
+		t.Fatalf("processed: %s", msg.Data)
+	}
+	msg, err = failed.NextMsg(120 * time.Second)
+	if err != nil {
+		t.Fatalf("no on_failure record on demo.orders.failed: %v\n%s", err, g.stderr)
+	}
+	if !strings.Contains(string(msg.Data), "NATSBatchInfo") || !strings.Contains(string(msg.Data), "demo-orders") {
+		t.Fatalf("on_failure record: %s", msg.Data)
+	}
+	if m, err := processed.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("the unpriceable order was processed: %s", m.Data)
 	}
 }

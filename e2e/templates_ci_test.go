@@ -365,7 +365,9 @@ func pipelineEnv(t *testing.T, extra ...string) []string {
 // templateCase is what one template's pipeline needs beyond the gateway
 // (brokers, as environment overrides) and how to check what it deployed.
 type templateCase struct {
-	setup  func(t *testing.T) map[string]string
+	setup func(t *testing.T) map[string]string
+	// gatewayConf, when set, is extra gateway config given the brokers.
+	gatewayConf func(brokers map[string]string) string
 	verify func(t *testing.T, g *versionsGateway, dir string, env map[string]string, live map[string]string)
 }
 
@@ -388,7 +390,11 @@ func TestTemplatePipelines(t *testing.T) {
 			t.Run(name+"/"+flavour, func(t *testing.T) {
 				dir := scaffoldTemplate(t, name)
 				brokers := tc.setup(t)
-				g := startVersionsGateway(t, nil)
+				conf := ""
+				if tc.gatewayConf != nil {
+					conf = tc.gatewayConf(brokers)
+				}
+				g := startVersionsGatewayConf(t, nil, conf)
 				gwEnv := map[string]string{"NIMBUS_ENDPOINT": g.base, "AWS_ACCESS_KEY_ID": e2eAccessKey,
 					"AWS_SECRET_ACCESS_KEY": e2eSecretKey, "AWS_REGION": e2eRegion}
 				var steps []pipelineStep
