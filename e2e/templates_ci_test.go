@@ -368,7 +368,7 @@ type templateCase struct {
 	setup func(t *testing.T) map[string]string
 	// gatewayConf, when set, is extra gateway config given the brokers.
 	gatewayConf func(brokers map[string]string) string
-	verify func(t *testing.T, g *versionsGateway, dir string, env map[string]string, live map[string]string)
+	verify      func(t *testing.T, g *versionsGateway, dir string, env map[string]string, live map[string]string)
 }
 
 var templateCases = map[string]templateCase{}
