@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +152,69 @@ func queuePipelineVerify(t *testing.T, g *versionsGateway, _ string, env map[str
 	}
 	if m, err := processed.NextMsg(100 * time.Millisecond); err == nil {
 		t.Fatalf("the unpriceable order was processed: %s", m.Data)
+	}
+}
+
+func init() {
+	templateCases["scheduled-report"] = templateCase{setup: scheduledReportSetup, verify: scheduledReportVerify,
+		gatewayConf: func(b map[string]string) string {
+			return fmt.Sprintf("\nqueue {\n  nats_url      = %q\n  nats_insecure = true\n}\n", b["NATS_URL"])
+		}}
+}
+
+// scheduledReportSetup: a real NATS for the gateway (so the destination
+// can be read), one healthy URL and one nothing listens on, and a schedule
+// of every two seconds instead of the daily default.
+func scheduledReportSetup(t *testing.T) map[string]string {
+	env := queuePipelineSetup(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
+	t.Cleanup(up.Close)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + l.Addr().String() + "/"
+	l.Close()
+	env["CHECK_URLS"] = up.URL + "/," + down
+	env["REPORT_SCHEDULE"] = "*/2 * * * * *"
+	return env
+}
+
+// scheduledReportVerify runs demo-report:live directly, then waits for a
+// tick of the schedule to deliver a report to the on_success destination.
+func scheduledReportVerify(t *testing.T, g *versionsGateway, _ string, env map[string]string, live map[string]string) {
+	nc, err := nats.Connect(env["NATS_URL"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	reports, err := nc.SubscribeSync("demo.reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type report struct {
+		EventID string   `json:"event_id"`
+		Checked int      `json:"checked"`
+		Healthy int      `json:"healthy"`
+		Failing []string `json:"failing"`
+	}
+	down := env["CHECK_URLS"][strings.IndexByte(env["CHECK_URLS"], ',')+1:]
+	var r report
+	out := invokeLive(t, g, "demo-report", live["demo-report"], []byte(`{"detail-type":"Scheduled Event","id":"e2e-1","time":"2026-03-15T07:00:00Z"}`))
+	if err := json.Unmarshal(out, &r); err != nil || r.EventID != "e2e-1" || r.Checked != 2 || r.Healthy != 1 || len(r.Failing) != 1 || r.Failing[0] != down {
+		t.Fatalf("report: %v %s", err, out)
+	}
+	msg, err := reports.NextMsg(60 * time.Second)
+	if err != nil {
+		t.Fatalf("no report on the on_success destination demo.reports: %v\n%s", err, g.stderr)
+	}
+	var rec struct {
+		RequestContext struct {
+			Condition string `json:"condition"`
+		} `json:"requestContext"`
+		ResponsePayload report `json:"responsePayload"`
+	}
+	if err := json.Unmarshal(msg.Data, &rec); err != nil || rec.RequestContext.Condition != "Success" || rec.ResponsePayload.Checked != 2 || rec.ResponsePayload.Healthy != 1 {
+		t.Fatalf("on_success record: %v %s", err, msg.Data)
 	}
 }
