@@ -53,6 +53,9 @@ type Info struct {
 	// Lambda (Go: the bootstrap executable). When false, Zip's output is
 	// directly a Lambda code zip.
 	NeedsBuild bool `json:"needs_build"`
+	// UsesModule is true when the project's files use Data.Module (Go
+	// projects' go.mod); setting a module for one that does not is an error.
+	UsesModule bool `json:"uses_module"`
 }
 
 // Event is one sample event and what running it must give.
@@ -76,6 +79,10 @@ type Data struct {
 	AwsLambdaGoVersion string // default AWSLambdaGoVersion
 	AwsLambdaGoSum     string // go.sum lines for aws-lambda-go; default those of AWSLambdaGoVersion
 }
+
+// ErrModuleUnused is returned when Data.Module is set for a project that has
+// no Go module (Info.UsesModule false).
+var ErrModuleUnused = errors.New("has no Go module to name")
 
 // Options change how Scaffold writes.
 type Options struct {
@@ -111,21 +118,35 @@ func (d Data) withDefaults() (Data, error) {
 
 type entry struct {
 	info Info
-	root string // directory in files
+	root string // directory in fsys
+}
+
+// catalog is a loaded tree of blueprints and templates.
+type catalog struct {
+	fsys    fs.FS
+	entries map[string]entry
 }
 
 var (
 	loadOnce sync.Once
-	entries  map[string]entry
+	embedded *catalog
 	loadErr  error
 )
 
-// catalogue reads every blueprint.json and template.json once. The files
-// are part of the binary, so an error here is a build mistake the package's
-// tests catch.
-func catalogue() (map[string]entry, error) {
-	loadOnce.Do(func() { entries, loadErr = load(files) })
-	return entries, loadErr
+// defaultCatalog reads every blueprint.json and template.json of the
+// embedded tree once. The files are part of the binary, so an error here is
+// a build mistake the package's tests catch.
+func defaultCatalog() (*catalog, error) {
+	loadOnce.Do(func() { embedded, loadErr = open(files) })
+	return embedded, loadErr
+}
+
+func open(fsys fs.FS) (*catalog, error) {
+	entries, err := load(fsys)
+	if err != nil {
+		return nil, err
+	}
+	return &catalog{fsys: fsys, entries: entries}, nil
 }
 
 var languages = map[string]string{"go": "provided", "python": "python3.", "node": "nodejs"}
@@ -137,6 +158,9 @@ func load(fsys fs.FS) (map[string]entry, error) {
 		template  bool
 	}{{"catalog", "blueprint.json", false}, {"templates", "template.json", true}} {
 		dirs, err := fs.ReadDir(fsys, kind.dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -157,6 +181,9 @@ func load(fsys fs.FS) (map[string]entry, error) {
 			}
 			if err := check(fsys, root, kind.template, &info); err != nil {
 				return nil, fmt.Errorf("%s/%s: %w", root, kind.meta, err)
+			}
+			if info.UsesModule, err = usesModule(fsys, root); err != nil {
+				return nil, err
 			}
 			if _, dup := out[info.Name]; dup {
 				return nil, fmt.Errorf("%s: name %q is both a blueprint and a template", root, info.Name)
@@ -216,13 +243,31 @@ func check(fsys fs.FS, root string, isTemplate bool, info *Info) error {
 	return nil
 }
 
-func list(template bool) []Info {
-	cat, err := catalogue()
+// usesModule reports whether a .tmpl file under root refers to .Module.
+func usesModule(fsys fs.FS, root string) (bool, error) {
+	found := false
+	err := fs.WalkDir(fsys, root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || found || !strings.HasSuffix(p, ".tmpl") {
+			return err
+		}
+		b, err := fs.ReadFile(fsys, p)
+		found = bytes.Contains(b, []byte(".Module"))
+		return err
+	})
+	return found, err
+}
+
+func mustDefault() *catalog {
+	c, err := defaultCatalog()
 	if err != nil {
 		panic("blueprints: embedded catalogue is broken: " + err.Error())
 	}
+	return c
+}
+
+func (c *catalog) list(template bool) []Info {
 	var out []Info
-	for _, e := range cat {
+	for _, e := range c.entries {
 		if e.info.Template == template {
 			out = append(out, e.info)
 		}
@@ -232,18 +277,18 @@ func list(template bool) []Info {
 }
 
 // List returns the blueprints, sorted by name.
-func List() []Info { return list(false) }
+func List() []Info { return mustDefault().list(false) }
 
 // Templates returns the application templates, sorted by name.
-func Templates() []Info { return list(true) }
+func Templates() []Info { return mustDefault().list(true) }
 
 // Lookup returns the blueprint or template called name.
 func Lookup(name string) (Info, error) {
-	cat, err := catalogue()
+	c, err := defaultCatalog()
 	if err != nil {
 		return Info{}, err
 	}
-	e, ok := cat[name]
+	e, ok := c.entries[name]
 	if !ok {
 		return Info{}, fmt.Errorf("%q: %w", name, ErrNotFound)
 	}
@@ -258,25 +303,20 @@ type file struct {
 }
 
 // render produces the project files of name with data, sorted by name.
-func render(name string, data Data) ([]file, error) {
-	cat, err := catalogue()
-	if err != nil {
-		return nil, err
-	}
-	return renderFrom(files, cat, name, data)
-}
-
-func renderFrom(fsys fs.FS, cat map[string]entry, name string, data Data) ([]file, error) {
-	e, ok := cat[name]
+func (c *catalog) render(name string, data Data) ([]file, error) {
+	e, ok := c.entries[name]
 	if !ok {
 		return nil, fmt.Errorf("%q: %w", name, ErrNotFound)
+	}
+	if data.Module != "" && !e.info.UsesModule {
+		return nil, fmt.Errorf("%s %w (the module setting would do nothing)", name, ErrModuleUnused)
 	}
 	data, err := data.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	var out []file
-	err = fs.WalkDir(fsys, e.root, func(p string, d fs.DirEntry, err error) error {
+	err = fs.WalkDir(c.fsys, e.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}
@@ -284,7 +324,7 @@ func renderFrom(fsys fs.FS, cat map[string]entry, name string, data Data) ([]fil
 		if rel == "blueprint.json" || rel == "template.json" {
 			return nil
 		}
-		b, err := fs.ReadFile(fsys, p)
+		b, err := fs.ReadFile(c.fsys, p)
 		if err != nil {
 			return err
 		}
@@ -327,7 +367,15 @@ func Scaffold(name, dir string, data Data) error {
 
 // ScaffoldWith is Scaffold with options.
 func ScaffoldWith(name, dir string, data Data, opts Options) error {
-	out, err := render(name, data)
+	c, err := defaultCatalog()
+	if err != nil {
+		return err
+	}
+	return c.scaffold(name, dir, data, opts)
+}
+
+func (c *catalog) scaffold(name, dir string, data Data, opts Options) error {
+	out, err := c.render(name, data)
 	if err != nil {
 		return err
 	}
@@ -367,7 +415,15 @@ var zipTime = time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)
 // entries sorted, timestamps fixed. For a blueprint whose Info.NeedsBuild is
 // false it is a Lambda code zip as it is.
 func Zip(name string, data Data) ([]byte, error) {
-	out, err := render(name, data)
+	c, err := defaultCatalog()
+	if err != nil {
+		return nil, err
+	}
+	return c.zip(name, data)
+}
+
+func (c *catalog) zip(name string, data Data) ([]byte, error) {
+	out, err := c.render(name, data)
 	if err != nil {
 		return nil, err
 	}

@@ -43,7 +43,7 @@ func TestAWSLambdaGoMatchesGoMod(t *testing.T) {
 }
 
 func TestCatalogueLoads(t *testing.T) {
-	if _, err := catalogue(); err != nil {
+	if _, err := defaultCatalog(); err != nil {
 		t.Fatal(err)
 	}
 	bps := List()
@@ -63,6 +63,9 @@ func TestCatalogueLoads(t *testing.T) {
 	info, err := Lookup("hello-go")
 	if err != nil || info.Runtime != "provided.al2023" {
 		t.Fatalf("Lookup(hello-go) = %+v, %v", info, err)
+	}
+	if !info.UsesModule {
+		t.Errorf("hello-go does not use .Module")
 	}
 	if _, err := Lookup("nope"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Lookup(nope): %v", err)
@@ -114,11 +117,11 @@ func TestLoadRejectsBadMetadata(t *testing.T) {
 	delete(fsys, "templates/x-go/template.json")
 	fsys["catalog/x-go/run.sh"] = &fstest.MapFile{Data: []byte("#!/bin/sh\necho hi\n")}
 	fsys["catalog/x-go/cfg.txt.tmpl"] = &fstest.MapFile{Data: []byte(`{{.Name}} {{"${{ x }}"}}`)}
-	cat, err := load(fsys)
-	if err != nil || !cat["x-go"].info.NeedsBuild {
+	cat, err := open(fsys)
+	if err != nil || !cat.entries["x-go"].info.NeedsBuild {
 		t.Fatalf("good catalogue: %+v, %v", cat, err)
 	}
-	out, err := renderFrom(fsys, cat, "x-go", Data{Name: "fn"})
+	out, err := cat.render("x-go", Data{Name: "fn"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +143,7 @@ func TestLoadRejectsBadMetadata(t *testing.T) {
 	}
 	// A key Data lacks is an error, not an empty string.
 	fsys["catalog/x-go/cfg.txt.tmpl"] = &fstest.MapFile{Data: []byte(`{{.Nope}}`)}
-	if _, err := renderFrom(fsys, cat, "x-go", Data{Name: "fn"}); err == nil || !strings.Contains(err.Error(), "Nope") {
+	if _, err := cat.render("x-go", Data{Name: "fn"}); err == nil || !strings.Contains(err.Error(), "Nope") {
 		t.Errorf("missing key: %v", err)
 	}
 }
@@ -255,4 +258,64 @@ func keys(m map[string]string) []string {
 		out = append(out, k)
 	}
 	return out
+}
+
+// A template (the fixture in testdata) scaffolds with hidden directories,
+// nested .tmpl files, a literal "${{" and an executable script.
+func TestTemplateFixtureScaffolds(t *testing.T) {
+	cat, err := open(os.DirFS("testdata/fixture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cat.list(true); len(got) != 1 || got[0].Name != "mini-app" || !got[0].Template || got[0].NeedsBuild {
+		t.Fatalf("templates %+v", got)
+	}
+	if got := cat.list(false); len(got) != 0 {
+		t.Fatalf("blueprints %+v", got)
+	}
+	if err := cat.scaffold("mini-app", t.TempDir(), Data{Name: "shop", Module: "example.com/shop"}, Options{}); err != nil {
+		t.Fatalf("the fixture uses .Module in README.md.tmpl: %v", err)
+	}
+	// Without .Module in any .tmpl, a module is refused, not ignored.
+	delete(cat.entries, "mini-app")
+	cat2, err := open(fstest.MapFS{
+		"templates/plain/template.json": {Data: []byte(`{"name":"plain","description":"d"}`)},
+		"templates/plain/a.txt.tmpl":    {Data: []byte(`{{.Name}}`)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cat2.scaffold("plain", t.TempDir(), Data{Name: "x", Module: "m"}, Options{}); !errors.Is(err, ErrModuleUnused) {
+		t.Fatalf("module for a project without one: %v", err)
+	}
+	if err := cat2.scaffold("plain", t.TempDir(), Data{Name: "x"}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	cat, err = open(os.DirFS("testdata/fixture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := cat.scaffold("mini-app", dir, Data{Name: "shop", Module: "example.com/shop"}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"README.md":                "# shop\n\nModule example.com/shop.\n",
+		".github/workflows/ci.yml": "NOMAD_TOKEN: ${{ secrets.NOMAD_TOKEN }}",
+		"functions/api/nimbus.hcl": `function "shop-api" {`,
+		"functions/api/app.py":     "def handler(event, context):",
+	}
+	for name, sub := range want {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || !strings.Contains(string(b), sub) {
+			t.Errorf("%s: %q (%v), want it to contain %q", name, b, err, sub)
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "scripts", "deploy.sh"))
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("deploy.sh: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "template.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("template.json written: %v", err)
+	}
 }

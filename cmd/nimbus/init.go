@@ -22,7 +22,7 @@ func runInit(_ context.Context, env *cliEnv, args []string) error {
 	blueprint := fs.String("blueprint", "", "the blueprint to write into DIR")
 	tmpl := fs.String("template", "", "the application template to write into DIR")
 	name := fs.String("name", "", "function / project name (default: the base name of DIR)")
-	module := fs.String("module", "", "Go module path for Go projects (default: the name)")
+	module := fs.String("module", "", "Go module path, for projects with a go.mod (default: the name); an error for others")
 	force := fs.Bool("force", false, "write into a non-empty DIR, replacing files of the same names")
 	if err := parseFlags(fs, args); err != nil {
 		return err
