@@ -425,9 +425,46 @@ func TestTemplatePipelines(t *testing.T) {
 				runSteps(t, dir, steps, base, secrets, brokers)
 				live := checkLive(t, g, dir)
 				tc.verify(t, g, dir, brokers, live)
+				if flavour != "github" {
+					return
+				}
+				// A second push with changed code: the deploy job publishes
+				// version 2 of every function and nimbus rollout moves live
+				// to it in two steps.
+				writeTree(t, dir, map[string]string{"push2.go": "package main\n\nimport \"log\"\n\nfunc init() { log.SetPrefix(\"[push 2] \") }\n"})
+				var deploySteps []pipelineStep
+				for _, s := range steps {
+					if strings.HasPrefix(s.where, "job deploy ") {
+						deploySteps = append(deploySteps, s)
+					}
+				}
+				override := map[string]string{"NIMBUS_ROLLOUT": "--steps 50,100 --interval 1s"}
+				for k, v := range brokers {
+					override[k] = v
+				}
+				runSteps(t, dir, deploySteps, base, secrets, override)
+				live2 := checkLive(t, g, dir)
+				for fn, v := range live2 {
+					if want := fmt.Sprint(mustAtoi(t, live[fn]) + 1); v != want {
+						t.Errorf("after the second push %s:live is on %s, want %s", fn, v, want)
+					}
+					if out := g.mustCLI(t, "rollout", "status", fn, "--alias", "live"); !strings.Contains(out, "Succeeded") {
+						t.Errorf("nimbus rollout status %s:\n%s", fn, out)
+					}
+				}
+				tc.verify(t, g, dir, brokers, live2)
 			})
 		}
 	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // checkLive asserts every function of the project's spec exists on the
