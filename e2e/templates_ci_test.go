@@ -258,7 +258,7 @@ func gitlabSteps(t *testing.T, path string) (steps []pipelineStep, skipped []str
 		skipped = append(skipped, "default before_script")
 	}
 	type job struct {
-		name, stage  string
+		name         string
 		Stage        string            `yaml:"stage"`
 		Script       stringList        `yaml:"script"`
 		BeforeScript stringList        `yaml:"before_script"`
