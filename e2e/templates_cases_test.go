@@ -129,8 +129,12 @@ func queuePipelineVerify(t *testing.T, g *versionsGateway, _ string, env map[str
 			t.Fatalf("ingest %s: %v %+v", order, err, r)
 		}
 	}
-	post(`{"id":"o-1","customer":"ann","items":[{"sku":"tea","qty":2},{"sku":"cake","qty":1}]}`)
-	post(`{"id":"o-2","customer":"bob","items":[{"sku":"caviar","qty":1}]}`)
+	// Order ids are per version: ingest makes the id the JetStream message
+	// id, so a second push's check posting the same ids would be dropped as
+	// duplicates (which is what ingest promises producers).
+	good, bad := "o-1-v"+live["demo-ingest"], "o-2-v"+live["demo-ingest"]
+	post(`{"id":"` + good + `","customer":"ann","items":[{"sku":"tea","qty":2},{"sku":"cake","qty":1}]}`)
+	post(`{"id":"` + bad + `","customer":"bob","items":[{"sku":"caviar","qty":1}]}`)
 
 	msg, err := processed.NextMsg(60 * time.Second)
 	if err != nil {
@@ -140,7 +144,7 @@ func queuePipelineVerify(t *testing.T, g *versionsGateway, _ string, env map[str
 		ID         string `json:"id"`
 		TotalCents int    `json:"total_cents"`
 	}
-	if err := json.Unmarshal(msg.Data, &p); err != nil || p.ID != "o-1" || p.TotalCents != 1200 {
+	if err := json.Unmarshal(msg.Data, &p); err != nil || p.ID != good || p.TotalCents != 1200 {
 		t.Fatalf("processed: %s", msg.Data)
 	}
 	msg, err = failed.NextMsg(120 * time.Second)

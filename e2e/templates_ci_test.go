@@ -388,6 +388,9 @@ func TestTemplatePipelines(t *testing.T) {
 		}
 		for _, flavour := range []string{"github", "gitlab"} {
 			t.Run(name+"/"+flavour, func(t *testing.T) {
+				// Each run has its own gateway, brokers and project; much
+				// of a run is waiting (deploys, schedule ticks, retries).
+				t.Parallel()
 				dir := scaffoldTemplate(t, name)
 				brokers := tc.setup(t)
 				conf := ""
