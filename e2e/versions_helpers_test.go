@@ -79,6 +79,13 @@ func nimbusOnce(t *testing.T) string {
 // process (SIGINT, clean exit expected) when the test ends.
 func startVersionsGateway(t *testing.T, files map[string]string) *versionsGateway {
 	t.Helper()
+	return startVersionsGatewayConf(t, files, "")
+}
+
+// startVersionsGatewayConf is startVersionsGateway with extra gateway
+// config (HCL appended to the config file).
+func startVersionsGatewayConf(t *testing.T, files map[string]string, extraConf string) *versionsGateway {
+	t.Helper()
 	g := &versionsGateway{specDir: t.TempDir(), stateDir: filepath.Join(t.TempDir(), "state"), nimbus: nimbusOnce(t)}
 	writeTree(t, g.specDir, files)
 	conf := filepath.Join(t.TempDir(), "gateway.hcl")
@@ -88,7 +95,7 @@ invoke_key = %q
 access_key %q {
   secret = %q
 }
-`, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey)})
+`, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey) + extraConf})
 	dev := exec.Command(g.nimbus, "dev", "--listen", "127.0.0.1:0", "--config", conf, "--state-dir", g.stateDir, "--log-level", "warn", g.specDir)
 	dev.Dir = g.specDir
 	p := startNimbusProc(t, dev)
