@@ -89,6 +89,13 @@ func (a *Agent) Log() string { return a.log.String() }
 // when no binary is available and none can be built.
 func Start(tb testing.TB) *Agent {
 	tb.Helper()
+	return startFor(tb, false)
+}
+
+// startFor starts a dev agent, or a persistent one keeping its state in
+// a data dir, retrying with fresh ports, and stops it on cleanup.
+func startFor(tb testing.TB, persistent bool) *Agent {
+	tb.Helper()
 	bin, skip, err := Binary()
 	if skip != "" {
 		tb.Skip(skip)
@@ -98,7 +105,11 @@ func Start(tb testing.TB) *Agent {
 	}
 	var last error
 	for attempt := 0; attempt < startAttempts; attempt++ {
-		a, err := start(bin, tb.TempDir())
+		dir, data := tb.TempDir(), ""
+		if persistent {
+			data = filepath.Join(dir, "data")
+		}
+		a, err := startAgent(bin, dir, data)
 		if err == nil {
 			tb.Cleanup(func() {
 				if tb.Failed() {
@@ -114,7 +125,7 @@ func Start(tb testing.TB) *Agent {
 		// agent binds it; a fresh set of ports usually fixes that.
 		last = err
 	}
-	tb.Fatalf("starting consul agent (%d attempts): %v", startAttempts, last)
+	tb.Fatalf("starting consul agent (%d attempts, persistent %t): %v", startAttempts, persistent, last)
 	return nil
 }
 
@@ -136,8 +147,6 @@ func (a *Agent) Stop() error {
 	return fmt.Errorf("consul agent did not exit within %s of SIGTERM; killed", stopTimeout)
 }
 
-func start(bin, dir string) (*Agent, error) { return startAgent(bin, dir, "") }
-
 // StartPersistent runs a single-server agent (not -dev) that keeps its state
 // in a data dir, so Kill and Restart act as a crash and a restart of a real
 // agent: the same ports, node and data dir, with the catalog and the
@@ -145,32 +154,7 @@ func start(bin, dir string) (*Agent, error) { return startAgent(bin, dir, "") }
 // cleanup, and skips tb as Start does.
 func StartPersistent(tb testing.TB) *Agent {
 	tb.Helper()
-	bin, skip, err := Binary()
-	if skip != "" {
-		tb.Skip(skip)
-	}
-	if err != nil {
-		tb.Fatalf("consul binary: %v", err)
-	}
-	var last error
-	for attempt := 0; attempt < startAttempts; attempt++ {
-		dir := tb.TempDir()
-		a, err := startAgent(bin, dir, filepath.Join(dir, "data"))
-		if err == nil {
-			tb.Cleanup(func() {
-				if tb.Failed() {
-					tb.Logf("consul agent output (tail):\n%s", a.Log())
-				}
-				if err := a.Stop(); err != nil {
-					tb.Logf("stopping consul agent: %v", err)
-				}
-			})
-			return a
-		}
-		last = err
-	}
-	tb.Fatalf("starting persistent consul agent (%d attempts): %v", startAttempts, last)
-	return nil
+	return startFor(tb, true)
 }
 
 // Kill sends SIGKILL to the agent (a crash: nothing is saved or left) and
