@@ -43,10 +43,15 @@ type env struct {
 	idx    int
 	log    hclog.Logger
 	tmpDir string
-	ln     net.Listener
-	srv    *http.Server
-	addr   string
-	closed chan struct{} // closed when the instance stops
+	// uid, gid and rootDir (isolated instances) are the environment's
+	// identity and where its root is assembled; uidLease holds a leased uid.
+	uid, gid uint32
+	rootDir  string
+	uidLease *uidLease
+	ln       net.Listener
+	srv      *http.Server
+	addr     string
+	closed   chan struct{} // closed when the instance stops
 	// curTail is the running invocation's log tail (leaf; no lock needed).
 	curTail atomic.Pointer[tailBuffer]
 	// peak is the highest memory use (bytes) of the current process and
@@ -256,7 +261,13 @@ func (e *env) sampleMemoryLocked() int64 {
 	if e.cgRSS != nil {
 		e.cgRSS.rescan()
 		p = max(p, e.cgRSS.rss())
-	} else if e.mainRSS != nil {
+	} else {
+		if e.mainRSS == nil && e.inst.isolated && e.pgid > 0 {
+			e.mainRSS = bootstrapRSS(e.pgid)
+		}
+		if e.mainRSS == nil {
+			return e.raisePeak(p)
+		}
 		if rss, ok := e.mainRSS.rss(); ok {
 			p = max(p, rss)
 		}

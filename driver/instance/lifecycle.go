@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 )
 
 const (
@@ -55,10 +56,30 @@ func (e *env) startLocked() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = cfg.CodeDir
-	cmd.Env = environ(cfg, e.addr, in.optDir, in.runtimeDir, e.tmpDir, in.getenv)
+	var cmd *exec.Cmd
+	var sp *sandbox.Process
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: in.cred}
+	if in.isolated {
+		plan, err := e.plan(argv)
+		if err != nil {
+			return err
+		}
+		if sp, err = sandbox.Command(plan); err != nil {
+			return err
+		}
+		cmd = sp.Cmd
+		// The init runs as root and takes the function's identity itself.
+		attr.Cloneflags, attr.Credential = cmd.SysProcAttr.Cloneflags, nil
+	} else {
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = cfg.CodeDir
+		cmd.Env = environ(cfg, e.addr, in.optDir, in.runtimeDir, e.tmpDir, in.getenv)
+	}
+	closeSandbox := func() {
+		if sp != nil {
+			sp.Close()
+		}
+	}
 	var cg *envCgroup
 	switch {
 	case e.spawner != nil: // cgroup v1: the environment's own, reused
@@ -66,6 +87,7 @@ func (e *env) startLocked() error {
 		cg.reset()
 	case in.cgroup != nil: // cgroup v2: one per process, born in it
 		if cg, err = in.cgroup.create(e.cgroupName(), int64(cfg.MemoryMB)<<20); err != nil {
+			closeSandbox()
 			return err
 		}
 		attr.UseCgroupFD = true
@@ -74,6 +96,7 @@ func (e *env) startLocked() error {
 	cmd.SysProcAttr = attr
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		closeSandbox()
 		if cg != nil {
 			cg.release()
 		}
@@ -83,6 +106,7 @@ func (e *env) startLocked() error {
 	if err != nil {
 		outR.Close()
 		outW.Close()
+		closeSandbox()
 		if cg != nil {
 			cg.release()
 		}
@@ -95,6 +119,9 @@ func (e *env) startLocked() error {
 	} else {
 		err = startProcess(cmd, exited)
 	}
+	if sp != nil {
+		sp.Started()
+	}
 	if err == nil {
 		preferOOMVictim(cmd.Process.Pid)
 	}
@@ -103,6 +130,7 @@ func (e *env) startLocked() error {
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		closeSandbox()
 		if cg != nil {
 			cg.release()
 		}
@@ -120,7 +148,8 @@ func (e *env) startLocked() error {
 	if cg != nil {
 		e.cgRSS, _ = newCgroupRSS(filepath.Join(cg.dir, "cgroup.procs"))
 	}
-	if e.cgRSS == nil {
+	if e.cgRSS == nil && !in.isolated {
+		// (Isolated: the bootstrap is the init's child, found when sampled.)
 		e.mainRSS, _ = openRSS(e.pgid)
 	}
 	e.cg = cg
@@ -143,6 +172,13 @@ func (e *env) startLocked() error {
 	e.initTimer = time.AfterFunc(cfg.InitTimeout, func() { e.initTimeout(gen) })
 	go func() {
 		werr := <-exited
+		if sp != nil {
+			// The init's own end is the bootstrap's, unless the init was
+			// killed (or failed) before the bootstrap ended.
+			if ws, ok := sp.Status(); ok {
+				werr = waitStatusError{ws}
+			}
+		}
 		close(e.stopWatchFor(gen))
 		// Let the last output reach the sinks (and the tail) first.
 		deadline := time.NewTimer(outputGrace)

@@ -61,6 +61,9 @@ func readPlan() *Plan {
 // the seccomp filter are per thread, and the bootstrap is forked from it.
 func runInit() {
 	runtime.LockOSThread()
+	// The environment, not its host, is the OOM killer's first choice
+	// (inherited by the bootstrap).
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
 	plan := readPlan()
 	syscall.CloseOnExec(4)
 	status := os.NewFile(4, "status")
@@ -137,6 +140,12 @@ func buildRoot(plan *Plan) error {
 		return strings.Count(filepath.Clean(mounts[i].Target), "/") < strings.Count(filepath.Clean(mounts[j].Target), "/")
 	})
 	for _, m := range mounts {
+		if len(m.Layers) > 0 {
+			if err := overlay(root, m.Layers, m.Target); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := bind(root, m.Source, m.Target, !m.Writable, false); err != nil {
 			if os.IsNotExist(err) {
 				continue // a host path this machine does not have
@@ -231,6 +240,28 @@ func bind(root, source, target string, ro, devices bool) error {
 	}
 	if err := syscall.Mount("", dst, "", flags, ""); err != nil {
 		return fmt.Errorf("restricting %s: %w", target, err)
+	}
+	return nil
+}
+
+// overlay stacks layers (the first on top) read-only at target; one layer
+// is a plain read-only bind.
+func overlay(root string, layers []string, target string) error {
+	if len(layers) == 1 {
+		return bind(root, layers[0], target, true, false)
+	}
+	dst := filepath.Join(root, target)
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return err
+	}
+	for _, l := range layers {
+		if strings.ContainsAny(l, ":,\\") {
+			return fmt.Errorf("layer path %q cannot be stacked (':', ',' or '\\')", l)
+		}
+	}
+	opts := "lowerdir=" + strings.Join(layers, ":")
+	if err := syscall.Mount("overlay", dst, "overlay", syscall.MS_RDONLY|syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("stacking layers at %s: %w", target, err)
 	}
 	return nil
 }
@@ -338,4 +369,3 @@ func runEnter() {
 	}
 	os.Exit(0)
 }
-

@@ -35,6 +35,9 @@ type Mount struct {
 	Target string `json:"target"`
 	// Writable leaves the bind read-write (default read-only).
 	Writable bool `json:"writable,omitempty"`
+	// Layers, instead of Source, stacks host directories read-only at
+	// Target (overlayfs), the first on top: Lambda's /opt from layers.
+	Layers []string `json:"layers,omitempty"`
 }
 
 // Plan is what the init builds and runs. The host side fills it and passes
