@@ -143,8 +143,10 @@ func (e *env) plan(argv []string) (*sandbox.Plan, error) {
 		Root:   e.rootDir,
 		Mounts: mounts,
 		TmpMB:  c.EphemeralStorageMB,
-		UID:    e.uid,
-		GID:    e.gid,
+		// Lambda's limit of processes and threads per environment.
+		MaxProcs: 1024,
+		UID:      e.uid,
+		GID:      e.gid,
 		Files: map[string]string{
 			"/etc/passwd": sandbox.Passwd(e.uid, e.gid),
 			"/etc/group":  sandbox.Group(e.gid),

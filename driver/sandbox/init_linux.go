@@ -71,6 +71,13 @@ func runInit() {
 	if err := buildRoot(plan); err != nil {
 		fail(err)
 	}
+	if plan.MaxProcs > 0 {
+		// Inherited by the bootstrap; the init (root) is not held to it.
+		lim := syscall.Rlimit{Cur: plan.MaxProcs, Max: plan.MaxProcs}
+		if err := syscall.Setrlimit(rlimitNproc, &lim); err != nil {
+			fail(fmt.Errorf("limiting processes: %w", err))
+		}
+	}
 	if err := restrict(lastCap); err != nil {
 		fail(err)
 	}
@@ -118,6 +125,8 @@ func childCommand(plan *Plan, chroot string) *exec.Cmd {
 	}
 	return cmd
 }
+
+const rlimitNproc = 6 // RLIMIT_NPROC
 
 const (
 	msRec     = syscall.MS_REC

@@ -53,6 +53,10 @@ type Plan struct {
 	// UID and GID are the function's identity; 0 only when root is allowed.
 	UID uint32 `json:"uid"`
 	GID uint32 `json:"gid"`
+	// MaxProcs caps the processes and threads of the function's uid
+	// (RLIMIT_NPROC; 0: no cap). Environments have a uid each, so it bounds
+	// one environment: a fork bomb gets EAGAIN.
+	MaxProcs uint64 `json:"max_procs,omitempty"`
 	// Files are small files created read-only inside (e.g. /etc/passwd).
 	Files map[string]string `json:"files,omitempty"`
 	// Argv, Env and Dir start the bootstrap (paths as seen inside).
