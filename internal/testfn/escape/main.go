@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"strconv"
 	"syscall"
 
@@ -107,25 +106,31 @@ func fill(path string) (int64, error) {
 	return n, errors.New("wrote 64 GB without an error")
 }
 
-// forkBomb starts processes until the kernel refuses one (or max), then
-// ends them all.
+// forkBomb forks (raw fork: the children only pause, without the Go
+// runtime) until the kernel refuses one (or max), then kills them all.
 func forkBomb(max int) (int, error) {
 	if max == 0 {
 		max = 3000
 	}
-	var procs []*os.Process
+	var pids []int
 	defer func() {
-		for _, p := range procs {
-			_ = p.Kill()
-			_, _ = p.Wait()
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(pid, &ws, 0, nil)
 		}
 	}()
-	for len(procs) < max {
-		cmd := exec.Command("/bin/sleep", "60")
-		if err := cmd.Start(); err != nil {
-			return len(procs), err
+	for len(pids) < max {
+		pid, _, errno := syscall.RawSyscall(syscall.SYS_FORK, 0, 0, 0)
+		if errno != 0 {
+			return len(pids), errno
 		}
-		procs = append(procs, cmd.Process)
+		if pid == 0 {
+			for {
+				_, _, _ = syscall.RawSyscall(syscall.SYS_PAUSE, 0, 0, 0)
+			}
+		}
+		pids = append(pids, int(pid))
 	}
-	return len(procs), fmt.Errorf("started %d processes without an error", max)
+	return len(pids), fmt.Errorf("started %d processes without an error", max)
 }
