@@ -40,14 +40,17 @@ func (d *Driver) execCommand(ctx context.Context, taskID string, argv []string) 
 	if t.exited() {
 		return nil, nil, status.Errorf(codes.FailedPrecondition, "task %s has exited", taskID)
 	}
-	if len(sandbox.Missing()) == 0 {
-		// The instance isolates its environments: enter one.
-		cmd, err := enterCommand(ctx, t, argv)
+	if initPID, uid, gid, ok := runningEnvironment(t.proc.pid); ok {
+		// The instance isolates its environments: enter a running one.
+		cmd, err := enterCommand(ctx, t, argv, initPID, uid, gid)
 		if err != nil {
 			return nil, nil, status.Error(codes.FailedPrecondition, err.Error())
 		}
 		return cmd, t, nil
 	}
+	// No isolated environment runs (none started yet, or the host cannot
+	// isolate): the operator's command runs beside the instance, in the
+	// code directory as the task's user, as it did before isolation.
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = t.state.CodeDir
 	env := make([]string, 0, len(t.cfg.GetEnv())+1)
@@ -82,16 +85,11 @@ func (d *Driver) execCommand(ctx context.Context, taskID string, argv []string) 
 	return cmd, t, nil
 }
 
-// enterCommand runs argv inside the task's first running execution
-// environment: its PID and network namespaces, its root, its uid and its
-// restrictions (driver/sandbox's exec helper), at /var/task with the
-// task's environment. A task whose environments have not started (or all
-// ended) has nothing to enter.
-func enterCommand(ctx context.Context, t *task, argv []string) (*exec.Cmd, error) {
-	initPID, uid, gid, err := runningEnvironment(t.proc.pid)
-	if err != nil {
-		return nil, err
-	}
+// enterCommand runs argv inside the execution environment whose sandbox
+// init is initPID: its PID and network namespaces, its root, its uid and
+// its restrictions (driver/sandbox's exec helper), at /var/task with the
+// task's environment.
+func enterCommand(ctx context.Context, t *task, argv []string, initPID int, uid, gid uint32) (*exec.Cmd, error) {
 	root := fmt.Sprintf("/proc/%d/root", initPID)
 	path := argv[0]
 	if !bytes.ContainsRune([]byte(path), '/') {
@@ -140,7 +138,7 @@ func enterCommand(ctx context.Context, t *task, argv []string) (*exec.Cmd, error
 
 // runningEnvironment finds, among the instance process's children, a
 // sandbox init with a running bootstrap, and the bootstrap's uid and gid.
-func runningEnvironment(instancePID int) (initPID int, uid, gid uint32, err error) {
+func runningEnvironment(instancePID int) (initPID int, uid, gid uint32, ok bool) {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", instancePID))
 	for _, tk := range tasks {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", instancePID, tk.Name()))
@@ -163,10 +161,10 @@ func runningEnvironment(instancePID int) (initPID int, uid, gid uint32, err erro
 			if u < 0 || g < 0 {
 				continue
 			}
-			return pid, uint32(u), uint32(g), nil
+			return pid, uint32(u), uint32(g), true
 		}
 	}
-	return 0, 0, 0, errors.New("no execution environment of this task is running to exec into (invoke the function first)")
+	return 0, 0, 0, false
 }
 
 // statusID reads the real id of a /proc/<pid>/status "Uid:" or "Gid:" line.

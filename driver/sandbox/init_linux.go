@@ -121,7 +121,11 @@ func childCommand(plan *Plan, chroot string) *exec.Cmd {
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Chroot:     chroot,
 		Credential: &syscall.Credential{Uid: plan.UID, Gid: plan.GID, Groups: []uint32{plan.GID}},
-		Pdeathsig:  syscall.SIGKILL,
+	}
+	if chroot == "" {
+		// (Not for Enter: Go's child compares getppid() with the parent's
+		// pid, and a parent outside the child's PID namespace reads as 0.)
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	}
 	return cmd
 }

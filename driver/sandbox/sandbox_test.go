@@ -5,8 +5,10 @@ package sandbox
 import (
 	"bytes"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // run starts argv in a fresh environment with the defaults a function gets
@@ -55,6 +57,57 @@ func TestShellSeesOnlyItsEnvironment(t *testing.T) {
 	t.Logf("%s (exit %d)", out, code)
 	for _, want := range []string{"64999\n", "hi\n", "/etc/shadow: No such file", "Read-only file system", "No space left", "done"} {
 		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// TestEnterJoinsARunningEnvironment runs a command the way `nomad alloc
+// exec` does: it sees the environment's root and processes, as its user.
+func TestEnterJoinsARunningEnvironment(t *testing.T) {
+	if len(Missing()) > 0 {
+		t.Skipf("no isolation here: %v", Missing())
+	}
+	code := t.TempDir()
+	if err := os.WriteFile(code+"/hello", []byte("hi"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Command(&Plan{
+		Root: t.TempDir(), Mounts: append(DefaultMounts(), Mount{Source: code, Target: TaskRoot}),
+		UID: 64997, GID: 64997, Argv: []string{"/bin/sleep", "30"}, Env: []string{"PATH=" + Path}, Dir: TaskRoot,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = p.Cmd.Start()
+	p.Started()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Cmd.Process.Kill(); _ = p.Cmd.Wait() })
+	init := p.Cmd.Process.Pid
+	// The bootstrap runs once the init has a child.
+	for i := 0; ; i++ {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(init) + "/task/" + strconv.Itoa(init) + "/children")
+		if len(strings.TrimSpace(string(b))) > 0 {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("the environment's bootstrap never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd, err := EnterCommand(&Plan{Argv: []string{"/bin/sh", "-c", "id -u; cat hello; echo; cat /proc/1/cmdline; echo; cat /etc/shadow"}, Env: []string{"PATH=" + Path}, Dir: TaskRoot, UID: 64997, GID: 64997, Target: init})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s (%v)", out, err)
+	if err == nil {
+		t.Error("cat /etc/shadow succeeded")
+	}
+	for _, want := range []string{"64997\n", "hi\n", InitName, "No such file"} {
+		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
