@@ -125,7 +125,10 @@ func (c Config) validate() (settings, error) {
 			errs = append(errs, fmt.Sprintf("%s %q must be an absolute path", name, p))
 		}
 	}
-	if _, _, err := instance.ParseUIDRange(c.UIDRange); err != nil {
+	if s.UIDRange == "" {
+		s.UIDRange = instance.DefaultUIDRange
+	}
+	if _, _, err := instance.ParseUIDRange(s.UIDRange); err != nil {
 		errs = append(errs, err.Error())
 	}
 	for src, dst := range c.ChrootEnv {
