@@ -252,3 +252,6 @@ func openToFunctions(dirs ...string) {
 		}
 	}
 }
+
+// Isolated reports whether the instance's environments run in the sandbox.
+func (in *Instance) Isolated() bool { return in.isolated }
