@@ -29,6 +29,8 @@ func init() {
 		runInit()
 	case EnterName:
 		runEnter()
+	case ZygoteName:
+		runZygote()
 	}
 }
 
@@ -109,6 +111,100 @@ func runInit() {
 			binary.LittleEndian.PutUint32(b[:], uint32(ws))
 			_, _ = status.Write(b[:])
 			os.Exit(0)
+		}
+	}
+}
+
+// runZygote is runInit that starts a bootstrap per request on fd 4 (a
+// SOCK_SEQPACKET socket: "S" with the output fds, answered "P" once
+// started or "E<error>", then "X<wait status>" when it ended, after which
+// every process left in the namespace is killed). It ends when the host
+// closes the socket.
+func runZygote() {
+	runtime.LockOSThread()
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
+	plan := readPlan()
+	const ctl = 4
+	syscall.CloseOnExec(ctl)
+	lastCap := lastCapability()
+	if err := buildRoot(plan); err != nil {
+		fail(err)
+	}
+	if plan.MaxProcs > 0 {
+		lim := syscall.Rlimit{Cur: plan.MaxProcs, Max: plan.MaxProcs}
+		if err := syscall.Setrlimit(rlimitNproc, &lim); err != nil {
+			fail(fmt.Errorf("limiting processes: %w", err))
+		}
+	}
+	if err := restrict(lastCap); err != nil {
+		fail(err)
+	}
+	send := func(b []byte) {
+		if err := syscall.Sendmsg(ctl, b, nil, nil, 0); err != nil {
+			os.Exit(0) // the host is gone
+		}
+	}
+	buf := make([]byte, 16)
+	oob := make([]byte, syscall.CmsgSpace(2*4))
+	for {
+		n, oobn, _, _, err := syscall.Recvmsg(ctl, buf, oob, 0)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			os.Exit(0)
+		}
+		var fds []int
+		if msgs, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
+			for _, m := range msgs {
+				if r, err := syscall.ParseUnixRights(&m); err == nil {
+					fds = append(fds, r...)
+				}
+			}
+		}
+		if buf[0] != 'S' || len(fds) != 2 {
+			for _, fd := range fds {
+				syscall.Close(fd)
+			}
+			send([]byte("Ebad request"))
+			continue
+		}
+		out, errOut := os.NewFile(uintptr(fds[0]), "stdout"), os.NewFile(uintptr(fds[1]), "stderr")
+		cmd := childCommand(plan, "")
+		cmd.Stdout, cmd.Stderr = out, errOut
+		cmd.SysProcAttr.Setpgid = true // the host kills its group
+		err = cmd.Start()
+		out.Close()
+		errOut.Close()
+		if err != nil {
+			send([]byte("E" + err.Error()))
+			continue
+		}
+		send([]byte{'P'})
+		pid := cmd.Process.Pid
+		for {
+			var ws syscall.WaitStatus
+			got, err := syscall.Wait4(-1, &ws, 0, nil)
+			if err == syscall.EINTR {
+				continue
+			}
+			if err != nil {
+				fail(fmt.Errorf("waiting for the bootstrap: %w", err))
+			}
+			if got == pid {
+				// What the bootstrap left behind goes with it.
+				_ = syscall.Kill(-1, syscall.SIGKILL)
+				for {
+					if _, err := syscall.Wait4(-1, nil, 0, nil); err == syscall.ECHILD {
+						break
+					}
+				}
+				msg := make([]byte, 5)
+				msg[0] = 'X'
+				binary.LittleEndian.PutUint32(msg[1:], uint32(ws))
+				send(msg)
+				break
+			}
 		}
 	}
 }

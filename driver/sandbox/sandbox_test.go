@@ -112,3 +112,46 @@ func TestEnterJoinsARunningEnvironment(t *testing.T) {
 		}
 	}
 }
+
+// TestZygoteSpawnsAgainAndAgain starts bootstraps from one prepared
+// environment: each gets its own output and wait status, and what one
+// leaves behind is gone before the next starts.
+func TestZygoteSpawnsAgainAndAgain(t *testing.T) {
+	if len(Missing()) > 0 {
+		t.Skipf("no isolation here: %v", Missing())
+	}
+	z, err := ZygoteCommand(&Plan{
+		Root: t.TempDir(), Mounts: DefaultMounts(), TmpMB: 4, UID: 64996, GID: 64996,
+		Argv: []string{"/bin/sh", "-c", `echo "$(cat /proc/[0-9]*/comm | grep -c sleep) $(cat /tmp/n 2>/dev/null | wc -l)"; sleep 60 & echo x >> /tmp/n; exit 3`},
+		Env:  []string{"PATH=" + Path}, Dir: "/",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	z.Cmd.Stderr = os.Stderr
+	err = z.Cmd.Start()
+	z.Started()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { z.Close(); _ = z.Cmd.Wait() })
+	// No sleep left by the previous bootstrap; /tmp is the environment's.
+	for i, want := range []string{"0 0\n", "0 1\n", "0 2\n"} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid, wait, err := z.Spawn(w, w)
+		w.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws := wait()
+		out := make([]byte, 100)
+		n, _ := r.Read(out)
+		r.Close()
+		if ws.ExitStatus() != 3 || string(out[:n]) != want {
+			t.Errorf("spawn %d (pid %d): status %v output %q, want 3 and %q", i, pid, ws.ExitStatus(), out[:n], want)
+		}
+	}
+}
