@@ -113,8 +113,11 @@ func TestCgroupV1Environment(t *testing.T) {
 	}
 	procs, err := os.ReadFile(filepath.Join(cg.dir, "cgroup.procs"))
 	want := map[string]bool{strconv.Itoa(pid): true, strconv.Itoa(os.Getpid()): true}
-	if in.isolated { // the sandbox init, born in the cgroup, and its child
+	if e.viaInit { // the sandbox init, born in the cgroup, and its child
 		want[strconv.Itoa(bootstrapPID(t, e))] = true
+	}
+	if e.zyg != nil { // the sandbox zygote, born in the cgroup, forks the bootstrap there
+		want[strconv.Itoa(e.zyg.Cmd.Process.Pid)] = true
 	}
 	got := map[string]bool{}
 	for _, p := range strings.Fields(string(procs)) {

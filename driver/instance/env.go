@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 )
 
 // memoryPoll is how often an environment's process group RSS is sampled
@@ -48,10 +49,15 @@ type env struct {
 	uid, gid uint32
 	rootDir  string
 	uidLease *uidLease
-	ln       net.Listener
-	srv      *http.Server
-	addr     string
-	closed   chan struct{} // closed when the instance stops
+	// zyg (isolated, cgroup v1 or none) starts the environment's
+	// bootstraps in its prepared sandbox; viaInit: the current process is
+	// a sandbox init whose child is the bootstrap.
+	zyg     *sandbox.Zygote
+	viaInit bool
+	ln      net.Listener
+	srv     *http.Server
+	addr    string
+	closed  chan struct{} // closed when the instance stops
 	// curTail is the running invocation's log tail (leaf; no lock needed).
 	curTail atomic.Pointer[tailBuffer]
 	// peak is the highest memory use (bytes) of the current process and
@@ -262,7 +268,7 @@ func (e *env) sampleMemoryLocked() int64 {
 		e.cgRSS.rescan()
 		p = max(p, e.cgRSS.rss())
 	} else {
-		if e.mainRSS == nil && e.inst.isolated && e.pgid > 0 {
+		if e.mainRSS == nil && e.viaInit && e.pgid > 0 {
 			e.mainRSS = bootstrapRSS(e.pgid)
 		}
 		if e.mainRSS == nil {

@@ -186,9 +186,9 @@ func httpGate(t *testing.T) (url string, open func()) {
 func bootstrapPID(t *testing.T, e *env) int {
 	t.Helper()
 	e.mu.Lock()
-	pid := e.pgid
+	pid, viaInit := e.pgid, e.viaInit
 	e.mu.Unlock()
-	if !e.inst.isolated {
+	if !viaInit {
 		return pid
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))

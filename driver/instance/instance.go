@@ -177,6 +177,7 @@ func (in *Instance) Start(ctx context.Context) error {
 func (in *Instance) abortStart() {
 	for _, e := range in.envs {
 		_ = e.srv.Close()
+		e.closeZygote()
 		e.closeCgroup()
 		e.uidLease.release()
 	}
@@ -213,6 +214,11 @@ func (in *Instance) newEnv(i int) (*env, error) {
 		return nil, fmt.Errorf("binding runtime api for environment %d: %w", i, err)
 	}
 	e.ln, e.addr = ln, ln.Addr().String()
+	if in.isolated && (in.cgroup == nil || in.cgroup.v1) {
+		// (cgroup v2 gives each process a fresh cgroup at its birth, which
+		// a zygote's fork cannot.)
+		e.startZygote()
+	}
 	info := runtimeapi.FunctionInfo{FunctionName: in.cfg.Function, FunctionVersion: in.cfg.Version, Handler: in.cfg.Handler}
 	e.srv = &http.Server{Handler: runtimeapi.NewServer(e, info, uuid.NewString, e.closed)}
 	go func() { _ = e.srv.Serve(ln) }()
@@ -383,6 +389,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 	for _, e := range in.envs {
 		close(e.closed) // releases extension polls of processes that outlived SIGKILL
 		_ = e.srv.Close()
+		e.closeZygote()
 		e.closeCgroup()
 		e.uidLease.release()
 	}

@@ -255,3 +255,54 @@ func openToFunctions(dirs ...string) {
 
 // Isolated reports whether the instance's environments run in the sandbox.
 func (in *Instance) Isolated() bool { return in.isolated }
+
+// startZygote starts the environment's sandbox zygote, born (like every
+// process of the environment) in its cgroup: the sandbox's setup (mount
+// and pid namespaces, root, restrictions) then happens once, at instance
+// start, and a cold start is a fork and an exec. Without a zygote each
+// process gets a fresh init.
+func (e *env) startZygote() {
+	in := e.inst
+	argv, err := entrypoint(in.cfg, in.optDir, in.runtimeDir)
+	if err != nil {
+		return // every start will report it
+	}
+	plan, err := e.plan(argv)
+	if err != nil {
+		return
+	}
+	z, err := sandbox.ZygoteCommand(plan)
+	if err != nil {
+		e.log.Debug("no sandbox zygote", "error", err)
+		return
+	}
+	z.Cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Cloneflags: z.Cmd.SysProcAttr.Cloneflags}
+	z.Cmd.Stderr = in.stderr // its setup errors, if any
+	exited := make(chan error, 1)
+	if e.spawner != nil {
+		err = e.spawner.start(z.Cmd, exited)
+	} else {
+		err = startProcess(z.Cmd, exited)
+	}
+	z.Started()
+	if err != nil {
+		e.log.Debug("no sandbox zygote", "error", err)
+		return
+	}
+	e.zyg = z
+	if e.cgV1 != nil {
+		e.cgV1.keep = z.Cmd.Process.Pid
+	}
+	go func() {
+		if err := <-exited; err != nil && !in.isClosing() {
+			e.log.Debug("sandbox zygote ended; environments start through a fresh init", "status", exitDescription(err))
+		}
+	}()
+}
+
+// closeZygote ends the environment's zygote.
+func (e *env) closeZygote() {
+	if e.zyg != nil {
+		e.zyg.Close()
+	}
+}

@@ -59,7 +59,13 @@ func (e *env) startLocked() error {
 	var cmd *exec.Cmd
 	var sp *sandbox.Process
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: in.cred}
-	if in.isolated {
+	// The environment's zygote, while it lives, starts the bootstrap in the
+	// sandbox it already built; else a fresh init builds one.
+	zyg := e.zyg
+	useZyg := zyg != nil && zyg.Alive()
+	if useZyg {
+		// started below
+	} else if in.isolated {
 		plan, err := e.plan(argv)
 		if err != nil {
 			return err
@@ -93,7 +99,9 @@ func (e *env) startLocked() error {
 		attr.UseCgroupFD = true
 		attr.CgroupFD = int(cg.fd.Fd())
 	}
-	cmd.SysProcAttr = attr
+	if cmd != nil {
+		cmd.SysProcAttr = attr
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		closeSandbox()
@@ -112,18 +120,27 @@ func (e *env) startLocked() error {
 		}
 		return fmt.Errorf("creating stderr pipe: %w", err)
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
 	exited := make(chan error, 1)
-	if e.spawner != nil {
-		err = e.spawner.start(cmd, exited)
+	pid := 0
+	if useZyg {
+		var wait func() syscall.WaitStatus
+		if pid, wait, err = zyg.Spawn(outW, errW); err == nil {
+			go func() { exited <- waitStatusError{wait()} }()
+		}
 	} else {
-		err = startProcess(cmd, exited)
-	}
-	if sp != nil {
-		sp.Started()
-	}
-	if err == nil {
-		preferOOMVictim(cmd.Process.Pid)
+		cmd.Stdout, cmd.Stderr = outW, errW
+		if e.spawner != nil {
+			err = e.spawner.start(cmd, exited)
+		} else {
+			err = startProcess(cmd, exited)
+		}
+		if sp != nil {
+			sp.Started()
+		}
+		if err == nil {
+			pid = cmd.Process.Pid
+			preferOOMVictim(pid)
+		}
 	}
 	outW.Close()
 	errW.Close()
@@ -141,15 +158,19 @@ func (e *env) startLocked() error {
 	}
 	e.gen++
 	gen := e.gen
-	e.pgid = cmd.Process.Pid
+	e.pgid = pid
+	e.viaInit = in.isolated && !useZyg
 	// The end of every invocation samples the RSS (fresh peak for short
 	// invocations): of the cgroup's processes, else of the main process
 	// (the watcher covers the whole group).
 	if cg != nil {
 		e.cgRSS, _ = newCgroupRSS(filepath.Join(cg.dir, "cgroup.procs"))
+		if e.cgRSS != nil && useZyg {
+			e.cgRSS.skip = zyg.Cmd.Process.Pid // the zygote is the platform's
+		}
 	}
-	if e.cgRSS == nil && !in.isolated {
-		// (Isolated: the bootstrap is the init's child, found when sampled.)
+	if e.cgRSS == nil && !e.viaInit {
+		// (Through an init: the bootstrap is its child, found when sampled.)
 		e.mainRSS, _ = openRSS(e.pgid)
 	}
 	e.cg = cg
