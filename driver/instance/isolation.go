@@ -289,6 +289,11 @@ func (e *env) startZygote() {
 		e.log.Debug("no sandbox zygote", "error", err)
 		return
 	}
+	// Start waits for the setup: it is instance start-up, not a cold start.
+	if err := z.Ready(); err != nil {
+		e.log.Warn("sandbox zygote failed; environments start through a fresh init", "error", err)
+		return
+	}
 	e.zyg = z
 	if e.cgV1 != nil {
 		e.cgV1.keep = z.Cmd.Process.Pid

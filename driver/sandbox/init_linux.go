@@ -144,6 +144,7 @@ func runZygote() {
 			os.Exit(0) // the host is gone
 		}
 	}
+	send([]byte{'R'})
 	buf := make([]byte, 16)
 	oob := make([]byte, syscall.CmsgSpace(2*4))
 	for {

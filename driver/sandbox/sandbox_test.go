@@ -135,6 +135,9 @@ func TestZygoteSpawnsAgainAndAgain(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { z.Close(); _ = z.Cmd.Wait() })
+	if err := z.Ready(); err != nil {
+		t.Fatal(err)
+	}
 	// No sleep left by the previous bootstrap; /tmp is the environment's.
 	for i, want := range []string{"0 0\n", "0 1\n", "0 2\n"} {
 		r, w, err := os.Pipe()

@@ -54,6 +54,19 @@ func (z *Zygote) Started() {
 	}
 }
 
+// Ready waits until the zygote has built the environment (an error: it
+// failed and ended; its reason went to its stderr).
+func (z *Zygote) Ready() error {
+	msg, err := z.read()
+	if err == nil && msg[0] != 'R' {
+		err = fmt.Errorf("sandbox zygote: unexpected message %q", msg)
+	}
+	if err != nil {
+		z.Close()
+	}
+	return err
+}
+
 // Spawn starts the bootstrap with stdout and stderr as its output and
 // returns its host pid (it leads its own process group) and a function
 // that waits for its end. An error means the zygote is gone: use Command.
