@@ -372,7 +372,15 @@ func rawRuntimeDir(tb testing.TB) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	script := "#!/bin/sh\n" + roleEnv + "=runtime exec '" + exe + "'\n"
+	// A copy inside the code dir: an isolated environment sees only that.
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runtime"), b, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	script := "#!/bin/sh\n" + roleEnv + "=runtime exec \"$(dirname \"$0\")/runtime\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte(script), 0o755); err != nil {
 		tb.Fatal(err)
 	}
