@@ -141,7 +141,7 @@ function "stamp" {
   code { dir = %q }
   async { max_retries = 2 }
 }
-`, s.echoDir, s.stampLog, s.stampDir)})
+`, s.echoDir, testfn.LogURL(t, s.stampLog), s.stampDir)})
 	s.conf = filepath.Join(t.TempDir(), "gateway.hcl")
 	writeTree(t, filepath.Dir(s.conf), map[string]string{filepath.Base(s.conf): fmt.Sprintf(`region = %q
 account_id = %q

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,8 +240,8 @@ func TestLocalFunctionURLs(t *testing.T) {
 
 func TestLocalResponseStreaming(t *testing.T) {
 	g := startGateway(t, localSpec(t), nil)
-	gate := filepath.Join(t.TempDir(), "gate")
-	resp, err := http.Get(g.base + "/url/stream/path?gate=" + gate)
+	gate := newGate(t)
+	resp, err := http.Get(g.base + "/url/stream/path?gate=" + url.QueryEscape(gate))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,9 +257,7 @@ func TestLocalResponseStreaming(t *testing.T) {
 	}
 	// The function is still waiting for the gate: the first line came
 	// through while it ran.
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	openGate(t, gate)
 	rest, _ := io.ReadAll(rd)
 	if string(rest) != "second\n" {
 		t.Fatalf("rest of stream %q", rest)

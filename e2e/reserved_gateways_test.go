@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -43,13 +41,6 @@ func gatedEvent(t *testing.T, gate string) []byte {
 	return b
 }
 
-func openGate(t *testing.T, gate string) {
-	t.Helper()
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // Item 12 of issue 11: two gateways on one NATS admit a function's
 // reserved concurrency together (counted by the instances that ran it, not
 // by timings), the rest get TooManyRequestsException; and the slot of a
@@ -77,9 +68,8 @@ function "held" {
 	b := startGateway(t, spec, shared)
 	gws := []*gateway{a, b}
 	ctx := context.Background()
-	gates := t.TempDir()
-	gate := filepath.Join(gates, "all")
-	t.Cleanup(func() { _ = os.WriteFile(gate, nil, 0o644) }) // never leave invocations hanging
+	gate := newGate(t)
+	t.Cleanup(func() { openGate(t, gate) }) // never leave invocations hanging
 
 	// Ten at once, five through each gateway.
 	type outcome struct {
@@ -143,8 +133,8 @@ function "held" {
 
 	// Gateway a dies holding a slot: its NATS connection ends (no renewal,
 	// no release) while its invocation runs; then that invocation ends.
-	gateA, gateB := filepath.Join(gates, "a"), filepath.Join(gates, "b")
-	t.Cleanup(func() { _ = os.WriteFile(gateA, nil, 0o644); _ = os.WriteFile(gateB, nil, 0o644) })
+	gateA, gateB := newGate(t), newGate(t)
+	t.Cleanup(func() { openGate(t, gateA); openGate(t, gateB) })
 	done := make(chan error, 2)
 	go func() {
 		_, err := lambdaFor(a).Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("held"), Payload: gatedEvent(t, gateA)})

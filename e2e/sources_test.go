@@ -45,7 +45,7 @@ function "consumer" {
   timeout = "10s"
   code { dir = "` + testfn.Dir(t, "batch") + `" }
   environment = {
-    BATCH_LOG    = "` + logPath + `"
+    BATCH_LOG    = "` + testfn.LogURL(t, logPath) + `"
     BATCH_REPORT = "1"
   }
 ` + sourceBlocks + `
@@ -303,7 +303,7 @@ func TestScheduleInvokesThroughTheAsyncQueue(t *testing.T) {
 function "tick" {
   runtime = "provided.al2023"
   code { dir = "`+testfn.Dir(t, "batch")+`" }
-  environment = { BATCH_LOG = "`+logPath+`" }
+  environment = { BATCH_LOG = "`+testfn.LogURL(t, logPath)+`" }
   event_source "every-second" {
     type     = "schedule"
     schedule = "* * * * * * *"

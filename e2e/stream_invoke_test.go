@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -187,7 +185,7 @@ func TestLocalInvokeWithResponseStream(t *testing.T) {
 	})
 
 	t.Run("chunks arrive while the function runs; a mid-stream failure ends in InvokeComplete", func(t *testing.T) {
-		gate := filepath.Join(t.TempDir(), "gate")
+		gate := newGate(t)
 		ev, _ := json.Marshal(map[string]any{"gate": gate, "fail": true})
 		res, err := invokeStream(t, c, &lambda.InvokeWithResponseStreamInput{FunctionName: aws.String("stream"), Payload: ev},
 			func(i int, chunk []byte) {
@@ -197,9 +195,7 @@ func TestLocalInvokeWithResponseStream(t *testing.T) {
 					if string(chunk) != "chunk-1\n" {
 						t.Errorf("first chunk %q", chunk)
 					}
-					if err := os.WriteFile(gate, nil, 0o644); err != nil {
-						t.Error(err)
-					}
+					openGate(t, gate)
 				}
 			})
 		if err != nil {

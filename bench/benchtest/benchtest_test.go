@@ -13,6 +13,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -37,7 +38,7 @@ func TestStartEchoIsWarmAndEchoes(t *testing.T) {
 // both event shapes with one time per invocation.
 func TestStartStampLogsEachRecord(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "stamp.log")
-	in := Start(t, Function{Name: "stamp", Code: "stamp", Envs: 1, Env: map[string]string{"STAMP_LOG": logPath}})
+	in := Start(t, Function{Name: "stamp", Code: "stamp", Envs: 1, Env: map[string]string{"STAMP_LOG": testfn.LogURL(t, logPath)}})
 	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	kafka := `{"eventSource":"SelfManagedKafka","records":{"t-1":[{"offset":7,"value":"` + b64("k3") + `"}],` +
 		`"t-0":[{"offset":1,"value":"` + b64("k1") + `"},{"offset":2,"value":"` + b64(`{"id":"k2"}`) + `"}]}}`

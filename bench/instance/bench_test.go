@@ -372,7 +372,15 @@ func rawRuntimeDir(tb testing.TB) string {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	script := "#!/bin/sh\n" + roleEnv + "=runtime exec '" + exe + "'\n"
+	// A copy inside the code dir: an isolated environment sees only that.
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runtime"), b, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	script := "#!/bin/sh\n" + roleEnv + "=runtime exec \"$(dirname \"$0\")/runtime\"\n"
 	if err := os.WriteFile(filepath.Join(dir, "bootstrap"), []byte(script), 0o755); err != nil {
 		tb.Fatal(err)
 	}
@@ -494,43 +502,55 @@ func startRIE(tb testing.TB, rie, codeDir string) (string, int, error) {
 	}
 }
 
+// coldResult is the median cold start of one kind of environment.
+type coldResult struct{ total, initDur, startup time.Duration }
+
 // coldStarts launches fresh instances (in-process) and measures spawn →
-// first response against the init duration the instance reports.
-func coldStarts(tb testing.TB) (total, initDur, startup time.Duration, err error) {
-	var totals, inits, startups []time.Duration
+// first response against the init duration the instance reports, for
+// unisolated and (where the host allows) sandboxed environments,
+// interleaved so both see the same machine.
+func coldStarts(tb testing.TB) (plain, sandboxed coldResult, isolated bool, err error) {
+	var totals, inits, startups [2][]time.Duration
 	for i := 0; i < colds; i++ {
-		time.Sleep(coldGap)
-		cfg := echoConfig(tb)
-		cfg.StateDir = tb.TempDir()
-		cfg.StdoutPath = filepath.Join(cfg.StateDir, "stdout.log")
-		s0 := time.Now()
-		in, err := instance.New(cfg, hclog.NewNullLogger())
-		if err != nil {
-			return 0, 0, 0, err
-		}
-		if err := in.Start(context.Background()); err != nil {
-			return 0, 0, 0, err
-		}
-		startups = append(startups, time.Since(s0))
-		c := &invokeapi.Client{Secret: "bench"}
-		t0 := time.Now()
-		resp, err := c.Invoke(context.Background(), in.Addr(), &invokeapi.Request{Payload: []byte(payload)})
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			totals = append(totals, time.Since(t0))
-			inits = append(inits, resp.Report().InitDuration)
-		}
-		_ = in.Stop(context.Background())
-		if err != nil {
-			return 0, 0, 0, err
+		for mode := 0; mode < 2; mode++ {
+			time.Sleep(coldGap)
+			cfg := echoConfig(tb)
+			cfg.StateDir = tb.TempDir()
+			cfg.StdoutPath = filepath.Join(cfg.StateDir, "stdout.log")
+			cfg.Isolation.Disabled = mode == 0
+			s0 := time.Now()
+			in, err := instance.New(cfg, hclog.NewNullLogger())
+			if err != nil {
+				return plain, sandboxed, false, err
+			}
+			if err := in.Start(context.Background()); err != nil {
+				return plain, sandboxed, false, err
+			}
+			if mode == 1 {
+				isolated = in.Isolated()
+			}
+			startups[mode] = append(startups[mode], time.Since(s0))
+			c := &invokeapi.Client{Secret: "bench"}
+			t0 := time.Now()
+			resp, err := c.Invoke(context.Background(), in.Addr(), &invokeapi.Request{Payload: []byte(payload)})
+			if err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				totals[mode] = append(totals[mode], time.Since(t0))
+				inits[mode] = append(inits[mode], resp.Report().InitDuration)
+			}
+			_ = in.Stop(context.Background())
+			if err != nil {
+				return plain, sandboxed, false, err
+			}
 		}
 	}
 	med := func(d []time.Duration) time.Duration {
 		sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 		return d[len(d)/2]
 	}
-	return med(totals), med(inits), med(startups), nil
+	r := func(m int) coldResult { return coldResult{med(totals[m]), med(inits[m]), med(startups[m])} }
+	return r(0), r(1), isolated, nil
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/float64(time.Millisecond)) }
@@ -551,6 +571,10 @@ func table(b *testing.B) {
 	flpp := &path{name: "floor, proxy and echo own processes", call: httpCall(&http.Client{}, flppURL), pid: proxyPid}
 	inst := startInstance(b, echoConfig(b))
 	in := &path{name: "nimbus instance, aws-lambda-go echo", call: instanceCall(inst.addr), pid: inst.cmd.Process.Pid}
+	plainCfg := echoConfig(b)
+	plainCfg.Isolation.Disabled = true
+	plainInst := startInstance(b, plainCfg)
+	plain := &path{name: "nimbus instance, unisolated", call: instanceCall(plainInst.addr), pid: plainInst.cmd.Process.Pid}
 	rawCfg := echoConfig(b)
 	rawCfg.CodeDir = rawRuntimeDir(b)
 	rawInst := startInstance(b, rawCfg)
@@ -563,13 +587,13 @@ func table(b *testing.B) {
 	} else {
 		rie.call, rie.pid = httpCall(&http.Client{}, u), pid
 	}
-	paths := []*path{fl, flp, flpp, in, raw, rie}
+	paths := []*path{fl, flp, flpp, in, plain, raw, rie}
 	if err := measure(paths); err != nil {
 		b.Fatal(err)
 	}
 	mem := memoryOf(inst.cmd.Process.Pid)
 
-	cold, initDur, startup, err := coldStarts(b)
+	cold, coldSbx, isolated, err := coldStarts(b)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -595,13 +619,38 @@ func table(b *testing.B) {
 		}
 		fmt.Fprintf(&out, "%-40s %10s %10s %8.0f %11.2fx %14s\n", p.name, ms(s.p50), ms(s.p99), s.perSec, float64(s.p50)/float64(base.p50), cpu)
 	}
-	fmt.Fprintf(&out, "cold start (median of %d, each after %s idle): spawn → first response %s; function init (spawn → first /next) %s; platform overhead %s; instance New+Start before it %s\n",
-		colds, coldGap, ms(cold), ms(initDur), ms(cold-initDur), ms(startup))
+	for _, c := range []struct {
+		name string
+		r    coldResult
+	}{{"unisolated", cold}, {"sandboxed", coldSbx}} {
+		if c.name == "sandboxed" && !isolated {
+			fmt.Fprintf(&out, "cold start, sandboxed: skipped (this host cannot isolate environments)\n")
+			continue
+		}
+		fmt.Fprintf(&out, "cold start, %s (median of %d, each after %s idle): spawn → first response %s; init (spawn → first /next, sandbox setup included) %s; platform overhead %s; instance New+Start before it %s\n",
+			c.name, colds, coldGap, ms(c.r.total), ms(c.r.initDur), ms(c.r.total-c.r.initDur), ms(c.r.startup))
+	}
+	if isolated {
+		fmt.Fprintf(&out, "sandbox cost at cold start (p50 spawn → first response, sandboxed − unisolated, the function's own init the same): %s\n", ms(coldSbx.total-cold.total))
+	}
 	fmt.Fprintf(&out, "instance process RSS after %d invocations: %.1f MB = %.1f MB anonymous + %.1f MB executable pages (bootstrap excluded; the executable here is the test binary)\n",
 		warmup+samples, mem.rss, mem.anon, mem.file)
 	fmt.Print(out.String())
 	b.ReportMetric(float64(inStats.p50)/float64(time.Microsecond), "instance-p50-µs")
 	b.ReportMetric(float64(inStats.p50)/float64(base.p50), "instance/floor-p50")
+}
+
+// BenchmarkColdStart prints only the table's cold start lines: spawn →
+// first response with and without the sandbox, interleaved.
+func BenchmarkColdStart(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		plain, sbx, isolated, err := coldStarts(b)
+		if err != nil {
+			b.Fatal(err)
+		}
+		fmt.Printf("\ncold start p50 of %d: unisolated %s (init %s), sandboxed %s (init %s, isolated=%v): sandbox cost %s\n",
+			colds, ms(plain.total), ms(plain.initDur), ms(sbx.total), ms(sbx.initDur), isolated, ms(sbx.total-plain.total))
+	}
 }
 
 // BenchmarkInstanceInvoke is one warm invoke through an instance process

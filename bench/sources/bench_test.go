@@ -23,6 +23,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -421,7 +422,7 @@ type rig struct {
 func newRig(b *testing.B) *rig {
 	logPath := filepath.Join(b.TempDir(), "stamp.log")
 	in := benchtest.Start(b, benchtest.Function{Name: "stamp", Code: "stamp", Envs: envs,
-		Env: map[string]string{"STAMP_LOG": logPath}})
+		Env: map[string]string{"STAMP_LOG": testfn.LogURL(b, logPath)}})
 	fns := catalog.FromFile(&specs.File{Functions: []*specs.Function{
 		{Name: "stamp", Runtime: "provided.al2023", Timeout: "10s", MemoryMB: 128, EnvironmentsPerInstance: envs},
 	}})

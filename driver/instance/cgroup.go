@@ -199,6 +199,9 @@ type envCgroup struct {
 	// memory.peak (else memory.current) on v2, memory.max_usage_in_bytes on v1.
 	peakFile *procFile
 	buf      [32]byte
+	// keep (v1) is a process that outlives the environment's processes:
+	// its sandbox zygote.
+	keep int
 	// oomBase (v1) is the oom_kill count when the current process started:
 	// a v1 environment keeps its cgroup across processes.
 	oomBase int64
@@ -347,7 +350,7 @@ func (c *envCgroup) killAllV1() {
 		return
 	}
 	for _, f := range strings.Fields(string(b)) {
-		if pid, err := strconv.Atoi(f); err == nil && pid > 0 && pid != os.Getpid() {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 0 && pid != os.Getpid() && pid != c.keep {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}

@@ -32,9 +32,8 @@ type Config struct {
 	MemoryMB int `json:"memory_mb"`
 	// Timeout bounds each invocation (at most 900s). Default: 3s.
 	Timeout time.Duration `json:"timeout"`
-	// EphemeralStorageMB is the configured size of each environment's tmp
-	// directory. The instance does not enforce it: a plain directory has no
-	// quota.
+	// EphemeralStorageMB is the size of each environment's /tmp (a tmpfs
+	// of that size when isolated; unenforced otherwise). Default: 512.
 	EphemeralStorageMB int `json:"ephemeral_storage_mb,omitempty"`
 	// Environments is the most execution environments hosted (started lazily). Default: 1.
 	Environments int `json:"environments"`
@@ -53,8 +52,12 @@ type Config struct {
 	// environments' output and REPORT lines go to; empty means the instance's own.
 	StdoutPath string `json:"stdout_path,omitempty"`
 	StderrPath string `json:"stderr_path,omitempty"`
-	// RunAs is a user name or uid to run environments as; empty means the current user.
+	// RunAs is a user name or uid to run environments as; empty means a
+	// uid per environment from Isolation.UIDRange when isolated, else the
+	// current user. Root needs Isolation.AllowRoot.
 	RunAs string `json:"run_as,omitempty"`
+	// Isolation configures the environments' sandbox.
+	Isolation Isolation `json:"isolation,omitempty"`
 	// CgroupParent is a cgroup v2 directory (or, on a cgroup v1 host, a
 	// directory of the memory hierarchy) under which per-environment
 	// cgroups are created when writable; empty means detect (v2 first,

@@ -109,10 +109,7 @@ func TestRunAs(t *testing.T) {
 	if r.resp.FunctionError != "" {
 		t.Fatalf("function error %s", r.body)
 	}
-	e := in.envs[0]
-	e.mu.Lock()
-	pid := e.pgid
-	e.mu.Unlock()
+	pid := bootstrapPID(t, in.envs[0])
 	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,12 @@
 // lines, and serves the invoke endpoint (driver/invokeapi) to gateways.
 //
 // The same code runs under the Nomad driver (`nimbus-driver instance`),
-// under the local launcher and in tests.
+// under the local launcher and in tests. Where the host allows (root on
+// Linux) every environment runs in driver/sandbox — a uid of its own, its
+// own mount and PID namespaces, a tmpfs /tmp — started through a zygote
+// that prepares the sandbox once at Start (cgroup v1 or none) or a fresh
+// init per process (cgroup v2); elsewhere it runs unisolated and Start
+// logs what is missing (Config.Isolation).
 //
 // Lock rules: Instance.mu guards the environment list and orders the
 // shutdown flag's setting against acquire (the flag itself is atomic, so
@@ -19,5 +24,5 @@
 // report, one parked poll per environment).
 //
 // It may import the standard library, go-hclog, google/uuid, driver/invokeapi,
-// driver/runtimeapi and (for managed runtimes) runtimes.
+// driver/runtimeapi, driver/sandbox and (for managed runtimes) runtimes.
 package instance

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 )
 
 // memoryPoll is how often an environment's process group RSS is sampled
@@ -43,10 +44,20 @@ type env struct {
 	idx    int
 	log    hclog.Logger
 	tmpDir string
-	ln     net.Listener
-	srv    *http.Server
-	addr   string
-	closed chan struct{} // closed when the instance stops
+	// uid, gid and rootDir (isolated instances) are the environment's
+	// identity and where its root is assembled; uidLease holds a leased uid.
+	uid, gid uint32
+	rootDir  string
+	uidLease *uidLease
+	// zyg (isolated, cgroup v1 or none) starts the environment's
+	// bootstraps in its prepared sandbox; viaInit: the current process is
+	// a sandbox init whose child is the bootstrap.
+	zyg     *sandbox.Zygote
+	viaInit bool
+	ln      net.Listener
+	srv     *http.Server
+	addr    string
+	closed  chan struct{} // closed when the instance stops
 	// curTail is the running invocation's log tail (leaf; no lock needed).
 	curTail atomic.Pointer[tailBuffer]
 	// peak is the highest memory use (bytes) of the current process and
@@ -256,7 +267,13 @@ func (e *env) sampleMemoryLocked() int64 {
 	if e.cgRSS != nil {
 		e.cgRSS.rescan()
 		p = max(p, e.cgRSS.rss())
-	} else if e.mainRSS != nil {
+	} else {
+		if e.mainRSS == nil && e.viaInit && e.pgid > 0 {
+			e.mainRSS = bootstrapRSS(e.pgid)
+		}
+		if e.mainRSS == nil {
+			return e.raisePeak(p)
+		}
 		if rss, ok := e.mainRSS.rss(); ok {
 			p = max(p, rss)
 		}

@@ -6,10 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,4 +158,46 @@ func mustBase64(t *testing.T, s string) []byte {
 		t.Fatalf("base64 %q: %v", s, err)
 	}
 	return b
+}
+
+// taskRoot is LAMBDA_TASK_ROOT as in's environments see it.
+func taskRoot(in *Instance) string {
+	if in.isolated {
+		return "/var/task"
+	}
+	return in.cfg.CodeDir
+}
+
+// httpGate is a gate for internal/testfn/stream that an isolated function
+// can reach: its URL answers 404 until open is called.
+func httpGate(t *testing.T) (url string, open func()) {
+	var opened atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if !opened.Load() {
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, func() { opened.Store(true) }
+}
+
+// bootstrapPID is the host pid of e's bootstrap: its process, or the child
+// of its sandbox init.
+func bootstrapPID(t *testing.T, e *env) int {
+	t.Helper()
+	e.mu.Lock()
+	pid, viaInit := e.pgid, e.viaInit
+	e.mu.Unlock()
+	if !viaInit {
+		return pid
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, err := strconv.Atoi(strings.TrimSpace(strings.Fields(string(b) + " 0")[0]))
+	if err != nil || child == 0 {
+		t.Fatalf("no bootstrap under init %d: %q", pid, b)
+	}
+	return child
 }

@@ -37,10 +37,14 @@ type Instance struct {
 	// exercise the RSS-polling fallback on hosts with cgroups).
 	detectCgroup func(parent string) *cgroupParent
 	cred         *syscall.Credential
-	getenv       func(string) string
-	stdout       *logSink
-	stderr       *logSink
-	envs         []*env
+	// isolated: environments run in driver/sandbox; isolationMissing says
+	// why not when the host cannot (logged once, at Start).
+	isolated         bool
+	isolationMissing []string
+	getenv           func(string) string
+	stdout           *logSink
+	stderr           *logSink
+	envs             []*env
 
 	invokeLn  net.Listener
 	invokeSrv *http.Server
@@ -75,21 +79,27 @@ func New(cfg *Config, logger hclog.Logger) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	isolated, missing, err := isolationPlan(c, cred)
+	if err != nil {
+		return nil, err
+	}
 	runtimeDir := c.RuntimesDir
 	if runtimeDir == "" {
 		runtimeDir = filepath.Join(c.StateDir, "runtime")
 	}
 	return &Instance{
-		cfg:          c,
-		log:          logger.Named("instance").With("function", c.Function, "version", c.Version, "instance", id),
-		id:           id,
-		optDir:       filepath.Join(c.StateDir, "opt"),
-		runtimeDir:   runtimeDir,
-		cred:         cred,
-		getenv:       os.Getenv,
-		detectCgroup: detectCgroup,
-		stopped:      make(chan struct{}),
-		maxStream:    MaxStreamedResponse,
+		cfg:              c,
+		log:              logger.Named("instance").With("function", c.Function, "version", c.Version, "instance", id),
+		id:               id,
+		optDir:           filepath.Join(c.StateDir, "opt"),
+		runtimeDir:       runtimeDir,
+		cred:             cred,
+		isolated:         isolated,
+		isolationMissing: missing,
+		getenv:           os.Getenv,
+		detectCgroup:     detectCgroup,
+		stopped:          make(chan struct{}),
+		maxStream:        MaxStreamedResponse,
 	}, nil
 }
 
@@ -118,6 +128,13 @@ func (in *Instance) Start(ctx context.Context) error {
 	}
 	if err := in.prepareRuntime(); err != nil {
 		return err
+	}
+	switch {
+	case in.isolated:
+		openToFunctions(append([]string{c.CodeDir}, c.LayerDirs...)...)
+		in.log.Debug("environments are isolated", "uid_range", in.uidRange(), "run_as", c.RunAs)
+	case len(in.isolationMissing) > 0:
+		in.log.Warn("environments run WITHOUT isolation: this host cannot provide it", "missing", strings.Join(in.isolationMissing, "; "))
 	}
 	in.cgroup = in.detectCgroup(c.CgroupParent)
 	if in.cgroup != nil {
@@ -160,7 +177,9 @@ func (in *Instance) Start(ctx context.Context) error {
 func (in *Instance) abortStart() {
 	for _, e := range in.envs {
 		_ = e.srv.Close()
+		e.closeZygote()
 		e.closeCgroup()
+		e.uidLease.release()
 	}
 	_ = in.stdout.Close()
 	_ = in.stderr.Close()
@@ -177,6 +196,11 @@ func (in *Instance) newEnv(i int) (*env, error) {
 	if in.cred != nil {
 		_ = os.Chown(e.tmpDir, int(in.cred.Uid), int(in.cred.Gid))
 	}
+	if in.isolated {
+		if err := in.isolateEnv(e); err != nil {
+			return nil, err
+		}
+	}
 	if in.cgroup != nil && in.cgroup.v1 {
 		cg, err := in.cgroup.create(e.cgroupName(), int64(in.cfg.MemoryMB)<<20)
 		if err != nil {
@@ -190,6 +214,11 @@ func (in *Instance) newEnv(i int) (*env, error) {
 		return nil, fmt.Errorf("binding runtime api for environment %d: %w", i, err)
 	}
 	e.ln, e.addr = ln, ln.Addr().String()
+	if in.isolated && (in.cgroup == nil || in.cgroup.v1) {
+		// (cgroup v2 gives each process a fresh cgroup at its birth, which
+		// a zygote's fork cannot.)
+		e.startZygote()
+	}
 	info := runtimeapi.FunctionInfo{FunctionName: in.cfg.Function, FunctionVersion: in.cfg.Version, Handler: in.cfg.Handler}
 	e.srv = &http.Server{Handler: runtimeapi.NewServer(e, info, uuid.NewString, e.closed)}
 	go func() { _ = e.srv.Serve(ln) }()
@@ -360,7 +389,9 @@ func (in *Instance) Stop(ctx context.Context) error {
 	for _, e := range in.envs {
 		close(e.closed) // releases extension polls of processes that outlived SIGKILL
 		_ = e.srv.Close()
+		e.closeZygote()
 		e.closeCgroup()
+		e.uidLease.release()
 	}
 	if in.stdout != nil {
 		_ = in.stdout.Close()

@@ -122,7 +122,13 @@ func TestContextAndEnvironment(t *testing.T) {
 	check("function name", got.FunctionName, "fn-ctxcheck")
 	check("function version", got.FunctionVersion, "7")
 	check("log group", got.LogGroup, "/aws/lambda/fn-ctxcheck")
-	check("cwd", got.Cwd, cfg.CodeDir)
+	// An isolated environment sees its code at /var/task, its layers at
+	// /opt and a private /tmp, as on Lambda.
+	root, opt, tmp := cfg.CodeDir, filepath.Join(cfg.StateDir, "opt"), cfg.StateDir
+	if in.isolated {
+		root, opt, tmp = "/var/task", "/opt", "/tmp"
+	}
+	check("cwd", got.Cwd, root)
 	if got.MemoryMB != 256 {
 		t.Errorf("memory %d", got.MemoryMB)
 	}
@@ -130,7 +136,7 @@ func TestContextAndEnvironment(t *testing.T) {
 		t.Errorf("log stream %q", got.LogStream)
 	}
 	env := got.Env
-	check("LAMBDA_TASK_ROOT", env["LAMBDA_TASK_ROOT"], cfg.CodeDir)
+	check("LAMBDA_TASK_ROOT", env["LAMBDA_TASK_ROOT"], root)
 	check("AWS_LAMBDA_INITIALIZATION_TYPE", env["AWS_LAMBDA_INITIALIZATION_TYPE"], "on-demand")
 	check("AWS_REGION", env["AWS_REGION"], "us-east-1")
 	check("MY_VAR", env["MY_VAR"], "mine")
@@ -141,13 +147,12 @@ func TestContextAndEnvironment(t *testing.T) {
 	if _, ok := env["AWS_EXECUTION_ENV"]; ok {
 		t.Error("AWS_EXECUTION_ENV is set for a provided runtime")
 	}
-	if !strings.HasPrefix(env["TMPDIR"], cfg.StateDir) {
-		t.Errorf("TMPDIR %q not under the state dir", env["TMPDIR"])
+	if !strings.HasPrefix(env["TMPDIR"], tmp) {
+		t.Errorf("TMPDIR %q not under %s", env["TMPDIR"], tmp)
 	}
-	if !strings.Contains(env["PATH"], filepath.Join(cfg.StateDir, "opt", "bin")) {
+	if !strings.Contains(env["PATH"], filepath.Join(opt, "bin")) {
 		t.Errorf("PATH %q lacks the layer bin dir", env["PATH"])
 	}
-	opt := filepath.Join(cfg.StateDir, "opt")
 	for k, want := range map[string]string{
 		"LD_LIBRARY_PATH": filepath.Join(opt, "lib"),
 		"PYTHONPATH":      filepath.Join(opt, "python"),
@@ -366,7 +371,7 @@ func TestConcurrentEnvironmentsAndNoQueueing(t *testing.T) {
 
 func TestStreaming(t *testing.T) {
 	in := start(t, testConfig(t, "stream"))
-	gate := filepath.Join(t.TempDir(), "gate")
+	gate, openGate := httpGate(t)
 	c := &invokeapi.Client{}
 	resp, err := c.Invoke(context.Background(), in.Addr(), &invokeapi.Request{Streaming: true, Payload: event(map[string]string{"gate": gate})})
 	if err != nil {
@@ -379,9 +384,7 @@ func TestStreaming(t *testing.T) {
 	}
 	// The function writes its second chunk only after the gate opens, so the
 	// first one was forwarded as it arrived.
-	if err := os.WriteFile(gate, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	openGate()
 	rest, err := io_ReadAll(resp.Body)
 	if err != nil || string(rest) != "chunk-2\n" {
 		t.Fatalf("rest %q %v", rest, err)

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 )
 
 const (
@@ -55,10 +56,36 @@ func (e *env) startLocked() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Dir = cfg.CodeDir
-	cmd.Env = environ(cfg, e.addr, in.optDir, in.runtimeDir, e.tmpDir, in.getenv)
+	var cmd *exec.Cmd
+	var sp *sandbox.Process
 	attr := &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: in.cred}
+	// The environment's zygote, while it lives, starts the bootstrap in the
+	// sandbox it already built; else a fresh init builds one.
+	zyg := e.zyg
+	useZyg := zyg != nil && zyg.Alive()
+	if useZyg {
+		// started below
+	} else if in.isolated {
+		plan, err := e.plan(argv)
+		if err != nil {
+			return err
+		}
+		if sp, err = sandbox.Command(plan); err != nil {
+			return err
+		}
+		cmd = sp.Cmd
+		// The init runs as root and takes the function's identity itself.
+		attr.Cloneflags, attr.Credential = cmd.SysProcAttr.Cloneflags, nil
+	} else {
+		cmd = exec.Command(argv[0], argv[1:]...)
+		cmd.Dir = cfg.CodeDir
+		cmd.Env = environ(cfg, e.addr, in.optDir, in.runtimeDir, e.tmpDir, in.getenv)
+	}
+	closeSandbox := func() {
+		if sp != nil {
+			sp.Close()
+		}
+	}
 	var cg *envCgroup
 	switch {
 	case e.spawner != nil: // cgroup v1: the environment's own, reused
@@ -66,14 +93,18 @@ func (e *env) startLocked() error {
 		cg.reset()
 	case in.cgroup != nil: // cgroup v2: one per process, born in it
 		if cg, err = in.cgroup.create(e.cgroupName(), int64(cfg.MemoryMB)<<20); err != nil {
+			closeSandbox()
 			return err
 		}
 		attr.UseCgroupFD = true
 		attr.CgroupFD = int(cg.fd.Fd())
 	}
-	cmd.SysProcAttr = attr
+	if cmd != nil {
+		cmd.SysProcAttr = attr
+	}
 	outR, outW, err := os.Pipe()
 	if err != nil {
+		closeSandbox()
 		if cg != nil {
 			cg.release()
 		}
@@ -83,26 +114,40 @@ func (e *env) startLocked() error {
 	if err != nil {
 		outR.Close()
 		outW.Close()
+		closeSandbox()
 		if cg != nil {
 			cg.release()
 		}
 		return fmt.Errorf("creating stderr pipe: %w", err)
 	}
-	cmd.Stdout, cmd.Stderr = outW, errW
 	exited := make(chan error, 1)
-	if e.spawner != nil {
-		err = e.spawner.start(cmd, exited)
+	pid := 0
+	if useZyg {
+		var wait func() syscall.WaitStatus
+		if pid, wait, err = zyg.Spawn(outW, errW); err == nil {
+			go func() { exited <- waitStatusError{wait()} }()
+		}
 	} else {
-		err = startProcess(cmd, exited)
-	}
-	if err == nil {
-		preferOOMVictim(cmd.Process.Pid)
+		cmd.Stdout, cmd.Stderr = outW, errW
+		if e.spawner != nil {
+			err = e.spawner.start(cmd, exited)
+		} else {
+			err = startProcess(cmd, exited)
+		}
+		if sp != nil {
+			sp.Started()
+		}
+		if err == nil {
+			pid = cmd.Process.Pid
+			preferOOMVictim(pid)
+		}
 	}
 	outW.Close()
 	errW.Close()
 	if err != nil {
 		outR.Close()
 		errR.Close()
+		closeSandbox()
 		if cg != nil {
 			cg.release()
 		}
@@ -113,14 +158,19 @@ func (e *env) startLocked() error {
 	}
 	e.gen++
 	gen := e.gen
-	e.pgid = cmd.Process.Pid
+	e.pgid = pid
+	e.viaInit = in.isolated && !useZyg
 	// The end of every invocation samples the RSS (fresh peak for short
 	// invocations): of the cgroup's processes, else of the main process
 	// (the watcher covers the whole group).
 	if cg != nil {
 		e.cgRSS, _ = newCgroupRSS(filepath.Join(cg.dir, "cgroup.procs"))
+		if e.cgRSS != nil && useZyg {
+			e.cgRSS.skip = zyg.Cmd.Process.Pid // the zygote is the platform's
+		}
 	}
-	if e.cgRSS == nil {
+	if e.cgRSS == nil && !e.viaInit {
+		// (Through an init: the bootstrap is its child, found when sampled.)
 		e.mainRSS, _ = openRSS(e.pgid)
 	}
 	e.cg = cg
@@ -143,6 +193,13 @@ func (e *env) startLocked() error {
 	e.initTimer = time.AfterFunc(cfg.InitTimeout, func() { e.initTimeout(gen) })
 	go func() {
 		werr := <-exited
+		if sp != nil {
+			// The init's own end is the bootstrap's, unless the init was
+			// killed (or failed) before the bootstrap ended.
+			if ws, ok := sp.Status(); ok {
+				werr = waitStatusError{ws}
+			}
+		}
 		close(e.stopWatchFor(gen))
 		// Let the last output reach the sinks (and the tail) first.
 		deadline := time.NewTimer(outputGrace)

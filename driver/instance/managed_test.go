@@ -40,7 +40,7 @@ def handler(event, context):
 		Root  string         `json:"root"`
 		Exec  string         `json:"exec"`
 	}
-	if err := json.Unmarshal(r.body, &got); err != nil || got.Event["x"] != 1 || got.Fn != "fn-echo" || got.Root != cfg.CodeDir || got.Exec != "AWS_Lambda_python3.12" {
+	if err := json.Unmarshal(r.body, &got); err != nil || got.Event["x"] != 1 || got.Fn != "fn-echo" || got.Root != taskRoot(in) || got.Exec != "AWS_Lambda_python3.12" {
 		t.Fatalf("answer %s (%v)", r.body, err)
 	}
 	eventually(t, 5*time.Second, "python output in the sink", func() bool {

@@ -64,11 +64,7 @@ func TestMaxMemoryUsedCoversAllocationAndRSS(t *testing.T) {
 			if string(r.body) != `"held 20 MB"` {
 				t.Fatalf("answer %s", r.body)
 			}
-			e := in.envs[0]
-			e.mu.Lock()
-			pid := e.pgid
-			e.mu.Unlock()
-			hwm := vmHWM(t, pid)
+			hwm := vmHWM(t, bootstrapPID(t, in.envs[0]))
 			t.Logf("Max Memory Used %d MB, bootstrap VmHWM %.1f MB", r.report.MaxMemoryMB, float64(hwm)/(1<<20))
 			if r.report.MaxMemoryMB < mb {
 				t.Errorf("Max Memory Used %d MB < the %d MB allocated", r.report.MaxMemoryMB, mb)
@@ -148,6 +144,9 @@ func TestEnvironmentIsPreferredOOMVictim(t *testing.T) {
 	}
 	if err := json.Unmarshal(r.body, &rep); err != nil || rep.PID == 0 {
 		t.Fatalf("slowinit reply %s: %v", r.body, err)
+	}
+	if in.isolated { // the pid it knows is its namespace's
+		rep.PID = bootstrapPID(t, in.envs[0])
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/oom_score_adj", rep.PID))
 	if err != nil {

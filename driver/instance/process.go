@@ -187,6 +187,13 @@ func startProcess(cmd *exec.Cmd, exited chan<- error) error {
 // exitDescription is Lambda's wording of a process end ("exit status 3",
 // "signal: killed").
 func exitDescription(err error) string {
+	var ws waitStatusError
+	if errors.As(err, &ws) {
+		if ws.ws.Signaled() {
+			return "signal: " + ws.ws.Signal().String()
+		}
+		return fmt.Sprintf("exit status %d", ws.ws.ExitStatus())
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {

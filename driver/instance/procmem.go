@@ -117,6 +117,7 @@ func (r *rssReader) close() {
 type groupRSS struct {
 	pgid    int
 	procs   *procFile // cgroup.procs; nil: scan /proc for pgid
+	skip    int       // a pid in cgroup.procs that is not the function's (its sandbox zygote)
 	members map[int]*rssReader
 	seen    map[int]bool
 	statBuf [512]byte
@@ -185,7 +186,7 @@ func (g *groupRSS) scanProcs() bool {
 			pid = pid*10 + int(c-'0')
 			continue
 		}
-		if pid > 0 && pid != self {
+		if pid > 0 && pid != self && pid != g.skip {
 			g.seen[pid] = true
 		}
 		pid = 0

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
 )
 
 // Config is the agent's `plugin "nimbus-driver" { config { ... } }` block.
@@ -33,6 +35,16 @@ type Config struct {
 	StartTimeout string `hcl:"start_timeout"`
 	// StopSignal is sent by StopTask when the job sets no kill_signal. Default: "SIGTERM".
 	StopSignal string `hcl:"stop_signal"`
+	// UIDRange ("first-last") is where each execution environment's own
+	// uid and gid come from when the task runs as no named user.
+	// Default: "64000-64999".
+	UIDRange string `hcl:"uid_range"`
+	// AllowRoot lets tasks that also set allow_root run functions as root
+	// (without capabilities). Default: false.
+	AllowRoot bool `hcl:"allow_root"`
+	// ChrootEnv maps host paths to where they are bound, read-only, in
+	// every environment's root. Default: see sandbox.DefaultChrootEnv.
+	ChrootEnv map[string]string `hcl:"chroot_env"`
 }
 
 // Defaults for Config.
@@ -55,6 +67,9 @@ func configSchema() schema {
 		{name: "fingerprint_interval", typ: "string", def: `"` + DefaultFingerprintInterval.String() + `"`},
 		{name: "start_timeout", typ: "string", def: `"` + DefaultStartTimeout.String() + `"`},
 		{name: "stop_signal", typ: "string", def: `"` + DefaultStopSignal + `"`},
+		{name: "uid_range", typ: "string", def: `"` + instance.DefaultUIDRange + `"`},
+		{name: "allow_root", typ: "bool", def: "false"},
+		{name: "chroot_env", typ: "map(string)"},
 	}
 }
 
@@ -66,6 +81,7 @@ func DefaultConfig() Config {
 		FingerprintInterval: DefaultFingerprintInterval.String(),
 		StartTimeout:        DefaultStartTimeout.String(),
 		StopSignal:          DefaultStopSignal,
+		UIDRange:            instance.DefaultUIDRange,
 	}
 }
 
@@ -107,6 +123,22 @@ func (c Config) validate() (settings, error) {
 	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent} {
 		if p != "" && !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Sprintf("%s %q must be an absolute path", name, p))
+		}
+	}
+	if s.UIDRange == "" {
+		s.UIDRange = instance.DefaultUIDRange
+	}
+	if _, _, err := instance.ParseUIDRange(s.UIDRange); err != nil {
+		errs = append(errs, err.Error())
+	}
+	for src, dst := range c.ChrootEnv {
+		if !filepath.IsAbs(src) || !filepath.IsAbs(dst) {
+			errs = append(errs, fmt.Sprintf("chroot_env %q = %q: both paths must be absolute", src, dst))
+		}
+		for _, bad := range []string{"/etc/shadow", "/etc/gshadow"} {
+			if within, _ := filepath.Rel(src, bad); src == bad || (within != "" && !strings.HasPrefix(within, "..")) {
+				errs = append(errs, fmt.Sprintf("chroot_env %q would expose %s", src, bad))
+			}
 		}
 	}
 	for _, u := range c.AllowedRunAs {

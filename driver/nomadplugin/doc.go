@@ -9,7 +9,12 @@
 //
 // RunInstance is the body of the instance subcommand.
 //
-// It imports only driver/** (taskconfig, instance and its own generated
+// The plugin config's uid_range, allow_root and chroot_env configure the
+// instances' sandbox (driver/sandbox); the fingerprint reports whether the
+// host isolates environments (driver.nimbus.isolation), and ExecTask
+// enters a running environment when one is isolated.
+//
+// It imports only driver/** (taskconfig, instance, sandbox and its own generated
 // protos), runtimes (interpreter detection for the fingerprint) and
 // external modules.
 package nomadplugin

@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	basepb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/base"
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
 	structspb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/structs"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 	"github.com/nimbus-fn/nimbus/driver/taskconfig"
 	"github.com/nimbus-fn/nimbus/runtimes"
 )
@@ -222,6 +224,7 @@ func (d *Driver) fingerprint() *driverpb.FingerprintResponse {
 	attrs := map[string]*structspb.Attribute{
 		prefix + "version": str(d.buildVersion()),
 	}
+	attrs[prefix+"isolation"] = str(isolationAttr(sandbox.Missing()))
 	for name, version := range d.runtimes() {
 		attrs[prefix+"runtime."+name] = str(version)
 	}
@@ -327,4 +330,13 @@ func (h *eventHub) emit(cfg *driverpb.TaskConfig, msg string, annotations map[st
 		default:
 		}
 	}
+}
+
+// isolationAttr is the fingerprint's driver.nimbus.isolation: "full", or
+// "none" and what the host lacks, for jobs to constrain on.
+func isolationAttr(missing []string) string {
+	if len(missing) == 0 {
+		return "full"
+	}
+	return "none (missing: " + strings.Join(missing, "; ") + ")"
 }

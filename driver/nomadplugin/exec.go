@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 )
 
 // maxExecOutput bounds what ExecTask buffers per stream (script checks
@@ -39,6 +40,17 @@ func (d *Driver) execCommand(ctx context.Context, taskID string, argv []string) 
 	if t.exited() {
 		return nil, nil, status.Errorf(codes.FailedPrecondition, "task %s has exited", taskID)
 	}
+	if initPID, uid, gid, ok := runningEnvironment(t.proc.pid); ok {
+		// The instance isolates its environments: enter a running one.
+		cmd, err := enterCommand(ctx, t, argv, initPID, uid, gid)
+		if err != nil {
+			return nil, nil, status.Error(codes.FailedPrecondition, err.Error())
+		}
+		return cmd, t, nil
+	}
+	// No isolated environment runs (none started yet, or the host cannot
+	// isolate): the operator's command runs beside the instance, in the
+	// code directory as the task's user, as it did before isolation.
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = t.state.CodeDir
 	env := make([]string, 0, len(t.cfg.GetEnv())+1)
@@ -71,6 +83,103 @@ func (d *Driver) execCommand(ctx context.Context, taskID string, argv []string) 
 	}
 	cmd.WaitDelay = time.Second
 	return cmd, t, nil
+}
+
+// enterCommand runs argv inside the execution environment whose sandbox
+// init is initPID: its PID and network namespaces, its root, its uid and
+// its restrictions (driver/sandbox's exec helper), at /var/task with the
+// task's environment.
+func enterCommand(ctx context.Context, t *task, argv []string, initPID int, uid, gid uint32) (*exec.Cmd, error) {
+	root := fmt.Sprintf("/proc/%d/root", initPID)
+	path := argv[0]
+	if !bytes.ContainsRune([]byte(path), '/') {
+		for _, dir := range bytes.Split([]byte(sandbox.Path), []byte{':'}) {
+			p := string(dir) + "/" + path
+			if fi, err := os.Stat(root + p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
+				path = p
+				break
+			}
+		}
+	}
+	env := make([]string, 0, len(t.cfg.GetEnv())+2)
+	for k, v := range t.cfg.GetEnv() {
+		if k != "PATH" {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "LAMBDA_TASK_ROOT="+sandbox.TaskRoot, "PATH="+sandbox.Path)
+	sort.Strings(env)
+	helper, err := sandbox.EnterCommand(&sandbox.Plan{
+		Argv: append([]string{path}, argv[1:]...), Env: env, Dir: sandbox.TaskRoot,
+		UID: uid, GID: gid, Target: initPID,
+	})
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, helper.Path)
+	cmd.Args, cmd.Env, cmd.ExtraFiles, cmd.SysProcAttr = helper.Args, helper.Env, helper.ExtraFiles, helper.SysProcAttr
+	cmd.SysProcAttr.Setpgid = true
+	cmd.Cancel = func() error {
+		err := unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		if errors.Is(err, unix.ESRCH) {
+			return os.ErrProcessDone
+		}
+		return err
+	}
+	cmd.WaitDelay = time.Second
+	go func() { // the plan pipe's read end is the child's once it started
+		<-ctx.Done()
+		for _, f := range cmd.ExtraFiles {
+			f.Close()
+		}
+	}()
+	return cmd, nil
+}
+
+// runningEnvironment finds, among the instance process's children, a
+// sandbox init with a running bootstrap, and the bootstrap's uid and gid.
+func runningEnvironment(instancePID int) (initPID int, uid, gid uint32, ok bool) {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", instancePID))
+	for _, tk := range tasks {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", instancePID, tk.Name()))
+		for _, f := range bytes.Fields(b) {
+			pid, _ := strconv.Atoi(string(f))
+			argv0, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if string(bytes.SplitN(argv0, []byte{0}, 2)[0]) != sandbox.InitName {
+				continue
+			}
+			kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+			kf := bytes.Fields(kids)
+			if len(kf) == 0 {
+				continue
+			}
+			st, err := os.ReadFile(fmt.Sprintf("/proc/%s/status", kf[0]))
+			if err != nil {
+				continue
+			}
+			u, g := statusID(st, "Uid:"), statusID(st, "Gid:")
+			if u < 0 || g < 0 {
+				continue
+			}
+			return pid, uint32(u), uint32(g), true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// statusID reads the real id of a /proc/<pid>/status "Uid:" or "Gid:" line.
+func statusID(status []byte, key string) int {
+	for _, line := range bytes.Split(status, []byte{'\n'}) {
+		if rest, ok := bytes.CutPrefix(line, []byte(key)); ok {
+			f := bytes.Fields(rest)
+			if len(f) > 0 {
+				if n, err := strconv.Atoi(string(f[0])); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	return -1
 }
 
 // lookPathIn resolves a bare command name against the task's PATH.

@@ -156,3 +156,32 @@ func TestDecodeReadsEveryNumberEncoding(t *testing.T) {
 		t.Errorf("memory_mb 64: err = %v", err)
 	}
 }
+
+func TestIsolationConfig(t *testing.T) {
+	base := DefaultConfig()
+	s, err := base.validate()
+	if err != nil || s.UIDRange != "64000-64999" || s.AllowRoot {
+		t.Fatalf("defaults: %+v %v", s, err)
+	}
+	for _, bad := range []Config{
+		{UIDRange: "10-5"},
+		{UIDRange: "nope"},
+		{ChrootEnv: map[string]string{"/etc": "/etc"}},
+		{ChrootEnv: map[string]string{"usr": "/usr"}},
+	} {
+		c := DefaultConfig()
+		if bad.UIDRange != "" {
+			c.UIDRange = bad.UIDRange
+		}
+		c.ChrootEnv = bad.ChrootEnv
+		if _, err := c.validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if got := isolationAttr(nil); got != "full" {
+		t.Errorf("isolation attribute %q", got)
+	}
+	if got := isolationAttr([]string{"root"}); got != "none (missing: root)" {
+		t.Errorf("isolation attribute %q", got)
+	}
+}

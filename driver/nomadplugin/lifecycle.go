@@ -133,6 +133,9 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 	if err != nil {
 		return nil, taskState{}, err
 	}
+	if (runAs == "root" || runAs == "0") && !(set.AllowRoot && tc.AllowRoot) {
+		return nil, taskState{}, errors.New("running a function as root needs allow_root in both the driver's plugin config and the task config")
+	}
 	addr, err := invokeAddr(cfg.GetResources(), tc.InvokePort)
 	if err != nil {
 		return nil, taskState{}, err
@@ -164,10 +167,15 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		InvokeAddr:         addr,
 		InvokeSecret:       secret,
 		RunAs:              runAs,
-		CgroupParent:       set.CgroupParent,
-		Region:             tc.Region,
-		AccountID:          tc.AccountID,
-		ReadyFile:          filepath.Join(dir, "ready"),
+		Isolation: instance.Isolation{
+			UIDRange:  set.UIDRange,
+			AllowRoot: set.AllowRoot && tc.AllowRoot,
+			ChrootEnv: set.ChrootEnv,
+		},
+		CgroupParent: set.CgroupParent,
+		Region:       tc.Region,
+		AccountID:    tc.AccountID,
+		ReadyFile:    filepath.Join(dir, "ready"),
 	}
 	st := taskState{
 		Dir:        dir,

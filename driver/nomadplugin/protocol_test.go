@@ -262,8 +262,15 @@ func TestStartTaskConfigErrorsAreFatal(t *testing.T) {
 			return c
 		}(),
 	}
+	// Root needs allow_root in the plugin config too: the task's alone is refused.
+	hr, _ := newHost(t, "/bin/true", map[string]any{"allowed_run_as": []string{"root"}})
+	ar := plugintest.NewAlloc(t, t.TempDir(), "fn")
+	cases["root without the plugin's allow_root"] = validTask(t, hr, ar, map[string]any{"run_as": "root", "allow_root": true}, port)
 	for name, cfg := range cases {
 		_, err := h.Driver.StartTask(ctx(t), &driverpb.StartTaskRequest{Task: cfg})
+		if name == "root without the plugin's allow_root" {
+			_, err = hr.Driver.StartTask(ctx(t), &driverpb.StartTaskRequest{Task: cfg})
+		}
 		if code(err) != codes.InvalidArgument {
 			t.Errorf("%s: err = %v, want InvalidArgument", name, err)
 			continue

@@ -167,6 +167,19 @@ func assign(f reflect.Value, v cty.Value) error {
 			out = append(out, e.AsString())
 		}
 		f.Set(reflect.ValueOf(out))
+	case reflect.Map:
+		if f.Type().Key().Kind() != reflect.String || f.Type().Elem().Kind() != reflect.String || !(v.Type().IsMapType() || v.Type().IsObjectType()) {
+			return fmt.Errorf("want a map of strings, got %s", v.Type().FriendlyName())
+		}
+		out := make(map[string]string, v.LengthInt())
+		for it := v.ElementIterator(); it.Next(); {
+			k, e := it.Element()
+			if e.IsNull() || e.Type() != cty.String {
+				return fmt.Errorf("map values must be strings")
+			}
+			out[k.AsString()] = e.AsString()
+		}
+		f.Set(reflect.ValueOf(out))
 	default:
 		return fmt.Errorf("unsupported field kind %s", f.Kind())
 	}

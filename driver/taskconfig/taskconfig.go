@@ -79,8 +79,12 @@ type TaskConfig struct {
 	// before InvokeSecretFile existed carry it; the compiler no longer
 	// writes it.
 	InvokeSecret string `hcl:"invoke_secret,optional" json:"invoke_secret,omitempty" codec:"invoke_secret"`
-	// RunAs is the user the function runs as. Default: the driver's configured default.
+	// RunAs is the user the function runs as. Default: the driver's
+	// configured default, else a dedicated uid per environment.
 	RunAs string `hcl:"run_as,optional" json:"run_as,omitempty" codec:"run_as"`
+	// AllowRoot lets RunAs resolve to root; the driver's plugin config must
+	// allow it too (allow_root). Even then the function has no capabilities.
+	AllowRoot bool `hcl:"allow_root,optional" json:"allow_root,omitempty" codec:"allow_root"`
 	// Region and AccountID make up the function's ARN. Defaults: "us-east-1", "000000000000".
 	Region    string `hcl:"region,optional" json:"region,omitempty" codec:"region"`
 	AccountID string `hcl:"account_id,optional" json:"account_id,omitempty" codec:"account_id"`
@@ -174,7 +178,7 @@ func (c *TaskConfig) TimeoutDuration() time.Duration {
 // driver's TaskConfigSchema and the compiler both walk this list).
 type Attribute struct {
 	Name     string
-	Type     string // "string", "number", "list(string)"
+	Type     string // "string", "number", "bool", "list(string)"
 	Required bool
 }
 
@@ -196,6 +200,7 @@ func Schema() []Attribute {
 		{"invoke_secret_file", "string", false},
 		{"invoke_secret", "string", false},
 		{"run_as", "string", false},
+		{"allow_root", "bool", false},
 		{"region", "string", false},
 		{"account_id", "string", false},
 	}

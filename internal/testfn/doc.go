@@ -17,7 +17,8 @@
 // batch (logs each event-source batch's payloads to BATCH_LOG and fails
 // records containing "poison", by error or batchItemFailures) and stamp
 // (logs each record with the time it arrived to STAMP_LOG, for
-// bench/sources).
+// bench/sources) and escape (tries to leave its execution environment in
+// every way the sandbox closes and reports what each attempt got).
 //
 // It is test support only: production packages must not import it.
 package testfn

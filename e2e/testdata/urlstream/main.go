@@ -1,7 +1,7 @@
 // Command urlstream is a real aws-lambda-go function URL handler for
 // RESPONSE_STREAM tests (lambdaurl, http-integration-response prelude). It
-// writes a first line, then waits until the file named by the "gate" query
-// parameter exists, then writes a second line, so a test can prove the first
+// writes a first line, then waits until the "gate" query parameter opens (a
+// file that exists, or an http:// URL that answers 200), then writes a second line, so a test can prove the first
 // line reached the client while the function was still running.
 package main
 
@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdaurl"
@@ -27,7 +28,14 @@ func main() {
 		gate := r.URL.Query().Get("gate")
 		deadline := time.Now().Add(20 * time.Second)
 		for gate != "" && time.Now().Before(deadline) {
-			if _, err := os.Stat(gate); err == nil {
+			if strings.HasPrefix(gate, "http://") {
+				if resp, err := http.Get(gate); err == nil {
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusOK {
+						break
+					}
+				}
+			} else if _, err := os.Stat(gate); err == nil {
 				break
 			}
 			time.Sleep(5 * time.Millisecond)

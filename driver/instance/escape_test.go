@@ -1,0 +1,96 @@
+package instance
+
+import (
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+)
+
+// TestEscapeAttemptsAreRefused runs internal/testfn/escape, which tries to
+// leave its environment in every way the sandbox closes, next to a
+// neighbour instance, and checks that each attempt failed inside the
+// environment while both instances keep serving.
+func TestEscapeAttemptsAreRefused(t *testing.T) {
+	ncfg := testConfig(t, "echo")
+	neighbour := start(t, ncfg)
+	if !neighbour.isolated {
+		t.Skipf("environments are not isolated on this host: %v", neighbour.isolationMissing)
+	}
+	if r := invoke(t, neighbour, &invokeapi.Request{Payload: []byte(`"hi"`)}); string(r.body) != `"hi"` {
+		t.Fatalf("neighbour: %s", r.body)
+	}
+	npid := bootstrapPID(t, neighbour.envs[0])
+
+	cfg := testConfig(t, "escape")
+	cfg.MemoryMB = 512
+	cfg.EphemeralStorageMB = 16
+	cfg.Timeout = 60_000_000_000
+	in := start(t, cfg)
+	ev, _ := json.Marshal(map[string]any{"pids": []int{os.Getpid(), npid}})
+	r := invoke(t, in, &invokeapi.Request{Payload: ev})
+	if r.resp.FunctionError != "" {
+		t.Fatalf("escape: %s", r.body)
+	}
+	var rep struct {
+		UID       int               `json:"uid"`
+		Processes int               `json:"processes"`
+		Attempts  map[string]string `json:"attempts"`
+		TmpBytes  int64             `json:"tmp_bytes"`
+		Forked    int               `json:"forked"`
+	}
+	if err := json.Unmarshal(r.body, &rep); err != nil {
+		t.Fatalf("%v: %s", err, r.body)
+	}
+	t.Logf("escape report: %s", r.body)
+	e := in.envs[0]
+	if rep.UID == 0 || uint32(rep.UID) != e.uid {
+		t.Errorf("function uid %d, want its environment's %d (not root)", rep.UID, e.uid)
+	}
+	if rep.Processes >= 20 {
+		t.Errorf("function sees %d processes, want fewer than 20", rep.Processes)
+	}
+	want := map[string]string{
+		"read_shadow":                       "no such file",
+		"write_task":                        "read-only file system",
+		"write_usr":                         "read-only file system",
+		"write_root":                        "read-only file system",
+		"kill_" + strconv.Itoa(os.Getpid()): "no such process",
+		"kill_" + strconv.Itoa(npid):        "no such process",
+		"kill_init":                         "operation not permitted",
+		"mount":                             "operation not permitted",
+		"ptrace":                            "operation not permitted",
+		"init_module":                       "operation not permitted",
+		"finit_module":                      "operation not permitted",
+		"unshare_user":                      "operation not permitted",
+		"chroot":                            "operation not permitted",
+		"setuid_root":                       "operation not permitted",
+		"fill_tmp":                          "no space left on device",
+		"fork_bomb":                         "resource temporarily unavailable",
+	}
+	for k, w := range want {
+		if got := rep.Attempts[k]; !strings.Contains(got, w) {
+			t.Errorf("%s: got %q, want an error containing %q", k, got, w)
+		}
+	}
+	if rep.TmpBytes > 16<<20 {
+		t.Errorf("wrote %d bytes to a 16 MB /tmp", rep.TmpBytes)
+	}
+	if rep.Forked >= 1024 {
+		t.Errorf("forked %d processes", rep.Forked)
+	}
+	// The host and the neighbour are untouched and both keep serving.
+	if err := syscall.Kill(npid, 0); err != nil {
+		t.Errorf("neighbour's bootstrap %d: %v", npid, err)
+	}
+	if r := invoke(t, neighbour, &invokeapi.Request{Payload: []byte(`"again"`)}); string(r.body) != `"again"` || r.report.ColdStart {
+		t.Errorf("neighbour after the escape attempts: %s cold=%v", r.body, r.report.ColdStart)
+	}
+	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"forks":1}`)}); r.resp.FunctionError != "" {
+		t.Errorf("escape instance after the attempts: %s", r.body)
+	}
+}

@@ -1,0 +1,3 @@
+package sandbox
+
+const sysSetns = 268 // setns(2)

@@ -1,0 +1,136 @@
+// Command escape is a real aws-lambda-go function that tries, on every
+// invocation, to get out of its execution environment, and reports what
+// each attempt got: read /etc/shadow, write outside /tmp, signal processes
+// it did not start (the event's host pids), mount, ptrace, load a kernel
+// module, create a namespace, fill /tmp, fork without bound; plus its uid and
+// how many processes it sees. An isolated environment refuses every one;
+// the instance's tests assert that.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"golang.org/x/sys/unix"
+)
+
+type event struct {
+	// Pids are host pids the function did not start (the instance's, a
+	// neighbour environment's bootstrap).
+	Pids []int `json:"pids"`
+	// Forks bounds the fork bomb (0: 3000).
+	Forks int `json:"forks"`
+}
+
+type report struct {
+	UID       int               `json:"uid"`
+	Processes int               `json:"processes"`
+	Attempts  map[string]string `json:"attempts"` // "ok" when allowed, else the error
+	TmpBytes  int64             `json:"tmp_bytes"`
+	Forked    int               `json:"forked"`
+}
+
+func result(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+func rawResult(errno syscall.Errno) string {
+	if errno == 0 {
+		return "ok"
+	}
+	return errno.Error()
+}
+
+func main() {
+	lambda.Start(func(_ context.Context, ev event) (*report, error) {
+		r := &report{UID: os.Getuid(), Attempts: map[string]string{}}
+		_, err := os.ReadFile("/etc/shadow")
+		r.Attempts["read_shadow"] = result(err)
+		r.Attempts["write_task"] = result(os.WriteFile("/var/task/escape", []byte("x"), 0o644))
+		r.Attempts["write_usr"] = result(os.WriteFile("/usr/escape", []byte("x"), 0o644))
+		r.Attempts["write_root"] = result(os.WriteFile("/escape", []byte("x"), 0o644))
+		for _, pid := range ev.Pids {
+			r.Attempts["kill_"+strconv.Itoa(pid)] = result(syscall.Kill(pid, syscall.SIGKILL))
+		}
+		r.Attempts["kill_init"] = result(syscall.Kill(1, syscall.SIGKILL))
+		_ = os.MkdirAll("/tmp/m", 0o755)
+		r.Attempts["mount"] = result(syscall.Mount("tmpfs", "/tmp/m", "tmpfs", 0, ""))
+		_, _, errno := syscall.RawSyscall(syscall.SYS_PTRACE, syscall.PTRACE_ATTACH, 1, 0)
+		r.Attempts["ptrace"] = rawResult(errno)
+		_, _, errno = syscall.RawSyscall(syscall.SYS_INIT_MODULE, 0, 0, 0)
+		r.Attempts["init_module"] = rawResult(errno)
+		_, _, errno = syscall.RawSyscall(unix.SYS_FINIT_MODULE, 0, 0, 0)
+		r.Attempts["finit_module"] = rawResult(errno)
+		r.Attempts["unshare_user"] = result(syscall.Unshare(syscall.CLONE_NEWUSER))
+		r.Attempts["chroot"] = result(syscall.Chroot("/tmp"))
+		r.Attempts["setuid_root"] = result(syscall.Setuid(0))
+		r.TmpBytes, err = fill("/tmp/fill")
+		r.Attempts["fill_tmp"] = result(err)
+		_ = os.Remove("/tmp/fill")
+		r.Forked, err = forkBomb(ev.Forks)
+		r.Attempts["fork_bomb"] = result(err)
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err == nil {
+				r.Processes++
+			}
+		}
+		return r, nil
+	})
+}
+
+// fill writes to path until the write fails and returns how much it wrote.
+func fill(path string) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, 1<<20)
+	var n int64
+	for n < 64<<30 {
+		w, err := f.Write(buf)
+		n += int64(w)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, errors.New("wrote 64 GB without an error")
+}
+
+// forkBomb forks (raw fork: the children only pause, without the Go
+// runtime) until the kernel refuses one (or max), then kills them all.
+func forkBomb(max int) (int, error) {
+	if max == 0 {
+		max = 3000
+	}
+	var pids []int
+	defer func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			var ws syscall.WaitStatus
+			_, _ = syscall.Wait4(pid, &ws, 0, nil)
+		}
+	}()
+	for len(pids) < max {
+		pid, _, errno := syscall.RawSyscall(syscall.SYS_FORK, 0, 0, 0)
+		if errno != 0 {
+			return len(pids), errno
+		}
+		if pid == 0 {
+			for {
+				_, _, _ = syscall.RawSyscall(syscall.SYS_PAUSE, 0, 0, 0)
+			}
+		}
+		pids = append(pids, int(pid))
+	}
+	return len(pids), fmt.Errorf("started %d processes without an error", max)
+}
