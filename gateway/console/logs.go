@@ -247,6 +247,8 @@ func (c *Console) serveLogs(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.stopping:
+			return
 		case <-hb.C:
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
