@@ -389,6 +389,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.nats.Close()
 		return err
 	}
+	if err := s.openSessions(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
 	s.startSources()
 	ln := s.deps.Listener
 	if ln == nil {
