@@ -115,24 +115,14 @@ func (s *Server) sampleHistory(ctx context.Context) {
 	defer conc.Stop()
 	async := time.NewTicker(asyncSample)
 	defer async.Stop()
-	seen := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-conc.C:
-			now := map[string]bool{}
 			for _, st := range s.router.FunctionStats() {
 				s.history.Concurrency(st.Function, st.Concurrency)
-				now[st.Function] = true
 			}
-			// A function that went idle is sampled once at zero.
-			for fn := range seen {
-				if !now[fn] {
-					s.history.Concurrency(fn, 0)
-				}
-			}
-			seen = now
 		case <-async.C:
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			depths, err := s.queue.Depths(actx)
