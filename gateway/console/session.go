@@ -442,6 +442,11 @@ func (s *Sessions) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.logger.Info("console login", "access_key", k.ID, "client", client)
+	if r.TLS == nil && !isLoopback(client) {
+		// The secret crossed the network in the clear (unless a proxy in
+		// front terminated TLS): say so where an operator looks.
+		s.logger.Warn("console login over plain HTTP from another host: serve the gateway over TLS (or behind a TLS proxy)", "client", client)
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.MaxAge / time.Second),
@@ -481,6 +486,11 @@ func (s *Sessions) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // clientAddr is the peer's IP (the rate limit's key). Forwarding headers
