@@ -28,8 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/aws/smithy-go"
+	consulapi "github.com/hashicorp/consul/api"
 
 	"github.com/nimbus-fn/nimbus/gateway/natsembed"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
 
@@ -65,6 +67,11 @@ type faultSuite struct {
 	natsToken  string
 	nats       *natsembed.Server
 
+	// consul is the agent the gateways register in; the URL load finds
+	// each gateway's echo URL service through its health endpoint.
+	consul *consultest.Agent
+	health *consulapi.Health
+
 	gws     [2]*faultGateway
 	clients [2]*lambda.Client
 	http    *http.Client
@@ -86,16 +93,20 @@ type faultGateway struct {
 
 // TestFaultSuite runs a steady mixed load (sync Invoke, async Invoke,
 // function URL) against two `nimbus dev` gateways that share one external
-// NATS, and in turn SIGKILLs one gateway, the runtime processes of one
-// gateway's instances and the NATS server, restarting each (the instance
-// restarts its runtime by itself). It prints what the load saw per fault
-// and asserts that every async event answered 202 reached the function and
-// that the service answered again within a generous bound after each fault.
-// Consul is not part of this setup (dev gateways find their instances
-// without it), so its agent is not among the faults.
+// NATS and register themselves and their function URLs in one Consul
+// agent, and in turn SIGKILLs one gateway, the runtime processes of one
+// gateway's instances, the NATS server and the Consul agent, restarting
+// each (the instance restarts its runtime by itself). The URL load reaches
+// each gateway the way a Consul DNS or mesh client does: through the
+// passing instances of the "echo-url" service in Consul's health endpoint.
+// It prints what the load saw per fault and asserts that every async event
+// answered 202 reached the function, that the service answered again
+// within a generous bound after each fault, and that after the Consul
+// agent's restart both gateways and their URL services are registered and
+// passing again.
 func TestFaultSuite(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs three faults under load")
+		t.Skip("runs four faults under load")
 	}
 	s := &faultSuite{
 		t: t, bin: nimbusOnce(t), specDir: t.TempDir(),
@@ -112,6 +123,8 @@ func TestFaultSuite(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.natsListen, s.natsToken = u.Host, s.nats.Token()
+	s.consul = consultest.StartPersistent(t)
+	s.health = s.consul.Client(t).Health()
 
 	writeTree(t, s.specDir, map[string]string{"nimbus.hcl": fmt.Sprintf(`
 function "echo" {
@@ -142,7 +155,11 @@ queue {
   retry_delays = ["1s", "2s"]
   workers      = 4
 }
-`, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey, s.nats.ClientURL())})
+consul {
+  address        = %q
+  check_interval = "1s"
+}
+`, e2eRegion, e2eAccount, e2eInvokeKey, e2eAccessKey, e2eSecretKey, s.nats.ClientURL(), s.consul.HTTPAddr)})
 
 	for i := range s.gws {
 		s.gws[i] = &faultGateway{listen: "127.0.0.1:0", stateDir: filepath.Join(t.TempDir(), "state")}
@@ -153,6 +170,8 @@ queue {
 			HTTPClient:  s.http,
 		})
 	}
+
+	s.awaitRegistered("before the load")
 
 	// The load: per gateway and kind of request, one client at a steady pace.
 	ctx, stopLoad := context.WithCancel(context.Background())
@@ -227,6 +246,19 @@ queue {
 		s.awaitDown(1, "async")
 	}, func() { s.startNATS(s.natsListen, s.natsToken) })
 
+	// Fault 4: the Consul agent dies; it comes back on its ports and data
+	// dir. Invokes do not need it; the URL load finds no gateway meanwhile.
+	s.fault("Consul agent SIGKILL", []int{0, 1}, func() {
+		s.consul.Kill()
+		s.awaitDown(0, "url")
+		s.awaitDown(1, "url")
+	}, func() {
+		if err := s.consul.Restart(); err != nil {
+			t.Fatalf("restarting the consul agent: %v", err)
+		}
+	})
+	s.awaitRegistered("after its restart")
+
 	s.phase("after")
 	s.awaitLoad(20)
 	stopLoad()
@@ -246,6 +278,18 @@ queue {
 		return true
 	}, "every accepted async event processed")
 	s.report(seen)
+}
+
+// awaitRegistered waits until both gateways and their echo URL services
+// are registered and passing in Consul.
+func (s *faultSuite) awaitRegistered(when string) {
+	s.t.Helper()
+	for _, svc := range []string{"nimbus-gateway", "echo-url"} {
+		eventually(s.t, faultRecoveryBound, func() bool {
+			entries, _, err := s.health.Service(svc, "", true, nil)
+			return err == nil && len(entries) == len(s.gws)
+		}, fmt.Sprintf("both gateways' %s services passing in Consul %s", svc, when))
+	}
 }
 
 // startNATS starts the external NATS server on listen with the suite's
@@ -388,7 +432,12 @@ func (s *faultSuite) do(ctx context.Context, slot int, op string, counted bool) 
 		}
 		s.mu.Unlock()
 	case "url":
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.gws[slot].base+"/url/echo/fault", nil)
+		addr, why := s.urlAddr(ctx, slot)
+		if why != "" {
+			kind = why
+			break
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/url/echo/fault", nil)
 		if err != nil {
 			s.t.Error(err)
 			return false
@@ -418,6 +467,28 @@ func (s *faultSuite) do(ctx context.Context, slot int, op string, counted bool) 
 		s.mu.Unlock()
 	}
 	return kind == ""
+}
+
+// urlAddr finds gateway slot's echo URL service among the passing ones in
+// Consul's health endpoint, as a Consul DNS or mesh client would; why says
+// what failed.
+func (s *faultSuite) urlAddr(ctx context.Context, slot int) (addr, why string) {
+	u, err := url.Parse(s.gws[slot].base)
+	if err != nil {
+		s.t.Error(err)
+		return "", "bad base"
+	}
+	entries, _, err := s.health.Service("echo-url", "", true, (&consulapi.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", "consul: " + errKind(err)
+	}
+	for _, e := range entries {
+		a := net.JoinHostPort(e.Service.Address, strconv.Itoa(e.Service.Port))
+		if a == u.Host {
+			return a, ""
+		}
+	}
+	return "", "consul: not passing"
 }
 
 // errKind names an error by its type: the Lambda error code when the

@@ -32,6 +32,3 @@ func onceTempDir(prefix string) (string, error) { return os.MkdirTemp(onceDir, p
 
 // agentRootDir is nomadtest.RootDir.
 func agentRootDir(t *testing.T, prefix string) string { return nomadtest.RootDir(t, prefix) }
-
-// mountsUnder is nomadtest.MountsUnder.
-func mountsUnder(dir string) []string { return nomadtest.MountsUnder(dir) }

@@ -27,7 +27,7 @@ import (
 // the floor to 0 and Nomad stops the instance.
 func TestProvisionedConcurrencyOnNomad(t *testing.T) {
 	nomadtest.Binary(t, "NOMAD_BINARY is not set: skipping provisioned concurrency against a real Nomad agent (set it to a nomad binary to run it)")
-	lc, nc := startClusterGateway(t)
+	lc, nc := startClusterOnNomad(t)
 	ctx := context.Background()
 
 	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
@@ -72,10 +72,13 @@ func TestProvisionedConcurrencyOnNomad(t *testing.T) {
 	if r := invokeReport(t, lc, "pc", "1"); r.Env["AWS_LAMBDA_INITIALIZATION_TYPE"] != "on-demand" {
 		t.Fatalf("pc:1 before the config ran with init type %q", r.Env["AWS_LAMBDA_INITIALIZATION_TYPE"])
 	}
-	onDemand := runningAllocs(jobs.GroupOnDemand)
-	if len(onDemand) != 1 {
-		t.Fatalf("%d running on-demand allocations of %s, want 1", len(onDemand), jobID)
-	}
+	// The gateway routes to an instance as soon as it answers, which can
+	// be before the Nomad client has reported the allocation running.
+	var onDemand map[string]bool
+	eventually(t, 30*time.Second, func() bool {
+		onDemand = runningAllocs(jobs.GroupOnDemand)
+		return len(onDemand) == 1
+	}, "Nomad to report the one on-demand allocation that answered running")
 
 	started := time.Now()
 	out, err := lc.PutProvisionedConcurrencyConfig(ctx, &lambda.PutProvisionedConcurrencyConfigInput{

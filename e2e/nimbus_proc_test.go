@@ -23,6 +23,7 @@ const nimbusStopTimeout = 60 * time.Second
 type nimbusProc struct {
 	endpoint string        // the Invoke API base URL it printed
 	stderr   *lockedBuffer // everything it wrote to stderr
+	stdout   *lockedBuffer // what it wrote to stdout after the Invoke API line
 
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once Wait returned
@@ -30,8 +31,9 @@ type nimbusProc struct {
 }
 
 // startNimbusProc starts cmd, collecting its stderr, reads its stdout up to
-// the Invoke API line and discards the rest. The process is killed on test
-// cleanup if it still runs, and its TMPDIR removed after that.
+// the Invoke API line and collects the lines after it in stdout. The
+// process is killed on test cleanup if it still runs, and its TMPDIR
+// removed after that.
 func startNimbusProc(t *testing.T, cmd *exec.Cmd) *nimbusProc {
 	t.Helper()
 	// Its temporary dirs (nimbus-dev-*, nimbus-queue-*) go in the test's own
@@ -42,7 +44,7 @@ func startNimbusProc(t *testing.T, cmd *exec.Cmd) *nimbusProc {
 	cmd.Env = append(cmd.Env, "TMPDIR="+t.TempDir())
 	// An io.Pipe rather than StdoutPipe: Wait may run while we still read.
 	pr, pw := io.Pipe()
-	p := &nimbusProc{stderr: &lockedBuffer{}, cmd: cmd, exited: make(chan struct{})}
+	p := &nimbusProc{stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, cmd: cmd, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = pw, p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting %s: %v", strings.Join(cmd.Args, " "), err)
@@ -59,7 +61,13 @@ func startNimbusProc(t *testing.T, cmd *exec.Cmd) *nimbusProc {
 			p.endpoint = m[1]
 		}
 	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	go func() {
+		// The scanner may hold lines read past the Invoke API line.
+		for sc.Scan() {
+			_, _ = p.stdout.Write(append(sc.Bytes(), '\n'))
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
 	if p.endpoint == "" {
 		p.kill()
 		t.Fatalf("%s printed no Invoke API endpoint:\n%s", strings.Join(cmd.Args, " "), p.stderr)

@@ -28,6 +28,9 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/router"
 )
 
+// statusCalls counts the routers' status calls to every instance.
+var statusCalls atomic.Int64
+
 // simInstance is one instance: a loopback server with one environment.
 type simInstance struct {
 	id, fn, addr string
@@ -58,6 +61,7 @@ func startInstance(tb testing.TB, id, fn string, work time.Duration) *simInstanc
 		_, _ = w.Write(body)
 	})
 	mux.HandleFunc(invokeapi.PathStatus, func(w http.ResponseWriter, r *http.Request) {
+		statusCalls.Add(1)
 		idle, busy := 1, 0
 		if in.busy.Load() {
 			idle, busy = 0, 1
@@ -318,7 +322,7 @@ func BenchmarkScaleSimulation(b *testing.B) {
 		lat = append(lat, d)
 		latMu.Unlock()
 	}
-	writes0, reads0 := sim.writes.Load(), sim.reads.Load()
+	writes0, reads0, status0 := sim.writes.Load(), sim.reads.Load(), statusCalls.Load()
 	cpu0, start := cpuTime(), time.Now()
 	deadline := start.Add(time.Duration(seconds) * time.Second)
 	var wg sync.WaitGroup
@@ -351,7 +355,7 @@ func BenchmarkScaleSimulation(b *testing.B) {
 	elapsed := time.Since(start)
 	cpuRouted := cpuTime() - cpu0
 	underLoad := heap()
-	writes, reads := sim.writes.Load()-writes0, sim.reads.Load()-reads0
+	writes, reads, status := sim.writes.Load()-writes0, sim.reads.Load()-reads0, statusCalls.Load()-status0
 
 	// Baseline: the same clients calling instances straight (no router,
 	// no scaling), for a third of the time, in the same process.
@@ -400,6 +404,8 @@ func BenchmarkScaleSimulation(b *testing.B) {
 		calls.Load(), float64(calls.Load())/elapsed.Seconds(), failures.Load(), q(50).Round(time.Microsecond), q(99).Round(time.Millisecond), placed, peak)
 	fmt.Fprintf(os.Stdout, "Nomad scale API: %.1f writes/s, %.1f reads/s (all gateways together)\n",
 		float64(writes)/elapsed.Seconds(), float64(reads)/elapsed.Seconds())
+	fmt.Fprintf(os.Stdout, "instance status calls: %.0f/s from all gateways (%.1f per call routed)\n",
+		float64(status)/elapsed.Seconds(), float64(status)/float64(max(1, calls.Load())))
 	fmt.Fprintf(os.Stdout, "heap: %.1f MB for %d routers tracking %d functions (%.0f B per function per gateway); %.1f MB under traffic (instances included)\n",
 		float64(tracked)/(1<<20), gateways, functions, float64(tracked)/float64(gateways*functions), float64(underLoad)/(1<<20))
 	fmt.Fprintf(os.Stdout, "CPU per call: %s through the routers (instances, clients and scaling included) vs %s calling an instance directly (baseline, same run): %.2fx\n",

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -132,6 +133,13 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 			fmt.Fprintf(env.stdout, "No %s here; serving the built-in sample from %s\n", defaultDevDir, dir)
 		}
 	}
+	// A consul block in the config (only there: Defaults fills one in
+	// below) makes the dev gateway register in Consul.
+	registers := cfg.Consul != nil && cfg.Consul.Registers()
+	if registers {
+		cfg.Consul.Address = cmp.Or(cfg.Consul.Address, env.getenv("CONSUL_HTTP_ADDR"))
+		cfg.Consul.Token = cmp.Or(cfg.Consul.Token, env.getenv("CONSUL_HTTP_TOKEN"))
+	}
 	cat, err := catalog.NewLocal(dir, devSpecLoader(specs.Load, &specs.Options{Env: env.getenv}), logger)
 	if err != nil {
 		return err
@@ -241,8 +249,18 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 			return ""
 		},
 	}
-	s, err := server.New(cfg, server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger,
-		MappingBackend: vlocal, Member: "dev-" + host, Manage: manage})
+	deps := server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger,
+		MappingBackend: vlocal, Member: "dev-" + host, Manage: manage}
+	var reg *devConsul
+	if registers {
+		if reg, err = newDevConsul(cfg, overlay, logger); err != nil {
+			return err
+		}
+		defer reg.ln.Close() // the server closes it once it served
+		deps.Listener, deps.Registrars = reg.ln, []server.Registrar{reg.r}
+		reg.sync(ctx) // registered with the gateway at Start
+	}
+	s, err := server.New(cfg, deps)
 	if err != nil {
 		return err
 	}
@@ -260,12 +278,17 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 			logger.Warn("reloading managed functions", "error", err)
 		}
 		pool.Refresh(reloadCtx)
+		reg.sync(reloadCtx)
 		printDevEndpoints(env, cfg, s.Addr(), storeDir, snap)
 		reportAliases(reloadCtx, env, vstore, snap)
 	})
 	go cat.Run(reloadCtx, 500*time.Millisecond)
 	go overlay.Run(reloadCtx)
-	onStoreChange = func() { pool.Refresh(reloadCtx) }
+	onStoreChange = func() {
+		pool.Refresh(reloadCtx)
+		reg.sync(reloadCtx)
+	}
+	reg.run(reloadCtx)
 	go fcat.Run(reloadCtx)
 	controller.OnApplied(func() {
 		if err := overlay.Refresh(reloadCtx); err != nil {

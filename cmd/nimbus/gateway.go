@@ -41,6 +41,13 @@ func startCluster(_ context.Context, cfg *config.Config, logger hclog.Logger) (s
 		return server.Deps{}, nil, err
 	}
 	manage, run := clusterManagement(cfg, nc, deps.MappingBackend, deps.Source, c.GatewayID(), logger)
+	// A management write answers once this gateway's catalog lists the
+	// jobs it registered or removed: a read that follows sees them.
+	manage.Changed = func(ctx context.Context) {
+		if err := c.Catalog().Sync(ctx); err != nil {
+			logger.Warn("listing the function jobs after a management write", "error", err)
+		}
+	}
 	deps.Manage = manage
 	deps.ArtifactRefs = append(deps.ArtifactRefs, manage.Functions)
 	runCtx, stop := context.WithCancel(context.Background())
@@ -101,9 +108,13 @@ func runGateway(ctx context.Context, env *cliEnv, args []string) error {
 		cfg.Dev = true
 	}
 	// NOMAD_ADDR, CONSUL_HTTP_ADDR and their tokens fill what the file left empty.
+	consulBlock := cfg.Consul != nil
 	cfg.Environment(env.getenv)
 	logger := newLogger(env, "nimbus", *logLevel)
 	if cfg.Dev {
+		if !consulBlock {
+			cfg.Consul = nil // dev mode registers in Consul only when the file says so
+		}
 		return runDevGateway(ctx, env, cfg, *specDir, logger)
 	}
 	deps, cleanup, err := clusterDeps(ctx, cfg, logger)

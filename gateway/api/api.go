@@ -152,7 +152,7 @@ var routes = []route{
 }
 
 // dispatch is the whole table: invocation and management operations.
-var dispatch = slices.Concat(routes, manageRoutes, versionRoutes, configRoutes)
+var dispatch = slices.Concat(routes, manageRoutes, versionRoutes, configRoutes, rolloutRoutes)
 
 func allRoutes() []route { return dispatch }
 

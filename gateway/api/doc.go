@@ -33,5 +33,11 @@
 // their own; deleted layer versions stay resolvable for the versions that
 // pinned them.
 //
-// It may import gateway/**, specs, driver/invokeapi and bundle.
+// rollout_api.go is a Nimbus extension next to GetFunctionSpec: the record
+// of an alias's rollout (nimbus rollout), GET/PUT/DELETE
+// /nimbus/v1/functions/{fn}/rollouts/{alias}, admin-scoped like every
+// management route and written with check-and-set on its RevisionId.
+//
+// It may import gateway/**, specs, driver/invokeapi, bundle and the rollout
+// contract leaf.
 package api

@@ -161,6 +161,14 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 	return c, nil
 }
 
+// Advertise is the host and port a gateway bound to bound registers in
+// Consul: the configured advertise address (ConsulConfig.Advertise), else
+// the bound one, with a wildcard host replaced by the agent's advertise
+// address. `nimbus dev` registers through it too.
+func Advertise(configured string, bound net.Addr, agent *consulapi.Agent) (string, int, error) {
+	return advertise(configured, bound, agent)
+}
+
 // selfReader is the part of the Consul agent API advertise uses.
 type selfReader interface {
 	Self() (map[string]map[string]any, error)

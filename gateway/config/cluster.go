@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -128,21 +129,34 @@ func (c *Config) validateCluster() []error {
 	if u, err := url.Parse(c.Nomad.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		bad("nomad address %q must be an http or https URL", c.Nomad.Address)
 	}
-	if c.Consul.Address == "" {
+	if err := c.Consul.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// Validate checks the consul block (after Defaults) and fills
+// CheckIntervalD. The cluster checks it in Config.Validate; `nimbus dev`,
+// which registers in Consul only when its config has the block, checks it
+// itself.
+func (c *ConsulConfig) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Address == "" {
 		bad("consul address is empty")
 	}
-	if !domainPattern.MatchString(strings.ToLower(c.Consul.ServiceName)) || strings.Contains(c.Consul.ServiceName, ".") {
-		bad("consul service_name %q is not a DNS label", c.Consul.ServiceName)
+	if !domainPattern.MatchString(strings.ToLower(c.ServiceName)) || strings.Contains(c.ServiceName, ".") {
+		bad("consul service_name %q is not a DNS label", c.ServiceName)
 	}
-	d, err := time.ParseDuration(c.Consul.CheckInterval)
+	d, err := time.ParseDuration(c.CheckInterval)
 	switch {
 	case err != nil:
-		bad("consul check_interval %q: %w", c.Consul.CheckInterval, err)
+		bad("consul check_interval %q: %w", c.CheckInterval, err)
 	case d < time.Second:
 		bad("consul check_interval %s is below 1s (Consul's least interval)", d)
 	}
-	c.Consul.CheckIntervalD = d
-	if adv := c.Consul.Advertise; adv != "" {
+	c.CheckIntervalD = d
+	if adv := c.Advertise; adv != "" {
 		_, port, err := net.SplitHostPort(adv)
 		switch {
 		case err != nil:
@@ -151,5 +165,5 @@ func (c *Config) validateCluster() []error {
 			bad("consul advertise %q needs a port", adv)
 		}
 	}
-	return errs
+	return errors.Join(errs...)
 }

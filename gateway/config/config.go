@@ -113,7 +113,8 @@ type Config struct {
 	// optional). Default false.
 	Dev bool `hcl:"dev,optional"`
 
-	// Cluster mode (ignored when Dev is set).
+	// Cluster mode (ignored when Dev is set, but for the consul block:
+	// `nimbus dev` with one registers itself and its function URLs there).
 
 	// Discovery is where the gateway finds function instances: "consul"
 	// (passing instances in Consul health) or "nomad" (Nomad's native

@@ -255,6 +255,15 @@ func (c *Catalog) readThrough(ctx context.Context) bool {
 	return true
 }
 
+// Sync lists the jobs once, now, without blocking: a gateway that has just
+// registered or removed jobs itself (a management write) calls it before
+// answering, so its own next read sees them instead of the listing the
+// blocking query last returned.
+func (c *Catalog) Sync(ctx context.Context) error {
+	_, err := c.fetchJobs(ctx, 0)
+	return err
+}
+
 // Functions returns every function, sorted by name.
 func (c *Catalog) Functions(ctx context.Context) ([]*catalog.Function, error) {
 	if err := c.wait(ctx); err != nil {

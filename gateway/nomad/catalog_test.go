@@ -481,3 +481,33 @@ func TestCatalogReadsThroughOnAMiss(t *testing.T) {
 		t.Fatalf("5 misses in a row listed jobs %d times; at most once per %s", n, readThroughEvery)
 	}
 }
+
+// Sync lists the jobs at once: after a management write removed a job, the
+// function is gone from this gateway's catalog before the blocking query
+// (here an hour away) would have noticed.
+func TestCatalogSyncDropsARemovedJob(t *testing.T) {
+	f := newFakeNomad(t)
+	f.update(func() {
+		f.jobs["nimbus-gone"] = functionJob(t, "nimbus-gone", "gone", "$LATEST", &specs.Function{Name: "gone"}, 11)
+	})
+	c, err := NewCatalog(f.client().Jobs(), nil, CatalogConfig{NoVariables: true, MinInterval: time.Hour}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCatalog(t, c)
+	<-c.Ready()
+	ctx := context.Background()
+	if _, err := c.Function(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	f.update(func() { delete(f.jobs, "nimbus-gone") })
+	if _, err := c.Function(ctx, "gone"); err != nil {
+		t.Fatalf("before Sync the last listing still holds the function: %v", err)
+	}
+	if err := c.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Function(ctx, "gone"); !errors.Is(err, catalog.ErrFunctionNotFound) {
+		t.Fatalf("after Sync: %v, want ErrFunctionNotFound", err)
+	}
+}

@@ -36,6 +36,11 @@ type pool struct {
 	windowPeak  int
 
 	refreshing bool // a discovery loop runs for waiters
+
+	// activeAt is when an invocation last acquired an environment or
+	// parked here: a pool quiet since the last refresh skips status calls
+	// to instances it has nothing to learn from (see statusDueLocked).
+	activeAt time.Time
 }
 
 type instance struct {
@@ -52,6 +57,8 @@ type instance struct {
 	// allocation before it listens; Consul lags a check interval), so the
 	// flag is cleared only by a successful status call or invocation.
 	unreachable bool
+	// statusAt is when a status call last answered.
+	statusAt time.Time
 }
 
 type waiter struct {
@@ -86,6 +93,7 @@ func (r *Router) pool(t Target) *pool {
 // queue (and asking the scaler for capacity) when none is free.
 func (r *Router) acquire(ctx context.Context, p *pool, t Target) (*instance, error) {
 	r.mu.Lock()
+	p.activeAt = time.Now()
 	if in := r.pickLocked(p); in != nil {
 		in.inFlight++
 		p.inFlight++
@@ -448,13 +456,37 @@ func (r *Router) discover(ctx context.Context, p *pool) {
 	r.dispatchLocked(p)
 }
 
+// quietStatusInterval is how often an instance of a pool without traffic
+// is asked for its status when nothing else calls for it.
+const quietStatusInterval = 10 * time.Second
+
+// statusDueLocked says whether a refresh round asks in for its status.
+// Every round does for a pool with traffic since the last round, and for
+// instances whose view may be stale: capacity unknown, refused by another
+// gateway's use, unreachable. An instance of a quiet pool is asked every
+// quietStatusInterval only: with many gateways and instances the status
+// calls of idle pools were most of the routers' work (bench/scale), and
+// nothing routes there meanwhile; a call that arrives before the next
+// status still finds out from the instance (NoIdleEnvironment, shutting
+// down, unreachable) and tries another.
+func (r *Router) statusDueLocked(p *pool, in *instance, now time.Time) bool {
+	switch {
+	case in.capacity <= 0 || in.refused || in.unreachable || in.statusAt.IsZero():
+		return true
+	case p.inFlight > 0 || len(p.waiters) > 0 || now.Sub(p.activeAt) < 2*r.cfg.RefreshInterval:
+		return true
+	}
+	return now.Sub(in.statusAt) >= quietStatusInterval
+}
+
 // statusCalls starts one status call per live instance of p on g, each
 // bounded by StatusTimeout; each applies its answer when it comes.
 func (r *Router) statusCalls(ctx context.Context, g *errgroup.Group, p *pool) {
 	r.mu.Lock()
+	now := time.Now()
 	addrs := make(map[string]string, len(p.instances))
 	for id, in := range p.instances {
-		if !in.gone {
+		if !in.gone && r.statusDueLocked(p, in, now) {
 			addrs[id] = in.inst.Address
 		}
 	}
@@ -466,6 +498,7 @@ func (r *Router) statusCalls(ctx context.Context, g *errgroup.Group, p *pool) {
 			cancel()
 			r.mu.Lock()
 			if in := p.instances[id]; in != nil && err == nil && st.Max > 0 {
+				in.statusAt = time.Now()
 				in.unreachable = false
 				in.capacity = st.Max
 				in.refused = st.ShuttingDown

@@ -22,6 +22,7 @@ func runContract(t *testing.T, newStore func(t *testing.T) *Store) {
 	t.Run("alias revisions", func(t *testing.T) { testAliasRevisions(t, newStore(t)) })
 	t.Run("layer metadata and deletes", func(t *testing.T) { testLayerDeletes(t, newStore(t)) })
 	t.Run("references", func(t *testing.T) { testReferences(t, newStore(t)) })
+	t.Run("rollouts", func(t *testing.T) { testRollouts(t, newStore(t)) })
 }
 
 func sha(c byte) string { return strings.Repeat(string(c), 64) }

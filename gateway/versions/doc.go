@@ -19,6 +19,7 @@
 //	nimbus/functions/<fn>/provisioned/<q>  requested, last_modified (a
 //	                                       provisioned concurrency config of
 //	                                       version or alias q)
+//	nimbus/functions/<fn>/rollouts/<alias> record (rollout.Record JSON), status
 //	nimbus/layers/<name>/counter           next, latest
 //	nimbus/layers/<name>/versions/<n>      code_sha256, size, runtimes (JSON), architectures (JSON),
 //	                                       license, description, created, deleted
@@ -50,5 +51,6 @@
 // held only around one entry's read-check-write; Catalog.mu guards only the
 // overlay map swap and is never held while reading the store.
 //
-// It may import gateway/** and specs from this module.
+// It may import gateway/**, specs and the rollout contract leaf from this
+// module.
 package versions

@@ -54,6 +54,12 @@ type Agent struct {
 	done chan struct{}
 	err  error // exit status, valid after done is closed
 	log  *tailBuffer
+
+	// bin and args start the agent again (Restart); dataDir is where a
+	// persistent agent keeps its state ("" for -dev).
+	bin     string
+	args    []string
+	dataDir string
 }
 
 // Config returns a Consul API client config for the agent.
@@ -130,7 +136,93 @@ func (a *Agent) Stop() error {
 	return fmt.Errorf("consul agent did not exit within %s of SIGTERM; killed", stopTimeout)
 }
 
-func start(bin, dir string) (*Agent, error) {
+func start(bin, dir string) (*Agent, error) { return startAgent(bin, dir, "") }
+
+// StartPersistent runs a single-server agent (not -dev) that keeps its state
+// in a data dir, so Kill and Restart act as a crash and a restart of a real
+// agent: the same ports, node and data dir, with the catalog and the
+// services registered through the agent restored from disk. It stops on
+// cleanup, and skips tb as Start does.
+func StartPersistent(tb testing.TB) *Agent {
+	tb.Helper()
+	bin, skip, err := Binary()
+	if skip != "" {
+		tb.Skip(skip)
+	}
+	if err != nil {
+		tb.Fatalf("consul binary: %v", err)
+	}
+	var last error
+	for attempt := 0; attempt < startAttempts; attempt++ {
+		dir := tb.TempDir()
+		a, err := startAgent(bin, dir, filepath.Join(dir, "data"))
+		if err == nil {
+			tb.Cleanup(func() {
+				if tb.Failed() {
+					tb.Logf("consul agent output (tail):\n%s", a.Log())
+				}
+				if err := a.Stop(); err != nil {
+					tb.Logf("stopping consul agent: %v", err)
+				}
+			})
+			return a
+		}
+		last = err
+	}
+	tb.Fatalf("starting persistent consul agent (%d attempts): %v", startAttempts, last)
+	return nil
+}
+
+// Kill sends SIGKILL to the agent (a crash: nothing is saved or left) and
+// waits until it has exited.
+func (a *Agent) Kill() {
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	<-a.done
+}
+
+// Restart starts a killed or stopped persistent agent again on the same
+// ports and data dir, and waits until it has a leader and its node is
+// healthy.
+func (a *Agent) Restart() error {
+	select {
+	case <-a.done:
+	default:
+		return errors.New("consul agent still runs; Kill or Stop it first")
+	}
+	if a.dataDir == "" {
+		return errors.New("a -dev agent keeps no state to restart with; use StartPersistent")
+	}
+	a.done = make(chan struct{})
+	if err := a.run(); err != nil {
+		return err
+	}
+	if err := a.waitReady(); err != nil {
+		_ = a.Stop()
+		return fmt.Errorf("%w\n%s", err, a.Log())
+	}
+	return nil
+}
+
+// run starts the agent process.
+func (a *Agent) run() error {
+	cmd := exec.Command(a.bin, a.args...)
+	cmd.Stdout, cmd.Stderr = a.log, a.log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", a.bin, err)
+	}
+	a.cmd = cmd
+	done := a.done
+	go func() {
+		a.err = cmd.Wait()
+		close(done)
+	}()
+	return nil
+}
+
+// startAgent starts an agent configured in dir: -dev when dataDir is empty,
+// else a single server keeping its state in dataDir.
+func startAgent(bin, dir, dataDir string) (*Agent, error) {
 	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
@@ -155,6 +247,13 @@ func start(bin, dir string) (*Agent, error) {
 			"https":    -1,
 		},
 	}
+	if dataDir != "" {
+		cfg["server"] = true
+		cfg["bootstrap_expect"] = 1
+		cfg["data_dir"] = dataDir
+		// Elect at once after a restart, as -dev does.
+		cfg["performance"] = map[string]int{"raft_multiplier": 1}
+	}
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
@@ -170,18 +269,15 @@ func start(bin, dir string) (*Agent, error) {
 		NodeName: node,
 		done:     make(chan struct{}),
 		log:      &tailBuffer{max: logTail},
+		bin:      bin, args: []string{"agent", "-dev", "-config-file", cfgPath},
+		dataDir: dataDir,
 	}
-	cmd := exec.Command(bin, "agent", "-dev", "-config-file", cfgPath)
-	cmd.Stdout, cmd.Stderr = a.log, a.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	if dataDir != "" {
+		a.args = []string{"agent", "-config-file", cfgPath}
 	}
-	a.cmd = cmd
-	go func() {
-		a.err = cmd.Wait()
-		close(a.done)
-	}()
+	if err := a.run(); err != nil {
+		return nil, err
+	}
 	if err := a.waitReady(); err != nil {
 		_ = a.Stop()
 		return nil, fmt.Errorf("%w\n%s", err, a.Log())

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/consul/api"
 )
 
 func TestAgentServesHTTPAndDNS(t *testing.T) {
@@ -103,5 +105,38 @@ func TestTailBufferKeepsTheEnd(t *testing.T) {
 	tb.Write([]byte("ab"))
 	if got := tb.String(); got != "456789ab" {
 		t.Fatalf("tail = %q", got)
+	}
+}
+
+// A persistent agent killed with SIGKILL comes back on the same address
+// with what was registered through it, and a -dev agent refuses to restart.
+func TestPersistentAgentSurvivesKill(t *testing.T) {
+	a := StartPersistent(t)
+	c := a.Client(t)
+	if err := c.Agent().ServiceRegister(&api.AgentServiceRegistration{ID: "kept-1", Name: "kept", Port: 1234}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Restart(); err == nil {
+		t.Fatal("Restart of a running agent succeeded")
+	}
+	a.Kill()
+	if _, err := c.Status().Leader(); err == nil {
+		t.Fatal("agent still answers after Kill")
+	}
+	if err := a.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	svcs, err := c.Agent().Services()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := svcs["kept-1"]; s == nil || s.Service != "kept" || s.Port != 1234 {
+		t.Fatalf("after the restart the agent holds %v, want kept-1", svcs)
+	}
+
+	d := Start(t)
+	d.Kill()
+	if err := d.Restart(); err == nil || !strings.Contains(err.Error(), "StartPersistent") {
+		t.Fatalf("restarting a -dev agent: %v", err)
 	}
 }

@@ -2,5 +2,6 @@
 // rules true: leaves import nothing from the module, driver/** sees only
 // driver/** (and the embedded runtimes), gateway/** reaches instances only
 // through driver/invokeapi, and only cmd/ and e2e/ wire across top-level
-// folders. It has no non-test code.
+// folders. The rollout package is a leaf too (its Record is the contract
+// the gateway stores and the CLI drives). It has no non-test code.
 package importrules

@@ -28,10 +28,12 @@ var rules = []rule{
 	{"autoscaler/policy", nil},
 	{"gateway/discovery", nil},
 	{"bundle", nil},
+	{"rollout", nil},
 	{"runtimes", nil},
+	{"blueprints", nil},
 	{"driver/", []string{"driver/", "runtimes"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
-	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle"}},
+	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle", "rollout"}},
 	{"autoscaler/", []string{"autoscaler/"}},
 	// Test support may reach what it supports.
 	{"internal/", []string{""}},

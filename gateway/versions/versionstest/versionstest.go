@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 )
@@ -22,11 +23,14 @@ type Variables struct {
 	mu    sync.Mutex
 	index uint64
 	vars  map[string]*api.Variable
+	// changed is closed (and replaced) on every write, waking blocked
+	// listings.
+	changed chan struct{}
 }
 
 // New returns an empty double that reports unexpected requests to t.
 func New(t testing.TB) *Variables {
-	return &Variables{t: t, vars: map[string]*api.Variable{}}
+	return &Variables{t: t, vars: map[string]*api.Variable{}, changed: make(chan struct{})}
 }
 
 // Items returns a copy of the items at path (nil if absent).
@@ -63,6 +67,9 @@ func (d *Variables) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path, isVar := strings.CutPrefix(r.URL.Path, "/v1/var/")
 	switch {
 	case r.URL.Path == "/v1/vars" && r.Method == http.MethodGet:
+		if !d.block(w, r) {
+			return
+		}
 		prefix := r.URL.Query().Get("prefix")
 		out := []*api.VariableMetadata{}
 		for p, v := range d.vars {
@@ -96,6 +103,8 @@ func (d *Variables) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if r.Method == http.MethodDelete {
 			delete(d.vars, path)
+			d.index++
+			d.wake()
 			w.WriteHeader(http.StatusOK)
 			return
 		}
@@ -129,6 +138,7 @@ func (d *Variables) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			in.CreateIndex = d.index
 		}
 		d.vars[path] = &in
+		d.wake()
 		d.reply(w, http.StatusOK, &in)
 	default:
 		d.t.Errorf("variables double: unexpected %s %s", r.Method, r.URL)
@@ -138,7 +148,56 @@ func (d *Variables) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (d *Variables) reply(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Nomad-Index", strconv.FormatUint(d.index, 10))
+	w.Header().Set("X-Nomad-Index", strconv.FormatUint(max(d.index, 1), 10)) // Nomad's index starts at 1
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// wake ends the blocked listings after a write. d.mu is held.
+func (d *Variables) wake() {
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// block gives a listing with ?index=N Nomad's blocking-query semantics
+// (developer.hashicorp.com/nomad/api-docs#blocking-queries): it returns
+// once the variables' index exceeds N or ?wait= (default 5m, without
+// Nomad's jitter) passed; false when the client went away. d.mu is held, and released
+// while blocked.
+func (d *Variables) block(w http.ResponseWriter, r *http.Request) bool {
+	q := r.URL.Query()
+	var want uint64
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			http.Error(w, "bad index", http.StatusBadRequest)
+			return false
+		}
+		want = n
+	}
+	wait := 5 * time.Minute
+	if v := q.Get("wait"); v != "" {
+		x, err := time.ParseDuration(v)
+		if err != nil {
+			http.Error(w, "bad wait", http.StatusBadRequest)
+			return false
+		}
+		wait = x
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for want > 0 && d.index <= want {
+		ch := d.changed
+		d.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout.C:
+			want = 0
+		case <-r.Context().Done():
+			d.mu.Lock()
+			return false
+		}
+		d.mu.Lock()
+	}
+	return true
 }

@@ -1,9 +1,11 @@
 // Package submittest is an httptest double of exactly the Nomad HTTP
-// endpoints jobs/submit and the gateway's on-demand scaler
+// endpoints jobs/submit, the gateway's job catalog and on-demand scaler
 // (gateway/nomad, gateway/cluster) and the provisioned status
 // (jobs/apply.ProvisionedRunning) call, for tests that cannot run a real agent
 // (e2e/nomad_jobs_test.go runs the real one when NOMAD_BINARY is set):
 //
+//	GET    /v1/jobs?prefix=&namespace=&meta=  job stubs (the gateway's
+//	                             catalog), a blocking query with ?index=&wait=
 //	GET    /v1/job/<id>          job info (404 "job not found")
 //	PUT    /v1/job/<id>/plan     plan with diff
 //	PUT    /v1/jobs              register (PreserveCounts honoured)

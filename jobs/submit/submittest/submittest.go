@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/nomad/api"
 )
@@ -43,6 +45,12 @@ type Server struct {
 	allocs map[string][]*api.AllocationListStub
 	// evaluations are what each job lists (SetEvaluations).
 	evaluations map[string][]*api.Evaluation
+	// changed is closed (and replaced) whenever the jobs table changes,
+	// waking blocked job listings.
+	changed chan struct{}
+	// jobsIndex is the jobs table's index: the X-Nomad-Index of a job
+	// listing, which a blocking listing waits to pass.
+	jobsIndex uint64
 }
 
 // New starts a double that stops when t ends.
@@ -50,7 +58,7 @@ func New(t testing.TB) *Server {
 	t.Helper()
 	s := &Server{jobs: map[string]*api.Job{}, vars: map[string]*api.Variable{}, index: 100,
 		events: map[string]map[string][]api.ScalingEvent{}, allocs: map[string][]*api.AllocationListStub{},
-		evaluations: map[string][]*api.Evaluation{}}
+		evaluations: map[string][]*api.Evaluation{}, changed: make(chan struct{})}
 	hs := httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(hs.Close)
 	s.URL = hs.URL
@@ -177,6 +185,15 @@ func (s *Server) store(j *api.Job) {
 		j.Version = &v
 	}
 	s.jobs[key(ns, *j.ID)] = j
+	s.jobsChangedLocked()
+}
+
+// jobsChangedLocked advances the jobs table's index to the last write and
+// wakes blocked listings.
+func (s *Server) jobsChangedLocked() {
+	s.jobsIndex = s.index
+	close(s.changed)
+	s.changed = make(chan struct{})
 }
 
 func (s *Server) nextEval() string {
@@ -190,6 +207,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests = append(s.requests, req)
+	if r.Method == http.MethodGet && r.URL.Path == "/v1/jobs" {
+		s.list(w, r)
+		return
+	}
 	ns := r.URL.Query().Get("namespace")
 
 	path := r.URL.Path
@@ -380,12 +401,16 @@ func (s *Server) deregister(w http.ResponseWriter, ns, id string, purge bool) {
 		http.Error(w, "job not found", http.StatusNotFound)
 		return
 	}
+	s.index++
 	if purge {
 		delete(s.jobs, key(ns, id))
 	} else {
 		stop := true
 		j.Stop = &stop
+		idx := s.index
+		j.ModifyIndex = &idx
 	}
+	s.jobsChangedLocked()
 	writeJSON(w, api.JobDeregisterResponse{EvalID: s.nextEval()})
 }
 
@@ -500,4 +525,97 @@ func (s *Server) scaleStatus(w http.ResponseWriter, ns, id string) {
 		st.TaskGroups[*g.Name] = api.TaskGroupScaleStatus{Desired: n, Events: s.events[key(ns, id)][*g.Name]}
 	}
 	writeJSON(w, st)
+}
+
+// list answers GET /v1/jobs as Nomad does: the stubs of the jobs whose ID
+// has the prefix (?prefix=), in the namespace asked (?namespace=, "*" for
+// all, default "default"), each job's meta only with ?meta=true. With
+// ?index=N it is a blocking query as Nomad's API documentation describes
+// them (developer.hashicorp.com/nomad/api-docs#blocking-queries): it
+// answers once the jobs table's index exceeds N, or when ?wait= (default
+// 5m; Nomad adds up to wait/16 of jitter, the double none) has passed, with
+// the unchanged index; X-Nomad-Index is always the table's index, never
+// below 1. s.mu is held and released while blocked.
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	wait := 5 * time.Minute
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			http.Error(w, "bad wait", http.StatusBadRequest)
+			return
+		}
+		wait = d
+	}
+	var want uint64
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			http.Error(w, "bad index", http.StatusBadRequest)
+			return
+		}
+		want = n
+	}
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for want > 0 && s.jobsIndex <= want {
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timeout.C:
+			want = 0
+		case <-r.Context().Done():
+			s.mu.Lock()
+			return
+		}
+		s.mu.Lock()
+	}
+	ns := q.Get("namespace")
+	if ns == "" {
+		ns = "default"
+	}
+	out := []*api.JobListStub{}
+	for _, j := range s.jobs {
+		if (ns != "*" && *j.Namespace != ns) || !strings.HasPrefix(*j.ID, q.Get("prefix")) {
+			continue
+		}
+		st := &api.JobListStub{ID: *j.ID, Name: *j.ID, Namespace: *j.Namespace, Status: s.statusLocked(j),
+			JobModifyIndex: *j.JobModifyIndex, ModifyIndex: *j.ModifyIndex}
+		if j.Type != nil {
+			st.Type = *j.Type
+		}
+		if j.Name != nil {
+			st.Name = *j.Name
+		}
+		if j.ParentID != nil {
+			st.ParentID = *j.ParentID
+		}
+		if j.Stop != nil {
+			st.Stop = *j.Stop
+		}
+		if q.Get("meta") == "true" {
+			st.Meta = j.Meta
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Nomad-Index", strconv.FormatUint(max(s.jobsIndex, 1), 10))
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+// statusLocked is a job's status as Nomad reports it: dead once stopped,
+// running while an allocation a test set runs, else pending (the double
+// places nothing itself).
+func (s *Server) statusLocked(j *api.Job) string {
+	if j.Stop != nil && *j.Stop {
+		return "dead"
+	}
+	for _, a := range s.allocs[key(*j.Namespace, *j.ID)] {
+		if a.ClientStatus == "running" {
+			return "running"
+		}
+	}
+	return "pending"
 }

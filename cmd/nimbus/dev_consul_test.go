@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/consul/api"
+
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
+)
+
+// `nimbus dev` with a consul block registers itself with a passing HTTP
+// check and a service per function URL, follows a spec edit that adds a
+// URL, and deregisters everything when it stops.
+func TestDevRegistersInConsul(t *testing.T) {
+	agent := consultest.Start(t)
+	ca := agent.Client(t).Agent()
+	services := func() map[string]*api.AgentService {
+		s, err := ca.Services()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	t.Cleanup(func() { // after nimbus dev stopped (cleanups run last-in first-out)
+		for id, s := range services() {
+			if s.Service != "consul" {
+				t.Errorf("after nimbus dev stopped, %s (%s) is still registered", id, s.Service)
+			}
+		}
+	})
+	dir := t.TempDir()
+	spec := func(plainURL string) string {
+		return "function \"hello\" {\n  runtime = \"python3.12\"\n  handler = \"app.handler\"\n  code {\n    dir = \".\"\n  }\n  url {\n    auth = \"NONE\"\n  }\n}\n" +
+			"function \"plain\" {\n  runtime = \"python3.12\"\n  handler = \"app.handler\"\n  code {\n    dir = \".\"\n  }\n" + plainURL + "}\n"
+	}
+	writeTree(t, dir, map[string]string{"nimbus.hcl": spec(""), "app.py": "def handler(event, context):\n    return 1\n"})
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): "consul {\n  check_interval = \"1s\"\n}\n"})
+	dev := startDev(t, map[string]string{envStateDir: filepath.Join(dir, "state"), "CONSUL_HTTP_ADDR": agent.HTTPAddr}, "--config", conf, dir)
+	u, err := url.Parse(dev.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, _ := strconv.Atoi(u.Port())
+
+	byName := func() map[string]*api.AgentService {
+		out := map[string]*api.AgentService{}
+		for _, s := range services() {
+			out[s.Service] = s
+		}
+		return out
+	}
+	gw := byName()["nimbus-gateway"]
+	if gw == nil || gw.Port != port || gw.Address != "127.0.0.1" {
+		t.Fatalf("gateway registration %+v, want 127.0.0.1:%d", gw, port)
+	}
+	if s := byName(); s["hello-url"] == nil || s["hello-url"].Port != port || s["plain-url"] != nil {
+		t.Fatalf("URL services %v, want hello-url only", s)
+	}
+	gatewaytest.Eventually(t, 30*time.Second, func() bool {
+		entries, _, err := agent.Client(t).Health().Service("nimbus-gateway", "", true, (&api.QueryOptions{}).WithContext(context.Background()))
+		return err == nil && len(entries) == 1
+	}, "the gateway's health check to pass")
+
+	writeTree(t, dir, map[string]string{"nimbus.hcl": spec("  url {\n    auth = \"NONE\"\n  }\n")})
+	gatewaytest.Eventually(t, 30*time.Second, func() bool { return byName()["plain-url"] != nil }, "a URL added in the spec to be registered")
+}
+
+// A consul block nimbus dev cannot use is refused, not ignored.
+func TestDevRefusesABadConsulBlock(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"nimbus.hcl": ""})
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): "consul {\n  check_interval = \"100ms\"\n}\n"})
+	env := &cliEnv{stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}, getenv: func(k string) string {
+		if k == envStateDir {
+			return filepath.Join(dir, "state")
+		}
+		return ""
+	}}
+	err := runDev(context.Background(), env, []string{"--listen", "127.0.0.1:0", "--config", conf, dir})
+	if err == nil || !strings.Contains(err.Error(), "check_interval") {
+		t.Fatalf("nimbus dev with check_interval 100ms: %v", err)
+	}
+}
