@@ -294,6 +294,27 @@ func TestDevConsoleLogsMetricsAndTestEvents(t *testing.T) {
 		t.Errorf("deleted test event: %d", resp.StatusCode)
 	}
 
+	// Blueprints: the embedded catalogue; a Go one needs a build (409).
+	var bps struct {
+		Blueprints []console.Blueprint `json:"blueprints"`
+	}
+	c.getJSON("/nimbus/v1/blueprints", &bps)
+	var hello *console.Blueprint
+	for i, bp := range bps.Blueprints {
+		if bp.Name == "hello-go" {
+			hello = &bps.Blueprints[i]
+		}
+	}
+	if hello == nil || !hello.NeedsBuild || hello.Language != "go" || hello.Runtime == "" || hello.Description == "" {
+		t.Errorf("blueprints: %+v", bps.Blueprints)
+	}
+	if resp, b := c.do(http.MethodGet, "/nimbus/v1/blueprints/hello-go/code.zip?name=made", nil, nil); resp.StatusCode != 409 || !bytes.Contains(b, []byte("built")) {
+		t.Errorf("code.zip of a Go blueprint: %d %s", resp.StatusCode, b)
+	}
+	if resp, _ := c.do(http.MethodGet, "/nimbus/v1/blueprints/no-such/code.zip", nil, nil); resp.StatusCode != 404 {
+		t.Errorf("code.zip of an unknown blueprint: %d", resp.StatusCode)
+	}
+
 	// Logout ends the session for every route.
 	if resp, _ := c.do(http.MethodPost, console.LogoutPath, nil, nil); resp.StatusCode != 204 {
 		t.Fatalf("logout: %d", resp.StatusCode)

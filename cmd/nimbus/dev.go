@@ -250,7 +250,7 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		},
 	}
 	deps := server.Deps{Catalog: overlay, Source: pool, Scaler: pool, Logger: logger,
-		MappingBackend: vlocal, Member: "dev-" + host, Manage: manage}
+		MappingBackend: vlocal, Member: "dev-" + host, Manage: manage, Blueprints: consoleBlueprints{}}
 	var reg *devConsul
 	if registers {
 		if reg, err = newDevConsul(cfg, overlay, logger); err != nil {
