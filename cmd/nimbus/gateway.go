@@ -122,6 +122,7 @@ func runGateway(ctx context.Context, env *cliEnv, args []string) error {
 		return fmt.Errorf("starting cluster adapters: %w", err)
 	}
 	defer cleanup()
+	deps.Blueprints = consoleBlueprints{}
 	return server.Run(ctx, cfg, deps)
 }
 
