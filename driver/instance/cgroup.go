@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -60,7 +61,7 @@ func detectCgroupV2(parent string) *cgroupParent {
 		}
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if p, ok := strings.CutPrefix(line, "0::"); ok {
-				parent = filepath.Join(cgroupRoot, p)
+				parent = aboveEnvCgroups(filepath.Join(cgroupRoot, p))
 			}
 		}
 		if parent == "" {
@@ -82,6 +83,22 @@ func detectCgroupV2(parent string) *cgroupParent {
 	return &cgroupParent{dir: parent}
 }
 
+// envCgroupRE matches an environment's cgroup name (env.cgroupName).
+var envCgroupRE = regexp.MustCompile(`^nimbus-[0-9a-f]{8}-env-[0-9]+$`)
+
+// aboveEnvCgroups is dir without the environment cgroups at its end. On
+// cgroup v1 a spawner thread lives in its environment's cgroup, and the
+// process's own cgroup file reports its main thread's, which may be such a
+// spawner thread when several instances share a process (nimbus dev, tests):
+// a second instance must not nest its environments (and their memory)
+// inside the first's.
+func aboveEnvCgroups(dir string) string {
+	for envCgroupRE.MatchString(filepath.Base(dir)) {
+		dir = filepath.Dir(dir)
+	}
+	return dir
+}
+
 // detectCgroupV1 finds the memory hierarchy's mount in mountinfo and the
 // instance's own memory cgroup in procCgroup. The default parent is that
 // own cgroup, so environments stay inside whatever limits the instance
@@ -101,7 +118,7 @@ func detectCgroupV1(parent, mountinfo, procCgroup string) *cgroupParent {
 				if err != nil || strings.HasPrefix(rel, "..") {
 					return nil // our cgroup is not visible through the mount
 				}
-				self = filepath.Join(mount, rel)
+				self = aboveEnvCgroups(filepath.Join(mount, rel))
 			}
 		}
 	}

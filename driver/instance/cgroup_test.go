@@ -256,3 +256,19 @@ func TestCgroupSweepRemovesOnlyStaleEnvironmentCgroups(t *testing.T) {
 		}
 	}
 }
+
+// A process whose main thread sits in an environment's cgroup (a v1
+// spawner thread of another instance in the same process) detects the
+// cgroup above it as its own, so instances never nest their environments.
+func TestEnvironmentCgroupsAreNotParents(t *testing.T) {
+	for in, want := range map[string]string{
+		"/sys/fs/cgroup/memory/nomad/alloc":                                   "/sys/fs/cgroup/memory/nomad/alloc",
+		"/sys/fs/cgroup/memory/nomad/nimbus-8e2a5d8a-env-0":                   "/sys/fs/cgroup/memory/nomad",
+		"/sys/fs/cgroup/memory/x/nimbus-8e2a5d8a-env-0/nimbus-0e09657a-env-3": "/sys/fs/cgroup/memory/x",
+		"/sys/fs/cgroup/memory/nimbus-app":                                    "/sys/fs/cgroup/memory/nimbus-app",
+	} {
+		if got := aboveEnvCgroups(in); got != want {
+			t.Errorf("aboveEnvCgroups(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
