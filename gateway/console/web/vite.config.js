@@ -4,6 +4,9 @@
 // timestamps, no source maps with absolute paths.
 import { defineConfig } from 'vite';
 
+// `npm exec vite` (dev server) proxies the API to this gateway.
+const gateway = process.env.NIMBUS_GATEWAY || 'http://127.0.0.1:9000';
+
 export default defineConfig({
   base: '/console/',
   esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
@@ -28,11 +31,10 @@ export default defineConfig({
     },
   },
   server: {
-    // `npm exec vite` against a running `nimbus dev` on :9000.
     proxy: {
-      '/console/api': 'http://127.0.0.1:9000',
-      '/nimbus': 'http://127.0.0.1:9000',
-      '^/20[0-9][0-9]-': 'http://127.0.0.1:9000',
+      '/console/api': gateway,
+      '/nimbus': gateway,
+      '^/20[0-9][0-9]-': gateway,
     },
   },
 });

@@ -42,6 +42,16 @@ export function FunctionPage({ name, tab, session }) {
     reload();
   }, [reload]);
 
+  // A function being created or updated settles within seconds: follow it
+  // until it does, so the state shown (and whether it can be invoked) is current.
+  const state = fn && fn.Configuration && fn.Configuration.State;
+  const update = fn && fn.Configuration && fn.Configuration.LastUpdateStatus;
+  useEffect(() => {
+    if (state !== 'Pending' && update !== 'InProgress') return undefined;
+    const t = setInterval(reload, 1000);
+    return () => clearInterval(t);
+  }, [state, update, reload]);
+
   const current = tabs.find((t) => t[0] === tab) || tabs[0];
   const Tab = current[2];
   const cfg = fn && fn.Configuration;
@@ -56,7 +66,9 @@ export function FunctionPage({ name, tab, session }) {
           <span>{cfg ? cfg.Runtime || cfg.PackageType : '…'}</span>
           <span>{cfg ? `${cfg.MemorySize} MB` : '…'}</span>
           <span class="hide-narrow">{cfg ? `modified ${formatTime(cfg.LastModified)}` : '…'}</span>
-          <StateBadge state={cfg ? cfg.State : '…'} />
+          <span id="fn-state">
+            <StateBadge state={cfg ? cfg.State : '…'} />
+          </span>
         </div>
       </div>
       {error && (

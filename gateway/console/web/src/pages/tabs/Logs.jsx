@@ -1,5 +1,5 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { get, nimbus } from '../../api.js';
+import { nimbus } from '../../api.js';
 import { Field } from '../../ui.jsx';
 import { formatClock } from '../../util.js';
 
@@ -35,15 +35,11 @@ export function LogsTab({ name }) {
       });
       if (fresh.length) setLines((l) => [...l, ...fresh].slice(-maxLines));
     };
-    let closed = false;
-    const since = new URLSearchParams(params);
-    since.set('since', new Date(Date.now() - 15 * 60 * 1000).toISOString());
-    get(nimbus.logs(name, since.toString()))
-      .then((r) => !closed && add((r && r.events) || []))
-      .catch(() => {});
-    const follow = new URLSearchParams(params);
-    follow.set('follow', '1');
-    const es = new EventSource(nimbus.logs(name, follow.toString()));
+    // One stream: the lines of the last 15 minutes, then live ones. A
+    // reconnect asks for the same window again; seen drops the repeats.
+    params.set('since', new Date(Date.now() - 15 * 60 * 1000).toISOString());
+    params.set('follow', '1');
+    const es = new EventSource(nimbus.logs(name, params.toString()));
     es.onopen = () => setState('live');
     es.onerror = () => setState(es.readyState === EventSource.CLOSED ? 'closed' : 'reconnecting');
     es.onmessage = (m) => {
@@ -54,7 +50,6 @@ export function LogsTab({ name }) {
       }
     };
     return () => {
-      closed = true;
       es.close();
     };
   }, [name, applied]);

@@ -3,7 +3,8 @@ import { del, get, lambda, listAll, nimbus, put, request } from '../../api.js';
 import { Field, Status, useAction } from '../../ui.jsx';
 import { parseReport, prettyJSON, textOfBase64 } from '../../util.js';
 
-const eventNameRE = /^[A-Za-z0-9_.-]{1,100}$/;
+// The gateway's rule for a saved event's name.
+const eventNameRE = /^[A-Za-z0-9_-]{1,25}$/;
 
 // TestTab keeps named test events per function (the gateway stores them)
 // and invokes the function with one, showing the answer, the function
@@ -56,7 +57,7 @@ export function TestTab({ name }) {
 
   const save = async () => {
     if (!eventNameRE.test(eventName)) {
-      saving.setMsg({ error: true, text: 'An event name is 1 to 100 letters, digits, dots, hyphens or underscores.' });
+      saving.setMsg({ error: true, text: 'An event name is 1 to 25 letters, digits, hyphens or underscores.' });
       return;
     }
     const p = parsed();
