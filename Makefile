@@ -68,10 +68,10 @@ console: ## build the web console into gateway/console/dist (npm ci + vite build
 	cd $(CONSOLE_WEB) && $(NPM) ci --no-audit --no-fund && $(NPM) run build
 
 .PHONY: console-check
-console-check: ## rebuild the console in a temporary copy and fail if the committed gateway/console/dist differs
+console-check: ## run the console's unit tests, rebuild it in a temporary copy and fail if the committed gateway/console/dist differs
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
 	  tar -C gateway/console --exclude=node_modules -cf - web | tar -C "$$tmp" -xf - && \
-	  (cd "$$tmp/web" && $(NPM) ci --no-audit --no-fund --loglevel=error >/dev/null && $(NPM) run build >/dev/null) && \
+	  (cd "$$tmp/web" && $(NPM) ci --no-audit --no-fund --loglevel=error >/dev/null && $(NPM) test --silent >/dev/null && $(NPM) run build >/dev/null) && \
 	  if ! diff -r "$$tmp/dist" gateway/console/dist >/dev/null; then \
 	    echo "gateway/console/dist does not match a fresh build of $(CONSOLE_WEB); run make console and commit dist/:"; \
 	    diff -r "$$tmp/dist" gateway/console/dist | head -20; exit 1; \

@@ -71,12 +71,9 @@ export function MonitorTab({ name }) {
           ))}
         </div>
       </div>
-      {error && (
-        <p class="alert" role="alert">
-          Metrics are unavailable: {error}
-        </p>
-      )}
-      <p class="muted small">{hist ? `${pts.length} points, one per ${hist.step} s; refreshed every 10 s.` : 'Loading…'}</p>
+      <p class={`small ${error ? 'status error' : 'muted'}`} role="status">
+        {error ? `Metrics are unavailable: ${error}` : hist ? `${pts.length} points, one per ${hist.step} s; refreshed every 10 s.` : 'Loading…'}
+      </p>
       <div class="charts">
         {data.map((c) => (
           <figure class="card chart-card" key={c.id} data-chart={c.id}>
