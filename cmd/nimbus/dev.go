@@ -28,6 +28,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/console"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/gateway/local"
@@ -350,7 +351,10 @@ func devSpecLoader(load func(string, *specs.Options) (*specs.File, hcl.Diagnosti
 func printDevEndpoints(env *cliEnv, cfg *config.Config, addr, storeDir string, snap *catalog.Snapshot) {
 	base := "http://" + addr
 	_, port, _ := strings.Cut(addr, ":")
-	fmt.Fprintf(env.stdout, "\nInvoke API:  %s   (aws lambda invoke --endpoint-url %s …, or nimbus invoke --endpoint %s FN)\n", base, base, base)
+	// The console's line is a contract (console-contract.md): tests and
+	// scripts read the URL from it.
+	fmt.Fprintf(env.stdout, "\nconsole: %s%s\n", base, console.Prefix)
+	fmt.Fprintf(env.stdout, "Invoke API:  %s   (aws lambda invoke --endpoint-url %s …, or nimbus invoke --endpoint %s FN)\n", base, base, base)
 	fmt.Fprintf(env.stdout, "Metrics:     %s%s\n", base, server.MetricsPath)
 	fmt.Fprintf(env.stdout, "Artifacts:   %s%s   (nimbus deploy --endpoint %s …)\n", base, artifacts.Path, base)
 	fmt.Fprintf(env.stdout, "Versions:    %s   (nimbus publish, alias, layer publish with %s=%s)\n", storeDir, envStateDir, storeDir)

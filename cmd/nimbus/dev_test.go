@@ -77,11 +77,15 @@ func (s *syncBuffer) String() string {
 // devRun is a nimbus dev running in this process.
 type devRun struct {
 	endpoint string
+	console  string // the console URL nimbus dev printed
 	stdout   *syncBuffer // everything printed after the endpoints
 	stderr   *syncBuffer // the log
 }
 
-var invokeAPIRE = regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
+var (
+	invokeAPIRE = regexp.MustCompile(`^Invoke API:\s+(http://\S+)`)
+	consoleRE   = regexp.MustCompile(`^console: (http://\S+/console/)$`)
+)
 
 // startDev runs `nimbus dev --listen 127.0.0.1:0 ARGS…` in this process
 // with environ as its environment, until the test ends.
@@ -116,6 +120,9 @@ func startDev(t *testing.T, environ map[string]string, args ...string) *devRun {
 	for d.endpoint == "" && sc.Scan() {
 		if m := invokeAPIRE.FindStringSubmatch(sc.Text()); m != nil {
 			d.endpoint = m[1]
+		}
+		if m := consoleRE.FindStringSubmatch(sc.Text()); m != nil {
+			d.console = m[1]
 		}
 	}
 	go func() { _, _ = io.Copy(d.stdout, pr) }()

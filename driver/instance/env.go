@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
 )
 
@@ -49,6 +50,9 @@ type env struct {
 	closed chan struct{} // closed when the instance stops
 	// curTail is the running invocation's log tail (leaf; no lock needed).
 	curTail atomic.Pointer[tailBuffer]
+	// curRequest is the running invocation's request id, for the log
+	// ring's lines (leaf; no lock needed).
+	curRequest atomic.Pointer[string]
 	// peak is the highest memory use (bytes) of the current process and
 	// its children since it started (init included): the most of the
 	// cgroup's peak and the RSS samples (see sampleMemoryLocked).
@@ -188,10 +192,12 @@ func (e *env) deliverLocked(inv *invocation) {
 	inv.initDuration = e.initDuration
 	e.coldPending = false
 	e.curTail.Store(inv.tail)
+	e.curRequest.Store(&inv.event.RequestID)
 	e.inst.invocations.Add(1)
 	line := []byte("START RequestId: " + inv.event.RequestID + " Version: " + cfg.Version + "\n")
 	_, _ = inv.tail.Write(line)
 	e.inst.stdout.TryWrite(line)
+	e.inst.logs.add(invokeapi.StreamPlatform, inv.event.RequestID, string(line))
 	inv.timer = time.AfterFunc(deadline.Sub(now), func() { e.timeout(inv) })
 }
 
@@ -211,6 +217,7 @@ func (e *env) finishLocked(inv *invocation, o *outcome) {
 	id := inv.event.RequestID
 	e.last = id
 	e.curTail.CompareAndSwap(inv.tail, nil)
+	e.curRequest.CompareAndSwap(&inv.event.RequestID, nil)
 	r := report{requestID: id, memoryMB: e.inst.cfg.MemoryMB, coldStart: inv.coldStart, initDuration: inv.initDuration}
 	if inv.delivered {
 		r.duration = time.Since(inv.start)
@@ -219,6 +226,7 @@ func (e *env) finishLocked(inv *invocation, o *outcome) {
 		lines := "END RequestId: " + id + "\n" + r.reportLine()
 		_, _ = inv.tail.Write([]byte(lines))
 		e.inst.stdout.TryWrite([]byte(lines))
+		e.inst.logs.add(invokeapi.StreamPlatform, id, lines)
 	}
 	r.logTail = inv.tail.Bytes()
 	if inv.pw != nil {

@@ -40,6 +40,8 @@ type Instance struct {
 	getenv       func(string) string
 	stdout       *logSink
 	stderr       *logSink
+	// logs keeps recent log lines for invokeapi.PathLogs.
+	logs *logRing
 	envs         []*env
 
 	invokeLn  net.Listener
@@ -54,7 +56,10 @@ type Instance struct {
 	// closing is set (under mu) when Stop begins; it is atomic so that
 	// holders of an env.mu can read it without taking mu.
 	closing atomic.Bool
-	stopped chan struct{}
+	// closingCh closes when Stop begins: log followers end then, so the
+	// invoke server's drain does not wait for them.
+	closingCh chan struct{}
+	stopped   chan struct{}
 }
 
 // New validates cfg (after defaults) and returns an instance that is not
@@ -89,6 +94,8 @@ func New(cfg *Config, logger hclog.Logger) (*Instance, error) {
 		getenv:       os.Getenv,
 		detectCgroup: detectCgroup,
 		stopped:      make(chan struct{}),
+		closingCh:    make(chan struct{}),
+		logs:         newLogRing(nil),
 		maxStream:    MaxStreamedResponse,
 	}, nil
 }
@@ -337,6 +344,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 		return nil
 	}
 	in.closing.Store(true)
+	close(in.closingCh)
 	in.mu.Unlock()
 	defer close(in.stopped)
 

@@ -23,6 +23,7 @@ func (in *Instance) handler() http.Handler {
 	mux.HandleFunc("POST "+invokeapi.PathInvoke, in.authed(in.serveInvoke))
 	mux.HandleFunc("GET "+invokeapi.PathStatus, in.authed(in.serveStatus))
 	mux.HandleFunc("POST "+invokeapi.PathWarm, in.authed(in.serveWarm))
+	mux.HandleFunc("GET "+invokeapi.PathLogs, in.authed(in.serveLogs))
 	mux.HandleFunc("GET "+invokeapi.PathHealth, in.serveHealth)
 	return mux
 }

@@ -1,6 +1,7 @@
 package instance
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -135,8 +136,8 @@ func (e *env) startLocked() error {
 
 	e.pipes.Store(&[2]*os.File{outR, errR})
 	drained := make(chan struct{}, 2)
-	go e.copyOutput(outR, in.stdout, drained)
-	go e.copyOutput(errR, in.stderr, drained)
+	go e.copyOutput(outR, in.stdout, invokeapi.StreamStdout, drained)
+	go e.copyOutput(errR, in.stderr, invokeapi.StreamStderr, drained)
 	if cg == nil {
 		go e.watchMemory(gen, e.pgid, e.stopWatch)
 	}
@@ -170,10 +171,20 @@ func (e *env) stopWatchFor(gen int) chan struct{} {
 
 // copyOutput forwards one output stream to its sink and to the running
 // invocation's tail.
-func (e *env) copyOutput(r *os.File, sink *logSink, drained chan<- struct{}) {
+func (e *env) copyOutput(r *os.File, sink *logSink, stream string, drained chan<- struct{}) {
 	defer func() { drained <- struct{}{} }()
 	defer r.Close()
 	buf := make([]byte, 16*1024)
+	// partial is a line read without its newline yet (bounded: a longer
+	// one goes to the ring in pieces).
+	var partial []byte
+	ring := func(p []byte) {
+		id := ""
+		if r := e.curRequest.Load(); r != nil {
+			id = *r
+		}
+		e.inst.logs.add(stream, id, string(p))
+	}
 	for {
 		n, err := r.Read(buf)
 		if n > 0 {
@@ -182,9 +193,21 @@ func (e *env) copyOutput(r *os.File, sink *logSink, drained chan<- struct{}) {
 				_, _ = t.Write(buf[:n])
 			}
 			_, _ = sink.Write(buf[:n])
+			partial = append(partial, buf[:n]...)
+			if i := bytes.LastIndexByte(partial, '\n'); i >= 0 {
+				ring(partial[:i+1])
+				partial = append(partial[:0], partial[i+1:]...)
+			}
+			if len(partial) >= invokeapi.MaxLogLine {
+				ring(partial)
+				partial = partial[:0]
+			}
 			e.outBusy.Add(-1)
 		}
 		if err != nil {
+			if len(partial) > 0 {
+				ring(partial)
+			}
 			return
 		}
 	}
@@ -275,6 +298,7 @@ func (e *env) timeout(inv *invocation) {
 	line := []byte(time.Now().UTC().Format("2006-01-02T15:04:05.000Z") + " " + inv.event.RequestID + " " + msg + "\n")
 	_, _ = inv.tail.Write(line)
 	e.inst.stdout.TryWrite(line)
+	e.inst.logs.add(invokeapi.StreamPlatform, inv.event.RequestID, string(line))
 	e.log.Warn("invocation timed out", "request_id", inv.event.RequestID, "timeout", d)
 	e.finishLocked(inv, functionError(errorJSON("Sandbox.Timedout", inv.event.RequestID, msg)))
 	e.resetLocked(killTimeout)
@@ -383,6 +407,7 @@ func (e *env) processExited(gen int, werr error) {
 		line := []byte("RequestId: " + id + " Error: " + msg + "\n" + typ + "\n")
 		_, _ = inv.tail.Write(line)
 		e.inst.stdout.TryWrite(line)
+		e.inst.logs.add(invokeapi.StreamPlatform, id, string(line))
 		e.finishLocked(inv, functionError(errorJSON(typ, id, msg)))
 	case wasInit && !inv.respawn:
 		var body []byte

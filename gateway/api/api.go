@@ -54,6 +54,9 @@ type Options struct {
 	EventConfigs EventConfigs
 	// Manage serves the management API's writes (nil: reads only).
 	Manage *Management
+	// SessionCookie names the gateway's own session cookie (the console's):
+	// it is never passed on to a function URL's function.
+	SessionCookie string
 	// Admin reports whether an access key may manage functions (nil: every
 	// key may); the others may only invoke.
 	Admin func(accessKeyID string) bool
@@ -239,6 +242,30 @@ func (a *API) authenticate(r *http.Request, body []byte) (*sigv4.Identity, *apiE
 		return nil, &apiError{Code: CodeAccessDenied, Message: err.Error()}
 	}
 	return id, nil
+}
+
+// authenticateSignature verifies SigV4 only: a console session does not
+// reach function URLs.
+func (a *API) authenticateSignature(r *http.Request, body []byte) (*sigv4.Identity, *apiError) {
+	if a.opts.Verifier == nil {
+		return nil, nil
+	}
+	id, err := a.opts.Verifier.VerifySignature(r, body)
+	if err != nil {
+		var se *sigv4.Error
+		if errors.As(err, &se) {
+			return nil, &apiError{Code: se.Code, Message: se.Message}
+		}
+		return nil, &apiError{Code: CodeAccessDenied, Message: err.Error()}
+	}
+	return id, nil
+}
+
+// isSessionCookie reports whether a "name=value" cookie is the gateway's
+// session cookie.
+func (a *API) isSessionCookie(pair string) bool {
+	name, _, _ := strings.Cut(pair, "=")
+	return a.opts.SessionCookie != "" && strings.TrimSpace(name) == a.opts.SessionCookie
 }
 
 // functionARN is arn:aws:lambda:<region>:<account>:function:<name>[:<q>].

@@ -142,7 +142,7 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 	}
 	var ident *sigv4.Identity
 	if cfg.Auth == AuthIAM {
-		id, e := a.authenticate(r, body)
+		id, e := a.authenticateSignature(r, body)
 		if e != nil {
 			a.logger.Debug("function URL auth refused", "function", name, "request_id", requestID, "error", e.Message)
 			urlError(w, requestID, http.StatusForbidden, "Forbidden")
@@ -283,12 +283,17 @@ func (a *API) urlEvent(r *http.Request, name, rawPath string, body []byte, reque
 	if c := r.Header.Values("Cookie"); len(c) > 0 {
 		for _, line := range c {
 			for _, part := range strings.Split(line, ";") {
-				if part = strings.TrimSpace(part); part != "" {
-					ev.Cookies = append(ev.Cookies, part)
+				part = strings.TrimSpace(part)
+				if part == "" || a.isSessionCookie(part) {
+					continue
 				}
+				ev.Cookies = append(ev.Cookies, part)
 			}
 		}
-		headers["cookie"] = strings.Join(c, "; ")
+		delete(headers, "cookie")
+		if len(ev.Cookies) > 0 {
+			headers["cookie"] = strings.Join(ev.Cookies, "; ")
+		}
 	}
 	if r.URL.RawQuery != "" {
 		if q, err := url.ParseQuery(r.URL.RawQuery); err == nil && len(q) > 0 {

@@ -51,7 +51,22 @@ type Metrics struct {
 	waitTimeouts  *prometheus.CounterVec
 	queueRejected *prometheus.CounterVec
 	spillover     *prometheus.CounterVec
+
+	// observers see the invocation, error and throttle events as they are
+	// recorded (set before serving: Observe is not safe during recording).
+	observers []Observer
 }
+
+// Observer receives the per-function events the metrics record (the
+// console's in-memory history).
+type Observer interface {
+	Invocation(function, version string, functionError bool, d, initD time.Duration, cold bool)
+	PlatformError(function, version string)
+	Throttle(function, reason string)
+}
+
+// Observe adds o to the observers; call it before the gateway serves.
+func (m *Metrics) Observe(o Observer) { m.observers = append(m.observers, o) }
 
 // New creates the metric set on a fresh registry (with Go and process
 // collectors).
@@ -106,6 +121,9 @@ func (m *Metrics) Invocation(function, version string, functionError bool, d, in
 	if m == nil {
 		return
 	}
+	for _, o := range m.observers {
+		o.Invocation(function, version, functionError, d, initD, cold)
+	}
 	m.invocations.WithLabelValues(function, version).Inc()
 	if functionError {
 		m.errors.WithLabelValues(function, version, "function").Inc()
@@ -126,6 +144,9 @@ func (m *Metrics) PlatformError(function, version string) {
 	if m == nil {
 		return
 	}
+	for _, o := range m.observers {
+		o.PlatformError(function, version)
+	}
 	m.errors.WithLabelValues(function, version, "platform").Inc()
 }
 
@@ -133,6 +154,9 @@ func (m *Metrics) PlatformError(function, version string) {
 func (m *Metrics) Throttle(function, reason string) {
 	if m == nil {
 		return
+	}
+	for _, o := range m.observers {
+		o.Throttle(function, reason)
 	}
 	m.throttles.WithLabelValues(function, reason).Inc()
 }

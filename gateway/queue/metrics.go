@@ -2,8 +2,11 @@ package queue
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -82,4 +85,46 @@ func (c *depthCollector) Collect(ch chan<- prometheus.Metric) {
 		age = c.q.now().Sub(info.State.FirstTime).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age)
+}
+
+// FunctionDepth is one function's share of the async queue.
+type FunctionDepth struct {
+	// Depth is the events waiting, being worked on or waiting for a retry.
+	Depth int
+	// Oldest is the age of the oldest of them (0 when none).
+	Oldest time.Duration
+}
+
+// Depths answers the async queue's events per function (functions with
+// none are absent). It reads the stream's per-subject counts and, per
+// function, its oldest message.
+func (q *Queue) Depths(ctx context.Context) (map[string]FunctionDepth, error) {
+	conn := q.conn
+	if conn == nil {
+		return nil, nil
+	}
+	info, err := conn.stream.Info(ctx, jetstream.WithSubjectFilter(SubjectPrefix+".>"))
+	if err != nil {
+		return nil, fmt.Errorf("reading the queue's subjects: %w", err)
+	}
+	keys := map[string]int{}
+	for subj, n := range info.State.Subjects {
+		rest, ok := strings.CutPrefix(subj, SubjectPrefix+".")
+		if !ok {
+			continue
+		}
+		key, _, _ := strings.Cut(rest, ".")
+		keys[key] += int(n)
+	}
+	out := make(map[string]FunctionDepth, len(keys))
+	now := q.now()
+	for key, n := range keys {
+		d := FunctionDepth{Depth: n}
+		msg, err := conn.stream.GetMsg(ctx, info.State.FirstSeq, jetstream.WithGetMsgSubject(SubjectPrefix+"."+key+".*"))
+		if err == nil && !msg.Time.IsZero() {
+			d.Oldest = max(0, now.Sub(msg.Time))
+		}
+		out[strings.ReplaceAll(key, "=", ".")] = d
+	}
+	return out, nil
 }

@@ -114,8 +114,67 @@ func TestEveryRouteRefusesUnsignedRequests(t *testing.T) {
 		}
 	}
 	slices.Sort(open)
-	if got := strings.Join(open, ","); got != "DownloadArtifact,Health,Metrics" {
-		t.Errorf("open routes %s, want only DownloadArtifact, Health and Metrics", got)
+	if got := strings.Join(open, ","); got != "ConsoleAssets,ConsoleLogin,ConsoleLogout,ConsoleSession,DownloadArtifact,Health,Metrics" {
+		t.Errorf("open routes %s, want only the console's assets and session endpoints, DownloadArtifact, Health and Metrics", got)
+	}
+
+	// A console session stands for its access key on every route: with the
+	// cookie (and, on writes, the CSRF token) each one is reached; a write
+	// without the token, or a forged cookie, is refused.
+	cookie, csrf := consoleLogin(t, client, base, akid, secret)
+	withSession := func(method, url string, token string, c *http.Cookie) (*http.Response, []byte) {
+		t.Helper()
+		var body []byte
+		if method == http.MethodPost || method == http.MethodPut {
+			body = []byte(`{}`)
+		}
+		req, err := http.NewRequest(method, url, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.AddCookie(c)
+		if token != "" {
+			req.Header.Set("X-Nimbus-CSRF", token)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, url, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	forged := &http.Cookie{Name: cookie.Name, Value: "forged-" + cookie.Value}
+	for _, rt := range routes {
+		// Artifact uploads take SigV4 only (the console sends code inside
+		// CreateFunction); they refuse a session like any unsigned request.
+		if rt.Open || rt.Name == "UploadArtifact" {
+			continue
+		}
+		methods := rt.Methods
+		if methods == nil {
+			methods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete}
+		}
+		for _, m := range methods {
+			url := base + fill.Replace(rt.Path)
+			if resp, b := withSession(m, url, csrf, cookie); resp.StatusCode == 401 || resp.StatusCode == 403 ||
+				resp.Header.Get("X-Amzn-Errortype") == "UnknownOperationException" {
+				t.Errorf("%s: %s %s with a session answered %d %s", rt.Name, m, rt.Path, resp.StatusCode, b)
+			}
+			if resp, b := withSession(m, url, csrf, forged); resp.StatusCode != 403 || resp.Header.Get("X-Amzn-Errortype") == "" {
+				t.Errorf("%s: %s %s with a forged session answered %d %s, want 403", rt.Name, m, rt.Path, resp.StatusCode, b)
+			}
+			if m == http.MethodGet || m == http.MethodHead {
+				continue
+			}
+			if resp, b := withSession(m, url, "", cookie); resp.StatusCode != 403 || resp.Header.Get("X-Amzn-Errortype") != "AccessDeniedException" {
+				t.Errorf("%s: %s %s with a session but no CSRF token answered %d %s, want 403 AccessDeniedException", rt.Name, m, rt.Path, resp.StatusCode, b)
+			}
+		}
+	}
+	// A session does not reach an AWS_IAM function URL: those take SigV4 only.
+	if resp, b := withSession(http.MethodGet, base+"/url/fn/x", csrf, cookie); resp.StatusCode != 403 {
+		t.Errorf("AWS_IAM function URL with a console session: %d %s, want 403", resp.StatusCode, b)
 	}
 
 	// Function URLs follow their auth type: AWS_IAM refuses unsigned
@@ -131,4 +190,30 @@ func TestEveryRouteRefusesUnsignedRequests(t *testing.T) {
 	if resp, b := send(http.MethodGet, base+"/url/pub/x", "", false); resp.StatusCode == 403 {
 		t.Errorf("NONE function URL refused: %s", b)
 	}
+}
+
+// consoleLogin logs in to the console and answers the session cookie and
+// its CSRF token.
+func consoleLogin(t *testing.T, client *http.Client, base, akid, secret string) (*http.Cookie, string) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]string{"accessKeyId": akid, "secretAccessKey": secret})
+	resp, err := client.Post(base+"/console/api/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var info struct {
+		CSRFToken     string `json:"csrfToken"`
+		Authenticated bool   `json:"authenticated"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil || resp.StatusCode != 200 || !info.Authenticated || info.CSRFToken == "" {
+		t.Fatalf("console login: %d %+v %v", resp.StatusCode, info, err)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == "nimbus_console" {
+			return c, info.CSRFToken
+		}
+	}
+	t.Fatalf("console login set no nimbus_console cookie: %v", resp.Header["Set-Cookie"])
+	return nil, ""
 }

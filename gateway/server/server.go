@@ -19,6 +19,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/api"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/console"
 	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/esmapi"
@@ -83,6 +84,8 @@ type Deps struct {
 	Member string
 	// Manage turns on the management API's writes (nil: reads only).
 	Manage *ManageDeps
+	// Blueprints is the console's blueprint catalogue (nil: none).
+	Blueprints console.Blueprints
 }
 
 // Server is one running gateway.
@@ -115,6 +118,10 @@ type Server struct {
 	mappingAPI  http.Handler    // Lambda event-source-mapping API (nil without a store)
 	stopSources context.CancelFunc
 	sourcesDone chan struct{}
+	// console serves /console/ and its data endpoints; history is its
+	// metrics history, fed by the metrics and sampleHistory.
+	console *console.Console
+	history *console.History
 }
 
 // New validates cfg (after filling defaults) and builds the server; it opens
@@ -177,6 +184,8 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		Async:        q,
 		EventConfigs: q,
 		Admin:        cfg.IsAdmin,
+		// Function URLs never see the console's session cookie.
+		SessionCookie: console.CookieName,
 	}, deps.Catalog, rt, rt, m, logger)
 	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q, kafka: kp}
 	if d := deps.Manage; d != nil {
@@ -186,6 +195,12 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		})
 	}
 	s.verifier = verifier
+	s.console = s.newConsole()
+	if verifier != nil {
+		// The one authentication point: every route that verifies a
+		// signature accepts a console session as its access key.
+		verifier.Sessions = s.console.Sessions()
+	}
 	mux := http.NewServeMux()
 	for _, rt := range s.ownRoutes(q, m) {
 		if rt.pattern != "" {
@@ -261,14 +276,16 @@ func (s *Server) ownRoutes(q *queue.Queue, m *metrics.Metrics) []ownRoute {
 	art := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead && s.verifier != nil && r.Header.Get("Authorization") == "" {
 			// Uploads are verified over the whole body by the store's
-			// handler; an unsigned one is refused here, in Lambda's shape.
-			s.refuse(w, r)
+			// handler; an unsigned one (a console session included: the
+			// console uploads code inside CreateFunction) is refused here,
+			// in Lambda's shape.
+			writeAuthError(w, &sigv4.Error{Code: sigv4.CodeMissingToken, Message: "Missing Authentication Token"})
 			return
 		}
 		s.artifactsHandler.ServeHTTP(w, r)
 	})
 	get := []string{http.MethodGet}
-	return []ownRoute{
+	routes := []ownRoute{
 		{Route{"GetAsyncInvocation", get, queue.InvocationsPath + "{RequestId}", false}, queue.InvocationsPath, status},
 		// Only .../invocations: the API serves other paths under
 		// FunctionsPath (GetFunctionSpec's /nimbus/v1/functions/{FunctionName}/spec).
@@ -285,6 +302,12 @@ func (s *Server) ownRoutes(q *queue.Queue, m *metrics.Metrics) []ownRoute {
 		{Route{"Health", nil, HealthPath, true}, HealthPath, http.HandlerFunc(s.health)},
 		{Route{"Metrics", nil, MetricsPath, true}, MetricsPath, promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry})},
 	}
+	// The console's routes; one without a name is a catch-all pattern,
+	// not a route of its own (Routes leaves it out).
+	for _, rt := range s.console.Routes() {
+		routes = append(routes, ownRoute{Route{rt.Name, rt.Methods, rt.Path, rt.Open}, rt.Pattern, rt.Handler})
+	}
+	return routes
 }
 
 // Routes lists every route the gateway serves: its own and the API's
@@ -294,7 +317,9 @@ func (s *Server) ownRoutes(q *queue.Queue, m *metrics.Metrics) []ownRoute {
 func (s *Server) Routes() []Route {
 	var out []Route
 	for _, rt := range s.ownRoutes(s.queue, s.metrics) {
-		out = append(out, rt.Route)
+		if rt.Name != "" {
+			out = append(out, rt.Route)
+		}
 	}
 	for _, rt := range api.Routes() {
 		out = append(out, Route{Name: rt.Operation, Methods: rt.Methods, Path: rt.Path})
@@ -317,13 +342,20 @@ func (s *Server) requireSignature(h http.Handler) http.Handler {
 	})
 }
 
-// refuse answers an unsigned request the way the API does.
-func (s *Server) refuse(w http.ResponseWriter, r *http.Request) {
+// mayProceed answers true for a request a handler verifies itself over its
+// body: a signed one (Authorization present) or one with a valid console
+// session; otherwise (no credential, a bad session) it answers the refusal
+// the way the API does. Without access keys everything proceeds.
+func (s *Server) mayProceed(w http.ResponseWriter, r *http.Request) bool {
+	if s.verifier == nil || r.Header.Get("Authorization") != "" {
+		return true
+	}
 	_, err := s.verifier.Verify(r, nil)
 	if err == nil {
-		err = errors.New("the request must be signed")
+		return true
 	}
 	writeAuthError(w, err)
+	return false
 }
 
 // writeAuthError answers a SigV4 refusal in Lambda's error shape.
@@ -449,6 +481,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		return err
 	}
 	go s.trackReservations(bg)
+	go s.sampleHistory(bg)
 	sctx, stop := context.WithCancel(bg)
 	s.stopSources, s.sourcesDone = stop, make(chan struct{})
 	go func() {

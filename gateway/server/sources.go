@@ -111,8 +111,7 @@ func (s *Server) startSources() {
 // it.
 func (s *Server) serveMappingAPI(w http.ResponseWriter, r *http.Request) {
 	if s.mappingAPI == nil {
-		if s.verifier != nil && r.Header.Get("Authorization") == "" {
-			s.refuse(w, r)
+		if !s.mayProceed(w, r) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

@@ -61,6 +61,19 @@ type Verifier struct {
 	MaxSkew time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
+	// Sessions, when set, authenticates a request that carries no
+	// Authorization header by a credential the gateway issued itself (the
+	// console's login sessions). Verify then answers the session's access
+	// key as the identity, so every route's scope checks apply unchanged.
+	Sessions Sessions
+}
+
+// Sessions identifies a request by a session the gateway issued.
+type Sessions interface {
+	// Identify answers ok=false when r carries no session; otherwise the
+	// session's identity, or an *Error when the session is unknown,
+	// expired or the request fails its CSRF check.
+	Identify(r *http.Request) (id *Identity, ok bool, err error)
 }
 
 // Identity is the verified caller.
@@ -107,10 +120,22 @@ func parseAuthorization(h string) (*authHeader, error) {
 	return a, nil
 }
 
-// Verify checks r's signature. body is the complete request body (the
-// caller has read it; it is hashed unless the client declared
-// UNSIGNED-PAYLOAD).
+// Verify checks r's signature, or, when Sessions is set and r has no
+// Authorization header, the session r carries (a request with neither is
+// refused as unsigned). body is the complete request body (the caller has
+// read it; it is hashed unless the client declared UNSIGNED-PAYLOAD).
 func (v *Verifier) Verify(r *http.Request, body []byte) (*Identity, error) {
+	if v.Sessions != nil && r.Header.Get("Authorization") == "" {
+		if id, ok, err := v.Sessions.Identify(r); ok {
+			return id, err
+		}
+	}
+	return v.VerifySignature(r, body)
+}
+
+// VerifySignature checks r's SigV4 signature only (never a session): for
+// callers a session must not reach, such as AWS_IAM function URLs.
+func (v *Verifier) VerifySignature(r *http.Request, body []byte) (*Identity, error) {
 	a, err := parseAuthorization(r.Header.Get("Authorization"))
 	if err != nil {
 		return nil, err

@@ -17,7 +17,8 @@
 // batch (logs each event-source batch's payloads to BATCH_LOG and fails
 // records containing "poison", by error or batchItemFailures) and stamp
 // (logs each record with the time it arrived to STAMP_LOG, for
-// bench/sources).
+// bench/sources) and logs (writes the event's "say" to stdout and "warn" to
+// stderr, with the request id, for the log tail).
 //
 // It is test support only: production packages must not import it.
 package testfn

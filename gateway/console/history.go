@@ -1,0 +1,383 @@
+package console
+
+import (
+	"math"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// Lock rule: History.mu guards fns and every series; nothing else is taken
+// while it is held.
+
+// The history keeps two resolutions per function: 10 s buckets for the
+// last hour (the 15m and 1h windows) and 1 min buckets for the last day
+// (the 1d window). Buckets are allocated only when something happened in
+// them, so an idle function costs two empty rings.
+const (
+	fineStep    = 10 * time.Second
+	fineSlots   = 360 // 1h
+	coarseStep  = time.Minute
+	coarseSlots = 1440 // 1d
+	// DefaultMaxFunctions bounds the functions with a history; the least
+	// recently active one is dropped for a new one.
+	DefaultMaxFunctions = 1000
+)
+
+// Duration histogram: log-spaced upper bounds from 1 ms, ×1.25 per
+// bucket (a quantile is off by at most 12 %), up to ~15 min; one
+// overflow bucket above.
+const histBuckets = 64
+
+var histBounds = func() [histBuckets]float64 {
+	var b [histBuckets]float64
+	v := 1.0
+	for i := range b {
+		b[i] = v
+		v *= 1.25
+	}
+	return b
+}()
+
+// point is one bucket of one function.
+type point struct {
+	slot        int64 // unix time / step: which bucket this is
+	invocations int64
+	errors      int64
+	throttles   int64
+	coldStarts  int64
+	concurrency int
+	asyncDepth  int
+	asyncAge    float64
+	hist        [histBuckets + 1]uint32
+}
+
+func (p *point) observe(ms float64) {
+	i, _ := slices.BinarySearch(histBounds[:], ms)
+	p.hist[i]++
+}
+
+// quantile reads the q-th quantile from the histogram: the upper bound
+// of the bucket it falls into (the largest bound for the overflow).
+func (p *point) quantile(q float64) float64 {
+	var n uint64
+	for _, c := range p.hist {
+		n += uint64(c)
+	}
+	if n == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(q * float64(n)))
+	if rank == 0 {
+		rank = 1
+	}
+	var seen uint64
+	for i, c := range p.hist {
+		seen += uint64(c)
+		if seen >= rank {
+			if i >= histBuckets {
+				return histBounds[histBuckets-1]
+			}
+			return histBounds[i]
+		}
+	}
+	return histBounds[histBuckets-1]
+}
+
+// ring is a fixed window of buckets of one step.
+type ring struct {
+	step time.Duration
+	pts  []*point
+}
+
+func newRing(step time.Duration, slots int) ring {
+	return ring{step: step, pts: make([]*point, slots)}
+}
+
+// at answers the bucket of t, allocating it (and recycling the stale one
+// in its place).
+func (r *ring) at(t time.Time) *point {
+	slot := t.Unix() / int64(r.step/time.Second)
+	i := int(slot % int64(len(r.pts)))
+	p := r.pts[i]
+	if p == nil || p.slot != slot {
+		p = &point{slot: slot}
+		r.pts[i] = p
+	}
+	return p
+}
+
+// get answers the bucket of slot if it is held.
+func (r *ring) get(slot int64) *point {
+	p := r.pts[int(slot%int64(len(r.pts)))]
+	if p == nil || p.slot != slot {
+		return nil
+	}
+	return p
+}
+
+type series struct {
+	fine, coarse ring
+	active       time.Time
+}
+
+// History is the gateway's bounded in-memory metrics history per function.
+// It is fed by the gateway's metrics (it implements metrics.Observer) and
+// by samplers of concurrency and async queue depth.
+type History struct {
+	now    func() time.Time
+	maxFns int
+
+	mu  sync.Mutex
+	fns map[string]*series
+}
+
+// NewHistory builds an empty history; now nil means time.Now, maxFunctions
+// zero DefaultMaxFunctions.
+func NewHistory(now func() time.Time, maxFunctions int) *History {
+	if now == nil {
+		now = time.Now
+	}
+	if maxFunctions <= 0 {
+		maxFunctions = DefaultMaxFunctions
+	}
+	return &History{now: now, maxFns: maxFunctions, fns: map[string]*series{}}
+}
+
+// seriesLocked answers fn's series, creating it (and dropping the least
+// recently active one over the bound).
+func (h *History) seriesLocked(fn string, now time.Time) *series {
+	s, ok := h.fns[fn]
+	if !ok {
+		if len(h.fns) >= h.maxFns {
+			var oldest string
+			var at time.Time
+			for name, o := range h.fns {
+				if oldest == "" || o.active.Before(at) {
+					oldest, at = name, o.active
+				}
+			}
+			delete(h.fns, oldest)
+		}
+		s = &series{fine: newRing(fineStep, fineSlots), coarse: newRing(coarseStep, coarseSlots)}
+		h.fns[fn] = s
+	}
+	s.active = now
+	return s
+}
+
+// record applies f to fn's current fine and coarse buckets.
+func (h *History) record(fn string, f func(p *point)) {
+	now := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.seriesLocked(fn, now)
+	f(s.fine.at(now))
+	f(s.coarse.at(now))
+}
+
+// Invocation records one completed invocation (metrics.Observer).
+func (h *History) Invocation(function, _ string, functionError bool, d, _ time.Duration, cold bool) {
+	ms := float64(d) / float64(time.Millisecond)
+	h.record(function, func(p *point) {
+		p.invocations++
+		if functionError {
+			p.errors++
+		}
+		if cold {
+			p.coldStarts++
+		}
+		if d > 0 {
+			p.observe(ms)
+		}
+	})
+}
+
+// PlatformError records an invocation that failed for a platform reason
+// (metrics.Observer): it counts as an error.
+func (h *History) PlatformError(function, _ string) {
+	h.record(function, func(p *point) { p.errors++ })
+}
+
+// Throttle records a 429 (metrics.Observer).
+func (h *History) Throttle(function, _ string) {
+	h.record(function, func(p *point) { p.throttles++ })
+}
+
+// Concurrency records a concurrency sample; a bucket keeps its largest.
+// A zero sample of a function without a history is not kept.
+func (h *History) Concurrency(function string, n int) {
+	if n == 0 && !h.has(function) {
+		return
+	}
+	h.record(function, func(p *point) { p.concurrency = max(p.concurrency, n) })
+}
+
+// Async records an async queue sample of fn: events waiting and the age
+// of the oldest; a bucket keeps the last sample.
+func (h *History) Async(function string, depth int, oldest time.Duration) {
+	if depth == 0 && !h.has(function) {
+		return
+	}
+	h.record(function, func(p *point) { p.asyncDepth, p.asyncAge = depth, oldest.Seconds() })
+}
+
+func (h *History) has(fn string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	_, ok := h.fns[fn]
+	return ok
+}
+
+// Point is one bucket of the history endpoint.
+type Point struct {
+	T               int64   `json:"t"`
+	Invocations     int64   `json:"invocations"`
+	Errors          int64   `json:"errors"`
+	Throttles       int64   `json:"throttles"`
+	DurationP50Ms   float64 `json:"durationP50Ms"`
+	DurationP99Ms   float64 `json:"durationP99Ms"`
+	Concurrency     int     `json:"concurrency"`
+	ColdStarts      int64   `json:"coldStarts"`
+	AsyncDepth      int     `json:"asyncDepth"`
+	AsyncAgeSeconds float64 `json:"asyncAgeSeconds"`
+}
+
+// Series is the history endpoint's answer.
+type Series struct {
+	Step   int64   `json:"step"`
+	Start  int64   `json:"start"`
+	End    int64   `json:"end"`
+	Points []Point `json:"points"`
+}
+
+// Windows the history answers, with their bucket step.
+var windows = map[string]struct {
+	span time.Duration
+	fine bool
+}{
+	"15m": {15 * time.Minute, true},
+	"1h":  {time.Hour, true},
+	"1d":  {24 * time.Hour, false},
+}
+
+// Series answers fn's buckets over window ("15m", "1h" or "1d"), oldest
+// first, every bucket present (zeros where nothing happened); ok=false for
+// an unknown window.
+func (h *History) Series(fn, window string) (Series, bool) {
+	w, ok := windows[window]
+	if !ok {
+		return Series{}, false
+	}
+	step := coarseStep
+	if w.fine {
+		step = fineStep
+	}
+	n := int(w.span / step)
+	secs := int64(step / time.Second)
+	last := h.now().Unix() / secs
+	first := last - int64(n) + 1
+	out := Series{Step: secs, Start: first * secs, End: (last + 1) * secs, Points: make([]Point, n)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.fns[fn]
+	for i := range n {
+		slot := first + int64(i)
+		pt := Point{T: slot * secs}
+		if s != nil {
+			r := &s.coarse
+			if w.fine {
+				r = &s.fine
+			}
+			if p := r.get(slot); p != nil {
+				pt.Invocations, pt.Errors, pt.Throttles, pt.ColdStarts = p.invocations, p.errors, p.throttles, p.coldStarts
+				pt.Concurrency, pt.AsyncDepth, pt.AsyncAgeSeconds = p.concurrency, p.asyncDepth, p.asyncAge
+				pt.DurationP50Ms, pt.DurationP99Ms = p.quantile(0.5), p.quantile(0.99)
+			}
+		}
+		out.Points[i] = pt
+	}
+	return out, true
+}
+
+// Totals are one function's counts over a window.
+type Totals struct {
+	Invocations int64 `json:"invocations"`
+	Errors      int64 `json:"errors"`
+	Throttles   int64 `json:"throttles"`
+}
+
+// Summary answers every function's totals over window (functions with
+// nothing in the window are left out); ok=false for an unknown window.
+func (h *History) Summary(window string) (map[string]Totals, bool) {
+	if _, ok := windows[window]; !ok {
+		return nil, false
+	}
+	names := h.Functions()
+	out := make(map[string]Totals, len(names))
+	for _, fn := range names {
+		s, _ := h.Series(fn, window)
+		var t Totals
+		for _, p := range s.Points {
+			t.Invocations += p.Invocations
+			t.Errors += p.Errors
+			t.Throttles += p.Throttles
+		}
+		if t != (Totals{}) {
+			out[fn] = t
+		}
+	}
+	return out, true
+}
+
+// Functions names the functions with a history.
+func (h *History) Functions() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]string, 0, len(h.fns))
+	for fn := range h.fns {
+		out = append(out, fn)
+	}
+	return out
+}
+
+func (c *Console) serveSummary(w http.ResponseWriter, r *http.Request) {
+	if c.opts.History == nil {
+		writeMessage(w, http.StatusNotFound, "this gateway keeps no metrics history")
+		return
+	}
+	window := r.URL.Query().Get("window")
+	if window == "" {
+		window = "1h"
+	}
+	sum, ok := c.opts.History.Summary(window)
+	if !ok {
+		writeMessage(w, http.StatusBadRequest, "window must be 15m, 1h or 1d")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"functions": sum})
+}
+
+func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
+	if c.opts.History == nil {
+		writeMessage(w, http.StatusNotFound, "this gateway keeps no metrics history")
+		return
+	}
+	q := r.URL.Query()
+	fn := q.Get("function")
+	if fn == "" {
+		writeMessage(w, http.StatusBadRequest, "function is required")
+		return
+	}
+	window := q.Get("window")
+	if window == "" {
+		window = "1h"
+	}
+	s, ok := c.opts.History.Series(fn, window)
+	if !ok {
+		writeMessage(w, http.StatusBadRequest, "window must be 15m, 1h or 1d")
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
