@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/chromedp/chromedp"
 
 	"github.com/nimbus-fn/nimbus/internal/testfn"
@@ -332,7 +334,6 @@ func TestConsoleBrowser(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no REPORT request id in the log tail %q", logTail)
 	}
-	requestID := m[1]
 	b.screenshot("test-invoke")
 
 	// Configuration: memory 256 through UpdateFunctionConfiguration.
@@ -383,34 +384,43 @@ func TestConsoleBrowser(t *testing.T) {
   return !!s && Number(s.dataset.total) >= 1 && !!document.querySelector('[data-chart="invocations"] canvas');
 })()`, browserSlowTimeout)
 	b.clickText("15 min")
-	b.waitJS("the 15 min window", `document.querySelector('.segmented [aria-checked="true"]').textContent === '15 min'`, browserStepTimeout)
+	b.waitText("#monitor-status", "15 min:", browserStepTimeout)
 	b.screenshot("monitor")
 
-	// Logs: the console's invocation is in the tail, a new one arrives
-	// live, and the request-id filter keeps only its lines.
+	// Logs come from the instances that run now (the memory changes
+	// replaced the first one): invoke from the console's Test tab again,
+	// see that invocation in the tail, one made with the SDK arrive live,
+	// and the request-id filter keep only the console invocation's lines.
+	b.open(fnRoute+"test", "#test-invoke")
+	b.waitJS("the saved event in the list", `!!document.querySelector('#test-saved option[value="hello"]')`, browserStepTimeout)
+	b.click("#test-invoke")
+	b.waitText("#invoke-outcome", "Succeeded", browserSlowTimeout)
+	m = reportRequestID.FindStringSubmatch(b.text("#invoke-log"))
+	if m == nil {
+		t.Fatal("no REPORT request id in the second invocation's log tail")
+	}
+	consoleRID := m[1]
 	b.open(fnRoute+"logs", "#log-lines")
 	b.waitText("#logs-state", "Live", browserStepTimeout)
-	b.waitJS("the console invocation's REPORT in the tail", fmt.Sprintf(`[...document.querySelectorAll('#log-lines .logline')].some(l => l.dataset.requestId === %q && l.textContent.includes('REPORT'))`, requestID), browserSlowTimeout)
-	out, err := lc.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{"live":true}`)})
+	hasReport := `[...document.querySelectorAll('#log-lines .logline')].some(l => l.dataset.requestId === %q && l.textContent.includes('REPORT'))`
+	b.waitJS("the console invocation's REPORT in the tail", fmt.Sprintf(hasReport, consoleRID), browserSlowTimeout)
+	out, err := lc.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(fn), Payload: []byte(`{"live":true}`), LogType: types.LogTypeTail})
 	if err != nil || out.FunctionError != nil {
 		t.Fatalf("invoke while tailing: %v %+v", err, out)
 	}
-	b.waitJS("a line of the new invocation", `(() => {
-  const ls = [...document.querySelectorAll('#log-lines .logline')].filter(l => l.textContent.includes('REPORT'));
-  return ls.length >= 2;
-})()`, browserSlowTimeout)
-	liveRID := eval[string](b, "reading the new request id", fmt.Sprintf(
-		`[...document.querySelectorAll('#log-lines .logline')].map(l => l.dataset.requestId).filter(r => r && r !== %q).pop() || ''`, requestID))
-	if liveRID == "" {
-		t.Fatal("no second request id in the tail")
+	tail, _ := base64.StdEncoding.DecodeString(aws.ToString(out.LogResult))
+	m = reportRequestID.FindStringSubmatch(string(tail))
+	if m == nil {
+		t.Fatalf("no REPORT request id in the SDK invocation's log tail %q", tail)
 	}
+	b.waitJS("the SDK invocation's REPORT arriving live", fmt.Sprintf(hasReport, m[1]), browserSlowTimeout)
 	b.screenshot("logs")
-	b.set("#logs-request", requestID)
+	b.set("#logs-request", consoleRID)
 	b.clickText("Filter")
 	b.waitJS("only the filtered request's lines", fmt.Sprintf(`(() => {
   const ls = [...document.querySelectorAll('#log-lines .logline')];
   return ls.length > 0 && ls.every(l => l.dataset.requestId === %q) && ls.some(l => l.textContent.includes('REPORT'));
-})()`, requestID), browserSlowTimeout)
+})()`, consoleRID), browserSlowTimeout)
 	b.screenshot("logs-filtered")
 
 	// The remaining tabs render; the list shows the invocations.

@@ -23,6 +23,9 @@ export class ApiError extends Error {
   }
 }
 
+// The codes of a request that carried no (or no longer a valid) session.
+const noCredential = new Set(['MissingAuthenticationTokenException', 'UnrecognizedClientException']);
+
 async function errorOf(res) {
   let type = res.headers.get('X-Amzn-ErrorType') || '';
   let message = '';
@@ -53,7 +56,7 @@ export async function request(method, path, { body, headers = {}, raw = false } 
   const res = await fetch(path, { method, headers: h, body: payload, credentials: 'same-origin' });
   if (!res.ok) {
     const err = await errorOf(res);
-    if (res.status === 401) onUnauthorized(err);
+    if (res.status === 401 || (res.status === 403 && noCredential.has(err.type))) onUnauthorized(err);
     throw err;
   }
   if (raw) return res;

@@ -17,6 +17,8 @@ const charts = [
   { id: 'asyncage', title: 'Oldest queued event age (s)', agg: 'max', series: [['asyncAgeSeconds', 'Age (s)', '#b3261e']] },
 ];
 
+const winLabel = (w) => windows.find((x) => x[0] === w)[1];
+
 const fmt = (v) => (Number.isInteger(v) ? String(v) : v.toFixed(2));
 
 // MonitorTab charts the gateway's metrics history for the function and
@@ -32,7 +34,7 @@ export function MonitorTab({ name }) {
       get(nimbus.history(name, win))
         .then((h) => {
           if (!live) return;
-          setHist(h);
+          setHist({ ...h, win });
           setError('');
         })
         .catch((e) => live && setError(e.message));
@@ -71,8 +73,12 @@ export function MonitorTab({ name }) {
           ))}
         </div>
       </div>
-      <p class={`small ${error ? 'status error' : 'muted'}`} role="status">
-        {error ? `Metrics are unavailable: ${error}` : hist ? `${pts.length} points, one per ${hist.step} s; refreshed every 10 s.` : 'Loading…'}
+      <p class={`small ${error ? "status error" : "muted"}`} role="status" id="monitor-status">
+        {error
+          ? `Metrics are unavailable: ${error}`
+          : hist && hist.win === win
+            ? `${winLabel(win)}: ${pts.length} points, one per ${hist.step} s; refreshed every 10 s.`
+            : 'Loading…'}
       </p>
       <div class="charts">
         {data.map((c) => (
