@@ -29,7 +29,10 @@ export function CreateFunction() {
         setBlueprints(l);
         const first = l.find((b) => !b.needsBuild);
         if (first) setBlueprint(first.name);
-        if (l.length === 0) setSource('zip');
+        if (l.length === 0) {
+          setSource('zip');
+          setBpError('This gateway offers no blueprints.');
+        }
       })
       .catch((e) => {
         setBlueprints([]);

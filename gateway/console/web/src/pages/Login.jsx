@@ -28,7 +28,7 @@ export function Login({ onLogin }) {
     <section class="card login" aria-labelledby="login-title">
       <h1 id="login-title">Sign in</h1>
       <p class="muted">Use an access key from this gateway's configuration.</p>
-      <form onSubmit={submit}>
+      <form class="form" onSubmit={submit}>
         <label for="login-key">Access key ID</label>
         <input id="login-key" name="accessKeyId" autocomplete="username" required value={keyId} onInput={(e) => setKeyId(e.currentTarget.value)} />
         <label for="login-secret">Secret access key</label>

@@ -85,10 +85,10 @@ function Environment({ name, cfg, reload }) {
       {rows.map((r, i) => (
         <div class="row env-row" key={r.id}>
           <Field id={`env-k-${r.id}`} label={`Name ${i + 1}`}>
-            <input id={`env-k-${r.id}`} class="mono" value={r.k} onInput={(e) => set(r.id, 'k', e.currentTarget.value)} />
+            <input id={`env-k-${r.id}`} name={`env-name-${i}`} class="mono" value={r.k} onInput={(e) => set(r.id, 'k', e.currentTarget.value)} />
           </Field>
           <Field id={`env-v-${r.id}`} label={`Value ${i + 1}`}>
-            <input id={`env-v-${r.id}`} class="mono" value={r.v} onInput={(e) => set(r.id, 'v', e.currentTarget.value)} />
+            <input id={`env-v-${r.id}`} name={`env-value-${i}`} class="mono" value={r.v} onInput={(e) => set(r.id, 'v', e.currentTarget.value)} />
           </Field>
           <button type="button" class="btn small" onClick={() => setRows(rows.filter((x) => x.id !== r.id))} aria-label={`Remove variable ${r.k || i + 1}`}>
             Remove
