@@ -209,6 +209,13 @@ func (b *browser) screenshot(name string) {
 	}
 }
 
+// waitUpdated waits until the function page's header shows the function
+// Active with its last update done (the page follows an update in progress).
+func (b *browser) waitUpdated() {
+	b.t.Helper()
+	b.waitJS("the function Active and updated", `(() => { const e = document.querySelector('#fn-state'); return !!e && e.dataset.state === 'Active' && e.dataset.update === 'Successful'; })()`, browserSlowTimeout)
+}
+
 // noHorizontalOverflow fails when the page is wider than the window (it
 // would scroll sideways on a phone).
 func (b *browser) noHorizontalOverflow(what string) {
@@ -278,7 +285,7 @@ func TestConsoleBrowser(t *testing.T) {
 
 	// The new function's Test tab opens; it becomes Active.
 	b.run("test tab after create", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
-	b.waitText("#fn-state", "Active", browserSlowTimeout)
+	b.waitUpdated()
 	got, err := lc.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String(fn)})
 	if err != nil || aws.ToString(got.Configuration.Handler) != "bootstrap" || string(got.Configuration.Runtime) != "provided.al2023" {
 		t.Fatalf("the console's CreateFunction: %v %+v", err, got)
@@ -336,12 +343,42 @@ func TestConsoleBrowser(t *testing.T) {
 	}
 	b.screenshot("test-invoke")
 
-	// Configuration: memory 256 through UpdateFunctionConfiguration.
+	// Configuration: memory, an environment variable, reserved
+	// concurrency and a function URL with CORS, each read back with the SDK.
 	b.open(fnRoute+"configuration", "#cfg-memory")
 	b.set("#cfg-memory", "256")
 	b.clickText("Save general settings")
 	b.waitText("form[aria-labelledby=cfg-general] .status", "Saved.", browserStepTimeout)
-	b.waitText("#fn-state", "Active", browserSlowTimeout)
+	b.waitUpdated()
+	b.clickText("Add variable")
+	b.set(`input[name="env-name-0"]`, "GREETING")
+	b.set(`input[name="env-value-0"]`, "from the console")
+	b.clickText("Save environment")
+	b.waitText("form[aria-labelledby=cfg-env] .status", "Environment saved.", browserStepTimeout)
+	b.waitUpdated()
+	b.set("#cfg-reserved-value", "5")
+	b.clickText("Save reserved concurrency")
+	b.waitText("form[aria-labelledby=cfg-reserved] .status", "Reserved concurrency saved.", browserStepTimeout)
+	b.set("#url-origins", "https://example.com")
+	b.set("#url-methods", "GET, POST")
+	b.set("#url-maxage", "300")
+	b.clickText("Create function URL")
+	b.run("the function URL shown", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#function-url")))
+	cfg, err := lc.GetFunctionConfiguration(context.Background(), &lambda.GetFunctionConfigurationInput{FunctionName: aws.String(fn)})
+	if err != nil || aws.ToInt32(cfg.MemorySize) != 256 || cfg.Environment == nil || cfg.Environment.Variables["GREETING"] != "from the console" {
+		t.Fatalf("configuration after the console's edits: %v %+v", err, cfg)
+	}
+	conc, err := lc.GetFunctionConcurrency(context.Background(), &lambda.GetFunctionConcurrencyInput{FunctionName: aws.String(fn)})
+	if err != nil || aws.ToInt32(conc.ReservedConcurrentExecutions) != 5 {
+		t.Fatalf("reserved concurrency after the console's edit: %v %+v", err, conc)
+	}
+	u, err := lc.GetFunctionUrlConfig(context.Background(), &lambda.GetFunctionUrlConfigInput{FunctionName: aws.String(fn)})
+	if err != nil || u.Cors == nil || strings.Join(u.Cors.AllowOrigins, ",") != "https://example.com" || strings.Join(u.Cors.AllowMethods, ",") != "GET,POST" || aws.ToInt32(u.Cors.MaxAge) != 300 {
+		t.Fatalf("function URL after the console's create: %v %+v", err, u)
+	}
+	if shown := b.text("#function-url"); shown != aws.ToString(u.FunctionUrl) {
+		t.Errorf("function URL shown %q, the API has %q", shown, aws.ToString(u.FunctionUrl))
+	}
 	b.screenshot("configuration")
 
 	// Versions: 1 with 256 MB, then 2 with 512 MB.
@@ -353,7 +390,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.set("#cfg-memory", "512")
 	b.clickText("Save general settings")
 	b.waitText("form[aria-labelledby=cfg-general] .status", "Saved.", browserStepTimeout)
-	b.waitText("#fn-state", "Active", browserSlowTimeout)
+	b.waitUpdated()
 	b.open(fnRoute+"versions", "#publish-version")
 	b.set("#pub-description", "512 MB")
 	b.click("#publish-version")
@@ -429,6 +466,14 @@ func TestConsoleBrowser(t *testing.T) {
 	b.screenshot("triggers")
 	b.open(fnRoute+"async", "#async-retries")
 	b.waitText("#inv-title", "Recent asynchronous invocations", browserStepTimeout)
+	b.set("#async-retries", "1")
+	b.set("#async-age", "3600")
+	b.clickText("Save asynchronous settings")
+	b.waitText("form[aria-labelledby=async-title] .status", "Asynchronous invocation settings saved.", browserStepTimeout)
+	eic, err := lc.GetFunctionEventInvokeConfig(context.Background(), &lambda.GetFunctionEventInvokeConfigInput{FunctionName: aws.String(fn)})
+	if err != nil || aws.ToInt32(eic.MaximumRetryAttempts) != 1 || aws.ToInt32(eic.MaximumEventAgeInSeconds) != 3600 {
+		t.Fatalf("event invoke config after the console's edit: %v %+v", err, eic)
+	}
 	b.screenshot("async")
 	b.open("#/functions", `#functions-table tr[data-function="`+fn+`"]`)
 	b.waitJS("invocations in the list", `Number(document.querySelector('#functions-table tr[data-function="`+fn+`"] [data-metric="invocations"]').textContent) >= 2`, browserSlowTimeout)

@@ -66,8 +66,9 @@ export function FunctionPage({ name, tab, session }) {
           <span>{cfg ? cfg.Runtime || cfg.PackageType : '…'}</span>
           <span>{cfg ? `${cfg.MemorySize} MB` : '…'}</span>
           <span class="hide-narrow">{cfg ? `modified ${formatTime(cfg.LastModified)}` : '…'}</span>
-          <span id="fn-state">
+          <span id="fn-state" data-state={cfg ? cfg.State : ''} data-update={cfg ? cfg.LastUpdateStatus || '' : ''}>
             <StateBadge state={cfg ? cfg.State : '…'} />
+            <span class={`upd small ${update === 'Failed' ? 'status error' : 'muted'}`}>{update === 'InProgress' ? 'updating…' : update === 'Failed' ? 'update failed' : ''}</span>
           </span>
         </div>
       </div>

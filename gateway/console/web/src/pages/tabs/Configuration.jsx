@@ -21,8 +21,13 @@ function General({ name, cfg, reload }) {
   const { busy, msg, run } = useAction();
   const save = async (e) => {
     e.preventDefault();
-    const ok = await run(() => put(lambda.configuration(name), { MemorySize: Number(memory), Timeout: Number(timeout), Description: description }), 'Saved.');
-    if (ok) reload();
+    // The message comes after the reload, so the header already shows the
+    // update this started.
+    await run(async () => {
+      await put(lambda.configuration(name), { MemorySize: Number(memory), Timeout: Number(timeout), Description: description });
+      await reload();
+      return true;
+    }, 'Saved.');
   };
   return (
     <form class="card form" onSubmit={save} aria-labelledby="cfg-general">
@@ -75,8 +80,11 @@ function Environment({ name, cfg, reload }) {
       }
       vars[k] = r.v;
     }
-    const ok = await run(() => put(lambda.configuration(name), { Environment: { Variables: vars } }), 'Environment saved.');
-    if (ok) reload();
+    await run(async () => {
+      await put(lambda.configuration(name), { Environment: { Variables: vars } });
+      await reload();
+      return true;
+    }, 'Environment saved.');
   };
   return (
     <form class="card form" onSubmit={save} aria-labelledby="cfg-env">
@@ -114,8 +122,11 @@ function Reserved({ name, fn, reload }) {
   const { busy, msg, run } = useAction();
   const save = async (e) => {
     e.preventDefault();
-    const ok = await run(() => put(lambda.concurrency(name), { ReservedConcurrentExecutions: Number(value) }), 'Reserved concurrency saved.');
-    if (ok) reload();
+    await run(async () => {
+      await put(lambda.concurrency(name), { ReservedConcurrentExecutions: Number(value) });
+      await reload();
+      return true;
+    }, 'Reserved concurrency saved.');
   };
   const remove = async () => {
     const ok = await run(() => del(lambda.concurrency(name)).then(() => true), 'Reserved concurrency removed: the function uses the unreserved pool.');
