@@ -160,46 +160,82 @@ func TestDevConsoleLogsMetricsAndTestEvents(t *testing.T) {
 		t.Errorf("logs of an unknown function: %d %s", resp.StatusCode, b)
 	}
 
-	// Live: an SSE stream shows a new invocation's lines.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, dev.endpoint+"/nimbus/v1/functions/talker/logs?since="+time.Now().UTC().Format(time.RFC3339Nano), nil)
-	req.AddCookie(c.cookie)
-	req.Header.Set("Accept", "text/event-stream")
-	stream, err := (&http.Client{}).Do(req)
-	if err != nil {
-		t.Fatal(err)
+	// Live: an SSE stream shows a new invocation's lines; a reconnecting
+	// EventSource (Last-Event-ID) goes on after the last line it had.
+	type sse struct {
+		id string
+		ev console.LogEvent
 	}
-	defer stream.Body.Close()
-	if stream.StatusCode != 200 || stream.Header.Get("Content-Type") != "text/event-stream" {
-		t.Fatalf("SSE: %d %s", stream.StatusCode, stream.Header.Get("Content-Type"))
-	}
-	lines := make(chan console.LogEvent, 100)
-	go func() {
-		sc := bufio.NewScanner(stream.Body)
-		for sc.Scan() {
-			if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
-				var e console.LogEvent
-				if json.Unmarshal([]byte(data), &e) == nil {
-					lines <- e
+	open := func(ctx context.Context, query, lastID string) chan sse {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, dev.endpoint+"/nimbus/v1/functions/talker/logs"+query, nil)
+		req.AddCookie(c.cookie)
+		req.Header.Set("Accept", "text/event-stream")
+		if lastID != "" {
+			req.Header.Set("Last-Event-ID", lastID)
+		}
+		stream, err := (&http.Client{}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stream.StatusCode != 200 || stream.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("SSE: %d %s", stream.StatusCode, stream.Header.Get("Content-Type"))
+		}
+		lines := make(chan sse, 100)
+		go func() {
+			defer stream.Body.Close()
+			sc := bufio.NewScanner(stream.Body)
+			id := ""
+			for sc.Scan() {
+				if v, ok := strings.CutPrefix(sc.Text(), "id: "); ok {
+					id = v
+				}
+				if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+					var e console.LogEvent
+					if json.Unmarshal([]byte(data), &e) == nil {
+						lines <- sse{id, e}
+					}
 				}
 			}
+			close(lines)
+		}()
+		return lines
+	}
+	await := func(lines chan sse, id, msg string) sse {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatal("the SSE stream ended")
+				}
+				if l.ev.RequestID == id && l.ev.Message == msg {
+					return l
+				}
+			case <-deadline:
+				t.Fatalf("no line %q of %s on the SSE stream", msg, id)
+			}
 		}
-		close(lines)
-	}()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	lines := open(ctx, "?since="+time.Now().UTC().Format(time.RFC3339Nano), "")
 	resp, _ = c.do(http.MethodPost, "/2015-03-31/functions/talker/invocations", []byte(`{"say":"live"}`), nil)
 	third := resp.Header.Get("X-Amzn-Requestid")
-	deadline := time.After(20 * time.Second)
-	for got := false; !got; {
-		select {
-		case e, ok := <-lines:
-			if !ok {
-				t.Fatal("the SSE stream ended")
-			}
-			got = e.RequestID == third && e.Message == "live "+third
-		case <-deadline:
-			t.Fatalf("no live line of %s on the SSE stream", third)
-		}
+	seen := await(lines, third, "live "+third)
+	cancel()
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	again := open(ctx, "", seen.id)
+	resp, _ = c.do(http.MethodPost, "/2015-03-31/functions/talker/invocations", []byte(`{"say":"after"}`), nil)
+	fourth := resp.Header.Get("X-Amzn-Requestid")
+	first1 := <-again
+	if !first1.ev.Time.After(seen.ev.Time) {
+		t.Errorf("after reconnecting with Last-Event-ID %s the stream repeated %+v", seen.id, first1.ev)
+	}
+	if first1.ev.RequestID != fourth || first1.ev.Message != "after "+fourth {
+		await(again, fourth, "after "+fourth)
 	}
 	cancel()
 
@@ -208,7 +244,7 @@ func TestDevConsoleLogsMetricsAndTestEvents(t *testing.T) {
 		Functions map[string]console.Totals `json:"functions"`
 	}
 	c.getJSON("/nimbus/v1/metrics/summary?window=15m", &sum)
-	if got := sum.Functions["talker"]; got.Invocations != 3 || got.Errors != 0 {
+	if got := sum.Functions["talker"]; got.Invocations != 4 || got.Errors != 0 {
 		t.Errorf("summary: %+v", sum)
 	}
 	var hist console.Series
@@ -220,7 +256,7 @@ func TestDevConsoleLogsMetricsAndTestEvents(t *testing.T) {
 		cold += p.ColdStarts
 		p50 = max(p50, p.DurationP50Ms)
 	}
-	if hist.Step != 10 || len(hist.Points) != 360 || n != 3 || cold != 1 || p50 <= 0 {
+	if hist.Step != 10 || len(hist.Points) != 360 || n != 4 || cold != 1 || p50 <= 0 {
 		t.Errorf("history: step %d, %d points, %d invocations, %d cold starts, p50 %v", hist.Step, len(hist.Points), n, cold, p50)
 	}
 

@@ -77,7 +77,7 @@ func (s *syncBuffer) String() string {
 // devRun is a nimbus dev running in this process.
 type devRun struct {
 	endpoint string
-	console  string // the console URL nimbus dev printed
+	console  string      // the console URL nimbus dev printed
 	stdout   *syncBuffer // everything printed after the endpoints
 	stderr   *syncBuffer // the log
 }

@@ -42,7 +42,7 @@ type Instance struct {
 	stderr       *logSink
 	// logs keeps recent log lines for invokeapi.PathLogs.
 	logs *logRing
-	envs         []*env
+	envs []*env
 
 	invokeLn  net.Listener
 	invokeSrv *http.Server

@@ -76,7 +76,7 @@ func newEnv(t *testing.T, fns []*catalog.Function, handlers map[string]gatewayte
 	m := metrics.New()
 	rt := router.New(router.Config{InvokeKey: invokeKey}, src, nil, m, nil)
 	t.Cleanup(rt.Close)
-	a := api.New(api.Options{Region: region, AccountID: account, URLDomain: urlDomain,
+	a := api.New(api.Options{Region: region, AccountID: account, URLDomain: urlDomain, SessionCookie: "nimbus_console",
 		Verifier: &sigv4.Verifier{Keys: map[string]string{accessKey: secretKey}, Region: region}},
 		snapCatalog{catalog.NewSnapshot(fns)}, rt, rt, m, nil)
 	srv := httptest.NewServer(a)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -66,7 +67,14 @@ type Console struct {
 	opts   Options
 	assets *assetServer
 	logger hclog.Logger
+	// stopping closes when the gateway shuts down: live tails end.
+	stopping chan struct{}
+	stopOnce sync.Once
 }
+
+// Stop ends the live log tails (the gateway is shutting down); other
+// requests are unaffected.
+func (c *Console) Stop() { c.stopOnce.Do(func() { close(c.stopping) }) }
 
 // New builds the console.
 func New(opts Options) *Console {
@@ -79,7 +87,7 @@ func New(opts Options) *Console {
 	if opts.Sessions == nil {
 		opts.Sessions = NewSessions(SessionConfig{Logger: opts.Logger})
 	}
-	return &Console{opts: opts, assets: newAssetServer(opts.Assets), logger: opts.Logger.Named("console")}
+	return &Console{opts: opts, assets: newAssetServer(opts.Assets), logger: opts.Logger.Named("console"), stopping: make(chan struct{})}
 }
 
 // Sessions is the session layer (the gateway's verifier consults it).

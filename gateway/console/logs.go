@@ -201,6 +201,13 @@ func (c *Console) serveLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
+	// A reconnecting EventSource names the last event it had: go on from
+	// there rather than repeat lines.
+	if id := r.Header.Get("Last-Event-ID"); id != "" {
+		if t, err := time.Parse(time.RFC3339Nano, id); err == nil {
+			since = t
+		}
+	}
 	requestID := q.Get("requestId")
 	follow := q.Get("follow") == "1" || q.Get("follow") == "true" || strings.Contains(r.Header.Get("Accept"), "text/event-stream")
 	if !follow {
@@ -247,22 +254,22 @@ func (c *Console) serveLogs(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-c.stopping:
+			return
 		case <-hb.C:
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
 			flusher.Flush()
 		case ev := <-ch:
-			b, _ := json.Marshal(ev)
-			if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
+			if _, err := w.Write(sseEvent(ev)); err != nil {
 				return
 			}
 			// Send what is already queued before flushing.
 			for more := true; more; {
 				select {
 				case ev := <-ch:
-					b, _ := json.Marshal(ev)
-					if _, err := w.Write(append(append([]byte("data: "), b...), '\n', '\n')); err != nil {
+					if _, err := w.Write(sseEvent(ev)); err != nil {
 						return
 					}
 				default:
@@ -272,4 +279,16 @@ func (c *Console) serveLogs(w http.ResponseWriter, r *http.Request) {
 			flusher.Flush()
 		}
 	}
+}
+
+// sseEvent is one server-sent event: the event's time as its id (what a
+// reconnecting EventSource sends back as Last-Event-ID) and its JSON.
+func sseEvent(ev LogEvent) []byte {
+	b, _ := json.Marshal(ev)
+	out := make([]byte, 0, len(b)+64)
+	out = append(out, "id: "...)
+	out = ev.Time.UTC().AppendFormat(out, time.RFC3339Nano)
+	out = append(out, "\ndata: "...)
+	out = append(out, b...)
+	return append(out, '\n', '\n')
 }

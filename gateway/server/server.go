@@ -505,6 +505,8 @@ func (s *Server) Shutdown() error {
 		}
 	}
 	done := make(chan error, 1)
+	// Live log tails would hold their connections open through the drain.
+	s.console.Stop()
 	go func() { done <- s.http.Shutdown(ctx) }()
 	// Event-source pollers first: they finish their in-flight batches and
 	// leave the rest to their brokers.
