@@ -463,6 +463,21 @@ func TestConsoleBrowser(t *testing.T) {
 	// The remaining tabs render; the list shows the invocations.
 	b.open(fnRoute+"triggers", "#esm-title")
 	b.waitText("main table", "No event sources invoke this function", browserStepTimeout)
+	esm, err := lc.CreateEventSourceMapping(context.Background(), &lambda.CreateEventSourceMappingInput{
+		FunctionName: aws.String(fn), EventSourceArn: aws.String("schedule:rate(1 hour)"),
+	})
+	if err != nil {
+		t.Fatalf("creating a schedule mapping: %v", err)
+	}
+	b.open(fnRoute+"triggers", "#esm-title")
+	b.waitText("main table", "schedule:rate(1 hour)", browserStepTimeout)
+	b.waitText("main table", "Enabled", browserSlowTimeout)
+	b.clickText("Disable mapping " + aws.ToString(esm.UUID))
+	b.waitText("main table", "Disabled", browserSlowTimeout)
+	got2, err := lc.GetEventSourceMapping(context.Background(), &lambda.GetEventSourceMappingInput{UUID: esm.UUID})
+	if err != nil || aws.ToString(got2.State) != "Disabled" {
+		t.Fatalf("mapping after the console disabled it: %v %+v", err, got2)
+	}
 	b.screenshot("triggers")
 	b.open(fnRoute+"async", "#async-retries")
 	b.waitText("#inv-title", "Recent asynchronous invocations", browserStepTimeout)

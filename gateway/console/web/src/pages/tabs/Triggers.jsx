@@ -19,6 +19,13 @@ export function TriggersTab({ name }) {
   useEffect(() => {
     load();
   }, [name]);
+  // Follow mappings that are between states until they settle.
+  const moving = (maps || []).some((m) => /ing$/.test(m.State || ''));
+  useEffect(() => {
+    if (!moving) return undefined;
+    const t = setInterval(load, 2000);
+    return () => clearInterval(t);
+  }, [moving, name]);
   const toggle = async (m, enabled) => {
     await run(() => put(lambda.mapping(m.UUID), { Enabled: enabled }), `${enabled ? 'Enabling' : 'Disabling'} ${m.UUID}.`);
     load();
