@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
@@ -469,7 +470,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("creating a schedule mapping: %v", err)
 	}
-	b.open(fnRoute+"triggers", "#esm-title")
+	b.clickText("Refresh")
 	b.waitText("main table", "schedule:rate(1 hour)", browserStepTimeout)
 	b.waitText("main table", "Enabled", browserSlowTimeout)
 	b.clickText("Disable mapping " + aws.ToString(esm.UUID))
@@ -496,6 +497,30 @@ func TestConsoleBrowser(t *testing.T) {
 	b.waitText("#functions-table tbody", "No function matches", browserStepTimeout)
 	b.set("#fn-search", "console")
 	b.screenshot("functions")
+
+	// Keyboard: from a fresh page the first Tab reaches the skip link, the
+	// next ones the header and the list, each with a visible focus ring.
+	b.open("#/functions", `#functions-table tr[data-function="`+fn+`"]`)
+	focused := func() (text, outline string) {
+		r := eval[[]string](b, "the focused element", `[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle]`)
+		return r[0], r[1]
+	}
+	b.run("pressing Tab", browserStepTimeout, chromedp.KeyEvent(kb.Tab))
+	if text, outline := focused(); text != "Skip to content" || outline == "none" {
+		t.Errorf("first Tab focused %q with outline %q, want the skip link with a visible outline", text, outline)
+	}
+	seen := map[string]bool{}
+	for range 6 {
+		b.run("pressing Tab", browserStepTimeout, chromedp.KeyEvent(kb.Tab))
+		text, outline := focused()
+		if outline == "none" {
+			t.Errorf("%q has focus without a visible outline", text)
+		}
+		seen[text] = true
+	}
+	if !seen["Create function"] || !seen[fn] {
+		t.Errorf("Tab did not reach Create function and the function's link: %v", seen)
+	}
 
 	// A phone: the pages fit 390 px without sideways scrolling.
 	phone := newBrowser(t, consoleURL, 390, 844)

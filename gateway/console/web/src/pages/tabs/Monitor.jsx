@@ -65,9 +65,9 @@ export function MonitorTab({ name }) {
     <section aria-labelledby="mon-title">
       <div class="page-head">
         <h2 id="mon-title">Monitor</h2>
-        <div class="segmented" role="radiogroup" aria-label="Time window">
+        <div class="segmented" role="group" aria-label="Time window">
           {windows.map(([w, label]) => (
-            <button key={w} type="button" role="radio" aria-checked={w === win} class={w === win ? 'on' : ''} onClick={() => setWin(w)}>
+            <button key={w} type="button" aria-pressed={w === win} class={w === win ? 'on' : ''} onClick={() => setWin(w)}>
               {label}
             </button>
           ))}
