@@ -500,9 +500,9 @@ func TestConsoleBrowser(t *testing.T) {
 
 	// Keyboard: from a fresh page the first Tab reaches the skip link, the
 	// next ones the header and the list, each with a visible focus ring.
-	b.open("#/functions", `#functions-table tr[data-function="`+fn+`"]`)
+	b.run("reloading the list", browserStepTimeout, chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS(`#functions-table tr[data-function="`+fn+`"]`)))
 	focused := func() (text, outline string) {
-		r := eval[[]string](b, "the focused element", `[document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle]`)
+		r := eval[[]string](b, "the focused element", `document.activeElement === document.body ? ['', ''] : [document.activeElement.textContent.trim(), getComputedStyle(document.activeElement).outlineStyle]`)
 		return r[0], r[1]
 	}
 	b.run("pressing Tab", browserStepTimeout, chromedp.KeyEvent(kb.Tab))
@@ -510,10 +510,10 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Errorf("first Tab focused %q with outline %q, want the skip link with a visible outline", text, outline)
 	}
 	seen := map[string]bool{}
-	for range 6 {
+	for range 4 {
 		b.run("pressing Tab", browserStepTimeout, chromedp.KeyEvent(kb.Tab))
 		text, outline := focused()
-		if outline == "none" {
+		if outline == "none" || outline == "" {
 			t.Errorf("%q has focus without a visible outline", text)
 		}
 		seen[text] = true
