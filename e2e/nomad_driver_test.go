@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -149,21 +148,9 @@ func drvCheckStatsAndExec(t *testing.T, c *nomadapi.Client, allocID string) {
 	}
 }
 
-// drvAgentOptions is a single-node server and client (not -dev: its
-// client state must survive a restart) in root, loading the nimbus driver
-// from pluginDir.
+// drvAgentOptions is nomadtest.DriverOptions.
 func drvAgentOptions(root, pluginDir string) nomadtest.Options {
-	return nomadtest.Options{
-		Persistent: true,
-		Dir:        root,
-		PluginDir:  pluginDir,
-		HCL: `plugin "nimbus-driver" {
-  config {
-    stats_interval = "1s"
-  }
-}
-`,
-	}
+	return nomadtest.DriverOptions(root, pluginDir)
 }
 
 // drvPluginPids lists live plugin-server processes started from pluginDir
@@ -188,21 +175,7 @@ func drvPluginPids(pluginDir string) []int {
 
 func drvWaitDriverHealthy(t *testing.T, c *nomadapi.Client) *nomadapi.Node {
 	t.Helper()
-	var node *nomadapi.Node
-	drvEventually(t, 90*time.Second, "driver nimbus detected and healthy on a ready node", func() bool {
-		stubs, _, err := c.Nodes().List(nil)
-		if err != nil || len(stubs) == 0 || stubs[0].Status != "ready" {
-			return false
-		}
-		n, _, err := c.Nodes().Info(stubs[0].ID, nil)
-		if err != nil {
-			return false
-		}
-		d := n.Drivers["nimbus"]
-		node = n
-		return d != nil && d.Detected && d.Healthy
-	})
-	return node
+	return nomadtest.WaitDriverHealthy(t, c)
 }
 
 func drvEchoJob(codeURL, secret string) *nomadapi.Job {
@@ -324,49 +297,11 @@ func drvCopy(t *testing.T, from, to string) {
 	}
 }
 
-// drvProcsUnder lists processes whose command line or working directory
-// lies under dir (the instance's config path and the environments' code dir).
-func drvProcsUnder(dir string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
-		if bytes.Contains(cmdline, []byte(dir)) || strings.HasPrefix(cwd, dir) {
-			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-				f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+2:]))
-				if f[0] == "Z" {
-					continue
-				}
-			}
-			out = append(out, pid)
-		}
-	}
-	return out
-}
+// drvProcsUnder is nomadtest.ProcsUnder.
+func drvProcsUnder(dir string) []int { return nomadtest.ProcsUnder(dir) }
 
-// drvKillLeftovers kills whatever a failed run left under root (instances
-// are detached from the agent by design) and removes it best-effort.
-func drvKillLeftovers(t *testing.T, root string) {
-	for _, pid := range drvProcsUnder(root) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-	// Nomad mounts a tmpfs on each task's secrets dir when it runs as root.
-	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
-		for _, line := range strings.Split(string(mi), "\n") {
-			if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], root+"/") {
-				_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
-			}
-		}
-	}
-	if err := os.RemoveAll(root); err != nil {
-		t.Logf("removing %s: %v (Nomad may leave secrets mounts behind)", root, err)
-	}
-}
+// drvKillLeftovers is nomadtest.KillLeftovers.
+func drvKillLeftovers(t *testing.T, root string) { nomadtest.KillLeftovers(t, root) }
 
 func drvEventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -383,22 +318,9 @@ func drvEventually(t *testing.T, within time.Duration, what string, cond func() 
 	}
 }
 
-// startDriverAgent runs a Nomad agent (server and client) that loads the
-// nimbus driver and registers services in the Consul agent at consulAddr,
-// and waits until the driver is healthy. Its directory (named with prefix)
-// and any instance left running go when t ends.
+// startDriverAgent runs a Nomad agent with the nimbus driver registering
+// services in the Consul agent at consulAddr (nomadtest.StartWithDriver).
 func startDriverAgent(t *testing.T, consulAddr, prefix string) *nomadtest.Agent {
 	t.Helper()
-	root := agentRootDir(t, prefix)
-	pluginDir := filepath.Join(root, "plugins")
-	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
-	t.Cleanup(func() { drvKillLeftovers(t, root) })
-	opts := drvAgentOptions(root, pluginDir)
-	opts.ConsulAddr = consulAddr
-	agent := nomadtest.Start(t, opts)
-	drvWaitDriverHealthy(t, agent.Client(t))
-	return agent
+	return nomadtest.StartWithDriver(t, plugintest.BuildDriver(t), consulAddr, prefix)
 }

@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +432,71 @@ func TestDevWithAccessKeysGuardsInstances(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUnauthorized || strings.Contains(string(body), "ran") {
 		t.Fatalf("direct call to the instance without the secret: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Usage metering under nimbus dev: each invocation is billed at the
+// function's memory size × its REPORT's billed duration, and `nimbus usage`
+// reports requests and GB-seconds per version, as does /metrics.
+func TestDevMetersUsage(t *testing.T) {
+	needPython(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": `function "metered" {
+  runtime   = "python3.12"
+  handler   = "app.handler"
+  memory_mb = 256
+  code {
+    dir = "."
+  }
+}
+`,
+		"app.py": "def handler(event, context):\n    return {'ok': True}\n",
+	})
+	d := startDev(t, nil, dir)
+	billedRE := regexp.MustCompile(`Billed Duration: (\d+) ms`)
+	var billedMs int64
+	for range 3 {
+		req, _ := http.NewRequest(http.MethodPost, d.endpoint+"/2015-03-31/functions/metered/invocations", strings.NewReader(`{}`))
+		req.Header.Set("X-Amz-Log-Type", "Tail")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		tail, _ := base64.StdEncoding.DecodeString(resp.Header.Get("X-Amz-Log-Result"))
+		m := billedRE.FindSubmatch(tail)
+		if resp.StatusCode != http.StatusOK || m == nil {
+			t.Fatalf("invoke: %d, log tail %q", resp.StatusCode, tail)
+		}
+		n, _ := strconv.ParseInt(string(m[1]), 10, 64)
+		billedMs += n
+	}
+	want := 256.0 / 1024 * float64(billedMs) / 1000
+	var out bytes.Buffer
+	env := &cliEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &out, getenv: func(string) string { return "" }}
+	if err := runUsage(context.Background(), env, []string{"--endpoint", d.endpoint, "--since", "2h", "metered"}); err != nil {
+		t.Fatalf("nimbus usage: %v\n%s", err, out.String())
+	}
+	row := regexp.MustCompile(`(?m)^metered\s+\$LATEST\s+3\s+([0-9.]+)\s+0\.000$`).FindStringSubmatch(out.String())
+	if row == nil {
+		t.Fatalf("nimbus usage printed no row of 3 requests for metered $LATEST:\n%s", out.String())
+	}
+	if got, _ := strconv.ParseFloat(row[1], 64); math.Abs(got-want) > 0.0006 {
+		t.Fatalf("nimbus usage reports %s GB-s, want %.4f (256 MB × %d ms billed):\n%s", row[1], want, billedMs, out.String())
+	}
+	resp, err := http.Get(d.endpoint + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`nimbus_billed_gb_seconds_total\{function="metered",version="\$LATEST"\} ([0-9.e+-]+)`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("/metrics has no nimbus_billed_gb_seconds_total for metered")
+	}
+	if got, _ := strconv.ParseFloat(string(m[1]), 64); math.Abs(got-want) > 1e-9 {
+		t.Fatalf("nimbus_billed_gb_seconds_total = %v, want %v", got, want)
 	}
 }

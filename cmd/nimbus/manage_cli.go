@@ -322,10 +322,25 @@ func (c *mgmtClient) layerVersionPages(ctx context.Context, name string) ([]laye
 }
 
 // publishLayerAPI is PublishLayerVersion of a layer block's zipped code.
+// Lambda makes a new version on every call, so the CLI stays idempotent
+// itself: when the newest version has the same code, description and
+// runtimes it publishes nothing.
 func publishLayerAPI(ctx context.Context, env *cliEnv, c *mgmtClient, l *specs.Layer, data []byte, sum string, unzipped int64) error {
 	before, err := c.layerVersionPages(ctx, l.Name)
 	if err != nil {
 		return err
+	}
+	if len(before) > 0 {
+		newest := slices.MaxFunc(before, func(a, b layerVersionOut) int { return a.Version - b.Version })
+		var full layerVersionOut
+		if err := c.call(ctx, http.MethodGet, layerVersionsPath(l.Name)+"/"+strconv.Itoa(newest.Version), nil, &full); err != nil {
+			return fmt.Errorf("GetLayerVersion %d: %w", newest.Version, err)
+		}
+		if full.Content != nil && hexSHA(full.Content.CodeSha256) == sum && full.Description == l.Description &&
+			slices.Equal(full.CompatibleRuntimes, l.CompatibleRuntimes) {
+			fmt.Fprintf(env.stdout, "layer %s is unchanged since version %d (sha256:%s)\n", l.Name, full.Version, sum)
+			return nil
+		}
 	}
 	var out layerVersionOut
 	if err := c.call(ctx, http.MethodPost, layerVersionsPath(l.Name), map[string]any{
@@ -333,10 +348,6 @@ func publishLayerAPI(ctx context.Context, env *cliEnv, c *mgmtClient, l *specs.L
 	}, &out); err != nil {
 		return fmt.Errorf("PublishLayerVersion: %w", err)
 	}
-	if slices.ContainsFunc(before, func(b layerVersionOut) bool { return b.Version == out.Version }) {
-		fmt.Fprintf(env.stdout, "layer %s is unchanged since version %d (sha256:%s)\n", l.Name, out.Version, sum)
-	} else {
-		fmt.Fprintf(env.stdout, "published layer %s version %d (sha256:%s, %.1f MB unzipped)\n", l.Name, out.Version, sum, mb(unzipped))
-	}
+	fmt.Fprintf(env.stdout, "published layer %s version %d (sha256:%s, %.1f MB unzipped)\n", l.Name, out.Version, sum, mb(unzipped))
 	return nil
 }

@@ -182,7 +182,7 @@ func (in *Instance) writeStream(w http.ResponseWriter, r *http.Request, inv *inv
 	}
 	rh.Set("Content-Type", ct)
 	trailers := []string{invokeapi.HeaderDurationMs, invokeapi.HeaderBilledMs, invokeapi.HeaderInitMs,
-		invokeapi.HeaderMaxMemoryMB, invokeapi.HeaderColdStart, invokeapi.TrailerErrorType, invokeapi.TrailerErrorBody}
+		invokeapi.HeaderMemoryMB, invokeapi.HeaderMaxMemoryMB, invokeapi.HeaderColdStart, invokeapi.TrailerErrorType, invokeapi.TrailerErrorBody}
 	if wantTail {
 		trailers = append(trailers, invokeapi.HeaderLogResult)
 	}
@@ -220,6 +220,7 @@ func (in *Instance) writeStream(w http.ResponseWriter, r *http.Request, inv *inv
 func setReport(h http.Header, r report, wantTail bool) {
 	h.Set(invokeapi.HeaderDurationMs, fmtMs(r.duration))
 	h.Set(invokeapi.HeaderBilledMs, strconv.FormatInt(r.billed.Milliseconds(), 10))
+	h.Set(invokeapi.HeaderMemoryMB, strconv.Itoa(r.memoryMB))
 	h.Set(invokeapi.HeaderMaxMemoryMB, strconv.FormatInt(r.maxMemoryMB, 10))
 	h.Set(invokeapi.HeaderColdStart, strconv.FormatBool(r.coldStart))
 	if r.coldStart {

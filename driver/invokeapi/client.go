@@ -50,6 +50,7 @@ type Report struct {
 	Duration      time.Duration
 	BilledMs      int64
 	InitDuration  time.Duration // zero when the environment was warm
+	MemoryMB      int64         // the function's memory size (0 from an older instance)
 	MaxMemoryMB   int64
 	ColdStart     bool
 	StreamErrType string // a mid-stream error's type (streamed responses only)
@@ -77,6 +78,7 @@ func (r *Response) Report() Report {
 		Duration:      ms(HeaderDurationMs),
 		BilledMs:      n(HeaderBilledMs),
 		InitDuration:  ms(HeaderInitMs),
+		MemoryMB:      n(HeaderMemoryMB),
 		MaxMemoryMB:   n(HeaderMaxMemoryMB),
 		ColdStart:     get(HeaderColdStart) == "true",
 		StreamErrType: r.resp.Trailer.Get(TrailerErrorType),

@@ -57,12 +57,15 @@ const (
 	HeaderLogResult = "X-Amz-Log-Result"
 	// HeaderExecutedVersion is the version that ran.
 	HeaderExecutedVersion = "X-Amz-Executed-Version"
-	// HeaderDurationMs, HeaderBilledMs, HeaderInitMs, HeaderMaxMemoryMB and
-	// HeaderColdStart describe the invocation as its REPORT line does. With a
-	// streamed response they arrive as trailers.
+	// HeaderDurationMs, HeaderBilledMs, HeaderInitMs, HeaderMemoryMB,
+	// HeaderMaxMemoryMB and HeaderColdStart describe the invocation as its
+	// REPORT line does (HeaderMemoryMB is its Memory Size, what the
+	// invocation is billed at). With a streamed response they arrive as
+	// trailers.
 	HeaderDurationMs  = "X-Nimbus-Duration-Ms"
 	HeaderBilledMs    = "X-Nimbus-Billed-Duration-Ms"
 	HeaderInitMs      = "X-Nimbus-Init-Duration-Ms"
+	HeaderMemoryMB    = "X-Nimbus-Memory-Size-Mb"
 	HeaderMaxMemoryMB = "X-Nimbus-Max-Memory-Used-Mb"
 	HeaderColdStart   = "X-Nimbus-Cold-Start"
 	// HeaderErrorCode names the platform error on a non-200 answer.

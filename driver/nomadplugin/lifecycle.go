@@ -73,14 +73,17 @@ func (d *Driver) StartTask(ctx context.Context, req *driverpb.StartTaskRequest) 
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	logger := d.logger.With("function", tc.Function, "version", tc.Version, "instance", cfg.GetId(), "alloc_id", cfg.GetAllocId())
+	began := time.Now()
 	t, err := d.launch(ctx, cfg, icfg, st, set)
 	if err != nil {
 		logger.Error("starting instance", "error", err)
 		d.events.emit(cfg, "Instance failed to start: "+err.Error(), nil)
 		return nil, recoverable(codes.FailedPrecondition, fmt.Errorf("starting instance of %s: %w", tc.Function, err))
 	}
-	logger.Info("instance ready", "pid", t.state.Pid, "invoke_addr", t.state.InvokeAddr)
-	d.events.emit(cfg, "Instance ready", map[string]string{"invoke_addr": t.state.InvokeAddr})
+	took := time.Since(began)
+	logger.Info("instance ready", "pid", t.state.Pid, "invoke_addr", t.state.InvokeAddr, "start_time", took)
+	d.events.emit(cfg, "Instance ready", map[string]string{"invoke_addr": t.state.InvokeAddr,
+		"start_ms": strconv.FormatFloat(float64(took)/float64(time.Millisecond), 'f', 1, 64)})
 	handle, err := t.handle()
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())

@@ -107,7 +107,7 @@ func (a *API) latestSpec(ctx context.Context, name string) (*specs.Function, *fu
 // changeSpec applies change to a copy of the stored $LATEST spec and
 // stores it once the result validates as a spec.
 func (a *API) changeSpec(ctx context.Context, name string, change func(f *functions.Function, spec *specs.Function) *apiError) (*functions.Function, *apiError) {
-	return a.updateStored(ctx, name, "", func(f *functions.Function) *apiError {
+	return a.updateStored(ctx, name, "", false, func(f *functions.Function) *apiError {
 		spec := f.Clone().Spec
 		if e := change(f, spec); e != nil {
 			return e

@@ -215,6 +215,7 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 func (a *API) record(t router.Target, resp *invokeapi.Response) {
 	rep := resp.Report()
 	a.metrics.Invocation(t.Function, t.Version, resp.FunctionError != "" || rep.StreamErrType != "", rep.Duration, rep.InitDuration, rep.ColdStart)
+	a.metrics.Billed(t.Function, t.Version, rep.MemoryMB, rep.BilledMs)
 }
 
 // invokeFailed maps router and instance refusals onto the catalogue.

@@ -653,14 +653,19 @@ func (a *API) stored(ctx context.Context, name string, adopt bool) (*functions.F
 	return f, nil
 }
 
-// updateStored checks the update preconditions and writes change.
-func (a *API) updateStored(ctx context.Context, name, revision string, change func(*functions.Function) *apiError) (*functions.Function, *apiError) {
+// updateStored checks the update preconditions and writes change. An
+// update (code or configuration: Lambda's UpdateFunction* operations) is
+// refused while another is in progress and marks LastUpdateStatus
+// InProgress until the controller serves it. Other writes that change the
+// spec (concurrency, URL config, tags) leave LastUpdateStatus alone, as in
+// Lambda; the controller still applies their revision.
+func (a *API) updateStored(ctx context.Context, name, revision string, update bool, change func(*functions.Function) *apiError) (*functions.Function, *apiError) {
 	if _, e := a.stored(ctx, name, true); e != nil {
 		return nil, e
 	}
 	var ae *apiError
 	f, err := a.opts.Manage.Functions.Update(ctx, name, revision, func(f *functions.Function) error {
-		if f.State == functions.StatePending || f.LastUpdateStatus == functions.UpdateInProgress {
+		if f.State == functions.StatePending || (update && f.LastUpdateStatus == functions.UpdateInProgress) {
 			ae = &apiError{Code: CodeResourceConflict, Message: "The operation cannot be performed at this time. An update is in progress for resource: " + a.functionARN(name, "")}
 			return ae
 		}
@@ -668,8 +673,10 @@ func (a *API) updateStored(ctx context.Context, name, revision string, change fu
 			ae = e
 			return e
 		}
-		f.LastUpdateStatus = functions.UpdateInProgress
-		f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = "", ""
+		if update {
+			f.LastUpdateStatus = functions.UpdateInProgress
+			f.LastUpdateStatusReason, f.LastUpdateStatusReasonCode = "", ""
+		}
 		return nil
 	})
 	if ae != nil {
@@ -698,7 +705,7 @@ func (a *API) updateFunctionConfiguration(c *manageCall) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	f, e := a.updateStored(c.r.Context(), c.ref.Name, in.RevisionID, func(f *functions.Function) *apiError {
+	f, e := a.updateStored(c.r.Context(), c.ref.Name, in.RevisionID, true, func(f *functions.Function) *apiError {
 		spec := f.Spec
 		if whole != nil {
 			whole.Code = spec.Code
@@ -775,7 +782,7 @@ func (a *API) updateFunctionCode(c *manageCall) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	f, e := a.updateStored(ctx, c.ref.Name, in.RevisionID, func(f *functions.Function) *apiError {
+	f, e := a.updateStored(ctx, c.ref.Name, in.RevisionID, true, func(f *functions.Function) *apiError {
 		f.Spec.Code = code
 		f.CodeSHA256, f.CodeSize = sum, int64(len(in.ZipFile))
 		return nil
@@ -941,6 +948,9 @@ func (a *API) deleteFunction(c *manageCall) (int, any, *apiError) {
 		if err := vs.DeleteVersion(ctx, name, v.Number); err != nil && !errors.Is(err, versions.ErrNotFound) {
 			return 0, nil, serviceErr("deleting version "+v.Name(), err)
 		}
+	}
+	if err := vs.ForgetVersions(ctx, name); err != nil {
+		return 0, nil, serviceErr("resetting the version numbers", err)
 	}
 	if err := a.opts.Manage.Functions.Delete(ctx, name, ""); err != nil && !errors.Is(err, functions.ErrNotFound) {
 		return 0, nil, a.storeError(name, err)

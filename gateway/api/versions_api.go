@@ -650,6 +650,7 @@ func (a *API) publishLayerVersion(c *manageCall) (int, any, *apiError) {
 	lv, _, err := a.opts.Manage.Versions.PublishLayer(ctx, name, versions.LayerSnapshot{
 		CodeSHA256: sum, Size: unzipped, Description: in.Description,
 		CompatibleRuntimes: in.CompatibleRuntimes, CompatibleArchitectures: in.CompatibleArchitectures, LicenseInfo: in.LicenseInfo,
+		Always: true,
 	})
 	if errors.Is(err, versions.ErrInvalid) {
 		return 0, nil, invalidParam(err.Error())

@@ -135,10 +135,13 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 		// Nomad lists a service before its instance listens: probe first.
 		c.source, c.closer = NewReadySource(d, time.Second, logger), d.Close
 	default:
+		// Instances are listed from registration on and probed directly
+		// until Consul's own check passes, so a cold start does not wait
+		// for Consul's first check run (staggered over the interval).
 		d := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{
-			ServiceName: opts.ServiceName, Datacenter: cfg.Consul.Datacenter,
+			ServiceName: opts.ServiceName, Datacenter: cfg.Consul.Datacenter, IncludeFailing: true,
 		}, logger)
-		c.source, c.closer = d, d.Close
+		c.source, c.closer = NewReadySource(d, time.Second, logger), d.Close
 	}
 
 	if cfg.Consul.Registers() {

@@ -55,7 +55,11 @@ func TestNewAdvertisesTheAgentAddressForAWildcardListener(t *testing.T) {
 		t.Fatalf("registrar %+v, want service id %s", c.Registrar(), want)
 	}
 	d := c.Deps(nil)
-	if _, ok := d.Source.(*consul.Discovery); !ok || d.Scaler != c.scaler || d.Listener != c.ln || len(d.Registrars) != 1 {
+	rs, ok := d.Source.(*ReadySource)
+	if ok {
+		_, ok = rs.inner.(*consul.Discovery)
+	}
+	if !ok || d.Scaler != c.scaler || d.Listener != c.ln || len(d.Registrars) != 1 {
 		t.Fatalf("deps %+v", d)
 	}
 }

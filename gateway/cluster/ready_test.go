@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -98,4 +100,77 @@ func TestReadySourceReportsInstancesOnceHealthy(t *testing.T) {
 		t.Errorf("a returning instance was not probed again (%d probes, want %d)", probes, before+1)
 	}
 	mu.Unlock()
+}
+
+// Over a source with checks: passing instances are reported without a
+// probe; failing ones (a starting instance Consul has not checked yet)
+// only while they answer their own probe, every time; and a probe that
+// times out is not repeated at once.
+func TestReadySourceOverCheckedInstances(t *testing.T) {
+	var mu sync.Mutex
+	status, probes := http.StatusOK, 0
+	inst := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		probes++
+		w.WriteHeader(status)
+	}))
+	defer inst.Close()
+	hung := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hung:
+		case <-r.Context().Done():
+		}
+	}))
+	defer stuck.Close()
+	defer close(hung)
+	// Nothing listens here: its probe would be refused; it passes Consul's
+	// check, so it must be reported without one.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	passingAddr := l.Addr().String()
+	l.Close()
+	src := &listed{ins: []discovery.Instance{
+		{ID: "checked", Address: passingAddr, Health: discovery.HealthPassing},
+		{ID: "starting", Address: inst.Listener.Addr().String(), Health: discovery.HealthFailing},
+		{ID: "hung", Address: stuck.Listener.Addr().String(), Health: discovery.HealthFailing},
+	}}
+	rs := NewReadySource(src, 200*time.Millisecond, nil)
+	ids := func() []string {
+		ins, err := rs.Instances(context.Background(), "fn", "$LATEST")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, in := range ins {
+			out = append(out, in.ID)
+		}
+		return out
+	}
+	if got := ids(); !slices.Equal(got, []string{"checked", "starting"}) {
+		t.Fatalf("reported %v, want [checked starting]", got)
+	}
+	if got := ids(); !slices.Equal(got, []string{"checked", "starting"}) {
+		t.Fatalf("second call reported %v", got)
+	}
+	mu.Lock()
+	if probes != 2 {
+		t.Errorf("a failing-check instance was probed %d times in two calls, want every call", probes)
+	}
+	status = http.StatusServiceUnavailable
+	mu.Unlock()
+	if got := ids(); !slices.Equal(got, []string{"checked"}) {
+		t.Fatalf("reported %v once the failing-check instance stopped answering, want [checked]", got)
+	}
+	// The hung instance timed out on the first call and was not probed on
+	// the next ones (slowProbeBackoff): the calls after it did not wait.
+	rs.mu.Lock()
+	_, backedOff := rs.slow[stuck.Listener.Addr().String()]
+	rs.mu.Unlock()
+	if !backedOff {
+		t.Fatal("a probe that timed out is not backed off")
+	}
 }

@@ -22,20 +22,22 @@ const (
 	coarseSlots = 1440 // 1d
 	// DefaultMaxFunctions bounds the functions with a history; the least
 	// recently active one is dropped for a new one.
-	DefaultMaxFunctions = 1000
+	DefaultMaxFunctions = 500
 )
 
-// Duration histogram: log-spaced upper bounds from 1 ms, ×1.25 per
-// bucket (a quantile is off by at most 12 %), up to ~15 min; one
-// overflow bucket above.
-const histBuckets = 64
+// Duration histogram: log-spaced upper bounds from 1 ms, ×1.3 per bucket
+// (a quantile reads at most 30 % high), up to ~15 min (Lambda's longest
+// timeout); one overflow bucket above. A bucket of both resolutions costs
+// about 280 bytes, so a function busy in every bucket of the day holds
+// about half a megabyte; idle buckets cost nothing.
+const histBuckets = 52
 
 var histBounds = func() [histBuckets]float64 {
 	var b [histBuckets]float64
 	v := 1.0
 	for i := range b {
 		b[i] = v
-		v *= 1.25
+		v *= 1.3
 	}
 	return b
 }()
@@ -206,28 +208,35 @@ func (h *History) Throttle(function, _ string) {
 }
 
 // Concurrency records a concurrency sample; a bucket keeps its largest.
-// A zero sample of a function without a history is not kept.
+// A zero sample changes nothing (a bucket starts at zero).
 func (h *History) Concurrency(function string, n int) {
-	if n == 0 && !h.has(function) {
+	if n <= 0 {
 		return
 	}
 	h.record(function, func(p *point) { p.concurrency = max(p.concurrency, n) })
 }
 
 // Async records an async queue sample of fn: events waiting and the age
-// of the oldest; a bucket keeps the last sample.
+// of the oldest; a bucket keeps the last sample. An empty queue is
+// written only into buckets that exist (an absent one reads zero), so
+// idle functions cost nothing.
 func (h *History) Async(function string, depth int, oldest time.Duration) {
-	if depth == 0 && !h.has(function) {
+	if depth > 0 {
+		h.record(function, func(p *point) { p.asyncDepth, p.asyncAge = depth, oldest.Seconds() })
 		return
 	}
-	h.record(function, func(p *point) { p.asyncDepth, p.asyncAge = depth, oldest.Seconds() })
-}
-
-func (h *History) has(fn string) bool {
+	now := h.now()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	_, ok := h.fns[fn]
-	return ok
+	s, ok := h.fns[function]
+	if !ok {
+		return
+	}
+	for _, r := range []*ring{&s.fine, &s.coarse} {
+		if p := r.get(now.Unix() / int64(r.step/time.Second)); p != nil {
+			p.asyncDepth, p.asyncAge = 0, 0
+		}
+	}
 }
 
 // Point is one bucket of the history endpoint.

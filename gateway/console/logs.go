@@ -42,6 +42,10 @@ type LogTailConfig struct {
 // MaxLogEvents bounds a non-following answer (the newest are kept).
 const MaxLogEvents = 2000
 
+// recentParallel bounds the instances one non-following answer reads at
+// once.
+const recentParallel = 16
+
 // LogTail fans in the log lines of a function's instances.
 type LogTail struct {
 	cfg LogTailConfig
@@ -74,8 +78,12 @@ func (t *LogTail) Recent(ctx context.Context, function string, since time.Time, 
 	var mu sync.Mutex
 	var out []LogEvent
 	var wg sync.WaitGroup
+	// At most recentParallel instances are read at once.
+	sem := make(chan struct{}, recentParallel)
 	for _, in := range insts {
 		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
 			err := t.cfg.Client(function, in.Version).Logs(ctx, in.Address, since, false, func(l invokeapi.LogLine) error {
 				if requestID != "" && l.RequestID != requestID {
 					return nil

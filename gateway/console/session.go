@@ -1,10 +1,12 @@
 package console
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
@@ -72,6 +74,10 @@ type Sessions struct {
 	cfg    SessionConfig
 	keys   map[string]Key
 	logger hclog.Logger
+	// shared, when set (UseShared, before serving), keeps the sessions
+	// instead of the in-memory map, so that every gateway behind one
+	// address knows them.
+	shared SharedStore
 
 	mu       sync.Mutex
 	sessions map[[32]byte]*session // by sha256 of the session id
@@ -91,6 +97,30 @@ type bucket struct {
 }
 
 var _ sigv4.Sessions = (*Sessions)(nil)
+
+// StoredSession is a session as a SharedStore keeps it: the access key's
+// id (never its secret), the CSRF token and the times.
+type StoredSession struct {
+	AccessKeyID string    `json:"accessKeyId"`
+	CSRF        string    `json:"csrf"`
+	Created     time.Time `json:"created"`
+	LastSeen    time.Time `json:"lastSeen"`
+}
+
+// SharedStore keeps sessions where every gateway sees them. Keys are the
+// hex sha256 of the session id: the id itself is never stored. The store
+// bounds its size itself (a Put over the bound fails).
+type SharedStore interface {
+	Get(ctx context.Context, key string) (StoredSession, bool, error)
+	Put(ctx context.Context, key string, s StoredSession) error
+	Delete(ctx context.Context, key string) error
+}
+
+// UseShared keeps sessions in st from now on; call it before serving.
+func (s *Sessions) UseShared(st SharedStore) { s.shared = st }
+
+// Timeouts the session layer's users need (a shared store's entry TTL).
+func (s *Sessions) Timeouts() (idle, maxAge time.Duration) { return s.cfg.IdleTimeout, s.cfg.MaxAge }
 
 // NewSessions builds the session layer.
 func NewSessions(cfg SessionConfig) *Sessions {
@@ -141,7 +171,10 @@ func (s *Sessions) Identify(r *http.Request) (*sigv4.Identity, bool, error) {
 	if err != nil || c.Value == "" {
 		return nil, false, nil
 	}
-	sess := s.lookup(c.Value)
+	sess, err := s.lookup(r.Context(), c.Value)
+	if err != nil {
+		return nil, true, sessionErr("ServiceException", "reading the console session: "+err.Error())
+	}
 	if sess == nil {
 		return nil, true, sessionErr(sigv4.CodeUnrecognizedClient, "The console session is unknown or has expired: log in again.")
 	}
@@ -154,10 +187,39 @@ func (s *Sessions) Identify(r *http.Request) (*sigv4.Identity, bool, error) {
 	return &sigv4.Identity{AccessKeyID: sess.key.ID}, true, nil
 }
 
+// touchEvery is how stale a shared session's last use may be before a use
+// writes it again (a write per request would be wasteful).
+func (s *Sessions) touchEvery() time.Duration { return min(time.Minute, s.cfg.IdleTimeout/10) }
+
 // lookup answers a copy of the live session id names (touching it), or nil.
-func (s *Sessions) lookup(id string) *session {
+func (s *Sessions) lookup(ctx context.Context, id string) (*session, error) {
 	h := sha256.Sum256([]byte(id))
 	now := s.cfg.Now()
+	if s.shared != nil {
+		key := hex.EncodeToString(h[:])
+		st, ok, err := s.shared.Get(ctx, key)
+		if err != nil || !ok {
+			return nil, err
+		}
+		k, known := s.keys[st.AccessKeyID]
+		sess := &session{key: k, csrf: st.CSRF, created: st.Created, lastSeen: st.LastSeen}
+		if !known || s.expiredLocked(sess, now) {
+			_ = s.shared.Delete(ctx, key)
+			return nil, nil
+		}
+		if now.Sub(st.LastSeen) >= s.touchEvery() {
+			st.LastSeen = now
+			if err := s.shared.Put(ctx, key, st); err != nil {
+				s.logger.Warn("recording a console session's use", "error", err)
+			}
+		}
+		return sess, nil
+	}
+	return s.lookupMem(h, now), nil
+}
+
+// lookupMem is lookup in the in-memory map.
+func (s *Sessions) lookupMem(h [32]byte, now time.Time) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sess, ok := s.sessions[h]
@@ -178,7 +240,7 @@ func (s *Sessions) expiredLocked(sess *session, now time.Time) bool {
 }
 
 // create stores a new session for k and answers its id.
-func (s *Sessions) create(k Key) (string, *session, error) {
+func (s *Sessions) create(ctx context.Context, k Key) (string, *session, error) {
 	id, err := randomToken()
 	if err != nil {
 		return "", nil, err
@@ -189,6 +251,14 @@ func (s *Sessions) create(k Key) (string, *session, error) {
 	}
 	now := s.cfg.Now()
 	sess := &session{key: k, csrf: csrf, created: now, lastSeen: now}
+	if s.shared != nil {
+		h := sha256.Sum256([]byte(id))
+		err := s.shared.Put(ctx, hex.EncodeToString(h[:]), StoredSession{AccessKeyID: k.ID, CSRF: csrf, Created: now, LastSeen: now})
+		if err != nil {
+			return "", nil, err
+		}
+		return id, sess, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.sessions) >= s.cfg.MaxSessions {
@@ -219,11 +289,15 @@ func (s *Sessions) evictLocked(now time.Time) {
 	}
 }
 
-func (s *Sessions) remove(id string) {
+func (s *Sessions) remove(ctx context.Context, id string) error {
 	h := sha256.Sum256([]byte(id))
+	if s.shared != nil {
+		return s.shared.Delete(ctx, hex.EncodeToString(h[:]))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, h)
+	return nil
 }
 
 // randomToken is 256 random bits, URL-safe base64.
@@ -307,7 +381,11 @@ func (s *Sessions) ServeSession(w http.ResponseWriter, r *http.Request) {
 	}
 	var sess *session
 	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" && s.AuthRequired() {
-		sess = s.lookup(c.Value)
+		sess, err = s.lookup(r.Context(), c.Value)
+		if err != nil {
+			writeMessage(w, http.StatusInternalServerError, "reading the console session: "+err.Error())
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, s.info(sess))
 }
@@ -358,12 +436,17 @@ func (s *Sessions) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusUnauthorized, "the access key id or secret is not valid")
 		return
 	}
-	id, sess, err := s.create(k)
+	id, sess, err := s.create(r.Context(), k)
 	if err != nil {
 		writeMessage(w, http.StatusInternalServerError, "creating a session: "+err.Error())
 		return
 	}
 	s.logger.Info("console login", "access_key", k.ID, "client", client)
+	if r.TLS == nil && !isLoopback(client) {
+		// The secret crossed the network in the clear (unless a proxy in
+		// front terminated TLS): say so where an operator looks.
+		s.logger.Warn("console login over plain HTTP from another host: serve the gateway over TLS (or behind a TLS proxy)", "client", client)
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: CookieName, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.MaxAge / time.Second),
@@ -379,13 +462,21 @@ func (s *Sessions) ServeLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
-		if sess := s.lookup(c.Value); sess != nil {
+		sess, err := s.lookup(r.Context(), c.Value)
+		if err != nil {
+			writeMessage(w, http.StatusInternalServerError, "reading the console session: "+err.Error())
+			return
+		}
+		if sess != nil {
 			got := r.Header.Get(CSRFHeader)
 			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(sess.csrf)) != 1 {
 				writeMessage(w, http.StatusForbidden, "logout must carry the session's "+CSRFHeader+" header")
 				return
 			}
-			s.remove(c.Value)
+			if err := s.remove(r.Context(), c.Value); err != nil {
+				writeMessage(w, http.StatusInternalServerError, "deleting the console session: "+err.Error())
+				return
+			}
 			s.logger.Info("console logout", "access_key", sess.key.ID)
 		}
 	}
@@ -395,6 +486,11 @@ func (s *Sessions) ServeLogout(w http.ResponseWriter, r *http.Request) {
 	})
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // clientAddr is the peer's IP (the rate limit's key). Forwarding headers

@@ -35,6 +35,13 @@ type DiscoveryConfig struct {
 	AllowStale bool
 	// Watch tunes the per-function-version cache (idle stop, backoff).
 	Watch discovery.WatchConfig
+	// IncludeFailing lists instances whose checks do not pass (yet), with
+	// Instance.Health saying which pass. A starting instance is listed as
+	// soon as Nomad registers it, instead of after its first passing check
+	// (Consul runs the first one up to a whole check interval later), so a
+	// caller that probes the instance itself (cluster.ReadySource) can
+	// route to it the moment it answers. Default false: passing only.
+	IncludeFailing bool
 }
 
 // Defaults fills empty fields.
@@ -77,7 +84,7 @@ func (d *Discovery) fetch(ctx context.Context, function, version string, index u
 		Datacenter: d.cfg.Datacenter,
 		AllowStale: d.cfg.AllowStale,
 	}).WithContext(ctx)
-	entries, meta, err := d.health.ServiceMultipleTags(service, []string{"function=" + function, "version=" + version}, true, q)
+	entries, meta, err := d.health.ServiceMultipleTags(service, []string{"function=" + function, "version=" + version}, !d.cfg.IncludeFailing, q)
 	if err != nil {
 		return nil, 0, fmt.Errorf("querying consul health of %s: %w", service, err)
 	}
@@ -93,12 +100,17 @@ func (d *Discovery) fetch(ctx context.Context, function, version string, index u
 		if addr == "" || e.Service.Port == 0 {
 			continue
 		}
+		health := discovery.HealthPassing
+		if e.Checks.AggregatedStatus() != api.HealthPassing {
+			health = discovery.HealthFailing
+		}
 		out = append(out, discovery.Instance{
 			ID:       e.Service.ID,
 			Address:  net.JoinHostPort(addr, strconv.Itoa(e.Service.Port)),
 			Function: function,
 			Version:  version,
 			Group:    group(e.Service.Tags, e.Service.Meta),
+			Health:   health,
 		})
 	}
 	var next uint64

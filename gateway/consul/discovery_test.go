@@ -105,8 +105,8 @@ func TestDiscoveryAgainstConsul(t *testing.T) {
 	}
 	eventually(t, checkWait, "both $LATEST instances to pass", func() bool { return len(get("$LATEST")) == 2 })
 	want := []discovery.Instance{
-		{ID: "_nomad-task-a1", Address: latest.Listener.Addr().String(), Function: "hello", Version: "$LATEST", Group: discovery.GroupOnDemand},
-		{ID: "_nomad-task-a2", Address: provisioned.Listener.Addr().String(), Function: "hello", Version: "$LATEST", Group: discovery.GroupProvisioned},
+		{ID: "_nomad-task-a1", Address: latest.Listener.Addr().String(), Function: "hello", Version: "$LATEST", Group: discovery.GroupOnDemand, Health: discovery.HealthPassing},
+		{ID: "_nomad-task-a2", Address: provisioned.Listener.Addr().String(), Function: "hello", Version: "$LATEST", Group: discovery.GroupProvisioned, Health: discovery.HealthPassing},
 	}
 	if got := get("$LATEST"); got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("instances = %+v, want %+v", got, want)
@@ -194,5 +194,42 @@ func TestDiscoveryStopsIdleWatchesAndReportsErrors(t *testing.T) {
 	_, err := d.Instances(ctx, "fn", "$LATEST")
 	if err == nil || errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v, want the consul query error", err)
+	}
+}
+
+// With IncludeFailing an instance is listed from its registration on, with
+// its checks' status, before Consul has run its first check (an interval
+// of an hour here: the check never runs during the test); a passing-only
+// discovery does not list it.
+func TestDiscoveryIncludeFailingListsUncheckedInstances(t *testing.T) {
+	agent := consultest.Start(t)
+	client := agent.Client(t)
+	inst := newHealthServer(t, invokeapi.PathHealth)
+	host, port := inst.hostPort(t)
+	if err := client.Agent().ServiceRegister(&api.AgentServiceRegistration{
+		ID: "_nomad-task-s1", Name: "nimbus-slow", Address: host, Port: port,
+		Tags: []string{"function=slow", "version=$LATEST", "group=" + discovery.GroupOnDemand},
+		Check: &api.AgentServiceCheck{
+			HTTP: "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + invokeapi.PathHealth, Interval: "1h", Timeout: "1s",
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	all := NewDiscovery(client.Health(), DiscoveryConfig{IncludeFailing: true}, nil)
+	defer all.Close()
+	passing := NewDiscovery(client.Health(), DiscoveryConfig{}, nil)
+	defer passing.Close()
+	var got []discovery.Instance
+	eventually(t, checkWait, "the registered instance to be listed", func() bool {
+		var err error
+		got, err = all.Instances(ctx, "slow", "$LATEST")
+		return err == nil && len(got) == 1
+	})
+	if got[0].ID != "_nomad-task-s1" || got[0].Health != discovery.HealthFailing {
+		t.Fatalf("listed %+v, want _nomad-task-s1 with failing health", got[0])
+	}
+	if ins, err := passing.Instances(ctx, "slow", "$LATEST"); err != nil || len(ins) != 0 {
+		t.Fatalf("passing-only discovery listed %+v (%v)", ins, err)
 	}
 }

@@ -19,7 +19,18 @@ type Instance struct {
 	Version  string
 	// Group is GroupProvisioned or GroupOnDemand.
 	Group string
+	// Health is what the source knows of the instance's checks: empty
+	// when it has none (Nomad's native services, the local launcher),
+	// HealthPassing or HealthFailing when a source that runs checks
+	// (Consul) lists instances whatever their status.
+	Health string
 }
+
+// Health values of an Instance.
+const (
+	HealthPassing = "passing"
+	HealthFailing = "failing"
+)
 
 // Source returns the healthy instances of one function version.
 // Implementations cache and refresh in the background (blocking queries) so

@@ -51,6 +51,7 @@ type Metrics struct {
 	waitTimeouts  *prometheus.CounterVec
 	queueRejected *prometheus.CounterVec
 	spillover     *prometheus.CounterVec
+	usage         usageMetrics
 
 	// observers see the invocation, error and throttle events as they are
 	// recorded (set before serving: Observe is not safe during recording).
@@ -110,6 +111,7 @@ func New() *Metrics {
 			Help: "Invocations of a version with provisioned instances that ran on an on-demand instance (Lambda's ProvisionedConcurrencySpilloverInvocations).",
 		}, fv),
 	}
+	m.usage = newUsageMetrics(reg)
 	reg.MustRegister(m.invocations, m.errors, m.throttles, m.duration, m.initDuration,
 		m.coldStarts, m.waitTime, m.waitTimeouts, m.queueRejected, m.spillover,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -236,6 +236,7 @@ func (q *Queue) invoke(ctx context.Context, fn *catalog.Function, res *catalog.R
 	rep := resp.Report()
 	if q.deps.Metrics != nil {
 		q.deps.Metrics.Invocation(fn.Name, res.Version, resp.FunctionError != "" || rep.StreamErrType != "", rep.Duration, rep.InitDuration, rep.ColdStart)
+		q.deps.Metrics.Billed(fn.Name, res.Version, rep.MemoryMB, rep.BilledMs)
 	}
 	a := attempt{statusCode: http.StatusOK, executedVersion: res.Version, payload: body}
 	if resp.FunctionError != "" {

@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/gateway/api"
@@ -113,24 +115,14 @@ func (s *Server) sampleHistory(ctx context.Context) {
 	defer conc.Stop()
 	async := time.NewTicker(asyncSample)
 	defer async.Stop()
-	seen := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-conc.C:
-			now := map[string]bool{}
 			for _, st := range s.router.FunctionStats() {
 				s.history.Concurrency(st.Function, st.Concurrency)
-				now[st.Function] = true
 			}
-			// A function that went idle is sampled once at zero.
-			for fn := range seen {
-				if !now[fn] {
-					s.history.Concurrency(fn, 0)
-				}
-			}
-			seen = now
 		case <-async.C:
 			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			depths, err := s.queue.Depths(actx)
@@ -236,4 +228,72 @@ func (t *testEventStore) DeleteTestEvent(ctx context.Context, fn, name string) e
 		}
 	}
 	return versions.ErrConflict
+}
+
+// SessionsBucket is the JetStream key-value bucket that shares console
+// sessions between the gateways on one external NATS.
+const SessionsBucket = "nimbus_console_sessions"
+
+// maxSessionBytes bounds the bucket: about ten thousand sessions; a login
+// over it fails rather than growing NATS's storage.
+const maxSessionBytes = 4 << 20
+
+// openSessions shares console sessions through NATS when the gateway uses
+// an external NATS (several gateways behind one address); with the
+// embedded one they stay in memory, as only this gateway serves them.
+func (s *Server) openSessions(ctx context.Context) error {
+	if s.cfg.Queue.URL == "" || s.verifier == nil {
+		return nil
+	}
+	js, err := jetstream.New(s.nats.Conn)
+	if err != nil {
+		return fmt.Errorf("opening JetStream for console sessions: %w", err)
+	}
+	_, maxAge := s.console.Sessions().Timeouts()
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: SessionsBucket, Description: "Nimbus console sessions (by sha256 of the session id)",
+		History: 1, TTL: maxAge, MaxBytes: maxSessionBytes, Storage: jetstream.FileStorage, Replicas: s.cfg.Queue.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("opening the console session bucket: %w", err)
+	}
+	s.console.Sessions().UseShared(&kvSessions{kv: kv})
+	return nil
+}
+
+// kvSessions is console.SharedStore on a JetStream key-value bucket.
+type kvSessions struct{ kv jetstream.KeyValue }
+
+var _ console.SharedStore = (*kvSessions)(nil)
+
+func (k *kvSessions) Get(ctx context.Context, key string) (console.StoredSession, bool, error) {
+	e, err := k.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return console.StoredSession{}, false, nil
+	}
+	if err != nil {
+		return console.StoredSession{}, false, err
+	}
+	var st console.StoredSession
+	if err := json.Unmarshal(e.Value(), &st); err != nil {
+		return console.StoredSession{}, false, fmt.Errorf("decoding a stored session: %w", err)
+	}
+	return st, true, nil
+}
+
+func (k *kvSessions) Put(ctx context.Context, key string, st console.StoredSession) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = k.kv.Put(ctx, key, b)
+	return err
+}
+
+func (k *kvSessions) Delete(ctx context.Context, key string) error {
+	err := k.kv.Purge(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil
+	}
+	return err
 }

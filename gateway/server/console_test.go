@@ -12,6 +12,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/console"
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/natsembed"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -84,5 +85,50 @@ func TestConsoleSessionKeepsTheKeysScope(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 403 || !strings.Contains(string(b), "may only invoke") {
 		t.Errorf("UpdateFunctionConfiguration with an invoke key's session: %d %s", resp.StatusCode, b)
+	}
+}
+
+// Gateways sharing an external NATS share console sessions: a login on
+// one is good on the other, and a logout on either ends it on both.
+func TestConsoleSessionsAreSharedBetweenGateways(t *testing.T) {
+	nsrv, err := natsembed.Start(natsembed.Config{Dir: t.TempDir(), Listen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nsrv.Shutdown)
+	gw := func() string {
+		cfg := &config.Config{
+			Listen: "127.0.0.1:0", InvokeKey: "0123456789abcdef-shared", ColdStartWait: "50ms",
+			AccessKeys: []config.AccessKey{{ID: "AKIDSHARED", Secret: "shared-secret"}},
+			Queue:      &queue.Config{URL: nsrv.ClientURL()},
+		}
+		s := startServer(t, cfg, gatewaytest.NewSource(), &specs.Function{Name: "fn", EnvironmentsPerInstance: 1})
+		return "http://" + s.Addr()
+	}
+	a, b := gw(), gw()
+	c := &http.Client{Timeout: 20 * time.Second}
+	cookie, csrf := consoleLogin(t, c, a, "AKIDSHARED", "shared-secret")
+	if resp, body := getWith(t, c, b+"/2015-03-31/functions", cookie); resp.StatusCode != 200 {
+		t.Fatalf("ListFunctions on the other gateway with the session: %d %s", resp.StatusCode, body)
+	}
+	resp, body := getWith(t, c, b+console.SessionPath, cookie)
+	var info console.SessionInfo
+	_ = json.Unmarshal(body, &info)
+	if resp.StatusCode != 200 || !info.Authenticated || info.CSRFToken != csrf || info.AccessKeyID != "AKIDSHARED" {
+		t.Fatalf("session on the other gateway: %d %s", resp.StatusCode, body)
+	}
+	req, _ := http.NewRequest(http.MethodPost, b+console.LogoutPath, nil)
+	req.AddCookie(cookie)
+	req.Header.Set(console.CSRFHeader, csrf)
+	out, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Body.Close()
+	if out.StatusCode != 204 {
+		t.Fatalf("logout on the other gateway: %d", out.StatusCode)
+	}
+	if resp, body := getWith(t, c, a+"/2015-03-31/functions", cookie); resp.StatusCode != 403 {
+		t.Errorf("the first gateway after a logout on the other: %d %s", resp.StatusCode, body)
 	}
 }

@@ -18,7 +18,13 @@
 // and so are artifact downloads (GET/HEAD /nimbus/v1/artifacts/<sha256>.zip),
 // which Nomad clients' artifact blocks fetch by content hash with the
 // checksum in the job. Function URLs follow their auth type (NONE is public,
-// as on Lambda). Server.Routes lists the route table; a test walks it.
+// as on Lambda). The web console (gateway/console) is served at /console/
+// with its session endpoints open; a console session is accepted wherever
+// a signature is (the verifier's Sessions hook: the session stands for its
+// access key, writes need its CSRF token), except by function URLs and
+// artifact uploads, which take SigV4 only. With an external NATS the
+// sessions live in a JetStream bucket every gateway shares. Server.Routes
+// lists the route table; a test walks it.
 //
 // Client connections are bounded so that slow or idle clients cannot hold
 // the gateway's descriptors and memory: at most max_connections are open

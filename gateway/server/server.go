@@ -30,6 +30,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/slots"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/gateway/sources/kafka"
+	"github.com/nimbus-fn/nimbus/gateway/usage"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 )
 
@@ -101,6 +102,7 @@ type Server struct {
 	// slots shares reserved concurrency with the other gateways on the
 	// same external NATS (set by Start when concurrency_lease applies).
 	slots    *slots.Slots
+	usage    atomic.Pointer[usage.Ledger]
 	http     *http.Server
 	ln       net.Listener
 	conns    *limitListener // ln, counted and capped at max_connections
@@ -295,6 +297,7 @@ func (s *Server) ownRoutes(q *queue.Queue, m *metrics.Metrics) []ownRoute {
 		// the address is the content's hash and the job carries the
 		// checksum go-getter verifies.
 		{Route{"DownloadArtifact", []string{http.MethodGet, http.MethodHead}, artifacts.Path + "{Sha256}.zip", true}, "", nil},
+		{Route{"GetUsage", get, usage.Path, false}, usage.Path, s.requireSignature(usage.Handler(s.usage.Load))},
 		{Route{"ListEventSourceStatus", get, EventSourcesPath, false}, EventSourcesPath, s.requireSignature(http.HandlerFunc(s.serveEventSources))},
 		// The mapping API verifies SigV4 over the body itself.
 		{Route{"EventSourceMappings", []string{http.MethodGet, http.MethodPost}, esmapi.Path, false}, esmapi.Path, http.HandlerFunc(s.serveMappingAPI)},
@@ -389,6 +392,14 @@ func (s *Server) Start(ctx context.Context) error {
 		s.nats.Close()
 		return err
 	}
+	if err := s.openSessions(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
+	if err := s.openUsage(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
 	s.startSources()
 	ln := s.deps.Listener
 	if ln == nil {
@@ -440,6 +451,39 @@ func (s *Server) openSlots(ctx context.Context) error {
 	return nil
 }
 
+// openUsage opens the usage ledger on the queue's NATS (shared by the
+// gateways of a cluster) and meters every billed invocation into it.
+func (s *Server) openUsage(ctx context.Context) error {
+	js, err := jetstream.New(s.nats.Conn)
+	if err != nil {
+		return fmt.Errorf("opening JetStream for usage metering: %w", err)
+	}
+	owner := s.deps.Member
+	if owner == "" {
+		owner = "gateway-" + uuid.NewString()
+	}
+	l, err := usage.Open(ctx, js, usage.Config{Owner: owner, Replicas: s.cfg.Queue.Replicas}, s.logger)
+	if err != nil {
+		return fmt.Errorf("opening usage metering: %w", err)
+	}
+	s.metrics.SetUsageSink(l)
+	s.usage.Store(l)
+	return nil
+}
+
+// memoryMB is a function version's memory size from the catalog (0 when
+// unknown).
+func (s *Server) memoryMB(ctx context.Context, function, version string) int64 {
+	fn, err := s.deps.Catalog.Function(ctx, function)
+	if err != nil || fn == nil {
+		return 0
+	}
+	if spec := fn.Versions[version]; spec != nil {
+		return int64(spec.MemoryMB)
+	}
+	return 0
+}
+
 func (s *Server) openArtifacts(ctx context.Context) error {
 	js, err := jetstream.New(s.nats.Conn)
 	if err != nil {
@@ -473,6 +517,13 @@ func (s *Server) Serve(ctx context.Context) error {
 		// Renews held slots until the drain below has ended (bg ends
 		// when Serve returns).
 		go s.slots.Run(bg)
+	}
+	if l := s.usage.Load(); l != nil {
+		go l.Run(bg)
+		go usage.SampleProvisioned(bg, 10*time.Second, s.router.PoolStats, s.memoryMB, func(fn, version string, mbMs int64) {
+			s.metrics.ProvisionedUsage(fn, version, mbMs)
+			l.Provisioned(fn, version, mbMs)
+		})
 	}
 	if len(s.deps.ArtifactRefs) > 0 {
 		go s.artifacts.RunGC(bg, s.cfg.Artifacts.GCIntervalD, s.deps.ArtifactRefs...)
@@ -531,6 +582,12 @@ func (s *Server) Shutdown() error {
 	s.router.Close()
 	if s.kafka != nil {
 		s.kafka.Close()
+	}
+	// The drained invocations' usage, before NATS goes.
+	if l := s.usage.Load(); l != nil {
+		if err := l.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("flushing usage: %w", err))
+		}
 	}
 	if s.nats != nil {
 		s.nats.Close()

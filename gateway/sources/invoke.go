@@ -100,6 +100,7 @@ func (r *runner) invoke(ctx context.Context, event []byte) result {
 	}
 	rep := resp.Report()
 	r.deps.Metrics.gw().Invocation(fn.Name, res.Version, resp.FunctionError != "", rep.Duration, rep.InitDuration, rep.ColdStart)
+	r.deps.Metrics.gw().Billed(fn.Name, res.Version, rep.MemoryMB, rep.BilledMs)
 	out := result{kind: outcomeSuccess, requestID: rid, statusCode: http.StatusOK, executedVersion: res.Version, payload: body}
 	if resp.FunctionError != "" {
 		out.kind, out.functionError = outcomeFunctionError, resp.FunctionError

@@ -104,6 +104,10 @@ type LayerSnapshot struct {
 	CompatibleRuntimes      []string
 	CompatibleArchitectures []string
 	LicenseInfo             string
+	// Always publishes a new version even when the newest one is the same
+	// (Lambda's PublishLayerVersion); without it an identical publish
+	// returns the newest (the CLI's idempotent deploys).
+	Always bool
 }
 
 // Store is the version, alias and layer store over a Backend.
@@ -346,6 +350,36 @@ func (s *Store) DeleteVersion(ctx context.Context, fn string, n int) error {
 	return nil
 }
 
+// ForgetVersions resets a function's version numbering once it has no
+// versions left, so a function deleted and created again under the same
+// name starts at version 1 as in Lambda. It is a no-op (nil) while any
+// version remains, and a concurrent publish makes it fail with ErrConflict
+// rather than reuse a number.
+func (s *Store) ForgetVersions(ctx context.Context, fn string) error {
+	if err := checkName("function", fn); err != nil {
+		return err
+	}
+	base := fnPath(fn)
+	ns, err := s.numbers(ctx, base)
+	if err != nil {
+		return err
+	}
+	if len(ns) > 0 {
+		return nil
+	}
+	c, err := s.b.Get(ctx, counterPath(base))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.b.Delete(ctx, counterPath(base), c.Index); err != nil && !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("resetting the version counter of %s: %w", fn, err)
+	}
+	return nil
+}
+
 // CheckAlias validates an alias definition against Lambda's rules: a name
 // that is not all digits, a published primary version, at most one
 // additional version (different from the primary) with a weight in [0,1].
@@ -563,7 +597,7 @@ func (s *Store) PublishLayer(ctx context.Context, name string, snap LayerSnapsho
 	}
 	base := layerPath(name)
 	n, existing, err := s.allocate(ctx, base, func(e Entry) bool {
-		return e.Items["code_sha256"] == snap.CodeSHA256 && e.Items["runtimes"] == string(runtimes) &&
+		return !snap.Always && e.Items["code_sha256"] == snap.CodeSHA256 && e.Items["runtimes"] == string(runtimes) &&
 			e.Items["architectures"] == archs && e.Items["license"] == snap.LicenseInfo &&
 			e.Items["description"] == snap.Description && e.Items["deleted"] == ""
 	})
