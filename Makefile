@@ -58,6 +58,25 @@ tools: staticcheck-tool ## install the pinned developer tools (staticcheck, prot
 bench: ## run the benchmarks; each prints its baseline measured in the same run
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -count=1 -timeout 30m ./bench/...
 
+# The web console: an npm project (versions pinned by package-lock.json) whose
+# build output gateway/console/dist is committed and embedded by the gateway.
+CONSOLE_WEB := gateway/console/web
+NPM         ?= npm
+
+.PHONY: console
+console: ## build the web console into gateway/console/dist (npm ci + vite build)
+	cd $(CONSOLE_WEB) && $(NPM) ci --no-audit --no-fund && $(NPM) run build
+
+.PHONY: console-check
+console-check: ## run the console's unit tests, rebuild it in a temporary copy and fail if the committed gateway/console/dist differs
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	  tar -C gateway/console --exclude=node_modules -cf - web | tar -C "$$tmp" -xf - && \
+	  (cd "$$tmp/web" && $(NPM) ci --no-audit --no-fund --loglevel=error >/dev/null && $(NPM) test --silent >/dev/null && $(NPM) run build >/dev/null) && \
+	  if ! diff -r "$$tmp/dist" gateway/console/dist >/dev/null; then \
+	    echo "gateway/console/dist does not match a fresh build of $(CONSOLE_WEB); run make console and commit dist/:"; \
+	    diff -r "$$tmp/dist" gateway/console/dist | head -20; exit 1; \
+	  fi; echo "gateway/console/dist matches a fresh build"
+
 .PHONY: generate
 generate: ## regenerate committed code (protobufs)
 	$(GO) generate ./...
