@@ -56,7 +56,13 @@ type Info struct {
 	// UsesModule is true when the project's files use Data.Module (Go
 	// projects' go.mod); setting a module for one that does not is an error.
 	UsesModule bool `json:"uses_module"`
+	// Handler is the spec's handler (blueprints only), what a function
+	// created from the blueprint's Zip must name.
+	Handler string `json:"handler,omitempty"`
 }
+
+// handlerRE finds the handler attribute in a blueprint's spec template.
+var handlerRE = regexp.MustCompile(`(?m)^\s*handler\s*=\s*"([^"]+)"`)
 
 // Event is one sample event and what running it must give.
 type Event struct {
@@ -221,6 +227,12 @@ func check(fsys fs.FS, root string, isTemplate bool, info *Info) error {
 		return fmt.Errorf("name %q: a %s blueprint's name ends in -%s", info.Name, info.Language, info.Language)
 	}
 	info.NeedsBuild = info.Language == "go"
+	// The catalogue test checks every blueprint has one (a fixture may not).
+	if spec, err := fs.ReadFile(fsys, path.Join(root, "nimbus.hcl.tmpl")); err == nil {
+		if m := handlerRE.FindSubmatch(spec); m != nil {
+			info.Handler = string(m[1])
+		}
+	}
 	seen := map[string]bool{}
 	for _, ev := range info.Events {
 		if seen[ev.File] {

@@ -319,3 +319,14 @@ func TestTemplateFixtureScaffolds(t *testing.T) {
 		t.Errorf("template.json written: %v", err)
 	}
 }
+
+// Every blueprint names its handler (what the console creates a function
+// from its Zip with), as its spec sets it.
+func TestEveryBlueprintNamesItsHandler(t *testing.T) {
+	want := map[string]string{"go": "bootstrap", "python": "app.handler", "node": "index.handler"}
+	for _, b := range List() {
+		if b.Handler != want[b.Language] {
+			t.Errorf("%s: handler %q, want %q", b.Name, b.Handler, want[b.Language])
+		}
+	}
+}

@@ -17,7 +17,7 @@ func (consoleBlueprints) List() []console.Blueprint {
 	var out []console.Blueprint
 	for _, b := range blueprints.List() {
 		out = append(out, console.Blueprint{Name: b.Name, Runtime: b.Runtime, Language: b.Language,
-			Description: b.Description, NeedsBuild: b.NeedsBuild})
+			Description: b.Description, NeedsBuild: b.NeedsBuild, Handler: b.Handler})
 	}
 	return out
 }

@@ -15,6 +15,8 @@ type Blueprint struct {
 	// NeedsBuild: the code must be compiled (Go) before it is a Lambda zip;
 	// the console cannot create such a function from the browser alone.
 	NeedsBuild bool `json:"needsBuild"`
+	// Handler is what a function created from the blueprint's code names.
+	Handler string `json:"handler"`
 }
 
 // Blueprint catalogue errors.
