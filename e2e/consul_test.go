@@ -287,7 +287,7 @@ func TestCompiledJobsMatchGatewayAdapters(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		want[id] = discovery.Instance{ID: id, Address: hs.Listener.Addr().String(), Function: "orders_v2", Version: "3", Group: *tg.Name}
+		want[id] = discovery.Instance{ID: id, Address: hs.Listener.Addr().String(), Function: "orders_v2", Version: "3", Group: *tg.Name, Health: discovery.HealthPassing}
 	}
 	d := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{ServiceName: jobs.ServiceName}, nil)
 	defer d.Close()

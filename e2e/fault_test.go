@@ -622,13 +622,17 @@ func runtimePIDs(root int, dirs ...string) []int {
 		if !under {
 			continue
 		}
-		cwd, _ := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
+		// The working directory is the code dir: the host's path for an
+		// unisolated runtime, /var/task (a bind mount of the same
+		// directory) in a sandbox, so compare the directories themselves.
+		cwd, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid), "cwd"))
+		if err != nil {
+			continue
+		}
 		for _, d := range dirs {
-			if real, err := filepath.EvalSymlinks(d); err == nil {
-				d = real
-			}
-			if cwd == d {
+			if di, err := os.Stat(d); err == nil && os.SameFile(cwd, di) {
 				out = append(out, pid)
+				break
 			}
 		}
 	}

@@ -195,7 +195,10 @@ func checkConsumer(t *testing.T, g *gateway, logPath string, want []string, info
 	}
 	eventually(t, 10*time.Second, func() bool {
 		st := statusOf(t, g, "consumer")
-		return len(st) == 1 && st[0].RecordsFiltered == 2 && st[0].RecordsFailed == 1 && st[0].FunctionErrors >= 2
+		// The poison record and, when its last retry's batch held records
+		// behind it, those too (the checkpoint stays before the lowest
+		// failed record, as Lambda's).
+		return len(st) == 1 && st[0].RecordsFiltered == 2 && st[0].RecordsFailed >= 1 && st[0].FunctionErrors >= 2
 	}, "status counts filtered, failed and function errors")
 }
 

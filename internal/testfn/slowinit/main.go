@@ -4,15 +4,19 @@
 // invocation answers how its environment was initialised
 // (AWS_LAMBDA_INITIALIZATION_TYPE), its process id and how many
 // invocations this environment has served, including this one. An event
-// {"wait_for": "/path"} holds the invocation until that file exists (or the
-// invocation's deadline), so a test can keep an environment busy.
+// {"wait_for": "/path"} holds the invocation until that file exists, or,
+// for an http:// URL, until a GET of it answers 200 (an isolated function
+// sees no host files) — or the invocation's deadline — so a test can keep
+// an environment busy.
 package main
 
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -40,7 +44,7 @@ func main() {
 	lambda.Start(func(ctx context.Context, ev event) (*Report, error) {
 		n++ // one invocation at a time per environment
 		for ev.WaitFor != "" {
-			if _, err := os.Stat(ev.WaitFor); err == nil {
+			if open(ev.WaitFor) {
 				break
 			}
 			select {
@@ -56,4 +60,19 @@ func main() {
 			InitMs:             ms,
 		}, nil
 	})
+}
+
+// open reports whether the gate is open: the file exists, or the URL
+// answers 200.
+func open(gate string) bool {
+	if strings.HasPrefix(gate, "http://") {
+		resp, err := http.Get(gate)
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	_, err := os.Stat(gate)
+	return err == nil
 }
