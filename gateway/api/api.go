@@ -233,7 +233,12 @@ func (a *API) authenticate(r *http.Request, body []byte) (*sigv4.Identity, *apiE
 	if a.opts.Verifier == nil {
 		return nil, nil
 	}
-	id, err := a.opts.Verifier.Verify(r, body)
+	return verified(a.opts.Verifier.Verify(r, body))
+}
+
+// verified maps a verifier's answer onto the API's: a SigV4 refusal keeps
+// its Lambda error code, anything else is AccessDeniedException.
+func verified(id *sigv4.Identity, err error) (*sigv4.Identity, *apiError) {
 	if err != nil {
 		var se *sigv4.Error
 		if errors.As(err, &se) {
@@ -250,15 +255,7 @@ func (a *API) authenticateSignature(r *http.Request, body []byte) (*sigv4.Identi
 	if a.opts.Verifier == nil {
 		return nil, nil
 	}
-	id, err := a.opts.Verifier.VerifySignature(r, body)
-	if err != nil {
-		var se *sigv4.Error
-		if errors.As(err, &se) {
-			return nil, &apiError{Code: se.Code, Message: se.Message}
-		}
-		return nil, &apiError{Code: CodeAccessDenied, Message: err.Error()}
-	}
-	return id, nil
+	return verified(a.opts.Verifier.VerifySignature(r, body))
 }
 
 // isSessionCookie reports whether a "name=value" cookie is the gateway's
