@@ -62,27 +62,8 @@ func readPlan() *Plan {
 // main OS thread, locked here: capabilities' bounding set, no_new_privs and
 // the seccomp filter are per thread, and the bootstrap is forked from it.
 func runInit() {
-	runtime.LockOSThread()
-	// The environment, not its host, is the OOM killer's first choice
-	// (inherited by the bootstrap).
-	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
-	plan := readPlan()
-	syscall.CloseOnExec(4)
+	plan := setUp()
 	status := os.NewFile(4, "status")
-	lastCap := lastCapability()
-	if err := buildRoot(plan); err != nil {
-		fail(err)
-	}
-	if plan.MaxProcs > 0 {
-		// Inherited by the bootstrap; the init (root) is not held to it.
-		lim := syscall.Rlimit{Cur: plan.MaxProcs, Max: plan.MaxProcs}
-		if err := syscall.Setrlimit(rlimitNproc, &lim); err != nil {
-			fail(fmt.Errorf("limiting processes: %w", err))
-		}
-	}
-	if err := restrict(lastCap); err != nil {
-		fail(err)
-	}
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2)
 	cmd := childCommand(plan, "")
@@ -115,22 +96,23 @@ func runInit() {
 	}
 }
 
-// runZygote is runInit that starts a bootstrap per request on fd 4 (a
-// SOCK_SEQPACKET socket: "S" with the output fds, answered "P" once
-// started or "E<error>", then "X<wait status>" when it ended, after which
-// every process left in the namespace is killed). It ends when the host
-// closes the socket.
-func runZygote() {
+// setUp is what the init and the zygote do before any bootstrap: read the
+// plan, build the environment's root, limit its processes and drop the
+// privileges. Fd 4 (the status pipe or the control socket) is kept from
+// the bootstraps.
+func setUp() *Plan {
 	runtime.LockOSThread()
+	// The environment, not its host, is the OOM killer's first choice
+	// (inherited by the bootstrap).
 	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
 	plan := readPlan()
-	const ctl = 4
-	syscall.CloseOnExec(ctl)
+	syscall.CloseOnExec(4)
 	lastCap := lastCapability()
 	if err := buildRoot(plan); err != nil {
 		fail(err)
 	}
 	if plan.MaxProcs > 0 {
+		// Inherited by the bootstrap; the init (root) is not held to it.
 		lim := syscall.Rlimit{Cur: plan.MaxProcs, Max: plan.MaxProcs}
 		if err := syscall.Setrlimit(rlimitNproc, &lim); err != nil {
 			fail(fmt.Errorf("limiting processes: %w", err))
@@ -139,6 +121,17 @@ func runZygote() {
 	if err := restrict(lastCap); err != nil {
 		fail(err)
 	}
+	return plan
+}
+
+// runZygote is runInit that starts a bootstrap per request on fd 4 (a
+// SOCK_SEQPACKET socket: "S" with the output fds, answered "P" once
+// started or "E<error>", then "X<wait status>" when it ended, after which
+// every process left in the namespace is killed). It ends when the host
+// closes the socket.
+func runZygote() {
+	plan := setUp()
+	const ctl = 4
 	send := func(b []byte) {
 		if err := syscall.Sendmsg(ctl, b, nil, nil, 0); err != nil {
 			os.Exit(0) // the host is gone

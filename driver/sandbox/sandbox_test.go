@@ -87,15 +87,19 @@ func TestEnterJoinsARunningEnvironment(t *testing.T) {
 	t.Cleanup(func() { _ = p.Cmd.Process.Kill(); _ = p.Cmd.Wait() })
 	init := p.Cmd.Process.Pid
 	// The bootstrap runs once the init has a child.
-	for i := 0; ; i++ {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(10 * time.Second)
+	for {
 		b, _ := os.ReadFile("/proc/" + strconv.Itoa(init) + "/task/" + strconv.Itoa(init) + "/children")
 		if len(strings.TrimSpace(string(b))) > 0 {
 			break
 		}
-		if i == 1000 {
+		select {
+		case <-deadline:
 			t.Fatal("the environment's bootstrap never started")
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	cmd, err := EnterCommand(&Plan{Argv: []string{"/bin/sh", "-c", "id -u; cat hello; echo; cat /proc/1/cmdline; echo; cat /etc/shadow"}, Env: []string{"PATH=" + Path}, Dir: TaskRoot, UID: 64997, GID: 64997, Target: init})
 	if err != nil {

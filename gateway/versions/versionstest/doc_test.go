@@ -10,11 +10,7 @@ import (
 
 // The double follows Nomad's CAS rules as the real client sees them.
 func TestCheckAndSet(t *testing.T) {
-	d := New(t)
-	srv := httptest.NewServer(d)
-	defer srv.Close()
-	c, _ := api.NewClient(&api.Config{Address: srv.URL})
-	v := c.Variables()
+	d, v := variables(t)
 	created, _, err := v.CheckedCreate(&api.Variable{Path: "nimbus/x", Items: api.VariableItems{"a": "1"}}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -40,4 +36,17 @@ func TestCheckAndSet(t *testing.T) {
 	if _, _, err := v.Read("nimbus/nope", nil); !errors.Is(err, api.ErrVariablePathNotFound) {
 		t.Fatalf("missing read: %v", err)
 	}
+}
+
+// variables is a fresh double and a Nomad Variables client of it.
+func variables(t *testing.T) (*Variables, *api.Variables) {
+	t.Helper()
+	d := New(t)
+	srv := httptest.NewServer(d)
+	t.Cleanup(srv.Close)
+	c, err := api.NewClient(&api.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, c.Variables()
 }

@@ -1,7 +1,6 @@
 package versionstest
 
 import (
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -11,11 +10,7 @@ import (
 // A listing with an index blocks as Nomad's does: it answers once a write
 // or a delete passed the index, or after the wait with the same index.
 func TestListingBlocks(t *testing.T) {
-	d := New(t)
-	srv := httptest.NewServer(d)
-	defer srv.Close()
-	c, _ := api.NewClient(&api.Config{Address: srv.URL})
-	v := c.Variables()
+	_, v := variables(t)
 	created, _, err := v.CheckedCreate(&api.Variable{Path: "nimbus/x", Items: api.VariableItems{"a": "1"}}, nil)
 	if err != nil {
 		t.Fatal(err)
