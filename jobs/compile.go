@@ -452,7 +452,6 @@ func (c *compiler) task(group string) (*api.Task, error) {
 		Version:            c.opts.Version,
 		Runtime:            fn.Runtime,
 		Handler:            fn.Handler,
-		CodeDir:            "local/code",
 		MemoryMB:           fn.MemoryMB,
 		Timeout:            fn.Timeout,
 		EphemeralStorageMB: fn.EphemeralStorageMB,
@@ -467,8 +466,29 @@ func (c *compiler) task(group string) (*api.Task, error) {
 	if group == GroupProvisioned {
 		tc.InitializationType = taskconfig.InitProvisioned
 	}
-	artifacts := []*api.TaskArtifact{artifact(c.code, "local/code")}
+	// Bundles over http(s) with a sha256 — the artifact store's and most
+	// code URLs — are fetched by the driver into its client-wide cache, so
+	// a task that starts again on a client skips the download and unpack
+	// Nomad's artifact hook would repeat for every allocation. Other
+	// go-getter sources (s3::, git::, …) stay artifact blocks.
+	var artifacts []*api.TaskArtifact
+	if u, sum, ok := driverFetched(c.code); ok {
+		tc.CodeURL, tc.CodeSHA256 = u, sum
+	} else {
+		tc.CodeDir = "local/code"
+		artifacts = append(artifacts, artifact(c.code, tc.CodeDir))
+	}
+	allFetched := true
+	for _, l := range c.opts.LayerArtifacts {
+		_, _, ok := driverFetched(l)
+		allFetched = allFetched && ok
+	}
 	for i, l := range c.opts.LayerArtifacts {
+		if u, sum, ok := driverFetched(l); ok && allFetched {
+			tc.LayerURLs = append(tc.LayerURLs, u)
+			tc.LayerSHA256s = append(tc.LayerSHA256s, sum)
+			continue
+		}
 		dir := "local/layers/" + strconv.Itoa(i)
 		tc.LayerDirs = append(tc.LayerDirs, dir)
 		artifacts = append(artifacts, artifact(l, dir))
@@ -508,6 +528,19 @@ func (c *compiler) task(group string) (*api.Task, error) {
 		task.Templates = append(task.Templates, t)
 	}
 	return task, nil
+}
+
+// driverFetched reports whether the driver's bundle cache can fetch a: a
+// plain http(s) URL and a sha256 checksum.
+func driverFetched(a Artifact) (url, sum string, ok bool) {
+	sum, isSHA := strings.CutPrefix(a.Checksum, "sha256:")
+	if !isSHA || len(sum) != 64 || strings.Contains(a.Source, "::") {
+		return "", "", false
+	}
+	if !strings.HasPrefix(a.Source, "http://") && !strings.HasPrefix(a.Source, "https://") {
+		return "", "", false
+	}
+	return a.Source, strings.ToLower(sum), true
 }
 
 func artifact(a Artifact, dest string) *api.TaskArtifact {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -213,10 +214,12 @@ func TestCompileShape(t *testing.T) {
 		if *task.Resources.MemoryMB != 1769*4+64 || *task.Resources.CPU != 4000 {
 			t.Errorf("%s: resources memory=%d cpu=%d", *g.Name, *task.Resources.MemoryMB, *task.Resources.CPU)
 		}
-		if len(task.Artifacts) != 3 || *task.Artifacts[0].GetterSource != fn.Code.URL ||
-			task.Artifacts[0].GetterOptions["checksum"] != "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" ||
-			*task.Artifacts[2].RelativeDest != "local/layers/1" {
-			t.Errorf("%s: artifacts %+v", *g.Name, task.Artifacts)
+		// http(s) bundles are the driver's to fetch and cache: no artifact blocks.
+		if len(task.Artifacts) != 0 || task.Config["code_url"] != fn.Code.URL ||
+			task.Config["code_sha256"] != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" ||
+			task.Config["code_dir"] != nil || fmt.Sprint(task.Config["layer_urls"]) != "[https://artifacts.example.com/layers/pydeps-4.zip https://artifacts.example.com/layers/otel-1.zip]" ||
+			fmt.Sprint(task.Config["layer_sha256s"]) != "[2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9]" {
+			t.Errorf("%s: artifacts %+v, config %v", *g.Name, task.Artifacts, task.Config)
 		}
 		svc := g.Services[0]
 		wantTags := []string{"function=orders", "version=3", "group=" + *g.Name}
@@ -242,6 +245,31 @@ func TestCompileShape(t *testing.T) {
 	}
 }
 
+// Code and layers from sources go-getter understands but the driver does not
+// fetch (s3::, git::, …) stay artifact blocks unpacked into the task dir;
+// one such layer keeps every layer on that path, so their order holds.
+func TestCompileGoGetterSourcesStayArtifacts(t *testing.T) {
+	fn, opts := loadCase(t, "hello")
+	fn.Code = &specs.Code{URL: "s3::https://bucket.s3.amazonaws.com/fn.zip", Checksum: opts.CodeChecksum}
+	fn.Layers = []string{"a", "b"}
+	opts.LayerArtifacts = []Artifact{
+		{Source: "https://a/1.zip", Checksum: opts.CodeChecksum},
+		{Source: "git::https://example.com/layer.git", Checksum: opts.CodeChecksum},
+	}
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := job.TaskGroups[0].Tasks[0]
+	if len(task.Artifacts) != 3 || *task.Artifacts[0].RelativeDest != "local/code" || *task.Artifacts[2].RelativeDest != "local/layers/1" {
+		t.Errorf("artifacts %+v", task.Artifacts)
+	}
+	if task.Config["code_dir"] != "local/code" || task.Config["code_url"] != nil || task.Config["layer_urls"] != nil ||
+		fmt.Sprint(task.Config["layer_dirs"]) != "[local/layers/0 local/layers/1]" {
+		t.Errorf("config %v", task.Config)
+	}
+}
+
 func TestCompileLatestWithoutProvisioned(t *testing.T) {
 	fn, opts := loadCase(t, "hello")
 	job, err := Compile(fn, opts)
@@ -255,9 +283,9 @@ func TestCompileLatestWithoutProvisioned(t *testing.T) {
 	if *prov.Count != 0 || *prov.Scaling.Enabled || prov.Scaling.Policy != nil {
 		t.Errorf("provisioned group without provisioned concurrency: count=%d scaling=%+v", *prov.Count, prov.Scaling)
 	}
-	src := *prov.Tasks[0].Artifacts[0].GetterSource
+	src := prov.Tasks[0].Config["code_url"]
 	if src != "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip" {
-		t.Errorf("code artifact source %q", src)
+		t.Errorf("code bundle URL %v", src)
 	}
 	if *job.TaskGroups[1].Scaling.Max != DefaultConcurrency {
 		t.Errorf("ondemand max %d", *job.TaskGroups[1].Scaling.Max)

@@ -144,8 +144,16 @@ func TestRenderHCLReadsBack(t *testing.T) {
 			t.Errorf("kill_timeout %q", task.str(t, "kill_timeout"))
 		}
 		arts := task.blocks["artifact"]
-		if len(arts) != 3 || arts[0].one(t, "options").str(t, "checksum") != wantTask.Artifacts[0].GetterOptions["checksum"] {
-			t.Errorf("artifacts read back wrong")
+		if len(arts) != len(wantTask.Artifacts) {
+			t.Errorf("%d artifact blocks read back, want %d", len(arts), len(wantTask.Artifacts))
+		}
+		for i, a := range arts {
+			if i < len(wantTask.Artifacts) && a.one(t, "options").str(t, "checksum") != wantTask.Artifacts[i].GetterOptions["checksum"] {
+				t.Errorf("artifact %d read back wrong", i)
+			}
+		}
+		if urls := cfg.attrs["layer_urls"]; wantTask.Config["layer_urls"] != nil && (urls.IsNull() || urls.LengthInt() != len(wantTask.Config["layer_urls"].([]any))) {
+			t.Errorf("layer_urls read back as %v", urls)
 		}
 		port := g.one(t, "network").one(t, "port")
 		if port.labels[0] != "invoke" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -97,10 +98,11 @@ func TestPublishCluster(t *testing.T) {
 	if v1.Meta[jobs.MetaVersion] != "1" || v1.Meta[jobs.MetaCodeSHA256] != latest.Meta[jobs.MetaCodeSHA256] {
 		t.Fatalf("version job meta %v", v1.Meta)
 	}
-	la, va := latest.TaskGroups[0].Tasks[0].Artifacts, v1.TaskGroups[0].Tasks[0].Artifacts
-	if len(va) != 2 || *va[0].GetterSource != *la[0].GetterSource || *va[1].GetterSource != *la[1].GetterSource ||
-		!strings.HasPrefix(*va[1].GetterSource, gw.URL+artifacts.Path) {
-		t.Fatalf("version job artifacts differ from $LATEST's: %v vs %v", *va[1].GetterSource, *la[1].GetterSource)
+	lc, vc := latest.TaskGroups[0].Tasks[0].Config, v1.TaskGroups[0].Tasks[0].Config
+	vl, _ := vc["layer_urls"].([]any)
+	if vc["code_url"] != lc["code_url"] || fmt.Sprint(vc["layer_urls"]) != fmt.Sprint(lc["layer_urls"]) || len(vl) != 1 ||
+		!strings.HasPrefix(fmt.Sprint(vl[0]), gw.URL+artifacts.Path) {
+		t.Fatalf("version job bundles differ from $LATEST's: %v %v vs %v %v", vc["code_url"], vc["layer_urls"], lc["code_url"], lc["layer_urls"])
 	}
 	if items := vars.Items("nimbus/functions/echo/versions/1"); items["code_sha256"] != latest.Meta[jobs.MetaCodeSHA256] || items["description"] != "first" {
 		t.Fatalf("version variable %v", items)

@@ -22,6 +22,10 @@ type Config struct {
 	CodeDir string `json:"code_dir"`
 	// LayerDirs are absolute paths of unpacked layers, low to high priority.
 	LayerDirs []string `json:"layer_dirs,omitempty"`
+	// PinDirs are directories the instance holds a shared flock on for as
+	// long as it runs: the driver's bundle-cache entries its code and layers
+	// live in, which the cache never evicts while someone holds them.
+	PinDirs []string `json:"pin_dirs,omitempty"`
 	// RuntimesDir holds the managed runtimes' bootstraps (python, node); empty
 	// means the instance unpacks its embedded copies into StateDir.
 	RuntimesDir string `json:"runtimes_dir,omitempty"`

@@ -64,6 +64,7 @@ type Instance struct {
 	// invoke server's drain does not wait for them.
 	closingCh chan struct{}
 	stopped   chan struct{}
+	pins      []*os.File // PinDirs, locked shared while the instance runs
 }
 
 // New validates cfg (after defaults) and returns an instance that is not
@@ -126,6 +127,9 @@ func (in *Instance) Start(ctx context.Context) error {
 	in.mu.Unlock()
 
 	c := in.cfg
+	if err := in.pin(c.PinDirs); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
@@ -190,6 +194,7 @@ func (in *Instance) abortStart() {
 	}
 	_ = in.stdout.Close()
 	_ = in.stderr.Close()
+	in.unpin()
 }
 
 // newEnv creates environment i's directories and binds its Runtime API.
@@ -405,6 +410,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 		_ = in.stdout.Close()
 		_ = in.stderr.Close()
 	}
+	in.unpin()
 	in.log.Info("instance stopped", "invocations", in.invocations.Load())
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,14 @@ type Config struct {
 	// ChrootEnv maps host paths to where they are bound, read-only, in
 	// every environment's root. Default: see sandbox.DefaultChrootEnv.
 	ChrootEnv map[string]string `hcl:"chroot_env"`
+	// BundleCacheDir is where code and layer bundles that tasks name by URL
+	// and sha256 (code_url, layer_urls) are kept unpacked, shared by every
+	// task on the client. Default: DefaultBundleCacheDir.
+	BundleCacheDir string `hcl:"bundle_cache_dir"`
+	// BundleCacheMaxMB is the size the cache is trimmed to (least recently
+	// used first; bundles of running tasks are never removed). 0 keeps
+	// everything. Default: DefaultBundleCacheMaxMB.
+	BundleCacheMaxMB int `hcl:"bundle_cache_max_mb"`
 }
 
 // Defaults for Config.
@@ -53,6 +62,8 @@ const (
 	DefaultFingerprintInterval = 30 * time.Second
 	DefaultStartTimeout        = 30 * time.Second
 	DefaultStopSignal          = "SIGTERM"
+	DefaultBundleCacheDir      = "/var/lib/nimbus/bundles"
+	DefaultBundleCacheMaxMB    = 10240
 )
 
 // configSchema is what ConfigSchema advertises. Defaults travel in the
@@ -70,6 +81,8 @@ func configSchema() schema {
 		{name: "uid_range", typ: "string", def: `"` + instance.DefaultUIDRange + `"`},
 		{name: "allow_root", typ: "bool", def: "false"},
 		{name: "chroot_env", typ: "map(string)"},
+		{name: "bundle_cache_dir", typ: "string", def: `"` + DefaultBundleCacheDir + `"`},
+		{name: "bundle_cache_max_mb", typ: "number", def: strconv.Itoa(DefaultBundleCacheMaxMB)},
 	}
 }
 
@@ -82,6 +95,8 @@ func DefaultConfig() Config {
 		StartTimeout:        DefaultStartTimeout.String(),
 		StopSignal:          DefaultStopSignal,
 		UIDRange:            instance.DefaultUIDRange,
+		BundleCacheDir:      DefaultBundleCacheDir,
+		BundleCacheMaxMB:    DefaultBundleCacheMaxMB,
 	}
 }
 
@@ -120,7 +135,13 @@ func (c Config) validate() (settings, error) {
 	} else {
 		s.stopSignal = sig
 	}
-	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent} {
+	if s.BundleCacheDir == "" {
+		s.BundleCacheDir = DefaultBundleCacheDir
+	}
+	if c.BundleCacheMaxMB < 0 {
+		errs = append(errs, "bundle_cache_max_mb must not be negative")
+	}
+	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent, "bundle_cache_dir": s.BundleCacheDir} {
 		if p != "" && !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Sprintf("%s %q must be an absolute path", name, p))
 		}

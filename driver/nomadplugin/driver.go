@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/nimbus-fn/nimbus/driver/bundlecache"
 	basepb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/base"
 	driverpb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/drivers"
 	structspb "github.com/nimbus-fn/nimbus/driver/nomadplugin/proto/structs"
@@ -71,6 +72,10 @@ type Driver struct {
 	rtMu      sync.Mutex
 	rtFound   map[string]string
 	rtChecked time.Time
+
+	bcMu   sync.Mutex
+	bcache *bundlecache.Cache
+	bcMax  int64
 }
 
 var _ driverpb.DriverServer = (*Driver)(nil)

@@ -74,7 +74,14 @@ func (d *Driver) StartTask(ctx context.Context, req *driverpb.StartTaskRequest) 
 	}
 	logger := d.logger.With("function", tc.Function, "version", tc.Version, "instance", cfg.GetId(), "alloc_id", cfg.GetAllocId())
 	began := time.Now()
+	pins, err := d.fetchBundles(ctx, cfg, tc, icfg, &st, set)
+	if err != nil {
+		logger.Error("fetching bundles", "error", err)
+		d.events.emit(cfg, "Bundle fetch failed: "+err.Error(), nil)
+		return nil, recoverable(codes.Unavailable, fmt.Errorf("fetching the code of %s: %w", tc.Function, err))
+	}
 	t, err := d.launch(ctx, cfg, icfg, st, set)
+	closePins(pins) // the instance holds its own pins once it is up
 	if err != nil {
 		logger.Error("starting instance", "error", err)
 		d.events.emit(cfg, "Instance failed to start: "+err.Error(), nil)

@@ -54,6 +54,17 @@ type TaskConfig struct {
 	// LayerDirs are the unpacked layers in order (low to high priority), relative
 	// to the task directory. At most MaxLayers.
 	LayerDirs []string `hcl:"layer_dirs,optional" json:"layer_dirs,omitempty" codec:"layer_dirs"`
+	// CodeURL and CodeSHA256 name the function's code bundle (a zip over
+	// http or https and its hex sha256) that the driver fetches into its
+	// client-wide bundle cache, instead of an artifact block unpacking it
+	// into code_dir for every allocation. Set both or neither; exclusive
+	// with an explicit code_dir.
+	CodeURL    string `hcl:"code_url,optional" json:"code_url,omitempty" codec:"code_url"`
+	CodeSHA256 string `hcl:"code_sha256,optional" json:"code_sha256,omitempty" codec:"code_sha256"`
+	// LayerURLs and LayerSHA256s are the layer bundles the same way, in
+	// layer order, pairwise; exclusive with layer_dirs.
+	LayerURLs    []string `hcl:"layer_urls,optional" json:"layer_urls,omitempty" codec:"layer_urls"`
+	LayerSHA256s []string `hcl:"layer_sha256s,optional" json:"layer_sha256s,omitempty" codec:"layer_sha256s"`
 	// MemoryMB is the memory of one execution environment. Default: 128.
 	MemoryMB int `hcl:"memory_mb,optional" json:"memory_mb,omitempty" codec:"memory_mb"`
 	// Timeout is the invocation timeout as a Go duration string. Default: "3s".
@@ -98,8 +109,30 @@ func (c *TaskConfig) Normalize() error {
 	if c.Version == "" {
 		c.Version = "$LATEST"
 	}
-	if c.CodeDir == "" {
+	var errs []string
+	switch {
+	case c.CodeURL == "" && c.CodeSHA256 == "" && c.CodeDir == "":
 		c.CodeDir = "local/code"
+	case c.CodeURL != "" && c.CodeDir != "":
+		errs = append(errs, "set one of code_url and code_dir, not both")
+	case (c.CodeURL == "") != (c.CodeSHA256 == ""):
+		errs = append(errs, "code_url and code_sha256 go together")
+	}
+	switch {
+	case len(c.LayerURLs) != len(c.LayerSHA256s):
+		errs = append(errs, fmt.Sprintf("%d layer_urls but %d layer_sha256s", len(c.LayerURLs), len(c.LayerSHA256s)))
+	case len(c.LayerURLs) > 0 && len(c.LayerDirs) > 0:
+		errs = append(errs, "set one of layer_urls and layer_dirs, not both")
+	}
+	for _, u := range append([]string{c.CodeURL}, c.LayerURLs...) {
+		if u != "" && !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			errs = append(errs, fmt.Sprintf("bundle URL %q is not http or https", u))
+		}
+	}
+	for _, h := range append([]string{c.CodeSHA256}, c.LayerSHA256s...) {
+		if h != "" && !isSHA256(h) {
+			errs = append(errs, fmt.Sprintf("bundle sha256 %q is not 64 hex digits", h))
+		}
 	}
 	if c.MemoryMB == 0 {
 		c.MemoryMB = DefaultMemoryMB
@@ -125,7 +158,6 @@ func (c *TaskConfig) Normalize() error {
 	if c.AccountID == "" {
 		c.AccountID = DefaultAccountID
 	}
-	var errs []string
 	if c.Function == "" {
 		errs = append(errs, "function is required")
 	}
@@ -151,8 +183,8 @@ func (c *TaskConfig) Normalize() error {
 	if c.Environments < 1 || c.Environments > MaxEnvironments {
 		errs = append(errs, fmt.Sprintf("environments %d is outside 1..%d", c.Environments, MaxEnvironments))
 	}
-	if len(c.LayerDirs) > MaxLayers {
-		errs = append(errs, fmt.Sprintf("%d layers given, at most %d allowed", len(c.LayerDirs), MaxLayers))
+	if n := max(len(c.LayerDirs), len(c.LayerURLs)); n > MaxLayers {
+		errs = append(errs, fmt.Sprintf("%d layers given, at most %d allowed", n, MaxLayers))
 	}
 	switch c.InitializationType {
 	case InitOnDemand, InitProvisioned:
@@ -163,6 +195,18 @@ func (c *TaskConfig) Normalize() error {
 		return fmt.Errorf("%w: %s", ErrInvalid, strings.Join(errs, "; "))
 	}
 	return nil
+}
+
+func isSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // TimeoutDuration returns the parsed timeout; call Normalize first.
@@ -191,6 +235,10 @@ func Schema() []Attribute {
 		{"handler", "string", false},
 		{"code_dir", "string", false},
 		{"layer_dirs", "list(string)", false},
+		{"code_url", "string", false},
+		{"code_sha256", "string", false},
+		{"layer_urls", "list(string)", false},
+		{"layer_sha256s", "list(string)", false},
 		{"memory_mb", "number", false},
 		{"timeout", "string", false},
 		{"ephemeral_storage_mb", "number", false},

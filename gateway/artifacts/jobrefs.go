@@ -16,9 +16,11 @@ type JobsAPI interface {
 
 var _ JobsAPI = (*api.Jobs)(nil)
 
-// JobReferences names every bundle a function job's artifact blocks fetch
-// (code and layers of $LATEST and of every published version's job), read
-// from the checksum getter option: a Referencer for GC in a cluster.
+// JobReferences names every bundle a function job fetches (code and layers
+// of $LATEST and of every published version's job): those the driver
+// fetches itself, named by the task config's code_sha256 and layer_sha256s,
+// and those artifact blocks fetch, by their checksum getter option. It is a
+// Referencer for GC in a cluster.
 type JobReferences struct {
 	Jobs JobsAPI
 	// Prefix selects the function jobs. Default "nimbus-".
@@ -49,6 +51,18 @@ func (j *JobReferences) References(ctx context.Context) (map[string]bool, error)
 				for _, a := range t.Artifacts {
 					if d, ok := strings.CutPrefix(a.GetterOptions["checksum"], "sha256:"); ok && ValidDigest(d) {
 						out[d] = true
+					}
+				}
+				// The attribute names are driver/taskconfig's (code_sha256,
+				// layer_sha256s), which gateway/** may not import.
+				if d, ok := t.Config["code_sha256"].(string); ok && ValidDigest(d) {
+					out[d] = true
+				}
+				if ds, ok := t.Config["layer_sha256s"].([]any); ok {
+					for _, d := range ds {
+						if d, ok := d.(string); ok && ValidDigest(d) {
+							out[d] = true
+						}
 					}
 				}
 			}

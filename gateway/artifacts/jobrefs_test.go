@@ -51,11 +51,26 @@ func jobWith(ns string, sums ...string) *api.Job {
 	return &api.Job{Namespace: new(ns), TaskGroups: []*api.TaskGroup{{Tasks: []*api.Task{task}}}}
 }
 
+// driverFetched is a job whose task config names its bundles for the
+// driver's cache (code_url/code_sha256, layer_urls/layer_sha256s).
+func driverFetched(ns, code string, layers ...string) *api.Job {
+	cfg := map[string]any{"code_url": "http://gw/nimbus/v1/artifacts/" + code + ".zip", "code_sha256": code}
+	var urls, sums []any
+	for _, l := range layers {
+		urls = append(urls, "http://gw/nimbus/v1/artifacts/"+l+".zip")
+		sums = append(sums, l)
+	}
+	cfg["layer_urls"], cfg["layer_sha256s"] = urls, sums
+	return &api.Job{Namespace: new(ns), TaskGroups: []*api.TaskGroup{{Tasks: []*api.Task{{Name: "function", Config: cfg}}}}}
+}
+
 func TestJobReferences(t *testing.T) {
 	a, b, c, d := strings.Repeat("a", 64), strings.Repeat("b", 64), strings.Repeat("c", 64), strings.Repeat("d", 64)
+	e, f := strings.Repeat("e", 64), strings.Repeat("f", 64)
 	srv := jobsDouble(t, map[string]*api.Job{
 		"nimbus-hello":   jobWith("default", a, c),
 		"nimbus-hello-1": jobWith("team", b),
+		"nimbus-cached":  driverFetched("default", e, f),
 		"other-job":      jobWith("default", d),
 	})
 	defer srv.Close()
@@ -67,7 +82,7 @@ func TestJobReferences(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(refs, map[string]bool{a: true, b: true, c: true}) {
+	if !reflect.DeepEqual(refs, map[string]bool{a: true, b: true, c: true, e: true, f: true}) {
 		t.Fatalf("references %v", refs)
 	}
 }

@@ -31,7 +31,7 @@ var rules = []rule{
 	{"rollout", nil},
 	{"runtimes", nil},
 	{"blueprints", nil},
-	{"driver/", []string{"driver/", "runtimes"}},
+	{"driver/", []string{"driver/", "runtimes", "bundle"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
 	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle", "rollout"}},
 	{"autoscaler/", []string{"autoscaler/"}},

@@ -3,6 +3,7 @@ package nomadtest
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -110,18 +111,19 @@ func KillLeftovers(tb testing.TB, root string) {
 
 // DriverOptions is a single-node server and client (not -dev: its client
 // state must survive a restart) in root, loading the nimbus driver from
-// pluginDir with a 1 s stats interval.
+// pluginDir with a 1 s stats interval and its bundle cache under root.
 func DriverOptions(root, pluginDir string) Options {
 	return Options{
 		Persistent: true,
 		Dir:        root,
 		PluginDir:  pluginDir,
-		HCL: `plugin "nimbus-driver" {
+		HCL: fmt.Sprintf(`plugin "nimbus-driver" {
   config {
-    stats_interval = "1s"
+    stats_interval   = "1s"
+    bundle_cache_dir = %q
   }
 }
-`,
+`, filepath.Join(root, "bundles")),
 	}
 }
 

@@ -22,7 +22,8 @@ job "nimbus-orders-3" {
       kill_timeout = "35s"
       config {
         account_id           = "123456789012"
-        code_dir             = "local/code"
+        code_sha256          = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        code_url             = "https://artifacts.example.com/orders-3.zip"
         environments         = 4
         ephemeral_storage_mb = 1024
         function             = "orders"
@@ -30,7 +31,8 @@ job "nimbus-orders-3" {
         initialization_type  = "provisioned-concurrency"
         invoke_port          = "invoke"
         invoke_secret_file   = "secrets/nimbus-invoke-secret"
-        layer_dirs           = ["local/layers/0", "local/layers/1"]
+        layer_sha256s        = ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"]
+        layer_urls           = ["https://artifacts.example.com/layers/pydeps-4.zip", "https://artifacts.example.com/layers/otel-1.zip"]
         memory_mb            = 1769
         region               = "eu-central-1"
         run_as               = "nobody"
@@ -50,27 +52,6 @@ job "nimbus-orders-3" {
       meta = {
         "nimbus.function" = "orders"
         "nimbus.version"  = "3"
-      }
-      artifact {
-        source      = "https://artifacts.example.com/orders-3.zip"
-        destination = "local/code"
-        options {
-          checksum = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-        }
-      }
-      artifact {
-        source      = "https://artifacts.example.com/layers/pydeps-4.zip"
-        destination = "local/layers/0"
-        options {
-          checksum = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
-        }
-      }
-      artifact {
-        source      = "https://artifacts.example.com/layers/otel-1.zip"
-        destination = "local/layers/1"
-        options {
-          checksum = "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
-        }
       }
       template {
         destination = "secrets/nimbus-invoke-secret"
@@ -160,7 +141,8 @@ job "nimbus-orders-3" {
       kill_timeout = "35s"
       config {
         account_id           = "123456789012"
-        code_dir             = "local/code"
+        code_sha256          = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+        code_url             = "https://artifacts.example.com/orders-3.zip"
         environments         = 4
         ephemeral_storage_mb = 1024
         function             = "orders"
@@ -168,7 +150,8 @@ job "nimbus-orders-3" {
         initialization_type  = "on-demand"
         invoke_port          = "invoke"
         invoke_secret_file   = "secrets/nimbus-invoke-secret"
-        layer_dirs           = ["local/layers/0", "local/layers/1"]
+        layer_sha256s        = ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"]
+        layer_urls           = ["https://artifacts.example.com/layers/pydeps-4.zip", "https://artifacts.example.com/layers/otel-1.zip"]
         memory_mb            = 1769
         region               = "eu-central-1"
         run_as               = "nobody"
@@ -188,27 +171,6 @@ job "nimbus-orders-3" {
       meta = {
         "nimbus.function" = "orders"
         "nimbus.version"  = "3"
-      }
-      artifact {
-        source      = "https://artifacts.example.com/orders-3.zip"
-        destination = "local/code"
-        options {
-          checksum = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
-        }
-      }
-      artifact {
-        source      = "https://artifacts.example.com/layers/pydeps-4.zip"
-        destination = "local/layers/0"
-        options {
-          checksum = "sha256:2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae"
-        }
-      }
-      artifact {
-        source      = "https://artifacts.example.com/layers/otel-1.zip"
-        destination = "local/layers/1"
-        options {
-          checksum = "sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"
-        }
       }
       template {
         destination = "secrets/nimbus-invoke-secret"

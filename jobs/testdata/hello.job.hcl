@@ -12,7 +12,8 @@ job "nimbus-hello" {
       kill_timeout = "8s"
       config {
         account_id           = "000000000000"
-        code_dir             = "local/code"
+        code_sha256          = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        code_url             = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
         environments         = 1
         ephemeral_storage_mb = 512
         function             = "hello"
@@ -32,13 +33,6 @@ job "nimbus-hello" {
       meta = {
         "nimbus.function" = "hello"
         "nimbus.version"  = "$LATEST"
-      }
-      artifact {
-        source      = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
-        destination = "local/code"
-        options {
-          checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        }
       }
       template {
         destination = "secrets/nimbus-invoke-secret"
@@ -102,7 +96,8 @@ job "nimbus-hello" {
       kill_timeout = "8s"
       config {
         account_id           = "000000000000"
-        code_dir             = "local/code"
+        code_sha256          = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        code_url             = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
         environments         = 1
         ephemeral_storage_mb = 512
         function             = "hello"
@@ -122,13 +117,6 @@ job "nimbus-hello" {
       meta = {
         "nimbus.function" = "hello"
         "nimbus.version"  = "$LATEST"
-      }
-      artifact {
-        source      = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
-        destination = "local/code"
-        options {
-          checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        }
       }
       template {
         destination = "secrets/nimbus-invoke-secret"

@@ -12,7 +12,8 @@ job "nimbus-legacy_batch_job" {
       kill_timeout = "5m0s"
       config {
         account_id           = "000000000000"
-        code_dir             = "local/code"
+        code_sha256          = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        code_url             = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
         environments         = 2
         ephemeral_storage_mb = 512
         function             = "legacy_batch_job"
@@ -33,13 +34,6 @@ job "nimbus-legacy_batch_job" {
       meta = {
         "nimbus.function" = "legacy_batch_job"
         "nimbus.version"  = "$LATEST"
-      }
-      artifact {
-        source      = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
-        destination = "local/code"
-        options {
-          checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        }
       }
       template {
         destination = "secrets/nimbus-invoke-secret"
@@ -103,7 +97,8 @@ job "nimbus-legacy_batch_job" {
       kill_timeout = "5m0s"
       config {
         account_id           = "000000000000"
-        code_dir             = "local/code"
+        code_sha256          = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
+        code_url             = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
         environments         = 2
         ephemeral_storage_mb = 512
         function             = "legacy_batch_job"
@@ -124,13 +119,6 @@ job "nimbus-legacy_batch_job" {
       meta = {
         "nimbus.function" = "legacy_batch_job"
         "nimbus.version"  = "$LATEST"
-      }
-      artifact {
-        source      = "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip"
-        destination = "local/code"
-        options {
-          checksum = "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        }
       }
       template {
         destination = "secrets/nimbus-invoke-secret"
