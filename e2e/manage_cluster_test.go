@@ -93,8 +93,8 @@ func (c *clusterManage) checkJob(t *testing.T, j *nomadapi.Job, version string, 
 				t.Fatalf("group %s of %s: task env %s=%q, want %q", *g.Name, *j.ID, k, task.Env[k], v)
 			}
 		}
-		if len(task.Artifacts) == 0 || task.Artifacts[0].GetterOptions["checksum"] != "sha256:"+c.codeSHA256() {
-			t.Fatalf("group %s of %s: code artifact %+v, want checksum sha256:%s", *g.Name, *j.ID, task.Artifacts, c.codeSHA256())
+		if b := jobs.Bundles(task); len(b) == 0 || b[0].Checksum != "sha256:"+c.codeSHA256() {
+			t.Fatalf("group %s of %s: code bundle %+v, want checksum sha256:%s", *g.Name, *j.ID, b, c.codeSHA256())
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
 )
 
@@ -88,18 +89,18 @@ func TestNimbusDevServesDeployedBundles(t *testing.T) {
 	if job == nil {
 		t.Fatalf("no job registered:\n%s", out)
 	}
-	art := job.TaskGroups[0].Tasks[0].Artifacts[0]
-	sum := strings.TrimPrefix(art.GetterOptions["checksum"], "sha256:")
-	if want := g.base + artifacts.Path + sum + ".zip"; *art.GetterSource != want {
-		t.Fatalf("the job fetches %s, want %s", *art.GetterSource, want)
+	art := jobs.Bundles(job.TaskGroups[0].Tasks[0])[0]
+	sum := strings.TrimPrefix(art.Checksum, "sha256:")
+	if want := g.base + artifacts.Path + sum + ".zip"; art.Source != want {
+		t.Fatalf("the job fetches %s, want %s", art.Source, want)
 	}
-	// What a Nomad client's artifact block does: an unsigned GET.
-	resp := mustDo(t, mustRequest(http.MethodGet, *art.GetterSource))
+	// What the driver's bundle cache does on a client: an unsigned GET.
+	resp := mustDo(t, mustRequest(http.MethodGet, art.Source))
 	got := sha256.Sum256(resp.body)
 	if resp.StatusCode != 200 || hex.EncodeToString(got[:]) != sum || resp.Header.Get(artifacts.HeaderSHA256) != sum {
-		t.Fatalf("GET %s: %d, %d bytes hashing to %x", *art.GetterSource, resp.StatusCode, len(resp.body), got)
+		t.Fatalf("GET %s: %d, %d bytes hashing to %x", art.Source, resp.StatusCode, len(resp.body), got)
 	}
-	r := mustRequest(http.MethodGet, *art.GetterSource)
+	r := mustRequest(http.MethodGet, art.Source)
 	r.Header.Set("Range", "bytes=0-9")
 	if part := mustDo(t, r); part.StatusCode != http.StatusPartialContent || string(part.body) != string(resp.body[:10]) {
 		t.Fatalf("ranged GET: %d %q", part.StatusCode, part.body)

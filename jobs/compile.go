@@ -475,7 +475,7 @@ func (c *compiler) task(group string) (*api.Task, error) {
 	if u, sum, ok := driverFetched(c.code); ok {
 		tc.CodeURL, tc.CodeSHA256 = u, sum
 	} else {
-		tc.CodeDir = "local/code"
+		tc.CodeDir = codeDir
 		artifacts = append(artifacts, artifact(c.code, tc.CodeDir))
 	}
 	allFetched := true
@@ -613,4 +613,51 @@ func encodeSpec(fn *specs.Function) (string, error) {
 		return "", err
 	}
 	return string(b), nil
+}
+
+// codeDir is where an artifact block unpacks code the driver does not fetch.
+const codeDir = "local/code"
+
+// Bundles lists the code and layer bundles a compiled task fetches, code
+// first, whichever way the task fetches them: named in its config for the
+// driver's bundle cache, or through artifact blocks.
+func Bundles(task *api.Task) []Artifact {
+	var out []Artifact
+	str := func(v any) string { s, _ := v.(string); return s }
+	list := func(v any) []string {
+		switch l := v.(type) {
+		case []string:
+			return l
+		case []any:
+			out := make([]string, len(l))
+			for i, x := range l {
+				out[i] = str(x)
+			}
+			return out
+		}
+		return nil
+	}
+	var code, layers []Artifact
+	if u := str(task.Config[taskconfig.AttrCodeURL]); u != "" {
+		code = append(code, Artifact{Source: u, Checksum: "sha256:" + str(task.Config[taskconfig.AttrCodeSHA256])})
+	}
+	urls, sums := list(task.Config[taskconfig.AttrLayerURLs]), list(task.Config[taskconfig.AttrLayerSHA256s])
+	for i, u := range urls {
+		if i < len(sums) {
+			layers = append(layers, Artifact{Source: u, Checksum: "sha256:" + sums[i]})
+		}
+	}
+	for _, a := range task.Artifacts {
+		if a.GetterSource == nil {
+			continue
+		}
+		b := Artifact{Source: *a.GetterSource, Checksum: a.GetterOptions["checksum"]}
+		if a.RelativeDest != nil && *a.RelativeDest == codeDir {
+			code = append(code, b)
+		} else {
+			layers = append(layers, b)
+		}
+	}
+	out = append(code, layers...)
+	return out
 }

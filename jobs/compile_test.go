@@ -268,6 +268,19 @@ func TestCompileGoGetterSourcesStayArtifacts(t *testing.T) {
 		fmt.Sprint(task.Config["layer_dirs"]) != "[local/layers/0 local/layers/1]" {
 		t.Errorf("config %v", task.Config)
 	}
+	if got := Bundles(task); len(got) != 3 || got[0].Source != fn.Code.URL || got[2].Source != "git::https://example.com/layer.git" {
+		t.Errorf("Bundles of an artifact-block task: %+v", got)
+	}
+	// Code from go-getter, layers for the driver: Bundles still puts code first.
+	opts.LayerArtifacts = []Artifact{{Source: "https://a/1.zip", Checksum: opts.CodeChecksum}}
+	fn.Layers = []string{"a"}
+	if job, err = Compile(fn, opts); err != nil {
+		t.Fatal(err)
+	}
+	if got := Bundles(job.TaskGroups[0].Tasks[0]); len(got) != 2 || got[0].Source != fn.Code.URL || got[1].Source != "https://a/1.zip" ||
+		got[1].Checksum != opts.CodeChecksum {
+		t.Errorf("Bundles of a mixed task: %+v", got)
+	}
 }
 
 func TestCompileLatestWithoutProvisioned(t *testing.T) {
@@ -283,9 +296,10 @@ func TestCompileLatestWithoutProvisioned(t *testing.T) {
 	if *prov.Count != 0 || *prov.Scaling.Enabled || prov.Scaling.Policy != nil {
 		t.Errorf("provisioned group without provisioned concurrency: count=%d scaling=%+v", *prov.Count, prov.Scaling)
 	}
-	src := prov.Tasks[0].Config["code_url"]
-	if src != "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip" {
-		t.Errorf("code bundle URL %v", src)
+	src := Bundles(prov.Tasks[0])
+	if len(src) != 1 || src[0].Source != "https://artifacts.nimbus.test/v1/bundles/2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824.zip" ||
+		src[0].Checksum != "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824" {
+		t.Errorf("code bundle %+v", src)
 	}
 	if *job.TaskGroups[1].Scaling.Max != DefaultConcurrency {
 		t.Errorf("ondemand max %d", *job.TaskGroups[1].Scaling.Max)

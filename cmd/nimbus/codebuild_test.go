@@ -13,6 +13,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/bundle"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
 )
 
@@ -24,8 +25,8 @@ func bundleOf(t *testing.T, srv *submittest.Server, fn, bundles string) (string,
 	if job == nil {
 		t.Fatalf("job nimbus-%s not registered", fn)
 	}
-	art := job.TaskGroups[0].Tasks[0].Artifacts[0]
-	sum := strings.TrimPrefix(art.GetterOptions["checksum"], "sha256:")
+	art := jobs.Bundles(job.TaskGroups[0].Tasks[0])[0]
+	sum := strings.TrimPrefix(art.Checksum, "sha256:")
 	path := filepath.Join(bundles, sum+".zip")
 	data, err := os.ReadFile(path)
 	if err != nil {

@@ -189,10 +189,10 @@ func TestDirCodeWithArtifactBaseURL(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &doc); err != nil {
 		t.Fatal(err)
 	}
-	art := doc.Job.TaskGroups[0].Tasks[0].Artifacts[0]
-	sum := strings.TrimPrefix(art.GetterOptions["checksum"], "sha256:")
-	if *art.GetterSource != "https://bundles.example.com/v1/"+sum+".zip" {
-		t.Errorf("artifact source %s", *art.GetterSource)
+	art := jobs.Bundles(doc.Job.TaskGroups[0].Tasks[0])[0]
+	sum := strings.TrimPrefix(art.Checksum, "sha256:")
+	if art.Source != "https://bundles.example.com/v1/"+sum+".zip" {
+		t.Errorf("bundle source %s", art.Source)
 	}
 	data, err := os.ReadFile(filepath.Join(bundles, sum+".zip"))
 	if err != nil {

@@ -394,11 +394,8 @@ func optionsFromJob(job *api.Job, sum string) (jobs.Options, error) {
 			}
 		}
 		for _, t := range g.Tasks {
-			for _, a := range t.Artifacts {
-				if a.GetterSource == nil || a.RelativeDest == nil || *a.RelativeDest != "local/code" {
-					continue
-				}
-				if base, ok := strings.CutSuffix(*a.GetterSource, "/"+sum+".zip"); ok && sum != "" {
+			if b := jobs.Bundles(t); len(b) > 0 && sum != "" && b[0].Checksum == "sha256:"+sum {
+				if base, ok := strings.CutSuffix(b[0].Source, "/"+sum+".zip"); ok {
 					opts.ArtifactBaseURL = base
 				}
 			}

@@ -152,9 +152,9 @@ func TestPublishCluster(t *testing.T) {
 	if u1 == nil {
 		t.Fatal("nimbus-urlfn-1 not registered")
 	}
-	ua := u1.TaskGroups[0].Tasks[0].Artifacts
-	if *ua[0].GetterSource != "https://elsewhere.example.com/urlfn.zip" || !strings.HasPrefix(*ua[1].GetterSource, gw.URL+artifacts.Path) {
-		t.Fatalf("urlfn artifacts %s, %s", *ua[0].GetterSource, *ua[1].GetterSource)
+	ua := jobs.Bundles(u1.TaskGroups[0].Tasks[0])
+	if len(ua) != 2 || ua[0].Source != "https://elsewhere.example.com/urlfn.zip" || !strings.HasPrefix(ua[1].Source, gw.URL+artifacts.Path) {
+		t.Fatalf("urlfn bundles %+v", ua)
 	}
 	if u := jobsDouble.Unexpected(); len(u) > 0 {
 		t.Fatalf("unexpected Nomad requests: %+v", u)

@@ -18,6 +18,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/artifacts/artifactstest"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
+	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/jobs/submit/submittest"
 )
 
@@ -205,12 +206,12 @@ func TestDeployUploadsToArtifactStore(t *testing.T) {
 	if job == nil {
 		t.Fatal("job not registered")
 	}
-	art := job.TaskGroups[0].Tasks[0].Artifacts[0]
-	sum := strings.TrimPrefix(art.GetterOptions["checksum"], "sha256:")
-	if *art.GetterSource != gw.URL+artifacts.Path+sum+".zip" {
-		t.Fatalf("artifact source %s", *art.GetterSource)
+	art := jobs.Bundles(job.TaskGroups[0].Tasks[0])[0]
+	sum := strings.TrimPrefix(art.Checksum, "sha256:")
+	if art.Source != gw.URL+artifacts.Path+sum+".zip" {
+		t.Fatalf("bundle source %s", art.Source)
 	}
-	resp, err := http.Get(*art.GetterSource)
+	resp, err := http.Get(art.Source)
 	if err != nil {
 		t.Fatal(err)
 	}

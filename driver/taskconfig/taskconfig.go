@@ -101,6 +101,14 @@ type TaskConfig struct {
 	AccountID string `hcl:"account_id,optional" json:"account_id,omitempty" codec:"account_id"`
 }
 
+// Attribute names other packages read from a compiled job's config.
+const (
+	AttrCodeURL      = "code_url"
+	AttrCodeSHA256   = "code_sha256"
+	AttrLayerURLs    = "layer_urls"
+	AttrLayerSHA256s = "layer_sha256s"
+)
+
 // ErrInvalid wraps every validation error Normalize returns.
 var ErrInvalid = errors.New("invalid task config")
 
