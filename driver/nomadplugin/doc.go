@@ -14,7 +14,13 @@
 // host isolates environments (driver.nimbus.isolation), and ExecTask
 // enters a running environment when one is isolated.
 //
-// It imports only driver/** (taskconfig, instance, sandbox and its own generated
-// protos), runtimes (interpreter detection for the fingerprint) and
+// Code and layers named by URL and sha256 in the task config (code_url,
+// layer_urls) come from the client-wide bundle cache (driver/bundlecache,
+// bundle_cache_dir / bundle_cache_max_mb): StartTask downloads only what the
+// client lacks, emits a "Bundles ready" event with the fetch time, and the
+// instance pins its entries (Config.PinDirs) for as long as it runs.
+//
+// It imports only driver/** (taskconfig, instance, sandbox, bundlecache and its
+// own generated protos), runtimes (interpreter detection for the fingerprint) and
 // external modules.
 package nomadplugin
