@@ -57,6 +57,11 @@ type Options struct {
 	WaitForNode bool
 	// ReadyTimeout bounds the wait for a leader (and node). Default: 60s.
 	ReadyTimeout time.Duration
+	// NetworkInterface is the client's network_interface: the address
+	// Nomad gives tasks' ports (NOMAD_ADDR_<label>). "lo" keeps them on
+	// loopback, where tests may send traffic. Default: Nomad's choice (the
+	// interface of the default route).
+	NetworkInterface string
 	// LogAlways prints the agent's log on cleanup even when the test passed.
 	// Default: false (only on failure).
 	LogAlways bool
@@ -164,6 +169,9 @@ server {
 	b.WriteString("client {\n")
 	if opts.Persistent {
 		b.WriteString("  enabled = true\n")
+	}
+	if opts.NetworkInterface != "" {
+		fmt.Fprintf(&b, "  network_interface = %q\n", opts.NetworkInterface)
 	}
 	b.WriteString(`  options {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
