@@ -152,9 +152,15 @@ func TestGatewayJobOnNomad(t *testing.T) {
 
 	// Its URL through the gateway: the first call scales the function up
 	// from zero (Nomad places it) and waits for it.
-	req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
-	req.Host = "echo.lambda-url.localhost"
-	resp := mustDo(t, req)
+	// The URL config reaches the gateway's catalog through Nomad, so the
+	// URL answers 404 until then.
+	var resp response
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
+		req.Host = "echo.lambda-url.localhost"
+		resp = mustDo(t, req)
+		return resp.StatusCode != http.StatusNotFound
+	}, "the function URL to be known to the gateway", nil)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
 		t.Fatalf("function URL through the gateway job: %d %s", resp.StatusCode, resp.body)
 	}
@@ -223,12 +229,12 @@ func runNimbus(t *testing.T, bin string, args ...string) (string, string) {
 // stopGatewayJob purges the gateway job and waits for its allocation to
 // stop, so the gateway deregisters before the agents go.
 func stopGatewayJob(t *testing.T, nc *nomadapi.Client) {
+	if t.Failed() {
+		t.Logf("gateway allocation: %s", gatewayAllocState(nc))
+	}
 	if _, _, err := nc.Jobs().Deregister(jobs.GatewayJobID, true, nil); err != nil {
 		t.Logf("stopping the gateway job: %v", err)
 		return
-	}
-	if t.Failed() {
-		t.Logf("gateway allocation: %s", gatewayAllocState(nc))
 	}
 	deadline := time.Now().Add(time.Minute)
 	tick := time.NewTicker(200 * time.Millisecond)
