@@ -4,7 +4,10 @@ package e2e
 // real Nomad agent (NOMAD_BINARY) validates it and runs it with raw_exec
 // beside the nimbus driver, the gateway registers itself healthy in a real
 // Consul, and a function deployed through the gateway's Lambda API answers
-// its function URL through that gateway.
+// its function URL through that gateway, over plain HTTP and through
+// Consul's service mesh: a Connect-native client holding a test service's
+// leaf reaches the function's "<fn>-url" service over mTLS while an
+// intention allows it and gets 403 once an intention denies it.
 
 import (
 	"context"
@@ -36,6 +39,7 @@ import (
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/jobs"
+	"github.com/nimbus-fn/nimbus/mesh"
 )
 
 const gatewayJobSkip = "NOMAD_BINARY is not set: skipping the gateway-as-a-Nomad-job test (set it to a nomad binary to run the rendered gateway job on a real agent)"
@@ -62,7 +66,7 @@ func TestGatewayJobOnNomad(t *testing.T) {
 	// The nimbus binary is the job's artifact, fetched by URL and checksum.
 	binURL, binSum := serveGatewayBinary(t, bin)
 	flags := []string{"render", "gateway", "--driver", "raw_exec", "--binary-url", binURL, "--binary-checksum", binSum,
-		"--consul-address", consul.HTTPAddr, "--cpu", "200", "--memory", "256"}
+		"--consul-address", consul.HTTPAddr, "--cpu", "200", "--memory", "256", "--connect"}
 	hclJob, stderr := runNimbus(t, bin, flags...)
 	if !strings.Contains(stderr, "nomad var put -namespace default nomad/jobs/nimbus-gateway invoke_key=@invoke.key config=@gateway-secrets.hcl") {
 		t.Errorf("render gateway does not tell how to put the job's Variable:\n%s", stderr)
@@ -170,6 +174,66 @@ func TestGatewayJobOnNomad(t *testing.T) {
 		return err == nil && len(entries) == 1 &&
 			net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port)) == gwAddr
 	}, "echo-url to be registered at the gateway's address", nil)
+
+	t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
+}
+
+// gatewayJobMesh calls the echo function's URL service "echo-url" through
+// the mesh as service "web": allowed, then denied by an intention.
+func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
+	// echo-url is Connect-native at the gateway's mesh port, on the
+	// gateway's host, not at its HTTP port.
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		entries, _, err := cc.Health().Connect("echo-url", "", true, nil)
+		return err == nil && len(entries) == 1 && entries[0].Service.Connect != nil && entries[0].Service.Connect.Native &&
+			net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port)) != gwAddr
+	}, "echo-url to be a passing Connect-native service at the gateway's mesh port", nil)
+	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web", WaitTime: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := web.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := mesh.HTTPClient(web, cc.Health(), "echo-url")
+	t.Cleanup(client.CloseIdleConnections)
+	call := func() (int, string) {
+		resp, err := client.Post("https://echo-url/mesh?via=web", "text/plain", strings.NewReader("from web"))
+		if err != nil {
+			t.Fatalf("mesh call to echo-url: %v", err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	intention := func(action consulapi.IntentionAction) {
+		t.Helper()
+		if _, err := cc.Connect().IntentionUpsert(&consulapi.Intention{SourceName: "web", DestinationName: "echo-url", Action: action}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	intention(consulapi.IntentionActionAllow)
+	code, body := call()
+	if code != http.StatusOK || !strings.Contains(body, `"rawPath":"/mesh"`) || !strings.Contains(body, `"rawQueryString":"via=web"`) {
+		t.Fatalf("allowed mesh call: %d %s", code, body)
+	}
+
+	intention(consulapi.IntentionActionDeny)
+	eventuallyEvery(t, 10*time.Second, 100*time.Millisecond, func() bool {
+		code, body = call()
+		return code == http.StatusForbidden
+	}, "the deny intention to refuse web -> echo-url", func() string { return fmt.Sprintf("last answer %d %s", code, body) })
+	var lambdaErr struct{ Message string }
+	if err := json.Unmarshal([]byte(body), &lambdaErr); err != nil || lambdaErr.Message != "Forbidden" {
+		t.Fatalf("denied mesh call answered %q, want Lambda's URL error shape with Message Forbidden", body)
+	}
 }
 
 // startGatewayJobAgent runs a Nomad agent (server and client) that loads

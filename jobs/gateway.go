@@ -37,10 +37,14 @@ const (
 	// GatewayPortHTTP is the port label of the HTTP listener (Invoke API,
 	// function URLs, health, metrics, artifacts).
 	GatewayPortHTTP = "http"
+	// GatewayPortMesh is the port label of the Connect-native mesh listener
+	// (GatewayOptions.Connect).
+	GatewayPortMesh = "mesh"
 	// GatewayItemConfig is the Variable item holding the operator's part of
 	// the gateway config (HCL: access_key blocks, url_domain, account_id,
 	// artifacts { … }, …): everything but what the job writes itself
-	// (listen, invoke_key_file, nomad, consul, queue).
+	// (listen, invoke_key_file, nomad, consul, queue, and connect when the
+	// job turns the mesh on).
 	GatewayItemConfig = "config"
 	// GatewayItemInvokeKey is the Variable item holding the cluster key
 	// instances' invoke secrets derive from.
@@ -89,6 +93,14 @@ type GatewayOptions struct {
 	Binary Artifact
 	// Port is a static HTTP port; 0 takes a dynamic one. Default 0.
 	Port int
+	// Connect makes each gateway a Connect-native service of Consul's mesh:
+	// a second port, GatewayPortMesh, for the mTLS listener that serves
+	// function URLs ("<fn>-url" services) and the Invoke API to mesh
+	// callers under Consul's intentions. Default false.
+	Connect bool
+	// MeshPort is a static mesh port; 0 takes a dynamic one. Only with
+	// Connect. Default 0.
+	MeshPort int
 	// ConsulAddress is the Consul agent's HTTP API as the task reaches it.
 	// Default "127.0.0.1:8500".
 	ConsulAddress string
@@ -193,6 +205,14 @@ func (o GatewayOptions) validate() []string {
 	if o.Port < 0 || o.Port > 65535 {
 		errs = append(errs, fmt.Sprintf("port %d is outside 0-65535", o.Port))
 	}
+	switch {
+	case o.MeshPort != 0 && !o.Connect:
+		errs = append(errs, "a mesh port applies only with connect on")
+	case o.MeshPort < 0 || o.MeshPort > 65535:
+		errs = append(errs, fmt.Sprintf("mesh port %d is outside 0-65535", o.MeshPort))
+	case o.MeshPort != 0 && o.MeshPort == o.Port:
+		errs = append(errs, fmt.Sprintf("the HTTP and the mesh listener cannot share port %d", o.Port))
+	}
 	if o.ConsulAddress == "" || strings.ContainsAny(o.ConsulAddress, "\"\\\n{}") {
 		errs = append(errs, fmt.Sprintf("consul address %q is empty or not an address", o.ConsulAddress))
 	}
@@ -237,13 +257,17 @@ func Gateway(opts GatewayOptions) (*api.Job, error) {
 		templates = append(templates, secret(a.item, a.file))
 	}
 
-	port := api.Port{Label: GatewayPortHTTP}
 	network := &api.NetworkResource{}
-	if opts.Port > 0 {
-		port.Value = opts.Port
-		network.ReservedPorts = []api.Port{port}
-	} else {
-		network.DynamicPorts = []api.Port{port}
+	addPort := func(label string, static int) {
+		if static > 0 {
+			network.ReservedPorts = append(network.ReservedPorts, api.Port{Label: label, Value: static})
+		} else {
+			network.DynamicPorts = append(network.DynamicPorts, api.Port{Label: label})
+		}
+	}
+	addPort(GatewayPortHTTP, opts.Port)
+	if opts.Connect {
+		addPort(GatewayPortMesh, opts.MeshPort)
 	}
 	task := &api.Task{
 		Name:   GatewayTask,
@@ -288,7 +312,7 @@ func Gateway(opts GatewayOptions) (*api.Job, error) {
 	case opts.NATSURL == "":
 		group.EphemeralDisk = &api.EphemeralDisk{Sticky: new(true), Migrate: new(true)}
 	}
-	if opts.Port > 0 && opts.Count > 1 {
+	if (opts.Port > 0 || opts.MeshPort > 0) && opts.Count > 1 {
 		group.Constraints = []*api.Constraint{{Operand: api.ConstraintDistinctHosts, RTarget: "true"}}
 	}
 	job := &api.Job{
@@ -320,6 +344,10 @@ func gatewayConfigTemplate(o GatewayOptions, varPath string) string {
 	b.WriteString("  address   = \"unix://{{ env \"NOMAD_SECRETS_DIR\" }}/api.sock\"\n")
 	fmt.Fprintf(&b, "  region    = %q\n  namespace = %q\n}\n", o.Region, o.Namespace)
 	fmt.Fprintf(&b, "consul {\n  address = %q\n}\n", o.ConsulAddress)
+	if o.Connect {
+		b.WriteString("connect {\n  enabled = true\n")
+		b.WriteString("  listen  = \"{{ env \"NOMAD_ADDR_" + GatewayPortMesh + "\" }}\"\n}\n")
+	}
 	b.WriteString("queue {\n")
 	switch {
 	case o.NATSURL != "":

@@ -17,8 +17,9 @@ const gatewayTestSum = "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd
 // external NATS with a static port.
 var gatewayCases = map[string]GatewayOptions{
 	"gateway-single": {
-		Binary: Artifact{Source: "https://releases.example.com/nimbus/1.0.0/nimbus_linux_amd64", Checksum: gatewayTestSum},
-		Driver: "raw_exec",
+		Binary:  Artifact{Source: "https://releases.example.com/nimbus/1.0.0/nimbus_linux_amd64", Checksum: gatewayTestSum},
+		Driver:  "raw_exec",
+		Connect: true,
 	},
 	"gateway-volume": {
 		Binary:        Artifact{Source: "https://releases.example.com/nimbus/1.0.0/nimbus_linux_amd64", Checksum: gatewayTestSum},
@@ -36,6 +37,8 @@ var gatewayCases = map[string]GatewayOptions{
 		Namespace:   "functions",
 		Binary:      Artifact{Source: "https://releases.example.com/nimbus/1.0.0/nimbus_linux_amd64", Checksum: gatewayTestSum},
 		Port:        9000,
+		Connect:     true,
+		MeshPort:    9443,
 		NATSURL:     "tls://nats.service.consul:4222",
 		NATSAuth:    NATSAuthNKey,
 		KillTimeout: time.Minute,
@@ -82,8 +85,8 @@ func TestGatewayShape(t *testing.T) {
 	if len(g.Services) != 0 || len(task.Services) != 0 {
 		t.Error("the job registers a Nomad service; the gateway registers itself in Consul")
 	}
-	if n := g.Networks[0]; len(n.DynamicPorts) != 1 || n.DynamicPorts[0].Label != GatewayPortHTTP || len(n.ReservedPorts) != 0 {
-		t.Errorf("network %+v: want one dynamic http port", n)
+	if n := g.Networks[0]; len(n.DynamicPorts) != 2 || n.DynamicPorts[0].Label != GatewayPortHTTP || n.DynamicPorts[1].Label != GatewayPortMesh || len(n.ReservedPorts) != 0 {
+		t.Errorf("network %+v: want dynamic http and mesh ports", n)
 	}
 	if d := g.EphemeralDisk; d == nil || !*d.Sticky || !*d.Migrate {
 		t.Errorf("one gateway without a volume keeps its NATS store on a sticky, migrating disk: %+v", d)
@@ -105,6 +108,7 @@ func TestGatewayShape(t *testing.T) {
 		`data_dir = "{{ env "NOMAD_ALLOC_DIR" }}/data/queue"`,
 		`address = "127.0.0.1:8500"`,
 		`{{ with nomadVar "nomad/jobs/nimbus-gateway" }}{{ .config }}{{ end }}`,
+		"connect {\n  enabled = true\n  listen  = \"{{ env \"NOMAD_ADDR_mesh\" }}\"\n}",
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config template lacks %s:\n%s", want, cfg)
@@ -123,7 +127,10 @@ func TestGatewayShape(t *testing.T) {
 		vg.EphemeralDisk != nil || vt.Driver != "exec" || *vol.NodePool != "edge" || *vt.Resources.MemoryMB != 1024 {
 		t.Errorf("volume job: volumes %+v mounts %+v disk %+v driver %s", vg.Volumes, vt.VolumeMounts, vg.EphemeralDisk, vt.Driver)
 	}
-	if cfg := gatewayTemplate(t, vt, "secrets/gateway.hcl"); !strings.Contains(cfg, `data_dir = "/srv/nimbus/queue"`) || !strings.Contains(cfg, `address = "10.0.0.2:8500"`) {
+	if n := vg.Networks[0]; len(n.DynamicPorts) != 1 {
+		t.Errorf("without connect the job has ports %+v, want http only", n.DynamicPorts)
+	}
+	if cfg := gatewayTemplate(t, vt, "secrets/gateway.hcl"); !strings.Contains(cfg, `data_dir = "/srv/nimbus/queue"`) || !strings.Contains(cfg, `address = "10.0.0.2:8500"`) || strings.Contains(cfg, "connect") {
 		t.Errorf("volume config template:\n%s", cfg)
 	}
 
@@ -132,6 +139,9 @@ func TestGatewayShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	cg, ct := cl.TaskGroups[0], cl.TaskGroups[0].Tasks[0]
+	if rp := cg.Networks[0].ReservedPorts; len(rp) != 2 || rp[1].Label != GatewayPortMesh || rp[1].Value != 9443 {
+		t.Errorf("cluster job: reserved ports %+v, want http 9000 and mesh 9443", rp)
+	}
 	if *cg.Count != 3 || cg.EphemeralDisk != nil || len(cg.Volumes) != 0 || cg.Networks[0].ReservedPorts[0].Value != 9000 ||
 		len(cg.Constraints) != 1 || cg.Constraints[0].Operand != api.ConstraintDistinctHosts || *ct.KillTimeout != time.Minute {
 		t.Errorf("cluster job: count %d disk %+v ports %+v constraints %+v", *cg.Count, cg.EphemeralDisk, cg.Networks[0], cg.Constraints)
@@ -199,6 +209,8 @@ func TestGatewayRefusals(t *testing.T) {
 		"volume under raw_exec":   {GatewayOptions{Binary: bin, Driver: "raw_exec", DataVolume: "v"}, "cannot mount a host volume"},
 		"docker":                  {GatewayOptions{Binary: bin, Driver: "docker"}, `driver "docker"`},
 		"bad port":                {GatewayOptions{Binary: bin, Port: 70000}, "port 70000"},
+		"mesh port without mesh":  {GatewayOptions{Binary: bin, MeshPort: 9443}, "only with connect on"},
+		"shared port":             {GatewayOptions{Binary: bin, Connect: true, Port: 9000, MeshPort: 9000}, "cannot share port 9000"},
 		"bad job ID":              {GatewayOptions{Binary: bin, JobID: "a b"}, `job ID "a b"`},
 		"negative count":          {GatewayOptions{Binary: bin, Count: -1}, "count -1"},
 		"tiny memory":             {GatewayOptions{Binary: bin, MemoryMB: 10}, "memory 10 MB"},

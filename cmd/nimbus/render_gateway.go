@@ -29,6 +29,8 @@ func runRenderGateway(_ context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&o.Binary.Source, "binary-url", "", "URL the Nomad clients fetch the nimbus binary (a static linux build) from (required)")
 	fs.StringVar(&o.Binary.Checksum, "binary-checksum", "", "sha256:<hex> of that binary (required: the job runs exactly that build)")
 	fs.IntVar(&o.Port, "port", 0, "static HTTP port (default: a dynamic port; the gateway registers the one it got in Consul)")
+	fs.BoolVar(&o.Connect, "connect", false, "make the gateways Connect-native in Consul's service mesh: a mesh port serving <fn>-url services over mTLS under intentions")
+	fs.IntVar(&o.MeshPort, "mesh-port", 0, "static mesh port, with --connect (default: a dynamic port)")
 	fs.StringVar(&o.ConsulAddress, "consul-address", "127.0.0.1:8500", "the Consul agent's HTTP API as the gateway task reaches it")
 	fs.StringVar(&o.DataVolume, "data-volume", "", "host volume for one gateway's embedded NATS store (async queue, artifacts); exec driver only (default: the allocation's data dir, sticky)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster several gateways share (nats:// or tls://; no credentials in it)")

@@ -33,7 +33,7 @@ job "nimbus-gateway" {
       }
       template {
         destination = "secrets/gateway.hcl"
-        data        = "# Rendered by Nomad from job nimbus-gateway and its Variable nomad/jobs/nimbus-gateway.\nlisten          = \"{{ env \"NOMAD_ADDR_http\" }}\"\ninvoke_key_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/invoke.key\"\nnomad {\n  address   = \"unix://{{ env \"NOMAD_SECRETS_DIR\" }}/api.sock\"\n  region    = \"global\"\n  namespace = \"default\"\n}\nconsul {\n  address = \"127.0.0.1:8500\"\n}\nqueue {\n  data_dir = \"{{ env \"NOMAD_ALLOC_DIR\" }}/data/queue\"\n}\n{{ with nomadVar \"nomad/jobs/nimbus-gateway\" }}{{ .config }}{{ end }}\n"
+        data        = "# Rendered by Nomad from job nimbus-gateway and its Variable nomad/jobs/nimbus-gateway.\nlisten          = \"{{ env \"NOMAD_ADDR_http\" }}\"\ninvoke_key_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/invoke.key\"\nnomad {\n  address   = \"unix://{{ env \"NOMAD_SECRETS_DIR\" }}/api.sock\"\n  region    = \"global\"\n  namespace = \"default\"\n}\nconsul {\n  address = \"127.0.0.1:8500\"\n}\nconnect {\n  enabled = true\n  listen  = \"{{ env \"NOMAD_ADDR_mesh\" }}\"\n}\nqueue {\n  data_dir = \"{{ env \"NOMAD_ALLOC_DIR\" }}/data/queue\"\n}\n{{ with nomadVar \"nomad/jobs/nimbus-gateway\" }}{{ .config }}{{ end }}\n"
         change_mode = "restart"
         perms       = "0400"
       }
@@ -54,6 +54,8 @@ job "nimbus-gateway" {
     }
     network {
       port "http" {
+      }
+      port "mesh" {
       }
     }
   }
