@@ -168,26 +168,27 @@ func TestGatewayJobOnNomad(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
 		t.Fatalf("function URL through the gateway job: %d %s", resp.StatusCode, resp.body)
 	}
-	// And the URL's own Consul service points at the gateway.
-	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
-		entries, _, err := cc.Health().Service("echo-url", "", true, nil)
-		return err == nil && len(entries) == 1 &&
-			net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port)) == gwAddr
-	}, "echo-url to be registered at the gateway's address", nil)
-
 	t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
 }
 
 // gatewayJobMesh calls the echo function's URL service "echo-url" through
 // the mesh as service "web": allowed, then denied by an intention.
 func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
-	// echo-url is Connect-native at the gateway's mesh port, on the
-	// gateway's host, not at its HTTP port.
+	// echo-url is Connect-native on the gateway's host at its mesh port
+	// (the job's second port), not at its HTTP port.
+	gwHost, gwPort, _ := net.SplitHostPort(gwAddr)
+	var urlSvc *consulapi.AgentService
 	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
 		entries, _, err := cc.Health().Connect("echo-url", "", true, nil)
-		return err == nil && len(entries) == 1 && entries[0].Service.Connect != nil && entries[0].Service.Connect.Native &&
-			net.JoinHostPort(entries[0].Service.Address, strconv.Itoa(entries[0].Service.Port)) != gwAddr
-	}, "echo-url to be a passing Connect-native service at the gateway's mesh port", nil)
+		if err != nil || len(entries) != 1 {
+			return false
+		}
+		urlSvc = entries[0].Service
+		return true
+	}, "echo-url to be a passing Connect-native service", nil)
+	if urlSvc.Connect == nil || !urlSvc.Connect.Native || urlSvc.Address != gwHost || strconv.Itoa(urlSvc.Port) == gwPort {
+		t.Fatalf("echo-url registered at %s:%d (connect %+v); want Connect-native on %s at the mesh port", urlSvc.Address, urlSvc.Port, urlSvc.Connect, gwHost)
+	}
 	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web", WaitTime: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
