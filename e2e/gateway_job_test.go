@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/google/uuid"
 	consulapi "github.com/hashicorp/consul/api"
 	nomadapi "github.com/hashicorp/nomad/api"
 
@@ -56,12 +57,42 @@ access_key %q {
 `, e2eRegion, e2eAccount, e2eAccessKey, e2eSecretKey)
 
 func TestGatewayJobOnNomad(t *testing.T) {
+	runGatewayJob(t, false)
+}
+
+// TestGatewayJobOnNomadWithACLs runs the same job on an agent with ACLs on:
+// the gateway's workload identity has only the policy jobs.GatewayACLPolicy
+// bound to the job, and that is enough to register, scale and serve a
+// function.
+func TestGatewayJobOnNomadWithACLs(t *testing.T) {
+	runGatewayJob(t, true)
+}
+
+func runGatewayJob(t *testing.T, acl bool) {
 	nomadtest.Binary(t, gatewayJobSkip)
 	bin := nimbusOnce(t)
 	consul := consultest.Start(t)
 	cc := consul.Client(t)
-	agent := startGatewayJobAgent(t, consul.HTTPAddr)
+	agent := startGatewayJobAgent(t, consul.HTTPAddr, acl)
 	nc := agent.Client(t)
+	if acl {
+		policy := &nomadapi.ACLPolicy{
+			Name: "nimbus-gateway", Rules: jobs.GatewayACLPolicy("default"),
+			JobACL: &nomadapi.JobACL{Namespace: "default", JobID: jobs.GatewayJobID},
+		}
+		if _, err := nc.ACLPolicies().Upsert(policy, nil); err != nil {
+			t.Fatalf("binding the gateway policy to the job: %v", err)
+		}
+		// The anonymous policy grants nothing: the gateway has only its
+		// workload identity and the bound policy.
+		anon, err := nomadapi.NewClient(&nomadapi.Config{Address: agent.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := anon.Jobs().List(nil); err == nil {
+			t.Fatal("an anonymous request lists jobs: ACLs are not on")
+		}
+	}
 
 	// The nimbus binary is the job's artifact, fetched by URL and checksum.
 	binURL, binSum := serveGatewayBinary(t, bin)
@@ -168,7 +199,9 @@ func TestGatewayJobOnNomad(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
 		t.Fatalf("function URL through the gateway job: %d %s", resp.StatusCode, resp.body)
 	}
-	t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
+	if !acl {
+		t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
+	}
 }
 
 // gatewayJobMesh calls the echo function's URL service "echo-url" through
@@ -239,8 +272,10 @@ func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
 
 // startGatewayJobAgent runs a Nomad agent (server and client) that loads
 // the nimbus driver for functions and enables raw_exec for the gateway
-// task, with task ports on loopback, registering in Consul at consulAddr.
-func startGatewayJobAgent(t *testing.T, consulAddr string) *nomadtest.Agent {
+// task, with task ports on loopback, registering in Consul at consulAddr;
+// with acl, ACLs are on and the agent's client and CLI use its management
+// token.
+func startGatewayJobAgent(t *testing.T, consulAddr string, acl bool) *nomadtest.Agent {
 	t.Helper()
 	// Short: the Task API socket lives under <root>/data/alloc/<id>/<task>/secrets.
 	root := nomadtest.RootDir(t, "ngw-")
@@ -254,6 +289,9 @@ func startGatewayJobAgent(t *testing.T, consulAddr string) *nomadtest.Agent {
 	opts.SkipMessage = gatewayJobSkip
 	opts.ConsulAddr = consulAddr
 	opts.NetworkInterface = "lo"
+	if acl {
+		opts.ACLToken = uuid.NewString()
+	}
 	opts.HCL += "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n"
 	agent := nomadtest.Start(t, opts)
 	nomadtest.WaitDriverHealthy(t, agent.Client(t))
