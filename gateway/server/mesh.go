@@ -136,10 +136,17 @@ func (s *Server) meshTarget(r *http.Request, a *api.API) meshTarget {
 	return meshTarget{service: gw}
 }
 
-// functionOfService finds the function with a URL whose URL service is svc.
+// functionOfService finds the function with a URL whose URL service is svc:
+// from the map syncMeshServices keeps (every second), else, for a function
+// newer than that, from the catalog.
 func (s *Server) functionOfService(ctx context.Context, svc string) (string, bool) {
 	if svc == "" {
 		return "", false
+	}
+	if m := s.meshServices.Load(); m != nil {
+		if fn, ok := (*m)[strings.ToLower(svc)]; ok {
+			return fn, true
+		}
 	}
 	fns, err := s.deps.Catalog.Functions(ctx)
 	if err != nil {
@@ -164,11 +171,15 @@ func (s *Server) syncMeshServices(ctx context.Context) {
 		return
 	}
 	var names []string
+	m := map[string]string{}
 	for _, f := range fns {
 		if f.URL() != nil {
-			names = append(names, s.urlService(f.Name))
+			svc := s.urlService(f.Name)
+			names = append(names, svc)
+			m[strings.ToLower(svc)] = f.Name
 		}
 	}
+	s.meshServices.Store(&m)
 	s.deps.Mesh.Source.SetServedServices(names)
 }
 

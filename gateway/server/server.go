@@ -122,6 +122,9 @@ type Server struct {
 	tlsHTTP  *http.Server
 	tlsLn    net.Listener
 	tlsCerts *certFiles
+	// meshServices maps a lower-cased URL service name to its function
+	// (set by syncMeshServices).
+	meshServices atomic.Pointer[map[string]string]
 
 	verifier *sigv4.Verifier // nil without access keys
 	// artifacts and its handler are set by Start before the listener
