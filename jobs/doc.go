@@ -14,6 +14,11 @@
 // a spec's `secret` blocks likewise become a template over the variables
 // they name. The variable must exist before the job runs.
 //
+// Gateway builds the gateways' own service job (`nimbus render gateway`),
+// just as pure: secrets in its Nomad Variable rendered by templates, the
+// Nomad API through the Task API socket with the task's workload identity,
+// no Nomad service (the gateway registers itself in Consul).
+//
 // Imports: the standard library, github.com/hashicorp/nomad/api, hcl/v2's
 // hclwrite and go-cty, and of this module only specs, driver/taskconfig,
 // driver/invokeapi and bundle.

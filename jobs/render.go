@@ -100,8 +100,17 @@ func (r renderer) body(b *hclwrite.Body, v reflect.Value, where string) error {
 			return err
 		}
 	}
+	// A task's default workload identity has no hcl tag in the api (the
+	// jobspec parser fills it from the `identity` block without a name).
+	if t == taskType {
+		if id := v.FieldByName("Identity"); !id.IsNil() {
+			return r.block(b, "identity", id.Elem(), where+".identity")
+		}
+	}
 	return nil
 }
+
+var taskType = reflect.TypeFor[api.Task]()
 
 // sameString reports whether the *string name is unset or equals the *string id.
 func sameString(name, id reflect.Value) bool {
@@ -166,6 +175,9 @@ func (r renderer) blockField(b *hclwrite.Body, name string, v reflect.Value, whe
 			}
 			return r.policyBlock(b.AppendNewBlock(name, nil).Body(), m, where)
 		}
+		if et := v.Type().Elem(); et.Kind() == reflect.Struct || (et.Kind() == reflect.Pointer && et.Elem().Kind() == reflect.Struct) {
+			return r.labelledBlocks(b, name, v, where)
+		}
 		return r.mapBlock(b, name, v, where)
 	default:
 		return fmt.Errorf("%s: cannot write a %s as a block", where, v.Type())
@@ -192,6 +204,30 @@ func (r renderer) block(b *hclwrite.Body, name string, v reflect.Value, where st
 	}
 	blk := b.AppendNewBlock(name, labels)
 	return r.body(blk.Body(), v, where)
+}
+
+// labelledBlocks writes a map of structs (a group's `volume "name" { … }`)
+// as one block per entry in key order, each labelled by its struct's own
+// label field.
+func (r renderer) labelledBlocks(b *hclwrite.Body, name string, v reflect.Value, where string) error {
+	keys := make([]string, 0, v.Len())
+	for _, k := range v.MapKeys() {
+		keys = append(keys, k.String())
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e := v.MapIndex(reflect.ValueOf(k).Convert(v.Type().Key()))
+		if e.Kind() == reflect.Pointer {
+			if e.IsNil() {
+				continue
+			}
+			e = e.Elem()
+		}
+		if err := r.block(b, name, e, where+"."+k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r renderer) mapBlock(b *hclwrite.Body, name string, v reflect.Value, where string) error {

@@ -18,7 +18,10 @@ const (
 // NomadConfig is the `nomad { … }` block: the Nomad API the cluster
 // catalog and the on-demand scaler talk to.
 type NomadConfig struct {
-	// Address of the Nomad HTTP API. Default $NOMAD_ADDR, else
+	// Address of the Nomad HTTP API: an http(s) URL, or unix:///path of a
+	// Unix socket such as a Nomad task's Task API
+	// (${NOMAD_SECRETS_DIR}/api.sock, which takes the task's workload
+	// identity as its token). Default $NOMAD_ADDR, else
 	// "http://127.0.0.1:4646".
 	Address string `hcl:"address,optional"`
 	// Token is the ACL token (read jobs and variables, scale jobs).
@@ -126,13 +129,25 @@ func (c *Config) validateCluster() []error {
 		bad("nomad and consul blocks are missing (call Defaults first)")
 		return errs
 	}
-	if u, err := url.Parse(c.Nomad.Address); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		bad("nomad address %q must be an http or https URL", c.Nomad.Address)
+	if u, err := url.Parse(c.Nomad.Address); err != nil || !nomadAddressOK(u) {
+		bad("nomad address %q must be an http or https URL, or unix:///path of a socket (the Task API)", c.Nomad.Address)
 	}
 	if err := c.Consul.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// nomadAddressOK accepts http(s)://host[:port] and unix:///absolute/path
+// (a Nomad task's Task API socket, ${NOMAD_SECRETS_DIR}/api.sock).
+func nomadAddressOK(u *url.URL) bool {
+	switch u.Scheme {
+	case "http", "https":
+		return u.Host != ""
+	case "unix":
+		return u.Host == "" && strings.HasPrefix(u.Path, "/")
+	}
+	return false
 }
 
 // Validate checks the consul block (after Defaults) and fills

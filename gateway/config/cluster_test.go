@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +113,26 @@ consul {
 	dev.Defaults()
 	if err := dev.Validate(); err != nil {
 		t.Fatalf("dev mode: %v", err)
+	}
+}
+
+// A gateway run by Nomad reaches the agent through its task's Task API
+// socket; a relative socket path or a unix URL with a host is refused.
+func TestClusterNomadUnixSocket(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"unix:///alloc/secrets/api.sock": true,
+		"unix://secrets/api.sock":        false,
+		"unix:relative/api.sock":         false,
+		"ftp://127.0.0.1:4646":           false,
+	} {
+		c := loadCluster(t, fmt.Sprintf("nomad {\n  address = %q\n}\n", addr))
+		c.Defaults()
+		err := c.Validate()
+		if ok && err != nil {
+			t.Errorf("%s refused: %v", addr, err)
+		}
+		if !ok && (err == nil || !strings.Contains(err.Error(), "nomad address")) {
+			t.Errorf("%s: error %v, want the nomad address refused", addr, err)
+		}
 	}
 }

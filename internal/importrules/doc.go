@@ -1,6 +1,6 @@
 // Package importrules holds the test that keeps ARCHITECTURE.md §5's import
 // rules true: leaves import nothing from the module, driver/** sees only
-// driver/** (the embedded runtimes and the bundle leaf), gateway/** reaches instances only
+// driver/** (the embedded runtimes and the bundle and mesh leaves), gateway/** reaches instances only
 // through driver/invokeapi, and only cmd/ and e2e/ wire across top-level
 // folders. The rollout package is a leaf too (its Record is the contract
 // the gateway stores and the CLI drives), and so is mesh (the Consul Connect

@@ -57,6 +57,15 @@ type Options struct {
 	WaitForNode bool
 	// ReadyTimeout bounds the wait for a leader (and node). Default: 60s.
 	ReadyTimeout time.Duration
+	// NetworkInterface is the client's network_interface: the address
+	// Nomad gives tasks' ports (NOMAD_ADDR_<label>). "lo" keeps them on
+	// loopback, where tests may send traffic. Default: Nomad's choice (the
+	// interface of the default route).
+	NetworkInterface string
+	// ACLToken turns ACLs on: the agent is bootstrapped with this secret
+	// ID as its management token (a UUID), which Client and CLI then use.
+	// Default: ACLs off.
+	ACLToken string
 	// LogAlways prints the agent's log on cleanup even when the test passed.
 	// Default: false (only on failure).
 	LogAlways bool
@@ -165,6 +174,9 @@ server {
 	if opts.Persistent {
 		b.WriteString("  enabled = true\n")
 	}
+	if opts.NetworkInterface != "" {
+		fmt.Fprintf(&b, "  network_interface = %q\n", opts.NetworkInterface)
+	}
 	b.WriteString(`  options {
     "fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"
   }
@@ -175,6 +187,9 @@ telemetry {
 `)
 	if opts.ConsulAddr != "" {
 		fmt.Fprintf(&b, "consul {\n  address = %q\n}\n", opts.ConsulAddr)
+	}
+	if opts.ACLToken != "" {
+		b.WriteString("acl {\n  enabled = true\n}\n")
 	}
 	b.WriteString(opts.HCL)
 	return b.String()
@@ -234,6 +249,14 @@ func (a *Agent) ready(c *api.Client) bool {
 	if l, err := c.Status().Leader(); err != nil || l == "" {
 		return false
 	}
+	if a.opts.ACLToken != "" {
+		// Bootstrap once; a restarted agent is bootstrapped already.
+		if _, _, err := c.ACLTokens().Self(nil); err != nil {
+			if _, _, err := c.ACLTokens().BootstrapOpts(a.opts.ACLToken, nil); err != nil {
+				return false
+			}
+		}
+	}
 	// A new leader initialises the keyring a moment after it is elected;
 	// until then every variable write fails ("keyring has not been
 	// initialized yet"). Ready means a variable can be written.
@@ -291,7 +314,7 @@ func (a *Agent) Kill(tb testing.TB) {
 }
 
 func (a *Agent) client() (*api.Client, error) {
-	return api.NewClient(&api.Config{Address: a.Addr})
+	return api.NewClient(&api.Config{Address: a.Addr, SecretID: a.opts.ACLToken})
 }
 
 // Client returns an API client for the agent, failing tb on error.
@@ -312,7 +335,7 @@ func (a *Agent) Log() string { return a.logs.String() }
 func (a *Agent) CLI(tb testing.TB, args ...string) (string, int) {
 	tb.Helper()
 	cmd := exec.Command(a.Bin, args...)
-	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+a.Addr)
+	cmd.Env = append(os.Environ(), "NOMAD_ADDR="+a.Addr, "NOMAD_TOKEN="+a.opts.ACLToken)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

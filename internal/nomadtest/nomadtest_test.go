@@ -8,14 +8,14 @@ import (
 func TestAgentConfigCarriesOptions(t *testing.T) {
 	cfg := agentConfig(Options{
 		Persistent: true, PluginDir: "/p", ConsulAddr: "127.0.0.1:1", LogLevel: "DEBUG",
-		HCL: "plugin \"raw_exec\" {}\n",
+		HCL: "plugin \"raw_exec\" {}\n", NetworkInterface: "lo", ACLToken: "t",
 	}, "/d", []int{1, 2, 3})
 	for _, want := range []string{
 		`data_dir  = "/d/data"`, `plugin_dir = "/p"`, `log_level = "DEBUG"`,
 		"http = 1", "rpc  = 2", "serf = 3", "bootstrap_expect = 1",
 		"consul {\n  address = \"127.0.0.1:1\"\n}", "plugin \"raw_exec\" {}\n",
-		"client {\n  enabled = true\n", `"fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"`,
-		"publish_allocation_metrics = true",
+		"client {\n  enabled = true\n  network_interface = \"lo\"\n", `"fingerprint.denylist" = "env_aws,env_gce,env_azure,env_digitalocean"`,
+		"publish_allocation_metrics = true", "acl {\n  enabled = true\n}",
 	} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config lacks %q:\n%s", want, cfg)
@@ -25,7 +25,7 @@ func TestAgentConfigCarriesOptions(t *testing.T) {
 	if !strings.Contains(dev, "fingerprint.denylist") || !strings.Contains(dev, "publish_allocation_metrics = true") {
 		t.Errorf("dev config lacks the cloud fingerprint denylist or allocation metrics:\n%s", dev)
 	}
-	for _, absent := range []string{"plugin_dir", "server {", "consul {", "log_level", "enabled = true"} {
+	for _, absent := range []string{"plugin_dir", "server {", "consul {", "log_level", "enabled = true", "network_interface", "acl {"} {
 		if strings.Contains(dev, absent) {
 			t.Errorf("dev config has %q:\n%s", absent, dev)
 		}

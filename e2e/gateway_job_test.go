@@ -1,0 +1,422 @@
+package e2e
+
+// The gateway as a Nomad job: `nimbus render gateway` prints the job, a
+// real Nomad agent (NOMAD_BINARY) validates it and runs it with raw_exec
+// beside the nimbus driver, the gateway registers itself healthy in a real
+// Consul, and a function deployed through the gateway's Lambda API answers
+// its function URL through that gateway, over plain HTTP and through
+// Consul's service mesh: a Connect-native client holding a test service's
+// leaf reaches the function's "<fn>-url" service over mTLS while an
+// intention allows it and gets 403 once an intention denies it.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
+	"github.com/google/uuid"
+	consulapi "github.com/hashicorp/consul/api"
+	nomadapi "github.com/hashicorp/nomad/api"
+
+	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/internal/nomadtest"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/jobs"
+	"github.com/nimbus-fn/nimbus/mesh"
+)
+
+const gatewayJobSkip = "NOMAD_BINARY is not set: skipping the gateway-as-a-Nomad-job test (set it to a nomad binary to run the rendered gateway job on a real agent)"
+
+// gatewayJobConfig is the operator's part of the gateway config, kept in
+// the job's Variable with the invoke key.
+var gatewayJobConfig = fmt.Sprintf(`region          = %q
+account_id      = %q
+cold_start_wait = "120s"
+idle_scale_in   = "1h"
+access_key %q {
+  secret = %q
+}
+`, e2eRegion, e2eAccount, e2eAccessKey, e2eSecretKey)
+
+func TestGatewayJobOnNomad(t *testing.T) {
+	runGatewayJob(t, false)
+}
+
+// TestGatewayJobOnNomadWithACLs runs the same job on an agent with ACLs on:
+// the gateway's workload identity has only the policy jobs.GatewayACLPolicy
+// bound to the job, and that is enough to register, scale and serve a
+// function.
+func TestGatewayJobOnNomadWithACLs(t *testing.T) {
+	runGatewayJob(t, true)
+}
+
+func runGatewayJob(t *testing.T, acl bool) {
+	nomadtest.Binary(t, gatewayJobSkip)
+	bin := nimbusOnce(t)
+	consul := consultest.Start(t)
+	cc := consul.Client(t)
+	agent := startGatewayJobAgent(t, consul.HTTPAddr, acl)
+	nc := agent.Client(t)
+	if acl {
+		policy := &nomadapi.ACLPolicy{
+			Name: "nimbus-gateway", Rules: jobs.GatewayACLPolicy("default"),
+			JobACL: &nomadapi.JobACL{Namespace: "default", JobID: jobs.GatewayJobID},
+		}
+		if _, err := nc.ACLPolicies().Upsert(policy, nil); err != nil {
+			t.Fatalf("binding the gateway policy to the job: %v", err)
+		}
+		// The anonymous policy grants nothing: the gateway has only its
+		// workload identity and the bound policy.
+		anon, err := nomadapi.NewClient(&nomadapi.Config{Address: agent.Addr})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := anon.Jobs().List(nil); err == nil {
+			t.Fatal("an anonymous request lists jobs: ACLs are not on")
+		}
+	}
+
+	// The nimbus binary is the job's artifact, fetched by URL and checksum.
+	binURL, binSum := serveGatewayBinary(t, bin)
+	flags := []string{"render", "gateway", "--driver", "raw_exec", "--binary-url", binURL, "--binary-checksum", binSum,
+		"--consul-address", consul.HTTPAddr, "--cpu", "200", "--memory", "256", "--connect"}
+	hclJob, stderr := runNimbus(t, bin, flags...)
+	if !strings.Contains(stderr, "nomad var put -namespace default nomad/jobs/nimbus-gateway invoke_key=@invoke.key config=@gateway-secrets.hcl") {
+		t.Errorf("render gateway does not tell how to put the job's Variable:\n%s", stderr)
+	}
+	jsonJob, _ := runNimbus(t, bin, append(flags, "--format", "json")...)
+	for _, secret := range []string{e2eInvokeKey, e2eSecretKey} {
+		if strings.Contains(hclJob, secret) || strings.Contains(jsonJob, secret) {
+			t.Fatal("the rendered gateway job holds a secret")
+		}
+	}
+	dir := t.TempDir()
+	hclPath := filepath.Join(dir, "gateway.nomad.hcl")
+	if err := os.WriteFile(hclPath, []byte(hclJob), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// The agent accepts both renderings: `nomad job validate` on the HCL,
+	// /v1/validate/job on the JSON.
+	if out, code := agent.CLI(t, "job", "validate", hclPath); code != 0 {
+		t.Fatalf("nomad job validate (exit %d):\n%s\n--- job ---\n%s", code, out, hclJob)
+	}
+	var wrapped struct{ Job *nomadapi.Job }
+	if err := json.Unmarshal([]byte(jsonJob), &wrapped); err != nil || wrapped.Job == nil {
+		t.Fatalf("render gateway --format json: %v", err)
+	}
+	if v, _, err := nc.Jobs().Validate(wrapped.Job, nil); err != nil || v.Error != "" || len(v.ValidationErrors) > 0 {
+		t.Fatalf("/v1/validate/job: %v %+v", err, v)
+	}
+
+	// Secrets go into the job's Variable, then the job runs.
+	if _, _, err := nc.Variables().Create(&nomadapi.Variable{
+		Path: jobs.VariablePath(jobs.GatewayJobID),
+		Items: nomadapi.VariableItems{
+			jobs.GatewayItemInvokeKey: e2eInvokeKey,
+			jobs.GatewayItemConfig:    gatewayJobConfig,
+		},
+	}, nil); err != nil {
+		t.Fatalf("putting the gateway's Variable: %v", err)
+	}
+	if out, code := agent.CLI(t, "job", "run", "-detach", hclPath); code != 0 {
+		t.Fatalf("nomad job run (exit %d):\n%s", code, out)
+	}
+	t.Cleanup(func() { stopGatewayJob(t, nc) })
+
+	// The gateway registers itself in Consul and its check passes.
+	var gwAddr string
+	eventuallyEvery(t, 3*time.Minute, time.Second, func() bool {
+		entries, _, err := cc.Health().Service("nimbus-gateway", "", true, nil)
+		if err != nil || len(entries) != 1 {
+			return false
+		}
+		s := entries[0].Service
+		gwAddr = net.JoinHostPort(s.Address, strconv.Itoa(s.Port))
+		return true
+	}, "the gateway job's gateway to pass its Consul check", func() string { return gatewayAllocState(nc) })
+	if host, _, _ := net.SplitHostPort(gwAddr); host != "127.0.0.1" {
+		t.Fatalf("the gateway registered %s; the agent gives tasks loopback ports only", gwAddr)
+	}
+	if n := consulServiceCount(t, cc, "nimbus-gateway"); n != 1 {
+		t.Fatalf("%d nimbus-gateway registrations, want 1 (the gateway owns its registration; the job registers none)", n)
+	}
+
+	// A function deployed through the gateway's Lambda API, which the
+	// gateway registers in Nomad through its Task API socket.
+	lc := lambda.New(lambda.Options{
+		Region: e2eRegion, BaseEndpoint: aws.String("http://" + gwAddr), RetryMaxAttempts: 1,
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+	})
+	ctx := context.Background()
+	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
+		FunctionName: aws.String("echo"), Runtime: types.RuntimeProvidedal2023, Handler: aws.String("bootstrap"), Role: aws.String("r"),
+		Code: &types.FunctionCode{ZipFile: zipDir(t, testfn.Dir(t, "echo"))},
+	}); err != nil {
+		t.Fatalf("CreateFunction through the gateway job: %v", err)
+	}
+	if err := lambda.NewFunctionActiveV2Waiter(lc).Wait(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("echo")}, 2*time.Minute); err != nil {
+		t.Fatalf("waiting for Active: %v", err)
+	}
+	if _, _, err := nc.Jobs().Info(jobs.JobID("echo", jobs.LatestVersion), nil); err != nil {
+		t.Fatalf("the gateway registered no function job: %v", err)
+	}
+	if _, err := lc.CreateFunctionUrlConfig(ctx, &lambda.CreateFunctionUrlConfigInput{
+		FunctionName: aws.String("echo"), AuthType: types.FunctionUrlAuthTypeNone,
+	}); err != nil {
+		t.Fatalf("CreateFunctionUrlConfig: %v", err)
+	}
+
+	// Its URL through the gateway: the first call scales the function up
+	// from zero (Nomad places it) and waits for it.
+	// The URL config reaches the gateway's catalog through Nomad, so the
+	// URL answers 404 until then.
+	var resp response
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
+		req.Host = "echo.lambda-url.localhost"
+		resp = mustDo(t, req)
+		return resp.StatusCode != http.StatusNotFound
+	}, "the function URL to be known to the gateway", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
+		t.Fatalf("function URL through the gateway job: %d %s", resp.StatusCode, resp.body)
+	}
+	if !acl {
+		t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
+	}
+}
+
+// gatewayJobMesh calls the echo function's URL service "echo-url" through
+// the mesh as service "web": allowed, then denied by an intention.
+func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
+	// echo-url is Connect-native on the gateway's host at its mesh port
+	// (the job's second port), not at its HTTP port.
+	gwHost, gwPort, _ := net.SplitHostPort(gwAddr)
+	var urlSvc *consulapi.AgentService
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		entries, _, err := cc.Health().Connect("echo-url", "", true, nil)
+		if err != nil || len(entries) != 1 {
+			return false
+		}
+		urlSvc = entries[0].Service
+		return true
+	}, "echo-url to be a passing Connect-native service", nil)
+	if urlSvc.Connect == nil || !urlSvc.Connect.Native || urlSvc.Address != gwHost || strconv.Itoa(urlSvc.Port) == gwPort {
+		t.Fatalf("echo-url registered at %s:%d (connect %+v); want Connect-native on %s at the mesh port", urlSvc.Address, urlSvc.Port, urlSvc.Connect, gwHost)
+	}
+	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web", WaitTime: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := web.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	client := mesh.HTTPClient(web, cc.Health(), "echo-url")
+	t.Cleanup(client.CloseIdleConnections)
+	call := func() (int, string) {
+		resp, err := client.Post("https://echo-url/mesh?via=web", "text/plain", strings.NewReader("from web"))
+		if err != nil {
+			t.Fatalf("mesh call to echo-url: %v", err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	intention := func(action consulapi.IntentionAction) {
+		t.Helper()
+		if _, err := cc.Connect().IntentionUpsert(&consulapi.Intention{SourceName: "web", DestinationName: "echo-url", Action: action}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	intention(consulapi.IntentionActionAllow)
+	code, body := call()
+	if code != http.StatusOK || !strings.Contains(body, `"rawPath":"/mesh"`) || !strings.Contains(body, `"rawQueryString":"via=web"`) {
+		t.Fatalf("allowed mesh call: %d %s", code, body)
+	}
+
+	intention(consulapi.IntentionActionDeny)
+	eventuallyEvery(t, 10*time.Second, 100*time.Millisecond, func() bool {
+		code, body = call()
+		return code == http.StatusForbidden
+	}, "the deny intention to refuse web -> echo-url", func() string { return fmt.Sprintf("last answer %d %s", code, body) })
+	var lambdaErr struct{ Message string }
+	if err := json.Unmarshal([]byte(body), &lambdaErr); err != nil || lambdaErr.Message != "Forbidden" {
+		t.Fatalf("denied mesh call answered %q, want Lambda's URL error shape with Message Forbidden", body)
+	}
+}
+
+// startGatewayJobAgent runs a Nomad agent (server and client) that loads
+// the nimbus driver for functions and enables raw_exec for the gateway
+// task, with task ports on loopback, registering in Consul at consulAddr;
+// with acl, ACLs are on and the agent's client and CLI use its management
+// token.
+func startGatewayJobAgent(t *testing.T, consulAddr string, acl bool) *nomadtest.Agent {
+	t.Helper()
+	// Short: the Task API socket lives under <root>/data/alloc/<id>/<task>/secrets.
+	root := nomadtest.RootDir(t, "ngw-")
+	pluginDir := filepath.Join(root, "plugins")
+	if err := os.MkdirAll(pluginDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	drvCopy(t, plugintest.BuildDriver(t), filepath.Join(pluginDir, "nimbus-driver"))
+	t.Cleanup(func() { nomadtest.KillLeftovers(t, root) })
+	opts := nomadtest.DriverOptions(root, pluginDir)
+	opts.SkipMessage = gatewayJobSkip
+	opts.ConsulAddr = consulAddr
+	opts.NetworkInterface = "lo"
+	if acl {
+		opts.ACLToken = uuid.NewString()
+	}
+	opts.HCL += "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n"
+	agent := nomadtest.Start(t, opts)
+	nomadtest.WaitDriverHealthy(t, agent.Client(t))
+	return agent
+}
+
+// serveGatewayBinary serves the nimbus binary over HTTP on loopback and
+// returns its URL and sha256 checksum.
+func serveGatewayBinary(t *testing.T, bin string) (string, string) {
+	t.Helper()
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.StripPrefix("/dl/", http.FileServer(http.Dir(filepath.Dir(bin)))))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/dl/" + filepath.Base(bin), "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// runNimbus runs the nimbus binary and returns stdout and stderr; a
+// non-zero exit fails the test.
+func runNimbus(t *testing.T, bin string, args ...string) (string, string) {
+	t.Helper()
+	var out, errb strings.Builder
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("nimbus %s: %v\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), errb.String()
+}
+
+// stopGatewayJob purges the gateway job and waits for its allocation to
+// stop, so the gateway deregisters before the agents go.
+func stopGatewayJob(t *testing.T, nc *nomadapi.Client) {
+	if t.Failed() {
+		t.Logf("gateway allocation: %s", gatewayAllocState(nc))
+	}
+	if _, _, err := nc.Jobs().Deregister(jobs.GatewayJobID, true, nil); err != nil {
+		t.Logf("stopping the gateway job: %v", err)
+		return
+	}
+	deadline := time.Now().Add(time.Minute)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for time.Now().Before(deadline) {
+		allocs, _, err := nc.Jobs().Allocations(jobs.GatewayJobID, true, nil)
+		if err != nil || len(allocs) == 0 {
+			return
+		}
+		running := false
+		for _, a := range allocs {
+			running = running || a.ClientStatus == nomadapi.AllocClientStatusRunning || a.ClientStatus == nomadapi.AllocClientStatusPending
+		}
+		if !running {
+			return
+		}
+		<-tick.C
+	}
+	t.Logf("the gateway allocation still runs a minute after its job was purged")
+}
+
+// gatewayAllocState describes the gateway job's allocations (task events
+// and the gateway's stderr tail) for a failure message.
+func gatewayAllocState(nc *nomadapi.Client) string {
+	allocs, _, err := nc.Jobs().Allocations(jobs.GatewayJobID, true, nil)
+	if err != nil {
+		return err.Error()
+	}
+	var b strings.Builder
+	for _, stub := range allocs {
+		fmt.Fprintf(&b, "alloc %s: %s\n", stub.ID, stub.ClientStatus)
+		for task, st := range stub.TaskStates {
+			for _, ev := range st.Events {
+				fmt.Fprintf(&b, "  %s: %s %s %s\n", task, ev.Type, ev.DisplayMessage, ev.Details["driver_error"])
+			}
+		}
+		a, _, err := nc.Allocations().Info(stub.ID, nil)
+		if err != nil {
+			continue
+		}
+		frames, err := nc.AllocFS().Cat(a, "alloc/logs/"+jobs.GatewayTask+".stderr.0", nil)
+		if err != nil {
+			fmt.Fprintf(&b, "  stderr: %v\n", err)
+			continue
+		}
+		data, _ := io.ReadAll(io.LimitReader(frames, 1<<20))
+		frames.Close()
+		if len(data) > 8<<10 {
+			data = data[len(data)-8<<10:]
+		}
+		fmt.Fprintf(&b, "  stderr tail:\n%s\n", data)
+	}
+	return b.String()
+}
+
+func consulServiceCount(t *testing.T, cc *consulapi.Client, name string) int {
+	t.Helper()
+	entries, _, err := cc.Catalog().Service(name, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// eventuallyEvery polls cond every interval until within passes; on
+// timeout the test fails with what and, when given, detail().
+func eventuallyEvery(t *testing.T, within, interval time.Duration, cond func() bool, what string, detail func() string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			msg := fmt.Sprintf("not within %s: %s", within, what)
+			if detail != nil {
+				msg += "\n" + detail()
+			}
+			t.Fatal(msg)
+		}
+		<-tick.C
+	}
+}
