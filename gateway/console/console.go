@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -24,6 +25,14 @@ const (
 	SessionPath = APIPrefix + "session"
 	LoginPath   = APIPrefix + "login"
 	LogoutPath  = APIPrefix + "logout"
+	// GatewayPrefix mounts the gateway's own routes for the console:
+	// /console/api/gw/2015-03-31/functions is /2015-03-31/functions. The
+	// session cookie's path (CookiePath) reaches only /console/…, so this
+	// is how a session reaches the API; every route behind it
+	// authenticates as it does at its own path (a SigV4 signature is over
+	// the path the client signed, so signed clients call the routes
+	// directly).
+	GatewayPrefix = APIPrefix + "gw"
 
 	MetricsSummaryPath = "/nimbus/v1/metrics/summary"
 	MetricsHistoryPath = "/nimbus/v1/metrics/history"
@@ -70,11 +79,43 @@ type Console struct {
 	// stopping closes when the gateway shuts down: live tails end.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// gateway serves GatewayPrefix (SetGateway).
+	gateway http.Handler
 }
 
-// Stop ends the live log tails (the gateway is shutting down); other
-// requests are unaffected.
-func (c *Console) Stop() { c.stopOnce.Do(func() { close(c.stopping) }) }
+// SetGateway names the handler GatewayPrefix serves (the gateway's whole
+// mux); call it before serving.
+func (c *Console) SetGateway(h http.Handler) { c.gateway = h }
+
+// serveGateway strips GatewayPrefix and hands the request to the gateway.
+// The console's own paths are not served twice over.
+func (c *Console) serveGateway(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
+	raw := strings.TrimPrefix(r.URL.EscapedPath(), GatewayPrefix)
+	p, err := url.PathUnescape(raw)
+	if c.gateway == nil || err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/console/") || strings.HasPrefix(p, "/url/") {
+		writeMessage(w, http.StatusNotFound, "no gateway route at "+r.URL.Path)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = p, ""
+	if raw != p {
+		r2.URL.RawPath = raw
+	}
+	r2.RequestURI = r2.URL.RequestURI()
+	c.gateway.ServeHTTP(w, r2)
+}
+
+// Stop ends the live log tails and the keeping of recent lines (the
+// gateway is shutting down); other requests are unaffected.
+func (c *Console) Stop() {
+	c.stopOnce.Do(func() {
+		close(c.stopping)
+		if c.opts.Logs != nil {
+			c.opts.Logs.Close()
+		}
+	})
+}
 
 // New builds the console.
 func New(opts Options) *Console {
@@ -115,6 +156,7 @@ func (c *Console) Routes() []Route {
 		{"ConsoleSession", get, SessionPath, SessionPath, true, http.HandlerFunc(s.ServeSession)},
 		{"ConsoleLogin", []string{http.MethodPost}, LoginPath, LoginPath, true, http.HandlerFunc(s.ServeLogin)},
 		{"ConsoleLogout", []string{http.MethodPost}, LogoutPath, LogoutPath, true, http.HandlerFunc(s.ServeLogout)},
+		{"", nil, "", GatewayPrefix + "/", true, http.HandlerFunc(c.serveGateway)},
 		// Unknown /console/api/ paths are not the application's.
 		{"", nil, "", APIPrefix, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeMessage(w, http.StatusNotFound, "unknown console API path "+r.URL.Path)

@@ -210,6 +210,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		}
 	}
 	mux.Handle("/", a)
+	s.console.SetGateway(mux)
 	// No ReadTimeout or WriteTimeout: the body has its own deadline
 	// (bodyDeadline) and a response lasts as long as the function runs.
 	s.http = &http.Server{
