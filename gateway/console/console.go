@@ -56,6 +56,9 @@ type Options struct {
 	// History serves the metrics endpoints (nil: 404 "metrics history is
 	// not kept").
 	History *History
+	// Peers adds the other gateways' histories to this one's (nil: this
+	// gateway's only; ?scope=local asks for this gateway's only).
+	Peers Peers
 	// Logs fans in the function's instances' logs (nil: the log endpoint
 	// answers 503).
 	Logs *LogTail
@@ -82,6 +85,11 @@ type Console struct {
 	// gateway serves GatewayPrefix (SetGateway).
 	gateway http.Handler
 }
+
+// SetPeers adds the other gateways' histories to this one's (Options.Peers
+// for a console built before the gateway's NATS connects); call it before
+// serving.
+func (c *Console) SetPeers(p Peers) { c.opts.Peers = p }
 
 // SetGateway names the handler GatewayPrefix serves (the gateway's whole
 // mux); call it before serving.

@@ -124,6 +124,8 @@ type Server struct {
 	// metrics history, fed by the metrics and sampleHistory.
 	console *console.Console
 	history *console.History
+	// peers reads the other gateways' histories (a shared NATS only).
+	peers *natsPeers
 }
 
 // New validates cfg (after filling defaults) and builds the server; it opens
@@ -397,6 +399,10 @@ func (s *Server) Start(ctx context.Context) error {
 		s.nats.Close()
 		return err
 	}
+	if err := s.openPeers(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
 	if err := s.openUsage(ctx); err != nil {
 		s.nats.Close()
 		return err
@@ -534,6 +540,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	go s.trackReservations(bg)
 	go s.sampleHistory(bg)
+	if s.peers != nil {
+		go s.peers.run(bg)
+	}
 	sctx, stop := context.WithCancel(bg)
 	s.stopSources, s.sourcesDone = stop, make(chan struct{})
 	go func() {
