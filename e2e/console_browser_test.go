@@ -217,6 +217,29 @@ func (b *browser) waitUpdated() {
 	b.waitJS("the function Active and updated", `(() => { const e = document.querySelector('#fn-state'); return !!e && e.dataset.state === 'Active' && e.dataset.update === 'Successful'; })()`, browserSlowTimeout)
 }
 
+// loadStable opens route in a fresh document, waits until ready (a
+// JavaScript condition that holds once the page's data has arrived) and
+// fails when the page's content moved while loading: the cumulative
+// layout shift the browser's Layout Instability API reports must stay
+// under 0.1 (what Web Vitals calls good).
+func (b *browser) loadStable(route, ready string) {
+	b.t.Helper()
+	b.run("a fresh document", browserStepTimeout, chromedp.Navigate("about:blank"))
+	b.run("opening "+route, browserStepTimeout, chromedp.Navigate(b.base+route))
+	b.waitJS(route+" loaded", ready, browserSlowTimeout)
+	cls := eval[float64](b, "measuring layout shift", `(() => {
+  const po = new PerformanceObserver(() => {});
+  po.observe({type: 'layout-shift', buffered: true});
+  const shifts = po.takeRecords();
+  po.disconnect();
+  return shifts.filter(e => !e.hadRecentInput).reduce((s, e) => s + e.value, 0);
+})()`)
+	b.t.Logf("%s: cumulative layout shift %.4f while loading", route, cls)
+	if cls >= 0.1 {
+		b.t.Errorf("%s moved while its data loaded: cumulative layout shift %.3f, want < 0.1", route, cls)
+	}
+}
+
 // noHorizontalOverflow fails when the page is wider than the window (it
 // would scroll sideways on a phone).
 func (b *browser) noHorizontalOverflow(what string) {
@@ -749,4 +772,10 @@ func TestConsoleBlueprintAndProvisioned(t *testing.T) {
 		t.Errorf("allocated shown %q, the API has 1", allocated)
 	}
 	b.screenshot("provisioned-concurrency")
+
+	// Pages that fill in from several requests keep their layout.
+	b.loadStable("#/functions", `/^\d+$/.test((document.querySelector('#functions-table tr[data-function="`+fn+`"] [data-metric="invocations"]') || {textContent: ''}).textContent.trim())`)
+	b.loadStable(fnRoute+"configuration", `!!document.querySelector('form[aria-labelledby=cfg-prov] tr[data-qualifier="1"]')`)
+	b.loadStable(fnRoute+"triggers", `!!document.querySelector('#esm-table td.empty')`)
+	b.loadStable(fnRoute+"monitor", `!!document.querySelector('[data-chart="invocations"] canvas') && document.querySelector('#monitor-status').textContent.includes('points')`)
 }
