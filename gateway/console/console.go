@@ -282,13 +282,11 @@ func (a *assetServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "asset not seekable", http.StatusInternalServerError)
 		return
 	}
-	// Bundler output under assets/ carries a content hash in its name:
-	// cache it for good. Everything else (index.html) is revalidated.
-	if strings.HasPrefix(name, "assets/") {
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
+	// The build's file names are fixed (assets/console.js, for a
+	// reproducible dist), not content-hashed: every asset is revalidated
+	// by its ETag, so a browser never runs an older gateway's console
+	// against a newer gateway's API.
+	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("ETag", a.etags[name])
 	http.ServeContent(w, r, name, time.Time{}, rs)
 }
