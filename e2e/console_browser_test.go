@@ -308,7 +308,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.click(`form button[type="submit"]`)
 
 	// The new function's Test tab opens; it becomes Active.
-	b.run("test tab after create", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
+	b.run("test tab after create", browserSlowTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
 	b.waitUpdated()
 	got, err := lc.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String(fn)})
 	if err != nil || aws.ToString(got.Configuration.Handler) != "bootstrap" || string(got.Configuration.Runtime) != "provided.al2023" {
@@ -713,7 +713,7 @@ func TestConsoleBlueprintAndProvisioned(t *testing.T) {
 	b.waitJS("the blueprint's handler", `document.querySelector('#create-handler').value === 'app.handler'`, browserStepTimeout)
 	b.screenshot("create-from-blueprint")
 	b.click(`form button[type="submit"]`)
-	b.run("test tab after create", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
+	b.run("test tab after create", browserSlowTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
 	b.waitUpdated()
 	got, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fn)})
 	if err != nil || string(got.Configuration.Runtime) != "python3.12" || aws.ToString(got.Configuration.Handler) != "app.handler" {
