@@ -519,6 +519,9 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("mapping after the console disabled it: %v %+v", err, got2)
 	}
 	b.screenshot("triggers")
+	// The tab and the graphs fill in without moving the page.
+	b.loadStable(fnRoute+"triggers", fmt.Sprintf(`/^\d+ \/ \d+ \/ \d+$/.test((document.querySelector(%q) || {textContent: ''}).textContent.trim())`, row+` td[data-field="records"]`))
+	b.loadStable(fnRoute+"monitor", `(() => { const s = document.querySelector('[data-chart="invocations"] [data-series="invocations"]'); return !!s && Number(s.dataset.total) >= 1; })()`)
 	b.open(fnRoute+"async", "#async-retries")
 	b.waitText("#inv-title", "Recent asynchronous invocations", browserStepTimeout)
 	b.set("#async-retries", "1")
