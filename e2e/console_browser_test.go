@@ -217,6 +217,29 @@ func (b *browser) waitUpdated() {
 	b.waitJS("the function Active and updated", `(() => { const e = document.querySelector('#fn-state'); return !!e && e.dataset.state === 'Active' && e.dataset.update === 'Successful'; })()`, browserSlowTimeout)
 }
 
+// loadStable opens route in a fresh document, waits until ready (a
+// JavaScript condition that holds once the page's data has arrived) and
+// fails when the page's content moved while loading: the cumulative
+// layout shift the browser's Layout Instability API reports must stay
+// under 0.1 (what Web Vitals calls good).
+func (b *browser) loadStable(route, ready string) {
+	b.t.Helper()
+	b.run("a fresh document", browserStepTimeout, chromedp.Navigate("about:blank"))
+	b.run("opening "+route, browserStepTimeout, chromedp.Navigate(b.base+route))
+	b.waitJS(route+" loaded", ready, browserSlowTimeout)
+	cls := eval[float64](b, "measuring layout shift", `(() => {
+  const po = new PerformanceObserver(() => {});
+  po.observe({type: 'layout-shift', buffered: true});
+  const shifts = po.takeRecords();
+  po.disconnect();
+  return shifts.filter(e => !e.hadRecentInput).reduce((s, e) => s + e.value, 0);
+})()`)
+	b.t.Logf("%s: cumulative layout shift %.4f while loading", route, cls)
+	if cls >= 0.1 {
+		b.t.Errorf("%s moved while its data loaded: cumulative layout shift %.3f, want < 0.1", route, cls)
+	}
+}
+
 // noHorizontalOverflow fails when the page is wider than the window (it
 // would scroll sideways on a phone).
 func (b *browser) noHorizontalOverflow(what string) {
@@ -285,7 +308,7 @@ func TestConsoleBrowser(t *testing.T) {
 	b.click(`form button[type="submit"]`)
 
 	// The new function's Test tab opens; it becomes Active.
-	b.run("test tab after create", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
+	b.run("test tab after create", browserSlowTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
 	b.waitUpdated()
 	got, err := lc.GetFunction(context.Background(), &lambda.GetFunctionInput{FunctionName: aws.String(fn)})
 	if err != nil || aws.ToString(got.Configuration.Handler) != "bootstrap" || string(got.Configuration.Runtime) != "provided.al2023" {
@@ -342,6 +365,7 @@ func TestConsoleBrowser(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no REPORT request id in the log tail %q", logTail)
 	}
+	firstRID := m[1]
 	b.screenshot("test-invoke")
 
 	// Configuration: memory, an environment variable, reserved
@@ -452,6 +476,9 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("no REPORT request id in the SDK invocation's log tail %q", tail)
 	}
 	b.waitJS("the SDK invocation's REPORT arriving live", fmt.Sprintf(hasReport, m[1]), browserSlowTimeout)
+	// The first invocation ran on the instance the memory changes
+	// replaced: its lines are the ones the gateway kept.
+	b.waitJS("the first (replaced) instance's REPORT in the tail", fmt.Sprintf(hasReport, firstRID), browserSlowTimeout)
 	b.screenshot("logs")
 	b.set("#logs-request", consoleRID)
 	b.clickText("Filter")
@@ -473,6 +500,18 @@ func TestConsoleBrowser(t *testing.T) {
 	b.clickText("Refresh")
 	b.waitText("main table", "schedule:rate(1 hour)", browserStepTimeout)
 	b.waitText("main table", "Enabled", browserSlowTimeout)
+	// The engine's own figures (/nimbus/v1/event-sources) join the
+	// mapping's row as the tab refreshes itself: records and the last
+	// result; a schedule reports no lag, so none is claimed.
+	row := fmt.Sprintf(`#esm-table tr[data-uuid=%q]`, aws.ToString(esm.UUID))
+	b.waitJS("the engine's figures in the mapping's row", fmt.Sprintf(`(() => {
+  const r = document.querySelector(%q + ' td[data-field="records"]');
+  return !!r && /^\d+ \/ \d+ \/ \d+$/.test(r.textContent.trim());
+})()`, row), browserSlowTimeout)
+	if lag := b.text(row + ` td[data-field="lag"]`); strings.TrimSpace(lag) != "—" {
+		t.Errorf("a schedule mapping shows lag %q, want — (it reports none)", lag)
+	}
+	b.waitText("#esm-refreshed", "every 5 s", browserStepTimeout)
 	b.clickText("Disable mapping " + aws.ToString(esm.UUID))
 	b.waitText("main table", "Disabled", browserSlowTimeout)
 	got2, err := lc.GetEventSourceMapping(context.Background(), &lambda.GetEventSourceMappingInput{UUID: esm.UUID})
@@ -480,6 +519,9 @@ func TestConsoleBrowser(t *testing.T) {
 		t.Fatalf("mapping after the console disabled it: %v %+v", err, got2)
 	}
 	b.screenshot("triggers")
+	// The tab and the graphs fill in without moving the page.
+	b.loadStable(fnRoute+"triggers", fmt.Sprintf(`/^\d+ \/ \d+ \/ \d+$/.test((document.querySelector(%q) || {textContent: ''}).textContent.trim())`, row+` td[data-field="records"]`))
+	b.loadStable(fnRoute+"monitor", `(() => { const s = document.querySelector('[data-chart="invocations"] [data-series="invocations"]'); return !!s && Number(s.dataset.total) >= 1; })()`)
 	b.open(fnRoute+"async", "#async-retries")
 	b.waitText("#inv-title", "Recent asynchronous invocations", browserStepTimeout)
 	b.set("#async-retries", "1")
@@ -551,6 +593,7 @@ access_key %q {
 	spec := `function "echo" {
   runtime = "provided.al2023"
   code { dir = "` + testfn.Dir(t, "echo") + `" }
+  url { auth = "NONE" }
 }
 `
 	consoleURL, endpoint := startConsoleDev(t, map[string]string{"nimbus.hcl": spec}, conf)
@@ -586,14 +629,48 @@ access_key %q {
 	b.waitText(".stack form .status", "Saved test event signed", browserStepTimeout)
 	// …and the same write without the token is refused.
 	status := eval[int](b, "a write without the CSRF token",
-		`fetch('/nimbus/v1/functions/echo/test-events/nocsrf', {method: 'PUT', body: '{}', headers: {'Content-Type': 'application/json'}}).then(r => r.status)`)
+		`fetch('/console/api/gw/nimbus/v1/functions/echo/test-events/nocsrf', {method: 'PUT', body: '{}', headers: {'Content-Type': 'application/json'}}).then(r => r.status)`)
 	if status != http.StatusForbidden {
 		t.Errorf("a session write without X-Nimbus-CSRF answered %d, want 403", status)
 	}
 
+	// The cookie reaches /console/… only: the same read at the API's own
+	// path carries no session.
+	if status := eval[int](b, "a read through the console's mount", `fetch('/console/api/gw/2015-03-31/functions').then(r => r.status)`); status != http.StatusOK {
+		t.Errorf("ListFunctions through /console/api/gw with the session answered %d", status)
+	}
+	if status := eval[int](b, "a read outside /console", `fetch('/2015-03-31/functions').then(r => r.status)`); status != http.StatusForbidden {
+		t.Errorf("ListFunctions at its own path (no cookie there) answered %d, want 403", status)
+	}
+
+	// A path-based function URL shares the console's origin. Its page
+	// runs sandboxed in an opaque origin: its script reads no cookie and
+	// no console answer, and cannot write with the session.
+	b.run("the function URL page", browserStepTimeout, chromedp.Navigate(strings.TrimSuffix(consoleURL, "/console/")+"/url/echo/page"), chromedp.WaitReady("body"))
+	fnPage := eval[[]string](b, "the function URL page's reach", `(async () => {
+  const tryFetch = (path, init) => fetch(path, Object.assign({credentials: 'include'}, init || {}))
+    .then(r => r.type === 'opaque' ? 'opaque' : 'read ' + r.status).catch(e => 'refused');
+  return [
+    String(self.origin),
+    (() => { try { return document.cookie; } catch (e) { return 'blocked'; } })(),
+    await tryFetch('/console/api/session'),
+    await tryFetch('/console/api/gw/2015-03-31/functions'),
+    await tryFetch('/console/api/gw/nimbus/v1/functions/echo/test-events/fromurl', {method: 'PUT', body: '{}', headers: {'X-Nimbus-CSRF': 'guess'}}),
+  ];
+})()`)
+	if fnPage[0] != "null" || (fnPage[1] != "" && fnPage[1] != "blocked") || fnPage[2] != "refused" || fnPage[3] != "refused" || fnPage[4] != "refused" {
+		t.Errorf("a function URL page's script: origin %q, cookie %q, session %s, ListFunctions %s, write %s; want an opaque origin reaching nothing",
+			fnPage[0], fnPage[1], fnPage[2], fnPage[3], fnPage[4])
+	}
+	b.open("#/functions/echo/test", "#test-invoke")
+	b.waitJS("the saved events listed", `!!document.querySelector('#test-saved option[value="signed"]')`, browserStepTimeout)
+	if eval[bool](b, "the function page's write", `!!document.querySelector('#test-saved option[value="fromurl"]')`) {
+		t.Error("the function URL page's script saved a test event with the console's session")
+	}
+
 	b.clickText("Sign out")
 	b.run("the login form after signing out", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#login-key")))
-	status = eval[int](b, "a read after signing out", `fetch('/2015-03-31/functions').then(r => r.status)`)
+	status = eval[int](b, "a read after signing out", `fetch('/console/api/gw/2015-03-31/functions').then(r => r.status)`)
 	if status < 400 {
 		t.Errorf("ListFunctions after signing out answered %d", status)
 	}
@@ -612,3 +689,96 @@ func compactJSON(t *testing.T, raw json.RawMessage) string {
 
 // reportRequestID finds the request id of a REPORT line.
 var reportRequestID = regexp.MustCompile(`REPORT RequestId: (\S+)`)
+
+// TestConsoleBlueprintAndProvisioned creates a function from a Python
+// blueprint through the console, invokes it with a saved test event, then
+// sets provisioned concurrency on a published version in the console and
+// reads it back through the SDK, with the status the console shows.
+func TestConsoleBlueprintAndProvisioned(t *testing.T) {
+	chromiumPath(t)
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("python3 is not installed: the Python blueprint's function cannot run")
+	}
+	consoleURL, endpoint := startConsoleDev(t, nil, "")
+	lc := lambda.New(lambda.Options{Region: e2eRegion, BaseEndpoint: aws.String(endpoint), RetryMaxAttempts: 1})
+	ctx := context.Background()
+	const fn = "from-blueprint"
+	fnRoute := "#/functions/" + fn + "/"
+	b := newBrowser(t, consoleURL, 1280, 800)
+	b.shotCount = 40
+
+	b.open("#/functions", "#functions-table")
+	b.clickText("Create function")
+	b.run("create form", browserStepTimeout, chromedp.WaitVisible(chromedp.CSS("#create-blueprint")))
+	b.waitJS("the Python blueprint offered", `!!document.querySelector('#create-blueprint option[value="hello-python"]')`, browserStepTimeout)
+	b.set("#create-blueprint", "hello-python")
+	b.set("#create-name", fn)
+	b.waitJS("the blueprint's handler", `document.querySelector('#create-handler').value === 'app.handler'`, browserStepTimeout)
+	b.screenshot("create-from-blueprint")
+	b.click(`form button[type="submit"]`)
+	b.run("test tab after create", browserSlowTimeout, chromedp.WaitVisible(chromedp.CSS("#test-invoke")))
+	b.waitUpdated()
+	got, err := lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(fn)})
+	if err != nil || string(got.Configuration.Runtime) != "python3.12" || aws.ToString(got.Configuration.Handler) != "app.handler" {
+		t.Fatalf("the function created from hello-python: %v %+v", err, got)
+	}
+
+	// A saved test event, picked on a fresh page, invokes it.
+	b.set("#test-name", "ada")
+	b.set("#test-body", `{"name":"Ada"}`)
+	b.click("#test-save")
+	b.waitText(".stack form .status", "Saved test event ada", browserStepTimeout)
+	b.open("#/functions", "#functions-table")
+	b.open(fnRoute+"test", "#test-invoke")
+	b.waitJS("the saved event in the list", `!!document.querySelector('#test-saved option[value="ada"]')`, browserStepTimeout)
+	b.set("#test-saved", "ada")
+	b.waitJS("the saved event loaded", `document.querySelector('#test-body').value.includes('Ada')`, browserStepTimeout)
+	b.click("#test-invoke")
+	b.waitText("#invoke-outcome", "Succeeded", browserSlowTimeout)
+	var answer struct {
+		Message   string `json:"message"`
+		RequestID string `json:"requestId"`
+	}
+	if err := json.Unmarshal([]byte(b.text("#invoke-response")), &answer); err != nil || answer.Message != "Hello, Ada!" || answer.RequestID == "" {
+		t.Errorf("the blueprint's answer shown: %+v (%v)", answer, err)
+	}
+	if !strings.Contains(b.text("#invoke-log"), "REPORT RequestId: "+answer.RequestID) {
+		t.Errorf("the log tail has no REPORT of %s: %q", answer.RequestID, b.text("#invoke-log"))
+	}
+	if d := eval[string](b, "the duration figure", `(document.querySelector('#invoke-report > div[data-key="billedDuration"] dd') || {}).textContent || ''`); !strings.HasSuffix(d, "ms") {
+		t.Errorf("billed duration shown %q", d)
+	}
+	b.screenshot("blueprint-test")
+
+	// Provisioned concurrency on version 1, set in the console.
+	b.open(fnRoute+"versions", "#publish-version")
+	b.click("#publish-version")
+	b.waitJS("version 1 listed", `!!document.querySelector('#versions-table tr[data-version="1"]')`, browserStepTimeout)
+	b.open(fnRoute+"configuration", "#cfg-prov-qualifier")
+	b.set("#cfg-prov-qualifier", "1")
+	b.set("#cfg-prov-value", "1")
+	b.clickText("Save provisioned concurrency")
+	b.waitText("form[aria-labelledby=cfg-prov] .status", "Provisioned concurrency for 1 requested.", browserStepTimeout)
+	pc, err := lc.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String(fn), Qualifier: aws.String("1")})
+	if err != nil || aws.ToInt32(pc.RequestedProvisionedConcurrentExecutions) != 1 {
+		t.Fatalf("GetProvisionedConcurrencyConfig after the console set it: %v %+v", err, pc)
+	}
+	// The console follows the status until it settles, and shows what
+	// the API says.
+	b.waitJS("READY shown", `(document.querySelector('form[aria-labelledby=cfg-prov] tr[data-qualifier="1"]') || {dataset: {}}).dataset.status === 'READY'`, browserSlowTimeout)
+	pc, err = lc.GetProvisionedConcurrencyConfig(ctx, &lambda.GetProvisionedConcurrencyConfigInput{FunctionName: aws.String(fn), Qualifier: aws.String("1")})
+	if err != nil || string(pc.Status) != "READY" || aws.ToInt32(pc.AllocatedProvisionedConcurrentExecutions) != 1 {
+		t.Fatalf("provisioned concurrency once the console shows READY: %v %+v", err, pc)
+	}
+	allocated := eval[string](b, "the allocated figure", `document.querySelector('form[aria-labelledby=cfg-prov] tr[data-qualifier="1"] td:nth-child(3)').textContent`)
+	if allocated != "1" {
+		t.Errorf("allocated shown %q, the API has 1", allocated)
+	}
+	b.screenshot("provisioned-concurrency")
+
+	// Pages that fill in from several requests keep their layout.
+	b.loadStable("#/functions", `/^\d+$/.test((document.querySelector('#functions-table tr[data-function="`+fn+`"] [data-metric="invocations"]') || {textContent: ''}).textContent.trim())`)
+	b.loadStable(fnRoute+"configuration", `!!document.querySelector('form[aria-labelledby=cfg-prov] tr[data-qualifier="1"]')`)
+	b.loadStable(fnRoute+"triggers", `!!document.querySelector('#esm-table td.empty')`)
+	b.loadStable(fnRoute+"monitor", `!!document.querySelector('[data-chart="invocations"] canvas') && document.querySelector('#monitor-status').textContent.includes('points')`)
+}

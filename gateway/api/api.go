@@ -104,6 +104,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.EscapedPath()
 	if rest, ok := strings.CutPrefix(p, URLPathPrefix); ok {
 		fn, sub, _ := strings.Cut(rest, "/")
+		if a.opts.Verifier != nil && a.opts.SessionCookie != "" {
+			// A path-based URL shares the gateway's origin with the
+			// console: its pages run sandboxed (an opaque origin), so a
+			// function's script can neither read the console's answers
+			// nor ride its session. Host-based URLs (url_domain) are
+			// their own origins and run unrestricted.
+			w = &sandboxedWriter{ResponseWriter: w}
+		}
 		a.serveURL(w, r, fn, "/"+sub)
 		return
 	}
@@ -283,3 +291,37 @@ func target(fn *catalog.Function, res *catalog.Resolution) router.Target {
 		EnvironmentsPerInstance: res.Spec.EnvironmentsPerInstance,
 	}
 }
+
+// PathURLSandbox is the policy every path-based function URL answer
+// carries on a gateway with access keys: the page may run scripts, forms,
+// popups and downloads, but in an opaque origin (no allow-same-origin), so
+// its requests to the gateway are cross-origin ones the gateway answers
+// without CORS.
+const PathURLSandbox = "sandbox allow-scripts allow-forms allow-popups allow-modals allow-downloads"
+
+// sandboxedWriter adds PathURLSandbox to an answer as its header is
+// written, after the function's own headers (a policy the function sets
+// applies as well: both are enforced).
+type sandboxedWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *sandboxedWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		w.Header().Add("Content-Security-Policy", PathURLSandbox)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *sandboxedWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes and
+// deadlines of streamed answers).
+func (w *sandboxedWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -17,7 +17,11 @@
 // Function URLs are reached two ways: host-based, `<function>.<url_domain>`
 // (what DNS or Consul points at), and path-based,
 // `/url/<function>/<path…>` on any gateway address (handy on localhost); the
-// function sees `/<path…>` as rawPath either way.
+// function sees `/<path…>` as rawPath either way. A path-based URL shares
+// the gateway's origin with the web console: on a gateway with access keys
+// its answers carry PathURLSandbox, so the page runs in an opaque origin
+// and its scripts can neither read the console's answers nor use its
+// session; host-based URLs are origins of their own.
 //
 // config_api.go serves reserved concurrency, provisioned concurrency
 // configs (per version or alias, kept in the versions store; their status

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"sync"
@@ -24,6 +25,14 @@ const (
 	SessionPath = APIPrefix + "session"
 	LoginPath   = APIPrefix + "login"
 	LogoutPath  = APIPrefix + "logout"
+	// GatewayPrefix mounts the gateway's own routes for the console:
+	// /console/api/gw/2015-03-31/functions is /2015-03-31/functions. The
+	// session cookie's path (CookiePath) reaches only /console/…, so this
+	// is how a session reaches the API; every route behind it
+	// authenticates as it does at its own path (a SigV4 signature is over
+	// the path the client signed, so signed clients call the routes
+	// directly).
+	GatewayPrefix = APIPrefix + "gw"
 
 	MetricsSummaryPath = "/nimbus/v1/metrics/summary"
 	MetricsHistoryPath = "/nimbus/v1/metrics/history"
@@ -47,6 +56,9 @@ type Options struct {
 	// History serves the metrics endpoints (nil: 404 "metrics history is
 	// not kept").
 	History *History
+	// Peers adds the other gateways' histories to this one's (nil: this
+	// gateway's only; ?scope=local asks for this gateway's only).
+	Peers Peers
 	// Logs fans in the function's instances' logs (nil: the log endpoint
 	// answers 503).
 	Logs *LogTail
@@ -70,11 +82,48 @@ type Console struct {
 	// stopping closes when the gateway shuts down: live tails end.
 	stopping chan struct{}
 	stopOnce sync.Once
+	// gateway serves GatewayPrefix (SetGateway).
+	gateway http.Handler
 }
 
-// Stop ends the live log tails (the gateway is shutting down); other
-// requests are unaffected.
-func (c *Console) Stop() { c.stopOnce.Do(func() { close(c.stopping) }) }
+// SetPeers adds the other gateways' histories to this one's (Options.Peers
+// for a console built before the gateway's NATS connects); call it before
+// serving.
+func (c *Console) SetPeers(p Peers) { c.opts.Peers = p }
+
+// SetGateway names the handler GatewayPrefix serves (the gateway's whole
+// mux); call it before serving.
+func (c *Console) SetGateway(h http.Handler) { c.gateway = h }
+
+// serveGateway strips GatewayPrefix and hands the request to the gateway.
+// The console's own paths are not served twice over.
+func (c *Console) serveGateway(w http.ResponseWriter, r *http.Request) {
+	securityHeaders(w.Header())
+	raw := strings.TrimPrefix(r.URL.EscapedPath(), GatewayPrefix)
+	p, err := url.PathUnescape(raw)
+	if c.gateway == nil || err != nil || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "/console/") || strings.HasPrefix(p, "/url/") {
+		writeMessage(w, http.StatusNotFound, "no gateway route at "+r.URL.Path)
+		return
+	}
+	r2 := r.Clone(r.Context())
+	r2.URL.Path, r2.URL.RawPath = p, ""
+	if raw != p {
+		r2.URL.RawPath = raw
+	}
+	r2.RequestURI = r2.URL.RequestURI()
+	c.gateway.ServeHTTP(w, r2)
+}
+
+// Stop ends the live log tails and the keeping of recent lines (the
+// gateway is shutting down); other requests are unaffected.
+func (c *Console) Stop() {
+	c.stopOnce.Do(func() {
+		close(c.stopping)
+		if c.opts.Logs != nil {
+			c.opts.Logs.Close()
+		}
+	})
+}
 
 // New builds the console.
 func New(opts Options) *Console {
@@ -115,6 +164,7 @@ func (c *Console) Routes() []Route {
 		{"ConsoleSession", get, SessionPath, SessionPath, true, http.HandlerFunc(s.ServeSession)},
 		{"ConsoleLogin", []string{http.MethodPost}, LoginPath, LoginPath, true, http.HandlerFunc(s.ServeLogin)},
 		{"ConsoleLogout", []string{http.MethodPost}, LogoutPath, LogoutPath, true, http.HandlerFunc(s.ServeLogout)},
+		{"", nil, "", GatewayPrefix + "/", true, http.HandlerFunc(c.serveGateway)},
 		// Unknown /console/api/ paths are not the application's.
 		{"", nil, "", APIPrefix, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			writeMessage(w, http.StatusNotFound, "unknown console API path "+r.URL.Path)
@@ -232,13 +282,11 @@ func (a *assetServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "asset not seekable", http.StatusInternalServerError)
 		return
 	}
-	// Bundler output under assets/ carries a content hash in its name:
-	// cache it for good. Everything else (index.html) is revalidated.
-	if strings.HasPrefix(name, "assets/") {
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
+	// The build's file names are fixed (assets/console.js, for a
+	// reproducible dist), not content-hashed: every asset is revalidated
+	// by its ETag, so a browser never runs an older gateway's console
+	// against a newer gateway's API.
+	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("ETag", a.etags[name])
 	http.ServeContent(w, r, name, time.Time{}, rs)
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"slices"
@@ -259,6 +260,16 @@ type Series struct {
 	Start  int64   `json:"start"`
 	End    int64   `json:"end"`
 	Points []Point `json:"points"`
+	// Gateways is how many gateways' histories were added up.
+	Gateways int `json:"gateways"`
+}
+
+// Peers reads the metrics history the other gateways of a cluster keep
+// (each gateway records only the invocations it served). An error comes
+// with what was read: the answer then covers the gateways that replied.
+type Peers interface {
+	Histories(ctx context.Context, fn, window string) ([]RawSeries, error)
+	Summaries(ctx context.Context, window string) ([]map[string]Totals, error)
 }
 
 // Windows the history answers, with their bucket step.
@@ -271,41 +282,147 @@ var windows = map[string]struct {
 	"1d":  {24 * time.Hour, false},
 }
 
+// RawPoint is one non-empty bucket as gateways exchange it: the counts
+// and the duration histogram (sparse: bucket index → count), so merged
+// quantiles are read from the merged histogram.
+type RawPoint struct {
+	T               int64          `json:"t"`
+	Invocations     int64          `json:"invocations,omitempty"`
+	Errors          int64          `json:"errors,omitempty"`
+	Throttles       int64          `json:"throttles,omitempty"`
+	ColdStarts      int64          `json:"coldStarts,omitempty"`
+	Concurrency     int            `json:"concurrency,omitempty"`
+	AsyncDepth      int            `json:"asyncDepth,omitempty"`
+	AsyncAgeSeconds float64        `json:"asyncAgeSeconds,omitempty"`
+	Hist            map[int]uint32 `json:"hist,omitempty"`
+}
+
+// RawSeries is one gateway's non-empty buckets of a function over a
+// window (Raw), what Peers exchange.
+type RawSeries struct {
+	Step   int64      `json:"step"`
+	Points []RawPoint `json:"points"`
+}
+
+// span answers a window's step and its first and last slot now.
+func (h *History) span(window string) (w struct {
+	span time.Duration
+	fine bool
+}, step time.Duration, first, last int64, ok bool) {
+	w, ok = windows[window]
+	if !ok {
+		return w, 0, 0, 0, false
+	}
+	step = coarseStep
+	if w.fine {
+		step = fineStep
+	}
+	secs := int64(step / time.Second)
+	last = h.now().Unix() / secs
+	first = last - int64(w.span/step) + 1
+	return w, step, first, last, true
+}
+
+// Raw answers this gateway's non-empty buckets of fn over window;
+// ok=false for an unknown window.
+func (h *History) Raw(fn, window string) (RawSeries, bool) {
+	w, step, first, last, ok := h.span(window)
+	if !ok {
+		return RawSeries{}, false
+	}
+	secs := int64(step / time.Second)
+	out := RawSeries{Step: secs, Points: []RawPoint{}}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := h.fns[fn]
+	if s == nil {
+		return out, true
+	}
+	r := &s.coarse
+	if w.fine {
+		r = &s.fine
+	}
+	for slot := first; slot <= last; slot++ {
+		p := r.get(slot)
+		if p == nil {
+			continue
+		}
+		rp := RawPoint{T: slot * secs, Invocations: p.invocations, Errors: p.errors, Throttles: p.throttles, ColdStarts: p.coldStarts,
+			Concurrency: p.concurrency, AsyncDepth: p.asyncDepth, AsyncAgeSeconds: p.asyncAge}
+		for i, c := range p.hist {
+			if c > 0 {
+				if rp.Hist == nil {
+					rp.Hist = map[int]uint32{}
+				}
+				rp.Hist[i] = c
+			}
+		}
+		out.Points = append(out.Points, rp)
+	}
+	return out, true
+}
+
 // Series answers fn's buckets over window ("15m", "1h" or "1d"), oldest
 // first, every bucket present (zeros where nothing happened); ok=false for
 // an unknown window.
 func (h *History) Series(fn, window string) (Series, bool) {
-	w, ok := windows[window]
+	raw, ok := h.Raw(fn, window)
 	if !ok {
 		return Series{}, false
 	}
-	step := coarseStep
-	if w.fine {
-		step = fineStep
+	return h.Merge(window, []RawSeries{raw})
+}
+
+// Merge adds up several gateways' raw series of one function over window
+// into the history endpoint's answer, aligned on this gateway's clock:
+// counts and concurrency add up (each gateway counts its own), the async
+// queue (one queue every gateway shares) takes the largest sample, and
+// duration quantiles are read from the summed histograms. Points outside
+// the window (a peer's clock a bucket off) are dropped.
+func (h *History) Merge(window string, parts []RawSeries) (Series, bool) {
+	_, step, first, last, ok := h.span(window)
+	if !ok {
+		return Series{}, false
 	}
-	n := int(w.span / step)
 	secs := int64(step / time.Second)
-	last := h.now().Unix() / secs
-	first := last - int64(n) + 1
+	n := int(last - first + 1)
 	out := Series{Step: secs, Start: first * secs, End: (last + 1) * secs, Points: make([]Point, n)}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	s := h.fns[fn]
+	hists := make([]*point, n)
 	for i := range n {
-		slot := first + int64(i)
-		pt := Point{T: slot * secs}
-		if s != nil {
-			r := &s.coarse
-			if w.fine {
-				r = &s.fine
+		out.Points[i].T = (first + int64(i)) * secs
+	}
+	for _, part := range parts {
+		if part.Step != secs {
+			continue
+		}
+		for _, rp := range part.Points {
+			i := int(rp.T/secs - first)
+			if i < 0 || i >= n || rp.T%secs != 0 {
+				continue
 			}
-			if p := r.get(slot); p != nil {
-				pt.Invocations, pt.Errors, pt.Throttles, pt.ColdStarts = p.invocations, p.errors, p.throttles, p.coldStarts
-				pt.Concurrency, pt.AsyncDepth, pt.AsyncAgeSeconds = p.concurrency, p.asyncDepth, p.asyncAge
-				pt.DurationP50Ms, pt.DurationP99Ms = p.quantile(0.5), p.quantile(0.99)
+			pt := &out.Points[i]
+			pt.Invocations += rp.Invocations
+			pt.Errors += rp.Errors
+			pt.Throttles += rp.Throttles
+			pt.ColdStarts += rp.ColdStarts
+			pt.Concurrency += rp.Concurrency
+			pt.AsyncDepth = max(pt.AsyncDepth, rp.AsyncDepth)
+			pt.AsyncAgeSeconds = max(pt.AsyncAgeSeconds, rp.AsyncAgeSeconds)
+			for b, c := range rp.Hist {
+				if b < 0 || b > histBuckets {
+					continue
+				}
+				if hists[i] == nil {
+					hists[i] = &point{}
+				}
+				hists[i].hist[b] += c
 			}
 		}
-		out.Points[i] = pt
+	}
+	for i, p := range hists {
+		if p != nil {
+			out.Points[i].DurationP50Ms, out.Points[i].DurationP99Ms = p.quantile(0.5), p.quantile(0.99)
+		}
 	}
 	return out, true
 }
@@ -365,7 +482,24 @@ func (c *Console) serveSummary(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusBadRequest, "window must be 15m, 1h or 1d")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"functions": sum})
+	gateways := 1
+	if p := c.opts.Peers; p != nil && r.URL.Query().Get("scope") != "local" {
+		others, err := p.Summaries(r.Context(), window)
+		if err != nil {
+			c.logger.Warn("reading the other gateways' metrics summaries", "error", err)
+		}
+		for _, o := range others {
+			gateways++
+			for fn, t := range o {
+				m := sum[fn]
+				m.Invocations += t.Invocations
+				m.Errors += t.Errors
+				m.Throttles += t.Throttles
+				sum[fn] = m
+			}
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"functions": sum, "gateways": gateways})
 }
 
 func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
@@ -383,10 +517,20 @@ func (c *Console) serveHistory(w http.ResponseWriter, r *http.Request) {
 	if window == "" {
 		window = "1h"
 	}
-	s, ok := c.opts.History.Series(fn, window)
+	raw, ok := c.opts.History.Raw(fn, window)
 	if !ok {
 		writeMessage(w, http.StatusBadRequest, "window must be 15m, 1h or 1d")
 		return
 	}
+	parts := []RawSeries{raw}
+	if p := c.opts.Peers; p != nil && q.Get("scope") != "local" {
+		others, err := p.Histories(r.Context(), fn, window)
+		if err != nil {
+			c.logger.Warn("reading the other gateways' metrics history", "function", fn, "error", err)
+		}
+		parts = append(parts, others...)
+	}
+	s, _ := c.opts.History.Merge(window, parts)
+	s.Gateways = len(parts)
 	writeJSON(w, http.StatusOK, s)
 }

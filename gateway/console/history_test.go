@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -146,5 +147,79 @@ func TestMetricsEndpoints(t *testing.T) {
 	}
 	if code := get(console.MetricsHistoryPath+"?window=1h", &e); code != 400 {
 		t.Errorf("no function: %d", code)
+	}
+}
+
+// stubPeers answers another gateway's history as it would travel: JSON.
+type stubPeers struct{ other *console.History }
+
+func (p stubPeers) Histories(_ context.Context, fn, window string) ([]console.RawSeries, error) {
+	raw, _ := p.other.Raw(fn, window)
+	b, _ := json.Marshal(raw)
+	var back console.RawSeries
+	err := json.Unmarshal(b, &back)
+	return []console.RawSeries{back}, err
+}
+
+func (p stubPeers) Summaries(_ context.Context, window string) ([]map[string]console.Totals, error) {
+	s, _ := p.other.Summary(window)
+	return []map[string]console.Totals{s}, nil
+}
+
+// Two gateways' histories add up: counts and concurrency sum, the shared
+// async queue is not counted twice, quantiles come from the summed
+// histograms; ?scope=local answers one gateway's.
+func TestHistoryMergesPeers(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 12, 0, 5, 0, time.UTC)}
+	a, b := console.NewHistory(clk.Now, 0), console.NewHistory(clk.Now, 0)
+	for range 10 {
+		a.Invocation("fn", "$LATEST", false, time.Millisecond, 0, false)
+	}
+	for range 30 {
+		b.Invocation("fn", "$LATEST", true, 500*time.Millisecond, 0, false)
+	}
+	a.Concurrency("fn", 2)
+	b.Concurrency("fn", 3)
+	a.Async("fn", 4, time.Minute)
+	b.Async("fn", 4, time.Minute)
+	c := console.New(console.Options{History: a, Peers: stubPeers{other: b}})
+	mux := http.NewServeMux()
+	for _, rt := range c.Routes() {
+		mux.Handle(rt.Pattern, rt.Handler)
+	}
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	get := func(path string, v any) {
+		t.Helper()
+		resp, err := srv.Client().Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(v); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %v", path, resp.StatusCode, err)
+		}
+	}
+	var s console.Series
+	get("/nimbus/v1/metrics/history?function=fn&window=15m", &s)
+	p := s.Points[len(s.Points)-1]
+	if s.Gateways != 2 || p.Invocations != 40 || p.Errors != 30 || p.Concurrency != 5 || p.AsyncDepth != 4 {
+		t.Fatalf("merged bucket: gateways %d %+v", s.Gateways, p)
+	}
+	// 10 at 1 ms and 30 at 500 ms: the median is among the slow ones.
+	if p.DurationP50Ms < 500 || p.DurationP50Ms > 650 {
+		t.Errorf("merged p50 %.1f ms, want ~500 (from the summed histograms)", p.DurationP50Ms)
+	}
+	get("/nimbus/v1/metrics/history?function=fn&window=15m&scope=local", &s)
+	if p := s.Points[len(s.Points)-1]; s.Gateways != 1 || p.Invocations != 10 {
+		t.Errorf("scope=local: gateways %d %+v", s.Gateways, p)
+	}
+	var sum struct {
+		Functions map[string]console.Totals `json:"functions"`
+		Gateways  int                       `json:"gateways"`
+	}
+	get("/nimbus/v1/metrics/summary?window=1h", &sum)
+	if sum.Gateways != 2 || sum.Functions["fn"].Invocations != 40 || sum.Functions["fn"].Errors != 30 {
+		t.Errorf("merged summary: %+v", sum)
 	}
 }

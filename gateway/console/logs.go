@@ -36,7 +36,20 @@ type LogTailConfig struct {
 	// Heartbeat is how often an idle live tail sends an SSE comment.
 	// Default 15s.
 	Heartbeat time.Duration
-	Logger    hclog.Logger
+	// Keep is how many recent lines the gateway keeps per function (the
+	// newest), so that the lines of an instance that has since gone
+	// (scaled in, crashed, replaced by an update) still show in the tail
+	// and the recent lines. Default 1000.
+	Keep int
+	// KeepFunctions bounds the functions whose lines are kept: over it,
+	// the one invoked least recently is forgotten. Default 100.
+	KeepFunctions int
+	// KeepIdle: the gateway follows a function's instances into the kept
+	// lines from its first invocation through this gateway until it has
+	// been idle this long (the kept lines stay until pushed out). Default
+	// 15m.
+	KeepIdle time.Duration
+	Logger   hclog.Logger
 }
 
 // MaxLogEvents bounds a non-following answer (the newest are kept).
@@ -46,10 +59,33 @@ const MaxLogEvents = 2000
 // once.
 const recentParallel = 16
 
-// LogTail fans in the log lines of a function's instances.
+// LogTail fans in the log lines of a function's instances, and keeps the
+// recent lines of the functions invoked through this gateway (it is a
+// metrics.Observer: an invocation starts or extends the keeping).
+//
+// Lock rule: LogTail.mu guards kept and every keeper's fields; nothing
+// else is taken while it is held.
 type LogTail struct {
 	cfg LogTailConfig
 	log hclog.Logger
+
+	ctx    context.Context // ends at Close: every keeper stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	kept   map[string]*keeper
+	closed bool
+}
+
+// keeper holds one function's kept lines and runs its collector.
+type keeper struct {
+	lines []LogEvent // oldest first, at most cfg.Keep
+	// last is the newest kept line's time per instance: a collector that
+	// starts again does not keep a line twice.
+	last   map[string]time.Time
+	active time.Time          // the last invocation
+	stop   context.CancelFunc // nil: no collector runs
 }
 
 // NewLogTail builds the tail.
@@ -60,14 +96,173 @@ func NewLogTail(cfg LogTailConfig) *LogTail {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = 15 * time.Second
 	}
+	if cfg.Keep <= 0 {
+		cfg.Keep = 1000
+	}
+	if cfg.KeepFunctions <= 0 {
+		cfg.KeepFunctions = 100
+	}
+	if cfg.KeepIdle <= 0 {
+		cfg.KeepIdle = 15 * time.Minute
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &LogTail{cfg: cfg, log: cfg.Logger.Named("logs")}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &LogTail{cfg: cfg, log: cfg.Logger.Named("logs"), ctx: ctx, cancel: cancel, kept: map[string]*keeper{}}
 }
 
-// Recent answers the lines the function's instances keep after since,
-// oldest first, at most MaxLogEvents (the newest); requestID filters.
+// Close stops keeping lines and waits for the collectors to end.
+func (t *LogTail) Close() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.cancel()
+	t.wg.Wait()
+}
+
+// Invocation keeps function's lines from now on (metrics.Observer).
+func (t *LogTail) Invocation(function, _ string, _ bool, _, _ time.Duration, _ bool) {
+	t.Watch(function)
+}
+
+// PlatformError keeps function's lines too: a platform error (an
+// instance that crashed) is when they matter most (metrics.Observer).
+func (t *LogTail) PlatformError(function, _ string) { t.Watch(function) }
+
+// Throttle changes nothing: no instance ran (metrics.Observer).
+func (t *LogTail) Throttle(string, string) {}
+
+// Watch starts (or extends) keeping function's recent lines: a collector
+// follows its instances until it has been idle for KeepIdle.
+func (t *LogTail) Watch(function string) {
+	now := time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	k, ok := t.kept[function]
+	if !ok {
+		if len(t.kept) >= t.cfg.KeepFunctions {
+			t.evictLocked()
+		}
+		k = &keeper{last: map[string]time.Time{}}
+		t.kept[function] = k
+	}
+	k.active = now
+	if k.stop != nil {
+		return
+	}
+	ctx, stop := context.WithCancel(t.ctx)
+	k.stop = stop
+	// Lines from a little before the first invocation: it has ended by
+	// the time it is observed, and its instance keeps them in its ring.
+	since := now.Add(-time.Minute)
+	t.wg.Go(func() { t.collect(ctx, function, k, since) })
+}
+
+// evictLocked forgets the least recently invoked function's lines.
+func (t *LogTail) evictLocked() {
+	var oldest string
+	var at time.Time
+	for fn, k := range t.kept {
+		if oldest == "" || k.active.Before(at) {
+			oldest, at = fn, k.active
+		}
+	}
+	if k := t.kept[oldest]; k != nil && k.stop != nil {
+		k.stop()
+	}
+	delete(t.kept, oldest)
+}
+
+// collect follows function's live instances into k until ctx ends or the
+// function has been idle for KeepIdle.
+func (t *LogTail) collect(ctx context.Context, function string, k *keeper, since time.Time) {
+	ctx, cancel := context.WithCancel(ctx)
+	ch := make(chan LogEvent, 256)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t.followLive(ctx, function, since, "", ch)
+	}()
+	defer func() {
+		cancel()
+		<-done
+		t.mu.Lock()
+		if k.stop != nil {
+			k.stop()
+			k.stop = nil
+		}
+		t.mu.Unlock()
+	}()
+	idle := time.NewTicker(max(t.cfg.KeepIdle/4, time.Second))
+	defer idle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle.C:
+			t.mu.Lock()
+			stale := time.Since(k.active) >= t.cfg.KeepIdle
+			t.mu.Unlock()
+			if stale {
+				return
+			}
+		case ev := <-ch:
+			t.mu.Lock()
+			// A line no newer than the instance's newest kept one is
+			// either out of order (REPORT is stamped when the invocation
+			// ended) or read again by a restarted collector: keep it
+			// unless it is held already.
+			if ev.Time.After(k.last[ev.Instance]) || !slices.Contains(k.lines, ev) {
+				if ev.Time.After(k.last[ev.Instance]) {
+					k.last[ev.Instance] = ev.Time
+				}
+				k.lines = append(k.lines, ev)
+				// Trim in halves so keeping costs amortised O(1) a line.
+				if len(k.lines) >= 2*t.cfg.Keep {
+					k.lines = append(k.lines[:0:0], k.lines[len(k.lines)-t.cfg.Keep:]...)
+				}
+			}
+			t.mu.Unlock()
+		}
+	}
+}
+
+// Kept answers the lines the gateway keeps of function (oldest first, at
+// most Keep), whether or not their instances still run.
+func (t *LogTail) Kept(function string) []LogEvent {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	k := t.kept[function]
+	if k == nil {
+		return nil
+	}
+	lines := k.lines
+	if len(lines) > t.cfg.Keep {
+		lines = lines[len(lines)-t.cfg.Keep:]
+	}
+	return slices.Clone(lines)
+}
+
+// keptGone answers the kept lines after since (of requestID, if given)
+// of the instances not in live: theirs are read from the instances.
+func (t *LogTail) keptGone(function string, live map[string]bool, since time.Time, requestID string) []LogEvent {
+	var out []LogEvent
+	for _, e := range t.Kept(function) {
+		if live[e.Instance] || !e.Time.After(since) || (requestID != "" && e.RequestID != requestID) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Recent answers the lines after since of the function's instances and
+// the lines the gateway kept of its instances that have gone, oldest
+// first, at most MaxLogEvents (the newest); requestID filters.
 func (t *LogTail) Recent(ctx context.Context, function string, since time.Time, requestID string) ([]LogEvent, error) {
 	insts, err := t.cfg.Instances(ctx, function)
 	if err != nil {
@@ -99,6 +294,11 @@ func (t *LogTail) Recent(ctx context.Context, function string, since time.Time, 
 		})
 	}
 	wg.Wait()
+	live := make(map[string]bool, len(insts))
+	for _, in := range insts {
+		live[in.ID] = true
+	}
+	out = append(out, t.keptGone(function, live, since, requestID)...)
 	slices.SortStableFunc(out, func(a, b LogEvent) int { return a.Time.Compare(b.Time) })
 	if len(out) > MaxLogEvents {
 		out = out[len(out)-MaxLogEvents:]
@@ -110,12 +310,31 @@ func event(in discovery.Instance, l invokeapi.LogLine) LogEvent {
 	return LogEvent{Time: l.Time, Version: in.Version, Instance: in.ID, RequestID: l.RequestID, Stream: l.Stream, Message: l.Message}
 }
 
-// Follow sends the lines after since and then every new one, from every
-// instance of the function (instances that appear later included), until
-// ctx ends. A slow receiver slows only its own tail (the instances keep
-// their lines in their rings; a line that falls out before it is read is
-// lost to this tail).
+// Follow sends the lines the gateway kept (after since) of the function's
+// instances that have gone, then the live instances' lines after since
+// and every new one (instances that appear later included), until ctx
+// ends. A slow receiver slows only its own tail (the instances keep their
+// lines in their rings; a line that falls out before it is read is lost
+// to this tail).
 func (t *LogTail) Follow(ctx context.Context, function string, since time.Time, requestID string, send chan<- LogEvent) {
+	if insts, err := t.cfg.Instances(ctx, function); err == nil {
+		live := make(map[string]bool, len(insts))
+		for _, in := range insts {
+			live[in.ID] = true
+		}
+		for _, e := range t.keptGone(function, live, since, requestID) {
+			select {
+			case send <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+	t.followLive(ctx, function, since, requestID, send)
+}
+
+// followLive is Follow over the live instances only.
+func (t *LogTail) followLive(ctx context.Context, function string, since time.Time, requestID string, send chan<- LogEvent) {
 	var mu sync.Mutex
 	following := map[string]bool{}
 	// last is the time of the last line sent per instance, so a tail that

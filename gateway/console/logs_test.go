@@ -3,10 +3,13 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -168,4 +171,127 @@ func TestTailFansInEveryInstance(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// The gateway keeps the recent lines of a function it saw invoked: once
+// its instance is stopped and gone from discovery, the lines still read
+// back (recent and at the start of a live tail), and only once.
+func TestKeptLinesOutliveTheirInstance(t *testing.T) {
+	const secret = "secret-kept"
+	a := startInstance(t, "$LATEST", secret)
+	var mu sync.Mutex
+	insts := []discovery.Instance{{ID: "gone", Address: a.Addr(), Function: "talker", Version: "$LATEST"}}
+	tail := console.NewLogTail(console.LogTailConfig{
+		Instances: func(context.Context, string) ([]discovery.Instance, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(insts), nil
+		},
+		Client: func(string, string) *invokeapi.Client { return &invokeapi.Client{Secret: secret} },
+		Rescan: 100 * time.Millisecond,
+	})
+	t.Cleanup(tail.Close)
+	c := &invokeapi.Client{Secret: secret}
+	resp, err := c.Invoke(context.Background(), a.Addr(), &invokeapi.Request{RequestID: "id-gone", Payload: []byte(`{"say":"before-stop"}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// The gateway observes the invocation (as metrics.Observer) once it
+	// has ended; the keeper reads the lines back from the instance's ring.
+	tail.Invocation("talker", "$LATEST", false, time.Millisecond, 0, true)
+	has := func(evs []console.LogEvent, msg string) int {
+		n := 0
+		for _, e := range evs {
+			if e.Message == msg && e.RequestID == "id-gone" && e.Instance == "gone" {
+				n++
+			}
+		}
+		return n
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		kept := tail.Kept("talker")
+		report := false
+		for _, e := range kept {
+			report = report || strings.HasPrefix(e.Message, "REPORT RequestId: id-gone")
+		}
+		return has(kept, "before-stop id-gone") == 1 && report
+	}, "the invocation's line and REPORT kept")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	insts = nil
+	mu.Unlock()
+	evs, err := tail.Recent(context.Background(), "talker", time.Time{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if has(evs, "before-stop id-gone") != 1 {
+		t.Fatalf("recent lines after the instance stopped: %+v", evs)
+	}
+	var report bool
+	for _, e := range evs {
+		report = report || strings.HasPrefix(e.Message, "REPORT RequestId: id-gone")
+	}
+	if !report {
+		t.Errorf("the REPORT line of the gone instance's invocation is not kept: %+v", evs)
+	}
+	if only, _ := tail.Recent(context.Background(), "talker", time.Time{}, "other-id"); len(only) != 0 {
+		t.Errorf("the request id filter let through kept lines: %+v", only)
+	}
+
+	// A live tail starts with the kept lines.
+	fctx, fcancel := context.WithCancel(context.Background())
+	defer fcancel()
+	ch := make(chan console.LogEvent, 100)
+	done := make(chan struct{})
+	go func() { tail.Follow(fctx, "talker", time.Time{}, "id-gone", ch); close(done) }()
+	select {
+	case e := <-ch:
+		if e.RequestID != "id-gone" || e.Instance != "gone" {
+			t.Errorf("first line of the live tail: %+v", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the live tail sent none of the kept lines")
+	}
+	fcancel()
+	<-done
+}
+
+// Keeping is bounded: lines per function and functions kept.
+func TestKeptLinesAreBounded(t *testing.T) {
+	const secret = "secret-bound"
+	a := startInstance(t, "$LATEST", secret)
+	tail := console.NewLogTail(console.LogTailConfig{
+		Instances: func(_ context.Context, fn string) ([]discovery.Instance, error) {
+			return []discovery.Instance{{ID: "i-" + fn, Address: a.Addr(), Function: "talker", Version: "$LATEST"}}, nil
+		},
+		Client:        func(string, string) *invokeapi.Client { return &invokeapi.Client{Secret: secret} },
+		Keep:          6,
+		KeepFunctions: 1,
+	})
+	t.Cleanup(tail.Close)
+	c := &invokeapi.Client{Secret: secret}
+	for i := range 4 {
+		resp, err := c.Invoke(context.Background(), a.Addr(), &invokeapi.Request{RequestID: fmt.Sprintf("id-%d", i), Payload: []byte(`{"say":"n"}`)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	tail.Watch("one")
+	// Four invocations log 16 lines; the newest 6 are kept.
+	var kept []console.LogEvent
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		kept = tail.Kept("one")
+		return len(kept) == 6 && strings.HasPrefix(kept[5].Message, "REPORT RequestId: id-3")
+	}, "the newest 6 lines kept: %+v", &kept)
+	tail.Watch("two")
+	if n := len(tail.Kept("one")); n != 0 {
+		t.Errorf("a second function over KeepFunctions=1 left %d lines of the first", n)
+	}
 }

@@ -29,6 +29,11 @@ const (
 	// CSRFHeader carries the session's CSRF token on every request other
 	// than GET and HEAD.
 	CSRFHeader = "X-Nimbus-CSRF"
+	// CookiePath scopes the session cookie: the browser sends it only to
+	// /console/…, so the console reaches the gateway's API through
+	// GatewayPrefix and no other path (a path-based function URL under
+	// /url/ above all) ever receives it.
+	CookiePath = "/console"
 )
 
 // Key is one access key a session may stand for.
@@ -448,7 +453,7 @@ func (s *Sessions) ServeLogin(w http.ResponseWriter, r *http.Request) {
 		s.logger.Warn("console login over plain HTTP from another host: serve the gateway over TLS (or behind a TLS proxy)", "client", client)
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: id, Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		Name: CookieName, Value: id, Path: CookiePath, HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(s.cfg.MaxAge / time.Second),
 	})
 	writeJSON(w, http.StatusOK, s.info(sess))
@@ -481,7 +486,7 @@ func (s *Sessions) ServeLogout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: CookieName, Value: "", Path: "/", HttpOnly: true, Secure: r.TLS != nil,
+		Name: CookieName, Value: "", Path: CookiePath, HttpOnly: true, Secure: r.TLS != nil,
 		SameSite: http.SameSiteStrictMode, MaxAge: -1,
 	})
 	w.Header().Set("Cache-Control", "no-store")

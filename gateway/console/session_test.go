@@ -116,8 +116,8 @@ func TestLoginSetsAStrictCookieAndTheSessionStandsForTheKey(t *testing.T) {
 			t.Fatalf("login: %d", resp.StatusCode)
 		}
 		ck := sessionCookie(t, resp)
-		if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.Secure != tls || len(ck.Value) < 43 {
-			t.Errorf("tls=%v: cookie %+v: want HttpOnly, SameSite=Strict, Path=/, Secure only over TLS, a 256-bit id", tls, ck)
+		if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != console.CookiePath || ck.Secure != tls || len(ck.Value) < 43 {
+			t.Errorf("tls=%v: cookie %+v: want HttpOnly, SameSite=Strict, Path=/console, Secure only over TLS, a 256-bit id", tls, ck)
 		}
 		want := console.SessionInfo{Mode: "cluster", AuthRequired: true, Authenticated: true, AccessKeyID: "AKIDINVOKE",
 			Scope: "invoke", CSRFToken: info.CSRFToken, Region: "us-east-1", AccountID: "123456789012"}

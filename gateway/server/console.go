@@ -42,20 +42,24 @@ func (s *Server) newConsole() *console.Console {
 	})
 	s.history = console.NewHistory(nil, 0)
 	s.metrics.Observe(s.history)
+	// The tail keeps the recent lines of the functions invoked through
+	// this gateway, so an instance's lines outlive it.
+	logs := console.NewLogTail(console.LogTailConfig{
+		Instances: s.functionInstances,
+		Client: func(fn, version string) *invokeapi.Client {
+			c := &invokeapi.Client{}
+			if len(cfg.InvokeKeyBytes) > 0 {
+				c.Secret = invokeapi.DeriveSecret(cfg.InvokeKeyBytes, fn, version)
+			}
+			return c
+		},
+		Logger: s.logger,
+	})
+	s.metrics.Observe(logs)
 	opts := console.Options{
 		Sessions: sessions,
 		History:  s.history,
-		Logs: console.NewLogTail(console.LogTailConfig{
-			Instances: s.functionInstances,
-			Client: func(fn, version string) *invokeapi.Client {
-				c := &invokeapi.Client{}
-				if len(cfg.InvokeKeyBytes) > 0 {
-					c.Secret = invokeapi.DeriveSecret(cfg.InvokeKeyBytes, fn, version)
-				}
-				return c
-			},
-			Logger: s.logger,
-		}),
+		Logs:     logs,
 		Functions: func(r *http.Request, name string) (bool, error) {
 			_, err := s.deps.Catalog.Function(r.Context(), name)
 			if errors.Is(err, catalog.ErrFunctionNotFound) {

@@ -142,6 +142,8 @@ type Server struct {
 	// metrics history, fed by the metrics and sampleHistory.
 	console *console.Console
 	history *console.History
+	// peers reads the other gateways' histories (a shared NATS only).
+	peers *natsPeers
 }
 
 // New validates cfg (after filling defaults) and builds the server; it opens
@@ -236,6 +238,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		}
 	}
 	mux.Handle("/", a)
+	s.console.SetGateway(mux)
 	// No ReadTimeout or WriteTimeout: the body has its own deadline
 	// (bodyDeadline) and a response lasts as long as the function runs.
 	newHTTP := func(h http.Handler) *http.Server {
@@ -439,6 +442,10 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	if err := s.openSessions(ctx); err != nil {
+		s.nats.Close()
+		return err
+	}
+	if err := s.openPeers(ctx); err != nil {
 		s.nats.Close()
 		return err
 	}
@@ -666,6 +673,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	go s.trackReservations(bg)
 	go s.sampleHistory(bg)
+	if s.peers != nil {
+		go s.peers.run(bg)
+	}
 	sctx, stop := context.WithCancel(bg)
 	s.stopSources, s.sourcesDone = stop, make(chan struct{})
 	go func() {

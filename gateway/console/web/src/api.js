@@ -82,33 +82,39 @@ export async function getOrNull(path) {
 
 const enc = encodeURIComponent;
 
+// The session cookie is scoped to /console (no other path of the origin,
+// function URLs above all, ever carries it): the console reaches the
+// gateway's routes through its /console/api/gw mount.
+export const GW = '/console/api/gw';
+
 // Lambda REST paths, as the gateway's route tables have them.
 export const lambda = {
-  functions: () => '/2015-03-31/functions',
-  fn: (n) => `/2015-03-31/functions/${enc(n)}`,
-  configuration: (n) => `/2015-03-31/functions/${enc(n)}/configuration`,
-  invoke: (n, q) => `/2015-03-31/functions/${enc(n)}/invocations${q ? `?Qualifier=${enc(q)}` : ''}`,
-  versions: (n) => `/2015-03-31/functions/${enc(n)}/versions`,
-  aliases: (n) => `/2015-03-31/functions/${enc(n)}/aliases`,
-  alias: (n, a) => `/2015-03-31/functions/${enc(n)}/aliases/${enc(a)}`,
-  concurrency: (n) => `/2017-10-31/functions/${enc(n)}/concurrency`,
-  provisioned: (n, q) => `/2019-09-30/functions/${enc(n)}/provisioned-concurrency?Qualifier=${enc(q)}`,
-  provisionedList: (n) => `/2019-09-30/functions/${enc(n)}/provisioned-concurrency?List=ALL`,
-  url: (n) => `/2021-10-31/functions/${enc(n)}/url`,
-  eventInvokeConfig: (n) => `/2019-09-25/functions/${enc(n)}/event-invoke-config`,
-  mappings: (n) => `/2015-03-31/event-source-mappings?FunctionName=${enc(n)}`,
-  mapping: (uuid) => `/2015-03-31/event-source-mappings/${enc(uuid)}`,
+  functions: () => `${GW}/2015-03-31/functions`,
+  fn: (n) => `${GW}/2015-03-31/functions/${enc(n)}`,
+  configuration: (n) => `${GW}/2015-03-31/functions/${enc(n)}/configuration`,
+  invoke: (n, q) => `${GW}/2015-03-31/functions/${enc(n)}/invocations${q ? `?Qualifier=${enc(q)}` : ''}`,
+  versions: (n) => `${GW}/2015-03-31/functions/${enc(n)}/versions`,
+  aliases: (n) => `${GW}/2015-03-31/functions/${enc(n)}/aliases`,
+  alias: (n, a) => `${GW}/2015-03-31/functions/${enc(n)}/aliases/${enc(a)}`,
+  concurrency: (n) => `${GW}/2017-10-31/functions/${enc(n)}/concurrency`,
+  provisioned: (n, q) => `${GW}/2019-09-30/functions/${enc(n)}/provisioned-concurrency?Qualifier=${enc(q)}`,
+  provisionedList: (n) => `${GW}/2019-09-30/functions/${enc(n)}/provisioned-concurrency?List=ALL`,
+  url: (n) => `${GW}/2021-10-31/functions/${enc(n)}/url`,
+  eventInvokeConfig: (n) => `${GW}/2019-09-25/functions/${enc(n)}/event-invoke-config`,
+  mappings: (n) => `${GW}/2015-03-31/event-source-mappings?FunctionName=${enc(n)}`,
+  mapping: (uuid) => `${GW}/2015-03-31/event-source-mappings/${enc(uuid)}`,
 };
 
 export const nimbus = {
-  summary: (w) => `/nimbus/v1/metrics/summary?window=${enc(w)}`,
-  history: (n, w) => `/nimbus/v1/metrics/history?function=${enc(n)}&window=${enc(w)}`,
-  logs: (n, params) => `/nimbus/v1/functions/${enc(n)}/logs${params ? `?${params}` : ''}`,
-  testEvents: (n) => `/nimbus/v1/functions/${enc(n)}/test-events`,
-  testEvent: (n, e) => `/nimbus/v1/functions/${enc(n)}/test-events/${enc(e)}`,
-  invocations: (n, limit) => `/nimbus/v1/functions/${enc(n)}/invocations?limit=${limit}`,
-  blueprints: () => '/nimbus/v1/blueprints',
-  blueprintZip: (b, fn) => `/nimbus/v1/blueprints/${enc(b)}/code.zip?name=${enc(fn)}`,
+  summary: (w) => `${GW}/nimbus/v1/metrics/summary?window=${enc(w)}`,
+  history: (n, w) => `${GW}/nimbus/v1/metrics/history?function=${enc(n)}&window=${enc(w)}`,
+  logs: (n, params) => `${GW}/nimbus/v1/functions/${enc(n)}/logs${params ? `?${params}` : ''}`,
+  testEvents: (n) => `${GW}/nimbus/v1/functions/${enc(n)}/test-events`,
+  testEvent: (n, e) => `${GW}/nimbus/v1/functions/${enc(n)}/test-events/${enc(e)}`,
+  invocations: (n, limit) => `${GW}/nimbus/v1/functions/${enc(n)}/invocations?limit=${limit}`,
+  eventSources: (n) => `${GW}/nimbus/v1/event-sources?function=${enc(n)}`,
+  blueprints: () => `${GW}/nimbus/v1/blueprints`,
+  blueprintZip: (b, fn) => `${GW}/nimbus/v1/blueprints/${enc(b)}/code.zip?name=${enc(fn)}`,
 };
 
 export const consoleApi = {

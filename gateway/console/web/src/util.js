@@ -86,3 +86,14 @@ export const runtimes = ['provided.al2023', 'provided.al2', 'python3.13', 'pytho
 export function cx(...a) {
   return a.filter(Boolean).join(' ');
 }
+
+// lagOf summarises one mapping's backlog as /nimbus/v1/event-sources
+// reports it: records not yet consumed (summed over partitions, null when
+// the source does not report lag) and the age of the oldest record
+// buffered or in flight ('' when none).
+export function lagOf(status) {
+  if (!status) return { records: null, age: '' };
+  const parts = status.lag || [];
+  const records = parts.length ? parts.reduce((n, p) => n + (p.records || 0), 0) : null;
+  return { records, age: status.oldest_record_age || '' };
+}

@@ -2,7 +2,7 @@
 // no dependencies), run by `make console-check`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { base64OfBuffer, defaultHandler, parseReport, textOfBase64 } from '../src/util.js';
+import { base64OfBuffer, defaultHandler, lagOf, parseReport, textOfBase64 } from '../src/util.js';
 
 // The instance's REPORT line (driver/instance/invocation.go): tab separated,
 // with a trailing tab, and Init Duration only on a cold start.
@@ -55,4 +55,12 @@ test('defaultHandler follows Lambda conventions', () => {
   assert.equal(defaultHandler('python3.12'), 'lambda_function.lambda_handler');
   assert.equal(defaultHandler('nodejs20.x'), 'index.handler');
   assert.equal(defaultHandler('provided.al2023'), 'bootstrap');
+});
+
+test('lagOf sums the partitions and keeps the oldest record age', () => {
+  assert.deepEqual(lagOf({ lag: [{ partition: '0', records: 3 }, { partition: '1', records: 4 }], oldest_record_age: '2.5s' }), { records: 7, age: '2.5s' });
+  assert.deepEqual(lagOf({ lag: [{ partition: 'stream', records: 0 }] }), { records: 0, age: '' });
+  // A source that reports no lag (a schedule) is not "0 behind".
+  assert.deepEqual(lagOf({ state: 'Enabled' }), { records: null, age: '' });
+  assert.deepEqual(lagOf(undefined), { records: null, age: '' });
 });

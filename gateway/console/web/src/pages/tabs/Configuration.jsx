@@ -176,6 +176,13 @@ function Provisioned({ name }) {
       })
       .catch(() => setQualifiers([]));
   }, [name]);
+  // Follow a request until Lambda's status settles (READY or FAILED).
+  const pending = (configs || []).some((c) => c.Status === 'IN_PROGRESS');
+  useEffect(() => {
+    if (!pending) return undefined;
+    const t = setInterval(load, 2000);
+    return () => clearInterval(t);
+  }, [pending, name]);
   const save = async (e) => {
     e.preventDefault();
     const ok = await run(() => put(lambda.provisioned(name, qualifier), { ProvisionedConcurrentExecutions: Number(value) }), `Provisioned concurrency for ${qualifier} requested.`);
@@ -222,7 +229,7 @@ function Provisioned({ name }) {
               </tr>
             )}
             {(configs || []).map((c) => (
-              <tr key={c.FunctionArn}>
+              <tr key={c.FunctionArn} data-qualifier={qualOf(c)} data-status={c.Status}>
                 <td>{qualOf(c)}</td>
                 <td class="num">{c.RequestedProvisionedConcurrentExecutions}</td>
                 <td class="num">{c.AllocatedProvisionedConcurrentExecutions}</td>

@@ -77,7 +77,7 @@ export function MonitorTab({ name }) {
         {error
           ? `Metrics are unavailable: ${error}`
           : hist && hist.win === win
-            ? `${winLabel(win)}: ${pts.length} points, one per ${hist.step} s; refreshed every 10 s.`
+            ? `${winLabel(win)}: ${pts.length} points, one per ${hist.step} s, from ${hist.gateways > 1 ? `${hist.gateways} gateways` : 'this gateway'}; refreshed every 10 s.`
             : 'Loading…'}
       </p>
       <div class="charts">
