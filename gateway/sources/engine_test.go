@@ -865,6 +865,83 @@ func TestOrderedCheckpointOverlapsTheNextBatch(t *testing.T) {
 	}
 }
 
+// Batches that finish while a partition's checkpoint is outstanding do not
+// wait for it: their records go out together in the next checkpoint, in
+// order, once the outstanding one returns.
+func TestOrderedCheckpointsCoalesceBehindASlowOne(t *testing.T) {
+	g := &gatedDone{memSource: &memSource{}, gate: make(chan struct{})}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	r := start(t, es, g, nil, 1)
+	g.log = r.log
+	var open sync.Once
+	release := func() { open.Do(func() { close(g.gate) }) }
+	t.Cleanup(release)
+	want := ids("c", 6)
+	g.push("p", want...)
+	// Every batch reaches the function and finishes while the first
+	// checkpoint is held at the gate.
+	gatewaytest.Eventually(t, 10*time.Second, func() bool {
+		st, _ := r.mgr.Status("m-1")
+		return len(r.log.all()) == 3 && st.InFlight == 0 && st.Buffered == 0
+	}, "all three batches to finish while the first checkpoint is outstanding (batches %v)", r.log.all())
+	if n := g.doneCalls(); n != 1 {
+		t.Fatalf("%d checkpoints started while the first was outstanding, want 1", n)
+	}
+	release()
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(g.doneIDs()) == len(want) },
+		"every record checkpointed: %v", g.doneIDs())
+	if got := g.doneIDs(); !slices.Equal(got, want) {
+		t.Fatalf("checkpointed %v, want %v in order", got, want)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if wantCalls := [][]string{want[:2], want[2:]}; !slices.EqualFunc(g.calls, wantCalls, slices.Equal[[]string]) {
+		t.Errorf("checkpoint calls %v, want %v (the batches finished meanwhile in one)", g.calls, wantCalls)
+	}
+	if g.overlap || g.early {
+		t.Errorf("checkpoints overlapped (%v) or named unfinished records (%v): %v", g.overlap, g.early, g.calls)
+	}
+}
+
+// A checkpoint that does not return holds up its partition once four
+// batches' worth of finished records wait behind it: the function sees the
+// batch of the held checkpoint, four more, and the one that waits for room.
+func TestOrderedCheckpointBacklogIsBounded(t *testing.T) {
+	g := &gatedDone{memSource: &memSource{}, gate: make(chan struct{})}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1)}
+	r := start(t, es, g, nil, 1)
+	g.log = r.log
+	var open sync.Once
+	release := func() { open.Do(func() { close(g.gate) }) }
+	t.Cleanup(release)
+	want := ids("c", 20)
+	g.push("p", want...)
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(r.log.all()) >= 6 },
+		"six batches to reach the function while the first checkpoint is held (batches %v)", r.log.all())
+	// The sixth batch waits for room behind the held checkpoint and keeps
+	// its partition busy, so no seventh can have started.
+	if got := r.log.all(); len(got) != 6 {
+		t.Fatalf("the function saw %d batches while the first checkpoint was held, want 6: %v", len(got), got)
+	}
+	if st, _ := r.mgr.Status("m-1"); st.InFlight != 1 {
+		t.Fatalf("%d batches in flight, want the sixth waiting for its checkpoint", st.InFlight)
+	}
+	release()
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(g.doneIDs()) == len(want) },
+		"every record checkpointed: %v", g.doneIDs())
+	if got := g.doneIDs(); !slices.Equal(got, want) {
+		t.Fatalf("checkpointed %v, want %v in order", got, want)
+	}
+	if got := flat(r.log.all()); !slices.Equal(got, want) {
+		t.Fatalf("function saw %v, want %v in order", got, want)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.overlap || g.early {
+		t.Errorf("checkpoints overlapped (%v) or named unfinished records (%v): %v", g.overlap, g.early, g.calls)
+	}
+}
+
 // pauserMem is an ordered memSource that records Pause and Resume.
 type pauserMem struct {
 	*memSource
