@@ -13,10 +13,6 @@
 // out in the background while its next batch is invoked — one checkpoint
 // per partition at a time, in order, each naming only records whose batch
 // has finished, and all of them returned before the source is closed.
-// Batches that finish while a checkpoint is outstanding go out together in
-// the next one, so a broker slower than the function costs one round trip
-// per several batches; a few batches' worth may wait, then the partition
-// waits for the broker.
 //
 // This package holds the engine and the Source contract (source.go); each
 // broker lives in a sub-package that implements Source and is registered

@@ -387,7 +387,6 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 	r := &runner{m: mp, deps: deps, opts: &m.opts, src: src, log: log, match: match, window: window,
 		maxAge: maxAge, parts: map[string]*partition{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), inflightTimes: map[int]time.Time{},
 		st: &Status{Mapping: mp, State: StateEnabled, StateTransitionReason: "USER_INITIATED", LastProcessingResult: ResultNoRecords}}
-	r.ckTaken = sync.NewCond(&r.mu)
 	if o, ok := src.(Ordered); ok && o.Ordered() {
 		r.ordered = true
 	}

@@ -31,11 +31,10 @@ type partition struct {
 	// stuck: the batch in flight has failed and is being retried, so the
 	// partition's buffer will not drain soon.
 	stuck bool
-	// An ordered source's checkpoints (Done) run in the background, one
-	// at a time: ckPending holds the finished records the running one has
-	// not taken yet, in order, and ckRunning says whether it runs.
-	ckPending []*Record
-	ckRunning bool
+	// checkpointed is closed when the partition's latest checkpoint (an
+	// ordered source's Done, run in the background) has returned; nil
+	// before the first.
+	checkpointed chan struct{}
 }
 
 // runner polls one mapping and drives its batches.
@@ -69,12 +68,9 @@ type runner struct {
 	inflightTimes map[int]time.Time
 	nextSeq       int
 
-	// checkpoints counts the ordered checkpoint loops still running; run
-	// waits for them before closing the source.
+	// checkpoints counts the ordered checkpoints still running; run waits
+	// for them before closing the source.
 	checkpoints sync.WaitGroup
-	// ckTaken (on mu) is signalled when a checkpoint loop takes its
-	// partition's pending records or ends.
-	ckTaken *sync.Cond
 }
 
 func oldestOf(recs []*Record) time.Time {
@@ -684,17 +680,12 @@ func (r *runner) filter(recs []*Record) []*Record {
 
 // checkpoint marks an ordered batch's finished records Done in the
 // background, so the broker round trip overlaps the partition's next
-// invocation instead of delaying it. One checkpoint per partition runs at a
-// time, and the records of batches that finish meanwhile go out together
-// in the next, in order: a broker slower than the function then costs one
-// round trip per several batches instead of holding up every batch, and an
-// earlier checkpoint never lands after a later one. A checkpoint only ever
-// names records whose batch is finished. While one runs, at most
-// checkpointBacklog batches' worth of finished records wait for it; a batch
-// that would add to more waits for the running checkpoint to take them, so
-// a broker that stops answering stops the partition (as a failing batch
-// does) instead of letting finished-but-uncommitted work pile up. run
-// waits for every checkpoint before closing the source.
+// invocation instead of delaying it. Checkpoints of one partition go out
+// one at a time and in order: this waits for the previous one to return
+// before starting the next. So a checkpoint only ever names records whose
+// batch is finished, an earlier checkpoint never lands after a later one,
+// and at most one is outstanding per partition; run waits for them all
+// before closing the source.
 func (r *runner) checkpoint(ctx context.Context, p *partition, recs []*Record) {
 	if len(recs) == 0 {
 		return
@@ -706,40 +697,21 @@ func (r *runner) checkpoint(ctx context.Context, p *partition, recs []*Record) {
 		return
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for p.ckRunning && len(p.ckPending) >= checkpointBacklog*r.m.Spec.BatchSize {
-		r.ckTaken.Wait()
+	prev := p.checkpointed
+	r.mu.Unlock()
+	if prev != nil {
+		<-prev
 	}
-	p.ckPending = append(p.ckPending, recs...)
-	if p.ckRunning {
-		return
-	}
-	p.ckRunning = true
+	next := make(chan struct{})
+	r.mu.Lock()
+	p.checkpointed = next
+	r.mu.Unlock()
 	r.checkpoints.Add(1)
-	go r.checkpointLoop(ctx, p)
-}
-
-// checkpointBacklog is how many batches' worth of finished records may wait
-// for a partition's running checkpoint.
-const checkpointBacklog = 4
-
-// checkpointLoop runs p's checkpoints until none is pending.
-func (r *runner) checkpointLoop(ctx context.Context, p *partition) {
-	defer r.checkpoints.Done()
-	for {
-		r.mu.Lock()
-		recs := p.ckPending
-		p.ckPending = nil
-		if len(recs) == 0 {
-			p.ckRunning = false
-		}
-		r.ckTaken.Broadcast()
-		r.mu.Unlock()
-		if len(recs) == 0 {
-			return
-		}
+	go func() {
+		defer r.checkpoints.Done()
+		defer close(next)
 		r.done(ctx, recs)
-	}
+	}()
 }
 
 // done checkpoints records with the broker.
