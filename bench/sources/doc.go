@@ -36,6 +36,28 @@
 // engine waiting, not working, and their sum is the time they cost; the
 // rate outside them is N over the rest of the time.
 //
+// Is the baseline fair? Both read the same N pre-produced records, each
+// in its own group, 100 at a time, and both count distinct records until
+// all N arrived. Where they differ, the baseline is the stricter one: the
+// Kafka and Redis baselines commit/XACK synchronously before their next
+// poll (the mapping checkpoints in the background while the next batch
+// runs), the Redis and NATS baselines make one request per batch with no
+// read-ahead (the mapping polls ahead), and the baseline's loop parses
+// every payload into the tally before polling again (the stamp function
+// only base64-decodes and posts lines; the benchmark parses them outside
+// the mapping's path). What the mapping pays and the baseline does not is
+// the function: per batch, an HTTP invoke to the instance, the Runtime API
+// hand-off to the function's process and back, and the stamp function's
+// own post to the log collector (instrumentation: one more loopback round
+// trip). With one partition a mapping runs one batch at a time, so its
+// rate is at most 100 records over one such invoke; on this kind of
+// machine a direct invoke of a 100-record event (no gateway, no broker)
+// takes about as long as two or three of the baseline's whole batches,
+// which puts 0.5x at or above what one ordered partition can reach. The
+// baseline's run is short (0.1-0.5 s), so on a shared machine its rate —
+// and the ratio — swings several-fold from run to run: compare ratios of
+// repeated runs, not one.
+//
 // Latency: on a fresh topic/subject/stream, 200 records are produced one
 // every 5 ms, each carrying its produce time; the table gives p50 / p99 of
 // the time until the function saw it (nimbus) or the client received it

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -196,6 +198,43 @@ func TestInvokeRefusals(t *testing.T) {
 	hr.Body.Close()
 	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`"ok"`)}); string(r.body) != `"ok"` {
 		t.Fatalf("right secret: %q", r.body)
+	}
+}
+
+// An event sent without a length (chunked) reaches the function whole, as
+// one with a Content-Length does, and one over the limit is refused either
+// way.
+func TestInvokeBodyWithAndWithoutLength(t *testing.T) {
+	in := start(t, testConfig(t, "echo"))
+	event := []byte(`{"pad":"` + strings.Repeat("x", 100_000) + `"}`)
+	post := func(body io.Reader) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, "http://"+in.Addr()+invokeapi.PathInvoke, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := defaultClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp, b
+	}
+	for name, body := range map[string]func([]byte) io.Reader{
+		"with length": func(b []byte) io.Reader { return bytes.NewReader(b) },
+		"chunked":     func(b []byte) io.Reader { return io.MultiReader(bytes.NewReader(b)) },
+	} {
+		if resp, got := post(body(event)); resp.StatusCode != http.StatusOK || !bytes.Equal(got, event) {
+			t.Fatalf("%s: status %d, echoed %d bytes, want the %d sent", name, resp.StatusCode, len(got), len(event))
+		}
+		big := bytes.Repeat([]byte("a"), invokeapi.MaxPayload+1)
+		if resp, got := post(body(big)); resp.StatusCode == http.StatusOK || !bytes.Contains(got, []byte("smaller than")) {
+			t.Fatalf("%s, over the limit: status %d, body %.200s", name, resp.StatusCode, got)
+		}
 	}
 }
 

@@ -160,17 +160,22 @@ func isExecutable(p string) bool {
 // LogURL serves an http:// URL that appends every POSTed body to path, for
 // the batch and stamp functions' BATCH_LOG and STAMP_LOG: an isolated
 // function does not see the host's files but reaches its loopback, and
-// tests keep reading the file. The server ends with tb.
+// tests keep reading the file. The server ends with tb. The file is opened
+// once, at the first body, and kept open (O_APPEND) until then: the stamp
+// function posts once per batch, inside the invocation a benchmark times,
+// and an open and a close per body were a good part of that post.
 func LogURL(tb testing.TB, path string) string {
 	var mu sync.Mutex
+	var f *os.File
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := io.ReadAll(r.Body)
 		if err == nil {
 			mu.Lock()
-			var f *os.File
-			if f, err = os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			if f == nil {
+				f, err = os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			}
+			if err == nil {
 				_, err = f.Write(b)
-				f.Close()
 			}
 			mu.Unlock()
 		}
@@ -180,6 +185,13 @@ func LogURL(tb testing.TB, path string) string {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	tb.Cleanup(srv.Close)
+	tb.Cleanup(func() {
+		srv.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		if f != nil {
+			_ = f.Close()
+		}
+	})
 	return srv.URL + "/log"
 }

@@ -107,6 +107,10 @@ func OpenWith(ctx context.Context, cfg sources.Config, opts Options) (sources.So
 		inflight: map[*handle]struct{}{},
 		stop:     make(chan struct{}),
 		secrets:  secretsOf(es.URL),
+		drain:    drainGap,
+	}
+	if w, err := time.ParseDuration(es.MaximumBatchingWindow); err == nil && w == 0 {
+		s.drain = 0
 	}
 	var err error
 	if s.deliver, s.startTime, err = deliverPolicy(es.StartingFrom, es.StartingTimestamp); err != nil {
@@ -195,6 +199,10 @@ type Source struct {
 	// the stream's retention.
 	queue     bool
 	modeKnown bool
+	// drain is how long Poll waits for more records once some arrived:
+	// drainGap, or 0 (take only what has already arrived) when the
+	// mapping's maximum_batching_window is 0.
+	drain time.Duration
 
 	setup sync.Mutex // serialises consumer set-up
 
@@ -368,32 +376,38 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 	var recs []*sources.Record
 	msgs := batch.Messages()
 	// Once records arrived, Poll returns when the next does not follow
-	// within drainGap, instead of waiting for the whole pull request: the
+	// within s.drain, instead of waiting for the whole pull request: the
 	// request stays open for the next Poll (low latency at low rates).
+	// With no batching window (s.drain 0) it takes the messages already
+	// delivered and returns: the engine invokes as soon as records are
+	// there and its poller comes straight back, so waiting drainGap for a
+	// record that may follow only delayed the one at hand.
 	var gap <-chan time.Time
+	// ready: s.drain is 0 and records arrived, so only messages already
+	// delivered are taken before returning.
+	ready := false
 	for {
-		select {
-		case msg, ok := <-msgs:
-			if !ok {
-				recs = append(s.gatheredReady(), recs...)
-				if err := batch.Error(); err != nil && len(recs) == 0 {
-					s.forgetConsumerOn(err)
-					return nil, s.redact(fmt.Errorf("fetching from nats stream %q: %w", s.cfg.Spec.Stream, err))
-				}
-				return recs, nil
+		var msg jetstream.Msg
+		ok, timedOut := false, false
+		if ready {
+			select {
+			case msg, ok = <-msgs:
+			default:
+				timedOut = true
 			}
-			rec, err := s.take(msg)
-			if err != nil {
-				_ = msg.Nak()
-				s.log.Warn("nats message without JetStream metadata", "error", err)
-				continue
+		} else {
+			select {
+			case msg, ok = <-msgs:
+			case <-gap:
+				timedOut = true
+			case <-ctx.Done():
+				// Give back what arrived; the rest is naked as it comes.
+				s.release(recs)
+				go nakAll(msgs)
+				return nil, ctx.Err()
 			}
-			if s.gather(rec) {
-				continue
-			}
-			recs = append(recs, rec)
-			gap = time.After(drainGap)
-		case <-gap:
+		}
+		if timedOut {
 			s.mu.Lock()
 			closed := s.closed
 			if !closed {
@@ -404,11 +418,29 @@ func (s *Source) Poll(ctx context.Context, max int, wait time.Duration) ([]*sour
 				go nakAll(msgs)
 			}
 			return append(s.gatheredReady(), recs...), nil
-		case <-ctx.Done():
-			// Give back what arrived; the rest is naked as it comes.
-			s.release(recs)
-			go nakAll(msgs)
-			return nil, ctx.Err()
+		}
+		if !ok {
+			recs = append(s.gatheredReady(), recs...)
+			if err := batch.Error(); err != nil && len(recs) == 0 {
+				s.forgetConsumerOn(err)
+				return nil, s.redact(fmt.Errorf("fetching from nats stream %q: %w", s.cfg.Spec.Stream, err))
+			}
+			return recs, nil
+		}
+		rec, err := s.take(msg)
+		if err != nil {
+			_ = msg.Nak()
+			s.log.Warn("nats message without JetStream metadata", "error", err)
+			continue
+		}
+		if s.gather(rec) {
+			continue
+		}
+		recs = append(recs, rec)
+		if s.drain > 0 {
+			gap = time.After(s.drain)
+		} else {
+			ready = true
 		}
 	}
 }
