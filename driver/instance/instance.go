@@ -48,9 +48,9 @@ type Instance struct {
 	imageStore *oci.Store
 	image      *oci.Image
 	imageErr   *imageError
-	getenv           func(string) string
-	stdout           *logSink
-	stderr           *logSink
+	getenv     func(string) string
+	stdout     *logSink
+	stderr     *logSink
 	// logs keeps recent log lines for invokeapi.PathLogs.
 	logs *logRing
 	envs []*env
