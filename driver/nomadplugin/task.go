@@ -40,7 +40,7 @@ type taskState struct {
 	// Image is the image of an image function (exec needs a running
 	// environment then: there is no host code directory to fall back on).
 	Image string `json:"image,omitempty"`
-	RunAs   string `json:"run_as,omitempty"`
+	RunAs string `json:"run_as,omitempty"`
 }
 
 // exitStatus is what the instance subcommand writes to its status file
