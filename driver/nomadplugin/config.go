@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 )
 
 // Config is the agent's `plugin "nimbus-driver" { config { ... } }` block.
@@ -54,6 +55,23 @@ type Config struct {
 	// used first; bundles of running tasks are never removed). 0 keeps
 	// everything. Default: DefaultBundleCacheMaxMB.
 	BundleCacheMaxMB int `hcl:"bundle_cache_max_mb"`
+	// ImageCacheDir is the client's cache of image functions' unpacked
+	// layers, shared by every task. Default: "/var/lib/nimbus/images".
+	ImageCacheDir string `hcl:"image_cache_dir"`
+	// ImageCacheMaxMB bounds the cache: the least recently used layers no
+	// running task holds are evicted beyond it (an image larger than the
+	// whole cache still runs). Default: 10240.
+	ImageCacheMaxMB int `hcl:"image_cache_max_mb"`
+	// RegistryAuth lists registry credentials, each a map with "registry"
+	// (host[:port]) and either "username" and "password" or "token".
+	// Default: none (anonymous).
+	RegistryAuth []map[string]string `hcl:"registry_auth"`
+	// RegistryAuthFile is a docker-style config.json ("auths") consulted
+	// for registries RegistryAuth does not name. Default: "".
+	RegistryAuthFile string `hcl:"registry_auth_file"`
+	// InsecureRegistries are registry hosts pulled from over plain HTTP.
+	// Loopback registries always are; no other is. Default: none.
+	InsecureRegistries []string `hcl:"insecure_registries"`
 }
 
 // Defaults for Config.
@@ -64,6 +82,8 @@ const (
 	DefaultStopSignal          = "SIGTERM"
 	DefaultBundleCacheDir      = "/var/lib/nimbus/bundles"
 	DefaultBundleCacheMaxMB    = 10240
+	DefaultImageCacheDir       = "/var/lib/nimbus/images"
+	DefaultImageCacheMaxMB     = 10240
 )
 
 // configSchema is what ConfigSchema advertises. Defaults travel in the
@@ -83,6 +103,11 @@ func configSchema() schema {
 		{name: "chroot_env", typ: "map(string)"},
 		{name: "bundle_cache_dir", typ: "string", def: `"` + DefaultBundleCacheDir + `"`},
 		{name: "bundle_cache_max_mb", typ: "number", def: strconv.Itoa(DefaultBundleCacheMaxMB)},
+		{name: "image_cache_dir", typ: "string", def: `"` + DefaultImageCacheDir + `"`},
+		{name: "image_cache_max_mb", typ: "number", def: strconv.Itoa(DefaultImageCacheMaxMB)},
+		{name: "registry_auth", typ: "list(map(string))"},
+		{name: "registry_auth_file", typ: "string"},
+		{name: "insecure_registries", typ: "list(string)"},
 	}
 }
 
@@ -97,6 +122,8 @@ func DefaultConfig() Config {
 		UIDRange:            instance.DefaultUIDRange,
 		BundleCacheDir:      DefaultBundleCacheDir,
 		BundleCacheMaxMB:    DefaultBundleCacheMaxMB,
+		ImageCacheDir:       DefaultImageCacheDir,
+		ImageCacheMaxMB:     DefaultImageCacheMaxMB,
 	}
 }
 
@@ -110,6 +137,7 @@ type settings struct {
 	fingerprintInterval time.Duration
 	startTimeout        time.Duration
 	stopSignal          unix.Signal
+	registryAuth        oci.Auth
 }
 
 // Validate checks the config and returns its parsed form.
@@ -139,9 +167,21 @@ func (c Config) validate() (settings, error) {
 		s.BundleCacheDir = DefaultBundleCacheDir
 	}
 	if c.BundleCacheMaxMB < 0 {
-		errs = append(errs, "bundle_cache_max_mb must not be negative")
+		errs = append(errs, "bundle_cache_max_mb must not be negative (0: unbounded)")
 	}
-	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent, "bundle_cache_dir": s.BundleCacheDir} {
+	if s.ImageCacheDir == "" {
+		s.ImageCacheDir = DefaultImageCacheDir
+	}
+	if c.ImageCacheMaxMB < 0 {
+		errs = append(errs, "image_cache_max_mb must not be negative (0: unbounded)")
+	}
+	if auth, err := registryAuth(c); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		s.registryAuth = auth
+	}
+	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent, "bundle_cache_dir": s.BundleCacheDir,
+		"image_cache_dir": s.ImageCacheDir, "registry_auth_file": c.RegistryAuthFile} {
 		if p != "" && !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Sprintf("%s %q must be an absolute path", name, p))
 		}
@@ -171,6 +211,33 @@ func (c Config) validate() (settings, error) {
 		return settings{}, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(errs, "; "))
 	}
 	return s, nil
+}
+
+// registryAuth turns the registry settings into the puller's Auth.
+func registryAuth(c Config) (oci.Auth, error) {
+	a := oci.Auth{ConfigFile: c.RegistryAuthFile, InsecureRegistries: c.InsecureRegistries}
+	for i, m := range c.RegistryAuth {
+		var cr oci.Credential
+		for k, v := range m {
+			switch k {
+			case "registry":
+				cr.Registry = v
+			case "username":
+				cr.Username = v
+			case "password":
+				cr.Password = v
+			case "token":
+				cr.Token = v
+			default:
+				return oci.Auth{}, fmt.Errorf("registry_auth[%d]: unknown key %q (registry, username, password, token)", i, k)
+			}
+		}
+		a.Credentials = append(a.Credentials, cr)
+	}
+	if err := a.Validate(); err != nil {
+		return oci.Auth{}, err
+	}
+	return a, nil
 }
 
 // runAs picks the user a task runs as: its own request, else the default;
