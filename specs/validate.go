@@ -338,7 +338,10 @@ func (v *validator) build(p path, fn *Function) {
 	if b == nil {
 		return
 	}
-	if fn.Code != nil && fn.Code.Dir == "" && (fn.Code.Zip != "" || fn.Code.URL != "") {
+	switch {
+	case fn.IsImage():
+		v.errorf(p, "a container image function has no build block; build the image with nimbus build --image (or your own pipeline)")
+	case fn.Code != nil && fn.Code.Dir == "" && (fn.Code.Zip != "" || fn.Code.URL != ""):
 		v.errorf(p, "a build block needs code { dir = … }; zip and url code is packaged as it is")
 	}
 	switch {

@@ -58,3 +58,12 @@ layer "tools" {
     image = "registry.example/team/tools:v1"
   }
 }
+
+function "with_build" {
+  code {
+    image = "registry.example/team/fn:v1"
+  }
+  build {
+    command = "make"
+  }
+}
