@@ -586,6 +586,9 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	}
 	if spec == nil {
 		spec = &specs.Function{Name: in.FunctionName, Tags: in.Tags}
+		if image {
+			spec.Code = &specs.Code{Image: in.Code.ImageURI}
+		}
 		if e := a.apply(in, spec); e != nil {
 			return 0, nil, e
 		}
