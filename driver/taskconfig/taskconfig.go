@@ -43,17 +43,32 @@ type TaskConfig struct {
 	Function string `hcl:"function" json:"function" codec:"function"`
 	// Version is "$LATEST" or a published version number. Default: "$LATEST".
 	Version string `hcl:"version,optional" json:"version,omitempty" codec:"version"`
-	// Runtime is "provided", "provided.al2", "provided.al2023", "python3.x" or "nodejsNN.x". Required.
+	// Runtime is "provided", "provided.al2", "provided.al2023", "python3.x"
+	// or "nodejsNN.x". Required for zip functions; must be empty for image
+	// functions (the image carries its runtime).
 	Runtime string `hcl:"runtime" json:"runtime" codec:"runtime"`
 	// Handler is the handler string (`module.function` for python, `file.function`
 	// for node; ignored by provided runtimes).
 	Handler string `hcl:"handler,optional" json:"handler,omitempty" codec:"handler"`
 	// CodeDir is the function code directory, relative to the task directory
-	// (where the code artifact was unpacked). Default: "local/code".
+	// (where the code artifact was unpacked). Default: "local/code" for zip
+	// functions; must be empty for image functions.
 	CodeDir string `hcl:"code_dir,optional" json:"code_dir,omitempty" codec:"code_dir"`
 	// LayerDirs are the unpacked layers in order (low to high priority), relative
 	// to the task directory. At most MaxLayers.
 	LayerDirs []string `hcl:"layer_dirs,optional" json:"layer_dirs,omitempty" codec:"layer_dirs"`
+	// Image makes this an image function (Lambda's PackageType Image): a
+	// digest-pinned reference (registry/repo@sha256:…) the driver pulls into
+	// its image cache; the environment's root is the image's filesystem.
+	// Tags are refused (the compiler pins them). Excludes code_dir,
+	// layer_dirs, runtime and handler.
+	Image string `hcl:"image,optional" json:"image,omitempty" codec:"image"`
+	// ImageEntrypoint, ImageCommand and ImageWorkingDirectory override the
+	// image's ENTRYPOINT, CMD and WORKDIR, each on its own (Lambda's
+	// ImageConfig). Only with Image.
+	ImageEntrypoint       []string `hcl:"image_entrypoint,optional" json:"image_entrypoint,omitempty" codec:"image_entrypoint"`
+	ImageCommand          []string `hcl:"image_command,optional" json:"image_command,omitempty" codec:"image_command"`
+	ImageWorkingDirectory string   `hcl:"image_working_directory,optional" json:"image_working_directory,omitempty" codec:"image_working_directory"`
 	// MemoryMB is the memory of one execution environment. Default: 128.
 	MemoryMB int `hcl:"memory_mb,optional" json:"memory_mb,omitempty" codec:"memory_mb"`
 	// Timeout is the invocation timeout as a Go duration string. Default: "3s".
@@ -98,7 +113,7 @@ func (c *TaskConfig) Normalize() error {
 	if c.Version == "" {
 		c.Version = "$LATEST"
 	}
-	if c.CodeDir == "" {
+	if c.CodeDir == "" && c.Image == "" {
 		c.CodeDir = "local/code"
 	}
 	if c.MemoryMB == 0 {
@@ -129,8 +144,15 @@ func (c *TaskConfig) Normalize() error {
 	if c.Function == "" {
 		errs = append(errs, "function is required")
 	}
-	if c.Runtime == "" {
-		errs = append(errs, "runtime is required")
+	if c.Image == "" {
+		if c.Runtime == "" {
+			errs = append(errs, "runtime is required")
+		}
+		if len(c.ImageEntrypoint)+len(c.ImageCommand) > 0 || c.ImageWorkingDirectory != "" {
+			errs = append(errs, "image_entrypoint, image_command and image_working_directory need image")
+		}
+	} else {
+		errs = append(errs, imageErrors(c)...)
 	}
 	switch {
 	case c.InvokeSecret == "" && c.InvokeSecretFile == "":
@@ -165,6 +187,38 @@ func (c *TaskConfig) Normalize() error {
 	return nil
 }
 
+// IsImage reports whether the task runs an image function.
+func (c *TaskConfig) IsImage() bool { return c.Image != "" }
+
+// imageErrors checks an image function's attributes.
+func imageErrors(c *TaskConfig) []string {
+	var errs []string
+	repo, digest, ok := strings.Cut(c.Image, "@")
+	hex, isSHA := strings.CutPrefix(digest, "sha256:")
+	if !ok || repo == "" || !isSHA || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		errs = append(errs, fmt.Sprintf("image %q must be pinned by digest (registry/repository@sha256:<64 hex>)", c.Image))
+	}
+	if c.Runtime != "" {
+		errs = append(errs, "runtime must be empty for an image function (the image carries its runtime)")
+	}
+	if c.Handler != "" {
+		errs = append(errs, "handler must be empty for an image function (use image_command)")
+	}
+	if c.CodeDir != "" {
+		errs = append(errs, "code_dir must be empty for an image function")
+	}
+	if len(c.LayerDirs) > 0 {
+		errs = append(errs, "layer_dirs must be empty for an image function (Lambda: no layers for container images)")
+	}
+	if len(c.ImageEntrypoint) > 0 && !strings.HasPrefix(c.ImageEntrypoint[0], "/") {
+		errs = append(errs, fmt.Sprintf("image_entrypoint[0] %q must be an absolute path", c.ImageEntrypoint[0]))
+	}
+	if c.ImageWorkingDirectory != "" && !strings.HasPrefix(c.ImageWorkingDirectory, "/") {
+		errs = append(errs, fmt.Sprintf("image_working_directory %q must be an absolute path", c.ImageWorkingDirectory))
+	}
+	return errs
+}
+
 // TimeoutDuration returns the parsed timeout; call Normalize first.
 func (c *TaskConfig) TimeoutDuration() time.Duration {
 	d, err := time.ParseDuration(c.Timeout)
@@ -187,10 +241,14 @@ func Schema() []Attribute {
 	return []Attribute{
 		{"function", "string", true},
 		{"version", "string", false},
-		{"runtime", "string", true},
+		{"runtime", "string", false},
 		{"handler", "string", false},
 		{"code_dir", "string", false},
 		{"layer_dirs", "list(string)", false},
+		{"image", "string", false},
+		{"image_entrypoint", "list(string)", false},
+		{"image_command", "list(string)", false},
+		{"image_working_directory", "string", false},
 		{"memory_mb", "number", false},
 		{"timeout", "string", false},
 		{"ephemeral_storage_mb", "number", false},

@@ -25,6 +25,7 @@ var rules = []rule{
 	{"specs", []string{"specs/filter", "specs/schedexpr"}},
 	{"driver/taskconfig", nil},
 	{"driver/invokeapi", nil},
+	{"driver/oci", nil},
 	{"autoscaler/policy", nil},
 	{"gateway/discovery", nil},
 	{"bundle", nil},
@@ -33,7 +34,8 @@ var rules = []rule{
 	{"blueprints", nil},
 	{"driver/", []string{"driver/", "runtimes"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
-	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle", "rollout"}},
+	// driver/oci is a leaf the gateway resolves image tags with at deploy.
+	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "driver/oci", "bundle", "rollout"}},
 	{"autoscaler/", []string{"autoscaler/"}},
 	// Test support may reach what it supports.
 	{"internal/", []string{""}},
