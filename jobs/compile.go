@@ -200,6 +200,16 @@ func codeArtifact(fn *specs.Function, opts Options) (Artifact, string, []string)
 	if fn.Code == nil {
 		return Artifact{}, "", []string{"code is required"}
 	}
+	if fn.Code.Image != "" {
+		// No artifact: the driver pulls the image. The job pins its
+		// digest, which stands in for the code's sha256.
+		pinned := fn.Code.PinnedImage()
+		if pinned == "" {
+			return Artifact{}, "", []string{fmt.Sprintf("image %q names a tag: resolve it to a digest before compiling (deploy does; code.resolved_image)", fn.Code.Image)}
+		}
+		_, sum, _ := strings.Cut(pinned, "@sha256:")
+		return Artifact{}, sum, nil
+	}
 	if fn.Code.URL != "" {
 		sum, err := ParseChecksum(fn.Code.Checksum)
 		if err != nil {
@@ -467,7 +477,18 @@ func (c *compiler) task(group string) (*api.Task, error) {
 	if group == GroupProvisioned {
 		tc.InitializationType = taskconfig.InitProvisioned
 	}
-	artifacts := []*api.TaskArtifact{artifact(c.code, "local/code")}
+	var artifacts []*api.TaskArtifact
+	if fn.IsImage() {
+		// An image function: the driver pulls the pinned image; no code
+		// artifact and no layers (specs refuses them).
+		tc.CodeDir = ""
+		tc.Image = fn.Code.PinnedImage()
+		if ic := fn.ImageConfig; ic != nil {
+			tc.ImageEntrypoint, tc.ImageCommand, tc.ImageWorkingDirectory = ic.Entrypoint, ic.Command, ic.WorkingDirectory
+		}
+	} else {
+		artifacts = append(artifacts, artifact(c.code, "local/code"))
+	}
 	for i, l := range c.opts.LayerArtifacts {
 		dir := "local/layers/" + strconv.Itoa(i)
 		tc.LayerDirs = append(tc.LayerDirs, dir)
@@ -479,6 +500,9 @@ func (c *compiler) task(group string) (*api.Task, error) {
 	config, err := configMap(&tc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding task config of function %q: %w", fn.Name, err)
+	}
+	if tc.IsImage() {
+		delete(config, "runtime") // an image function has none
 	}
 
 	memory := c.memoryMB()

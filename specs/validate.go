@@ -276,8 +276,8 @@ func (v *validator) image(p path, fn *Function) {
 	if len(ic.Command) > maxImageConfigItems {
 		v.errorf(ip.attr("command"), "command may have at most %d items; got %d", maxImageConfigItems, len(ic.Command))
 	}
-	if len(ic.Entrypoint) > 0 && ic.Entrypoint[0] == "" {
-		v.errorf(ip.attr("entrypoint").index(0), "entrypoint's first item is the program to run; it cannot be empty")
+	if len(ic.Entrypoint) > 0 && !strings.HasPrefix(ic.Entrypoint[0], "/") {
+		v.errorf(ip.attr("entrypoint").index(0), "entrypoint's first item is the program to run, an absolute path such as \"/lambda-entrypoint.sh\"; got %q", ic.Entrypoint[0])
 	}
 	if wd := ic.WorkingDirectory; wd != "" {
 		switch {
