@@ -32,6 +32,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/console"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
+	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/gateway/local"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -210,13 +211,19 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	host, _ := os.Hostname()
 	// The controller makes an API write live: the code is unpacked by the
 	// time the write is stored, so applying is checking it is there.
-	controller := functions.NewController(fstore, functions.ApplierFunc(devApply), time.Second, logger)
+	resolver := images.NewResolver(images.Options{Keychain: images.DockerConfig(env.getenv)})
+	controller := functions.NewController(fstore, functions.ApplierFunc(func(ctx context.Context, f *functions.Function) error {
+		if f.Spec.IsImage() {
+			return checkImage(ctx, resolver, f.Spec)
+		}
+		return devApply(ctx, f)
+	}), time.Second, logger)
 	// A provisioned concurrency config changes no function entry, so the
 	// controller applies nothing: every write also reloads the versions
 	// overlay and provisions at once (in the background).
 	provisionKick := make(chan struct{}, 1)
 	manage := &server.ManageDeps{
-		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir,
+		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir, ResolveImage: resolver.Resolve,
 		// Read your writes: versions and aliases answer as soon as the
 		// call that made them has.
 		Changed: func(ctx context.Context) {
