@@ -18,6 +18,9 @@ type Config struct {
 	Version string `json:"version"`
 	Runtime string `json:"runtime"`
 	Handler string `json:"handler,omitempty"`
+	// Image, when set, makes this an image function: Runtime, Handler,
+	// CodeDir and LayerDirs are then empty, and environments need isolation.
+	Image *ImageConfig `json:"image,omitempty"`
 	// CodeDir is the absolute path of the function code ($LAMBDA_TASK_ROOT).
 	CodeDir string `json:"code_dir"`
 	// LayerDirs are absolute paths of unpacked layers, low to high priority.
@@ -131,10 +134,16 @@ func (c *Config) Validate() error {
 	switch {
 	case c.Function == "":
 		return fmt.Errorf("instance config: function is required")
+	case c.Image != nil:
+		if err := c.Image.validate(c); err != nil {
+			return err
+		}
 	case c.Runtime == "":
 		return fmt.Errorf("instance config: runtime is required")
 	case !filepath.IsAbs(c.CodeDir):
 		return fmt.Errorf("instance config: code_dir %q must be an absolute path", c.CodeDir)
+	}
+	switch {
 	case !filepath.IsAbs(c.StateDir):
 		return fmt.Errorf("instance config: state_dir %q must be an absolute path", c.StateDir)
 	case c.MemoryMB < MinMemoryMB || c.MemoryMB > MaxMemoryMB:

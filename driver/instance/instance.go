@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
 )
 
@@ -41,9 +42,15 @@ type Instance struct {
 	// why not when the host cannot (logged once, at Start).
 	isolated         bool
 	isolationMissing []string
-	getenv           func(string) string
-	stdout           *logSink
-	stderr           *logSink
+	// imageStore, image and imageErr (image functions): the client's
+	// image cache, the pulled image (pinned from Start to Stop) or why it
+	// could not be pulled (every invocation answers with it).
+	imageStore *oci.Store
+	image      *oci.Image
+	imageErr   *imageError
+	getenv     func(string) string
+	stdout     *logSink
+	stderr     *logSink
 	// logs keeps recent log lines for invokeapi.PathLogs.
 	logs *logRing
 	envs []*env
@@ -87,6 +94,13 @@ func New(cfg *Config, logger hclog.Logger) (*Instance, error) {
 	isolated, missing, err := isolationPlan(c, cred)
 	if err != nil {
 		return nil, err
+	}
+	if c.Image != nil && !isolated {
+		why := "isolation is disabled"
+		if len(missing) > 0 {
+			why = "this host cannot isolate: " + strings.Join(missing, "; ")
+		}
+		return nil, fmt.Errorf("%w (their root is the image, never the host's): %s", ErrImageNeedsIsolation, why)
 	}
 	runtimeDir := c.RuntimesDir
 	if runtimeDir == "" {
@@ -136,8 +150,12 @@ func (in *Instance) Start(ctx context.Context) error {
 	if err := in.prepareRuntime(); err != nil {
 		return err
 	}
+	if c.Image != nil {
+		// Before any environment: their plans (and zygotes) need the layers.
+		in.pullImage(ctx)
+	}
 	switch {
-	case in.isolated:
+	case in.isolated && c.Image == nil:
 		openToFunctions(append([]string{c.CodeDir}, c.LayerDirs...)...)
 		in.log.Debug("environments are isolated", "uid_range", in.uidRange(), "run_as", c.RunAs)
 	case len(in.isolationMissing) > 0:
@@ -405,6 +423,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 		_ = in.stdout.Close()
 		_ = in.stderr.Close()
 	}
+	in.releaseImage()
 	in.log.Info("instance stopped", "invocations", in.invocations.Load())
 	return errors.Join(errs...)
 }

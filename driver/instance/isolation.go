@@ -104,6 +104,9 @@ var sandboxPaths = struct{ code, opt, runtime, tmp string }{sandbox.TaskRoot, sa
 func (e *env) plan(argv []string) (*sandbox.Plan, error) {
 	in := e.inst
 	c := in.cfg
+	if c.Image != nil {
+		return e.imagePlan(argv), nil
+	}
 	chroot := c.Isolation.ChrootEnv
 	if len(chroot) == 0 {
 		chroot = sandbox.DefaultChrootEnv
@@ -263,7 +266,7 @@ func (in *Instance) Isolated() bool { return in.isolated }
 // process gets a fresh init.
 func (e *env) startZygote() {
 	in := e.inst
-	argv, err := entrypoint(in.cfg, in.optDir, in.runtimeDir)
+	argv, err := in.argv()
 	if err != nil {
 		return // every start will report it
 	}

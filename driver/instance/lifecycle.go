@@ -40,7 +40,11 @@ func (e *env) spawn() {
 		e.mustTransitionLocked(stateStopped)
 		if inv := e.inv; inv != nil {
 			typ := "Runtime.Unknown"
-			if errors.Is(err, ErrInvalidEntrypoint) {
+			var ie *imageError
+			switch {
+			case errors.As(err, &ie):
+				typ = ie.typ
+			case errors.Is(err, ErrInvalidEntrypoint):
 				typ = "Runtime.InvalidEntrypoint"
 			}
 			e.finishLocked(inv, functionError(errorJSON(typ, inv.event.RequestID, err.Error())))
@@ -48,12 +52,21 @@ func (e *env) spawn() {
 	}
 }
 
+// argv is the command an environment starts: the image's for an image
+// function, else the bootstrap (host paths).
+func (in *Instance) argv() ([]string, error) {
+	if in.cfg.Image != nil {
+		return in.imageArgv()
+	}
+	return entrypoint(in.cfg, in.optDir, in.runtimeDir)
+}
+
 // startLocked spawns the bootstrap in its own process group, with its
 // output wired to the sinks, its memory watched and its init bounded.
 func (e *env) startLocked() error {
 	in := e.inst
 	cfg := in.cfg
-	argv, err := entrypoint(cfg, in.optDir, in.runtimeDir)
+	argv, err := in.argv()
 	if err != nil {
 		return err
 	}

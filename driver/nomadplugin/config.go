@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 )
 
 // Config is the agent's `plugin "nimbus-driver" { config { ... } }` block.
@@ -45,6 +47,23 @@ type Config struct {
 	// ChrootEnv maps host paths to where they are bound, read-only, in
 	// every environment's root. Default: see sandbox.DefaultChrootEnv.
 	ChrootEnv map[string]string `hcl:"chroot_env"`
+	// ImageCacheDir is the client's cache of image functions' unpacked
+	// layers, shared by every task. Default: "/var/lib/nimbus/images".
+	ImageCacheDir string `hcl:"image_cache_dir"`
+	// ImageCacheMaxMB bounds the cache: the least recently used layers no
+	// running task holds are evicted beyond it (an image larger than the
+	// whole cache still runs). Default: 10240.
+	ImageCacheMaxMB int `hcl:"image_cache_max_mb"`
+	// RegistryAuth lists registry credentials, each a map with "registry"
+	// (host[:port]) and either "username" and "password" or "token".
+	// Default: none (anonymous).
+	RegistryAuth []map[string]string `hcl:"registry_auth"`
+	// RegistryAuthFile is a docker-style config.json ("auths") consulted
+	// for registries RegistryAuth does not name. Default: "".
+	RegistryAuthFile string `hcl:"registry_auth_file"`
+	// InsecureRegistries are registry hosts pulled from over plain HTTP.
+	// Loopback registries always are; no other is. Default: none.
+	InsecureRegistries []string `hcl:"insecure_registries"`
 }
 
 // Defaults for Config.
@@ -53,6 +72,8 @@ const (
 	DefaultFingerprintInterval = 30 * time.Second
 	DefaultStartTimeout        = 30 * time.Second
 	DefaultStopSignal          = "SIGTERM"
+	DefaultImageCacheDir       = "/var/lib/nimbus/images"
+	DefaultImageCacheMaxMB     = 10240
 )
 
 // configSchema is what ConfigSchema advertises. Defaults travel in the
@@ -70,6 +91,11 @@ func configSchema() schema {
 		{name: "uid_range", typ: "string", def: `"` + instance.DefaultUIDRange + `"`},
 		{name: "allow_root", typ: "bool", def: "false"},
 		{name: "chroot_env", typ: "map(string)"},
+		{name: "image_cache_dir", typ: "string", def: `"` + DefaultImageCacheDir + `"`},
+		{name: "image_cache_max_mb", typ: "number", def: strconv.Itoa(DefaultImageCacheMaxMB)},
+		{name: "registry_auth", typ: "list(map(string))"},
+		{name: "registry_auth_file", typ: "string"},
+		{name: "insecure_registries", typ: "list(string)"},
 	}
 }
 
@@ -82,6 +108,8 @@ func DefaultConfig() Config {
 		StartTimeout:        DefaultStartTimeout.String(),
 		StopSignal:          DefaultStopSignal,
 		UIDRange:            instance.DefaultUIDRange,
+		ImageCacheDir:       DefaultImageCacheDir,
+		ImageCacheMaxMB:     DefaultImageCacheMaxMB,
 	}
 }
 
@@ -95,6 +123,7 @@ type settings struct {
 	fingerprintInterval time.Duration
 	startTimeout        time.Duration
 	stopSignal          unix.Signal
+	registryAuth        oci.Auth
 }
 
 // Validate checks the config and returns its parsed form.
@@ -120,7 +149,18 @@ func (c Config) validate() (settings, error) {
 	} else {
 		s.stopSignal = sig
 	}
-	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent} {
+	if s.ImageCacheDir == "" {
+		s.ImageCacheDir = DefaultImageCacheDir
+	}
+	if c.ImageCacheMaxMB < 0 {
+		errs = append(errs, "image_cache_max_mb must not be negative (0: unbounded)")
+	}
+	if auth, err := registryAuth(c); err != nil {
+		errs = append(errs, err.Error())
+	} else {
+		s.registryAuth = auth
+	}
+	for name, p := range map[string]string{"runtimes_dir": c.RuntimesDir, "cgroup_parent": c.CgroupParent, "image_cache_dir": s.ImageCacheDir, "registry_auth_file": c.RegistryAuthFile} {
 		if p != "" && !filepath.IsAbs(p) {
 			errs = append(errs, fmt.Sprintf("%s %q must be an absolute path", name, p))
 		}
@@ -150,6 +190,33 @@ func (c Config) validate() (settings, error) {
 		return settings{}, fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(errs, "; "))
 	}
 	return s, nil
+}
+
+// registryAuth turns the registry settings into the puller's Auth.
+func registryAuth(c Config) (oci.Auth, error) {
+	a := oci.Auth{ConfigFile: c.RegistryAuthFile, InsecureRegistries: c.InsecureRegistries}
+	for i, m := range c.RegistryAuth {
+		var cr oci.Credential
+		for k, v := range m {
+			switch k {
+			case "registry":
+				cr.Registry = v
+			case "username":
+				cr.Username = v
+			case "password":
+				cr.Password = v
+			case "token":
+				cr.Token = v
+			default:
+				return oci.Auth{}, fmt.Errorf("registry_auth[%d]: unknown key %q (registry, username, password, token)", i, k)
+			}
+		}
+		a.Credentials = append(a.Credentials, cr)
+	}
+	if err := a.Validate(); err != nil {
+		return oci.Auth{}, err
+	}
+	return a, nil
 }
 
 // runAs picks the user a task runs as: its own request, else the default;

@@ -48,6 +48,9 @@ func (d *Driver) execCommand(ctx context.Context, taskID string, argv []string) 
 		}
 		return cmd, t, nil
 	}
+	if t.state.Image != "" {
+		return nil, nil, status.Error(codes.FailedPrecondition, "exec: no environment of this image function is running (its filesystem exists only inside one); invoke it first")
+	}
 	// No isolated environment runs (none started yet, or the host cannot
 	// isolate): the operator's command runs beside the instance, in the
 	// code directory as the task's user, as it did before isolation.

@@ -185,3 +185,20 @@ func TestIsolationConfig(t *testing.T) {
 		t.Errorf("isolation attribute %q", got)
 	}
 }
+
+func TestRegistryAuthConfig(t *testing.T) {
+	c := DefaultConfig()
+	c.RegistryAuth = []map[string]string{{"registry": "r.example:5000", "username": "u", "password": "p"}, {"registry": "ghcr.io", "token": "t"}}
+	c.InsecureRegistries = []string{"r.example:5000"}
+	s, err := c.validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.registryAuth
+	if len(a.Credentials) != 2 || a.Credentials[0].Password != "p" || a.Credentials[1].Token != "t" || a.InsecureRegistries[0] != "r.example:5000" {
+		t.Fatalf("auth %+v", a)
+	}
+	if s.ImageCacheDir != DefaultImageCacheDir || s.ImageCacheMaxMB != DefaultImageCacheMaxMB {
+		t.Fatalf("image cache defaults: %q %d", s.ImageCacheDir, s.ImageCacheMaxMB)
+	}
+}

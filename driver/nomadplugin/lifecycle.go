@@ -113,9 +113,12 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		return nil, taskState{}, errors.New("task name is empty")
 	}
 	taskDir := filepath.Join(cfg.GetAllocDir(), cfg.GetName())
-	codeDir, err := within(taskDir, tc.CodeDir)
-	if err != nil {
-		return nil, taskState{}, fmt.Errorf("code_dir: %w", err)
+	var codeDir string
+	if !tc.IsImage() {
+		var err error
+		if codeDir, err = within(taskDir, tc.CodeDir); err != nil {
+			return nil, taskState{}, fmt.Errorf("code_dir: %w", err)
+		}
 	}
 	layers := make([]string, 0, len(tc.LayerDirs))
 	for _, l := range tc.LayerDirs {
@@ -177,6 +180,17 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		AccountID:    tc.AccountID,
 		ReadyFile:    filepath.Join(dir, "ready"),
 	}
+	if tc.IsImage() {
+		icfg.Image = &instance.ImageConfig{
+			Ref:              tc.Image,
+			Entrypoint:       tc.ImageEntrypoint,
+			Command:          tc.ImageCommand,
+			WorkingDirectory: tc.ImageWorkingDirectory,
+			CacheDir:         set.ImageCacheDir,
+			CacheMaxMB:       int64(set.ImageCacheMaxMB),
+			Auth:             set.registryAuth,
+		}
+	}
 	st := taskState{
 		Dir:        dir,
 		StateDir:   stateDir,
@@ -185,6 +199,7 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		Function:   tc.Function,
 		Version:    tc.Version,
 		CodeDir:    codeDir,
+		Image:      tc.Image,
 		RunAs:      runAs,
 	}
 	return icfg, st, nil

@@ -45,11 +45,24 @@ func TestPluginInfoAndAgentConfig(t *testing.T) {
 	if _, err := h.Configure(ctx(t), nil, true); err != nil {
 		t.Fatalf("empty config block (defaults from the spec): %v", err)
 	}
+	if _, err := h.Configure(ctx(t), map[string]any{
+		"image_cache_dir": "/var/cache/nimbus", "image_cache_max_mb": 2048,
+		"registry_auth":       []map[string]string{{"registry": "r.example", "username": "u", "password": "p"}, {"registry": "ghcr.io", "token": "t"}},
+		"insecure_registries": []string{"build.internal:5000"},
+	}, true); err != nil {
+		t.Fatalf("image settings: %v", err)
+	}
 	for _, bad := range []map[string]any{
 		{"stats_interval": "often"},
 		{"stop_signal": "SIGNOPE"},
 		{"runtimes_dir": "relative/dir"},
 		{"start_timeout": "-1s"},
+		{"image_cache_dir": "relative"},
+		{"image_cache_max_mb": -1},
+		{"registry_auth": []map[string]string{{"registry": "r.example", "username": "u"}}},
+		{"registry_auth": []map[string]string{{"registry": "r.example", "user": "u", "password": "p"}}},
+		{"registry_auth_file": "/nonexistent/config.json"},
+		{"insecure_registries": []string{"http://r.example"}},
 	} {
 		_, err := h.Configure(ctx(t), bad, true)
 		if code(errors.Unwrap(err)) != codes.InvalidArgument {
@@ -91,9 +104,50 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 	if got := *tc; !equalTC(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
 	}
-	// Required attributes are enforced by Nomad's decode of our schema.
-	if _, err := h.EncodeTask(ctx(t), map[string]any{"function": "x", "invoke_secret": "s"}, nil); err == nil || !strings.Contains(err.Error(), "runtime") {
+	// Required attributes are enforced by Nomad's decode of our schema;
+	// runtime (required unless the task runs an image) by the driver's.
+	if _, err := h.EncodeTask(ctx(t), map[string]any{"invoke_secret": "s"}, nil); err == nil || !strings.Contains(err.Error(), "function") {
+		t.Errorf("missing function: err = %v", err)
+	}
+	b, err = h.EncodeTask(ctx(t), map[string]any{"function": "x", "invoke_secret": "s"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nomadplugin.DecodeTaskConfig(b); err == nil || !strings.Contains(err.Error(), "runtime is required") {
 		t.Errorf("missing runtime: err = %v", err)
+	}
+	// An image function's attributes.
+	img := "127.0.0.1:5000/team/fn@sha256:" + strings.Repeat("ab", 32)
+	b, err = h.EncodeTask(ctx(t), map[string]any{
+		"function": "x", "invoke_secret": "s", "image": img,
+		"image_entrypoint": []string{"/lambda-entrypoint.sh"}, "image_command": []string{"app.handler"},
+		"image_working_directory": "/var/task",
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err = nomadplugin.DecodeTaskConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.Image != img || tc.CodeDir != "" || len(tc.ImageEntrypoint) != 1 || tc.ImageCommand[0] != "app.handler" || tc.ImageWorkingDirectory != "/var/task" {
+		t.Errorf("image task config %+v", tc)
+	}
+	for _, bad := range []map[string]any{
+		{"image": "127.0.0.1:5000/team/fn:latest"},
+		{"image": img, "runtime": "provided"},
+		{"image": img, "code_dir": "local/code"},
+		{"image": img, "image_entrypoint": []string{"relative"}},
+		{"image_command": []string{"x"}, "runtime": "provided"},
+	} {
+		bad["function"], bad["invoke_secret"] = "x", "s"
+		b, err := h.EncodeTask(ctx(t), bad, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nomadplugin.DecodeTaskConfig(b); !errors.Is(err, taskconfig.ErrInvalid) {
+			t.Errorf("%v: err = %v", bad, err)
+		}
 	}
 	// A fractional number arrives as a msgpack string and is refused cleanly.
 	block["memory_mb"] = 128.1

@@ -155,6 +155,22 @@ func assign(f reflect.Value, v cty.Value) error {
 		}
 		f.SetInt(n)
 	case reflect.Slice:
+		if et := f.Type().Elem(); et.Kind() == reflect.Map && et.Key().Kind() == reflect.String && et.Elem().Kind() == reflect.String {
+			if !(v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType()) {
+				return fmt.Errorf("want a list of maps, got %s", v.Type().FriendlyName())
+			}
+			out := reflect.MakeSlice(f.Type(), 0, v.LengthInt())
+			for it := v.ElementIterator(); it.Next(); {
+				_, e := it.Element()
+				m := reflect.New(et).Elem()
+				if err := assign(m, e); err != nil {
+					return err
+				}
+				out = reflect.Append(out, m)
+			}
+			f.Set(out)
+			return nil
+		}
 		if f.Type().Elem().Kind() != reflect.String || !(v.Type().IsListType() || v.Type().IsTupleType() || v.Type().IsSetType()) {
 			return fmt.Errorf("want a list of strings, got %s", v.Type().FriendlyName())
 		}

@@ -37,7 +37,10 @@ type taskState struct {
 	Version    string `json:"version"`
 	// CodeDir and RunAs are where and as whom ExecTask runs commands.
 	CodeDir string `json:"code_dir"`
-	RunAs   string `json:"run_as,omitempty"`
+	// Image is the image of an image function (exec needs a running
+	// environment then: there is no host code directory to fall back on).
+	Image string `json:"image,omitempty"`
+	RunAs string `json:"run_as,omitempty"`
 }
 
 // exitStatus is what the instance subcommand writes to its status file

@@ -3,6 +3,7 @@ package oci
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,7 +34,7 @@ import (
 //	layers/sha256-<hex>.size   its size in bytes; its mtime is the layer's last use
 //	locks/sha256-<hex>         flock: exclusive while the layer is unpacked or
 //	                           evicted, shared while an image holding it is in use
-//	images/sha256-<hex>.json   a pulled manifest's layers and start config
+//	images/<repo>-sha256-<hex>.json   a pulled manifest's layers and start config
 //	tmp/                       unpacks in progress (renamed into layers/ when verified)
 //
 // Pins are flocks, so pins held by other processes protect a layer from
@@ -103,6 +104,14 @@ type imageMeta struct {
 }
 
 func keyOf(digest string) string { return strings.Replace(digest, ":", "-", 1) }
+
+// imageKey names a pulled manifest by repository and digest: a digest
+// cached from one repository is not served for another, whose access the
+// registry has not granted.
+func imageKey(repo, digest string) string {
+	h := sha256.Sum256([]byte(repo))
+	return hex.EncodeToString(h[:8]) + "-" + keyOf(digest)
+}
 
 func (s *Store) layerDir(key string) string  { return filepath.Join(s.dir, "layers", key) }
 func (s *Store) sizeFile(key string) string  { return filepath.Join(s.dir, "layers", key+".size") }
@@ -228,9 +237,9 @@ func (s *Store) touch(keys []string) {
 // resolved to this platform's image).
 func (s *Store) manifest(ctx context.Context, r name.Reference, ref string, auth Auth) (*imageMeta, error) {
 	if d, ok := r.(name.Digest); ok {
-		if b, err := os.ReadFile(s.imageFile(keyOf(d.DigestStr()))); err == nil {
+		if b, err := os.ReadFile(s.imageFile(imageKey(d.Context().Name(), d.DigestStr()))); err == nil {
 			var m imageMeta
-			if json.Unmarshal(b, &m) == nil && m.Digest == d.DigestStr() {
+			if json.Unmarshal(b, &m) == nil && m.Digest == d.DigestStr() && m.Repository == d.Context().Name() {
 				return &m, nil
 			}
 		}
@@ -283,7 +292,7 @@ func (s *Store) manifest(ctx context.Context, r name.Reference, ref string, auth
 		m.Layers = append(m.Layers, layerMeta{Digest: l.Digest.String(), DiffID: cf.RootFS.DiffIDs[i].String(), Size: l.Size, MediaType: string(l.MediaType)})
 	}
 	b, _ := json.Marshal(m)
-	_ = writeAtomic(s.imageFile(keyOf(m.Digest)), b, filepath.Join(s.dir, "tmp"))
+	_ = writeAtomic(s.imageFile(imageKey(m.Repository, m.Digest)), b, filepath.Join(s.dir, "tmp"))
 	return m, nil
 }
 
@@ -309,7 +318,19 @@ func (s *Store) ensureLayer(ctx context.Context, r name.Reference, idx int, l la
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		lk, err := s.lock(key, syscall.LOCK_EX)
+		// Fast path: the layer is there; pin it next to its other users
+		// (an exclusive lock would wait for them all to release).
+		lk, err := s.lock(key, syscall.LOCK_SH)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(s.layerDir(key)); err == nil {
+			now := time.Now()
+			_ = os.Chtimes(s.sizeFile(key), now, now)
+			return lk, nil
+		}
+		lk.Close()
+		lk, err = s.lock(key, syscall.LOCK_EX)
 		if err != nil {
 			return nil, err
 		}

@@ -75,7 +75,6 @@ func unpackLayer(blob io.Reader, dir, digest, diffID string) (int64, error) {
 	return size, nil
 }
 
-
 // untar writes a layer's entries under dir in overlayfs form. Every path
 // is resolved inside dir through os.Root, so ".." and symlinks (absolute
 // or relative) that lead out of it are refused.

@@ -237,6 +237,12 @@ func buildRoot(plan *Plan) error {
 	if err := syscall.Mount("tmpfs", root, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, "mode=0755,size=1m"); err != nil {
 		return fmt.Errorf("mounting the root tmpfs on %s: %w", root, err)
 	}
+	if len(plan.RootLayers) > 0 {
+		var err error
+		if root, err = imageRoot(root, plan); err != nil {
+			return err
+		}
+	}
 	mounts := append([]Mount(nil), plan.Mounts...)
 	// Parents before children, so a nested target's mount point exists.
 	sort.SliceStable(mounts, func(i, j int) bool {
@@ -308,6 +314,39 @@ func buildRoot(plan *Plan) error {
 		}
 	}
 	return pivot(root)
+}
+
+// imageRoot stacks the plan's image layers at tmpfs/root with a writable
+// upper layer in the tmpfs (for mount points only: pivot makes the root
+// read-only) and returns the stacked root.
+func imageRoot(tmpfs string, plan *Plan) (string, error) {
+	for _, l := range plan.RootLayers {
+		if strings.ContainsAny(l, ":,\\") {
+			return "", fmt.Errorf("image layer path %q cannot be stacked (':', ',' or '\\')", l)
+		}
+	}
+	upper, work, root := filepath.Join(tmpfs, "upper"), filepath.Join(tmpfs, "work"), filepath.Join(tmpfs, "root")
+	for _, d := range []string{upper, work, root} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	lower := strings.Join(plan.RootLayers, ":")
+	if len(plan.RootLayers) == 1 {
+		// overlayfs needs two lower layers without an upper; with one, the
+		// empty upper is enough.
+		lower = plan.RootLayers[0]
+	}
+	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	if err := syscall.Mount("overlay", root, "overlay", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
+		return "", fmt.Errorf("stacking the image's %d layers as the root: %w", len(plan.RootLayers), err)
+	}
+	if plan.Dir != "" {
+		if err := os.MkdirAll(filepath.Join(root, plan.Dir), 0o755); err != nil {
+			return "", fmt.Errorf("creating the working directory %s: %w", plan.Dir, err)
+		}
+	}
+	return root, nil
 }
 
 // bind mounts source (a host path) at target inside root, read-only if ro.

@@ -46,6 +46,13 @@ type Plan struct {
 	// Root is an empty host directory the init mounts the environment's root
 	// tmpfs on (inside its own mount namespace: the host never sees it).
 	Root string `json:"root"`
+	// RootLayers, when set, make the environment's root an image's
+	// filesystem instead of an empty tmpfs: host directories stacked
+	// read-only with overlayfs, the first on top (an OCI image's unpacked
+	// layers, top layer first, in overlayfs form). Mount points the plan
+	// needs (/tmp, /proc, /dev, Dir, Files, Mounts) are made in a small
+	// private tmpfs layered above them; the root is read-only all the same.
+	RootLayers []string `json:"root_layers,omitempty"`
 	// Mounts are bound in order, read-only unless marked.
 	Mounts []Mount `json:"mounts"`
 	// TmpMB sizes the tmpfs at /tmp (0: 512).

@@ -20,7 +20,9 @@
 // bench/sources), escape (tries to leave its execution environment in
 // every way the sandbox closes and reports what each attempt got) and logs
 // (writes the event's "say" to stdout and "warn" to stderr, with the
-// request id, for the log tail).
+// request id, for the log tail) and entrypoint (the AWS base images'
+// /lambda-entrypoint.sh convention without a shell: the handler argument
+// becomes _HANDLER, then it execs /var/runtime/bootstrap).
 //
 // It is test support only: production packages must not import it.
 package testfn

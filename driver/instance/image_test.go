@@ -1,0 +1,189 @@
+package instance
+
+import (
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/oci"
+	"github.com/nimbus-fn/nimbus/driver/oci/ocitest"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+)
+
+// needSandbox skips where environments cannot be isolated (image
+// functions run only isolated).
+func needSandbox(t *testing.T) {
+	t.Helper()
+	if m := sandbox.Missing(); len(m) > 0 {
+		t.Skipf("image functions need isolation; this host lacks: %v", m)
+	}
+}
+
+// imageFnConfig is an instance config for the image ref, its cache in cache.
+func imageFnConfig(t *testing.T, ref, cache string) *Config {
+	t.Helper()
+	c := testConfig(t, "echo")
+	c.Function = "img-fn"
+	c.Runtime, c.CodeDir = "", ""
+	c.Image = &ImageConfig{Ref: ref, CacheDir: cache}
+	return c
+}
+
+// ctxReport is what internal/testfn/ctxcheck answers.
+type ctxReport struct {
+	Cwd string            `json:"cwd"`
+	Env map[string]string `json:"env"`
+}
+
+func ctxInvoke(t *testing.T, in *Instance) ctxReport {
+	t.Helper()
+	r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{}`)})
+	if r.resp.FunctionError != "" {
+		t.Fatalf("function error: %s", r.body)
+	}
+	var rep ctxReport
+	if err := json.Unmarshal(r.body, &rep); err != nil {
+		t.Fatalf("%s: %v", r.body, err)
+	}
+	return rep
+}
+
+func TestImageFunctionWithGoEntrypoint(t *testing.T) {
+	needSandbox(t)
+	reg := ocitest.NewRegistry(t, "", "")
+	bin := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/")
+	bin[0].Name = "main" // the built "bootstrap", as a plain image's /main
+	img := ocitest.Image(t, v1.Config{
+		Entrypoint: []string{"/main"},
+		Env:        []string{"FROM_IMAGE=1", "SHARED=image", "AWS_LAMBDA_FUNCTION_NAME=spoofed", "PATH=/usr/bin:/bin"},
+		WorkingDir: "/app",
+	}, ocitest.Layer(t, bin...))
+	ref := reg.Push(t, "plain/go:v1", img)
+	c := imageFnConfig(t, ref, t.TempDir())
+	c.Env = map[string]string{"SHARED": "function"}
+	in := start(t, c)
+	if !in.Isolated() {
+		t.Fatal("image function runs unisolated")
+	}
+	rep := ctxInvoke(t, in)
+	for k, want := range map[string]string{
+		"FROM_IMAGE":               "1",
+		"SHARED":                   "function",
+		"AWS_LAMBDA_FUNCTION_NAME": "img-fn",
+		"PATH":                     "/usr/bin:/bin",
+		"TMPDIR":                   "/tmp",
+		"LAMBDA_TASK_ROOT":         "/var/task",
+		"_HANDLER":                 "",
+	} {
+		if got := rep.Env[k]; got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if rep.Env["AWS_LAMBDA_RUNTIME_API"] == "" {
+		t.Error("AWS_LAMBDA_RUNTIME_API unset")
+	}
+	if rep.Cwd != "/app" {
+		t.Errorf("cwd %q, want the image's WORKDIR /app", rep.Cwd)
+	}
+	// A second invocation reuses the warm environment.
+	ctxInvoke(t, in)
+}
+
+func TestImageFunctionBaseImageConvention(t *testing.T) {
+	needSandbox(t)
+	reg := ocitest.NewRegistry(t, "", "")
+	entry := ocitest.DirEntries(t, testfn.Dir(t, "entrypoint"), "/")
+	entry[0].Name = "lambda-entrypoint.sh"
+	runtime := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/var/runtime")
+	base := ocitest.Layer(t, append(append([]ocitest.Entry{{Name: "var/", Type: '5'}, {Name: "var/runtime/", Type: '5'}}, entry...), runtime...)...)
+	code := ocitest.Layer(t, ocitest.Entry{Name: "var/task/", Type: '5'}, ocitest.Entry{Name: "var/task/app.py", Body: []byte("def handler(e, c): return e\n")})
+	img := ocitest.Image(t, v1.Config{
+		Entrypoint: []string{"/lambda-entrypoint.sh"},
+		Cmd:        []string{"app.handler"},
+		WorkingDir: "/var/task",
+		Env:        []string{"LAMBDA_TASK_ROOT=/var/task", "LAMBDA_RUNTIME_DIR=/var/runtime"},
+	}, base, code)
+	ref := reg.Push(t, "base/py:v1", img)
+	cache := t.TempDir()
+
+	rep := ctxInvoke(t, start(t, imageFnConfig(t, ref, cache)))
+	if rep.Env["_HANDLER"] != "app.handler" || rep.Cwd != "/var/task" {
+		t.Fatalf("_HANDLER %q cwd %q", rep.Env["_HANDLER"], rep.Cwd)
+	}
+	// image_command overrides CMD (the handler); the same cached layers serve it.
+	c := imageFnConfig(t, ref, cache)
+	c.Image.Command = []string{"other.handler"}
+	c.Image.WorkingDirectory = "/srv"
+	rep = ctxInvoke(t, start(t, c))
+	if rep.Env["_HANDLER"] != "other.handler" || rep.Cwd != "/srv" {
+		t.Fatalf("override: _HANDLER %q cwd %q", rep.Env["_HANDLER"], rep.Cwd)
+	}
+	if n := reg.BlobGets(ocitest.Digest(t, base)); n != 1 {
+		t.Fatalf("base layer downloaded %d times for two instances", n)
+	}
+}
+
+func TestImageFunctionFailures(t *testing.T) {
+	needSandbox(t)
+	reg := ocitest.NewRegistry(t, "", "")
+	private := ocitest.NewRegistry(t, "u", "p")
+	cache := t.TempDir()
+	bin := ocitest.DirEntries(t, testfn.Dir(t, "echo"), "/")
+	bin[0].Name = "main"
+	good := reg.Push(t, "good:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, ocitest.Layer(t, bin...)))
+	okIn := start(t, imageFnConfig(t, good, cache))
+	if r := invoke(t, okIn, &invokeapi.Request{Payload: []byte(`{"n":1}`)}); r.resp.FunctionError != "" || string(r.body) != `{"n":1}` {
+		t.Fatalf("good function: %s", r.body)
+	}
+
+	badLayer := ocitest.Layer(t, ocitest.Entry{Name: "x", Body: []byte(strings.Repeat("x", 10000))})
+	corrupt := reg.Push(t, "corrupt:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, ocitest.Layer(t, bin...), badLayer))
+	reg.Corrupt(ocitest.Digest(t, badLayer))
+	noEntry := reg.Push(t, "noentry:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/bin/missing"}}, ocitest.Layer(t, bin...)))
+	for _, c := range []struct {
+		name, ref, typ string
+	}{
+		{"missing", reg.Host + "/gone@sha256:" + strings.Repeat("0", 64), oci.ReasonImageDeleted},
+		{"corrupt", corrupt, oci.ReasonInvalidImage},
+		{"denied", private.Push(t, "p:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, ocitest.Layer(t, bin...))), oci.ReasonImageAccessDenied},
+		{"entrypoint", noEntry, "Runtime.InvalidEntrypoint"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := start(t, imageFnConfig(t, c.ref, cache))
+			r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{}`)})
+			if r.resp.FunctionError != invokeapi.FunctionErrorUnhandled {
+				t.Fatalf("no function error: %s", r.body)
+			}
+			if typ, msg := errorBody(t, r.body); typ != c.typ {
+				t.Fatalf("errorType %q (%s), want %q", typ, msg, c.typ)
+			}
+		})
+	}
+	// The good function, sharing the cache, is unharmed.
+	if r := invoke(t, okIn, &invokeapi.Request{Payload: []byte(`{"n":2}`)}); r.resp.FunctionError != "" || string(r.body) != `{"n":2}` {
+		t.Fatalf("good function after the failures: %s", r.body)
+	}
+}
+
+func TestImageFunctionNeedsIsolation(t *testing.T) {
+	c := imageFnConfig(t, "127.0.0.1:1/x@sha256:"+strings.Repeat("0", 64), t.TempDir())
+	c.Isolation.Disabled = true
+	if _, err := New(c, testLogger(t)); !errors.Is(err, ErrImageNeedsIsolation) {
+		t.Fatalf("New: %v", err)
+	}
+	c = imageFnConfig(t, "127.0.0.1:1/x:latest", filepath.Join(t.TempDir(), "c"))
+	if _, err := New(c, testLogger(t)); err == nil || !strings.Contains(err.Error(), "pinned by digest") {
+		t.Fatalf("tag accepted: %v", err)
+	}
+	c = imageFnConfig(t, "127.0.0.1:1/x@sha256:"+strings.Repeat("0", 64), t.TempDir())
+	c.Runtime = "provided.al2023"
+	if _, err := New(c, testLogger(t)); err == nil {
+		t.Fatal("runtime accepted with an image")
+	}
+}
