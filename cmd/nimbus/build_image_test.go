@@ -157,3 +157,26 @@ func TestBuildImageRefusals(t *testing.T) {
 		}
 	}
 }
+
+// An image built by nimbus build --image runs under nimbus local invoke
+// --image through the driver's image path (pulled from the registry into
+// the cache, the image's filesystem as the environment's root).
+func TestLocalInvokeImage(t *testing.T) {
+	host := loopbackRegistry(t)
+	tag := host + "/team/echo:v1"
+	if r := runCLI(t, baseEnv(), "build", "--image", "--runtime", "provided.al2023", "--tag", tag, "--push", testfn.Dir(t, "echo")); r.code != 0 {
+		t.Fatalf("build --push: exit %d: %s", r.code, r.stderr)
+	}
+	ev := filepath.Join(t.TempDir(), "event.json")
+	if err := os.WriteFile(ev, []byte(`{"k":"image"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runLocalCLI(t, "", "local", "invoke", "--image", tag, "--image-cache", t.TempDir(), "--event", ev)
+	if code != 0 || out != "{\"k\":\"image\"}\n" {
+		t.Fatalf("local invoke --image: exit %d\nstdout %q\nstderr %q", code, out, errOut)
+	}
+	code, _, errOut = runLocalCLI(t, "", "local", "invoke", "--image", host+"/team/echo:nope", "--image-cache", t.TempDir())
+	if code == 0 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("local invoke of a missing image: exit %d stderr %q", code, errOut)
+	}
+}
