@@ -23,6 +23,14 @@
 // Channel sends under env.mu go to buffers sized for them (one result, one
 // report, one parked poll per environment).
 //
+// An image function (Config.Image) pulls its image into the client's layer
+// cache (driver/oci) at Start, before any environment, and keeps it pinned
+// until Stop; its environments' root is the image's layers stacked read-only
+// (driver/sandbox Plan.RootLayers) instead of the host's chroot_env binds.
+// Image functions run only isolated: New refuses them elsewhere. A failed
+// pull does not fail Start: every invocation answers with Lambda's error for
+// it (ImageDeleted, ImageAccessDenied, InvalidImage) and the log says why.
+//
 // It may import the standard library, go-hclog, google/uuid, driver/invokeapi,
-// driver/runtimeapi, driver/sandbox and (for managed runtimes) runtimes.
+// driver/runtimeapi, driver/sandbox, driver/oci and (for managed runtimes) runtimes.
 package instance

@@ -3,6 +3,7 @@ package instance
 import (
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/oci/ocitest"
 	"github.com/nimbus-fn/nimbus/driver/sandbox"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/runtimes"
 )
 
 // needSandbox skips where environments cannot be isolated (image
@@ -185,5 +187,81 @@ func TestImageFunctionNeedsIsolation(t *testing.T) {
 	c.Runtime = "provided.al2023"
 	if _, err := New(c, testLogger(t)); err == nil {
 		t.Fatal("runtime accepted with an image")
+	}
+}
+
+// pythonImage assembles a python image in the AWS base images' layout from
+// this host's python3.11 (interpreter, the libraries it links, its standard
+// library), Nimbus's python bootstrap at /var/runtime and a handler at
+// /var/task; ENTRYPOINT runs the bootstrap, CMD names the handler.
+func pythonImage(t *testing.T) v1.Image {
+	t.Helper()
+	const exe = "/usr/bin/python3.11"
+	if _, err := os.Stat(exe); err != nil {
+		t.Skipf("no %s on this host", exe)
+	}
+	var osEntries []ocitest.Entry
+	file := func(host, inside string) {
+		b, err := os.ReadFile(host)
+		if err != nil {
+			t.Skipf("python image: %v", err)
+		}
+		osEntries = append(osEntries, ocitest.Entry{Name: inside, Body: b, Mode: 0o755})
+	}
+	file(exe, "usr/bin/python3.11")
+	for _, lib := range []string{"libm.so.6", "libz.so.1", "libexpat.so.1", "libc.so.6"} {
+		file("/lib/x86_64-linux-gnu/"+lib, "lib/x86_64-linux-gnu/"+lib)
+	}
+	file("/lib64/ld-linux-x86-64.so.2", "lib64/ld-linux-x86-64.so.2")
+	skip := []string{"/test/", "/__pycache__/", "/idlelib/", "/tkinter/", "/lib2to3/", "/ensurepip/", "/pydoc_data/", "/config-3.11", "/distutils/", "/turtledemo/"}
+	for _, e := range ocitest.DirEntries(t, "/usr/lib/python3.11", "/usr/lib/python3.11") {
+		keep := true
+		for _, s := range skip {
+			if strings.Contains("/"+e.Name+"/", s) {
+				keep = false
+			}
+		}
+		if keep {
+			osEntries = append(osEntries, e)
+		}
+	}
+	rt := t.TempDir()
+	if err := runtimes.Install(rt); err != nil {
+		t.Fatal(err)
+	}
+	boot, err := os.ReadFile(filepath.Join(rt, "python", "bootstrap.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimeLayer := ocitest.Layer(t, ocitest.Entry{Name: "var/runtime/bootstrap.py", Body: boot, Mode: 0o644})
+	code := ocitest.Layer(t, ocitest.Entry{Name: "var/task/app.py", Body: []byte(
+		"import os\n\ndef handler(event, context):\n    return {'echo': event, 'handler': os.environ['_HANDLER'], 'cwd': os.getcwd(), 'py': os.path.realpath('/usr/bin/python3.11')}\n")})
+	return ocitest.Image(t, v1.Config{
+		Entrypoint: []string{"/usr/bin/python3.11", "-u", "/var/runtime/bootstrap.py"},
+		Cmd:        []string{"app.handler"},
+		WorkingDir: "/var/task",
+		Env:        []string{"LAMBDA_TASK_ROOT=/var/task", "LAMBDA_RUNTIME_DIR=/var/runtime", "PATH=/usr/local/bin:/usr/bin:/bin"},
+	}, ocitest.Layer(t, osEntries...), runtimeLayer, code)
+}
+
+func TestImageFunctionPythonLayout(t *testing.T) {
+	needSandbox(t)
+	reg := ocitest.NewRegistry(t, "", "")
+	ref := reg.Push(t, "py/app:v1", pythonImage(t))
+	in := start(t, imageFnConfig(t, ref, t.TempDir()))
+	r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"hello":"python"}`)})
+	if r.resp.FunctionError != "" {
+		t.Fatalf("function error: %s", r.body)
+	}
+	var got struct {
+		Echo    map[string]string `json:"echo"`
+		Handler string            `json:"handler"`
+		Cwd     string            `json:"cwd"`
+	}
+	if err := json.Unmarshal(r.body, &got); err != nil {
+		t.Fatalf("%s: %v", r.body, err)
+	}
+	if got.Echo["hello"] != "python" || got.Handler != "app.handler" || got.Cwd != "/var/task" {
+		t.Fatalf("answer %s", r.body)
 	}
 }

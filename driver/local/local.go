@@ -80,6 +80,16 @@ func (l *Launcher) Launch(ctx context.Context, cfg *instance.Config) (*Handle, e
 	if c.InvokeAddr == "" {
 		c.InvokeAddr = "127.0.0.1:0"
 	}
+	if c.Image != nil && c.Image.CacheDir == "" {
+		// Image functions share one layer cache per launcher.
+		ic := *c.Image
+		dir, err := filepath.Abs(l.ImageCacheDir())
+		if err != nil {
+			return nil, fmt.Errorf("launching %s: %w", c.Function, err)
+		}
+		ic.CacheDir = dir
+		c.Image = &ic
+	}
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("launching %s: %w", c.Function, err)
 	}
@@ -98,6 +108,10 @@ func (l *Launcher) Launch(ctx context.Context, cfg *instance.Config) (*Handle, e
 	l.log.Debug("instance launched", "function", h.Function, "version", h.Version, "instance", id, "addr", h.Addr)
 	return h, nil
 }
+
+// ImageCacheDir is where image functions' layers are cached when their
+// config names no cache: shared by every instance the launcher starts.
+func (l *Launcher) ImageCacheDir() string { return filepath.Join(l.baseDir, "images") }
 
 // Get returns the running instance with id.
 func (l *Launcher) Get(id string) (*Handle, bool) {

@@ -51,7 +51,9 @@ func ErrorType(err error) string {
 	}
 }
 
-// ImageConfig is the part of an image's config that starts it.
+// ImageConfig is the part of an image's config that starts it. User is
+// reported, not applied: as on Lambda, every function runs as its
+// environment's own unprivileged user whatever the image says.
 type ImageConfig struct {
 	Entrypoint []string `json:"entrypoint,omitempty"`
 	Cmd        []string `json:"cmd,omitempty"`

@@ -155,7 +155,7 @@ func untar(r io.Reader, dir string) (int64, error) {
 				return 0, refused(h.Name, err)
 			}
 			dirTimes = append(dirTimes, dirTime{name, h.ModTime})
-		case tar.TypeReg, tar.TypeRegA:
+		case tar.TypeReg: // (the reader reports the old TypeRegA as TypeReg)
 			if err := replace(root, name); err != nil {
 				return 0, refused(h.Name, err)
 			}
@@ -270,7 +270,7 @@ func whiteout(root *os.Root, target string) error {
 		return err
 	}
 	defer d.Close()
-	if err := unix.Mknodat(int(d.Fd()), base, unix.S_IFCHR|0o000, 0); err != nil {
+	if err := unix.Mknodat(int(d.Fd()), base, unix.S_IFCHR, 0); err != nil {
 		return fmt.Errorf("creating whiteout %s (needs CAP_MKNOD): %w", target, err)
 	}
 	return nil

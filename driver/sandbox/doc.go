@@ -4,7 +4,9 @@
 // size-limited tmpfs at /tmp, a fresh /proc, a handful of /dev nodes), a
 // dedicated unprivileged uid/gid, no_new_privs, no capabilities (bounding
 // set included) and a seccomp filter in the style of Docker's default
-// profile.
+// profile. For an image function the root is instead the image's unpacked
+// layers stacked read-only with overlayfs (Plan.RootLayers), with the same
+// /tmp, /proc and /dev.
 //
 // Go cannot run code between fork and exec, so an environment starts
 // through a small init: the host process re-executes its own binary with
