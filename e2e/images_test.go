@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -138,6 +139,30 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 	})
 	if apiErrorCode(err) != "InvalidParameterValueException" {
 		t.Fatalf("creating from a missing image: %v", err)
+	}
+
+	// nimbus deploy --endpoint sends a spec's image function through the
+	// same API: the gateway pins the tag.
+	specDir := t.TempDir()
+	writeTree(t, specDir, map[string]string{"spec.hcl": `function "deployed-img" {
+  code {
+    image = "` + host + `/team/echo:v1"
+  }
+}
+`})
+	deploy := exec.Command(nimbusOnce(t), "deploy", "--endpoint", d.base, specDir)
+	deploy.Dir = specDir
+	deploy.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+e2eAccessKey, "AWS_SECRET_ACCESS_KEY="+e2eSecretKey, "AWS_REGION="+e2eRegion)
+	if out, err := deploy.CombinedOutput(); err != nil {
+		t.Fatalf("nimbus deploy --endpoint: %v\n%s", err, out)
+	}
+	got, err = lc.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String("deployed-img")})
+	if err != nil || got.Configuration.PackageType != types.PackageTypeImage || aws.ToString(got.Code.ResolvedImageUri) != echoRef {
+		t.Fatalf("the deployed image function: %v %+v", err, got)
+	}
+	out, err = lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("deployed-img"), Payload: []byte(`{"via":"deploy"}`)})
+	if err != nil || out.FunctionError != nil || string(out.Payload) != `{"via":"deploy"}` {
+		t.Fatalf("invoking the deployed image function: %v %s", err, payloadOf(out))
 	}
 }
 
