@@ -200,6 +200,16 @@ func codeArtifact(fn *specs.Function, opts Options) (Artifact, string, []string)
 	if fn.Code == nil {
 		return Artifact{}, "", []string{"code is required"}
 	}
+	if fn.Code.Image != "" {
+		// No artifact: the driver pulls the image. The job pins its
+		// digest, which stands in for the code's sha256.
+		pinned := fn.Code.PinnedImage()
+		if pinned == "" {
+			return Artifact{}, "", []string{fmt.Sprintf("image %q names a tag: resolve it to a digest before compiling (deploy does; code.resolved_image)", fn.Code.Image)}
+		}
+		_, sum, _ := strings.Cut(pinned, "@sha256:")
+		return Artifact{}, sum, nil
+	}
 	if fn.Code.URL != "" {
 		sum, err := ParseChecksum(fn.Code.Checksum)
 		if err != nil {
@@ -472,11 +482,21 @@ func (c *compiler) task(group string) (*api.Task, error) {
 	// Nomad's artifact hook would repeat for every allocation. Other
 	// go-getter sources (s3::, git::, …) stay artifact blocks.
 	var artifacts []*api.TaskArtifact
-	if u, sum, ok := driverFetched(c.code); ok {
-		tc.CodeURL, tc.CodeSHA256 = u, sum
-	} else {
-		tc.CodeDir = codeDir
-		artifacts = append(artifacts, artifact(c.code, tc.CodeDir))
+	switch {
+	case fn.IsImage():
+		// An image function: the driver pulls the pinned image; no code
+		// artifact and no layers (specs refuses them).
+		tc.Image = fn.Code.PinnedImage()
+		if ic := fn.ImageConfig; ic != nil {
+			tc.ImageEntrypoint, tc.ImageCommand, tc.ImageWorkingDirectory = ic.Entrypoint, ic.Command, ic.WorkingDirectory
+		}
+	default:
+		if u, sum, ok := driverFetched(c.code); ok {
+			tc.CodeURL, tc.CodeSHA256 = u, sum
+		} else {
+			tc.CodeDir = codeDir
+			artifacts = append(artifacts, artifact(c.code, tc.CodeDir))
+		}
 	}
 	allFetched := true
 	for _, l := range c.opts.LayerArtifacts {
@@ -499,6 +519,9 @@ func (c *compiler) task(group string) (*api.Task, error) {
 	config, err := configMap(&tc)
 	if err != nil {
 		return nil, fmt.Errorf("encoding task config of function %q: %w", fn.Name, err)
+	}
+	if tc.IsImage() {
+		delete(config, "runtime") // an image function has none
 	}
 
 	memory := c.memoryMB()

@@ -545,3 +545,32 @@ func TestInvokeVariableAndCommand(t *testing.T) {
 		t.Errorf("quote: %s", got)
 	}
 }
+
+// An image function's job pulls the pinned image: no code artifact, no
+// runtime, the digest as the code's sha256; a tag nobody resolved is refused.
+func TestCompileImage(t *testing.T) {
+	fn, opts := loadCase(t, "image")
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range job.TaskGroups {
+		task := tg.Tasks[0]
+		if len(task.Artifacts) != 0 {
+			t.Errorf("group %s: an image function has no artifacts; got %d", *tg.Name, len(task.Artifacts))
+		}
+		if _, ok := task.Config["runtime"]; ok {
+			t.Errorf("group %s: task config has a runtime: %v", *tg.Name, task.Config["runtime"])
+		}
+		if task.Config["image"] != fn.Code.ResolvedImage {
+			t.Errorf("group %s: image %v, want %s", *tg.Name, task.Config["image"], fn.Code.ResolvedImage)
+		}
+	}
+	if got := job.Meta[MetaCodeSHA256]; got != "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08" {
+		t.Errorf("code sha256 meta %q, want the image digest", got)
+	}
+	fn.Code.ResolvedImage = ""
+	if _, err := Compile(fn, opts); err == nil || !strings.Contains(err.Error(), "names a tag") {
+		t.Fatalf("compiling an unresolved tag: %v", err)
+	}
+}

@@ -353,7 +353,7 @@ var (
 	functionSchema = &hcl.BodySchema{
 		Attributes: []hcl.AttributeSchema{
 			{Name: "description"},
-			{Name: "runtime", Required: true},
+			{Name: "runtime"},
 			{Name: "handler"},
 			{Name: "layers"},
 			{Name: "memory_mb"},
@@ -366,6 +366,7 @@ var (
 		},
 		Blocks: []hcl.BlockHeaderSchema{
 			{Type: "code"},
+			{Type: "image_config"},
 			{Type: "build"},
 			{Type: "secret", LabelNames: []string{"env"}},
 			{Type: "provisioned_concurrency"},
@@ -378,7 +379,11 @@ var (
 	}
 
 	codeSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
-		{Name: "dir"}, {Name: "zip"}, {Name: "url"}, {Name: "checksum"},
+		{Name: "dir"}, {Name: "zip"}, {Name: "url"}, {Name: "checksum"}, {Name: "image"},
+	}}
+
+	imageConfigSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+		{Name: "entrypoint"}, {Name: "command"}, {Name: "working_directory"},
 	}}
 
 	buildSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
@@ -474,7 +479,7 @@ var (
 func (d *decoder) function(b *hcl.Block, dir string) *Function {
 	fn := &Function{Name: b.Labels[0], Pos: posString(b.DefRange), Dir: dir}
 	p := path{}.block("function", fn.Name)
-	c := d.open(p, b, functionSchema, "code", "build", "provisioned_concurrency", "url", "async", "placement")
+	c := d.open(p, b, functionSchema, "code", "image_config", "build", "provisioned_concurrency", "url", "async", "placement")
 	a := c.Attributes
 
 	d.str(a, "description", p, &fn.Description)
@@ -497,6 +502,9 @@ func (d *decoder) function(b *hcl.Block, dir string) *Function {
 		d.errorf(b.DefRange, "function %q has no code block; add code { dir = \".\" } (or zip, or url with checksum)", fn.Name)
 	} else {
 		fn.Code = d.code(codeBlocks[0], p)
+	}
+	if bs := c.Blocks.OfType("image_config"); len(bs) > 0 {
+		fn.ImageConfig = d.imageConfig(bs[0], p)
 	}
 	if bs := c.Blocks.OfType("build"); len(bs) > 0 {
 		fn.Build = d.build(bs[0], p)
@@ -533,7 +541,18 @@ func (d *decoder) code(b *hcl.Block, parent path) *Code {
 	d.str(c.Attributes, "zip", p, &code.Zip)
 	d.str(c.Attributes, "url", p, &code.URL)
 	d.str(c.Attributes, "checksum", p, &code.Checksum)
+	d.str(c.Attributes, "image", p, &code.Image)
 	return code
+}
+
+func (d *decoder) imageConfig(b *hcl.Block, parent path) *ImageConfig {
+	p := parent.attr("image_config")
+	c := d.open(p, b, imageConfigSchema)
+	ic := &ImageConfig{}
+	d.strList(c.Attributes, "entrypoint", p, &ic.Entrypoint)
+	d.strList(c.Attributes, "command", p, &ic.Command)
+	d.str(c.Attributes, "working_directory", p, &ic.WorkingDirectory)
+	return ic
 }
 
 func (d *decoder) build(b *hcl.Block, parent path) *Build {

@@ -146,6 +146,19 @@ func writeCode(b hclBody, c *Code) {
 	cb.str("zip", c.Zip)
 	cb.str("url", c.URL)
 	cb.str("checksum", c.Checksum)
+	// ResolvedImage is deploy's pin of Image, not a spec attribute: the
+	// spec keeps the reference as written.
+	cb.str("image", c.Image)
+}
+
+func writeImageConfig(b hclBody, ic *ImageConfig) {
+	if ic == nil {
+		return
+	}
+	ib := b.block("image_config")
+	ib.strList("entrypoint", ic.Entrypoint)
+	ib.strList("command", ic.Command)
+	ib.str("working_directory", ic.WorkingDirectory)
 }
 
 func writeFunction(parent *hclwrite.Body, fn *Function) error {
@@ -161,7 +174,11 @@ func writeFunction(parent *hclwrite.Body, fn *Function) error {
 
 	b := hclBody{parent}.block("function", fn.Name)
 	b.str("description", fn.Description)
-	b.SetAttributeValue("runtime", cty.StringVal(fn.Runtime)) // required, even when empty
+	if fn.IsImage() {
+		b.str("runtime", fn.Runtime)
+	} else {
+		b.SetAttributeValue("runtime", cty.StringVal(fn.Runtime)) // required, even when empty
+	}
 	b.str("handler", fn.Handler)
 	b.strList("layers", fn.Layers)
 	if fn.MemoryMB != def.MemoryMB {
@@ -184,6 +201,7 @@ func writeFunction(parent *hclwrite.Body, fn *Function) error {
 
 	b.AppendNewline()
 	writeCode(b, fn.Code)
+	writeImageConfig(b, fn.ImageConfig)
 	if bd := fn.Build; bd != nil {
 		bb := b.block("build")
 		bb.str("command", bd.Command)

@@ -16,10 +16,15 @@ type Function struct {
 	Name        string `json:"name"`
 	Description string `json:"description,omitempty"`
 	// Runtime: "provided", "provided.al2", "provided.al2023", "python3.N", "nodejsNN.x".
-	Runtime string `json:"runtime"`
+	// Empty for an image function (Code.Image): the image carries its runtime.
+	Runtime string `json:"runtime,omitempty"`
 	// Handler: "module.function" (python), "file.function" (node); ignored by provided.
+	// Empty for an image function: image_config's command says what runs.
 	Handler string `json:"handler,omitempty"`
 	Code    *Code  `json:"code"`
+	// ImageConfig overrides the image's ENTRYPOINT, CMD and WORKDIR (Lambda's
+	// ImageConfig); only with Code.Image.
+	ImageConfig *ImageConfig `json:"image_config,omitempty"`
 	// Build is the `build { }` block: how the client turns Code.Dir into
 	// what it packages. A client-side input, so not part of the canonical
 	// JSON (job meta, catalog, version config hashes); nil means the
@@ -57,7 +62,7 @@ type Function struct {
 }
 
 // Code says where a function's or layer's code comes from: exactly one of
-// Dir, Zip or URL.
+// Dir, Zip or URL, or (functions only) Image.
 type Code struct {
 	// Dir is a directory, relative to the spec file.
 	Dir string `json:"dir,omitempty"`
@@ -67,6 +72,43 @@ type Code struct {
 	URL string `json:"url,omitempty"`
 	// Checksum is "sha256:<hex>" (required with URL; computed at packaging for Dir/Zip).
 	Checksum string `json:"checksum,omitempty"`
+	// Image is an OCI image reference, "registry/repo:tag" or
+	// "registry/repo@sha256:<hex>" (Lambda's PackageType Image, ImageUri).
+	Image string `json:"image,omitempty"`
+	// ResolvedImage is Image pinned to its manifest digest
+	// ("registry/repo@sha256:<hex>"): written at deploy time, when a tag
+	// is resolved (Lambda's ResolvedImageUri), never in a spec file. The
+	// compiler puts it in the job; a digest-pinned Image needs no resolve.
+	ResolvedImage string `json:"resolved_image,omitempty"`
+}
+
+// IsImage reports whether the function is packaged as a container image.
+func (f *Function) IsImage() bool { return f.Code != nil && f.Code.Image != "" }
+
+// PinnedImage is the image reference that runs: ResolvedImage when deploy
+// resolved it, else Image if Image names a digest, else "" (a tag nobody
+// resolved yet).
+func (c *Code) PinnedImage() string {
+	switch {
+	case c == nil:
+		return ""
+	case c.ResolvedImage != "":
+		return c.ResolvedImage
+	case ImageDigestRE.MatchString(c.Image):
+		return c.Image
+	}
+	return ""
+}
+
+// ImageConfig is the `image_config { … }` block: what Lambda's ImageConfig
+// overrides in the image's config. Empty fields keep the image's own.
+type ImageConfig struct {
+	// Entrypoint replaces the image's ENTRYPOINT.
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	// Command replaces the image's CMD (for Lambda base images, the handler).
+	Command []string `json:"command,omitempty"`
+	// WorkingDirectory replaces the image's WORKDIR; an absolute path.
+	WorkingDirectory string `json:"working_directory,omitempty"`
 }
 
 // Build is a function's `build { … }` block. Exactly one of Command or Skip

@@ -55,6 +55,16 @@ const (
 	maxTagValue             = 256
 	maxNomadPriority        = 100
 	maxNomadVariablePathLen = 128
+	maxImageURI             = 2048 // not Lambda's number: ECR URIs are shorter; a bound all the same
+	maxImageConfigItems     = 1500
+	maxImageWorkingDir      = 1000
+)
+
+const (
+	imageHost     = `[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?`
+	imageRegistry = `(?:localhost(?::[0-9]{1,5})?|` + imageHost + `(?:\.` + imageHost + `)+(?::[0-9]{1,5})?|` + imageHost + `:[0-9]{1,5}|\[[0-9A-Fa-f:]+\](?::[0-9]{1,5})?)`
+	imagePathPart = `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+	imagePath     = imagePathPart + `(?:/` + imagePathPart + `)*`
 )
 
 var (
@@ -67,6 +77,12 @@ var (
 	versionRE      = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
 	runtimeRE      = regexp.MustCompile(`^(provided|provided\.al2|provided\.al2023|python3\.[0-9]{1,2}|nodejs[0-9]{2}\.x)$`)
 	checksumRE     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	// imageRefRE is an OCI image reference with an explicit registry host
+	// (a name with a dot or a port, or localhost) and a tag, a digest or
+	// both: host[:port]/path[:tag][@sha256:hex].
+	imageRefRE = regexp.MustCompile(`^` + imageRegistry + `/` + imagePath + `(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$`)
+	// ImageDigestRE matches a reference pinned to a manifest digest.
+	ImageDigestRE  = regexp.MustCompile(`^` + imageRegistry + `/` + imagePath + `(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$`)
 	nomadVarPathRE = regexp.MustCompile(`^[A-Za-z0-9_~/-]+$`)
 	headerNameRE   = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 	methodRE       = regexp.MustCompile(`^[A-Z]+$`)
@@ -139,8 +155,20 @@ func (v *validator) function(fn *Function) {
 		v.errorf(p, "function name %q must be 1–64 letters, digits, hyphens or underscores", fn.Name)
 	}
 	v.description(p, fn.Description)
-	v.runtime(p.attr("runtime"), fn.Runtime, "runtime")
+	if fn.IsImage() {
+		v.image(p, fn)
+	} else {
+		if fn.Runtime == "" {
+			v.errorf(p.attr("runtime"), "runtime is missing; use provided.al2023, python3.N or nodejsNN.x (or package the function as code { image = \"…\" })")
+		} else {
+			v.runtime(p.attr("runtime"), fn.Runtime, "runtime")
+		}
+		if fn.ImageConfig != nil {
+			v.errorf(p.attr("image_config"), "image_config applies to container images only; set code { image = \"…\" } or remove image_config")
+		}
+	}
 	switch {
+	case fn.IsImage():
 	case strings.HasPrefix(fn.Runtime, "python"), strings.HasPrefix(fn.Runtime, "nodejs"):
 		if fn.Handler == "" {
 			v.errorf(p.attr("runtime"), "runtime %s needs a handler such as \"%s\"", fn.Runtime, exampleHandler(fn.Runtime))
@@ -225,19 +253,68 @@ func (v *validator) runtime(p path, rt, what string) {
 	}
 }
 
+// image checks what an image function may and may not set: Lambda has no
+// runtime, handler or layers for PackageType Image.
+func (v *validator) image(p path, fn *Function) {
+	if fn.Runtime != "" {
+		v.errorf(p.attr("runtime"), "a container image function has no runtime (the image carries it); remove runtime")
+	}
+	if fn.Handler != "" {
+		v.errorf(p.attr("handler"), "a container image function has no handler; set image_config { command = [%q] } to override the image's CMD", fn.Handler)
+	}
+	if len(fn.Layers) > 0 {
+		v.errorf(p.attr("layers"), "a container image function cannot use layers (as in Lambda); build their contents into the image")
+	}
+	ic := fn.ImageConfig
+	if ic == nil {
+		return
+	}
+	ip := p.attr("image_config")
+	if len(ic.Entrypoint) > maxImageConfigItems {
+		v.errorf(ip.attr("entrypoint"), "entrypoint may have at most %d items; got %d", maxImageConfigItems, len(ic.Entrypoint))
+	}
+	if len(ic.Command) > maxImageConfigItems {
+		v.errorf(ip.attr("command"), "command may have at most %d items; got %d", maxImageConfigItems, len(ic.Command))
+	}
+	if len(ic.Entrypoint) > 0 && !strings.HasPrefix(ic.Entrypoint[0], "/") {
+		v.errorf(ip.attr("entrypoint").index(0), "entrypoint's first item is the program to run, an absolute path such as \"/lambda-entrypoint.sh\"; got %q", ic.Entrypoint[0])
+	}
+	if wd := ic.WorkingDirectory; wd != "" {
+		switch {
+		case len(wd) > maxImageWorkingDir:
+			v.errorf(ip.attr("working_directory"), "working_directory may be at most %d characters; this one has %d", maxImageWorkingDir, len(wd))
+		case !strings.HasPrefix(wd, "/") || filepath.Clean(wd) != wd:
+			v.errorf(ip.attr("working_directory"), "working_directory %q must be a clean absolute path such as \"/var/task\"", wd)
+		}
+	}
+}
+
 func (v *validator) code(p path, c *Code) {
 	if c == nil {
-		v.errorf(p, "code is missing; set exactly one of dir, zip or url")
+		v.errorf(p, "code is missing; set exactly one of dir, zip, url or image")
 		return
 	}
 	n := 0
-	for _, s := range []string{c.Dir, c.Zip, c.URL} {
+	for _, s := range []string{c.Dir, c.Zip, c.URL, c.Image} {
 		if s != "" {
 			n++
 		}
 	}
 	if n != 1 {
-		v.errorf(p, "code must set exactly one of dir, zip or url; %d are set", n)
+		v.errorf(p, "code must set exactly one of dir, zip, url or image; %d are set", n)
+	}
+	if c.Image != "" {
+		switch {
+		case len(c.Image) > maxImageURI:
+			v.errorf(p.attr("image"), "image reference may be at most %d characters; this one has %d", maxImageURI, len(c.Image))
+		case !imageRefRE.MatchString(c.Image) || !strings.ContainsAny(c.Image[strings.LastIndex(c.Image, "/"):], ":@"):
+			v.errorf(p.attr("image"), "image %q must be a reference with a registry host and a tag or digest: \"registry.example/team/fn:tag\" or \"registry.example/team/fn@sha256:<hex>\"", c.Image)
+		case c.Checksum != "":
+			v.errorf(p.attr("checksum"), "an image is pinned by its digest (image = \"…@sha256:<hex>\"); remove checksum")
+		}
+	}
+	if c.ResolvedImage != "" && (c.Image == "" || !ImageDigestRE.MatchString(c.ResolvedImage)) {
+		v.errorf(p.attr("resolved_image"), "resolved_image %q must be a digest-pinned reference of code.image", c.ResolvedImage)
 	}
 	if c.Zip != "" && !strings.HasSuffix(strings.ToLower(c.Zip), ".zip") {
 		v.errorf(p.attr("zip"), "zip %q must name a .zip file", c.Zip)
@@ -261,7 +338,10 @@ func (v *validator) build(p path, fn *Function) {
 	if b == nil {
 		return
 	}
-	if fn.Code != nil && fn.Code.Dir == "" && (fn.Code.Zip != "" || fn.Code.URL != "") {
+	switch {
+	case fn.IsImage():
+		v.errorf(p, "a container image function has no build block; build the image with nimbus build --image (or your own pipeline)")
+	case fn.Code != nil && fn.Code.Dir == "" && (fn.Code.Zip != "" || fn.Code.URL != ""):
 		v.errorf(p, "a build block needs code { dir = … }; zip and url code is packaged as it is")
 	}
 	switch {
@@ -762,6 +842,9 @@ func (v *validator) layer(l *Layer) {
 	}
 	v.description(p, l.Description)
 	v.code(p.attr("code"), l.Code)
+	if l.Code != nil && l.Code.Image != "" {
+		v.errorf(p.attr("code").attr("image"), "a layer cannot be a container image; use dir, zip or url")
+	}
 	if len(l.CompatibleRuntimes) > maxCompatibleRuntimes {
 		v.errorf(p.attr("compatible_runtimes"), "compatible_runtimes may list at most %d runtimes; got %d", maxCompatibleRuntimes, len(l.CompatibleRuntimes))
 	}

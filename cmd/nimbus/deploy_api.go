@@ -203,6 +203,8 @@ func packageForAPI(ctx context.Context, env *cliEnv, fn *specs.Function, opts bu
 	switch {
 	case fn.Code == nil:
 		return nil, fmt.Errorf("%s: no code", where)
+	case fn.IsImage():
+		return nil, nil // the gateway resolves and pins the image
 	case fn.Code.URL != "":
 		return nil, fmt.Errorf("%s: code { url } cannot go through --endpoint: the gateway stores the code it is sent; give code { dir } or code { zip }", where)
 	case fn.Code.Zip != "":
@@ -239,14 +241,21 @@ func packageForAPI(ctx context.Context, env *cliEnv, fn *specs.Function, opts bu
 func (c *mgmtClient) deployOne(ctx context.Context, env *cliEnv, fn *specs.Function, zip []byte, spec json.RawMessage) error {
 	sum := sha256.Sum256(zip)
 	codeSHA := base64.StdEncoding.EncodeToString(sum[:])
-	var got struct{ Configuration fnConfig }
+	create := map[string]any{"FunctionName": fn.Name, "Code": map[string]any{"ZipFile": zip}, "Nimbus": map[string]any{"Spec": spec}}
+	updateCode := map[string]any{"ZipFile": zip}
+	if fn.IsImage() {
+		create["PackageType"], create["Code"] = "Image", map[string]any{"ImageUri": fn.Code.Image}
+		updateCode = map[string]any{"ImageUri": fn.Code.Image}
+		codeSHA = fn.Code.Image
+	}
+	var got struct {
+		Configuration fnConfig
+		Code          struct{ ImageUri, ResolvedImageUri string } //nolint:revive // Lambda's names
+	}
 	err := c.call(ctx, http.MethodGet, fnPath(fn.Name), nil, &got)
 	if isCode(err, api.CodeResourceNotFound) {
 		var cfg fnConfig
-		if err := c.call(ctx, http.MethodPost, "/2015-03-31/functions", map[string]any{
-			"FunctionName": fn.Name, "Code": map[string]any{"ZipFile": zip},
-			"Nimbus": map[string]any{"Spec": spec},
-		}, &cfg); err != nil {
+		if err := c.call(ctx, http.MethodPost, "/2015-03-31/functions", create, &cfg); err != nil {
 			return fmt.Errorf("CreateFunction: %w", err)
 		}
 		if err := c.waitInService(ctx, fn.Name); err != nil {
@@ -259,8 +268,14 @@ func (c *mgmtClient) deployOne(ctx context.Context, env *cliEnv, fn *specs.Funct
 		return fmt.Errorf("GetFunction: %w", err)
 	}
 	changed := false
-	if got.Configuration.CodeSha256 != codeSHA {
-		if err := c.call(ctx, http.MethodPut, fnPath(fn.Name)+"/code", map[string]any{"ZipFile": zip}, nil); err != nil {
+	codeChanged := got.Configuration.CodeSha256 != codeSHA
+	if fn.IsImage() {
+		// A tag may have moved: the gateway resolves it again. A digest
+		// that is already pinned is unchanged.
+		codeChanged = !specs.ImageDigestRE.MatchString(fn.Code.Image) || got.Code.ImageUri != fn.Code.Image
+	}
+	if codeChanged {
+		if err := c.call(ctx, http.MethodPut, fnPath(fn.Name)+"/code", updateCode, nil); err != nil {
 			return fmt.Errorf("UpdateFunctionCode: %w", err)
 		}
 		if err := c.waitInService(ctx, fn.Name); err != nil {

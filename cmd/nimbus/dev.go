@@ -26,12 +26,14 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/console"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
+	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/gateway/local"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
@@ -187,11 +189,16 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	if err := overlay.Refresh(ctx); err != nil {
 		return fmt.Errorf("reading the version store in %s: %w", versionsDir, err)
 	}
+	// Image functions: registries are reached with the docker-style config
+	// of the environment (loopback ones over plain HTTP).
+	var imgFlags imageFlags
+	resolver := imgFlags.resolver(env)
 	launcher := &devLauncher{
 		launcher: driverlocal.NewLauncher(filepath.Join(stateDir, "instances"), logger),
 		stateDir: stateDir, key: cfg.InvokeKeyBytes, region: cfg.Region, account: cfg.AccountID,
 		versions: vstore, layers: vlocal,
-		logger: logger,
+		logger:   logger,
+		resolver: resolver, pull: imgFlags.pullAuth(env),
 	}
 	pool := local.New(launcher, overlay, logger)
 	// Code edits count like spec edits: instances of a function whose code
@@ -213,13 +220,18 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	host, _ := os.Hostname()
 	// The controller makes an API write live: the code is unpacked by the
 	// time the write is stored, so applying is checking it is there.
-	controller := functions.NewController(fstore, functions.ApplierFunc(devApply), time.Second, logger)
+	controller := functions.NewController(fstore, functions.ApplierFunc(func(ctx context.Context, f *functions.Function) error {
+		if f.Spec.IsImage() {
+			return checkImage(ctx, resolver, f.Spec)
+		}
+		return devApply(ctx, f)
+	}), time.Second, logger)
 	// A provisioned concurrency config changes no function entry, so the
 	// controller applies nothing: every write also reloads the versions
 	// overlay and provisions at once (in the background).
 	provisionKick := make(chan struct{}, 1)
 	manage := &server.ManageDeps{
-		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir,
+		Functions: fstore, Versions: vstore, UnpackDir: vlocal.UnpackedDir, ResolveImage: resolver.Resolve,
 		// Read your writes: versions and aliases answer as soon as the
 		// call that made them has.
 		Changed: func(ctx context.Context) {
@@ -514,6 +526,10 @@ type devLauncher struct {
 	versions *versions.Store
 	layers   *versions.Local
 	logger   hclog.Logger
+	// resolver and pull run image functions (resolve a spec file's tag;
+	// the instance pulls into stateDir/images).
+	resolver *images.Resolver
+	pull     oci.Auth
 	buildMu  sync.Mutex // one build at a time
 	// builds are the custom builds run so far (guarded by buildMu).
 	builds map[string]devBuild
@@ -541,19 +557,30 @@ func (l *devLauncher) LaunchProvisioned(ctx context.Context, fn *specs.Function,
 const provisionedInitWait = 30 * time.Second
 
 func (l *devLauncher) launch(ctx context.Context, fn *specs.Function, version, initType string) (discovery.Instance, error) {
-	codeDir, err := l.codeDir(ctx, fn, version)
-	if err != nil {
-		return discovery.Instance{}, err
+	var (
+		codeDir   string
+		layerDirs []string
+		image     *instance.ImageConfig
+		err       error
+	)
+	if fn.IsImage() {
+		// The same path as under Nomad: the instance pulls the image.
+		if image, err = imageInstance(ctx, l.resolver, l.pull, fn, filepath.Join(l.stateDir, "images")); err != nil {
+			return discovery.Instance{}, err
+		}
+	} else {
+		if codeDir, err = l.codeDir(ctx, fn, version); err != nil {
+			return discovery.Instance{}, err
+		}
+		// A published version names its layer versions; $LATEST takes
+		// each layer's newest.
+		if layerDirs, err = l.layers.LayerDirs(ctx, l.versions, fn); err != nil {
+			return discovery.Instance{}, fmt.Errorf("function %s version %s: %w", fn.Name, version, err)
+		}
 	}
 	timeout, err := time.ParseDuration(fn.Timeout)
 	if err != nil {
 		return discovery.Instance{}, fmt.Errorf("function %s timeout %q: %w", fn.Name, fn.Timeout, err)
-	}
-	// A published version names its layer versions; $LATEST takes each
-	// layer's newest.
-	layerDirs, err := l.layers.LayerDirs(ctx, l.versions, fn)
-	if err != nil {
-		return discovery.Instance{}, fmt.Errorf("function %s version %s: %w", fn.Name, version, err)
 	}
 	cfg := &instance.Config{
 		Function:           fn.Name,
@@ -562,6 +589,7 @@ func (l *devLauncher) launch(ctx context.Context, fn *specs.Function, version, i
 		Handler:            fn.Handler,
 		CodeDir:            codeDir,
 		LayerDirs:          layerDirs,
+		Image:              image,
 		MemoryMB:           fn.MemoryMB,
 		Timeout:            timeout,
 		EphemeralStorageMB: fn.EphemeralStorageMB,

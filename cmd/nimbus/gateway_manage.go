@@ -14,6 +14,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
+	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/jobs"
@@ -63,7 +64,16 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 		},
 		Logger: logger,
 	}
+	// Image functions: the gateway pins tags with the registry
+	// credentials of its own environment (DOCKER_CONFIG or
+	// ~/.docker/config.json), and checks the pinned image is still there
+	// before it registers a job, so a deleted image fails the function
+	// with Lambda's ImageDeleted instead of failing every placement.
+	resolver := images.NewResolver(images.Options{})
 	ctl := functions.NewController(fstore, functions.ApplierFunc(func(ctx context.Context, f *functions.Function) error {
+		if err := checkImage(ctx, resolver, f.Spec); err != nil {
+			return err
+		}
 		return a.Apply(ctx, f.Spec, jobs.LatestVersion, f.RevisionID)
 	}), time.Second, logger)
 	kickVersions := make(chan struct{}, 1)
@@ -78,7 +88,8 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 			default:
 			}
 		},
-		Remove: a.Remove,
+		Remove:       a.Remove,
+		ResolveImage: resolver.Resolve,
 		Provisioned: func(ctx context.Context, fn, version string) (int, error) {
 			return provisionedReady(ctx, nc.Jobs(), source, vstore, scope, fn, version)
 		},

@@ -30,10 +30,15 @@ func init() {
 }
 
 func runLocalInvoke(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "local invoke", "SPEC | DIR\n\n"+
+	fs := newFlags(env, "local invoke", "SPEC | DIR | --image REF\n\n"+
 		"SPEC is a spec file or a directory holding *.hcl specs: the function's runtime, handler,\n"+
 		"memory, timeout, environment, environments and code come from it, and flags override them.\n"+
-		"DIR (a directory without specs) is a code directory, described by the flags alone.\n")
+		"DIR (a directory without specs) is a code directory, described by the flags alone.\n"+
+		"--image REF runs a container image (registry/repo:tag or @sha256:…) as nimbus dev and the driver do.\n")
+	image := fs.String("image", "", "run this OCI image (a tag is resolved to its digest) instead of a spec or directory")
+	imageCache := fs.String("image-cache", "", "directory pulled image layers are kept in, shared by runs (default: <user cache dir>/nimbus-images)")
+	var imgFlags imageFlags
+	imgFlags.add(fs)
 	runtime := fs.String("runtime", "provided.al2023", "Lambda runtime (provided.al2023, python3.12, nodejs20.x, …)")
 	handler := fs.String("handler", "", "handler (file.function for managed runtimes)")
 	name := fs.String("name", "", "function name (default: the spec's, or the directory's name)")
@@ -49,15 +54,23 @@ func runLocalInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *image != "" {
+		if fs.NArg() != 0 || set["runtime"] || set["handler"] || set["function"] || len(vars) > 0 {
+			return fmt.Errorf("--image runs an image: give no SPEC or DIR, --runtime, --handler, --function or --var (the image carries its runtime)")
+		}
+	} else if fs.NArg() != 1 {
 		fs.Usage()
 		return exitError{code: 2}
 	}
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	path, err := filepath.Abs(fs.Arg(0))
-	if err != nil {
-		return err
+	var path string
+	if fs.NArg() == 1 {
+		p, err := filepath.Abs(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		path = p
 	}
 	userVars := map[string]string{}
 	for _, kv := range envVars {
@@ -71,22 +84,35 @@ func runLocalInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	isSpec, err := isSpecArg(path)
+	logger := newLogger(env, "nimbus", *logLevel)
+	cacheDir, err := imageCacheDir(*imageCache)
 	if err != nil {
 		return err
 	}
-	logger := newLogger(env, "nimbus", *logLevel)
 	var cfg *instance.Config
-	if isSpec {
+	isSpec := false
+	if *image != "" {
+		fn := &specs.Function{Name: "image", Code: &specs.Code{Image: *image}}
+		ic, err := imageInstance(ctx, imgFlags.resolver(env), imgFlags.pullAuth(env), fn, cacheDir)
+		if err != nil {
+			return err
+		}
+		cfg = &instance.Config{Function: "image", Image: ic}
+	} else if isSpec, err = isSpecArg(path); err != nil {
+		return err
+	}
+	switch {
+	case cfg != nil: // --image
+	case isSpec:
 		work, err := os.MkdirTemp("", "nimbus-local-code-")
 		if err != nil {
 			return err
 		}
 		defer os.RemoveAll(work)
-		if cfg, err = specConfig(ctx, env, path, *function, vars, work, logger); err != nil {
+		if cfg, err = specConfig(ctx, env, path, *function, vars, work, logger, &imgFlags, cacheDir); err != nil {
 			return err
 		}
-	} else {
+	default:
 		if set["function"] || len(vars) > 0 {
 			return fmt.Errorf("--function and --var need a spec: %s is a directory without *%s files", path, specs.Extension)
 		}
@@ -140,7 +166,7 @@ func isSpecArg(path string) (bool, error) {
 // unpacked under work; the code is built (build block or the runtime's
 // default) as nimbus dev builds it. Diagnostics go to stderr; errors in
 // them exit 1.
-func specConfig(ctx context.Context, env *cliEnv, path, function string, vars specVars, work string, logger hclog.Logger) (*instance.Config, error) {
+func specConfig(ctx context.Context, env *cliEnv, path, function string, vars specVars, work string, logger hclog.Logger, imgFlags *imageFlags, cacheDir string) (*instance.Config, error) {
 	file, diags := specs.Load(path, &specs.Options{Vars: vars, Env: env.getenv})
 	if len(diags) > 0 {
 		fmt.Fprint(env.stderr, specs.FormatDiagnostics(diags, nil))
@@ -151,6 +177,21 @@ func specConfig(ctx context.Context, env *cliEnv, path, function string, vars sp
 	fn, err := pickFunction(file, function, path)
 	if err != nil {
 		return nil, err
+	}
+	if fn.IsImage() {
+		ic, err := imageInstance(ctx, imgFlags.resolver(env), imgFlags.pullAuth(env), fn, cacheDir)
+		if err != nil {
+			return nil, err
+		}
+		timeout, err := time.ParseDuration(fn.Timeout)
+		if err != nil {
+			return nil, fmt.Errorf("function %s timeout %q: %w", fn.Name, fn.Timeout, err)
+		}
+		return &instance.Config{
+			Function: fn.Name, Image: ic, MemoryMB: fn.MemoryMB, Timeout: timeout,
+			EphemeralStorageMB: fn.EphemeralStorageMB, Environments: max(fn.EnvironmentsPerInstance, 1),
+			Env: maps.Clone(fn.Environment),
+		}, nil
 	}
 	codeDir, err := localCode(fn.Code, fn.Dir, filepath.Join(work, "code"), "function "+fn.Name)
 	if err != nil {
@@ -320,4 +361,17 @@ func localInvoke(ctx context.Context, env *cliEnv, cfg *instance.Config, event [
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// imageCacheDir is where local invoke keeps pulled image layers, shared by
+// runs: flag (made absolute), else the user's cache dir.
+func imageCacheDir(flag string) (string, error) {
+	if flag != "" {
+		return filepath.Abs(flag)
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "nimbus-images"), nil
 }

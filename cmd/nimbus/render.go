@@ -18,6 +18,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/bundle"
 	"github.com/nimbus-fn/nimbus/bundle/build"
+	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -56,6 +57,7 @@ type jobFlags struct {
 	bundleDir       string
 	secretKeyFile   string
 	rollingUpdates  bool
+	images          imageFlags
 }
 
 func (f *jobFlags) add(fs *flag.FlagSet) {
@@ -70,6 +72,7 @@ func (f *jobFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.artifactBaseURL, "artifact-base-url", "", "URL the Nomad clients fetch code bundles from, as <url>/<sha256>.zip (env "+envArtifactBaseURL+")")
 	fs.StringVar(&f.bundleDir, "bundle-dir", filepath.Join(".nimbus", "bundles"), "where packaged code bundles are written for you to place at --artifact-base-url")
 	fs.BoolVar(&f.rollingUpdates, "rolling-updates", false, "roll new versions out behind health checks with auto-revert (Nomad blocks scaling while a rollout runs)")
+	f.images.add(fs)
 	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "file holding the cluster key invoke secrets derive from (env "+envSecretKey+"; gateways use the same key); deploy needs it, render only with --print-var-command")
 }
 
@@ -143,10 +146,11 @@ func compileSpecs(ctx context.Context, env *cliEnv, path string, f *jobFlags, wi
 	}
 	defer os.RemoveAll(cache)
 	bopts := build.Options{CacheDir: cache}
+	res := f.images.resolver(env)
 	var out []compiled
 	var errs []string
 	for _, fn := range fns {
-		c, err := compileOne(ctx, env, file, fn, opts, bopts, f.bundleDir)
+		c, err := compileOne(ctx, env, file, fn, opts, bopts, f.bundleDir, res)
 		if err == nil && withSecrets {
 			c.secrets, err = jobs.InvokeVariable(c.job, key)
 		}
@@ -209,10 +213,17 @@ func secretKey(env *cliEnv, file string) ([]byte, error) {
 	return nil, fmt.Errorf("no invoke secret key: set %s or pass --secret-key-file (the gateways must use the same key)", envSecretKey)
 }
 
-func compileOne(ctx context.Context, env *cliEnv, file *specs.File, fn *specs.Function, opts jobs.Options, bopts build.Options, bundleDir string) (compiled, error) {
+func compileOne(ctx context.Context, env *cliEnv, file *specs.File, fn *specs.Function, opts jobs.Options, bopts build.Options, bundleDir string, res *images.Resolver) (compiled, error) {
 	where := fmt.Sprintf("%s: function %q", fn.Pos, fn.Name)
 	c := compiled{fn: fn}
-	if fn.Code != nil && fn.Code.URL == "" {
+	if fn.IsImage() {
+		// A tag is pinned now: the job runs this digest until the next deploy.
+		pinned, err := res.Resolve(ctx, fn.Code.Image)
+		if err != nil {
+			return c, fmt.Errorf("%s: code: %w", where, err)
+		}
+		fn.Code.ResolvedImage = pinned
+	} else if fn.Code != nil && fn.Code.URL == "" {
 		code := fn.Code
 		if dir, err := functionCodeDir(fn); err != nil {
 			return c, fmt.Errorf("%s: code: %w", where, err)

@@ -45,6 +45,8 @@ type functionConfiguration struct {
 	StateReasonCode            string        `json:"StateReasonCode,omitempty"`
 	LastUpdateStatusReason     string        `json:"LastUpdateStatusReason,omitempty"`
 	LastUpdateStatusReasonCode string        `json:"LastUpdateStatusReasonCode,omitempty"`
+	// ImageConfigResponse is an image function's ImageConfig overrides.
+	ImageConfigResponse *imageConfigResponse `json:"ImageConfigResponse,omitempty"`
 }
 
 type environment struct {
@@ -78,6 +80,7 @@ func (a *API) configuration(fnName, version string, s *specs.Function) *function
 	if s.EphemeralStorageMB > 0 {
 		c.EphemeralStorage = &ephemeralStorage{Size: s.EphemeralStorageMB}
 	}
+	describeImage(c, s)
 	return c
 }
 

@@ -95,6 +95,12 @@ type Management struct {
 	// started. Nil: provisioned concurrency configs are refused, since
 	// nothing would report (or run) them.
 	Provisioned func(ctx context.Context, function, version string) (ready int, err error)
+	// ResolveImage pins an image reference (a tag or a digest) to its
+	// manifest digest, "registry/repo@sha256:<hex>", checking the registry
+	// holds it; an error wrapped by functions.WithReason names Lambda's
+	// reason (ImageDeleted, ImageAccessDenied, InvalidImage). Nil: image
+	// functions are refused, since nothing could resolve or pull them.
+	ResolveImage func(ctx context.Context, ref string) (string, error)
 }
 
 // manageRoutes are the management operations on functions.
@@ -349,7 +355,7 @@ type functionInput struct {
 	} `json:"TracingConfig"`
 	KMSKeyArn            string            `json:"KMSKeyArn"`
 	FileSystemConfigs    []json.RawMessage `json:"FileSystemConfigs"`
-	ImageConfig          json.RawMessage   `json:"ImageConfig"`
+	ImageConfig          *imageConfig      `json:"ImageConfig"`
 	CodeSigningConfigArn string            `json:"CodeSigningConfigArn"`
 	SnapStart            *struct {
 		ApplyOn string `json:"ApplyOn"`
@@ -374,16 +380,14 @@ func (in *functionInput) unsupported() *apiError {
 		return refuse("KMSKeyArn", "secrets come from Nomad Variables (spec secret blocks)")
 	case len(in.FileSystemConfigs) > 0:
 		return refuse("FileSystemConfigs", "there is no EFS")
-	case len(in.ImageConfig) > 0 && string(in.ImageConfig) != "null":
-		return refuse("ImageConfig", "container image functions are not supported yet")
 	case in.CodeSigningConfigArn != "":
 		return refuse("CodeSigningConfigArn", "code signing is not implemented")
 	case in.SnapStart != nil && in.SnapStart.ApplyOn != "" && in.SnapStart.ApplyOn != "None":
 		return refuse("SnapStart", "snapshots are not implemented")
 	case len(in.LoggingConfig) > 0 && string(in.LoggingConfig) != "null":
 		return refuse("LoggingConfig", "logs go to Nomad's task logs")
-	case in.PackageType != "" && in.PackageType != "Zip":
-		return refuse("PackageType "+in.PackageType, "only Zip packages are supported yet")
+	case in.PackageType != "" && in.PackageType != packageZip && in.PackageType != packageImage:
+		return invalidParam("1 validation error detected: Value '" + in.PackageType + "' at 'packageType' failed to satisfy constraint: Member must satisfy enum value set: [Zip, Image]")
 	}
 	for _, arch := range in.Architectures {
 		if arch != "x86_64" {
@@ -394,8 +398,6 @@ func (in *functionInput) unsupported() *apiError {
 		switch {
 		case in.Code.S3Bucket != "" || in.Code.S3Key != "" || in.Code.S3ObjectVersion != "":
 			return refuse("Code.S3Bucket", "upload the zip as Code.ZipFile")
-		case in.Code.ImageURI != "":
-			return refuse("Code.ImageUri", "container image functions are not supported yet")
 		}
 	}
 	return nil
@@ -449,6 +451,16 @@ func (a *API) apply(in *functionInput, spec *specs.Function) *apiError {
 			return e
 		}
 		spec.Layers = refs
+	}
+	if in.ImageConfig != nil {
+		spec.ImageConfig = in.ImageConfig.spec()
+	}
+	if spec.IsImage() {
+		if spec.Runtime != "" || spec.Handler != "" || len(spec.Layers) > 0 {
+			return invalidParam(msgImageNoRuntime)
+		}
+	} else if spec.ImageConfig != nil {
+		return invalidParam("ImageConfig applies to functions with PackageType Image only")
 	}
 	return nil
 }
@@ -550,11 +562,23 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	if e != nil {
 		return 0, nil, e
 	}
-	if spec == nil && (in.Runtime == nil || *in.Runtime == "") {
-		return 0, nil, invalidParam("Runtime is required for Zip package types")
-	}
 	if in.Code == nil {
 		return 0, nil, invalidParam("Code is required")
+	}
+	image := in.PackageType == packageImage
+	switch {
+	case image && len(in.Code.ZipFile) > 0:
+		return 0, nil, invalidParam("Please provide only one source for function code: ImageUri for PackageType Image, ZipFile for Zip")
+	case image && in.Code.ImageURI == "":
+		return 0, nil, invalidParam("Please provide a source for function code: ImageUri is required for PackageType Image")
+	case image && (in.Runtime != nil && *in.Runtime != "" || in.Handler != nil && *in.Handler != "" || in.Layers != nil && len(*in.Layers) > 0):
+		return 0, nil, invalidParam(msgImageNoRuntime)
+	case !image && in.Code.ImageURI != "":
+		return 0, nil, invalidParam("Code.ImageUri needs PackageType Image; a Zip function's code is Code.ZipFile")
+	case !image && in.ImageConfig != nil:
+		return 0, nil, invalidParam("ImageConfig applies to functions with PackageType Image only")
+	case !image && spec == nil && (in.Runtime == nil || *in.Runtime == ""):
+		return 0, nil, invalidParam("Runtime is required for Zip package types")
 	}
 	ctx := c.r.Context()
 	if _, err := a.catalog.Function(ctx, in.FunctionName); err == nil {
@@ -562,18 +586,36 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 	}
 	if spec == nil {
 		spec = &specs.Function{Name: in.FunctionName, Tags: in.Tags}
+		if image {
+			spec.Code = &specs.Code{Image: in.Code.ImageURI}
+		}
 		if e := a.apply(in, spec); e != nil {
 			return 0, nil, e
 		}
 	}
-	// Validate the configuration before storing any code.
-	spec.Code = &specs.Code{URL: "https://placeholder.invalid/code.zip", Checksum: "sha256:" + strings.Repeat("0", 64)}
-	if _, e := canonicalize(spec); e != nil {
-		return 0, nil, e
-	}
-	code, sum, e := a.storeCode(ctx, in.Code.ZipFile)
-	if e != nil {
-		return 0, nil, e
+	var (
+		code *specs.Code
+		sum  string
+		size int64
+	)
+	if image {
+		spec.Code = &specs.Code{Image: in.Code.ImageURI}
+		if _, e := canonicalize(spec); e != nil {
+			return 0, nil, e
+		}
+		if code, sum, e = a.resolveImage(ctx, in.Code.ImageURI); e != nil {
+			return 0, nil, e
+		}
+	} else {
+		// Validate the configuration before storing any code.
+		spec.Code = &specs.Code{URL: "https://placeholder.invalid/code.zip", Checksum: "sha256:" + strings.Repeat("0", 64)}
+		if _, e := canonicalize(spec); e != nil {
+			return 0, nil, e
+		}
+		if code, sum, e = a.storeCode(ctx, in.Code.ZipFile); e != nil {
+			return 0, nil, e
+		}
+		size = int64(len(in.Code.ZipFile))
 	}
 	spec.Code = code
 	spec, e = canonicalize(spec)
@@ -585,7 +627,7 @@ func (a *API) createFunction(c *manageCall) (int, any, *apiError) {
 		role = *in.Role
 	}
 	f, err := a.opts.Manage.Functions.Create(ctx, &functions.Function{
-		Name: spec.Name, Spec: spec, CodeSHA256: sum, CodeSize: int64(len(in.Code.ZipFile)), Role: role,
+		Name: spec.Name, Spec: spec, CodeSHA256: sum, CodeSize: size, Role: role,
 		State: functions.StatePending, StateReason: "The function is being created.", StateReasonCode: "Creating",
 		LastUpdateStatus: functions.UpdateInProgress,
 	})
@@ -636,6 +678,9 @@ func (a *API) stored(ctx context.Context, name string, adopt bool) (*functions.F
 	sum := ""
 	if spec.Code != nil {
 		sum = strings.TrimPrefix(spec.Code.Checksum, "sha256:")
+		if _, d, ok := strings.Cut(spec.Code.PinnedImage(), "@sha256:"); ok {
+			sum = d // an image's CodeSha256 is its manifest digest
+		}
 	}
 	f, err = a.opts.Manage.Functions.Create(ctx, &functions.Function{
 		Name: name, Spec: spec, Serving: spec, CodeSHA256: sum,
@@ -701,6 +746,9 @@ func (a *API) updateFunctionConfiguration(c *manageCall) (int, any, *apiError) {
 	if in.Code != nil || (in.Tags != nil && in.Nimbus == nil) || in.Publish {
 		return 0, nil, invalidParam("UpdateFunctionConfiguration takes no Code, Tags or Publish")
 	}
+	if in.PackageType != "" {
+		return 0, nil, invalidParam("UpdateFunctionConfiguration cannot change PackageType; create a new function with the other package type")
+	}
 	whole, e := in.nimbusSpec(c.ref.Name)
 	if e != nil {
 		return 0, nil, e
@@ -708,6 +756,9 @@ func (a *API) updateFunctionConfiguration(c *manageCall) (int, any, *apiError) {
 	f, e := a.updateStored(c.r.Context(), c.ref.Name, in.RevisionID, true, func(f *functions.Function) *apiError {
 		spec := f.Spec
 		if whole != nil {
+			if whole.IsImage() != spec.IsImage() {
+				return invalidParam("Nimbus.Spec cannot change the package type of " + f.Name + "; create a new function with the other package type")
+			}
 			whole.Code = spec.Code
 			spec = whole
 		} else if e := a.apply(in, spec); e != nil {
@@ -751,8 +802,8 @@ func (a *API) updateFunctionCode(c *manageCall) (int, any, *apiError) {
 	switch {
 	case in.S3Bucket != "" || in.S3Key != "" || in.S3ObjectVersion != "":
 		return 0, nil, invalidParam("S3Bucket is not supported by Nimbus: upload the zip as ZipFile")
-	case in.ImageURI != "":
-		return 0, nil, invalidParam("ImageUri is not supported by Nimbus: container image functions are not supported yet")
+	case in.ImageURI != "" && len(in.ZipFile) > 0:
+		return 0, nil, invalidParam("Please provide only one source for function code: ImageUri or ZipFile")
 	}
 	for _, arch := range in.Architectures {
 		if arch != "x86_64" {
@@ -763,6 +814,23 @@ func (a *API) updateFunctionCode(c *manageCall) (int, any, *apiError) {
 	cur, e := a.stored(ctx, c.ref.Name, !in.DryRun)
 	if e != nil {
 		return 0, nil, e
+	}
+	curSpec := (*specs.Function)(nil)
+	if cur != nil {
+		curSpec = cur.Spec
+	} else if fn, err := a.catalog.Function(ctx, c.ref.Name); err == nil {
+		curSpec = fn.Latest()
+	}
+	if curSpec != nil {
+		switch {
+		case curSpec.IsImage() && in.ImageURI == "":
+			return 0, nil, invalidParam("Please provide ImageUri when updating a function with packageType Image.")
+		case !curSpec.IsImage() && in.ImageURI != "":
+			return 0, nil, invalidParam("Please don't provide ImageUri when updating a function with packageType Zip.")
+		}
+	}
+	if in.ImageURI != "" {
+		return a.updateImage(c, cur, curSpec, in.ImageURI, in.RevisionID, in.Publish, in.DryRun)
 	}
 	if in.DryRun {
 		// Validate without storing: the zip must be readable and in bounds.
@@ -860,7 +928,10 @@ func (a *API) getFunction(c *manageCall) (int, any, *apiError) {
 		sum = strings.TrimPrefix(res.Spec.Code.Checksum, "sha256:")
 	}
 	code := map[string]string{"RepositoryType": "S3", "Location": ""}
-	if sum != "" {
+	if spec := codeSpec(res, stored); spec.IsImage() {
+		// Lambda's shape for an image: the URI as given and its digest.
+		code = map[string]string{"RepositoryType": "ECR", "ImageUri": spec.Code.Image, "ResolvedImageUri": spec.Code.PinnedImage()}
+	} else if sum != "" {
 		code["Location"] = a.codeLocation(c.r.Host, sum)
 	}
 	out := map[string]any{"Configuration": cfg, "Code": code}
@@ -871,6 +942,15 @@ func (a *API) getFunction(c *manageCall) (int, any, *apiError) {
 		out["Tags"] = tags.Tags
 	}
 	return http.StatusOK, out, nil
+}
+
+// codeSpec is the spec whose code GetFunction describes: the stored $LATEST
+// when the request is for it, else the resolved version's.
+func codeSpec(res *catalog.Resolution, stored *functions.Function) *specs.Function {
+	if res.Version == catalog.Latest && stored != nil {
+		return stored.Spec
+	}
+	return res.Spec
 }
 
 func (a *API) codeLocation(host, sum string) string {

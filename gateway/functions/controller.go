@@ -123,10 +123,11 @@ func (c *Controller) Pass(ctx context.Context) {
 		err := c.store.SetStatus(ctx, f.Name, f.RevisionID, func(n *Function) {
 			n.Applied = n.RevisionID
 			if aerr != nil {
+				code := ReasonCode(aerr)
 				if n.State == StatePending {
-					n.State, n.StateReason, n.StateReasonCode = StateFailed, aerr.Error(), "InternalError"
+					n.State, n.StateReason, n.StateReasonCode = StateFailed, aerr.Error(), code
 				}
-				n.LastUpdateStatus, n.LastUpdateStatusReason, n.LastUpdateStatusReasonCode = UpdateFailed, aerr.Error(), "InternalError"
+				n.LastUpdateStatus, n.LastUpdateStatusReason, n.LastUpdateStatusReasonCode = UpdateFailed, aerr.Error(), code
 				return
 			}
 			n.Serving = n.Spec

@@ -39,6 +39,9 @@ type ManageDeps struct {
 	// Provisioned reports a version's ready provisioned environments
 	// (api.Management.Provisioned); nil refuses provisioned configs.
 	Provisioned func(ctx context.Context, function, version string) (ready int, err error)
+	// ResolveImage pins image references for image functions
+	// (api.Management.ResolveImage); nil refuses PackageType Image.
+	ResolveImage func(ctx context.Context, ref string) (string, error)
 }
 
 // bundleCode is the gateway's api.CodeStore: bundles go to the artifact

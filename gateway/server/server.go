@@ -222,6 +222,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		a.SetManagement(&api.Management{
 			Functions: d.Functions, Versions: d.Versions, Code: &bundleCode{s: s, d: d},
 			Applied: d.Applied, Changed: d.Changed, Declared: d.Declared, Remove: d.Remove, Provisioned: d.Provisioned,
+			ResolveImage: d.ResolveImage,
 		})
 	}
 	s.verifier = verifier
