@@ -31,9 +31,10 @@ var rules = []rule{
 	{"rollout", nil},
 	{"runtimes", nil},
 	{"blueprints", nil},
-	{"driver/", []string{"driver/", "runtimes"}},
+	{"mesh", nil},
+	{"driver/", []string{"driver/", "runtimes", "mesh"}},
 	{"jobs", []string{"jobs", "specs", "driver/taskconfig", "driver/invokeapi", "bundle"}},
-	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle", "rollout"}},
+	{"gateway/", []string{"gateway/", "specs", "driver/invokeapi", "bundle", "rollout", "mesh"}},
 	{"autoscaler/", []string{"autoscaler/"}},
 	// Test support may reach what it supports.
 	{"internal/", []string{""}},
@@ -135,6 +136,9 @@ func TestMatchAndAllow(t *testing.T) {
 		{"driver/taskconfig", "specs", false},
 		{"autoscaler/apm", "gateway/metrics", false},
 		{"cmd/nimbus", "gateway/router", true},
+		{"driver/instance", "mesh", true},
+		{"gateway/server", "mesh", true},
+		{"mesh", "gateway/consul", false},
 	}
 	for _, c := range cases {
 		r, ok := match(c.pkg)
