@@ -105,8 +105,13 @@ type Source struct {
 	leaf  atomic.Pointer[Leaf]
 	roots atomic.Pointer[Roots]
 
-	mu      sync.Mutex    // guards changed
+	mu      sync.Mutex    // guards changed, extra and watches
 	changed chan struct{} // closed and replaced on every new leaf or roots
+	// extra holds the leaves of the services added by SetServedServices;
+	// watches cancels each one's blocking query.
+	extra   map[string]*Leaf
+	watches map[string]context.CancelFunc
+	ctx     context.Context // ends at Close
 
 	ready     chan struct{} // closed once both a leaf and roots are held
 	readyOnce sync.Once
@@ -122,9 +127,12 @@ func NewSource(agent CAAgent, cfg SourceConfig) (*Source, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Source{agent: agent, cfg: cfg, changed: make(chan struct{}), ready: make(chan struct{}), cancel: cancel}
+	s := &Source{agent: agent, cfg: cfg, changed: make(chan struct{}), ready: make(chan struct{}), cancel: cancel,
+		extra: map[string]*Leaf{}, watches: map[string]context.CancelFunc{}, ctx: ctx}
 	s.wg.Add(2)
-	go s.follow(ctx, "leaf", s.fetchLeaf)
+	go s.follow(ctx, "leaf", func(ctx context.Context, index uint64) (uint64, error) {
+		return s.fetchLeaf(ctx, index, cfg.Service)
+	})
 	go s.follow(ctx, "roots", s.fetchRoots)
 	return s, nil
 }
@@ -132,8 +140,61 @@ func NewSource(agent CAAgent, cfg SourceConfig) (*Source, error) {
 // Close stops the blocking queries and waits for them to end. TLS configs
 // keep using the last leaf and roots.
 func (s *Source) Close() {
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
+}
+
+// SetServedServices makes the Source also hold a leaf for each of names
+// (besides its own service), following each with its own blocking query,
+// and drops the leaves of services no longer named. A server config from
+// ServerTLSConfig presents the leaf of the service a client names in its
+// SNI (ServiceSNI), so one listener can answer for several mesh services,
+// each with that service's identity, as a client verifying its target
+// requires. The agent issues leaves for any service name the Source's
+// token may write; the services need not be registered first.
+func (s *Source) SetServedServices(names []string) {
+	want := map[string]bool{}
+	for _, n := range names {
+		if n != "" && n != s.cfg.Service {
+			want[n] = true
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return
+	}
+	for n, cancel := range s.watches {
+		if !want[n] {
+			cancel()
+			delete(s.watches, n)
+			delete(s.extra, n)
+		}
+	}
+	for n := range want {
+		if _, ok := s.watches[n]; ok {
+			continue
+		}
+		ctx, cancel := context.WithCancel(s.ctx)
+		s.watches[n] = cancel
+		s.wg.Add(1)
+		go s.follow(ctx, "leaf "+n, func(ctx context.Context, index uint64) (uint64, error) {
+			return s.fetchLeaf(ctx, index, n)
+		})
+	}
+}
+
+// LeafFor is the current leaf of service: the Source's own or one added by
+// SetServedServices (nil when none is held yet).
+func (s *Source) LeafFor(service string) *Leaf {
+	if service == s.cfg.Service {
+		return s.leaf.Load()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.extra[service]
 }
 
 // Service is the service name this Source presents.
@@ -218,26 +279,39 @@ func (s *Source) query(ctx context.Context, index uint64) *api.QueryOptions {
 	return (&api.QueryOptions{WaitIndex: index, WaitTime: s.cfg.WaitTime}).WithContext(ctx)
 }
 
-func (s *Source) fetchLeaf(ctx context.Context, index uint64) (uint64, error) {
-	lc, meta, err := s.agent.ConnectCALeaf(s.cfg.Service, s.query(ctx, index))
+func (s *Source) fetchLeaf(ctx context.Context, index uint64, service string) (uint64, error) {
+	lc, meta, err := s.agent.ConnectCALeaf(service, s.query(ctx, index))
 	if err != nil {
-		return 0, fmt.Errorf("leaf certificate for %s: %w", s.cfg.Service, err)
+		return 0, fmt.Errorf("leaf certificate for %s: %w", service, err)
 	}
-	if cur := s.leaf.Load(); cur != nil && cur.Serial == lc.SerialNumber {
+	if cur := s.LeafFor(service); cur != nil && cur.Serial == normSerial(lc.SerialNumber) {
 		return meta.LastIndex, nil
 	}
 	l, err := parseLeaf(lc)
 	if err != nil {
 		return 0, err
 	}
-	if l.ID.Service != s.cfg.Service {
-		return 0, fmt.Errorf("the agent issued a leaf for %q, not %q", l.ID.Service, s.cfg.Service)
+	if l.ID.Service != service {
+		return 0, fmt.Errorf("the agent issued a leaf for %q, not %q", l.ID.Service, service)
 	}
-	s.leaf.Store(l)
-	s.cfg.Logger.Info("mesh leaf certificate", "service", s.cfg.Service, "serial", l.Serial, "valid_before", l.ValidBefore)
+	if service == s.cfg.Service {
+		s.leaf.Store(l)
+	} else {
+		s.mu.Lock()
+		if _, ok := s.watches[service]; !ok || ctx.Err() != nil {
+			s.mu.Unlock()
+			return meta.LastIndex, nil // dropped meanwhile
+		}
+		s.extra[service] = l
+		s.mu.Unlock()
+	}
+	s.cfg.Logger.Info("mesh leaf certificate", "service", service, "serial", l.Serial, "valid_before", l.ValidBefore)
 	s.notify()
 	return meta.LastIndex, nil
 }
+
+// normSerial lower-cases a Consul serial ("0A:1b" and "0a:1b" are one).
+func normSerial(s string) string { return strings.ToLower(s) }
 
 func parseLeaf(lc *api.LeafCert) (*Leaf, error) {
 	cert, err := tls.X509KeyPair([]byte(lc.CertPEM), []byte(lc.PrivateKeyPEM))
@@ -376,6 +450,20 @@ func (s *Source) certificate() (*tls.Certificate, error) {
 	return l.Cert, nil
 }
 
+// serverCertificate is the leaf of the service sni names when the Source
+// holds one (SetServedServices), else the Source's own.
+func (s *Source) serverCertificate(sni string) (*tls.Certificate, error) {
+	if svc, _, _, _, ok := ParseServiceSNI(sni); ok {
+		if l := s.LeafFor(svc); l != nil {
+			return l.Cert, nil
+		}
+		if l := s.LeafFor(strings.ToLower(svc)); l != nil {
+			return l.Cert, nil
+		}
+	}
+	return s.certificate()
+}
+
 // AuthorizeConn decides, during the handshake, whether a verified peer may
 // connect; serverName is the SNI the client sent. ctx ends with the
 // handshake. A nil AuthorizeConn admits every peer the CA vouches for, and
@@ -383,7 +471,8 @@ func (s *Source) certificate() (*tls.Certificate, error) {
 type AuthorizeConn func(ctx context.Context, peer Peer, serverName string) error
 
 // ServerTLSConfig is the TLS config of a mesh server: it presents the
-// current leaf, requires a client certificate from the mesh's CA with a
+// current leaf of the service the client's SNI names (one added by
+// SetServedServices), else the Source's own, requires a client certificate from the mesh's CA with a
 // service SPIFFE ID, and calls authorize, when not nil, for each handshake.
 func (s *Source) ServerTLSConfig(authorize AuthorizeConn) *tls.Config {
 	base := &tls.Config{
@@ -391,8 +480,8 @@ func (s *Source) ServerTLSConfig(authorize AuthorizeConn) *tls.Config {
 		// The chain is verified against the current roots in
 		// VerifyPeerCertificate, not a pool fixed here.
 		ClientAuth: tls.RequireAnyClientCert,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return s.certificate()
+		GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			return s.serverCertificate(hello.ServerName)
 		},
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			_, err := s.verify(raw, "")
