@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -50,6 +51,8 @@ type Instance struct {
 
 	invokeLn  net.Listener
 	invokeSrv *http.Server
+	// mesh is the endpoint's Connect identity (nil without Config.Mesh).
+	mesh *meshServer
 
 	invocations atomic.Uint64
 	// maxStream bounds a streamed response (Lambda: 200 MB).
@@ -166,15 +169,24 @@ func (in *Instance) Start(ctx context.Context) error {
 		}
 		in.envs = append(in.envs, e)
 	}
+	if c.Mesh != nil {
+		if in.mesh, err = startMesh(ctx, c.Mesh, in.log); err != nil {
+			in.abortStart()
+			return err
+		}
+	}
 	var lc net.ListenConfig
 	in.invokeLn, err = lc.Listen(ctx, "tcp", c.InvokeAddr)
 	if err != nil {
 		in.abortStart()
 		return fmt.Errorf("binding invoke endpoint %s: %w", c.InvokeAddr, err)
 	}
+	if in.mesh != nil {
+		in.invokeLn = tls.NewListener(in.invokeLn, in.mesh.tlsConfig())
+	}
 	in.invokeSrv = &http.Server{Handler: in.handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = in.invokeSrv.Serve(in.invokeLn) }()
-	in.log.Info("instance started", "invoke_addr", in.Addr(), "environments", c.Environments, "runtime", c.Runtime)
+	in.log.Info("instance started", "invoke_addr", in.Addr(), "environments", c.Environments, "runtime", c.Runtime, "mesh", in.mesh != nil)
 	if c.InitializationType == InitProvisioned {
 		in.warm(c.Environments)
 	}
@@ -182,6 +194,9 @@ func (in *Instance) Start(ctx context.Context) error {
 }
 
 func (in *Instance) abortStart() {
+	if in.mesh != nil {
+		in.mesh.close()
+	}
 	for _, e := range in.envs {
 		_ = e.srv.Close()
 		e.closeZygote()
@@ -384,6 +399,9 @@ func (in *Instance) Stop(ctx context.Context) error {
 			_ = in.invokeSrv.Close()
 			errs = append(errs, fmt.Errorf("draining invocations: %w", err))
 		}
+	}
+	if in.mesh != nil {
+		in.mesh.close()
 	}
 	var wg sync.WaitGroup
 	for _, e := range in.envs {
