@@ -21,7 +21,7 @@ type pool struct {
 	// meshClient calls the version's Connect-native instances over mutual
 	// TLS (nil until the first such instance, or without InstanceTLS).
 	meshClient *invokeapi.Client
-	envPer int
+	envPer     int
 
 	instances map[string]*instance
 	waiters   []*waiter
