@@ -136,6 +136,9 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 	// A consul block in the config (only there: Defaults fills one in
 	// below) makes the dev gateway register in Consul.
 	registers := cfg.Consul != nil && cfg.Consul.Registers()
+	if cfg.ConnectEnabled() && !registers {
+		return errors.New("gateway config: connect needs a consul block with registration on: the dev gateway's leaf certificates, intentions and Connect-native URL services live in Consul")
+	}
 	if registers {
 		cfg.Consul.Address = cmp.Or(cfg.Consul.Address, env.getenv("CONSUL_HTTP_ADDR"))
 		cfg.Consul.Token = cmp.Or(cfg.Consul.Token, env.getenv("CONSUL_HTTP_TOKEN"))
@@ -256,8 +259,8 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		if reg, err = newDevConsul(cfg, overlay, logger); err != nil {
 			return err
 		}
-		defer reg.ln.Close() // the server closes it once it served
-		deps.Listener, deps.Registrars = reg.ln, []server.Registrar{reg.r}
+		defer reg.close() // the server closes the listeners once it served
+		deps.Listener, deps.Registrars, deps.Mesh = reg.ln, []server.Registrar{reg.r}, reg.mesh
 		reg.sync(ctx) // registered with the gateway at Start
 	}
 	s, err := server.New(cfg, deps)

@@ -23,9 +23,14 @@ import (
 // re-registers what the agent lost (a restarted agent) on the registrar's
 // resync. The server registers it after listening and deregisters it at
 // shutdown. A nil *devConsul does nothing.
+//
+// With connect enabled the dev gateway also joins the mesh: its mesh
+// listener and identity come from cluster.NewMesh, and the URL services
+// are registered Connect-native there.
 type devConsul struct {
 	ln     net.Listener
 	r      *consul.Registrar
+	mesh   *server.MeshDeps // nil without connect
 	fns    *versions.Catalog
 	logger hclog.Logger
 }
@@ -46,19 +51,42 @@ func newDevConsul(cfg *config.Config, fns *versions.Catalog, logger hclog.Logger
 		return nil, fmt.Errorf("listening on %s: %w", cfg.Listen, err)
 	}
 	host, port, err := cluster.Advertise(c.Advertise, ln.Addr(), cc.Agent())
+	var md *server.MeshDeps
+	var meshHost string
+	var meshPort int
+	if err == nil && cfg.ConnectEnabled() {
+		md, meshHost, meshPort, err = cluster.NewMesh(cfg, cc, nil, host, logger)
+	}
 	if err == nil {
 		var r *consul.Registrar
 		r, err = consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
 			ServiceName: c.ServiceName, Address: host, Port: port, Tags: c.Tags, HealthPath: server.HealthPath,
 			CheckInterval: c.CheckIntervalD, CheckTimeout: min(2*time.Second, c.CheckIntervalD),
+			MeshAddress: meshHost, MeshPort: meshPort,
 		}, logger)
 		if err == nil {
-			logger.Info("registering in consul", "consul", c.Address, "service_id", r.ServiceID())
-			return &devConsul{ln: ln, r: r, fns: fns, logger: logger}, nil
+			logger.Info("registering in consul", "consul", c.Address, "service_id", r.ServiceID(), "mesh", md != nil)
+			return &devConsul{ln: ln, r: r, mesh: md, fns: fns, logger: logger}, nil
 		}
+	}
+	if md != nil {
+		md.Source.Close()
+		_ = md.Listener.Close()
 	}
 	_ = ln.Close()
 	return nil, err
+}
+
+// close stops the mesh identity (the server has closed its listeners).
+func (d *devConsul) close() {
+	if d == nil {
+		return
+	}
+	_ = d.ln.Close()
+	if d.mesh != nil {
+		d.mesh.Source.Close()
+		_ = d.mesh.Listener.Close()
+	}
 }
 
 // sync registers the function URL services of the functions served now.

@@ -529,3 +529,22 @@ func readPrelude(r *bufio.Reader) ([]byte, error) {
 		}
 	}
 }
+
+// ServeURL serves a function URL request for the function named fn (as the
+// caller wrote it: an exact name or, as in a host name, one matching
+// case-insensitively), with rawPath as the path the function sees (escaped
+// form). The mesh listener calls it after picking the function from the
+// caller's SNI.
+func (a *API) ServeURL(w http.ResponseWriter, r *http.Request, fn, rawPath string) {
+	a.serveURL(w, r, fn, rawPath)
+}
+
+// URLHost returns the function a function-URL host (<fn>.<url_domain>)
+// names.
+func (a *API) URLHost(host string) (string, bool) { return a.urlHost(host) }
+
+// WriteURLError answers a function-URL-level error in the URL front end's
+// shape: JSON {"Message": …} with the request id header.
+func WriteURLError(w http.ResponseWriter, requestID string, status int, msg string) {
+	urlError(w, requestID, status, msg)
+}

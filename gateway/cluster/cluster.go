@@ -20,6 +20,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/nomad"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
+	"github.com/nimbus-fn/nimbus/mesh"
 )
 
 // Options are the inputs that are not configuration.
@@ -31,6 +32,9 @@ type Options struct {
 	// Listener, when set, is used instead of listening on the config's
 	// listen address.
 	Listener net.Listener
+	// MeshListener, when set, is used instead of listening on connect
+	// listen (connect enabled).
+	MeshListener net.Listener
 }
 
 // Cluster holds one gateway's cluster adapters and their background loops.
@@ -45,6 +49,9 @@ type Cluster struct {
 	source    discovery.Source
 	closer    func()            // stops the discovery queries
 	registrar *consul.Registrar // nil when registration is off
+	// mesh is the gateway's Connect identity and intentions, with its
+	// listener (connect enabled; nil otherwise).
+	mesh *server.MeshDeps
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -144,13 +151,25 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 		c.source, c.closer = NewReadySource(d, time.Second, logger), d.Close
 	}
 
+	var meshHost string
+	var meshPort int
+	if cfg.ConnectEnabled() {
+		md, h, p, err := NewMesh(cfg, cc, opts.MeshListener, host, logger)
+		if err != nil {
+			c.closer()
+			return nil, err
+		}
+		c.mesh, meshHost, meshPort = md, h, p
+	}
 	if cfg.Consul.Registers() {
 		c.registrar, err = consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
 			ServiceName: cfg.Consul.ServiceName, Address: host, Port: port,
 			Tags: cfg.Consul.Tags, HealthPath: server.HealthPath,
 			CheckInterval: cfg.Consul.CheckIntervalD, CheckTimeout: min(2*time.Second, cfg.Consul.CheckIntervalD),
+			MeshAddress: meshHost, MeshPort: meshPort,
 		}, logger)
 		if err != nil {
+			c.closeMesh()
 			c.closer()
 			return nil, err
 		}
@@ -264,7 +283,52 @@ func (c *Cluster) Deps(logger hclog.Logger) server.Deps {
 	if c.registrar != nil {
 		d.Registrars = []server.Registrar{c.registrar}
 	}
+	d.Mesh = c.mesh
 	return d
+}
+
+// NewMesh binds the mesh listener (ln, else connect listen) and starts the
+// gateway's Connect identity: a mesh.Source for connect service fed by the
+// Consul agent, and an Authorizer asking it about intentions. It returns
+// the host and port the "<fn>-url" services are registered at: connect
+// advertise, else plainHost (the plain listener's advertised host) with the
+// bound port. `nimbus dev` calls it too. The Source runs until the
+// returned deps' Source is closed.
+func NewMesh(cfg *config.Config, cc *consulapi.Client, ln net.Listener, plainHost string, logger hclog.Logger) (*server.MeshDeps, string, int, error) {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Connect.Listen); err != nil {
+			return nil, "", 0, fmt.Errorf("listening on %s (connect): %w", cfg.Connect.Listen, err)
+		}
+	}
+	host, port := plainHost, ln.Addr().(*net.TCPAddr).Port
+	if adv := cfg.Connect.Advertise; adv != "" {
+		h, p, err := net.SplitHostPort(adv)
+		if err == nil {
+			port, err = strconv.Atoi(p)
+		}
+		if err != nil {
+			_ = ln.Close()
+			return nil, "", 0, fmt.Errorf("connect advertise %q: %w", adv, err)
+		}
+		host = h
+	}
+	src, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: cfg.Connect.Service, Logger: logger.Named("mesh")})
+	if err != nil {
+		_ = ln.Close()
+		return nil, "", 0, err
+	}
+	return &server.MeshDeps{Source: src, Authorizer: mesh.NewAuthorizer(cc.Agent()), Listener: ln}, host, port, nil
+}
+
+func (c *Cluster) closeMesh() {
+	if c.mesh != nil {
+		c.mesh.Source.Close()
+		_ = c.mesh.Listener.Close()
+	}
 }
 
 // Close stops the background loops and discovery queries. Call it after
@@ -275,5 +339,6 @@ func (c *Cluster) Close() {
 	}
 	c.wg.Wait()
 	c.closer()
+	c.closeMesh()
 	_ = c.ln.Close() // already closed when the server ran
 }

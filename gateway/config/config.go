@@ -130,6 +130,12 @@ type Config struct {
 	// "consul", discovers instances through (`consul { … }`). Default: an
 	// empty block (CONSUL_HTTP_* environment, then Consul's defaults).
 	Consul *ConsulConfig `hcl:"consul,block"`
+	// Connect makes the gateway a Connect-native service of Consul's mesh
+	// (`connect { … }`, see ConnectConfig). Default: off.
+	Connect *ConnectConfig `hcl:"connect,block"`
+	// TLS adds an HTTPS listener outside the mesh (`tls { … }`, see
+	// TLSConfig). Default: none.
+	TLS *TLSConfig `hcl:"tls,block"`
 	// Queue configures asynchronous invocation (`queue { … }`, see
 	// queue.Config): an embedded NATS JetStream in data_dir, or nats_url.
 	// Default: an empty block.
@@ -250,6 +256,7 @@ func (c *Config) Defaults() {
 		set(&c.ConcurrencyLease, "30s")
 	}
 	c.clusterDefaults()
+	c.meshDefaults()
 }
 
 var (
@@ -364,5 +371,6 @@ func (c *Config) Validate() error {
 	if !c.Dev {
 		errs = append(errs, c.validateCluster()...)
 	}
+	errs = append(errs, c.validateMesh()...)
 	return errors.Join(errs...)
 }

@@ -74,6 +74,17 @@ type RegistrarConfig struct {
 	URLSuffix string
 	// URLTags are added to every function URL service.
 	URLTags []string
+	// MeshAddress and MeshPort, when MeshPort is set, are the gateway's
+	// mesh listener (connect enabled): each function URL service is then
+	// registered Connect-native there, so mesh callers resolve "<fn>-url"
+	// through /v1/health/connect and dial the mTLS listener, and Envoy
+	// sidecars can name it as an upstream. Without, URL services point at
+	// the plain listener as before (clusters without Connect). The gateway
+	// service itself stays on the plain listener either way: its health
+	// check, artifact downloads and plain clients use that port.
+	// MeshAddress defaults to Address.
+	MeshAddress string
+	MeshPort    int
 	// ResyncInterval is how often Run re-checks that the agent holds exactly
 	// the registrations it should (an agent restart or an operator can drop
 	// them). Default 30s.
@@ -106,6 +117,9 @@ func (c *RegistrarConfig) Defaults() {
 	if c.ResyncInterval <= 0 {
 		c.ResyncInterval = 30 * time.Second
 	}
+	if c.MeshPort > 0 && c.MeshAddress == "" {
+		c.MeshAddress = c.Address
+	}
 }
 
 var (
@@ -121,6 +135,9 @@ func (c *RegistrarConfig) Validate() error {
 	}
 	if c.Port <= 0 || c.Port > 65535 {
 		errs = append(errs, fmt.Errorf("port %d is outside 1..65535", c.Port))
+	}
+	if c.MeshPort < 0 || c.MeshPort > 65535 {
+		errs = append(errs, fmt.Errorf("mesh port %d is outside 1..65535", c.MeshPort))
 	}
 	if !serviceName.MatchString(c.ServiceName) {
 		errs = append(errs, fmt.Errorf("service name %q is not a DNS label", c.ServiceName))
@@ -362,7 +379,7 @@ func (r *Registrar) urlRegistration(f URLFunction) *api.AgentServiceRegistration
 			meta[k] = v
 		}
 	}
-	return &api.AgentServiceRegistration{
+	reg := &api.AgentServiceRegistration{
 		ID:      id,
 		Name:    name,
 		Address: r.cfg.Address,
@@ -376,13 +393,19 @@ func (r *Registrar) urlRegistration(f URLFunction) *api.AgentServiceRegistration
 			AliasService: r.cfg.ServiceID,
 		}},
 	}
+	if r.cfg.MeshPort > 0 {
+		reg.Address, reg.Port = r.cfg.MeshAddress, r.cfg.MeshPort
+		reg.Connect = &api.AgentServiceConnect{Native: true}
+	}
+	return reg
 }
 
 // sameService reports whether the agent's copy matches the registration in
 // everything the Registrar sets (checks are derived from the same fields).
 func sameService(cur *api.AgentService, want *api.AgentServiceRegistration) bool {
+	native := func(c *api.AgentServiceConnect) bool { return c != nil && c.Native }
 	return cur.Service == want.Name && cur.Address == want.Address && cur.Port == want.Port &&
-		slices.Equal(cur.Tags, want.Tags) && maps.Equal(cur.Meta, want.Meta)
+		slices.Equal(cur.Tags, want.Tags) && maps.Equal(cur.Meta, want.Meta) && native(cur.Connect) == native(want.Connect)
 }
 
 var serviceName = regexp.MustCompile(`^(?i:[a-z0-9]|[a-z0-9][a-z0-9-]{0,61}[a-z0-9])$`)

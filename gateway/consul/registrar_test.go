@@ -379,3 +379,43 @@ func TestRegistrarDeregistersWhenListingFails(t *testing.T) {
 		t.Fatalf("deregistered %v; want both URL services, then the gateway", a.deregistered)
 	}
 }
+
+// With a mesh port, the function URL services are Connect-native at the
+// mesh listener (so /v1/health/connect finds them), while the gateway
+// service stays plain on its own port.
+func TestRegistrarMeshPortRegistersURLsConnectNative(t *testing.T) {
+	agent := consultest.Start(t)
+	client := agent.Client(t)
+	gw := newHealthServer(t, DefaultHealthPath)
+	host, port := gw.hostPort(t)
+	ctx := context.Background()
+	const meshPort = 19443
+	r, err := NewRegistrar(client.Agent(), RegistrarConfig{
+		Address: host, Port: port, CheckInterval: time.Second, CheckTimeout: time.Second, MeshPort: meshPort,
+	}, gatewaytest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetURLFunctions(ctx, []URLFunction{{Function: "hello", Qualifier: "$LATEST", Auth: "NONE"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = r.Deregister(ctx) }()
+	eventually(t, checkWait, "hello-url to pass as a Connect-native service", func() bool {
+		e, _, err := client.Health().Connect("hello-url", "", true, nil)
+		return err == nil && len(e) == 1 && e[0].Service.Port == meshPort && e[0].Service.Address == host &&
+			e[0].Service.Connect != nil && e[0].Service.Connect.Native
+	})
+	if e, _, err := client.Health().Connect("nimbus-gateway", "", false, nil); err != nil || len(e) != 0 {
+		t.Fatalf("the gateway service is Connect-capable: %v %v", e, err)
+	}
+	g := passing(t, client, "nimbus-gateway")
+	if len(g) != 1 || g[0].Service.Port != port {
+		t.Fatalf("gateway service %+v, want plain on port %d", g, port)
+	}
+	if err := (&RegistrarConfig{Address: host, Port: port, MeshPort: 70000}).Validate(); err == nil {
+		t.Fatal("a mesh port above 65535 was accepted")
+	}
+}

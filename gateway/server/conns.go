@@ -24,19 +24,26 @@ import (
 // accepted over the cap is closed at once, so a flood costs one accept and
 // one close per connection instead of a goroutine, buffers and a file
 // descriptor for as long as the client cares to hold it.
+//
+// The gateway's other listeners (mesh, TLS) share one cap with it (share).
 type limitListener struct {
 	net.Listener
+	*connLimit
+}
+
+// connLimit is the cap and count the gateway's listeners share.
+type connLimit struct {
 	max     int64
 	open    atomic.Int64
 	refused prometheus.Counter
 }
 
 func newLimitListener(ln net.Listener, max int, reg prometheus.Registerer) *limitListener {
-	l := &limitListener{Listener: ln, max: int64(max),
+	l := &limitListener{Listener: ln, connLimit: &connLimit{max: int64(max),
 		refused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "nimbus_http_connections_refused_total",
 			Help: "Client connections closed on accept because max_connections were open.",
-		})}
+		})}}
 	reg.MustRegister(l.refused, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nimbus_http_connections",
 		Help: "Client connections open (bounded by max_connections).",
@@ -60,6 +67,11 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		return &countedConn{Conn: c, l: l}, nil
 	}
+}
+
+// share caps ln with the same count and limit as l.
+func (l *limitListener) share(ln net.Listener) *limitListener {
+	return &limitListener{Listener: ln, connLimit: l.connLimit}
 }
 
 // Open is the number of connections held.

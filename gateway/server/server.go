@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +93,11 @@ type Deps struct {
 	Manage *ManageDeps
 	// Blueprints is the console's blueprint catalogue (nil: none).
 	Blueprints console.Blueprints
+	// Mesh is the mesh listener's identity and intentions, required with
+	// connect enabled (nil otherwise).
+	Mesh *MeshDeps
+	// TLSListener, when set, is used instead of listening on tls.listen.
+	TLSListener net.Listener
 }
 
 // Server is one running gateway.
@@ -111,6 +118,17 @@ type Server struct {
 	ln       net.Listener
 	conns    *limitListener // ln, counted and capped at max_connections
 	draining atomic.Bool
+
+	// The mesh listener (connect enabled) and the TLS listener (a tls
+	// block); nil without. Both share the plain listener's connection cap.
+	meshHTTP *http.Server
+	meshLn   net.Listener
+	tlsHTTP  *http.Server
+	tlsLn    net.Listener
+	tlsCerts *certFiles
+	// meshServices maps a lower-cased URL service name to its function
+	// (set by syncMeshServices).
+	meshServices atomic.Pointer[map[string]string]
 
 	verifier *sigv4.Verifier // nil without access keys
 	// artifacts and its handler are set by Start before the listener
@@ -139,6 +157,14 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	}
 	if deps.Catalog == nil || deps.Source == nil {
 		return nil, errors.New("gateway needs a catalog and a discovery source")
+	}
+	switch {
+	case cfg.ConnectEnabled() && (deps.Mesh == nil || deps.Mesh.Source == nil || deps.Mesh.Authorizer == nil):
+		return nil, errors.New("gateway config: connect is enabled but no mesh identity and authorizer were wired")
+	case !cfg.ConnectEnabled() && deps.Mesh != nil:
+		return nil, errors.New("gateway config: a mesh identity was wired but connect is not enabled")
+	case cfg.TLS == nil && deps.TLSListener != nil:
+		return nil, errors.New("gateway config: a TLS listener was wired without a tls block")
 	}
 	logger := deps.Logger
 	if logger == nil {
@@ -217,12 +243,32 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	mux.Handle("/", a)
 	// No ReadTimeout or WriteTimeout: the body has its own deadline
 	// (bodyDeadline) and a response lasts as long as the function runs.
-	s.http = &http.Server{
-		Handler:           s.bodyDeadline(s.route(mux, a)),
-		ReadHeaderTimeout: cfg.ReadHeaderTimeoutD,
-		IdleTimeout:       cfg.IdleTimeoutD,
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ErrorLog:          logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	newHTTP := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           s.bodyDeadline(h),
+			ReadHeaderTimeout: cfg.ReadHeaderTimeoutD,
+			IdleTimeout:       cfg.IdleTimeoutD,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+		}
+	}
+	routed := s.route(mux, a)
+	s.http = newHTTP(routed)
+	if cfg.TLS != nil {
+		certs, err := newCertFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.logger.Named("tls"))
+		if err != nil {
+			return nil, fmt.Errorf("gateway config: tls: %w", err)
+		}
+		s.tlsCerts = certs
+		s.tlsHTTP = newHTTP(routed)
+		s.tlsHTTP.TLSConfig = &tls.Config{
+			MinVersion:     tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return certs.get() },
+		}
+	}
+	if deps.Mesh != nil {
+		s.meshHTTP = newHTTP(s.meshHandler(a, routed))
+		s.meshHTTP.TLSConfig = deps.Mesh.Source.ServerTLSConfig(nil)
 	}
 	return s, nil
 }
@@ -417,11 +463,32 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.conns = newLimitListener(ln, s.cfg.MaxConnections, s.metrics.Registry)
 	s.ln = s.conns
+	if err := s.listenTLS(ctx); err != nil {
+		_ = ln.Close()
+		s.nats.Close()
+		return err
+	}
 	go func() {
 		if err := s.http.Serve(s.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.logger.Error("http server stopped", "error", err)
 		}
 	}()
+	for _, x := range []struct {
+		srv  *http.Server
+		ln   net.Listener
+		name string
+	}{{s.tlsHTTP, s.tlsLn, "tls"}, {s.meshHTTP, s.meshLn, "mesh"}} {
+		if x.srv == nil {
+			continue
+		}
+		go func() {
+			// The TLS configs carry GetCertificate: no files here.
+			if err := x.srv.ServeTLS(x.ln, "", ""); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("https server stopped", "listener", x.name, "error", err)
+			}
+		}()
+		s.logger.Info("gateway listening", "listener", x.name, "address", x.ln.Addr().String())
+	}
 	for _, r := range s.deps.Registrars {
 		if err := r.Register(ctx); err != nil {
 			return fmt.Errorf("registering gateway: %w", err)
@@ -510,8 +577,74 @@ func (s *Server) openArtifacts(ctx context.Context) error {
 	return nil
 }
 
+// meshReadyTimeout bounds Start's wait for the gateway's first leaf
+// certificate and the CA roots from the Consul agent.
+const meshReadyTimeout = 30 * time.Second
+
 // Addr is the bound address (after Start).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// MeshAddr is the mesh listener's bound address ("" without connect).
+func (s *Server) MeshAddr() string {
+	if s.meshLn == nil {
+		return ""
+	}
+	return s.meshLn.Addr().String()
+}
+
+// TLSAddr is the TLS listener's bound address ("" without a tls block).
+func (s *Server) TLSAddr() string {
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
+
+// listenTLS opens the mesh and TLS listeners (those configured), capped
+// together with the plain one, and gives the mesh Source the function URL
+// services' leaves to fetch before the first caller arrives.
+func (s *Server) listenTLS(ctx context.Context) error {
+	open := func(given net.Listener, addr, what string) (net.Listener, error) {
+		if given != nil {
+			return s.conns.share(given), nil
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("listening on %s (%s): %w", addr, what, err)
+		}
+		return s.conns.share(ln), nil
+	}
+	if s.tlsHTTP != nil {
+		ln, err := open(s.deps.TLSListener, s.cfg.TLS.Listen, "tls")
+		if err != nil {
+			return err
+		}
+		s.tlsLn = ln
+	}
+	if s.meshHTTP != nil {
+		ln, err := open(s.deps.Mesh.Listener, s.cfg.Connect.Listen, "connect")
+		if err != nil {
+			if s.tlsLn != nil {
+				_ = s.tlsLn.Close()
+			}
+			return err
+		}
+		s.meshLn = ln
+		// Registering "<fn>-url" Connect-native before the gateway holds a
+		// leaf would send callers to a listener that cannot shake hands.
+		rctx, cancel := context.WithTimeout(ctx, meshReadyTimeout)
+		defer cancel()
+		if err := s.deps.Mesh.Source.Ready(rctx); err != nil {
+			_ = ln.Close()
+			if s.tlsLn != nil {
+				_ = s.tlsLn.Close()
+			}
+			return err
+		}
+		s.syncMeshServices(ctx)
+	}
+	return nil
+}
 
 // Serve runs background work until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context) error {
@@ -563,7 +696,22 @@ func (s *Server) Shutdown() error {
 	done := make(chan error, 1)
 	// Live log tails would hold their connections open through the drain.
 	s.console.Stop()
-	go func() { done <- s.http.Shutdown(ctx) }()
+	go func() {
+		var wg sync.WaitGroup
+		var tlsErr, meshErr error
+		for _, x := range []struct {
+			srv *http.Server
+			err *error
+		}{{s.tlsHTTP, &tlsErr}, {s.meshHTTP, &meshErr}} {
+			if x.srv != nil {
+				wg.Add(1)
+				go func() { defer wg.Done(); *x.err = x.srv.Shutdown(ctx) }()
+			}
+		}
+		err := s.http.Shutdown(ctx)
+		wg.Wait()
+		done <- errors.Join(err, tlsErr, meshErr)
+	}()
 	// Event-source pollers first: they finish their in-flight batches and
 	// leave the rest to their brokers.
 	if s.stopSources != nil {
@@ -637,6 +785,7 @@ func (s *Server) updateReservations(ctx context.Context) {
 		}
 	}
 	s.router.Track(targets)
+	s.syncMeshServices(ctx)
 	if total > s.cfg.AccountConcurrency-s.cfg.UnreservedMin {
 		s.logger.Warn("reserved concurrency leaves less than the unreserved minimum; keeping the minimum",
 			"reserved", total, "account_concurrency", s.cfg.AccountConcurrency, "unreserved_min", s.cfg.UnreservedMin)

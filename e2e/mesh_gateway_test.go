@@ -1,0 +1,451 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/lambda"
+	consulapi "github.com/hashicorp/consul/api"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/hcl/v2"
+
+	"github.com/nimbus-fn/nimbus/driver/instance"
+	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
+	"github.com/nimbus-fn/nimbus/gateway/catalog"
+	"github.com/nimbus-fn/nimbus/gateway/config"
+	"github.com/nimbus-fn/nimbus/gateway/consul"
+	"github.com/nimbus-fn/nimbus/gateway/discovery"
+	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
+	"github.com/nimbus-fn/nimbus/gateway/queue"
+	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/internal/testfn"
+	"github.com/nimbus-fn/nimbus/mesh"
+	"github.com/nimbus-fn/nimbus/specs"
+)
+
+// TestGatewayMesh runs a gateway with connect and tls on against a real
+// Consul dev agent (Connect on, built-in CA) and a real aws-lambda-go echo
+// instance: a Connect-native caller "web" reaches the function URL by the
+// service "echo-url" over mTLS, the SNI picks the function whatever the
+// Host header says, intentions deny and allow it (403 in Lambda's URL
+// shape), the Invoke API answers over the mesh under the gateway's own
+// identity, clients outside the mesh are refused, the HTTPS listener picks
+// up rewritten certificate files, and a CA rotation reaches the gateway's
+// leaves while it keeps serving.
+func TestGatewayMesh(t *testing.T) {
+	agent := consultest.Start(t)
+	cc := agent.Client(t)
+	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-mesh", Level: hclog.Warn, Output: os.Stderr})
+	ctx := context.Background()
+
+	dir := t.TempDir()
+	spec := `
+function "echo" {
+  runtime = "provided.al2023"
+  code { dir = "` + testfn.Dir(t, "echo") + `" }
+  url { auth = "NONE" }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
+		f, diags := specs.Load(path, nil)
+		if diags.HasErrors() {
+			return nil, hcl.Diagnostics(diags)
+		}
+		return f, nil
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
+	inst, err := launcher.Launch(ctx, &instance.Config{
+		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", CodeDir: testfn.Dir(t, "echo"),
+		MemoryMB: 128, Timeout: 3 * time.Second, Environments: 2,
+		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), "echo", "$LATEST"),
+		Region:       e2eRegion, AccountID: e2eAccount,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = launcher.StopAll(stopCtx)
+	})
+	instHost, instPortS, _ := net.SplitHostPort(inst.Addr)
+	instPort, _ := strconv.Atoi(instPortS)
+	if err := cc.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
+		ID: "echo-instance", Name: "nimbus-echo", Address: instHost, Port: instPort,
+		Tags: []string{"function=echo", "version=$LATEST", "group=" + discovery.GroupProvisioned},
+		Meta: map[string]string{"function": "echo", "version": "$LATEST", "group": discovery.GroupProvisioned},
+		Check: &consulapi.AgentServiceCheck{
+			Name: "nimbus-health", HTTP: "http://" + inst.Addr + invokeapi.PathHealth, Interval: "1s", Timeout: "1s",
+		},
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	ln, meshLn, tlsLn := listen(), listen(), listen()
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	certA := writeCert(t, certFile, keyFile, "gateway-a")
+
+	reg, err := consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
+		Address: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, HealthPath: server.HealthPath,
+		CheckInterval: time.Second, CheckTimeout: time.Second,
+		MeshPort: meshLn.Addr().(*net.TCPAddr).Port,
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reg.SetURLFunctions(ctx, consul.URLFunctions(cat.Snapshot().Functions())); err != nil {
+		t.Fatal(err)
+	}
+	gwSrc, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "nimbus-gateway", Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(gwSrc.Close)
+	src := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{}, logger)
+	defer src.Close()
+	cfg := &config.Config{
+		Listen: ln.Addr().String(), Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
+		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
+		Queue:      &queue.Config{DataDir: t.TempDir()},
+		Connect:    &config.ConnectConfig{Enabled: true, Listen: meshLn.Addr().String()},
+		TLS:        &config.TLSConfig{Listen: tlsLn.Addr().String(), CertFile: certFile, KeyFile: keyFile},
+	}
+	srv, err := server.New(cfg, server.Deps{
+		Catalog: cat, Source: src, Scaler: &gatewaytest.Scaler{}, Registrars: []server.Registrar{reg}, Logger: logger,
+		Listener: ln, TLSListener: tlsLn,
+		Mesh: &server.MeshDeps{Source: gwSrc, Authorizer: mesh.NewAuthorizer(cc.Agent()), Listener: meshLn},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	if err := srv.Start(runCtx); err != nil {
+		t.Fatal(err)
+	}
+	go func() { served <- srv.Serve(runCtx) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-served; err != nil {
+			t.Errorf("gateway shutdown: %v", err)
+		}
+	})
+
+	// echo-url is Connect-native at the mesh port, and passing.
+	eventually(t, 20*time.Second, func() bool {
+		e, _, err := cc.Health().Connect("echo-url", "", true, nil)
+		return err == nil && len(e) == 1 && e[0].Service.Port == meshLn.Addr().(*net.TCPAddr).Port &&
+			e[0].Service.Connect != nil && e[0].Service.Connect.Native
+	}, "echo-url to pass as a Connect-native service at the mesh port")
+	eventually(t, 20*time.Second, func() bool {
+		ins, err := src.Instances(ctx, "echo", "$LATEST")
+		return err == nil && len(ins) == 1
+	}, "Consul health to list the instance")
+	eventually(t, 20*time.Second, func() bool { return gwSrc.LeafFor("echo-url") != nil }, "the gateway's echo-url leaf")
+
+	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Close)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := web.Ready(rctx); err != nil {
+		t.Fatal(err)
+	}
+	echoURL := mesh.HTTPClient(web, cc.Health(), "echo-url")
+	defer echoURL.CloseIdleConnections()
+	post := func(c *http.Client, host string) (int, string, *http.Response) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, "https://echo-url/hello?x=1", strings.NewReader("hi"))
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("mesh call: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp
+	}
+
+	t.Run("a mesh caller reaches the function by echo-url", func(t *testing.T) {
+		code, body, resp := post(echoURL, "")
+		if code != http.StatusOK || !strings.Contains(body, `"rawPath":"/hello"`) || !strings.Contains(body, `"body":"hi"`) {
+			t.Fatalf("echo-url over the mesh: %d %s", code, body)
+		}
+		if id, _ := mesh.CertSpiffeID(resp.TLS.PeerCertificates[0]); id.Service != "echo-url" {
+			t.Fatalf("the gateway proved %s, want echo-url", id)
+		}
+	})
+
+	t.Run("the SNI selects the function, not the Host header", func(t *testing.T) {
+		code, body, _ := post(echoURL, "somewhere-else.example")
+		if code != http.StatusOK || !strings.Contains(body, `"rawPath":"/hello"`) {
+			t.Fatalf("echo-url with an unrelated Host: %d %s", code, body)
+		}
+	})
+
+	t.Run("callers without SNI are routed by Host", func(t *testing.T) {
+		tc := web.ClientTLSConfig("nimbus-gateway") // no SNI: the gateway proves its own identity
+		tc.ServerName = ""
+		c := &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&tls.Dialer{Config: tc}).DialContext(ctx, "tcp", srv.MeshAddr())
+		}}}
+		defer c.CloseIdleConnections()
+		for _, host := range []string{"echo-url", "echo.lambda-url.localhost"} {
+			if code, body, _ := post(c, host); code != http.StatusOK || !strings.Contains(body, `"rawPath":"/hello"`) {
+				t.Fatalf("Host %s without SNI: %d %s", host, code, body)
+			}
+		}
+	})
+
+	t.Run("intentions deny and allow the caller", func(t *testing.T) {
+		ixn := &consulapi.Intention{SourceName: "web", DestinationName: "echo-url", Action: consulapi.IntentionActionDeny}
+		if _, err := cc.Connect().IntentionUpsert(ixn, nil); err != nil {
+			t.Fatal(err)
+		}
+		var code int
+		var body string
+		var resp *http.Response
+		eventually(t, 10*time.Second, func() bool {
+			code, body, resp = post(echoURL, "")
+			return code == http.StatusForbidden
+		}, "a deny intention to refuse web -> echo-url")
+		if body != "{\"Message\":\"Forbidden\"}\n" || resp.Header.Get("X-Amzn-Requestid") == "" {
+			t.Fatalf("denied answer %q (request id %q), want Lambda's URL error shape", body, resp.Header.Get("X-Amzn-Requestid"))
+		}
+		ixn.Action = consulapi.IntentionActionAllow
+		if _, err := cc.Connect().IntentionUpsert(ixn, nil); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 10*time.Second, func() bool {
+			code, _, _ = post(echoURL, "")
+			return code == http.StatusOK
+		}, "an allow intention to let web -> echo-url through again")
+		if _, err := cc.Connect().IntentionDeleteExact("web", "echo-url", nil); err != nil {
+			t.Fatal(err)
+		}
+	})
+
+	t.Run("the Invoke API over the mesh", func(t *testing.T) {
+		tc := web.ClientTLSConfig("nimbus-gateway")
+		hc := &http.Client{Transport: &http.Transport{DialTLSContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&tls.Dialer{Config: tc}).DialContext(ctx, "tcp", srv.MeshAddr())
+		}}}
+		defer hc.CloseIdleConnections()
+		lc := lambda.New(lambda.Options{
+			Region: e2eRegion, BaseEndpoint: aws.String("https://nimbus-gateway"), RetryMaxAttempts: 1, HTTPClient: hc,
+			Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+		})
+		out, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"via":"mesh"}`)})
+		if err != nil || string(out.Payload) != `{"via":"mesh"}` {
+			t.Fatalf("Invoke over the mesh: %v %s", err, payloadOf(out))
+		}
+		ixn := &consulapi.Intention{SourceName: "web", DestinationName: "nimbus-gateway", Action: consulapi.IntentionActionDeny}
+		if _, err := cc.Connect().IntentionUpsert(ixn, nil); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _, _ = cc.Connect().IntentionDeleteExact("web", "nimbus-gateway", nil) }()
+		eventually(t, 10*time.Second, func() bool {
+			_, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{}`)})
+			return err != nil && strings.Contains(err.Error(), "AccessDeniedException")
+		}, "a deny intention to refuse the Invoke API with AccessDeniedException")
+	})
+
+	t.Run("clients outside the mesh are refused", func(t *testing.T) {
+		plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test's point
+		defer plain.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodGet, "https://"+srv.MeshAddr()+"/hello", nil)
+		req.Host = "echo.lambda-url.localhost"
+		if resp, err := plain.Do(req); err == nil {
+			resp.Body.Close()
+			t.Fatalf("a TLS client without a mesh certificate got %d", resp.StatusCode)
+		}
+		if resp, err := http.Get("http://" + srv.MeshAddr() + "/url/echo/"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 400 {
+				t.Fatalf("plain HTTP on the mesh listener got %d", resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("the TLS listener reloads rewritten certificate files", func(t *testing.T) {
+		fetch := func() *x509.Certificate {
+			t.Helper()
+			c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, DisableKeepAlives: true}} //nolint:gosec // the certificate is compared below
+			req, _ := http.NewRequest(http.MethodPost, "https://"+srv.TLSAddr()+"/tls?x=1", strings.NewReader("hi"))
+			req.Host = "echo.lambda-url.localhost"
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatalf("https call: %v", err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"rawPath":"/tls"`) {
+				t.Fatalf("function URL over https: %d %s", resp.StatusCode, b)
+			}
+			return resp.TLS.PeerCertificates[0]
+		}
+		if got := fetch(); !got.Equal(certA) {
+			t.Fatalf("https serves %s, want the first certificate", got.Subject)
+		}
+		certB := writeCert(t, certFile, keyFile, "gateway-b")
+		eventually(t, 10*time.Second, func() bool { return fetch().Equal(certB) }, "the rewritten certificate to be served")
+		// A broken file keeps the last good pair.
+		if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := fetch(); !got.Equal(certB) {
+			t.Fatalf("after a broken rewrite https serves %s, want the last good certificate", got.Subject)
+		}
+	})
+
+	t.Run("a CA rotation reaches the gateway without a restart", func(t *testing.T) {
+		oldLeaf, oldRoot := gwSrc.LeafFor("echo-url").Serial, gwSrc.Roots().ActiveID
+		rotateConnectCA(t, cc)
+		eventually(t, 90*time.Second, func() bool {
+			l := gwSrc.LeafFor("echo-url")
+			return gwSrc.Roots().ActiveID != oldRoot && web.Roots().ActiveID != oldRoot && l != nil && l.Serial != oldLeaf &&
+				web.Leaf().X509.CheckSignatureFrom(rootOf(t, cc)) == nil
+		}, "new roots and a new echo-url leaf after the rotation")
+		echoURL.CloseIdleConnections()
+		code, body, resp := post(echoURL, "")
+		if code != http.StatusOK || !strings.Contains(body, `"rawPath":"/hello"`) {
+			t.Fatalf("echo-url after the rotation: %d %s", code, body)
+		}
+		if !resp.TLS.PeerCertificates[0].Equal(gwSrc.LeafFor("echo-url").X509) {
+			t.Fatal("the gateway did not present its new echo-url leaf after the rotation")
+		}
+	})
+}
+
+func payloadOf(out *lambda.InvokeOutput) string {
+	if out == nil {
+		return ""
+	}
+	return string(out.Payload)
+}
+
+// rootOf is the mesh's active root certificate.
+func rootOf(t *testing.T, cc *consulapi.Client) *x509.Certificate {
+	t.Helper()
+	list, _, err := cc.Connect().CARoots(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range list.Roots {
+		if r.Active {
+			b, _ := pem.Decode([]byte(r.RootCertPEM))
+			c, err := x509.ParseCertificate(b.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+	}
+	t.Fatal("no active root")
+	return nil
+}
+
+// rotateConnectCA gives Consul's built-in CA a new private key: a new root,
+// and every leaf re-issued.
+func rotateConnectCA(t *testing.T, cc *consulapi.Client) {
+	t.Helper()
+	cur, _, err := cc.Connect().CAGetConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := map[string]any{}
+	for k, v := range cur.Config {
+		c[k] = v
+	}
+	c["PrivateKey"] = string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+	delete(c, "RootCert")
+	if _, err := cc.Connect().CASetConfig(&consulapi.CAConfig{Provider: cur.Provider, Config: c}, nil); err != nil {
+		t.Fatalf("rotating the CA: %v", err)
+	}
+}
+
+// writeCert writes a fresh self-signed certificate and key (through a
+// rename each, as certificate tools do) and returns the certificate.
+func writeCert(t *testing.T, certFile, keyFile, cn string) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
+	tmpl := &x509.Certificate{
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, DNSNames: []string{"echo.lambda-url.localhost"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(path string, b *pem.Block) {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, pem.EncodeToMemory(b), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(keyFile, &pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	put(certFile, &pem.Block{Type: "CERTIFICATE", Bytes: der})
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
