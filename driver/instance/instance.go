@@ -20,6 +20,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
+	"github.com/nimbus-fn/nimbus/mesh"
 )
 
 // MaxStreamedResponse is the largest streamed response body (Lambda's 200 MB).
@@ -53,6 +54,9 @@ type Instance struct {
 	invokeSrv *http.Server
 	// mesh is the endpoint's Connect identity (nil without Config.Mesh).
 	mesh *meshServer
+	// wrapAuthz, when set (tests, before Start), wraps the agent the
+	// endpoint asks about intentions.
+	wrapAuthz func(mesh.AuthorizeAgent) mesh.AuthorizeAgent
 
 	invocations atomic.Uint64
 	// maxStream bounds a streamed response (Lambda: 200 MB).
@@ -170,7 +174,7 @@ func (in *Instance) Start(ctx context.Context) error {
 		in.envs = append(in.envs, e)
 	}
 	if c.Mesh != nil {
-		if in.mesh, err = startMesh(ctx, c.Mesh, in.log); err != nil {
+		if in.mesh, err = startMesh(ctx, c.Mesh, in.log, in.wrapAuthz); err != nil {
 			in.abortStart()
 			return err
 		}
@@ -185,6 +189,9 @@ func (in *Instance) Start(ctx context.Context) error {
 		in.invokeLn = tls.NewListener(in.invokeLn, in.mesh.tlsConfig())
 	}
 	in.invokeSrv = &http.Server{Handler: in.handler(), ReadHeaderTimeout: 10 * time.Second}
+	if in.mesh != nil {
+		in.invokeSrv.ConnContext = in.mesh.connContext
+	}
 	go func() { _ = in.invokeSrv.Serve(in.invokeLn) }()
 	in.log.Info("instance started", "invoke_addr", in.Addr(), "environments", c.Environments, "runtime", c.Runtime, "mesh", in.mesh != nil)
 	if c.InitializationType == InitProvisioned {

@@ -80,13 +80,33 @@ func TestMeshEndpoint(t *testing.T) {
 	cfg := testConfig(t, "echo")
 	svc := "nimbus-" + cfg.Function
 	cfg.Mesh = &MeshConfig{Service: svc, Address: agent.HTTPAddr}
-	in := start(t, cfg)
+	var asked atomic.Int32
+	in := startWith(t, cfg, func(in *Instance) {
+		in.wrapAuthz = func(a mesh.AuthorizeAgent) mesh.AuthorizeAgent { return countingAgent{a, &asked} }
+	})
 
 	gw := meshSource(t, cc, "nimbus-gateway")
 	gwClient := &invokeapi.Client{TLS: gw.ClientTLSConfig(svc)}
 	if got, err := meshInvoke(gwClient, in.Addr(), `{"via":"mesh"}`); err != nil || got != `{"via":"mesh"}` {
 		t.Fatalf("gateway → instance over mTLS: %q, %v", got, err)
 	}
+
+	t.Run("intentions asked once per connection and second", func(t *testing.T) {
+		c := &invokeapi.Client{TLS: gw.ClientTLSConfig(svc)}
+		before := asked.Load()
+		start := time.Now()
+		for range 20 {
+			if _, err := meshInvoke(c, in.Addr(), `{}`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// One connection: one question, plus one per meshAuthzTTL the
+		// calls took.
+		limit := int32(1 + time.Since(start)/meshAuthzTTL)
+		if n := asked.Load() - before; n < 1 || n > limit {
+			t.Fatalf("the agent was asked %d times for 20 calls on one connection, want 1..%d", n, limit)
+		}
+	})
 
 	t.Run("plain HTTP is refused", func(t *testing.T) {
 		_, err := meshInvoke(&invokeapi.Client{}, in.Addr(), `{}`)
@@ -209,6 +229,17 @@ func TestMeshConfigValidation(t *testing.T) {
 	if _, err := New(cfg, nil); err == nil || !strings.Contains(err.Error(), "mesh.address") {
 		t.Fatalf("mesh without an agent: %v", err)
 	}
+}
+
+// countingAgent counts the intention questions put to the real agent.
+type countingAgent struct {
+	mesh.AuthorizeAgent
+	n *atomic.Int32
+}
+
+func (c countingAgent) ConnectAuthorize(p *api.AgentAuthorizeParams) (*api.AgentAuthorize, error) {
+	c.n.Add(1)
+	return c.AuthorizeAgent.ConnectAuthorize(p)
 }
 
 // rotateCA gives Consul's built-in CA a new private key, which makes it
