@@ -43,16 +43,19 @@ import (
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
-// TestGatewayMesh runs a gateway with connect and tls on against a real
-// Consul dev agent (Connect on, built-in CA) and a real aws-lambda-go echo
-// instance: a Connect-native caller "web" reaches the function URL by the
-// service "echo-url" over mTLS, the SNI picks the function whatever the
-// Host header says, intentions deny and allow it (403 in Lambda's URL
-// shape), the Invoke API answers over the mesh under the gateway's own
-// identity, clients outside the mesh are refused, the HTTPS listener picks
-// up rewritten certificate files, and a CA rotation reaches the gateway's
-// leaves while it keeps serving.
-func TestGatewayMesh(t *testing.T) {
+// meshRig is a gateway with connect and tls on, against a real Consul dev
+// agent, in front of a real echo instance.
+type meshRig struct {
+	cc                *consulapi.Client
+	srv               *server.Server
+	gwSrc             *mesh.Source
+	src               *consul.Discovery
+	meshPort          int
+	certFile, keyFile string
+	certA             *x509.Certificate
+}
+
+func startMeshRig(t testing.TB) *meshRig {
 	agent := consultest.Start(t)
 	cc := agent.Client(t)
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-mesh", Level: hclog.Warn, Output: os.Stderr})
@@ -135,7 +138,7 @@ function "echo" {
 	}
 	t.Cleanup(gwSrc.Close)
 	src := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{}, logger)
-	defer src.Close()
+	t.Cleanup(src.Close)
 	cfg := &config.Config{
 		Listen: ln.Addr().String(), Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
 		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
@@ -165,16 +168,35 @@ function "echo" {
 	})
 
 	// echo-url is Connect-native at the mesh port, and passing.
-	eventually(t, 20*time.Second, func() bool {
+	gatewaytest.Eventually(t, 20*time.Second, func() bool {
 		e, _, err := cc.Health().Connect("echo-url", "", true, nil)
 		return err == nil && len(e) == 1 && e[0].Service.Port == meshLn.Addr().(*net.TCPAddr).Port &&
 			e[0].Service.Connect != nil && e[0].Service.Connect.Native
 	}, "echo-url to pass as a Connect-native service at the mesh port")
-	eventually(t, 20*time.Second, func() bool {
+	gatewaytest.Eventually(t, 20*time.Second, func() bool {
 		ins, err := src.Instances(ctx, "echo", "$LATEST")
 		return err == nil && len(ins) == 1
 	}, "Consul health to list the instance")
-	eventually(t, 20*time.Second, func() bool { return gwSrc.LeafFor("echo-url") != nil }, "the gateway's echo-url leaf")
+	gatewaytest.Eventually(t, 20*time.Second, func() bool { return gwSrc.LeafFor("echo-url") != nil }, "the gateway's echo-url leaf")
+
+	return &meshRig{cc: cc, srv: srv, gwSrc: gwSrc, src: src, meshPort: meshLn.Addr().(*net.TCPAddr).Port,
+		certFile: certFile, keyFile: keyFile, certA: certA}
+}
+
+// TestGatewayMesh runs a gateway with connect and tls on against a real
+// Consul dev agent (Connect on, built-in CA) and a real aws-lambda-go echo
+// instance: a Connect-native caller "web" reaches the function URL by the
+// service "echo-url" over mTLS, the SNI picks the function whatever the
+// Host header says, intentions deny and allow it (403 in Lambda's URL
+// shape), the Invoke API answers over the mesh under the gateway's own
+// identity, clients outside the mesh are refused, the HTTPS listener picks
+// up rewritten certificate files, and a CA rotation reaches the gateway's
+// leaves while it keeps serving.
+func TestGatewayMesh(t *testing.T) {
+	r := startMeshRig(t)
+	cc, srv, gwSrc := r.cc, r.srv, r.gwSrc
+	certFile, keyFile, certA := r.certFile, r.keyFile, r.certA
+	ctx := context.Background()
 
 	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web"})
 	if err != nil {
@@ -411,7 +433,7 @@ func rotateConnectCA(t *testing.T, cc *consulapi.Client) {
 
 // writeCert writes a fresh self-signed certificate and key (through a
 // rename each, as certificate tools do) and returns the certificate.
-func writeCert(t *testing.T, certFile, keyFile, cn string) *x509.Certificate {
+func writeCert(t testing.TB, certFile, keyFile, cn string) *x509.Certificate {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -449,3 +471,60 @@ func writeCert(t *testing.T, certFile, keyFile, cn string) *x509.Certificate {
 	return c
 }
 
+// BenchmarkGatewayMeshURL compares one warm function URL call (the real
+// echo function) through the gateway's plain listener, its HTTPS listener
+// and its mesh listener (mTLS, SNI routing and an intention check through
+// the Consul agent per request), all on kept-alive connections, plus the
+// intention check alone; run them in one go and compare ratios.
+func BenchmarkGatewayMeshURL(b *testing.B) {
+	r := startMeshRig(b)
+	web, err := mesh.NewSource(r.cc.Agent(), mesh.SourceConfig{Service: "web"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(web.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := web.Ready(ctx); err != nil {
+		b.Fatal(err)
+	}
+	call := func(b *testing.B, c *http.Client, u, host string) {
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader("hi"))
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	run := func(name string, c *http.Client, u, host string) {
+		b.Run(name, func(b *testing.B) {
+			defer c.CloseIdleConnections()
+			call(b, c, u, host) // connect and warm
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				call(b, c, u, host)
+			}
+		})
+	}
+	run("plain", &http.Client{}, "http://"+r.srv.Addr()+"/hello", "echo.lambda-url.localhost")
+	run("https", &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}, //nolint:gosec // a self-signed test certificate
+		"https://"+r.srv.TLSAddr()+"/hello", "echo.lambda-url.localhost")
+	run("mesh", mesh.HTTPClient(web, r.cc.Health(), "echo-url"), "https://echo-url/hello", "")
+	b.Run("authorize-only", func(b *testing.B) {
+		l := web.Leaf()
+		peer := mesh.Peer{ID: l.ID, URI: l.ID.String(), Serial: l.Serial, Cert: l.X509}
+		a := mesh.NewAuthorizer(r.cc.Agent())
+		for i := 0; i < b.N; i++ {
+			if err := a.Authorize(context.Background(), "echo-url", peer); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
+	"github.com/nimbus-fn/nimbus/mesh"
 )
 
 // `nimbus dev` with a consul block registers itself with a passing HTTP
@@ -88,5 +90,75 @@ func TestDevRefusesABadConsulBlock(t *testing.T) {
 	err := runDev(context.Background(), env, []string{"--listen", "127.0.0.1:0", "--config", conf, dir})
 	if err == nil || !strings.Contains(err.Error(), "check_interval") {
 		t.Fatalf("nimbus dev with check_interval 100ms: %v", err)
+	}
+}
+
+// `nimbus dev` with connect on serves its function URLs in the mesh: the
+// URL service is Connect-native at the mesh listener, and a mesh caller's
+// handshake there proves the URL service's identity.
+func TestDevJoinsTheMesh(t *testing.T) {
+	agent := consultest.Start(t)
+	cc := agent.Client(t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"nimbus.hcl": "function \"hello\" {\n  runtime = \"python3.12\"\n  handler = \"app.handler\"\n  code {\n    dir = \".\"\n  }\n  url {\n    auth = \"NONE\"\n  }\n}\n",
+		"app.py":     "def handler(event, context):\n    return 1\n",
+	})
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): "consul {\n  check_interval = \"1s\"\n}\nconnect {\n  enabled = true\n  listen = \"127.0.0.1:0\"\n}\n"})
+	dev := startDev(t, map[string]string{envStateDir: filepath.Join(dir, "state"), "CONSUL_HTTP_ADDR": agent.HTTPAddr}, "--config", conf, dir)
+	u, err := url.Parse(dev.endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plainPort, _ := strconv.Atoi(u.Port())
+	var meshPort int
+	gatewaytest.Eventually(t, 30*time.Second, func() bool {
+		e, _, err := cc.Health().Connect("hello-url", "", true, nil)
+		if err != nil || len(e) != 1 || e[0].Service.Connect == nil || !e[0].Service.Connect.Native {
+			return false
+		}
+		meshPort = e[0].Service.Port
+		return true
+	}, "hello-url to pass as a Connect-native service")
+	if meshPort == plainPort {
+		t.Fatalf("hello-url registered at the plain port %d", plainPort)
+	}
+	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer web.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := web.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var conn *tls.Conn
+	gatewaytest.Eventually(t, 30*time.Second, func() bool {
+		conn, err = mesh.Dial(ctx, web, cc.Health(), "hello-url")
+		return err == nil
+	}, "a mesh handshake with hello-url")
+	defer conn.Close()
+	if id, _ := mesh.CertSpiffeID(conn.ConnectionState().PeerCertificates[0]); id.Service != "hello-url" {
+		t.Fatalf("the dev gateway proved %s, want hello-url", id)
+	}
+}
+
+// connect without a consul block is refused: the mesh lives in Consul.
+func TestDevRefusesConnectWithoutConsul(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"nimbus.hcl": ""})
+	conf := filepath.Join(t.TempDir(), "gateway.hcl")
+	writeTree(t, filepath.Dir(conf), map[string]string{filepath.Base(conf): "connect {\n  enabled = true\n}\n"})
+	env := &cliEnv{stdin: strings.NewReader(""), stdout: &syncBuffer{}, stderr: &syncBuffer{}, getenv: func(k string) string {
+		if k == envStateDir {
+			return filepath.Join(dir, "state")
+		}
+		return ""
+	}}
+	err := runDev(context.Background(), env, []string{"--listen", "127.0.0.1:0", "--config", conf, dir})
+	if err == nil || !strings.Contains(err.Error(), "connect needs a consul block") {
+		t.Fatalf("nimbus dev with connect and no consul block: %v", err)
 	}
 }

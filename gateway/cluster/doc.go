@@ -35,5 +35,9 @@
 // operator lowers it or a gateway with the same gateway_id raises and
 // idles again.
 //
-// It may import gateway/**, specs and driver/invokeapi.
+// With connect enabled, NewMesh binds the mesh listener and starts the
+// gateway's mesh identity (mesh.Source and mesh.Authorizer on the Consul
+// agent), and the registrar puts the URL services Connect-native there.
+//
+// It may import gateway/**, specs, driver/invokeapi and mesh.
 package cluster

@@ -92,15 +92,22 @@ func (c *Config) validateMesh() []error {
 		} else if _, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile); err != nil {
 			bad("tls cert_file/key_file: %w", err)
 		}
-		if c.Connect != nil && c.Connect.Enabled && t.Listen == c.Connect.Listen {
+		if c.Connect != nil && c.Connect.Enabled && sameFixedAddr(t.Listen, c.Connect.Listen) {
 			bad("tls listen and connect listen are both %q", t.Listen)
 		}
 	}
-	if t := c.TLS; t != nil && t.Listen == c.Listen {
+	if t := c.TLS; t != nil && sameFixedAddr(t.Listen, c.Listen) {
 		errs = append(errs, errors.New("tls listen is the plain listen address"))
 	}
-	if k := c.Connect; k != nil && k.Enabled && k.Listen == c.Listen {
+	if k := c.Connect; k != nil && k.Enabled && sameFixedAddr(k.Listen, c.Listen) {
 		errs = append(errs, errors.New("connect listen is the plain listen address"))
 	}
 	return errs
+}
+
+// sameFixedAddr reports whether two listen addresses are one fixed address
+// (":0" picks a free port each time, so two of them never collide).
+func sameFixedAddr(a, b string) bool {
+	_, port, err := net.SplitHostPort(a)
+	return err == nil && port != "0" && a == b
 }

@@ -4,7 +4,9 @@
 //     check, and each function URL as its own service ("<fn>-url") at the
 //     gateway's address, so "<fn>-url.service.consul" and mesh upstreams reach
 //     it; it keeps that set in step with the functions that have URLs and
-//     deregisters everything on shutdown.
+//     deregisters everything on shutdown. With a mesh port (connect
+//     enabled) the URL services are Connect-native at the gateway's mesh
+//     listener instead; the gateway service stays on the plain listener.
 //   - Discovery answers discovery.Source from Consul's health endpoint
 //     (passing instances of "nimbus-<fn>" tagged function=<fn> and
 //     version=<v>) through blocking queries, cached per function version by a

@@ -38,8 +38,18 @@
 // no Host header, oversized headers) are answered with Lambda's JSON error
 // instead of net/http's plain text (conns.go).
 //
+// Listeners. Besides the plain HTTP listener, a tls block adds an HTTPS
+// listener serving the same routes with certificate files re-read when they
+// change (mesh.go: certFiles), and connect adds the mesh listener: mutual
+// TLS with the leaves of Deps.Mesh's Source (the gateway's identity and one
+// per "<fn>-url"), the destination taken from the caller's SNI (else Host
+// and path, as on the plain listener), and every request authorized with
+// Consul's intentions against that destination (403 in Lambda's URL error
+// shape, or AccessDeniedException for the gateway's own API). All listeners
+// share max_connections. See docs/mesh.md.
+//
 // Cluster and local adapters come in through Deps;
 // the logic is the same in both modes.
 //
-// It may import gateway/**, specs and driver/invokeapi.
+// It may import gateway/**, specs, driver/invokeapi and mesh.
 package server
