@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -42,15 +43,19 @@ import (
 func TestClusterGatewayNomadPlacesInstances(t *testing.T) {
 	nomadtest.Binary(t, "NOMAD_BINARY is not set: skipping the cluster gateway with Nomad placing real allocations (set it to a nomad binary to run it)")
 	for _, provider := range []string{jobs.ProviderConsul, jobs.ProviderNomad} {
-		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, provider, false) })
+		t.Run(provider, func(t *testing.T) { clusterNomadPlaces(t, provider, false, false) })
 	}
+	// Connect-native instances: the driver takes the agent Nomad names in
+	// the task's environment, the instance serves mutual TLS with its
+	// leaf, and the gateway (connect enabled) calls it with its own.
+	t.Run("consul-connect", func(t *testing.T) { clusterNomadPlaces(t, jobs.ProviderConsul, false, true) })
 	// An operator scales the on-demand group to 0 behind the gateway's back
 	// (nomad job scale): the gateway still believes the count it set, and
 	// the next call must get capacity anyway (issue 11, seen on Nomad 2.0.5).
-	t.Run("outside-scale-in", func(t *testing.T) { clusterNomadPlaces(t, jobs.ProviderNomad, true) })
+	t.Run("outside-scale-in", func(t *testing.T) { clusterNomadPlaces(t, jobs.ProviderNomad, true, false) })
 }
 
-func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn bool) {
+func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect bool) {
 	consul := consultest.Start(t)
 	cc := consul.Client(t)
 
@@ -77,6 +82,7 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn bool) {
 		ServiceProvider: provider,
 		AWSRegion:       e2eRegion, AccountID: e2eAccount,
 		ArtifactBaseURL: store.URL + "/bundles", CodeChecksum: "sha256:" + hexSum,
+		Connect: connect,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -106,11 +112,22 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn bool) {
 		ColdStartWait: "120s", IdleScaleIn: idleScaleIn, Discovery: provider,
 		Consul: &config.ConsulConfig{CheckInterval: "1s"},
 	}
+	opts := cluster.Options{ServiceName: jobs.ServiceName}
+	if connect {
+		// The mesh listener is bound here (connect listen only has to
+		// differ from the plain one to pass validation).
+		cfg.Connect = &config.ConnectConfig{Enabled: true, Listen: ":0"}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.MeshListener = ln
+	}
 	env := map[string]string{"NOMAD_ADDR": agent.Addr, "CONSUL_HTTP_ADDR": consul.HTTPAddr}
 	cfg.Environment(func(k string) string { return env[k] })
 	t.Chdir(t.TempDir())
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-cluster-nomad", Level: hclog.Info, Output: os.Stderr})
-	cl, err := cluster.New(cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger)
+	cl, err := cluster.New(cfg, opts, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +181,8 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn bool) {
 		// before Consul's first check of it ran; that check passes too.
 		drvEventually(t, 30*time.Second, "Consul's check of the placed instance to pass", func() bool {
 			entries, _, err := cc.Health().Service(jobs.ServiceName(clusterFn), "group="+jobs.GroupOnDemand, true, nil)
-			return err == nil && len(entries) == 1
+			return err == nil && len(entries) == 1 &&
+				(!connect || entries[0].Service.Connect != nil && entries[0].Service.Connect.Native)
 		})
 	} else {
 		regs, _, err := nc.Services().Get(jobs.ServiceName(clusterFn), nil)

@@ -431,7 +431,7 @@ func (c *compiler) onDemandScaling() (*int, *api.ScalingPolicy) {
 }
 
 func (c *compiler) service(group string) *api.Service {
-	return &api.Service{
+	s := &api.Service{
 		Name:      ServiceName(c.fn.Name),
 		PortLabel: taskconfig.DefaultPortLabel,
 		Provider:  c.opts.ServiceProvider,
@@ -453,6 +453,18 @@ func (c *compiler) service(group string) *api.Service {
 			Timeout:  checkTimeout,
 		}},
 	}
+	if c.opts.Connect {
+		// A Connect-native service names its task (Nomad requires it);
+		// the health check speaks TLS to the endpoint without a client
+		// certificate, which the instance allows for the health path only,
+		// and skips verification: the leaf names a SPIFFE identity, not a
+		// host.
+		s.TaskName = TaskName
+		s.Connect = &api.ConsulConnect{Native: true}
+		s.Checks[0].Protocol = "https"
+		s.Checks[0].TLSSkipVerify = true
+	}
+	return s
 }
 
 func (c *compiler) task(group string) (*api.Task, error) {
@@ -468,10 +480,14 @@ func (c *compiler) task(group string) (*api.Task, error) {
 		Environments:       c.perInstance,
 		InitializationType: taskconfig.InitOnDemand,
 		InvokePort:         taskconfig.DefaultPortLabel,
-		InvokeSecretFile:   InvokeSecretFile,
 		RunAs:              c.opts.RunAs,
 		Region:             c.opts.AWSRegion,
 		AccountID:          c.opts.AccountID,
+	}
+	if c.opts.Connect {
+		tc.ConnectService = ServiceName(fn.Name)
+	} else {
+		tc.InvokeSecretFile = InvokeSecretFile
 	}
 	if group == GroupProvisioned {
 		tc.InitializationType = taskconfig.InitProvisioned
@@ -546,7 +562,9 @@ func (c *compiler) task(group string) (*api.Task, error) {
 			task.Env[k] = v
 		}
 	}
-	task.Templates = []*api.Template{invokeSecretTemplate(JobID(fn.Name, c.opts.Version))}
+	if !c.opts.Connect {
+		task.Templates = []*api.Template{invokeSecretTemplate(JobID(fn.Name, c.opts.Version))}
+	}
 	if t := secretsTemplate(fn.Secrets); t != nil {
 		task.Templates = append(task.Templates, t)
 	}

@@ -574,3 +574,28 @@ func TestCompileImage(t *testing.T) {
 		t.Fatalf("compiling an unresolved tag: %v", err)
 	}
 }
+
+func TestCompileConnect(t *testing.T) {
+	fn, opts := loadCase(t, "connect")
+	job, err := Compile(fn, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range job.TaskGroups {
+		s := g.Services[0]
+		if s.Connect == nil || !s.Connect.Native || s.TaskName != TaskName {
+			t.Errorf("group %s: service %+v is not Connect-native for task %s", *g.Name, s, TaskName)
+		}
+		task := g.Tasks[0]
+		if got := task.Config["connect_service"]; got != ServiceName(fn.Name) {
+			t.Errorf("group %s: connect_service = %v, want %s", *g.Name, got, ServiceName(fn.Name))
+		}
+		if _, ok := task.Config["invoke_secret_file"]; ok || len(task.Templates) != 0 {
+			t.Errorf("group %s: a Connect task still carries the invoke secret (config %v, %d templates)", *g.Name, task.Config, len(task.Templates))
+		}
+	}
+	opts.ServiceProvider = ProviderNomad
+	if _, err := Compile(fn, opts); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "connect needs service provider") {
+		t.Fatalf("connect with nomad services: err = %v, want ErrInvalid naming the provider", err)
+	}
+}

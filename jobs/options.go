@@ -96,6 +96,16 @@ type Options struct {
 	// ServiceProvider registers the invoke service in "consul" or "nomad".
 	// Default: "consul".
 	ServiceProvider string `json:"service_provider,omitempty"`
+	// Connect makes each instance a Consul Connect-native service: the
+	// service block says `connect { native = true }`, the task config names
+	// the service (connect_service) so the instance serves its invoke
+	// endpoint over mutual TLS with that service's leaf certificate, and
+	// Consul intentions (nimbus-gateway → nimbus-<fn>) decide who may call
+	// it. The invoke secret (its template and Nomad Variable) is then not
+	// used. It is the cluster's choice, not a function's: it follows the
+	// gateway's mesh setting, since only a gateway in the mesh can call
+	// such instances. Needs ServiceProvider "consul". Default: false.
+	Connect bool `json:"connect,omitempty"`
 	// ArtifactBaseURL is where packaged code bundles are served, as
 	// <base>/<sha256 hex>.zip. Required when the code is a dir or zip.
 	ArtifactBaseURL string `json:"artifact_base_url,omitempty"`
@@ -167,6 +177,9 @@ func (o Options) validate() []string {
 	case ProviderConsul, ProviderNomad:
 	default:
 		errs = append(errs, fmt.Sprintf("service provider %q is not %q or %q", o.ServiceProvider, ProviderConsul, ProviderNomad))
+	}
+	if o.Connect && o.ServiceProvider != ProviderConsul {
+		errs = append(errs, fmt.Sprintf("connect needs service provider %q: Nomad's own services have no Consul Connect identity", ProviderConsul))
 	}
 	if o.InstanceOverheadMB < 0 {
 		errs = append(errs, fmt.Sprintf("instance overhead %d MB is negative", o.InstanceOverheadMB))

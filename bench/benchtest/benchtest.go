@@ -36,6 +36,13 @@ type Function struct {
 	Envs int
 	// Env is the function's environment.
 	Env map[string]string
+	// Secret is the invoke secret the instance requires (empty: none).
+	Secret string
+	// Mesh makes the instance a Connect-native service (nil: plain HTTP).
+	Mesh *instance.MeshConfig
+	// Client warms the instance; nil means a plain client with Secret
+	// (a Mesh instance needs one with a mesh TLS config).
+	Client *invokeapi.Client
 }
 
 // Start runs f in a real instance, initialises every environment and
@@ -47,8 +54,10 @@ func Start(tb testing.TB, f Function) *instance.Instance {
 		Function: f.Name, Version: catalog.Latest, Runtime: "provided.al2023",
 		CodeDir: testfn.Dir(tb, f.Code), StateDir: filepath.Join(dir, "state"),
 		MemoryMB: 128, Timeout: 10 * time.Second, Environments: f.Envs, InvokeAddr: "127.0.0.1:0",
-		Env:        f.Env,
-		StdoutPath: filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
+		Env:          f.Env,
+		InvokeSecret: f.Secret,
+		Mesh:         f.Mesh,
+		StdoutPath:   filepath.Join(dir, "stdout.log"), StderrPath: filepath.Join(dir, "stderr.log"),
 	}, hclog.NewNullLogger())
 	if err != nil {
 		tb.Fatal(err)
@@ -57,7 +66,10 @@ func Start(tb testing.TB, f Function) *instance.Instance {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = in.Stop(context.Background()) })
-	c := &invokeapi.Client{}
+	c := f.Client
+	if c == nil {
+		c = &invokeapi.Client{Secret: f.Secret}
+	}
 	if _, err := c.Warm(context.Background(), in.Addr(), f.Envs); err != nil {
 		tb.Fatal(err)
 	}

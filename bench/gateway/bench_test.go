@@ -77,11 +77,9 @@ func newRig(tb testing.TB) *rig {
 	proxy.Transport = invokeapi.NewTransport()
 	floor := httptest.NewServer(proxy)
 
-	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true,
-		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
 	return &rig{
 		gateway: "http://" + s.Addr(), inst: echo, client: &invokeapi.Client{}, floor: floor.URL,
-		httpc: &http.Client{Transport: tr},
+		httpc: newRigClient(),
 		shutdown: func() {
 			floor.Close()
 			echoSrv.Close()
@@ -89,6 +87,20 @@ func newRig(tb testing.TB) *rig {
 			<-done
 		},
 	}
+}
+
+// newRigClient is the benchmark's client of the gateway.
+func newRigClient() *http.Client {
+	tr := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true,
+		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}
+	return &http.Client{Transport: tr}
+}
+
+// drain reads and closes an invocation's body.
+func drain(resp *invokeapi.Response) error {
+	_, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return err
 }
 
 // post sends payload and returns the status.

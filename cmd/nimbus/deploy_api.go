@@ -30,7 +30,7 @@ import (
 // nomadOnlyFlags shape jobs nimbus deploy registers in Nomad itself; with
 // --endpoint the gateway compiles the jobs, so they would do nothing.
 var nomadOnlyFlags = []string{"version", "region", "namespace", "node-pool", "datacenter", "service-provider",
-	"artifact-base-url", "bundle-dir", "secret-key-file", "rolling-updates"}
+	"artifact-base-url", "bundle-dir", "secret-key-file", "rolling-updates", "connect"}
 
 // refuseNomadOnlyFlags names the job flags set together with --endpoint.
 func refuseNomadOnlyFlags(fs *flag.FlagSet) error {

@@ -48,6 +48,11 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 		Submitter: submit.New(nc.Jobs(), nc.Variables(), logger),
 		Options: jobs.Options{
 			Region: cfg.Nomad.Region, Namespace: cfg.Nomad.Namespace, ServiceProvider: provider,
+			// A gateway in the mesh makes its functions' instances
+			// Connect-native (mTLS + intentions in place of the invoke
+			// secret); Nomad's own services cannot join, so with
+			// discovery = "nomad" instances stay on the secret.
+			Connect:   cfg.ConnectEnabled() && provider == jobs.ProviderConsul,
 			AWSRegion: cfg.Region, AccountID: cfg.AccountID,
 		},
 		Key: cfg.InvokeKeyBytes,

@@ -58,6 +58,7 @@ type jobFlags struct {
 	secretKeyFile   string
 	rollingUpdates  bool
 	images          imageFlags
+	connect         bool
 }
 
 func (f *jobFlags) add(fs *flag.FlagSet) {
@@ -71,6 +72,7 @@ func (f *jobFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&f.serviceProvider, "service-provider", jobs.ProviderConsul, "where instances register their invoke service: consul or nomad")
 	fs.StringVar(&f.artifactBaseURL, "artifact-base-url", "", "URL the Nomad clients fetch code bundles from, as <url>/<sha256>.zip (env "+envArtifactBaseURL+")")
 	fs.StringVar(&f.bundleDir, "bundle-dir", filepath.Join(".nimbus", "bundles"), "where packaged code bundles are written for you to place at --artifact-base-url")
+	fs.BoolVar(&f.connect, "connect", false, "make instances Consul Connect-native services: the gateway calls them over mutual TLS, admitted by intentions, instead of with the invoke secret (gateways need connect { enabled = true }; needs --service-provider consul)")
 	fs.BoolVar(&f.rollingUpdates, "rolling-updates", false, "roll new versions out behind health checks with auto-revert (Nomad blocks scaling while a rollout runs)")
 	f.images.add(fs)
 	fs.StringVar(&f.secretKeyFile, "secret-key-file", "", "file holding the cluster key invoke secrets derive from (env "+envSecretKey+"; gateways use the same key); deploy needs it, render only with --print-var-command")
@@ -139,6 +141,7 @@ func compileSpecs(ctx context.Context, env *cliEnv, path string, f *jobFlags, wi
 		ServiceProvider: f.serviceProvider,
 		ArtifactBaseURL: base,
 		RollingUpdates:  f.rollingUpdates,
+		Connect:         f.connect,
 	}
 	cache, err := makeOwnedTempDir("", buildTempPrefix)
 	if err != nil {
@@ -399,6 +402,15 @@ func runRender(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	reportBundles(env.stderr, cs)
 	id := *cs[0].job.ID
+	if g := cs[0].job.TaskGroups; len(g) > 0 && len(g[0].Services) > 0 && g[0].Services[0].Connect != nil {
+		fmt.Fprintf(env.stderr, "job %s is Connect-native: gateways call its instances over mutual TLS as service %s, "+
+			"so Consul's intentions must allow the gateways' service (connect service, default nimbus-gateway) to call it\n",
+			id, g[0].Services[0].Name)
+		if *printVar {
+			return errors.New("--print-var-command: a Connect-native job reads no invoke secret, so it needs no variable")
+		}
+		return nil
+	}
 	fmt.Fprintf(env.stderr, "job %s holds no secret: its tasks read the invoke secret from Nomad Variable %s (item %s), which must exist before the job runs; "+
 		"nimbus deploy writes it, or pass --print-var-command to print the `nomad var put` command for plain `nomad job run`\n",
 		id, jobs.VariablePath(id), jobs.VariableInvokeSecret)

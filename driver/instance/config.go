@@ -55,6 +55,12 @@ type Config struct {
 	InvokeAddr string `json:"invoke_addr"`
 	// InvokeSecret authenticates callers of the invoke endpoint; empty disables auth (local mode only).
 	InvokeSecret string `json:"invoke_secret,omitempty"`
+	// Mesh, when set, makes the invoke endpoint a Consul Connect-native
+	// service: TLS with the service's leaf certificate, and every call but
+	// the health check needs a client certificate from the mesh's CA whose
+	// service Consul's intentions allow to call Mesh.Service. It replaces
+	// InvokeSecret, which must then be empty.
+	Mesh *MeshConfig `json:"mesh,omitempty"`
 	// StdoutPath and StderrPath are the log sinks (files or FIFOs) the
 	// environments' output and REPORT lines go to; empty means the instance's own.
 	StdoutPath string `json:"stdout_path,omitempty"`
@@ -82,6 +88,33 @@ type Config struct {
 	// StopGrace is how long environments get between SIGTERM and SIGKILL when
 	// the instance stops. Default: 2s.
 	StopGrace time.Duration `json:"stop_grace,omitempty"`
+}
+
+// MeshConfig is an instance's Connect identity and the Consul agent that
+// issues it. The agent fields take the values Nomad gives a Connect-native
+// task (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_CACERT, …); the
+// instance reads nothing of its own process environment.
+type MeshConfig struct {
+	// Service is the Consul service the instance is (nimbus-<fn>): its leaf
+	// certificate is presented, and intentions towards it admit callers.
+	// Required.
+	Service string `json:"service"`
+	// Address is the Consul agent's HTTP API: "host:port",
+	// "http(s)://host:port" or "unix:///path". Required.
+	Address string `json:"address"`
+	// Token is the ACL token for the agent (a service identity token);
+	// empty when Consul has no ACLs.
+	Token string `json:"token,omitempty"`
+	// SSL talks HTTPS to the agent (also implied by an https:// Address).
+	SSL bool `json:"ssl,omitempty"`
+	// CAFile, CertFile and KeyFile are absolute paths of the agent API's
+	// TLS files; TLSServerName the name to verify; InsecureSkipVerify
+	// turns verification off (CONSUL_HTTP_SSL_VERIFY=false).
+	CAFile             string `json:"ca_file,omitempty"`
+	CertFile           string `json:"cert_file,omitempty"`
+	KeyFile            string `json:"key_file,omitempty"`
+	TLSServerName      string `json:"tls_server_name,omitempty"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
 }
 
 // Defaults and bounds.
@@ -160,6 +193,21 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("instance config: initialization_type %q is neither %q nor %q", c.InitializationType, InitOnDemand, InitProvisioned)
 	case c.InitTimeout < 0 || c.StopGrace < 0:
 		return fmt.Errorf("instance config: init_timeout and stop_grace must not be negative")
+	}
+	if m := c.Mesh; m != nil {
+		switch {
+		case c.InvokeSecret != "":
+			return fmt.Errorf("instance config: mesh replaces invoke_secret; set one, not both")
+		case m.Service == "":
+			return fmt.Errorf("instance config: mesh.service is required")
+		case m.Address == "":
+			return fmt.Errorf("instance config: mesh.address (the consul agent) is required")
+		}
+		for _, f := range []string{m.CAFile, m.CertFile, m.KeyFile} {
+			if f != "" && !filepath.IsAbs(f) {
+				return fmt.Errorf("instance config: mesh tls file %q must be an absolute path", f)
+			}
+		}
 	}
 	for _, l := range c.LayerDirs {
 		if !filepath.IsAbs(l) {

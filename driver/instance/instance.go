@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
+	"github.com/nimbus-fn/nimbus/mesh"
 )
 
 // MaxStreamedResponse is the largest streamed response body (Lambda's 200 MB).
@@ -57,6 +59,11 @@ type Instance struct {
 
 	invokeLn  net.Listener
 	invokeSrv *http.Server
+	// mesh is the endpoint's Connect identity (nil without Config.Mesh).
+	mesh *meshServer
+	// wrapAuthz, when set (tests, before Start), wraps the agent the
+	// endpoint asks about intentions.
+	wrapAuthz func(mesh.AuthorizeAgent) mesh.AuthorizeAgent
 
 	invocations atomic.Uint64
 	// maxStream bounds a streamed response (Lambda: 200 MB).
@@ -188,15 +195,27 @@ func (in *Instance) Start(ctx context.Context) error {
 		}
 		in.envs = append(in.envs, e)
 	}
+	if c.Mesh != nil {
+		if in.mesh, err = startMesh(ctx, c.Mesh, in.log, in.wrapAuthz); err != nil {
+			in.abortStart()
+			return err
+		}
+	}
 	var lc net.ListenConfig
 	in.invokeLn, err = lc.Listen(ctx, "tcp", c.InvokeAddr)
 	if err != nil {
 		in.abortStart()
 		return fmt.Errorf("binding invoke endpoint %s: %w", c.InvokeAddr, err)
 	}
+	if in.mesh != nil {
+		in.invokeLn = tls.NewListener(in.invokeLn, in.mesh.tlsConfig())
+	}
 	in.invokeSrv = &http.Server{Handler: in.handler(), ReadHeaderTimeout: 10 * time.Second}
+	if in.mesh != nil {
+		in.invokeSrv.ConnContext = in.mesh.connContext
+	}
 	go func() { _ = in.invokeSrv.Serve(in.invokeLn) }()
-	in.log.Info("instance started", "invoke_addr", in.Addr(), "environments", c.Environments, "runtime", c.Runtime)
+	in.log.Info("instance started", "invoke_addr", in.Addr(), "environments", c.Environments, "runtime", c.Runtime, "mesh", in.mesh != nil)
 	if c.InitializationType == InitProvisioned {
 		in.warm(c.Environments)
 	}
@@ -204,6 +223,9 @@ func (in *Instance) Start(ctx context.Context) error {
 }
 
 func (in *Instance) abortStart() {
+	if in.mesh != nil {
+		in.mesh.close()
+	}
 	for _, e := range in.envs {
 		_ = e.srv.Close()
 		e.closeZygote()
@@ -407,6 +429,9 @@ func (in *Instance) Stop(ctx context.Context) error {
 			_ = in.invokeSrv.Close()
 			errs = append(errs, fmt.Errorf("draining invocations: %w", err))
 		}
+	}
+	if in.mesh != nil {
+		in.mesh.close()
 	}
 	var wg sync.WaitGroup
 	for _, e := range in.envs {

@@ -30,6 +30,9 @@ func (in *Instance) handler() http.Handler {
 
 func (in *Instance) authed(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if in.mesh != nil && !in.mesh.authorize(w, r) {
+			return
+		}
 		if s := in.cfg.InvokeSecret; s != "" {
 			got, ok := strings.CutPrefix(r.Header.Get(invokeapi.HeaderAuthorization), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s)) != 1 {

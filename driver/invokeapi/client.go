@@ -3,12 +3,15 @@ package invokeapi
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -95,6 +98,15 @@ type Client struct {
 	HTTP *http.Client
 	// Secret is sent as the bearer token.
 	Secret string
+	// TLS, when set, calls instances over HTTPS with this config (a mesh
+	// client config: the caller's leaf certificate, the instance's
+	// identity verified). The client then keeps its own keep-alive pool
+	// (NewTransport with TLS), so a TLS handshake is paid once per pooled
+	// connection, not per call; HTTP must be nil.
+	TLS *tls.Config
+
+	tlsOnce sync.Once
+	tlsHTTP *http.Client
 }
 
 // NewTransport returns the transport gateways should share for instance calls:
@@ -113,16 +125,42 @@ func NewTransport() *http.Transport {
 var defaultHTTP = &http.Client{Transport: NewTransport()}
 
 func (c *Client) http() *http.Client {
+	if c.TLS != nil {
+		c.tlsOnce.Do(func() {
+			t := NewTransport()
+			t.TLSClientConfig = c.TLS
+			c.tlsHTTP = &http.Client{Transport: t}
+		})
+		return c.tlsHTTP
+	}
 	if c.HTTP != nil {
 		return c.HTTP
 	}
 	return defaultHTTP
 }
 
+// errTLSAndHTTP refuses a Client whose TLS config its HTTP client would ignore.
+var errTLSAndHTTP = errors.New("invoke client: set TLS or HTTP, not both")
+
+// url is the instance endpoint's URL for path.
+func (c *Client) url(addr, path string) (string, error) {
+	if c.TLS != nil {
+		if c.HTTP != nil {
+			return "", errTLSAndHTTP
+		}
+		return "https://" + addr + path, nil
+	}
+	return "http://" + addr + path, nil
+}
+
 // Invoke runs one invocation on the instance at addr (host:port). A platform
 // refusal is returned as *Error (errors.Is(err, ErrNoIdleEnvironment) etc.).
 func (c *Client) Invoke(ctx context.Context, addr string, in *Request) (*Response, error) {
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+PathInvoke, bytes.NewReader(in.Payload))
+	u, err := c.url(addr, PathInvoke)
+	if err != nil {
+		return nil, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(in.Payload))
 	if err != nil {
 		return nil, fmt.Errorf("building invoke request: %w", err)
 	}
@@ -205,7 +243,11 @@ func (c *Client) doJSON(ctx context.Context, method, addr, path string, in, out 
 		}
 		body = bytes.NewReader(b)
 	}
-	hreq, err := http.NewRequestWithContext(ctx, method, "http://"+addr+path, body)
+	u, err := c.url(addr, path)
+	if err != nil {
+		return err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return err
 	}

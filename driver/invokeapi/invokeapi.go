@@ -93,8 +93,12 @@ type Code string
 const (
 	// CodeNoIdleEnvironment: every environment is busy; try another instance.
 	CodeNoIdleEnvironment Code = "NoIdleEnvironment"
-	// CodeUnauthorized: missing or wrong secret.
+	// CodeUnauthorized: missing or wrong secret, or (Connect) no client
+	// certificate from the service mesh.
 	CodeUnauthorized Code = "Unauthorized"
+	// CodeForbidden: (Connect) the caller's service identity is genuine
+	// but Consul's intentions do not allow it to call the instance.
+	CodeForbidden Code = "Forbidden"
 	// CodeRequestTooLarge: the event is over MaxPayload.
 	CodeRequestTooLarge Code = "RequestTooLarge"
 	// CodeShuttingDown: the instance is stopping and takes no new work.
@@ -112,6 +116,8 @@ func (c Code) Status() int {
 		return http.StatusServiceUnavailable
 	case CodeUnauthorized:
 		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
 	case CodeRequestTooLarge:
 		return http.StatusRequestEntityTooLarge
 	case CodeBadRequest:
@@ -125,6 +131,7 @@ func (c Code) Status() int {
 var (
 	ErrNoIdleEnvironment = &Error{Code: CodeNoIdleEnvironment}
 	ErrUnauthorized      = &Error{Code: CodeUnauthorized}
+	ErrForbidden         = &Error{Code: CodeForbidden}
 	ErrRequestTooLarge   = &Error{Code: CodeRequestTooLarge}
 	ErrShuttingDown      = &Error{Code: CodeShuttingDown}
 	ErrBadRequest        = &Error{Code: CodeBadRequest}

@@ -48,7 +48,10 @@ func (c *Client) Logs(ctx context.Context, addr string, since time.Time, follow 
 	if follow {
 		q.Set("follow", "1")
 	}
-	u := "http://" + addr + PathLogs
+	u, err := c.url(addr, PathLogs)
+	if err != nil {
+		return err
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}

@@ -150,7 +150,14 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 	if err != nil {
 		return nil, taskState{}, err
 	}
-	secret, err := invokeSecret(taskDir, tc)
+	var secret string
+	var meshCfg *instance.MeshConfig
+	env := cfg.GetEnv()
+	if tc.ConnectService != "" {
+		meshCfg, env, err = connectNative(cfg.GetAllocDir(), taskDir, tc.ConnectService, env)
+	} else {
+		secret, err = invokeSecret(taskDir, tc)
+	}
 	if err != nil {
 		return nil, taskState{}, err
 	}
@@ -173,9 +180,10 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 		EphemeralStorageMB: tc.EphemeralStorageMB,
 		Environments:       tc.Environments,
 		InitializationType: tc.InitializationType,
-		Env:                cfg.GetEnv(),
+		Env:                env,
 		InvokeAddr:         addr,
 		InvokeSecret:       secret,
+		Mesh:               meshCfg,
 		RunAs:              runAs,
 		Isolation: instance.Isolation{
 			UIDRange:  set.UIDRange,

@@ -99,12 +99,24 @@ type TaskConfig struct {
 	// (surrounding white space is ignored). The compiler renders it from a
 	// Nomad Variable into the task's secrets dir with a template, so the
 	// secret is never part of the job; the driver reads it when the task
-	// starts. Exactly one of InvokeSecretFile and InvokeSecret is required.
+	// starts. Without ConnectService, exactly one of InvokeSecretFile and
+	// InvokeSecret is required; with it, neither is allowed.
 	InvokeSecretFile string `hcl:"invoke_secret_file,optional" json:"invoke_secret_file,omitempty" codec:"invoke_secret_file"`
 	// InvokeSecret is the secret itself, in clear in the job. Jobs compiled
 	// before InvokeSecretFile existed carry it; the compiler no longer
 	// writes it.
 	InvokeSecret string `hcl:"invoke_secret,optional" json:"invoke_secret,omitempty" codec:"invoke_secret"`
+	// ConnectService, when set, makes the invoke endpoint a Consul
+	// Connect-native service of that name (the job's service block says
+	// `connect { native = true }`): the instance fetches the service's leaf
+	// certificate from the Consul agent Nomad names in the task's
+	// environment (CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN, CONSUL_CACERT, …),
+	// serves the endpoint over TLS, and takes invocations only from callers
+	// whose client certificate Consul's intentions allow to reach this
+	// service. It replaces the invoke secret: mutual TLS authenticates the
+	// gateway, so InvokeSecretFile and InvokeSecret must be empty. Default:
+	// empty (plain HTTP with the secret).
+	ConnectService string `hcl:"connect_service,optional" json:"connect_service,omitempty" codec:"connect_service"`
 	// RunAs is the user the function runs as. Default: the driver's
 	// configured default, else a dedicated uid per environment.
 	RunAs string `hcl:"run_as,optional" json:"run_as,omitempty" codec:"run_as"`
@@ -199,6 +211,11 @@ func (c *TaskConfig) Normalize() error {
 		errs = append(errs, imageErrors(c)...)
 	}
 	switch {
+	case c.ConnectService != "" && (c.InvokeSecret != "" || c.InvokeSecretFile != ""):
+		errs = append(errs, "connect_service replaces the invoke secret: set neither invoke_secret_file nor invoke_secret with it")
+	case c.ConnectService != "" && !validServiceName(c.ConnectService):
+		errs = append(errs, fmt.Sprintf("connect_service %q is not a service name (letters, digits and '-', at most 63)", c.ConnectService))
+	case c.ConnectService != "":
 	case c.InvokeSecret == "" && c.InvokeSecretFile == "":
 		errs = append(errs, "invoke_secret_file is required (or invoke_secret, in jobs compiled before it existed)")
 	case c.InvokeSecret != "" && c.InvokeSecretFile != "":
@@ -237,6 +254,20 @@ func isSHA256(s string) bool {
 	}
 	for _, r := range s {
 		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// validServiceName reports whether s is a DNS label, as Consul service
+// names (and their SPIFFE IDs) must be.
+func validServiceName(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
 			return false
 		}
 	}
@@ -317,6 +348,7 @@ func Schema() []Attribute {
 		{"invoke_port", "string", false},
 		{"invoke_secret_file", "string", false},
 		{"invoke_secret", "string", false},
+		{"connect_service", "string", false},
 		{"run_as", "string", false},
 		{"allow_root", "bool", false},
 		{"region", "string", false},

@@ -247,6 +247,15 @@ func (a *API) classify(t router.Target, err error) *apiError {
 		return &apiError{Code: CodeRequestEntityTooLarge, Message: "Request must be smaller than " + strconv.Itoa(invokeapi.MaxPayload) + " bytes for the InvokeFunction operation"}
 	case errors.As(err, &ie) && ie.Code == invokeapi.CodeBadRequest:
 		return &apiError{Code: CodeInvalidParameterValue, Message: ie.Message}
+	case errors.As(err, &ie) && (ie.Code == invokeapi.CodeForbidden || ie.Code == invokeapi.CodeUnauthorized):
+		// The instance refused the gateway itself (a Consul intention
+		// denies nimbus-gateway → nimbus-<fn>, or the invoke secret or
+		// mesh identity is wrong): the operator's to fix, not the caller's.
+		a.metrics.PlatformError(t.Function, t.Version)
+		return &apiError{Code: CodeService, Message: "The function's execution environments refused this gateway: " + ie.Message}
+	case errors.Is(err, router.ErrNoMeshIdentity):
+		a.metrics.PlatformError(t.Function, t.Version)
+		return &apiError{Code: CodeService, Message: err.Error()}
 	case errors.As(err, new(*router.LaunchError)):
 		// No environment can start (a broken build, a missing layer): the
 		// function is not ready, as Lambda says of a function in Failed.

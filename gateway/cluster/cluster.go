@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -18,6 +19,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/consul"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/nomad"
+	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
 	"github.com/nimbus-fn/nimbus/mesh"
@@ -52,6 +54,9 @@ type Cluster struct {
 	// mesh is the gateway's Connect identity and intentions, with its
 	// listener (connect enabled; nil otherwise).
 	mesh *server.MeshDeps
+	// instanceTLS calls Connect-native instances with the gateway's leaf
+	// (set with mesh).
+	instanceTLS router.InstanceTLSFunc
 
 	startOnce sync.Once
 	cancel    context.CancelFunc
@@ -160,6 +165,11 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 			return nil, err
 		}
 		c.mesh, meshHost, meshPort = md, h, p
+		name := opts.ServiceName
+		if name == nil {
+			name = func(fn string) string { return "nimbus-" + fn }
+		}
+		c.instanceTLS = func(fn string) *tls.Config { return md.Source.ClientTLSConfig(name(fn)) }
 	}
 	if cfg.Consul.Registers() {
 		c.registrar, err = consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
@@ -284,6 +294,7 @@ func (c *Cluster) Deps(logger hclog.Logger) server.Deps {
 		d.Registrars = []server.Registrar{c.registrar}
 	}
 	d.Mesh = c.mesh
+	d.InstanceTLS = c.instanceTLS
 	return d
 }
 

@@ -111,6 +111,7 @@ func (d *Discovery) fetch(ctx context.Context, function, version string, index u
 			Version:  version,
 			Group:    group(e.Service.Tags, e.Service.Meta),
 			Health:   health,
+			Mesh:     e.Service.Connect != nil && e.Service.Connect.Native,
 		})
 	}
 	var next uint64

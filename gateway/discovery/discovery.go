@@ -24,6 +24,11 @@ type Instance struct {
 	// HealthPassing or HealthFailing when a source that runs checks
 	// (Consul) lists instances whatever their status.
 	Health string
+	// Mesh is true when the instance is a Consul Connect-native service:
+	// its invoke endpoint speaks mutual TLS and admits callers by
+	// intentions, so gateways call it with their mesh identity (and no
+	// invoke secret).
+	Mesh bool
 }
 
 // Health values of an Instance.

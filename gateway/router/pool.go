@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -17,7 +18,10 @@ import (
 type pool struct {
 	key    poolKey
 	client *invokeapi.Client
-	envPer int
+	// meshClient calls the version's Connect-native instances over mutual
+	// TLS (nil until the first such instance, or without InstanceTLS).
+	meshClient *invokeapi.Client
+	envPer     int
 
 	instances map[string]*instance
 	waiters   []*waiter
@@ -87,6 +91,24 @@ func (r *Router) pool(t Target) *pool {
 		r.discover(r.ctx, p)
 	}
 	return p
+}
+
+// clientFor is the client that calls inst: over mutual TLS with the
+// gateway's mesh identity when inst is Connect-native, else plain HTTP
+// with the version's invoke secret.
+func (r *Router) clientFor(p *pool, inst discovery.Instance) (*invokeapi.Client, error) {
+	if !inst.Mesh {
+		return p.client, nil
+	}
+	if r.cfg.InstanceTLS == nil {
+		return nil, fmt.Errorf("instance %s of %s:%s: %w", inst.ID, p.key.function, p.key.version, ErrNoMeshIdentity)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.meshClient == nil {
+		p.meshClient = &invokeapi.Client{TLS: r.cfg.InstanceTLS(p.key.function)}
+	}
+	return p.meshClient, nil
 }
 
 // acquire reserves an environment on some instance, waiting in the pool's
@@ -484,17 +506,22 @@ func (r *Router) statusDueLocked(p *pool, in *instance, now time.Time) bool {
 func (r *Router) statusCalls(ctx context.Context, g *errgroup.Group, p *pool) {
 	r.mu.Lock()
 	now := time.Now()
-	addrs := make(map[string]string, len(p.instances))
+	insts := make(map[string]discovery.Instance, len(p.instances))
 	for id, in := range p.instances {
 		if !in.gone && r.statusDueLocked(p, in, now) {
-			addrs[id] = in.inst.Address
+			insts[id] = in.inst
 		}
 	}
 	r.mu.Unlock()
-	for id, addr := range addrs {
+	for id, inst := range insts {
 		g.Go(func() error {
+			c, err := r.clientFor(p, inst)
+			if err != nil {
+				r.logger.Warn("instance status", "function", p.key.function, "version", p.key.version, "instance", id, "error", err)
+				return nil
+			}
 			cctx, cancel := context.WithTimeout(ctx, r.cfg.StatusTimeout)
-			st, err := p.client.Status(cctx, addr)
+			st, err := c.Status(cctx, inst.Address)
 			cancel()
 			r.mu.Lock()
 			if in := p.instances[id]; in != nil && err == nil && st.Max > 0 {

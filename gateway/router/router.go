@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -115,7 +116,23 @@ type Config struct {
 	// HTTP is the client for instance calls; nil means a shared
 	// invokeapi.NewTransport client.
 	HTTP *http.Client
+	// InstanceTLS returns the mesh client config for calling function's
+	// Connect-native instances (discovery.Instance.Mesh): the gateway's
+	// leaf as client certificate, the instance's service identity
+	// verified. Each function version's pool keeps its own keep-alive
+	// connections over it, so a call pays no handshake once warm. Nil
+	// means the gateway is not in the mesh: a Connect-native instance is
+	// then refused with ErrNoMeshIdentity.
+	InstanceTLS InstanceTLSFunc
 }
+
+// InstanceTLSFunc returns the mesh client config for calling a function's
+// Connect-native instances (see Config.InstanceTLS).
+type InstanceTLSFunc func(function string) *tls.Config
+
+// ErrNoMeshIdentity is wrapped when discovery lists a Connect-native
+// instance but the gateway has no mesh identity to call it with.
+var ErrNoMeshIdentity = errors.New("the function's instances are Connect-native (mutual TLS) but this gateway has no mesh identity: enable the gateway's connect block")
 
 func (c *Config) defaults() {
 	if c.AccountConcurrency == 0 {
@@ -282,7 +299,12 @@ func (r *Router) Invoke(ctx context.Context, t Target, req *invokeapi.Request) (
 		if err != nil {
 			return nil, err
 		}
-		resp, err := p.client.Invoke(ctx, inst.inst.Address, req)
+		c, err := r.clientFor(p, inst.inst)
+		if err != nil {
+			r.release(p, inst)
+			return nil, err
+		}
+		resp, err := c.Invoke(ctx, inst.inst.Address, req)
 		if err == nil {
 			if r.spilledOver(p, inst) {
 				r.metrics.Spillover(t.Function, t.Version)

@@ -62,6 +62,10 @@ type Deps struct {
 	Scaler     router.Scaler
 	Registrars []Registrar
 	Logger     hclog.Logger
+	// InstanceTLS calls Connect-native instances over mutual TLS with the
+	// gateway's mesh identity (router.Config.InstanceTLS); nil: the
+	// gateway calls plain-HTTP instances only.
+	InstanceTLS router.InstanceTLSFunc
 	// Listener, when set, is used instead of listening on Config.Listen.
 	Listener net.Listener
 	// Readiness are the adapters whose failure makes the gateway "not
@@ -176,6 +180,7 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		ColdStartWait:      cfg.ColdStartWaitD,
 		IdleScaleIn:        cfg.IdleScaleInD,
 		InvokeKey:          cfg.InvokeKeyBytes,
+		InstanceTLS:        deps.InstanceTLS,
 	}, deps.Source, deps.Scaler, m, logger)
 	m.WatchStats(rt)
 	var verifier *sigv4.Verifier
