@@ -3,6 +3,7 @@ package instance
 import (
 	"encoding/json"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +71,18 @@ func TestEscapeAttemptsAreRefused(t *testing.T) {
 		"chroot":                            "operation not permitted",
 		"setuid_root":                       "operation not permitted",
 		"fill_tmp":                          "no space left on device",
+	}
+	if runtime.GOARCH == "amd64" {
+		// The same call through the i386 ABI (int 0x80) kills the caller
+		// (a foreign ABI is not allowed at all); through x32 it is ENOSYS.
+		want["i386_unshare"] = "bad system call"
+		want["x32_unshare"] = "function not implemented"
+		if strings.Contains(rep.Attempts["i386_unshare"], "exit status 3") {
+			// int 0x80 faults before any filter runs: this kernel has no
+			// i386 ABI (sandbox's TestForeignABICallsAreKilled covers the filter).
+			t.Logf("this kernel has no i386 system call ABI: int 0x80 faults")
+			delete(want, "i386_unshare")
+		}
 	}
 	for k, w := range want {
 		if got := rep.Attempts[k]; !strings.Contains(got, w) {
