@@ -14,6 +14,11 @@ job "nimbus-orders-3" {
     attribute = "$${node.class}"
     value     = "fn"
   }
+  constraint {
+    attribute = "$${attr.driver.nimbus.isolation}"
+    value     = "full"
+    operator  = "="
+  }
   group "provisioned" {
     count          = 2
     shutdown_delay = "5s"
@@ -32,6 +37,7 @@ job "nimbus-orders-3" {
         invoke_secret_file   = "secrets/nimbus-invoke-secret"
         layer_dirs           = ["local/layers/0", "local/layers/1"]
         memory_mb            = 1769
+        network              = "none"
         region               = "eu-central-1"
         run_as               = "nobody"
         runtime              = "python3.12"
@@ -170,6 +176,7 @@ job "nimbus-orders-3" {
         invoke_secret_file   = "secrets/nimbus-invoke-secret"
         layer_dirs           = ["local/layers/0", "local/layers/1"]
         memory_mb            = 1769
+        network              = "none"
         region               = "eu-central-1"
         run_as               = "nobody"
         runtime              = "python3.12"
@@ -279,7 +286,7 @@ job "nimbus-orders-3" {
   meta = {
     "nimbus.code_sha256" = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     "nimbus.function"    = "orders"
-    "nimbus.spec"        = "{\"code\":{\"checksum\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\",\"url\":\"https://artifacts.example.com/orders-3.zip\"},\"description\":\"order intake\",\"environment\":{\"APP.MODE\":\"prod\",\"LOG_LEVEL\":\"debug\",\"TABLE\":\"orders-$${env}\"},\"environments_per_instance\":4,\"ephemeral_storage_mb\":1024,\"handler\":\"app.handler\",\"layers\":[\"pydeps:4\",\"otel\"],\"memory_mb\":1769,\"name\":\"orders\",\"placement\":{\"constraints\":[{\"attribute\":\"$${attr.kernel.name}\",\"operator\":\"=\",\"value\":\"linux\"},{\"attribute\":\"$${node.class}\",\"value\":\"fn\"}],\"datacenters\":[\"eu-west-1a\",\"eu-west-1b\"],\"namespace\":\"payments\",\"node_pool\":\"functions\",\"priority\":70,\"region\":\"eu\"},\"provisioned_concurrency\":{\"max\":20,\"min\":5,\"schedules\":[{\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"min\":10,\"name\":\"business-hours\",\"timezone\":\"Europe/Berlin\"}],\"target_utilization\":0.6},\"reserved_concurrency\":40,\"runtime\":\"python3.12\",\"secrets\":[{\"env\":\"DB_PASSWORD\",\"key\":\"password\",\"path\":\"nimbus/orders/db\"},{\"env\":\"API_TOKEN\",\"key\":\"token\",\"path\":\"nimbus/orders/api\"},{\"env\":\"DB_USER\",\"key\":\"user\",\"path\":\"nimbus/orders/db\"}],\"tags\":{\"team\":\"payments\"},\"timeout\":\"30s\"}"
+    "nimbus.spec"        = "{\"code\":{\"checksum\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\",\"url\":\"https://artifacts.example.com/orders-3.zip\"},\"description\":\"order intake\",\"environment\":{\"APP.MODE\":\"prod\",\"LOG_LEVEL\":\"debug\",\"TABLE\":\"orders-$${env}\"},\"environments_per_instance\":4,\"ephemeral_storage_mb\":1024,\"handler\":\"app.handler\",\"layers\":[\"pydeps:4\",\"otel\"],\"memory_mb\":1769,\"name\":\"orders\",\"network\":\"none\",\"placement\":{\"constraints\":[{\"attribute\":\"$${attr.kernel.name}\",\"operator\":\"=\",\"value\":\"linux\"},{\"attribute\":\"$${node.class}\",\"value\":\"fn\"}],\"datacenters\":[\"eu-west-1a\",\"eu-west-1b\"],\"namespace\":\"payments\",\"node_pool\":\"functions\",\"priority\":70,\"region\":\"eu\"},\"provisioned_concurrency\":{\"max\":20,\"min\":5,\"schedules\":[{\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"min\":10,\"name\":\"business-hours\",\"timezone\":\"Europe/Berlin\"}],\"target_utilization\":0.6},\"reserved_concurrency\":40,\"runtime\":\"python3.12\",\"secrets\":[{\"env\":\"DB_PASSWORD\",\"key\":\"password\",\"path\":\"nimbus/orders/db\"},{\"env\":\"API_TOKEN\",\"key\":\"token\",\"path\":\"nimbus/orders/api\"},{\"env\":\"DB_USER\",\"key\":\"user\",\"path\":\"nimbus/orders/db\"}],\"tags\":{\"team\":\"payments\"},\"timeout\":\"30s\"}"
     "nimbus.version"     = "3"
   }
 }
