@@ -147,11 +147,10 @@ func (e *env) plan(argv []string) (*sandbox.Plan, error) {
 		return ""
 	}
 	return &sandbox.Plan{
-		Root:   e.rootDir,
-		Mounts: mounts,
-		TmpMB:  c.EphemeralStorageMB,
-		// Lambda's limit of processes and threads per environment.
-		MaxProcs: 1024,
+		Root:     e.rootDir,
+		Mounts:   mounts,
+		TmpMB:    c.EphemeralStorageMB,
+		MaxProcs: maxProcs,
 		UID:      e.uid,
 		GID:      e.gid,
 		Files: map[string]string{
