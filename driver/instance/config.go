@@ -33,7 +33,9 @@ type Config struct {
 	// Timeout bounds each invocation (at most 900s). Default: 3s.
 	Timeout time.Duration `json:"timeout"`
 	// EphemeralStorageMB is the size of each environment's /tmp (a tmpfs
-	// of that size when isolated; unenforced otherwise). Default: 512.
+	// of that size when isolated; unenforced otherwise). Default: 512. Its
+	// pages are charged to the environment's memory cgroup: /tmp data
+	// counts against MemoryMB (see specs/LANGUAGE.md).
 	EphemeralStorageMB int `json:"ephemeral_storage_mb,omitempty"`
 	// Environments is the most execution environments hosted (started lazily). Default: 1.
 	Environments int `json:"environments"`

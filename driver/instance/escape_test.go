@@ -125,3 +125,30 @@ func TestEscapeAttemptsAreRefused(t *testing.T) {
 		t.Errorf("escape instance after the attempts: %s", r.body)
 	}
 }
+
+// TestTmpIsChargedToTheFunctionsMemory pins down a documented difference
+// from Lambda (specs/LANGUAGE.md, ephemeral_storage_mb): /tmp is a tmpfs,
+// and the kernel charges its pages to the memory cgroup of the process that
+// writes them, so a function cannot hold more data in /tmp than its memory
+// size allows: filling a 512 MB /tmp from a 128 MB function ends in
+// Lambda's Runtime.OutOfMemory, not ENOSPC. The environment keeps serving.
+func TestTmpIsChargedToTheFunctionsMemory(t *testing.T) {
+	cfg := testConfig(t, "escape")
+	cfg.MemoryMB = 128
+	cfg.EphemeralStorageMB = 512
+	cfg.Timeout = 60_000_000_000
+	in := start(t, cfg)
+	if !in.isolated || in.cgroup == nil {
+		t.Skipf("needs the sandbox and a memory cgroup (isolated %v, cgroup %v)", in.isolated, in.cgroup)
+	}
+	r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"fill_only":true}`)})
+	if r.resp.FunctionError == "" || !strings.Contains(string(r.body), "Runtime.OutOfMemory") {
+		t.Fatalf("filling /tmp past the memory size: %s, want Runtime.OutOfMemory", r.body)
+	}
+	// The OOM killer keeps choosing while /tmp holds the cgroup at its
+	// limit, until the holder of /tmp's mount namespace (the zygote or the
+	// init) is gone with it: the next start is a fresh environment.
+	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"forks":1,"fork":"only"}`)}); r.resp.FunctionError != "" {
+		t.Errorf("after the out-of-memory end: %s", r.body)
+	}
+}

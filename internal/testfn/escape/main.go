@@ -31,6 +31,8 @@ type event struct {
 	// Fork is "skip" (every attempt but the fork bomb), "only" (the fork
 	// bomb alone) or empty (everything).
 	Fork string `json:"fork"`
+	// FillOnly fills /tmp and does nothing else (the file is kept).
+	FillOnly bool `json:"fill_only"`
 }
 
 type report struct {
@@ -77,6 +79,12 @@ func main() {
 	}
 	lambda.Start(func(_ context.Context, ev event) (*report, error) {
 		r := &report{UID: os.Getuid(), Attempts: map[string]string{}}
+		if ev.FillOnly {
+			var err error
+			r.TmpBytes, err = fill("/tmp/fill")
+			r.Attempts["fill_tmp"] = result(err)
+			return r, nil
+		}
 		if ev.Fork == "only" {
 			var err error
 			r.Forked, err = forkBomb(ev.Forks)
