@@ -72,6 +72,7 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 		"memory_mb":     256,
 		"timeout":       "10s",
 		"environments":  4,
+		"network":       "none",
 		"invoke_secret": "s3cret",
 	}
 	b, err := h.EncodeTask(ctx(t), block, map[string]string{"NOMAD_TASK_NAME": "fn"})
@@ -86,10 +87,16 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", Handler: "fn.handle",
 		CodeDir: "local/code", LayerDirs: []string{"local/layer1", "local/layer2"}, MemoryMB: 256,
 		Timeout: "10s", EphemeralStorageMB: 512, Environments: 4, InitializationType: taskconfig.InitOnDemand,
-		InvokePort: "invoke", InvokeSecret: "s3cret", Region: "us-east-1", AccountID: "000000000000",
+		InvokePort: "invoke", InvokeSecret: "s3cret", Network: taskconfig.NetworkNone, Region: "us-east-1", AccountID: "000000000000",
 	}
 	if got := *tc; !equalTC(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+	}
+	// An unknown network is refused by the config's validation.
+	bad := *tc
+	bad.Network = "bridge"
+	if err := bad.Normalize(); err == nil || !strings.Contains(err.Error(), `network "bridge"`) {
+		t.Errorf("network bridge: err = %v", err)
 	}
 	// Required attributes are enforced by Nomad's decode of our schema.
 	if _, err := h.EncodeTask(ctx(t), map[string]any{"function": "x", "invoke_secret": "s"}, nil); err == nil || !strings.Contains(err.Error(), "runtime") {
