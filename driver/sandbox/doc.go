@@ -4,12 +4,7 @@
 // size-limited tmpfs at /tmp, a fresh /proc, a handful of /dev nodes), a
 // dedicated unprivileged uid/gid, no_new_privs, no capabilities (bounding
 // set included) and a seccomp filter in the style of Docker's default
-// profile, plus a second filter that kills any system call made through a
-// foreign ABI (i386's int 0x80 on x86_64), which the first cannot see by
-// number. With network "none" an environment also joins a network
-// namespace of its own (NewNetNS: only loopback, up), in which the host
-// opened the environment's Runtime API listener beforehand; the init joins
-// it on the thread that forks the bootstrap.
+// profile.
 //
 // Go cannot run code between fork and exec, so an environment starts
 // through a small init: the host process re-executes its own binary with
@@ -26,6 +21,13 @@
 // The same init enters a running environment for `nomad alloc exec`
 // (Enter): it joins the namespaces of the environment's init with setns,
 // takes the function's identity and restrictions and runs the command.
+//
+// A second seccomp filter kills any system call made through a foreign
+// ABI (i386's int 0x80 on x86_64), which the first cannot see by number.
+// With network "none" an environment also joins a network namespace of its
+// own (NewNetNS: only loopback, up), in which the host opened the
+// environment's Runtime API listener beforehand; the init joins it on the
+// thread that forks the bootstrap.
 //
 // It may import the standard library and github.com/elastic/go-seccomp-bpf.
 package sandbox
