@@ -182,6 +182,11 @@ func Compile(fn *specs.Function, opts Options) (*api.Job, error) {
 			job.Constraints = append(job.Constraints, &api.Constraint{LTarget: ct.Attribute, Operand: ct.Operator, RTarget: ct.Value})
 		}
 	}
+	if fn.Network == specs.NetworkNone {
+		// Only a sandboxing client can give an environment its own network
+		// namespace (the driver refuses the task elsewhere).
+		job.Constraints = append(job.Constraints, &api.Constraint{LTarget: IsolationAttribute, Operand: "=", RTarget: "full"})
+	}
 	prov, err := c.group(GroupProvisioned)
 	if err != nil {
 		return nil, err
@@ -193,6 +198,10 @@ func Compile(fn *specs.Function, opts Options) (*api.Job, error) {
 	job.TaskGroups = []*api.TaskGroup{prov, onDemand}
 	return job, nil
 }
+
+// IsolationAttribute is the driver's fingerprint of what isolation its
+// client provides ("full" or what is missing).
+const IsolationAttribute = "${attr.driver.nimbus.isolation}"
 
 // codeArtifact resolves the function's code into an artifact and its hex
 // digest.
@@ -481,6 +490,7 @@ func (c *compiler) task(group string) (*api.Task, error) {
 		InitializationType: taskconfig.InitOnDemand,
 		InvokePort:         taskconfig.DefaultPortLabel,
 		RunAs:              c.opts.RunAs,
+		Network:            fn.Network,
 		Region:             c.opts.AWSRegion,
 		AccountID:          c.opts.AccountID,
 	}

@@ -94,7 +94,9 @@ func TestRenderHCLReadsBack(t *testing.T) {
 		t.Errorf("job meta read back as %v", got)
 	}
 	cons := jb.blocks["constraint"]
-	if len(cons) != 2 || cons[0].str(t, "attribute") != "${attr.kernel.name}" || cons[0].str(t, "operator") != "=" {
+	// The spec's two, then network = "none"'s isolation constraint.
+	if len(cons) != 3 || cons[0].str(t, "attribute") != "${attr.kernel.name}" || cons[0].str(t, "operator") != "=" ||
+		cons[2].str(t, "attribute") != IsolationAttribute || cons[2].str(t, "value") != "full" {
 		t.Errorf("constraints read back wrong")
 	}
 	groups := jb.blocks["group"]

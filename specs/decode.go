@@ -361,6 +361,7 @@ var (
 			{Name: "ephemeral_storage_mb"},
 			{Name: "environment"},
 			{Name: "environments_per_instance"},
+			{Name: "network"},
 			{Name: "reserved_concurrency"},
 			{Name: "tags"},
 		},
@@ -491,6 +492,7 @@ func (d *decoder) function(b *hcl.Block, dir string) *Function {
 	d.integer(a, "ephemeral_storage_mb", p, &fn.EphemeralStorageMB)
 	d.strMap(a, "environment", p, &fn.Environment)
 	d.integer(a, "environments_per_instance", p, &fn.EnvironmentsPerInstance)
+	d.str(a, "network", p, &fn.Network)
 	var reserved int
 	if d.integer(a, "reserved_concurrency", p, &reserved) {
 		fn.ReservedConcurrency = &reserved

@@ -26,6 +26,8 @@ const (
 	InvokeModeBuffered       = "BUFFERED"
 	InvokeModeResponseStream = "RESPONSE_STREAM"
 	QualifierLatest          = "$LATEST"
+	NetworkHost              = "host"
+	NetworkNone              = "none"
 
 	SourceNATS     = "nats"
 	SourceKafka    = "kafka"
@@ -53,6 +55,9 @@ func applyDefaults(fn *Function) {
 	}
 	if fn.EnvironmentsPerInstance == 0 {
 		fn.EnvironmentsPerInstance = defaultEnvironmentsPerInstance
+	}
+	if fn.Network == NetworkHost {
+		fn.Network = "" // the default: stored as absent, so no canonical form changes
 	}
 	if pc := fn.Provisioned; pc != nil {
 		if pc.Max == 0 {

@@ -193,6 +193,7 @@ func writeFunction(parent *hclwrite.Body, fn *Function) error {
 	if fn.EnvironmentsPerInstance != def.EnvironmentsPerInstance {
 		b.nonZero("environments_per_instance", fn.EnvironmentsPerInstance)
 	}
+	b.str("network", fn.Network)
 	if fn.ReservedConcurrency != nil {
 		b.integer("reserved_concurrency", *fn.ReservedConcurrency)
 	}

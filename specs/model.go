@@ -44,6 +44,10 @@ type Function struct {
 	Secrets []*Secret `json:"secrets,omitempty"`
 	// EnvironmentsPerInstance 1–64. Default 1.
 	EnvironmentsPerInstance int `json:"environments_per_instance"`
+	// Network is the environments' network: "" (the host's, the default)
+	// or "none" (a network namespace of their own with only loopback).
+	// "host" written in a spec is stored as "".
+	Network string `json:"network,omitempty"`
 	// ReservedConcurrency nil = unreserved; 0 = throttled.
 	ReservedConcurrency *int                    `json:"reserved_concurrency,omitempty"`
 	Provisioned         *ProvisionedConcurrency `json:"provisioned_concurrency,omitempty"`

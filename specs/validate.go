@@ -211,6 +211,11 @@ func (v *validator) function(fn *Function) {
 	if fn.EnvironmentsPerInstance < 1 || fn.EnvironmentsPerInstance > maxEnvironmentsPerInst {
 		v.errorf(p.attr("environments_per_instance"), "environments_per_instance must be between 1 and %d; got %d", maxEnvironmentsPerInst, fn.EnvironmentsPerInstance)
 	}
+	switch fn.Network {
+	case "", NetworkHost, NetworkNone:
+	default:
+		v.errorf(p.attr("network"), "network must be %q (the default) or %q; got %q", NetworkHost, NetworkNone, fn.Network)
+	}
 	v.environment(p, fn)
 	if fn.ReservedConcurrency != nil && *fn.ReservedConcurrency < 0 {
 		v.errorf(p.attr("reserved_concurrency"), "reserved_concurrency must be 0 (throttled) or more; got %d", *fn.ReservedConcurrency)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
 
@@ -587,7 +588,18 @@ func table(b *testing.B) {
 	} else {
 		rie.call, rie.pid = httpCall(&http.Client{}, u), pid
 	}
-	paths := []*path{fl, flp, flpp, in, plain, raw, rie}
+	// The same sandboxed echo with network "none": its Runtime API
+	// listener lives in the environment's own network namespace.
+	netNone := &path{name: "nimbus instance, network none"}
+	if missing := sandbox.Missing(); len(missing) > 0 {
+		netNone.note = "skipped: no sandbox here (" + strings.Join(missing, "; ") + ")"
+	} else {
+		noneCfg := echoConfig(b)
+		noneCfg.Network = instance.NetworkNone
+		noneInst := startInstance(b, noneCfg)
+		netNone.call, netNone.pid = instanceCall(noneInst.addr), noneInst.cmd.Process.Pid
+	}
+	paths := []*path{fl, flp, flpp, in, netNone, plain, raw, rie}
 	if err := measure(paths); err != nil {
 		b.Fatal(err)
 	}

@@ -14,6 +14,9 @@
 //   - nimbus instance, aws-lambda-go echo: the instance as its own process
 //     (a re-executed test binary, as under Nomad) running
 //     internal/testfn/echo.
+//   - nimbus instance, network none: the same, with the function's
+//     network "none" (its own network namespace; the Runtime API listener
+//     is opened inside it). Skipped where the sandbox is unavailable.
 //   - nimbus instance, raw Go runtime loop: the same instance whose
 //     bootstrap is a minimal GET /next + POST /response loop (this binary in
 //     the "runtime" role): the instance's overhead without aws-lambda-go's.

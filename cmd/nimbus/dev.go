@@ -596,6 +596,7 @@ func (l *devLauncher) launch(ctx context.Context, fn *specs.Function, version, i
 		Environments:       max(fn.EnvironmentsPerInstance, 1),
 		InitializationType: initType,
 		Env:                fn.Environment,
+		Network:            fn.Network,
 		InvokeAddr:         "127.0.0.1:0",
 		Region:             l.region,
 		AccountID:          l.account,

@@ -236,6 +236,7 @@ func specConfig(ctx context.Context, env *cliEnv, path, function string, vars sp
 		EphemeralStorageMB: fn.EphemeralStorageMB,
 		Environments:       max(fn.EnvironmentsPerInstance, 1),
 		Env:                maps.Clone(fn.Environment),
+		Network:            fn.Network,
 	}, nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nimbus-fn/nimbus/bundle"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 )
 
@@ -208,5 +209,39 @@ func TestLocalInvokeSpecFlagsNeedASpec(t *testing.T) {
 	code, _, errOut := runLocalCLI(t, "", "local", "invoke", "--function", "x", testfn.Dir(t, "echo"))
 	if code != 1 || !strings.Contains(errOut, "--function and --var need a spec") {
 		t.Fatalf("exit %d stderr %q", code, errOut)
+	}
+}
+
+// TestLocalInvokeSpecNetworkNone: local invoke honours a spec's network
+// "none" — the function sees only lo — or, where environments cannot be
+// sandboxed, refuses to run it rather than give it the host's network.
+func TestLocalInvokeSpecNetworkNone(t *testing.T) {
+	dir := writeLocalSpec(t, `
+function "probe" {
+  runtime = "provided.al2023"
+  network = "none"
+  code {
+    dir = "`+testfn.Dir(t, "netprobe")+`"
+  }
+}
+`)
+	code, out, errOut := runLocalCLI(t, `{}`, "local", "invoke", "--event", "-", dir)
+	if len(sandbox.Missing()) > 0 {
+		if code == 0 || !strings.Contains(errOut, `network "none"`) {
+			t.Fatalf("without a sandbox: exit %d stdout %q stderr %q, want a refusal", code, out, errOut)
+		}
+		return
+	}
+	if code != 0 {
+		t.Fatalf("exit %d stdout %q stderr %q", code, out, errOut)
+	}
+	var r struct {
+		Interfaces []string `json:"interfaces"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("decoding %q: %v", out, err)
+	}
+	if len(r.Interfaces) != 1 || r.Interfaces[0] != "lo" {
+		t.Fatalf("interfaces %v, want only lo", r.Interfaces)
 	}
 }

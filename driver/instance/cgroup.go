@@ -14,7 +14,10 @@ import (
 	"time"
 )
 
-const cgroupRoot = "/sys/fs/cgroup"
+// maxProcs is Lambda's limit of processes and threads per environment:
+// RLIMIT_NPROC of the function's uid inside the sandbox, and pids.max of
+// its cgroup on cgroup v2.
+const maxProcs = 1024
 
 // cgroupParent is a writable cgroup directory under which each environment
 // gets its own cgroup. Nil means memory is limited by polling RSS.
@@ -29,6 +32,11 @@ const cgroupRoot = "/sys/fs/cgroup"
 type cgroupParent struct {
 	dir string
 	v1  bool
+	// memory and pids (v2) are the controllers the parent offers its
+	// children: memory always when detected (detection requires it), pids
+	// when the hierarchy has it (each environment's cgroup then caps its
+	// processes with pids.max).
+	memory, pids bool
 	// self is the instance's own v1 memory cgroup, where the forking thread returns.
 	self string
 }
@@ -41,46 +49,74 @@ func (p *cgroupParent) String() string {
 }
 
 // detectCgroup returns the parent for environments' cgroups: cgroup v2 when
-// it is mounted and writable, else the cgroup v1 memory hierarchy when it is,
-// else nil. parent overrides the instance's own cgroup.
+// a cgroup2 hierarchy with the memory controller is mounted and writable
+// (a hybrid host's cgroup2 mount, whose controllers are all bound to v1,
+// does not count), else the cgroup v1 memory hierarchy when it is, else
+// nil. The mounts come from /proc/self/mountinfo. parent overrides the
+// instance's own cgroup.
 func detectCgroup(parent string) *cgroupParent {
-	if p := detectCgroupV2(parent); p != nil {
-		return p
-	}
-	return detectCgroupV1(parent, "/proc/self/mountinfo", "/proc/self/cgroup")
+	return detectCgroupFrom(parent, "/proc/self/mountinfo", "/proc/self/cgroup")
 }
 
-func detectCgroupV2(parent string) *cgroupParent {
-	if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err != nil {
-		return nil // not a cgroup v2 (unified) host
+func detectCgroupFrom(parent, mountinfo, procCgroup string) *cgroupParent {
+	if p := detectCgroupV2(parent, mountinfo, procCgroup); p != nil {
+		return p
+	}
+	return detectCgroupV1(parent, mountinfo, procCgroup)
+}
+
+// detectCgroupV2 finds the cgroup2 mount in mountinfo and, unless parent
+// is given, the instance's own cgroup in procCgroup (its "0::" line). The
+// parent must offer the memory controller to its children; pids is enabled
+// too when the hierarchy has it.
+func detectCgroupV2(parent, mountinfo, procCgroup string) *cgroupParent {
+	mount, mountRoot := cgroupMount(mountinfo, func(fstype, _ string) bool { return fstype == "cgroup2" })
+	if mount == "" {
+		return nil
+	}
+	if b, err := os.ReadFile(filepath.Join(mount, "cgroup.controllers")); err != nil || !hasWord(strings.TrimSpace(string(b)), "memory", " ") {
+		return nil // memory is bound to a v1 hierarchy (or absent)
 	}
 	if parent == "" {
-		b, err := os.ReadFile("/proc/self/cgroup")
+		b, err := os.ReadFile(procCgroup)
 		if err != nil {
 			return nil
 		}
 		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
 			if p, ok := strings.CutPrefix(line, "0::"); ok {
-				parent = aboveEnvCgroups(filepath.Join(cgroupRoot, p))
+				rel, err := filepath.Rel(mountRoot, p)
+				if err != nil || strings.HasPrefix(rel, "..") {
+					return nil // our cgroup is not visible through the mount
+				}
+				parent = aboveEnvCgroups(filepath.Join(mount, rel))
 			}
 		}
 		if parent == "" {
 			return nil
 		}
 	}
-	ctl := filepath.Join(parent, "cgroup.subtree_control")
-	if b, err := os.ReadFile(ctl); err != nil {
+	if !enableControllers(parent, "memory") {
 		return nil
-	} else if !strings.Contains(" "+string(b)+" ", " memory") {
-		// Fails (EBUSY) when the parent holds processes itself.
-		if os.WriteFile(ctl, []byte("+memory"), 0) != nil {
-			return nil
-		}
 	}
+	p := &cgroupParent{dir: parent, memory: true, pids: enableControllers(parent, "pids")}
 	if !canCreateChild(parent) {
 		return nil
 	}
-	return &cgroupParent{dir: parent}
+	return p
+}
+
+// enableControllers makes parent offer controller to its children (it
+// fails, EBUSY, when parent holds processes itself) and reports whether it does.
+func enableControllers(parent, controller string) bool {
+	ctl := filepath.Join(parent, "cgroup.subtree_control")
+	b, err := os.ReadFile(ctl)
+	if err != nil {
+		return false
+	}
+	if hasWord(strings.TrimSpace(string(b)), controller, " ") {
+		return true
+	}
+	return os.WriteFile(ctl, []byte("+"+controller), 0) == nil
 }
 
 // envCgroupRE matches an environment's cgroup name (env.cgroupName).
@@ -140,6 +176,14 @@ func detectCgroupV1(parent, mountinfo, procCgroup string) *cgroupParent {
 // v1MemoryMount returns the mount point of the cgroup v1 memory hierarchy
 // and the path inside the hierarchy that the mount shows.
 func v1MemoryMount(mountinfo string) (mount, root string) {
+	return cgroupMount(mountinfo, func(fstype, superOpts string) bool {
+		return fstype == "cgroup" && hasWord(superOpts, "memory", ",")
+	})
+}
+
+// cgroupMount returns the mount point and root of the first mount in
+// mountinfo that match accepts (by filesystem type and super options).
+func cgroupMount(mountinfo string, match func(fstype, superOpts string) bool) (mount, root string) {
 	f, err := os.Open(mountinfo)
 	if err != nil {
 		return "", ""
@@ -153,7 +197,7 @@ func v1MemoryMount(mountinfo string) (mount, root string) {
 			continue
 		}
 		pf, qf := strings.Fields(pre), strings.Fields(post)
-		if len(pf) < 5 || len(qf) < 3 || qf[0] != "cgroup" || !hasWord(qf[2], "memory", ",") {
+		if len(pf) < 5 || len(qf) < 3 || !match(qf[0], qf[2]) {
 			continue
 		}
 		return pf[4], pf[3]
@@ -246,11 +290,19 @@ func (p *cgroupParent) create(name string, limit int64) (*envCgroup, error) {
 		c.peakFile, _ = openProcFile(filepath.Join(dir, "memory.max_usage_in_bytes"))
 		return c, nil
 	}
-	if err := os.WriteFile(filepath.Join(dir, "memory.max"), lim, 0); err != nil {
-		_ = os.Remove(dir)
-		return nil, fmt.Errorf("setting memory.max in %s: %w", dir, err)
+	if p.memory {
+		if err := os.WriteFile(filepath.Join(dir, "memory.max"), lim, 0); err != nil {
+			_ = os.Remove(dir)
+			return nil, fmt.Errorf("setting memory.max in %s: %w", dir, err)
+		}
+		_ = os.WriteFile(filepath.Join(dir, "memory.swap.max"), []byte("0"), 0)
 	}
-	_ = os.WriteFile(filepath.Join(dir, "memory.swap.max"), []byte("0"), 0)
+	if p.pids {
+		if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.Itoa(maxProcs)), 0); err != nil {
+			_ = os.Remove(dir)
+			return nil, fmt.Errorf("setting pids.max in %s: %w", dir, err)
+		}
+	}
 	fd, err := os.Open(dir)
 	if err != nil {
 		_ = os.Remove(dir)
@@ -344,11 +396,13 @@ func (c *envCgroup) remove() {
 		_ = c.fd.Close()
 	}
 	c.peakFile.close()
-	if os.Remove(c.dir) == nil || !c.v1 {
+	if os.Remove(c.dir) == nil {
 		return
 	}
-	// v1 refuses rmdir until the killed tasks are gone; retry briefly off
-	// the caller's lock. A cgroup left behind is reused by the next process.
+	// rmdir is refused (EBUSY) until the killed processes are gone (v2's
+	// cgroup.kill does not wait for them either); retry briefly off the
+	// caller's lock. A cgroup left behind is reused by the next process,
+	// or swept.
 	go func() {
 		for range 200 {
 			time.Sleep(10 * time.Millisecond)

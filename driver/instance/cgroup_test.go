@@ -61,7 +61,7 @@ func TestDetectCgroupV1FromMountinfo(t *testing.T) {
 // hostCgroupV1 is the real v1 memory parent of this host, or skips.
 func hostCgroupV1(t *testing.T) *cgroupParent {
 	t.Helper()
-	if detectCgroupV2("") != nil {
+	if detectCgroupV2("", "/proc/self/mountinfo", "/proc/self/cgroup") != nil {
 		t.Skip("this host has a writable cgroup v2; the v1 path is not used")
 	}
 	p := detectCgroupV1("", "/proc/self/mountinfo", "/proc/self/cgroup")

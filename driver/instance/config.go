@@ -40,7 +40,9 @@ type Config struct {
 	// Timeout bounds each invocation (at most 900s). Default: 3s.
 	Timeout time.Duration `json:"timeout"`
 	// EphemeralStorageMB is the size of each environment's /tmp (a tmpfs
-	// of that size when isolated; unenforced otherwise). Default: 512.
+	// of that size when isolated; unenforced otherwise). Default: 512. Its
+	// pages are charged to the environment's memory cgroup: /tmp data
+	// counts against MemoryMB (see specs/LANGUAGE.md).
 	EphemeralStorageMB int `json:"ephemeral_storage_mb,omitempty"`
 	// Environments is the most execution environments hosted (started lazily). Default: 1.
 	Environments int `json:"environments"`
@@ -71,6 +73,10 @@ type Config struct {
 	RunAs string `json:"run_as,omitempty"`
 	// Isolation configures the environments' sandbox.
 	Isolation Isolation `json:"isolation,omitempty"`
+	// Network is "" or "host" (the environments use the host's network)
+	// or "none" (each its own network namespace with only loopback; needs
+	// the sandbox: New refuses it where environments are not isolated).
+	Network string `json:"network,omitempty"`
 	// CgroupParent is a cgroup v2 directory (or, on a cgroup v1 host, a
 	// directory of the memory hierarchy) under which per-environment
 	// cgroups are created when writable; empty means detect (v2 first,
@@ -133,6 +139,9 @@ const (
 
 	InitOnDemand    = "on-demand"
 	InitProvisioned = "provisioned-concurrency"
+
+	NetworkHost = "host"
+	NetworkNone = "none"
 )
 
 // withDefaults returns a copy of c with every unset field at its default.
@@ -193,6 +202,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("instance config: initialization_type %q is neither %q nor %q", c.InitializationType, InitOnDemand, InitProvisioned)
 	case c.InitTimeout < 0 || c.StopGrace < 0:
 		return fmt.Errorf("instance config: init_timeout and stop_grace must not be negative")
+	case c.Network != "" && c.Network != NetworkHost && c.Network != NetworkNone:
+		return fmt.Errorf("instance config: network %q is neither %q nor %q", c.Network, NetworkHost, NetworkNone)
 	}
 	if m := c.Mesh; m != nil {
 		switch {

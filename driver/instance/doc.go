@@ -9,8 +9,12 @@
 // Linux) every environment runs in driver/sandbox — a uid of its own, its
 // own mount and PID namespaces, a tmpfs /tmp — started through a zygote
 // that prepares the sandbox once at Start (cgroup v1 or none) or a fresh
-// init per process (cgroup v2); elsewhere it runs unisolated and Start
-// logs what is missing (Config.Isolation).
+// init per process (cgroup v2, chosen from /proc/self/mountinfo when a
+// cgroup2 hierarchy has the memory controller); elsewhere it runs
+// unisolated and Start logs what is missing (Config.Isolation). With
+// Config.Network "none" each environment also gets a network namespace of
+// its own, where the instance opens its Runtime API listener; New refuses
+// that network where environments cannot be sandboxed.
 //
 // Lock rules: Instance.mu guards the environment list and orders the
 // shutdown flag's setting against acquire (the flag itself is atomic, so

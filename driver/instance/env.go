@@ -50,6 +50,9 @@ type env struct {
 	uid, gid uint32
 	rootDir  string
 	uidLease *uidLease
+	// netns (network "none") is the environment's network namespace,
+	// where its Runtime API listener was opened.
+	netns *sandbox.NetNS
 	// zyg (isolated, cgroup v1 or none) starts the environment's
 	// bootstraps in its prepared sandbox; viaInit: the current process is
 	// a sandbox init whose child is the bootstrap.

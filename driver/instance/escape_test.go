@@ -3,6 +3,7 @@ package instance
 import (
 	"encoding/json"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,6 +72,18 @@ func TestEscapeAttemptsAreRefused(t *testing.T) {
 		"setuid_root":                       "operation not permitted",
 		"fill_tmp":                          "no space left on device",
 	}
+	if runtime.GOARCH == "amd64" {
+		// The same call through the i386 ABI (int 0x80) kills the caller
+		// (a foreign ABI is not allowed at all); through x32 it is ENOSYS.
+		want["i386_unshare"] = "bad system call"
+		want["x32_unshare"] = "function not implemented"
+		if strings.Contains(rep.Attempts["i386_unshare"], "exit status 3") {
+			// int 0x80 faults before any filter runs: this kernel has no
+			// i386 ABI (sandbox's TestForeignABICallsAreKilled covers the filter).
+			t.Logf("this kernel has no i386 system call ABI: int 0x80 faults")
+			delete(want, "i386_unshare")
+		}
+	}
 	for k, w := range want {
 		if got := rep.Attempts[k]; !strings.Contains(got, w) {
 			t.Errorf("%s: got %q, want an error containing %q", k, got, w)
@@ -110,5 +123,32 @@ func TestEscapeAttemptsAreRefused(t *testing.T) {
 	}
 	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"forks":1}`)}); r.resp.FunctionError != "" {
 		t.Errorf("escape instance after the attempts: %s", r.body)
+	}
+}
+
+// TestTmpIsChargedToTheFunctionsMemory pins down a documented difference
+// from Lambda (specs/LANGUAGE.md, ephemeral_storage_mb): /tmp is a tmpfs,
+// and the kernel charges its pages to the memory cgroup of the process that
+// writes them, so a function cannot hold more data in /tmp than its memory
+// size allows: filling a 512 MB /tmp from a 128 MB function ends in
+// Lambda's Runtime.OutOfMemory, not ENOSPC. The environment keeps serving.
+func TestTmpIsChargedToTheFunctionsMemory(t *testing.T) {
+	cfg := testConfig(t, "escape")
+	cfg.MemoryMB = 128
+	cfg.EphemeralStorageMB = 512
+	cfg.Timeout = 60_000_000_000
+	in := start(t, cfg)
+	if !in.isolated || in.cgroup == nil {
+		t.Skipf("needs the sandbox and a memory cgroup (isolated %v, cgroup %v)", in.isolated, in.cgroup)
+	}
+	r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"fill_only":true}`)})
+	if r.resp.FunctionError == "" || !strings.Contains(string(r.body), "Runtime.OutOfMemory") {
+		t.Fatalf("filling /tmp past the memory size: %s, want Runtime.OutOfMemory", r.body)
+	}
+	// The OOM killer keeps choosing while /tmp holds the cgroup at its
+	// limit, until the holder of /tmp's mount namespace (the zygote or the
+	// init) is gone with it: the next start is a fresh environment.
+	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"forks":1,"fork":"only"}`)}); r.resp.FunctionError != "" {
+		t.Errorf("after the out-of-memory end: %s", r.body)
 	}
 }

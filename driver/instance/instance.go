@@ -21,6 +21,7 @@ import (
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
+	"github.com/nimbus-fn/nimbus/driver/sandbox"
 	"github.com/nimbus-fn/nimbus/mesh"
 )
 
@@ -231,6 +232,7 @@ func (in *Instance) abortStart() {
 		e.closeZygote()
 		e.closeCgroup()
 		e.uidLease.release()
+		_ = e.netns.Close()
 	}
 	_ = in.stdout.Close()
 	_ = in.stderr.Close()
@@ -260,9 +262,18 @@ func (in *Instance) newEnv(i int) (*env, error) {
 		}
 		e.cgV1, e.spawner = cg, newSpawner(cg)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var ln net.Listener
+	var err error
+	if in.cfg.Network == NetworkNone {
+		// The function reaches its Runtime API on its own loopback: the
+		// listener is opened inside its network namespace.
+		e.netns, ln, err = sandbox.NewNetNS("127.0.0.1:0")
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		e.closeCgroup()
+		e.uidLease.release()
 		return nil, fmt.Errorf("binding runtime api for environment %d: %w", i, err)
 	}
 	e.ln, e.addr = ln, ln.Addr().String()
@@ -448,6 +459,7 @@ func (in *Instance) Stop(ctx context.Context) error {
 		e.closeZygote()
 		e.closeCgroup()
 		e.uidLease.release()
+		_ = e.netns.Close()
 	}
 	if in.stdout != nil {
 		_ = in.stdout.Close()

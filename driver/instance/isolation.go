@@ -91,9 +91,16 @@ func isolationPlan(c *Config, cred *syscall.Credential) (ok bool, missing []stri
 		}
 	}
 	if iso.Disabled {
+		if c.Network == NetworkNone {
+			return false, nil, errors.New("instance config: network \"none\" needs the sandbox, and isolation is disabled")
+		}
 		return false, nil, nil
 	}
 	missing = sandbox.Missing()
+	if len(missing) > 0 && c.Network == NetworkNone {
+		// Never the host's network instead.
+		return false, missing, fmt.Errorf("network \"none\" needs a network namespace of the environment's own, which this host cannot give (missing: %s)", strings.Join(missing, "; "))
+	}
 	return len(missing) == 0, missing, nil
 }
 
@@ -143,20 +150,20 @@ func (e *env) plan(argv []string) (*sandbox.Plan, error) {
 		return ""
 	}
 	return &sandbox.Plan{
-		Root:   e.rootDir,
-		Mounts: mounts,
-		TmpMB:  c.EphemeralStorageMB,
-		// Lambda's limit of processes and threads per environment.
-		MaxProcs: 1024,
+		Root:     e.rootDir,
+		Mounts:   mounts,
+		TmpMB:    c.EphemeralStorageMB,
+		MaxProcs: maxProcs,
 		UID:      e.uid,
 		GID:      e.gid,
 		Files: map[string]string{
 			"/etc/passwd": sandbox.Passwd(e.uid, e.gid),
 			"/etc/group":  sandbox.Group(e.gid),
 		},
-		Argv: inner,
-		Env:  environ(&ic, e.addr, sandboxPaths.opt, sandboxPaths.runtime, sandboxPaths.tmp, base),
-		Dir:  sandboxPaths.code,
+		Argv:  inner,
+		Env:   environ(&ic, e.addr, sandboxPaths.opt, sandboxPaths.runtime, sandboxPaths.tmp, base),
+		Dir:   sandboxPaths.code,
+		NetNS: e.netns,
 	}, nil
 }
 

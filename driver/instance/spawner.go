@@ -40,11 +40,22 @@ func newSpawner(cg *envCgroup) *spawner {
 	return s
 }
 
-func (s *spawner) run(cg *envCgroup, ready chan<- struct{}) {
+func (s *spawner) run(cg *envCgroup, ready chan struct{}) {
+	runtime.LockOSThread()
+	if syscall.Gettid() == syscall.Getpid() {
+		// The main thread: on cgroup v1 the memory of the whole process is
+		// charged to its cgroup, so it must never join an environment's
+		// (the environment's OOM killer would then end the instance).
+		// Hand over to a goroutine on another thread, holding this one
+		// until that one is locked.
+		go s.run(cg, ready)
+		<-ready
+		runtime.UnlockOSThread()
+		return
+	}
 	defer close(s.done)
 	// Never unlocked: the thread ends with this goroutine, so neither
 	// no_new_privs nor the cgroup leaks into the rest of the process.
-	runtime.LockOSThread()
 	var setupErr error
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetNoNewPrivs, 1, 0); errno != 0 {
 		setupErr = fmt.Errorf("setting no_new_privs: %w", errno)

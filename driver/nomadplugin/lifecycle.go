@@ -190,6 +190,7 @@ func (d *Driver) instanceConfig(cfg *driverpb.TaskConfig, tc *taskconfig.TaskCon
 			AllowRoot: set.AllowRoot && tc.AllowRoot,
 			ChrootEnv: set.ChrootEnv,
 		},
+		Network:      tc.Network,
 		CgroupParent: set.CgroupParent,
 		Region:       tc.Region,
 		AccountID:    tc.AccountID,

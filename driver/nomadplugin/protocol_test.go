@@ -85,6 +85,7 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 		"memory_mb":     256,
 		"timeout":       "10s",
 		"environments":  4,
+		"network":       "none",
 		"invoke_secret": "s3cret",
 	}
 	b, err := h.EncodeTask(ctx(t), block, map[string]string{"NOMAD_TASK_NAME": "fn"})
@@ -99,7 +100,7 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", Handler: "fn.handle",
 		CodeDir: "local/code", LayerDirs: []string{"local/layer1", "local/layer2"}, MemoryMB: 256,
 		Timeout: "10s", EphemeralStorageMB: 512, Environments: 4, InitializationType: taskconfig.InitOnDemand,
-		InvokePort: "invoke", InvokeSecret: "s3cret", Region: "us-east-1", AccountID: "000000000000",
+		InvokePort: "invoke", InvokeSecret: "s3cret", Network: taskconfig.NetworkNone, Region: "us-east-1", AccountID: "000000000000",
 	}
 	if got := *tc; !equalTC(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
@@ -157,6 +158,17 @@ func TestTaskConfigSchemaRoundTrip(t *testing.T) {
 	}
 	if _, err := nomadplugin.DecodeTaskConfig(b); err == nil || !strings.Contains(err.Error(), "whole number") {
 		t.Errorf("fractional memory_mb: err = %v", err)
+	}
+}
+
+// TestTaskConfigNetwork: "none" and "host" are the networks a task may
+// ask for; anything else is refused.
+func TestTaskConfigNetwork(t *testing.T) {
+	for network, ok := range map[string]bool{"": true, "host": true, "none": true, "bridge": false} {
+		tc := taskconfig.TaskConfig{Function: "f", Runtime: "provided.al2023", InvokeSecret: "s", Network: network}
+		if err := tc.Normalize(); (err == nil) != ok || (!ok && !strings.Contains(err.Error(), `network "bridge"`)) {
+			t.Errorf("network %q: err = %v", network, err)
+		}
 	}
 }
 

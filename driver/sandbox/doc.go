@@ -24,5 +24,12 @@
 // (Enter): it joins the namespaces of the environment's init with setns,
 // takes the function's identity and restrictions and runs the command.
 //
+// A second seccomp filter kills any system call made through a foreign
+// ABI (i386's int 0x80 on x86_64), which the first cannot see by number.
+// With network "none" an environment also joins a network namespace of its
+// own (NewNetNS: only loopback, up), in which the host opened the
+// environment's Runtime API listener beforehand; the init joins it on the
+// thread that forks the bootstrap.
+//
 // It may import the standard library and github.com/elastic/go-seccomp-bpf.
 package sandbox

@@ -107,6 +107,12 @@ func setUp() *Plan {
 	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
 	plan := readPlan()
 	syscall.CloseOnExec(4)
+	if plan.JoinNetNS {
+		// On this thread, which forks every process of the environment.
+		if err := joinNetNS(netnsFD); err != nil {
+			fail(err)
+		}
+	}
 	lastCap := lastCapability()
 	if err := buildRoot(plan); err != nil {
 		fail(err)

@@ -72,7 +72,15 @@ type Plan struct {
 	Dir  string   `json:"dir"`
 	// Target (Enter only) is the host pid of the environment's init.
 	Target int `json:"target,omitempty"`
+	// NetNS, when set, is the network namespace the environment joins
+	// (network "none"); nil leaves it on the host's network. The init gets
+	// it as fd 5 (JoinNetNS tells it so).
+	NetNS     *NetNS `json:"-"`
+	JoinNetNS bool   `json:"join_netns,omitempty"`
 }
+
+// netnsFD is where the init finds Plan.NetNS.
+const netnsFD = 5
 
 // Process is a started environment init, for the host side.
 type Process struct {
@@ -108,18 +116,28 @@ func command(name string, plan *Plan, flags uintptr) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox: finding own executable: %w", err)
 	}
+	var netns *os.File
+	if plan.NetNS != nil && name != EnterName {
+		if netns, err = plan.NetNS.dup(); err != nil {
+			return nil, err
+		}
+		plan.JoinNetNS = true
+	}
 	b, err := json.Marshal(plan)
 	if err != nil {
+		netns.Close()
 		return nil, err
 	}
 	planR, planW, err := os.Pipe()
 	if err != nil {
+		netns.Close()
 		return nil, err
 	}
 	statusR, statusW, err := os.Pipe()
 	if err != nil {
 		planR.Close()
 		planW.Close()
+		netns.Close()
 		return nil, err
 	}
 	// The plan is written by a goroutine: it may exceed the pipe's buffer.
@@ -129,6 +147,9 @@ func command(name string, plan *Plan, flags uintptr) (*Process, error) {
 	}()
 	cmd := &exec.Cmd{Path: self, Args: []string{name}, Env: []string{}}
 	cmd.ExtraFiles = []*os.File{planR, statusW}
+	if netns != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, netns) // netnsFD
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: flags}
 	return &Process{Cmd: cmd, status: statusR}, nil
 }
@@ -155,7 +176,12 @@ func (p *Process) Status() (ws syscall.WaitStatus, ok bool) {
 }
 
 // Close releases the status pipe of a process that was never started.
-func (p *Process) Close() { p.status.Close() }
+func (p *Process) Close() {
+	p.status.Close()
+	if len(p.Cmd.ExtraFiles) > 2 {
+		p.Cmd.ExtraFiles[2].Close()
+	}
+}
 
 // ErrUnsupported is returned where the host cannot isolate environments.
 var ErrUnsupported = errors.New("sandbox: not supported on this host")

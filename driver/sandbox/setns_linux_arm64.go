@@ -1,3 +1,6 @@
 package sandbox
 
-const sysSetns = 268 // setns(2)
+const (
+	sysSetns   = 268 // setns(2)
+	sysSeccomp = 277 // seccomp(2)
+)

@@ -17,6 +17,12 @@ const (
 	InitProvisioned = "provisioned-concurrency"
 )
 
+// Networks an environment can have.
+const (
+	NetworkHost = "host"
+	NetworkNone = "none"
+)
+
 // Defaults applied by Normalize.
 const (
 	DefaultMemoryMB     = 128
@@ -123,6 +129,11 @@ type TaskConfig struct {
 	// AllowRoot lets RunAs resolve to root; the driver's plugin config must
 	// allow it too (allow_root). Even then the function has no capabilities.
 	AllowRoot bool `hcl:"allow_root,optional" json:"allow_root,omitempty" codec:"allow_root"`
+	// Network is "host" (the Nomad client's network) or "none" (each
+	// environment in a network namespace of its own with only loopback;
+	// needs the sandbox). Default (empty): "host"; left empty by Normalize
+	// so that jobs of host-network functions stay as they were.
+	Network string `hcl:"network,optional" json:"network,omitempty" codec:"network"`
 	// Region and AccountID make up the function's ARN. Defaults: "us-east-1", "000000000000".
 	Region    string `hcl:"region,optional" json:"region,omitempty" codec:"region"`
 	AccountID string `hcl:"account_id,optional" json:"account_id,omitempty" codec:"account_id"`
@@ -236,6 +247,9 @@ func (c *TaskConfig) Normalize() error {
 	}
 	if n := max(len(c.LayerDirs), len(c.LayerURLs)); n > MaxLayers {
 		errs = append(errs, fmt.Sprintf("%d layers given, at most %d allowed", n, MaxLayers))
+	}
+	if c.Network != "" && c.Network != NetworkHost && c.Network != NetworkNone {
+		errs = append(errs, fmt.Sprintf("network %q is not %q or %q", c.Network, NetworkHost, NetworkNone))
 	}
 	switch c.InitializationType {
 	case InitOnDemand, InitProvisioned:
@@ -351,6 +365,7 @@ func Schema() []Attribute {
 		{"connect_service", "string", false},
 		{"run_as", "string", false},
 		{"allow_root", "bool", false},
+		{"network", "string", false},
 		{"region", "string", false},
 		{"account_id", "string", false},
 	}

@@ -18,7 +18,9 @@
 // records containing "poison", by error or batchItemFailures) and stamp
 // (logs each record with the time it arrived to STAMP_LOG, for
 // bench/sources), escape (tries to leave its execution environment in
-// every way the sandbox closes and reports what each attempt got) and logs
+// every way the sandbox closes and reports what each attempt got), netprobe
+// (reports its network interfaces, what dialling the event's addresses and
+// resolving its name got) and logs
 // (writes the event's "say" to stdout and "warn" to stderr, with the
 // request id, for the log tail) and entrypoint (the AWS base images'
 // /lambda-entrypoint.sh convention without a shell: the handler argument

@@ -14,6 +14,11 @@ job "nimbus-orders-3" {
     attribute = "$${node.class}"
     value     = "fn"
   }
+  constraint {
+    attribute = "$${attr.driver.nimbus.isolation}"
+    value     = "full"
+    operator  = "="
+  }
   group "provisioned" {
     count          = 2
     shutdown_delay = "5s"
@@ -34,6 +39,7 @@ job "nimbus-orders-3" {
         layer_sha256s        = ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"]
         layer_urls           = ["https://artifacts.example.com/layers/pydeps-4.zip", "https://artifacts.example.com/layers/otel-1.zip"]
         memory_mb            = 1769
+        network              = "none"
         region               = "eu-central-1"
         run_as               = "nobody"
         runtime              = "python3.12"
@@ -153,6 +159,7 @@ job "nimbus-orders-3" {
         layer_sha256s        = ["2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9"]
         layer_urls           = ["https://artifacts.example.com/layers/pydeps-4.zip", "https://artifacts.example.com/layers/otel-1.zip"]
         memory_mb            = 1769
+        network              = "none"
         region               = "eu-central-1"
         run_as               = "nobody"
         runtime              = "python3.12"
@@ -241,7 +248,7 @@ job "nimbus-orders-3" {
   meta = {
     "nimbus.code_sha256" = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
     "nimbus.function"    = "orders"
-    "nimbus.spec"        = "{\"code\":{\"checksum\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\",\"url\":\"https://artifacts.example.com/orders-3.zip\"},\"description\":\"order intake\",\"environment\":{\"APP.MODE\":\"prod\",\"LOG_LEVEL\":\"debug\",\"TABLE\":\"orders-$${env}\"},\"environments_per_instance\":4,\"ephemeral_storage_mb\":1024,\"handler\":\"app.handler\",\"layers\":[\"pydeps:4\",\"otel\"],\"memory_mb\":1769,\"name\":\"orders\",\"placement\":{\"constraints\":[{\"attribute\":\"$${attr.kernel.name}\",\"operator\":\"=\",\"value\":\"linux\"},{\"attribute\":\"$${node.class}\",\"value\":\"fn\"}],\"datacenters\":[\"eu-west-1a\",\"eu-west-1b\"],\"namespace\":\"payments\",\"node_pool\":\"functions\",\"priority\":70,\"region\":\"eu\"},\"provisioned_concurrency\":{\"max\":20,\"min\":5,\"schedules\":[{\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"min\":10,\"name\":\"business-hours\",\"timezone\":\"Europe/Berlin\"}],\"target_utilization\":0.6},\"reserved_concurrency\":40,\"runtime\":\"python3.12\",\"secrets\":[{\"env\":\"DB_PASSWORD\",\"key\":\"password\",\"path\":\"nimbus/orders/db\"},{\"env\":\"API_TOKEN\",\"key\":\"token\",\"path\":\"nimbus/orders/api\"},{\"env\":\"DB_USER\",\"key\":\"user\",\"path\":\"nimbus/orders/db\"}],\"tags\":{\"team\":\"payments\"},\"timeout\":\"30s\"}"
+    "nimbus.spec"        = "{\"code\":{\"checksum\":\"sha256:9F86D081884C7D659A2FEAA0C55AD015A3BF4F1B2B0B822CD15D6C15B0F00A08\",\"url\":\"https://artifacts.example.com/orders-3.zip\"},\"description\":\"order intake\",\"environment\":{\"APP.MODE\":\"prod\",\"LOG_LEVEL\":\"debug\",\"TABLE\":\"orders-$${env}\"},\"environments_per_instance\":4,\"ephemeral_storage_mb\":1024,\"handler\":\"app.handler\",\"layers\":[\"pydeps:4\",\"otel\"],\"memory_mb\":1769,\"name\":\"orders\",\"network\":\"none\",\"placement\":{\"constraints\":[{\"attribute\":\"$${attr.kernel.name}\",\"operator\":\"=\",\"value\":\"linux\"},{\"attribute\":\"$${node.class}\",\"value\":\"fn\"}],\"datacenters\":[\"eu-west-1a\",\"eu-west-1b\"],\"namespace\":\"payments\",\"node_pool\":\"functions\",\"priority\":70,\"region\":\"eu\"},\"provisioned_concurrency\":{\"max\":20,\"min\":5,\"schedules\":[{\"cron\":\"0 8 * * 1-5\",\"duration\":\"10h0m0s\",\"min\":10,\"name\":\"business-hours\",\"timezone\":\"Europe/Berlin\"}],\"target_utilization\":0.6},\"reserved_concurrency\":40,\"runtime\":\"python3.12\",\"secrets\":[{\"env\":\"DB_PASSWORD\",\"key\":\"password\",\"path\":\"nimbus/orders/db\"},{\"env\":\"API_TOKEN\",\"key\":\"token\",\"path\":\"nimbus/orders/api\"},{\"env\":\"DB_USER\",\"key\":\"user\",\"path\":\"nimbus/orders/db\"}],\"tags\":{\"team\":\"payments\"},\"timeout\":\"30s\"}"
     "nimbus.version"     = "3"
   }
 }

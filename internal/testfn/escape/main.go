@@ -2,7 +2,8 @@
 // invocation, to get out of its execution environment, and reports what
 // each attempt got: read /etc/shadow, write outside /tmp, signal processes
 // it did not start (the event's host pids), mount, ptrace, load a kernel
-// module, create a namespace, fill /tmp, fork without bound; plus its uid and
+// module, create a namespace (also through the i386 and x32 system call
+// ABIs), fill /tmp, fork without bound; plus its uid and
 // how many processes it sees. An isolated environment refuses every one;
 // the instance's tests assert that.
 package main
@@ -12,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 
@@ -28,6 +31,8 @@ type event struct {
 	// Fork is "skip" (every attempt but the fork bomb), "only" (the fork
 	// bomb alone) or empty (everything).
 	Fork string `json:"fork"`
+	// FillOnly fills /tmp and does nothing else (the file is kept).
+	FillOnly bool `json:"fill_only"`
 }
 
 type report struct {
@@ -52,9 +57,34 @@ func rawResult(errno syscall.Errno) string {
 	return errno.Error()
 }
 
+// childEnv, when set in the environment, makes the binary one attempt's
+// short-lived child instead of the function.
+const childEnv = "ESCAPE_CHILD"
+
 func main() {
+	if os.Getenv(childEnv) == "int80" {
+		// unshare(CLONE_NEWUSER) under its i386 number: a filter that
+		// checks only x86_64 numbers lets it through. Exit 0 when it did;
+		// 3 when the kernel has no i386 ABI (int 0x80 faults).
+		debug.SetPanicOnFault(true)
+		defer func() {
+			if recover() != nil {
+				os.Exit(3)
+			}
+		}()
+		if r := int80(i386Unshare, syscall.CLONE_NEWUSER); r != 0 {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	lambda.Start(func(_ context.Context, ev event) (*report, error) {
 		r := &report{UID: os.Getuid(), Attempts: map[string]string{}}
+		if ev.FillOnly {
+			var err error
+			r.TmpBytes, err = fill("/tmp/fill")
+			r.Attempts["fill_tmp"] = result(err)
+			return r, nil
+		}
 		if ev.Fork == "only" {
 			var err error
 			r.Forked, err = forkBomb(ev.Forks)
@@ -79,6 +109,12 @@ func main() {
 		_, _, errno = syscall.RawSyscall(unix.SYS_FINIT_MODULE, 0, 0, 0)
 		r.Attempts["finit_module"] = rawResult(errno)
 		r.Attempts["unshare_user"] = result(syscall.Unshare(syscall.CLONE_NEWUSER))
+		if foreignABI {
+			r.Attempts["i386_unshare"] = foreignChild("int80")
+			// x32 numbers are native-arch calls with bit 30 set.
+			_, _, errno = syscall.RawSyscall(x32Unshare, syscall.CLONE_NEWUSER, 0, 0)
+			r.Attempts["x32_unshare"] = rawResult(errno)
+		}
 		r.Attempts["chroot"] = result(syscall.Chroot("/tmp"))
 		r.Attempts["setuid_root"] = result(syscall.Setuid(0))
 		r.TmpBytes, err = fill("/tmp/fill")
@@ -96,6 +132,19 @@ func main() {
 		}
 		return r, nil
 	})
+}
+
+// foreignChild runs this binary as the child named kind and reports how
+// it ended: "ok" (its attempt worked), "exit status 1" (refused with an
+// error) or the signal that killed it.
+func foreignChild(kind string) string {
+	self, err := os.Executable()
+	if err != nil {
+		return err.Error()
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), childEnv+"="+kind)
+	return result(cmd.Run())
 }
 
 // fill writes to path until the write fails and returns how much it wrote.

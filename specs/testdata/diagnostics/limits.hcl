@@ -5,6 +5,7 @@ function "hello" {
   timeout                   = "15m1s"
   ephemeral_storage_mb      = 20000
   environments_per_instance = 65
+  network                   = "bridge"
   reserved_concurrency      = -1
   layers                    = ["a", "b", "c", "d", "e", "f"]
   code {

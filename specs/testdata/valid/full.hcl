@@ -44,6 +44,7 @@ function "orders-api" {
   timeout                   = "30s"
   ephemeral_storage_mb      = 1024
   environments_per_instance = 4
+  network                   = "none"
   reserved_concurrency      = 50
 
   environment = merge(local.common_env, {
