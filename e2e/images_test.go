@@ -165,10 +165,3 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 		t.Fatalf("invoking the deployed image function: %v %s", err, payloadOf(out))
 	}
 }
-
-func payloadOf(out *lambda.InvokeOutput) string {
-	if out == nil {
-		return ""
-	}
-	return string(out.Payload)
-}
