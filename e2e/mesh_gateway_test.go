@@ -359,7 +359,7 @@ func TestGatewayMesh(t *testing.T) {
 
 	t.Run("a CA rotation reaches the gateway without a restart", func(t *testing.T) {
 		oldLeaf, oldRoot := gwSrc.LeafFor("echo-url").Serial, gwSrc.Roots().ActiveID
-		rotateConnectCA(t, cc)
+		consultest.RotateCA(t, cc)
 		eventually(t, 90*time.Second, func() bool {
 			l := gwSrc.LeafFor("echo-url")
 			return gwSrc.Roots().ActiveID != oldRoot && web.Roots().ActiveID != oldRoot && l != nil && l.Serial != oldLeaf &&
@@ -402,33 +402,6 @@ func rootOf(t *testing.T, cc *consulapi.Client) *x509.Certificate {
 	}
 	t.Fatal("no active root")
 	return nil
-}
-
-// rotateConnectCA gives Consul's built-in CA a new private key: a new root,
-// and every leaf re-issued.
-func rotateConnectCA(t *testing.T, cc *consulapi.Client) {
-	t.Helper()
-	cur, _, err := cc.Connect().CAGetConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := map[string]any{}
-	for k, v := range cur.Config {
-		c[k] = v
-	}
-	c["PrivateKey"] = string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
-	delete(c, "RootCert")
-	if _, err := cc.Connect().CASetConfig(&consulapi.CAConfig{Provider: cur.Provider, Config: c}, nil); err != nil {
-		t.Fatalf("rotating the CA: %v", err)
-	}
 }
 
 // writeCert writes a fresh self-signed certificate and key (through a

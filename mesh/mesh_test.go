@@ -2,20 +2,12 @@ package mesh_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -257,7 +249,7 @@ func TestMeshWithConsul(t *testing.T) {
 			t.Fatal("a client without a certificate was served")
 		}
 		// A self-made certificate claiming web's identity.
-		fake := selfSigned(t, leaf.ID.String())
+		fake := consultest.ForgedLeaf(t, leaf.ID.String())
 		forged := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{
 			InsecureSkipVerify: true, Certificates: []tls.Certificate{fake}, //nolint:gosec // the test's point
 		}}}
@@ -269,7 +261,7 @@ func TestMeshWithConsul(t *testing.T) {
 	t.Run("ca rotation reaches leaves and roots without a restart", func(t *testing.T) {
 		oldRoot, oldAPI, oldWeb := apiSrc.Roots().ActiveID, apiSrc.Leaf().Serial, web.Leaf().Serial
 		changed := apiSrc.Changed()
-		rotateCA(t, cc)
+		consultest.RotateCA(t, cc)
 		select {
 		case <-changed:
 		case <-time.After(60 * time.Second):
@@ -289,51 +281,4 @@ func TestMeshWithConsul(t *testing.T) {
 			t.Fatalf("server presented serial %x, want the new leaf %s", got.SerialNumber, apiSrc.Leaf().Serial)
 		}
 	})
-}
-
-// rotateCA gives Consul's built-in CA a new private key, which makes it
-// generate a new root and re-issue every leaf.
-func rotateCA(t *testing.T, cc *api.Client) {
-	t.Helper()
-	cur, _, err := cc.Connect().CAGetConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]any{}
-	for k, v := range cur.Config {
-		cfg[k] = v
-	}
-	cfg["PrivateKey"] = string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
-	delete(cfg, "RootCert")
-	if _, err := cc.Connect().CASetConfig(&api.CAConfig{Provider: cur.Provider, Config: cfg}, nil); err != nil {
-		t.Fatalf("rotating the CA: %v", err)
-	}
-}
-
-func selfSigned(t *testing.T, uri string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(uri)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "web"}, URIs: []*url.URL{u},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

@@ -2,17 +2,9 @@ package instance
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"net/http"
-	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -141,7 +133,7 @@ func TestMeshEndpoint(t *testing.T) {
 	})
 
 	t.Run("forged certificate", func(t *testing.T) {
-		forged := selfSigned(t, gw.Leaf().ID.String())
+		forged := consultest.ForgedLeaf(t, gw.Leaf().ID.String())
 		c := gw.ClientTLSConfig(svc)
 		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &forged, nil }
 		_, err := meshInvoke(&invokeapi.Client{TLS: c}, in.Addr(), `{}`)
@@ -199,7 +191,7 @@ func TestMeshEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		gwSerial, instSerial := gw.Leaf().Serial, in.mesh.source.Leaf().Serial
-		rotateCA(t, cc)
+		consultest.RotateCA(t, cc)
 		eventually(t, 30*time.Second, "both leaves re-issued", func() bool {
 			return gw.Leaf().Serial != gwSerial && in.mesh.source.Leaf().Serial != instSerial
 		})
@@ -240,52 +232,4 @@ type countingAgent struct {
 func (c countingAgent) ConnectAuthorize(p *api.AgentAuthorizeParams) (*api.AgentAuthorize, error) {
 	c.n.Add(1)
 	return c.AuthorizeAgent.ConnectAuthorize(p)
-}
-
-// rotateCA gives Consul's built-in CA a new private key, which makes it
-// generate a new root and re-issue every leaf.
-func rotateCA(t *testing.T, cc *api.Client) {
-	t.Helper()
-	cur, _, err := cc.Connect().CAGetConfig(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := map[string]any{}
-	for k, v := range cur.Config {
-		cfg[k] = v
-	}
-	cfg["PrivateKey"] = string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
-	delete(cfg, "RootCert")
-	if _, err := cc.Connect().CASetConfig(&api.CAConfig{Provider: cur.Provider, Config: cfg}, nil); err != nil {
-		t.Fatalf("rotating the CA: %v", err)
-	}
-}
-
-// selfSigned is a certificate naming uri that no mesh CA signed.
-func selfSigned(t *testing.T, uri string) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u, _ := url.Parse(uri)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "forged"}, URIs: []*url.URL{u},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
