@@ -49,46 +49,10 @@ func TestGatewayWithConsul(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-consul", Level: hclog.Warn, Output: os.Stderr})
 	ctx := context.Background()
 
-	// The function's spec: $LATEST with a URL.
-	dir := t.TempDir()
-	spec := `
-function "echo" {
-  runtime = "provided.al2023"
-  code { dir = "` + testfn.Dir(t, "echo") + `" }
-  url { auth = "NONE" }
-}
-`
-	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, nil)
-		if diags.HasErrors() {
-			return nil, hcl.Diagnostics(diags)
-		}
-		return f, nil
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// One real instance of echo:$LATEST, registered in Consul the way Nomad
-	// registers the task's service (ID, tags, HTTP check on the health path).
-	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
-	inst, err := launcher.Launch(ctx, &instance.Config{
-		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", CodeDir: testfn.Dir(t, "echo"),
-		MemoryMB: 128, Timeout: 3 * time.Second, Environments: 2,
-		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), "echo", "$LATEST"),
-		Region:       e2eRegion, AccountID: e2eAccount,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = launcher.StopAll(stopCtx)
-	})
+	// The function's spec ($LATEST with a URL) and one real instance of it,
+	// registered in Consul below the way Nomad registers the task's service
+	// (ID, tags, HTTP check on the health path).
+	cat, inst := echoWithURL(t, logger)
 	instHost, instPortS, _ := net.SplitHostPort(inst.Addr)
 	instPort, _ := strconv.Atoi(instPortS)
 	const instanceID = "_nomad-task-0f3c-echo-provisioned-nimbus-invoke"
@@ -303,4 +267,47 @@ func TestCompiledJobsMatchGatewayAdapters(t *testing.T) {
 		}
 		return true
 	}, "both groups' instances of the compiled job through Consul health")
+}
+
+// echoWithURL is the local catalog of one function, echo:$LATEST with an
+// AuthType NONE URL, and one real instance of it (stopped when t ends).
+func echoWithURL(t testing.TB, logger hclog.Logger) (*catalog.Local, *driverlocal.Handle) {
+	t.Helper()
+	dir := t.TempDir()
+	spec := `
+function "echo" {
+  runtime = "provided.al2023"
+  code { dir = "` + testfn.Dir(t, "echo") + `" }
+  url { auth = "NONE" }
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
+		f, diags := specs.Load(path, nil)
+		if diags.HasErrors() {
+			return nil, hcl.Diagnostics(diags)
+		}
+		return f, nil
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
+	inst, err := launcher.Launch(context.Background(), &instance.Config{
+		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", CodeDir: testfn.Dir(t, "echo"),
+		MemoryMB: 128, Timeout: 3 * time.Second, Environments: 2,
+		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), "echo", "$LATEST"),
+		Region:       e2eRegion, AccountID: e2eAccount,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = launcher.StopAll(stopCtx)
+	})
+	return cat, inst
 }

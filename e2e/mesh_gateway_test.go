@@ -25,12 +25,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2"
 
-	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
-	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
-	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/consul"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -38,9 +34,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
-	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/mesh"
-	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // meshRig is a gateway with connect and tls on, against a real Consul dev
@@ -61,42 +55,7 @@ func startMeshRig(t testing.TB) *meshRig {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-mesh", Level: hclog.Warn, Output: os.Stderr})
 	ctx := context.Background()
 
-	dir := t.TempDir()
-	spec := `
-function "echo" {
-  runtime = "provided.al2023"
-  code { dir = "` + testfn.Dir(t, "echo") + `" }
-  url { auth = "NONE" }
-}
-`
-	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, nil)
-		if diags.HasErrors() {
-			return nil, hcl.Diagnostics(diags)
-		}
-		return f, nil
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
-	inst, err := launcher.Launch(ctx, &instance.Config{
-		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", CodeDir: testfn.Dir(t, "echo"),
-		MemoryMB: 128, Timeout: 3 * time.Second, Environments: 2,
-		InvokeSecret: invokeapi.DeriveSecret([]byte(e2eInvokeKey), "echo", "$LATEST"),
-		Region:       e2eRegion, AccountID: e2eAccount,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = launcher.StopAll(stopCtx)
-	})
+	cat, inst := echoWithURL(t, logger)
 	instHost, instPortS, _ := net.SplitHostPort(inst.Addr)
 	instPort, _ := strconv.Atoi(instPortS)
 	if err := cc.Agent().ServiceRegister(&consulapi.AgentServiceRegistration{
@@ -118,7 +77,8 @@ function "echo" {
 		return ln
 	}
 	ln, meshLn, tlsLn := listen(), listen(), listen()
-	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	certDir := t.TempDir()
+	certFile, keyFile := filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key")
 	certA := writeCert(t, certFile, keyFile, "gateway-a")
 
 	reg, err := consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
