@@ -65,7 +65,12 @@ func (a Auth) Validate() error {
 }
 
 // insecure reports whether registry host reg is reached over plain HTTP.
-func (a Auth) insecure(reg string) bool {
+func (a Auth) insecure(reg string) bool { return PlainHTTP(reg, a.InsecureRegistries) }
+
+// PlainHTTP reports whether registry host reg (host or host:port) is
+// reached over plain HTTP: loopback registries always, others only when
+// listed in insecure (by host or host:port).
+func PlainHTTP(reg string, insecure []string) bool {
 	host := reg
 	if h, _, err := net.SplitHostPort(reg); err == nil {
 		host = h
@@ -76,7 +81,7 @@ func (a Auth) insecure(reg string) bool {
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() {
 		return true
 	}
-	for _, r := range a.InsecureRegistries {
+	for _, r := range insecure {
 		if r == reg || r == host {
 			return true
 		}
@@ -126,9 +131,11 @@ func (a Auth) authenticator(reg string) (authn.Authenticator, error) {
 	return authn.Anonymous, nil
 }
 
-// sameRegistry compares a configured registry name (possibly a URL, as
+func sameRegistry(configured, reg string) bool { return SameRegistry(configured, reg) }
+
+// SameRegistry compares a configured registry name (possibly a URL, as
 // docker writes "https://index.docker.io/v1/") with a reference's host.
-func sameRegistry(configured, reg string) bool {
+func SameRegistry(configured, reg string) bool {
 	c := strings.TrimPrefix(strings.TrimPrefix(configured, "https://"), "http://")
 	c, _, _ = strings.Cut(c, "/")
 	norm := func(s string) string {

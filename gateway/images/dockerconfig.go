@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 )
 
 // DockerConfig is a keychain reading the docker-style config.json that
@@ -86,14 +87,5 @@ func (d dockerConfig) Resolve(res authn.Resource) (authn.Authenticator, error) {
 }
 
 // sameRegistry matches a config key ("host", "https://host/v1/") with a
-// registry host; Docker Hub has its historical key.
-func sameRegistry(key, reg string) bool {
-	k := strings.TrimPrefix(strings.TrimPrefix(key, "https://"), "http://")
-	k, _, _ = strings.Cut(k, "/")
-	if k == reg {
-		return true
-	}
-	return reg == dockerHub && (k == "index.docker.io" || k == "docker.io" || k == "registry-1.docker.io")
-}
-
-const dockerHub = "index.docker.io"
+// registry host, Docker Hub's historical keys included.
+func sameRegistry(key, reg string) bool { return oci.SameRegistry(key, reg) }

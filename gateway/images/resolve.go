@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"slices"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
 )
 
@@ -70,19 +68,7 @@ func (r *Resolver) RemoteOptions(ctx context.Context) []remote.Option {
 }
 
 func (r *Resolver) insecure(registry string) bool {
-	if slices.Contains(r.opts.Insecure, registry) {
-		return true
-	}
-	host := registry
-	if h, _, err := net.SplitHostPort(registry); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return oci.PlainHTTP(registry, r.opts.Insecure)
 }
 
 // Resolve returns ref pinned to its manifest digest,
