@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,30 @@ func TestLogRingIsBounded(t *testing.T) {
 	tail := all[len(all)-3:]
 	if len(tail[0].Message) != invokeapi.MaxLogLine || tail[1].Message != "zzzzz" || tail[2].Message != "next" {
 		t.Errorf("split lines: %d %q %q", len(tail[0].Message), tail[1].Message, tail[2].Message)
+	}
+}
+
+// TestLogRingKeepsNewestInOrderAcrossCompactions fills the ring several
+// times over: the kept lines are always the newest, oldest first, and the
+// backing array stays bounded.
+func TestLogRingKeepsNewestInOrderAcrossCompactions(t *testing.T) {
+	r := newLogRing(nil)
+	const total = 3*ringLines + 7
+	for i := range total {
+		r.add("stdout", "", strconv.Itoa(i))
+		if i == ringLines+ringLines/2 || i == total-1 {
+			kept := r.since(time.Time{})
+			if len(kept) != ringLines {
+				t.Fatalf("after %d lines: %d kept, want %d", i+1, len(kept), ringLines)
+			}
+			for j, l := range kept {
+				if want := strconv.Itoa(i + 1 - ringLines + j); l.Message != want {
+					t.Fatalf("after %d lines: line %d is %q, want %q", i+1, j, l.Message, want)
+				}
+			}
+		}
+	}
+	if c := cap(r.lines); c > 4*ringLines {
+		t.Errorf("backing array holds %d lines for a ring of %d", c, ringLines)
 	}
 }
