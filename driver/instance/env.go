@@ -276,7 +276,7 @@ func (e *env) sampleMemoryLocked() int64 {
 		p = e.cg.peak()
 	}
 	if e.cgRSS != nil {
-		e.cgRSS.rescan()
+		e.cgRSS.rescanIfStale(time.Now())
 		p = max(p, e.cgRSS.rss())
 	} else {
 		if e.mainRSS == nil && e.viaInit && e.pgid > 0 {
