@@ -141,6 +141,15 @@ func (in *Instance) serveLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
+	var every time.Duration
+	if s := q.Get("flush"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > invokeapi.MaxLogFlush {
+			invokeapi.WriteError(w, invokeapi.CodeBadRequest, "flush must be a duration from 0 to "+invokeapi.MaxLogFlush.String())
+			return
+		}
+		every = d
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	if q.Get("follow") != "1" {
@@ -166,12 +175,29 @@ func (in *Instance) serveLogs(w http.ResponseWriter, r *http.Request) {
 		flusher.Flush()
 	}
 	reported := int64(0)
+	// With flush=every, new lines are written out at most once per every
+	// (a collector that is not watching live pays one write per batch,
+	// not one per line); without it each quiet moment flushes.
+	var flushTimer *time.Timer
+	var flushDue <-chan time.Time
+	lastFlush := time.Now()
+	defer func() {
+		if flushTimer != nil {
+			flushTimer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-in.closingCh:
 			return
+		case <-flushDue:
+			flushDue = nil
+			if flusher != nil {
+				flusher.Flush()
+			}
+			lastFlush = time.Now()
 		case l := <-f.ch:
 			if d := f.dropped.Load(); d > reported {
 				// Say so rather than leave a silent gap.
@@ -185,9 +211,20 @@ func (in *Instance) serveLogs(w http.ResponseWriter, r *http.Request) {
 			if enc.Encode(l) != nil {
 				return
 			}
-			if flusher != nil && len(f.ch) == 0 {
-				flusher.Flush()
+			if flusher == nil || len(f.ch) > 0 || flushDue != nil {
+				continue
 			}
+			if wait := every - time.Since(lastFlush); wait > 0 {
+				if flushTimer == nil {
+					flushTimer = time.NewTimer(wait)
+				} else {
+					flushTimer.Reset(wait)
+				}
+				flushDue = flushTimer.C
+				continue
+			}
+			flusher.Flush()
+			lastFlush = time.Now()
 		}
 	}
 }
