@@ -540,3 +540,23 @@ func randomUUID() string {
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
 }
+
+// TokenFor creates a policy with rules (Consul's ACL HCL) and a token
+// holding only that policy on an agent started with StartWithACLs, and
+// returns the token's secret.
+func (a *Agent) TokenFor(tb testing.TB, rules string) string {
+	tb.Helper()
+	if a.Token == "" {
+		tb.Fatal("TokenFor needs an agent started with StartWithACLs")
+	}
+	acl := a.Client(tb).ACL()
+	p, _, err := acl.PolicyCreate(&api.ACLPolicy{Name: "p-" + randomUUID()[:8], Rules: rules}, nil)
+	if err != nil {
+		tb.Fatalf("creating a consul ACL policy: %v", err)
+	}
+	tok, _, err := acl.TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
+	if err != nil {
+		tb.Fatalf("creating a consul ACL token: %v", err)
+	}
+	return tok.SecretID
+}
