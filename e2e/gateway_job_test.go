@@ -285,6 +285,18 @@ func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
 	}
 	client := mesh.HTTPClient(web, cc.Health(), "echo-url")
 	t.Cleanup(client.CloseIdleConnections)
+	// The gateway fetches echo-url's leaf once it knows the URL; until it
+	// holds it, it proves nimbus-gateway and the client refuses that.
+	var lastErr error
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		var resp *http.Response
+		resp, lastErr = client.Get("https://echo-url/ready")
+		if lastErr != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}, "the gateway to present echo-url's leaf", func() string { return fmt.Sprint(lastErr) })
 	call := func() (int, string) {
 		resp, err := client.Post("https://echo-url/mesh?via=web", "text/plain", strings.NewReader("from web"))
 		if err != nil {
