@@ -196,10 +196,15 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 			t.Fatalf("Nomad's registration of the placed instance: %v %v", regs, err)
 		}
 	}
-	// The gateway registers itself in Consul either way.
+	// The gateway registers itself in Consul either way (with connect a
+	// second time, Connect-native at its mesh listener).
 	drvEventually(t, 30*time.Second, "the gateway to pass its Consul check", func() bool {
 		e, _, err := cc.Health().Service("nimbus-gateway", "", true, nil)
-		return err == nil && len(e) == 1
+		want := 1
+		if connect {
+			want = 2
+		}
+		return err == nil && len(e) == want
 	})
 
 	if outsideScaleIn {
