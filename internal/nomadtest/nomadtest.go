@@ -50,6 +50,9 @@ type Options struct {
 	// ConsulToken is the agent's own Consul ACL token (consul { token }),
 	// for a Consul with ACLs on. Default: none.
 	ConsulToken string
+	// ConsulHCL is added inside the agent's consul block (workload
+	// identity settings: service_identity { … }). Default: none.
+	ConsulHCL string
 	// LogLevel is the agent's log_level. Default: the agent's default.
 	LogLevel string
 	// HCL is appended to the generated agent config (plugin blocks, client
@@ -188,7 +191,7 @@ telemetry {
   publish_allocation_metrics = true
 }
 `)
-	if opts.ConsulAddr != "" || opts.ConsulToken != "" {
+	if opts.ConsulAddr != "" || opts.ConsulToken != "" || opts.ConsulHCL != "" {
 		b.WriteString("consul {\n")
 		if opts.ConsulAddr != "" {
 			fmt.Fprintf(&b, "  address = %q\n", opts.ConsulAddr)
@@ -196,6 +199,7 @@ telemetry {
 		if opts.ConsulToken != "" {
 			fmt.Fprintf(&b, "  token   = %q\n", opts.ConsulToken)
 		}
+		b.WriteString(opts.ConsulHCL)
 		b.WriteString("}\n")
 	}
 	if opts.ACLToken != "" {
