@@ -152,6 +152,16 @@ func TestConnectInstanceOnNomadWithConsulACLs(t *testing.T) {
 		e, _, err := cc.Health().Connect(jobs.ServiceName(clusterFn), "", true, nil)
 		return err == nil && len(e) == 1 && e[0].Service.Connect != nil && e[0].Service.Connect.Native
 	})
+	// The instance asks Consul with its own token: a deny reaches it.
+	if _, err := cc.Connect().IntentionUpsert(&consulapi.Intention{
+		SourceName: "nimbus-gateway", DestinationName: jobs.ServiceName(clusterFn), Action: consulapi.IntentionActionDeny,
+	}, nil); err != nil {
+		t.Fatal(err)
+	}
+	drvEventually(t, 30*time.Second, "the deny intention to make the instance refuse the gateway", func() bool {
+		_, err := lc.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(clusterFn), Payload: []byte(`{}`)})
+		return err != nil && strings.Contains(err.Error(), "refused this gateway")
+	})
 	stop()
 	if err := <-served; err != nil {
 		t.Fatalf("gateway shutdown: %v", err)
