@@ -59,7 +59,7 @@ access_key %q {
 `, e2eRegion, e2eAccount, e2eAccessKey, e2eSecretKey)
 
 func TestGatewayJobOnNomad(t *testing.T) {
-	runGatewayJob(t, false)
+	runGatewayJob(t, false, true)
 }
 
 // TestGatewayJobOnNomadWithACLs runs the job with ACLs on in both Nomad
@@ -68,14 +68,23 @@ func TestGatewayJobOnNomad(t *testing.T) {
 // put in the job's Variable (--consul-token variable), only
 // consul.GatewayACLPolicy; that is enough to register, scale and serve a
 // function and to register the gateway and its URL service in Consul.
-// This variant runs without --connect: a Connect-native function's
-// instances need a Consul token from Nomad's Consul workload identity
-// (docs/mesh-instances.md), which this test does not set up.
+// This variant runs without --connect: function URLs on the plain
+// listener.
 func TestGatewayJobOnNomadWithACLs(t *testing.T) {
-	runGatewayJob(t, true)
+	runGatewayJob(t, true, false)
 }
 
-func runGatewayJob(t *testing.T, acl bool) {
+// TestGatewayJobOnNomadWithACLsAndConnect is the secure-by-default cluster:
+// ACLs on in Nomad and Consul, --connect, Connect-native function
+// instances holding the token Nomad derives from their service's workload
+// identity (`nomad setup consul`), and default-deny intentions that the
+// test opens one by one (gateway -> instance, web -> echo-url, web ->
+// nimbus-gateway).
+func TestGatewayJobOnNomadWithACLsAndConnect(t *testing.T) {
+	runGatewayJob(t, true, true)
+}
+
+func runGatewayJob(t *testing.T, acl, connect bool) {
 	nomadtest.Binary(t, gatewayJobSkip)
 	bin := nimbusOnce(t)
 	start := consultest.Start
@@ -117,7 +126,8 @@ func runGatewayJob(t *testing.T, acl bool) {
 		wantPut += " consul_token=@consul.token"
 		consulToken = consul.TokenFor(t, gwconsul.GatewayACLPolicy)
 		items[jobs.GatewayItemConsulToken] = consulToken
-	} else {
+	}
+	if connect {
 		flags = append(flags, "--connect")
 	}
 	hclJob, stderr := runNimbus(t, bin, flags...)
@@ -182,7 +192,7 @@ func runGatewayJob(t *testing.T, acl bool) {
 	// One plain registration, and with connect the gateway's own
 	// Connect-native one at the mesh port; the job registers none.
 	wantRegs := 1
-	if !acl {
+	if connect {
 		wantRegs = 2
 	}
 	if n := consulServiceCount(t, cc, "nimbus-gateway"); n != wantRegs {
@@ -214,7 +224,16 @@ func runGatewayJob(t *testing.T, acl bool) {
 		t.Fatalf("CreateFunctionUrlConfig: %v", err)
 	}
 
-	if !acl {
+	if connect {
+		if acl {
+			// Default deny: the gateway may call the instances, web the
+			// Invoke API (gatewayJobMesh opens web -> echo-url itself).
+			for src, dst := range map[string]string{"nimbus-gateway": jobs.ServiceName("echo"), "web": "nimbus-gateway"} {
+				if _, err := cc.Connect().IntentionUpsert(&consulapi.Intention{SourceName: src, DestinationName: dst, Action: consulapi.IntentionActionAllow}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
 		// With connect on, the plain listener serves no function URL: the
 		// mesh does, under intentions (the first mesh call scales the
 		// function up from zero).
@@ -353,16 +372,25 @@ func startGatewayJobAgent(t *testing.T, consul *consultest.Agent, acl bool) *nom
 	opts := nomadtest.DriverOptions(root, pluginDir)
 	opts.SkipMessage = gatewayJobSkip
 	opts.ConsulAddr = consul.HTTPAddr
-	// The agent registers the function instances' services with its own
-	// Consul token (Consul's management token in this test).
-	opts.ConsulToken = consul.Token
 	opts.NetworkInterface = "lo"
 	if acl {
 		opts.ACLToken = uuid.NewString()
+		// Nomad's own Consul token (Consul's management token here), and a
+		// token per Consul service from its workload identity (`nomad
+		// setup consul` below).
+		opts.ConsulToken = consul.Token
+		opts.ConsulHCL = "  service_identity {\n    aud = [\"consul.io\"]\n    ttl = \"1h\"\n  }\n"
 	}
 	opts.HCL += "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n"
 	agent := nomadtest.Start(t, opts)
 	nomadtest.WaitDriverHealthy(t, agent.Client(t))
+	if acl {
+		setup := exec.Command(os.Getenv(nomadtest.EnvBinary), "setup", "consul", "-y", "-jwks-url", agent.Addr+"/.well-known/jwks.json")
+		setup.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+consul.HTTPAddr, "CONSUL_HTTP_TOKEN="+consul.Token)
+		if out, err := setup.CombinedOutput(); err != nil {
+			t.Fatalf("nomad setup consul: %v\n%s", err, out)
+		}
+	}
 	return agent
 }
 
