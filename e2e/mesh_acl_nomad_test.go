@@ -101,9 +101,9 @@ func TestConnectInstanceOnNomadWithConsulACLs(t *testing.T) {
 		Listen: "127.0.0.1:0", Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
 		AccessKeys:    []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
 		ColdStartWait: "120s", IdleScaleIn: "1h",
-		Consul:        &config.ConsulConfig{Address: consul.HTTPAddr, TokenFile: tokFile, CheckInterval: "1s"},
-		Nomad:         &config.NomadConfig{Address: agent.Addr},
-		Connect:       &config.ConnectConfig{Enabled: true, Listen: ":0"},
+		Consul:  &config.ConsulConfig{Address: consul.HTTPAddr, TokenFile: tokFile, CheckInterval: "1s"},
+		Nomad:   &config.NomadConfig{Address: agent.Addr},
+		Connect: &config.ConnectConfig{Enabled: true, Listen: ":0"},
 	}
 	meshLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
