@@ -89,12 +89,18 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 	}
 	// The job holds no invoke secret: its tasks render it from the job's
 	// Nomad Variable, which must exist first (as nimbus deploy writes it).
+	// A Connect-native job reads none, so it has no Variable.
 	secrets, err := jobs.InvokeVariable(job, []byte(e2eInvokeKey))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := nc.Variables().Create(secrets, nil); err != nil {
-		t.Fatalf("writing the job's variable: %v", err)
+	if connect != (secrets == nil) {
+		t.Fatalf("connect %t: invoke-secret variable %+v", connect, secrets)
+	}
+	if secrets != nil {
+		if _, _, err := nc.Variables().Create(secrets, nil); err != nil {
+			t.Fatalf("writing the job's variable: %v", err)
+		}
 	}
 	if _, _, err := nc.Jobs().Register(job, nil); err != nil {
 		t.Fatalf("registering the compiled job: %v", err)
@@ -190,10 +196,15 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 			t.Fatalf("Nomad's registration of the placed instance: %v %v", regs, err)
 		}
 	}
-	// The gateway registers itself in Consul either way.
+	// The gateway registers itself in Consul either way (with connect a
+	// second time, Connect-native at its mesh listener).
 	drvEventually(t, 30*time.Second, "the gateway to pass its Consul check", func() bool {
 		e, _, err := cc.Health().Service("nimbus-gateway", "", true, nil)
-		return err == nil && len(e) == 1
+		want := 1
+		if connect {
+			want = 2
+		}
+		return err == nil && len(e) == want
 	})
 
 	if outsideScaleIn {

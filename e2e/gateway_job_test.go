@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,6 +37,7 @@ import (
 	nomadapi "github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	gwconsul "github.com/nimbus-fn/nimbus/gateway/consul"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
@@ -57,23 +59,41 @@ access_key %q {
 `, e2eRegion, e2eAccount, e2eAccessKey, e2eSecretKey)
 
 func TestGatewayJobOnNomad(t *testing.T) {
-	runGatewayJob(t, false)
+	runGatewayJob(t, false, true)
 }
 
-// TestGatewayJobOnNomadWithACLs runs the same job on an agent with ACLs on:
-// the gateway's workload identity has only the policy jobs.GatewayACLPolicy
-// bound to the job, and that is enough to register, scale and serve a
-// function.
+// TestGatewayJobOnNomadWithACLs runs the job with ACLs on in both Nomad
+// and Consul (default deny): the gateway's workload identity has only the
+// policy jobs.GatewayACLPolicy bound to the job, and its Consul token,
+// put in the job's Variable (--consul-token variable), only
+// consul.GatewayACLPolicy; that is enough to register, scale and serve a
+// function and to register the gateway and its URL service in Consul.
+// This variant runs without --connect: function URLs on the plain
+// listener.
 func TestGatewayJobOnNomadWithACLs(t *testing.T) {
-	runGatewayJob(t, true)
+	runGatewayJob(t, true, false)
 }
 
-func runGatewayJob(t *testing.T, acl bool) {
+// TestGatewayJobOnNomadWithACLsAndConnect is the secure-by-default cluster:
+// ACLs on in Nomad and Consul, --connect, Connect-native function
+// instances holding the token Nomad derives from their service's workload
+// identity (`nomad setup consul`), and default-deny intentions that the
+// test opens one by one (gateway -> instance, web -> echo-url, web ->
+// nimbus-gateway).
+func TestGatewayJobOnNomadWithACLsAndConnect(t *testing.T) {
+	runGatewayJob(t, true, true)
+}
+
+func runGatewayJob(t *testing.T, acl, connect bool) {
 	nomadtest.Binary(t, gatewayJobSkip)
 	bin := nimbusOnce(t)
-	consul := consultest.Start(t)
+	start := consultest.Start
+	if acl {
+		start = consultest.StartWithACLs
+	}
+	consul := start(t)
 	cc := consul.Client(t)
-	agent := startGatewayJobAgent(t, consul.HTTPAddr, acl)
+	agent := startGatewayJobAgent(t, consul, acl)
 	nc := agent.Client(t)
 	if acl {
 		policy := &nomadapi.ACLPolicy{
@@ -97,14 +117,26 @@ func runGatewayJob(t *testing.T, acl bool) {
 	// The nimbus binary is the job's artifact, fetched by URL and checksum.
 	binURL, binSum := serveGatewayBinary(t, bin)
 	flags := []string{"render", "gateway", "--driver", "raw_exec", "--binary-url", binURL, "--binary-checksum", binSum,
-		"--consul-address", consul.HTTPAddr, "--cpu", "200", "--memory", "256", "--connect"}
+		"--consul-address", consul.HTTPAddr, "--cpu", "200", "--memory", "256"}
+	wantPut := "nomad var put -namespace default nomad/jobs/nimbus-gateway invoke_key=@invoke.key config=@gateway-secrets.hcl"
+	items := nomadapi.VariableItems{jobs.GatewayItemInvokeKey: e2eInvokeKey, jobs.GatewayItemConfig: gatewayJobConfig}
+	consulToken := ""
+	if acl {
+		flags = append(flags, "--consul-token", jobs.ConsulTokenVariable)
+		wantPut += " consul_token=@consul.token"
+		consulToken = consul.TokenFor(t, gwconsul.GatewayACLPolicy)
+		items[jobs.GatewayItemConsulToken] = consulToken
+	}
+	if connect {
+		flags = append(flags, "--connect")
+	}
 	hclJob, stderr := runNimbus(t, bin, flags...)
-	if !strings.Contains(stderr, "nomad var put -namespace default nomad/jobs/nimbus-gateway invoke_key=@invoke.key config=@gateway-secrets.hcl") {
-		t.Errorf("render gateway does not tell how to put the job's Variable:\n%s", stderr)
+	if !strings.Contains(stderr, wantPut) {
+		t.Errorf("render gateway does not tell how to put the job's Variable (%s):\n%s", wantPut, stderr)
 	}
 	jsonJob, _ := runNimbus(t, bin, append(flags, "--format", "json")...)
-	for _, secret := range []string{e2eInvokeKey, e2eSecretKey} {
-		if strings.Contains(hclJob, secret) || strings.Contains(jsonJob, secret) {
+	for _, secret := range []string{e2eInvokeKey, e2eSecretKey, consulToken} {
+		if secret != "" && (strings.Contains(hclJob, secret) || strings.Contains(jsonJob, secret)) {
 			t.Fatal("the rendered gateway job holds a secret")
 		}
 	}
@@ -129,11 +161,7 @@ func runGatewayJob(t *testing.T, acl bool) {
 
 	// Secrets go into the job's Variable, then the job runs.
 	if _, _, err := nc.Variables().Create(&nomadapi.Variable{
-		Path: jobs.VariablePath(jobs.GatewayJobID),
-		Items: nomadapi.VariableItems{
-			jobs.GatewayItemInvokeKey: e2eInvokeKey,
-			jobs.GatewayItemConfig:    gatewayJobConfig,
-		},
+		Path: jobs.VariablePath(jobs.GatewayJobID), Items: items,
 	}, nil); err != nil {
 		t.Fatalf("putting the gateway's Variable: %v", err)
 	}
@@ -146,6 +174,11 @@ func runGatewayJob(t *testing.T, acl bool) {
 	var gwAddr string
 	eventuallyEvery(t, 3*time.Minute, time.Second, func() bool {
 		entries, _, err := cc.Health().Service("nimbus-gateway", "", true, nil)
+		// The plain registration (with connect there is a Connect-native
+		// one at the mesh port too).
+		entries = slices.DeleteFunc(entries, func(e *consulapi.ServiceEntry) bool {
+			return e.Service.Connect != nil && e.Service.Connect.Native
+		})
 		if err != nil || len(entries) != 1 {
 			return false
 		}
@@ -156,8 +189,14 @@ func runGatewayJob(t *testing.T, acl bool) {
 	if host, _, _ := net.SplitHostPort(gwAddr); host != "127.0.0.1" {
 		t.Fatalf("the gateway registered %s; the agent gives tasks loopback ports only", gwAddr)
 	}
-	if n := consulServiceCount(t, cc, "nimbus-gateway"); n != 1 {
-		t.Fatalf("%d nimbus-gateway registrations, want 1 (the gateway owns its registration; the job registers none)", n)
+	// One plain registration, and with connect the gateway's own
+	// Connect-native one at the mesh port; the job registers none.
+	wantRegs := 1
+	if connect {
+		wantRegs = 2
+	}
+	if n := consulServiceCount(t, cc, "nimbus-gateway"); n != wantRegs {
+		t.Fatalf("%d nimbus-gateway registrations, want %d (the gateway owns its registration; the job registers none)", n, wantRegs)
 	}
 
 	// A function deployed through the gateway's Lambda API, which the
@@ -185,6 +224,22 @@ func runGatewayJob(t *testing.T, acl bool) {
 		t.Fatalf("CreateFunctionUrlConfig: %v", err)
 	}
 
+	if connect {
+		if acl {
+			// Default deny: the gateway may call the instances, web the
+			// Invoke API (gatewayJobMesh opens web -> echo-url itself).
+			for src, dst := range map[string]string{"nimbus-gateway": jobs.ServiceName("echo"), "web": "nimbus-gateway"} {
+				if _, err := cc.Connect().IntentionUpsert(&consulapi.Intention{SourceName: src, DestinationName: dst, Action: consulapi.IntentionActionAllow}, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		// With connect on, the plain listener serves no function URL: the
+		// mesh does, under intentions (the first mesh call scales the
+		// function up from zero).
+		t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
+		return
+	}
 	// Its URL through the gateway: the first call scales the function up
 	// from zero (Nomad places it) and waits for it.
 	// The URL config reaches the gateway's catalog through Nomad, so the
@@ -199,14 +254,29 @@ func runGatewayJob(t *testing.T, acl bool) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
 		t.Fatalf("function URL through the gateway job: %d %s", resp.StatusCode, resp.body)
 	}
-	if !acl {
-		t.Run("mesh", func(t *testing.T) { gatewayJobMesh(t, cc, gwAddr) })
+	// The gateway registered the URL service with its own token.
+	if n := consulServiceCount(t, cc, "echo-url"); n != 1 {
+		t.Fatalf("%d echo-url registrations under Consul ACLs, want 1", n)
 	}
 }
 
 // gatewayJobMesh calls the echo function's URL service "echo-url" through
-// the mesh as service "web": allowed, then denied by an intention.
+// the mesh as service "web": refused on the plain listener, allowed, then
+// denied by an intention; and the Invoke API through the gateway's own
+// Connect-native registration.
 func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
+	// The URL config reaches the gateway's catalog through Nomad; until
+	// then the plain listener answers 404, then 403.
+	var resp response
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
+		req.Host = "echo.lambda-url.localhost"
+		resp = mustDo(t, req)
+		return resp.StatusCode != http.StatusNotFound
+	}, "the function URL to be known to the gateway", nil)
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("function URL on the plain listener of a connect gateway: %d %s, want 403", resp.StatusCode, resp.body)
+	}
 	// echo-url is Connect-native on the gateway's host at its mesh port
 	// (the job's second port), not at its HTTP port.
 	gwHost, gwPort, _ := net.SplitHostPort(gwAddr)
@@ -234,6 +304,18 @@ func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
 	}
 	client := mesh.HTTPClient(web, cc.Health(), "echo-url")
 	t.Cleanup(client.CloseIdleConnections)
+	// The gateway fetches echo-url's leaf once it knows the URL; until it
+	// holds it, it proves nimbus-gateway and the client refuses that.
+	var lastErr error
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		var resp *http.Response
+		resp, lastErr = client.Get("https://echo-url/ready")
+		if lastErr != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	}, "the gateway to present echo-url's leaf", func() string { return fmt.Sprint(lastErr) })
 	call := func() (int, string) {
 		resp, err := client.Post("https://echo-url/mesh?via=web", "text/plain", strings.NewReader("from web"))
 		if err != nil {
@@ -268,6 +350,8 @@ func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
 	if err := json.Unmarshal([]byte(body), &lambdaErr); err != nil || lambdaErr.Message != "Forbidden" {
 		t.Fatalf("denied mesh call answered %q, want Lambda's URL error shape with Message Forbidden", body)
 	}
+	// The Invoke API, found through /v1/health/connect/nimbus-gateway.
+	meshInvoke(t, context.Background(), web, cc, true)
 }
 
 // startGatewayJobAgent runs a Nomad agent (server and client) that loads
@@ -275,7 +359,7 @@ func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
 // task, with task ports on loopback, registering in Consul at consulAddr;
 // with acl, ACLs are on and the agent's client and CLI use its management
 // token.
-func startGatewayJobAgent(t *testing.T, consulAddr string, acl bool) *nomadtest.Agent {
+func startGatewayJobAgent(t *testing.T, consul *consultest.Agent, acl bool) *nomadtest.Agent {
 	t.Helper()
 	// Short: the Task API socket lives under <root>/data/alloc/<id>/<task>/secrets.
 	root := nomadtest.RootDir(t, "ngw-")
@@ -287,14 +371,26 @@ func startGatewayJobAgent(t *testing.T, consulAddr string, acl bool) *nomadtest.
 	t.Cleanup(func() { nomadtest.KillLeftovers(t, root) })
 	opts := nomadtest.DriverOptions(root, pluginDir)
 	opts.SkipMessage = gatewayJobSkip
-	opts.ConsulAddr = consulAddr
+	opts.ConsulAddr = consul.HTTPAddr
 	opts.NetworkInterface = "lo"
 	if acl {
 		opts.ACLToken = uuid.NewString()
+		// Nomad's own Consul token (Consul's management token here), and a
+		// token per Consul service from its workload identity (`nomad
+		// setup consul` below).
+		opts.ConsulToken = consul.Token
+		opts.ConsulHCL = "  service_identity {\n    aud = [\"consul.io\"]\n    ttl = \"1h\"\n  }\n"
 	}
 	opts.HCL += "plugin \"raw_exec\" {\n  config {\n    enabled = true\n  }\n}\n"
 	agent := nomadtest.Start(t, opts)
 	nomadtest.WaitDriverHealthy(t, agent.Client(t))
+	if acl {
+		setup := exec.Command(os.Getenv(nomadtest.EnvBinary), "setup", "consul", "-y", "-jwks-url", agent.Addr+"/.well-known/jwks.json")
+		setup.Env = append(os.Environ(), "CONSUL_HTTP_ADDR="+consul.HTTPAddr, "CONSUL_HTTP_TOKEN="+consul.Token)
+		if out, err := setup.CombinedOutput(); err != nil {
+			t.Fatalf("nomad setup consul: %v\n%s", err, out)
+		}
+	}
 	return agent
 }
 

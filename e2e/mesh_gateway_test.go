@@ -27,6 +27,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/consul"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -40,7 +41,10 @@ import (
 // meshRig is a gateway with connect and tls on, against a real Consul dev
 // agent, in front of a real echo instance.
 type meshRig struct {
-	cc                *consulapi.Client
+	// cc is an operator's client (the management token with ACLs on).
+	cc *consulapi.Client
+	// agent is the Consul agent (TokenFor with ACLs on).
+	agent             *consultest.Agent
 	srv               *server.Server
 	gwSrc             *mesh.Source
 	src               *consul.Discovery
@@ -49,9 +53,36 @@ type meshRig struct {
 	certA             *x509.Certificate
 }
 
-func startMeshRig(t testing.TB) *meshRig {
-	agent := consultest.Start(t)
+// meshRigOptions vary the rig: acl runs Consul with ACLs on (default
+// deny) and gives the gateway only a token with consul.GatewayACLPolicy,
+// read from a token_file; plainURLs sets connect { plain_urls = true }.
+type meshRigOptions struct {
+	acl, plainURLs bool
+}
+
+func startMeshRig(t testing.TB, o meshRigOptions) *meshRig {
+	agent := consultest.Start
+	if o.acl {
+		agent = consultest.StartWithACLs
+	}
+	return startMeshRigOn(t, agent(t), o)
+}
+
+func startMeshRigOn(t testing.TB, agent *consultest.Agent, o meshRigOptions) *meshRig {
 	cc := agent.Client(t)
+	// gwc is the gateway's own client: the agent's default token, or with
+	// ACLs the gateway policy's token through the consul block.
+	gwc := cc
+	if o.acl {
+		tokFile := filepath.Join(t.TempDir(), "consul.token")
+		if err := os.WriteFile(tokFile, []byte(agent.TokenFor(t, consul.GatewayACLPolicy)), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if gwc, err = cluster.ConsulClient(&config.ConsulConfig{Address: agent.HTTPAddr, TokenFile: tokFile}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-mesh", Level: hclog.Warn, Output: os.Stderr})
 	ctx := context.Background()
 
@@ -81,10 +112,10 @@ func startMeshRig(t testing.TB) *meshRig {
 	certFile, keyFile := filepath.Join(certDir, "tls.crt"), filepath.Join(certDir, "tls.key")
 	certA := writeCert(t, certFile, keyFile, "gateway-a")
 
-	reg, err := consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
+	reg, err := consul.NewRegistrar(gwc.Agent(), consul.RegistrarConfig{
 		Address: "127.0.0.1", Port: ln.Addr().(*net.TCPAddr).Port, HealthPath: server.HealthPath,
 		CheckInterval: time.Second, CheckTimeout: time.Second,
-		MeshPort: meshLn.Addr().(*net.TCPAddr).Port,
+		MeshPort: meshLn.Addr().(*net.TCPAddr).Port, MeshService: "nimbus-gateway",
 	}, logger)
 	if err != nil {
 		t.Fatal(err)
@@ -92,24 +123,24 @@ func startMeshRig(t testing.TB) *meshRig {
 	if err := reg.SetURLFunctions(ctx, consul.URLFunctions(cat.Snapshot().Functions())); err != nil {
 		t.Fatal(err)
 	}
-	gwSrc, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "nimbus-gateway", Logger: logger})
+	gwSrc, err := mesh.NewSource(gwc.Agent(), mesh.SourceConfig{Service: "nimbus-gateway", Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(gwSrc.Close)
-	src := consul.NewDiscovery(cc.Health(), consul.DiscoveryConfig{}, logger)
+	src := consul.NewDiscovery(gwc.Health(), consul.DiscoveryConfig{}, logger)
 	t.Cleanup(src.Close)
 	cfg := &config.Config{
 		Listen: ln.Addr().String(), Region: e2eRegion, AccountID: e2eAccount, InvokeKey: e2eInvokeKey,
 		AccessKeys: []config.AccessKey{{ID: e2eAccessKey, Secret: e2eSecretKey}},
 		Queue:      &queue.Config{DataDir: t.TempDir()},
-		Connect:    &config.ConnectConfig{Enabled: true, Listen: meshLn.Addr().String()},
+		Connect:    &config.ConnectConfig{Enabled: true, Listen: meshLn.Addr().String(), PlainURLs: o.plainURLs},
 		TLS:        &config.TLSConfig{Listen: tlsLn.Addr().String(), CertFile: certFile, KeyFile: keyFile},
 	}
 	srv, err := server.New(cfg, server.Deps{
 		Catalog: cat, Source: src, Scaler: &gatewaytest.Scaler{}, Registrars: []server.Registrar{reg}, Logger: logger,
 		Listener: ln, TLSListener: tlsLn,
-		Mesh: &server.MeshDeps{Source: gwSrc, Authorizer: mesh.NewAuthorizer(cc.Agent()), Listener: meshLn},
+		Mesh: &server.MeshDeps{Source: gwSrc, Authorizer: mesh.NewAuthorizer(gwc.Agent()), Listener: meshLn},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -139,7 +170,7 @@ func startMeshRig(t testing.TB) *meshRig {
 	}, "Consul health to list the instance")
 	gatewaytest.Eventually(t, 20*time.Second, func() bool { return gwSrc.LeafFor("echo-url") != nil }, "the gateway's echo-url leaf")
 
-	return &meshRig{cc: cc, srv: srv, gwSrc: gwSrc, src: src, meshPort: meshLn.Addr().(*net.TCPAddr).Port,
+	return &meshRig{cc: cc, agent: agent, srv: srv, gwSrc: gwSrc, src: src, meshPort: meshLn.Addr().(*net.TCPAddr).Port,
 		certFile: certFile, keyFile: keyFile, certA: certA}
 }
 
@@ -153,7 +184,7 @@ func startMeshRig(t testing.TB) *meshRig {
 // up rewritten certificate files, and a CA rotation reaches the gateway's
 // leaves while it keeps serving.
 func TestGatewayMesh(t *testing.T) {
-	r := startMeshRig(t)
+	r := startMeshRig(t, meshRigOptions{})
 	cc, srv, gwSrc := r.cc, r.srv, r.gwSrc
 	certFile, keyFile, certA := r.certFile, r.keyFile, r.certA
 	ctx := context.Background()
@@ -269,6 +300,14 @@ func TestGatewayMesh(t *testing.T) {
 		}, "a deny intention to refuse the Invoke API with AccessDeniedException")
 	})
 
+	t.Run("the Invoke API through nimbus-gateway's Connect-native registration", func(t *testing.T) {
+		meshInvoke(t, ctx, web, cc, true)
+	})
+
+	t.Run("the plain listener refuses function URLs", func(t *testing.T) {
+		plainURLRefused(t, srv.Addr())
+	})
+
 	t.Run("clients outside the mesh are refused", func(t *testing.T) {
 		plain := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test's point
 		defer plain.CloseIdleConnections()
@@ -334,6 +373,155 @@ func TestGatewayMesh(t *testing.T) {
 			t.Fatal("the gateway did not present its new echo-url leaf after the rotation")
 		}
 	})
+}
+
+// meshInvoke calls the Invoke API as mesh service web, finding the
+// gateway through Consul's /v1/health/connect/nimbus-gateway (its
+// Connect-native registration) and checking that the gateway proves the
+// nimbus-gateway identity; allowed says whether intentions let web in.
+func meshInvoke(t *testing.T, ctx context.Context, web *mesh.Source, cc *consulapi.Client, allowed bool) {
+	t.Helper()
+	hc := mesh.HTTPClient(web, cc.Health(), "nimbus-gateway")
+	defer hc.CloseIdleConnections()
+	lc := lambda.New(lambda.Options{
+		Region: e2eRegion, BaseEndpoint: aws.String("https://nimbus-gateway"), RetryMaxAttempts: 1, HTTPClient: hc,
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+	})
+	out, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"via":"connect"}`)})
+	switch {
+	case allowed && (err != nil || string(out.Payload) != `{"via":"connect"}`):
+		t.Fatalf("Invoke through nimbus-gateway's mesh registration: %v %s", err, payloadOf(out))
+	case !allowed && (err == nil || !strings.Contains(err.Error(), "AccessDeniedException")):
+		t.Fatalf("Invoke without an intention: err = %v, want AccessDeniedException", err)
+	}
+}
+
+// plainURLRefused checks that the plain listener at addr answers function
+// URL requests (by host and by /url/ path) 403 in the URL error shape,
+// while its health endpoint still answers.
+func plainURLRefused(t *testing.T, addr string) {
+	t.Helper()
+	for _, c := range []struct{ path, host string }{{"/hello", "echo.lambda-url.localhost"}, {"/url/echo/hello", ""}} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+c.path, strings.NewReader("hi"))
+		if c.host != "" {
+			req.Host = c.host
+		}
+		resp := mustDo(t, req)
+		if resp.StatusCode != http.StatusForbidden || string(resp.body) != "{\"Message\":\"Forbidden\"}\n" {
+			t.Fatalf("plain %s (Host %q): %d %s, want 403 Forbidden", c.path, c.host, resp.StatusCode, resp.body)
+		}
+	}
+	resp, err := http.Get("http://" + addr + server.HealthPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("health on the plain listener: %d", resp.StatusCode)
+	}
+}
+
+// TestGatewayMeshWithConsulACLs runs the mesh gateway against a Consul
+// with ACLs on and default deny: the gateway holds only a token with
+// consul.GatewayACLPolicy (from a token_file); the mesh caller "web" holds
+// only its own service's rights. Intentions default to deny with the ACL
+// default: nothing passes until an intention allows it.
+func TestGatewayMeshWithConsulACLs(t *testing.T) {
+	r := startMeshRig(t, meshRigOptions{acl: true})
+	ctx := context.Background()
+	webc, err := consulapi.NewClient(&consulapi.Config{Address: r.agent.HTTPAddr, Token: r.agent.TokenFor(t, `service "web" {
+  policy = "write"
+}
+service_prefix "" {
+  policy = "read"
+}
+node_prefix "" {
+  policy = "read"
+}
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, err := mesh.NewSource(webc.Agent(), mesh.SourceConfig{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Close)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := web.Ready(rctx); err != nil {
+		t.Fatal(err)
+	}
+	echoURL := mesh.HTTPClient(web, webc.Health(), "echo-url")
+	defer echoURL.CloseIdleConnections()
+	post := func() (int, string) {
+		t.Helper()
+		resp, err := echoURL.Post("https://echo-url/acl", "text/plain", strings.NewReader("hi"))
+		if err != nil {
+			t.Fatalf("mesh call: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	allow := func(dst string) {
+		t.Helper()
+		if _, err := r.cc.Connect().IntentionUpsert(&consulapi.Intention{SourceName: "web", DestinationName: dst, Action: consulapi.IntentionActionAllow}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	if code, body := post(); code != http.StatusForbidden {
+		t.Fatalf("echo-url without an intention under default deny: %d %s", code, body)
+	}
+	meshInvoke(t, ctx, web, webc, false)
+
+	allow("echo-url")
+	var code int
+	var body string
+	eventually(t, 10*time.Second, func() bool {
+		code, body = post()
+		return code == http.StatusOK
+	}, "an allow intention to let web -> echo-url through")
+	if !strings.Contains(body, `"rawPath":"/acl"`) {
+		t.Fatalf("echo-url under ACLs: %d %s", code, body)
+	}
+	allow("nimbus-gateway")
+	meshInvokeEventually(t, ctx, web, webc)
+	plainURLRefused(t, r.srv.Addr())
+}
+
+// meshInvokeEventually retries meshInvoke's call until an allow intention
+// written just before reaches the gateway's agent.
+func meshInvokeEventually(t *testing.T, ctx context.Context, web *mesh.Source, cc *consulapi.Client) {
+	t.Helper()
+	hc := mesh.HTTPClient(web, cc.Health(), "nimbus-gateway")
+	defer hc.CloseIdleConnections()
+	lc := lambda.New(lambda.Options{
+		Region: e2eRegion, BaseEndpoint: aws.String("https://nimbus-gateway"), RetryMaxAttempts: 1, HTTPClient: hc,
+		Credentials: credentials.NewStaticCredentialsProvider(e2eAccessKey, e2eSecretKey, ""),
+	})
+	var out *lambda.InvokeOutput
+	var err error
+	eventually(t, 10*time.Second, func() bool {
+		out, err = lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("echo"), Payload: []byte(`{"via":"acl"}`)})
+		return err == nil
+	}, "an allow intention to let web call the Invoke API")
+	if string(out.Payload) != `{"via":"acl"}` {
+		t.Fatalf("Invoke under ACLs: %s", payloadOf(out))
+	}
+}
+
+// With connect { plain_urls = true } the plain listener serves function
+// URLs as before.
+func TestGatewayMeshPlainURLsOptIn(t *testing.T) {
+	r := startMeshRig(t, meshRigOptions{plainURLs: true})
+	req, _ := http.NewRequest(http.MethodPost, "http://"+r.srv.Addr()+"/plain?x=1", strings.NewReader("hi"))
+	req.Host = "echo.lambda-url.localhost"
+	resp := mustDo(t, req)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/plain"`) {
+		t.Fatalf("plain function URL with plain_urls: %d %s", resp.StatusCode, resp.body)
+	}
 }
 
 func payloadOf(out *lambda.InvokeOutput) string {
@@ -410,7 +598,7 @@ func writeCert(t testing.TB, certFile, keyFile, cn string) *x509.Certificate {
 // the Consul agent per request), all on kept-alive connections, plus the
 // intention check alone; run them in one go and compare ratios.
 func BenchmarkGatewayMeshURL(b *testing.B) {
-	r := startMeshRig(b)
+	r := startMeshRig(b, meshRigOptions{plainURLs: true})
 	web, err := mesh.NewSource(r.cc.Agent(), mesh.SourceConfig{Service: "web"})
 	if err != nil {
 		b.Fatal(err)

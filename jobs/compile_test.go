@@ -481,6 +481,13 @@ func TestCompiledJobsHoldNoSecret(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if opts.Connect {
+				// TestCompileConnect: no secret, no Variable.
+				if v != nil {
+					t.Fatalf("a Connect-native job got variable %+v", v)
+				}
+				return
+			}
 			secret := v.Items[VariableInvokeSecret]
 			if secret != invokeapi.DeriveSecret([]byte(goldenKey), fn.Name, opts.withDefaults().Version) {
 				t.Fatalf("variable secret %q is not derived from the key", secret)
@@ -593,6 +600,29 @@ func TestCompileConnect(t *testing.T) {
 		if _, ok := task.Config["invoke_secret_file"]; ok || len(task.Templates) != 0 {
 			t.Errorf("group %s: a Connect task still carries the invoke secret (config %v, %d templates)", *g.Name, task.Config, len(task.Templates))
 		}
+	}
+	// No secret Variable is derived for it: nothing in the job reads one.
+	if ReadsInvokeSecret(job) {
+		t.Error("ReadsInvokeSecret is true for a Connect-native job")
+	}
+	if v, err := InvokeVariable(job, []byte(goldenKey)); err != nil || v != nil {
+		t.Errorf("InvokeVariable of a Connect-native job = %+v, %v; want nil, nil", v, err)
+	}
+	b, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(b), "nomadVar") || strings.Contains(string(b), VariableInvokeSecret) || strings.Contains(string(b), VariablePath(*job.ID)) {
+		t.Errorf("the Connect-native job still references its invoke-secret Variable:\n%s", b)
+	}
+	plain, plainOpts := loadCase(t, "connect")
+	plainOpts.Connect = false
+	pj, err := Compile(plain, plainOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ReadsInvokeSecret(pj) {
+		t.Error("ReadsInvokeSecret is false for the same function compiled without connect")
 	}
 	opts.ServiceProvider = ProviderNomad
 	if _, err := Compile(fn, opts); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "connect needs service provider") {

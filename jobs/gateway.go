@@ -49,6 +49,10 @@ const (
 	// GatewayItemInvokeKey is the Variable item holding the cluster key
 	// instances' invoke secrets derive from.
 	GatewayItemInvokeKey = "invoke_key"
+	// GatewayItemConsulToken is the Variable item holding the gateway's
+	// Consul ACL token with GatewayOptions.ConsulToken set to
+	// ConsulTokenVariable.
+	GatewayItemConsulToken = "consul_token"
 	// GatewayDataMount is where a host volume is mounted in the task.
 	GatewayDataMount = "/srv/nimbus"
 )
@@ -66,6 +70,15 @@ var natsAuthItems = map[string]struct{ item, file, attr string }{
 	NATSAuthToken: {"nats_token", "nats.token", "nats_token_file"},
 	NATSAuthNKey:  {"nats_nkey_seed", "nats.nk", "nats_nkey_seed_file"},
 }
+
+// Where the gateway job's Consul ACL token comes from
+// (GatewayOptions.ConsulToken).
+const (
+	// ConsulTokenVariable: the job's Variable holds it (item
+	// GatewayItemConsulToken); a template writes it to the task's secrets
+	// dir and the config's consul block names it as token_file.
+	ConsulTokenVariable = "variable"
+)
 
 // GatewayNATSItem is the Variable item that holds the NATS credential of
 // kind auth ("" for an unknown kind).
@@ -98,12 +111,22 @@ type GatewayOptions struct {
 	// function URLs ("<fn>-url" services) and the Invoke API to mesh
 	// callers under Consul's intentions. Default false.
 	Connect bool
+	// PlainURLs keeps function URLs on the HTTP port too (connect {
+	// plain_urls = true }): with Connect they are otherwise served only
+	// through the mesh, where intentions apply. Only with Connect.
+	// Default false.
+	PlainURLs bool
 	// MeshPort is a static mesh port; 0 takes a dynamic one. Only with
 	// Connect. Default 0.
 	MeshPort int
 	// ConsulAddress is the Consul agent's HTTP API as the task reaches it.
 	// Default "127.0.0.1:8500".
 	ConsulAddress string
+	// ConsulToken says where the gateway's Consul ACL token comes from:
+	// "" (none in the job: the CONSUL_HTTP_TOKEN Nomad gives the task
+	// when its servers have consul { task_identity { … } }, else the local
+	// agent's default token) or ConsulTokenVariable. Default "".
+	ConsulToken string
 	// DataVolume names a host volume (exec driver only) mounted at
 	// GatewayDataMount for the embedded NATS store (async queue and
 	// artifacts) of a single gateway. Default: none; the store then lives
@@ -206,12 +229,17 @@ func (o GatewayOptions) validate() []string {
 		errs = append(errs, fmt.Sprintf("port %d is outside 0-65535", o.Port))
 	}
 	switch {
+	case o.PlainURLs && !o.Connect:
+		errs = append(errs, "plain URLs apply only with connect on (without it every URL is served on the HTTP port)")
 	case o.MeshPort != 0 && !o.Connect:
 		errs = append(errs, "a mesh port applies only with connect on")
 	case o.MeshPort < 0 || o.MeshPort > 65535:
 		errs = append(errs, fmt.Sprintf("mesh port %d is outside 0-65535", o.MeshPort))
 	case o.MeshPort != 0 && o.MeshPort == o.Port:
 		errs = append(errs, fmt.Sprintf("the HTTP and the mesh listener cannot share port %d", o.Port))
+	}
+	if o.ConsulToken != "" && o.ConsulToken != ConsulTokenVariable {
+		errs = append(errs, fmt.Sprintf("consul token %q must be %q or empty", o.ConsulToken, ConsulTokenVariable))
 	}
 	if o.ConsulAddress == "" || strings.ContainsAny(o.ConsulAddress, "\"\\\n{}") {
 		errs = append(errs, fmt.Sprintf("consul address %q is empty or not an address", o.ConsulAddress))
@@ -255,6 +283,9 @@ func Gateway(opts GatewayOptions) (*api.Job, error) {
 	if opts.NATSURL != "" {
 		a := natsAuthItems[opts.NATSAuth]
 		templates = append(templates, secret(a.item, a.file))
+	}
+	if opts.ConsulToken == ConsulTokenVariable {
+		templates = append(templates, secret(GatewayItemConsulToken, gatewayConsulTokenFile))
 	}
 
 	network := &api.NetworkResource{}
@@ -343,10 +374,18 @@ func gatewayConfigTemplate(o GatewayOptions, varPath string) string {
 	b.WriteString("nomad {\n")
 	b.WriteString("  address   = \"unix://{{ env \"NOMAD_SECRETS_DIR\" }}/api.sock\"\n")
 	fmt.Fprintf(&b, "  region    = %q\n  namespace = %q\n}\n", o.Region, o.Namespace)
-	fmt.Fprintf(&b, "consul {\n  address = %q\n}\n", o.ConsulAddress)
+	fmt.Fprintf(&b, "consul {\n  address = %q\n", o.ConsulAddress)
+	if o.ConsulToken == ConsulTokenVariable {
+		b.WriteString("  token_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/" + gatewayConsulTokenFile + "\"\n")
+	}
+	b.WriteString("}\n")
 	if o.Connect {
 		b.WriteString("connect {\n  enabled = true\n")
-		b.WriteString("  listen  = \"{{ env \"NOMAD_ADDR_" + GatewayPortMesh + "\" }}\"\n}\n")
+		b.WriteString("  listen  = \"{{ env \"NOMAD_ADDR_" + GatewayPortMesh + "\" }}\"\n")
+		if o.PlainURLs {
+			b.WriteString("  plain_urls = true\n")
+		}
+		b.WriteString("}\n")
 	}
 	b.WriteString("queue {\n")
 	switch {
@@ -363,6 +402,9 @@ func gatewayConfigTemplate(o GatewayOptions, varPath string) string {
 	fmt.Fprintf(&b, "{{ with nomadVar %q }}{{ .%s }}{{ end }}\n", varPath, GatewayItemConfig)
 	return b.String()
 }
+
+// gatewayConsulTokenFile is the secrets-dir file of the Consul token.
+const gatewayConsulTokenFile = "consul.token"
 
 // GatewayACLPolicy is the Nomad ACL policy the gateway job's workload
 // identity needs when ACLs are on (apply it with `nomad acl policy apply

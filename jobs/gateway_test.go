@@ -42,6 +42,7 @@ var gatewayCases = map[string]GatewayOptions{
 		NATSURL:     "tls://nats.service.consul:4222",
 		NATSAuth:    NATSAuthNKey,
 		KillTimeout: time.Minute,
+		ConsulToken: ConsulTokenVariable,
 	},
 }
 
@@ -159,6 +160,35 @@ func TestGatewayShape(t *testing.T) {
 	if nk := gatewayTemplate(t, ct, "secrets/nats.nk"); nk != `{{ with nomadVar "nomad/jobs/lambda-gateway" }}{{ .nats_nkey_seed }}{{ end }}` {
 		t.Errorf("nkey template %q", nk)
 	}
+	// The Consul token: from the Variable into the secrets dir, named by
+	// the consul block; the job itself holds none.
+	if tok := gatewayTemplate(t, ct, "secrets/consul.token"); tok != `{{ with nomadVar "nomad/jobs/lambda-gateway" }}{{ .consul_token }}{{ end }}` {
+		t.Errorf("consul token template %q", tok)
+	}
+	if !strings.Contains(cfg, "consul {\n  address = \"127.0.0.1:8500\"\n  token_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/consul.token\"\n}") {
+		t.Errorf("cluster config's consul block does not name the token file:\n%s", cfg)
+	}
+	single, err = Gateway(gatewayCases["gateway-single"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := gatewayTemplate(t, single.TaskGroups[0].Tasks[0], "secrets/gateway.hcl"); strings.Contains(c, "plain_urls") {
+		t.Errorf("a connect job serves plain URLs without being asked:\n%s", c)
+	}
+	opts := gatewayCases["gateway-single"]
+	opts.PlainURLs = true
+	plainJob, err := Gateway(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := gatewayTemplate(t, plainJob.TaskGroups[0].Tasks[0], "secrets/gateway.hcl"); !strings.Contains(c, "  plain_urls = true\n}") {
+		t.Errorf("PlainURLs did not reach the connect block:\n%s", c)
+	}
+	for _, tp := range single.TaskGroups[0].Tasks[0].Templates {
+		if strings.Contains(*tp.EmbeddedTmpl, "consul_token") || strings.Contains(*tp.EmbeddedTmpl, "token_file") {
+			t.Errorf("without a consul token option the job still renders one: %s", *tp.EmbeddedTmpl)
+		}
+	}
 }
 
 func gatewayTemplate(t *testing.T, task *api.Task, dest string) string {
@@ -216,6 +246,8 @@ func TestGatewayRefusals(t *testing.T) {
 		"tiny memory":             {GatewayOptions{Binary: bin, MemoryMB: 10}, "memory 10 MB"},
 		"short kill timeout":      {GatewayOptions{Binary: bin, KillTimeout: time.Millisecond}, "kill timeout"},
 		"quote in consul address": {GatewayOptions{Binary: bin, ConsulAddress: `a"b`}, "consul address"},
+		"plain URLs without mesh": {GatewayOptions{Binary: bin, PlainURLs: true}, "plain URLs apply only with connect on"},
+		"unknown consul token":    {GatewayOptions{Binary: bin, ConsulToken: "env"}, `consul token "env"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := Gateway(c.opts)

@@ -9,6 +9,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/taskconfig"
 )
 
 // The invoke secret never travels in the job. Each job has its own Nomad
@@ -31,13 +32,39 @@ func VariablePath(jobID string) string {
 	return "nomad/jobs/" + jobID
 }
 
+// ReadsInvokeSecret reports whether job's function tasks read an invoke
+// secret. A job compiled with Options.Connect does not: its instances
+// accept the gateway by its mesh certificate and Consul's intentions, so
+// it has no secret template and needs no Variable.
+func ReadsInvokeSecret(job *api.Job) bool {
+	if job == nil {
+		return false
+	}
+	for _, g := range job.TaskGroups {
+		for _, t := range g.Tasks {
+			if t == nil || t.Driver != taskconfig.DriverName {
+				continue
+			}
+			if s, _ := t.Config[taskconfig.AttrConnectService].(string); s == "" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // InvokeVariable is the Nomad Variable a compiled job needs before it can
 // start: VariablePath of its ID, in its namespace, with the invoke secret
 // derived from the cluster key for the function and version in its meta.
-// It is pure, like Compile.
+// A Connect-native job (ReadsInvokeSecret false) needs none: the answer is
+// nil, nil, and nothing is derived or written for it. It is pure, like
+// Compile.
 func InvokeVariable(job *api.Job, key []byte) (*api.Variable, error) {
 	if job == nil || job.ID == nil || *job.ID == "" {
 		return nil, fmt.Errorf("%w: job has no ID", ErrInvalid)
+	}
+	if !ReadsInvokeSecret(job) {
+		return nil, nil
 	}
 	if len(key) == 0 {
 		return nil, fmt.Errorf("%w: job %s: secret key is required", ErrInvalid, *job.ID)

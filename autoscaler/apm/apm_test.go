@@ -223,9 +223,22 @@ func TestConsulDiscovery(t *testing.T) {
 	fmt.Sscan(p1, &port1)
 	fmt.Sscan(p2, &port2)
 	var seen atomic.Value
+	// A connect-enabled gateway's second, Connect-native registration at
+	// its mTLS mesh port is not scraped.
+	var meshHits atomic.Int64
+	meshSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		meshHits.Add(1)
+		http.Error(w, "mesh listener", http.StatusBadRequest)
+	}))
+	t.Cleanup(meshSrv.Close)
+	_, pm, _ := net.SplitHostPort(meshSrv.Listener.Addr().String())
+	var meshPort int
+	fmt.Sscan(pm, &meshPort)
+	native := entry("n1", h1, meshPort)
+	native["Service"].(map[string]any)["Connect"] = map[string]any{"Native": true}
 	consul := consulDouble(t, DefaultConsulService, func() []map[string]any {
 		// The second entry has no service address: the node's is used.
-		return []map[string]any{entry("n1", h1, port1), entry(h1, "", port2)}
+		return []map[string]any{entry("n1", h1, port1), entry(h1, "", port2), native}
 	}, &seen)
 
 	clk := &clock{t: time.Now()}
@@ -236,6 +249,9 @@ func TestConsulDiscovery(t *testing.T) {
 	}
 	if ms[0].Value != 0.5 {
 		t.Fatalf("utilisation over two Consul-discovered gateways = %v, want 0.5", ms[0].Value)
+	}
+	if n := meshHits.Load(); n != 0 {
+		t.Fatalf("the APM scraped the gateway's Connect-native mesh registration %d times", n)
 	}
 	got := seen.Load().(string)
 	for _, want := range []string{"/v1/health/service/nimbus-gateway", "passing=1", "dc=dc9", "token=s3cret"} {

@@ -57,7 +57,10 @@ func (c *consulGateways) MetricsURLs(ctx context.Context) ([]string, error) {
 	}
 	urls := make([]string, 0, len(entries))
 	for _, e := range entries {
-		if e.Service == nil {
+		// A connect-enabled gateway registers its service a second time,
+		// Connect-native at its mutual-TLS mesh listener; metrics are on
+		// the plain registration.
+		if e.Service == nil || (e.Service.Connect != nil && e.Service.Connect.Native) {
 			continue
 		}
 		host := e.Service.Address

@@ -6,7 +6,6 @@ import (
 	"net"
 	"time"
 
-	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
@@ -42,9 +41,9 @@ func newDevConsul(cfg *config.Config, fns *versions.Catalog, logger hclog.Logger
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("gateway config: %w", err)
 	}
-	cc, err := consulapi.NewClient(&consulapi.Config{Address: c.Address, Token: c.Token, Datacenter: c.Datacenter})
+	cc, err := cluster.ConsulClient(c)
 	if err != nil {
-		return nil, fmt.Errorf("consul client for %s: %w", c.Address, err)
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -62,7 +61,7 @@ func newDevConsul(cfg *config.Config, fns *versions.Catalog, logger hclog.Logger
 		r, err = consul.NewRegistrar(cc.Agent(), consul.RegistrarConfig{
 			ServiceName: c.ServiceName, Address: host, Port: port, Tags: c.Tags, HealthPath: server.HealthPath,
 			CheckInterval: c.CheckIntervalD, CheckTimeout: min(2*time.Second, c.CheckIntervalD),
-			MeshAddress: meshHost, MeshPort: meshPort,
+			MeshAddress: meshHost, MeshPort: meshPort, MeshService: cluster.MeshService(cfg),
 		}, logger)
 		if err == nil {
 			logger.Info("registering in consul", "consul", c.Address, "service_id", r.ServiceID(), "mesh", md != nil)

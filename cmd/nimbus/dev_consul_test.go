@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -142,6 +143,20 @@ func TestDevJoinsTheMesh(t *testing.T) {
 	defer conn.Close()
 	if id, _ := mesh.CertSpiffeID(conn.ConnectionState().PeerCertificates[0]); id.Service != "hello-url" {
 		t.Fatalf("the dev gateway proved %s, want hello-url", id)
+	}
+	// The dev gateway is in the mesh under its own name too.
+	if e, _, err := cc.Health().Connect("nimbus-gateway", "", false, nil); err != nil || len(e) != 1 || e[0].Service.Port != meshPort {
+		t.Fatalf("nimbus-gateway's Connect-native registration: %v %v, want one at mesh port %d", e, err, meshPort)
+	}
+	// Unlike a cluster gateway, dev keeps serving function URLs on its
+	// plain listener with connect on.
+	resp, err := http.Get(dev.endpoint + "/url/hello/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("dev's plain listener answered the function URL %d, want 200", resp.StatusCode)
 	}
 }
 

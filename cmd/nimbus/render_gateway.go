@@ -30,8 +30,10 @@ func runRenderGateway(_ context.Context, env *cliEnv, args []string) error {
 	fs.StringVar(&o.Binary.Checksum, "binary-checksum", "", "sha256:<hex> of that binary (required: the job runs exactly that build)")
 	fs.IntVar(&o.Port, "port", 0, "static HTTP port (default: a dynamic port; the gateway registers the one it got in Consul)")
 	fs.BoolVar(&o.Connect, "connect", false, "make the gateways Connect-native in Consul's service mesh: a mesh port serving <fn>-url services over mTLS under intentions")
+	fs.BoolVar(&o.PlainURLs, "plain-urls", false, "with --connect, serve function URLs on the HTTP port too (no intention check there); by default the mesh serves them")
 	fs.IntVar(&o.MeshPort, "mesh-port", 0, "static mesh port, with --connect (default: a dynamic port)")
 	fs.StringVar(&o.ConsulAddress, "consul-address", "127.0.0.1:8500", "the Consul agent's HTTP API as the gateway task reaches it")
+	fs.StringVar(&o.ConsulToken, "consul-token", "", "where the gateway's Consul ACL token comes from: variable (item consul_token of the job's Variable, rendered into the secrets dir) or empty (the CONSUL_HTTP_TOKEN Nomad's Consul workload identity gives the task, else the agent's default token)")
 	fs.StringVar(&o.DataVolume, "data-volume", "", "host volume for one gateway's embedded NATS store (async queue, artifacts); exec driver only (default: the allocation's data dir, sticky)")
 	fs.StringVar(&o.NATSURL, "nats-url", "", "external NATS cluster several gateways share (nats:// or tls://; no credentials in it)")
 	fs.StringVar(&o.NATSAuth, "nats-auth", "", "credential the gateways present to --nats-url, read from the job's Variable: creds (item nats_creds), token (nats_token) or nkey (nats_nkey_seed) (default creds)")
@@ -73,9 +75,12 @@ func runRenderGateway(_ context.Context, env *cliEnv, args []string) error {
 		}
 		items = append(items, jobs.GatewayNATSItem(auth)+"=@nats-credential")
 	}
+	if o.ConsulToken == jobs.ConsulTokenVariable {
+		items = append(items, jobs.GatewayItemConsulToken+"=@consul.token")
+	}
 	fmt.Fprintf(env.stderr, "job %s holds no secret: before it runs, put its Variable (the files hold the values; %s is HCL with at least the access_key blocks):\n"+
 		"  nomad var put -namespace %s %s %s\n"+
-		"with ACLs on, grant the job's workload identity the gateway's policy (docs/gateway-on-nomad.md).\n",
+		"with Nomad ACLs on, grant the job's workload identity the gateway's policy; with Consul ACLs on, the gateway's Consul token needs the gateway's Consul policy (both in docs/gateway-on-nomad.md).\n",
 		*job.ID, jobs.GatewayItemConfig, *job.Namespace, jobs.VariablePath(*job.ID), strings.Join(items, " "))
 	return nil
 }

@@ -20,7 +20,7 @@ func TestRenderGatewayFlags(t *testing.T) {
 		"--datacenter", "a", "--datacenter", "b", "--driver", "raw_exec",
 		"--binary-url", "https://example.com/nimbus", "--binary-checksum", renderGatewaySum,
 		"--port", "9000", "--connect", "--mesh-port", "9443", "--consul-address", "10.1.1.1:8500",
-		"--nats-url", "nats://nats:4222", "--nats-auth", "token",
+		"--nats-url", "nats://nats:4222", "--nats-auth", "token", "--consul-token", "variable", "--plain-urls",
 		"--cpu", "700", "--memory", "300", "--kill-timeout", "50s")
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -45,16 +45,22 @@ func TestRenderGatewayFlags(t *testing.T) {
 	if *task.Resources.CPU != 700 || *task.Resources.MemoryMB != 300 || *task.KillTimeout != 50*time.Second {
 		t.Errorf("resources %+v kill timeout %s", task.Resources, *task.KillTimeout)
 	}
-	var cfg, natsTmpl string
+	var cfg, natsTmpl, consulTmpl string
 	for _, tp := range task.Templates {
 		switch *tp.DestPath {
 		case "secrets/gateway.hcl":
 			cfg = *tp.EmbeddedTmpl
 		case "secrets/nats.token":
 			natsTmpl = *tp.EmbeddedTmpl
+		case "secrets/consul.token":
+			consulTmpl = *tp.EmbeddedTmpl
 		}
 	}
-	for _, want := range []string{`address = "10.1.1.1:8500"`, `nats_url = "nats://nats:4222"`, "nats_token_file", "connect {", `nomadVar "nomad/jobs/gw"`} {
+	if !strings.Contains(consulTmpl, ".consul_token") {
+		t.Errorf("Consul token template %q", consulTmpl)
+	}
+	for _, want := range []string{`address = "10.1.1.1:8500"`, `nats_url = "nats://nats:4222"`, "nats_token_file", "connect {", `nomadVar "nomad/jobs/gw"`,
+		"token_file = ", "plain_urls = true"} {
 		if !strings.Contains(cfg, want) {
 			t.Errorf("config template lacks %s:\n%s", want, cfg)
 		}
@@ -62,7 +68,7 @@ func TestRenderGatewayFlags(t *testing.T) {
 	if !strings.Contains(natsTmpl, ".nats_token") {
 		t.Errorf("NATS token template %q", natsTmpl)
 	}
-	if !strings.Contains(r.stderr, "nomad var put -namespace fns nomad/jobs/gw invoke_key=@invoke.key config=@gateway-secrets.hcl nats_token=@nats-credential") {
+	if !strings.Contains(r.stderr, "nomad var put -namespace fns nomad/jobs/gw invoke_key=@invoke.key config=@gateway-secrets.hcl nats_token=@nats-credential consul_token=@consul.token") {
 		t.Errorf("stderr does not give the Variable command:\n%s", r.stderr)
 	}
 }
@@ -96,6 +102,8 @@ func TestRenderGatewayRefusals(t *testing.T) {
 		{append([]string{"--format", "yaml"}, bin...), `--format "yaml"`},
 		{append([]string{"extra"}, bin...), "unexpected arguments"},
 		{append([]string{"--nats-auth", "creds"}, bin...), "only with a nats URL"},
+		{append([]string{"--plain-urls"}, bin...), "plain URLs apply only with connect on"},
+		{append([]string{"--consul-token", "env"}, bin...), `consul token "env"`},
 	} {
 		r := runCLI(t, nil, append([]string{"render", "gateway"}, c.args...)...)
 		if r.code == 0 || !strings.Contains(r.stderr, c.want) {

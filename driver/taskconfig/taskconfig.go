@@ -145,6 +145,9 @@ const (
 	AttrCodeSHA256   = "code_sha256"
 	AttrLayerURLs    = "layer_urls"
 	AttrLayerSHA256s = "layer_sha256s"
+	// AttrConnectService is Config.ConnectService: set, the job is
+	// Connect-native and reads no invoke secret.
+	AttrConnectService = "connect_service"
 )
 
 // ErrInvalid wraps every validation error Normalize returns.

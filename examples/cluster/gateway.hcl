@@ -33,7 +33,10 @@ nomad {
 }
 
 consul {
-  # CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN from the environment when unset.
+  # CONSUL_HTTP_ADDR / CONSUL_HTTP_TOKEN_FILE / CONSUL_HTTP_TOKEN from the
+  # environment when unset. With Consul ACLs on, the token needs the policy
+  # in docs/gateway-on-nomad.md ("Consul ACLs"); token_file is read at start.
+  # token_file   = "secrets/consul.token"
   address        = "127.0.0.1:8500"
   check_interval = "5s"
 }

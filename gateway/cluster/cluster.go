@@ -85,11 +85,9 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 	if err != nil {
 		return nil, fmt.Errorf("nomad client for %s: %w", cfg.Nomad.Address, err)
 	}
-	cc, err := consulapi.NewClient(&consulapi.Config{
-		Address: cfg.Consul.Address, Token: cfg.Consul.Token, Datacenter: cfg.Consul.Datacenter,
-	})
+	cc, err := ConsulClient(cfg.Consul)
 	if err != nil {
-		return nil, fmt.Errorf("consul client for %s: %w", cfg.Consul.Address, err)
+		return nil, err
 	}
 
 	ln := opts.Listener
@@ -176,7 +174,7 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 			ServiceName: cfg.Consul.ServiceName, Address: host, Port: port,
 			Tags: cfg.Consul.Tags, HealthPath: server.HealthPath,
 			CheckInterval: cfg.Consul.CheckIntervalD, CheckTimeout: min(2*time.Second, cfg.Consul.CheckIntervalD),
-			MeshAddress: meshHost, MeshPort: meshPort,
+			MeshAddress: meshHost, MeshPort: meshPort, MeshService: meshService(cfg),
 		}, logger)
 		if err != nil {
 			c.closeMesh()
@@ -189,6 +187,37 @@ func New(cfg *config.Config, opts Options, logger hclog.Logger) (*Cluster, error
 		"consul", cfg.Consul.Address, "discovery", cfg.Discovery, "registers", c.registrar != nil)
 	return c, nil
 }
+
+// ConsulClient is the Consul API client of a consul block: its address,
+// datacenter and ACL token (token, else token_file, read now; fill the
+// block from the CONSUL_HTTP_* environment with Config.Environment first).
+// The agent's TLS settings come from the CONSUL_HTTP_SSL, CONSUL_CACERT,
+// CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY variables, as for every
+// consul/api client. Every Consul client of the gateway (cluster and
+// `nimbus dev`) is built here.
+func ConsulClient(c *config.ConsulConfig) (*consulapi.Client, error) {
+	token, err := c.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	cc, err := consulapi.NewClient(&consulapi.Config{Address: c.Address, Token: token, Datacenter: c.Datacenter})
+	if err != nil {
+		return nil, fmt.Errorf("consul client for %s: %w", c.Address, err)
+	}
+	return cc, nil
+}
+
+// meshService is the gateway's own Connect-native registration's name
+// (the connect service), or "" without connect.
+func meshService(cfg *config.Config) string {
+	if !cfg.ConnectEnabled() {
+		return ""
+	}
+	return cfg.Connect.Service
+}
+
+// MeshService is meshService for `nimbus dev`.
+func MeshService(cfg *config.Config) string { return meshService(cfg) }
 
 // Advertise is the host and port a gateway bound to bound registers in
 // Consul: the configured advertise address (ConsulConfig.Advertise), else

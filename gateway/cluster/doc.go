@@ -37,7 +37,12 @@
 //
 // With connect enabled, NewMesh binds the mesh listener and starts the
 // gateway's mesh identity (mesh.Source and mesh.Authorizer on the Consul
-// agent), and the registrar puts the URL services Connect-native there.
+// agent), and the registrar puts the URL services, and a second
+// registration of the gateway service, Connect-native there.
+//
+// ConsulClient builds every Consul client of the gateway (cluster and
+// `nimbus dev`) from the consul block: address, datacenter and the ACL
+// token (token, or token_file read at start).
 //
 // It may import gateway/**, specs, driver/invokeapi and mesh.
 package cluster

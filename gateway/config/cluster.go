@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -42,8 +43,14 @@ type ConsulConfig struct {
 	// Address of the Consul agent's HTTP API (host:port or a URL). Default
 	// $CONSUL_HTTP_ADDR, else "127.0.0.1:8500".
 	Address string `hcl:"address,optional"`
-	// Token is the ACL token. Default $CONSUL_HTTP_TOKEN.
+	// Token is the ACL token. Default $CONSUL_HTTP_TOKEN. Set at most one
+	// of Token and TokenFile.
 	Token string `hcl:"token,optional"`
+	// TokenFile is a file holding the ACL token (read at start; surrounding
+	// space is ignored), e.g. a token a Nomad template renders into the
+	// task's secrets dir. Default $CONSUL_HTTP_TOKEN_FILE when the file sets
+	// no token.
+	TokenFile string `hcl:"token_file,optional"`
 	// Datacenter to query. Default: the agent's.
 	Datacenter string `hcl:"datacenter,optional"`
 	// Register announces the gateway (service ServiceName with an HTTP
@@ -68,8 +75,8 @@ type ConsulConfig struct {
 
 // Environment fills the cluster settings the file left empty from the
 // standard variables (NOMAD_ADDR, NOMAD_TOKEN, NOMAD_REGION,
-// NOMAD_NAMESPACE, CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN), read through
-// getenv. Call it before Defaults.
+// NOMAD_NAMESPACE, CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN_FILE,
+// CONSUL_HTTP_TOKEN), read through getenv. Call it before Defaults.
 func (c *Config) Environment(getenv func(string) string) {
 	if c.Nomad == nil {
 		c.Nomad = &NomadConfig{}
@@ -90,7 +97,13 @@ func (c *Config) Environment(getenv func(string) string) {
 	from(&c.Nomad.Region, "NOMAD_REGION")
 	from(&c.Nomad.Namespace, "NOMAD_NAMESPACE")
 	from(&c.Consul.Address, "CONSUL_HTTP_ADDR")
-	from(&c.Consul.Token, "CONSUL_HTTP_TOKEN")
+	// A token the file gives wins over both variables; otherwise the token
+	// file wins over the token, as consul/api ranks them.
+	if c.Consul.Token == "" && c.Consul.TokenFile == "" {
+		if c.Consul.TokenFile = getenv("CONSUL_HTTP_TOKEN_FILE"); c.Consul.TokenFile == "" {
+			c.Consul.Token = getenv("CONSUL_HTTP_TOKEN")
+		}
+	}
 }
 
 // Registers reports whether the gateway registers itself in Consul.
@@ -160,6 +173,14 @@ func (c *ConsulConfig) Validate() error {
 	if c.Address == "" {
 		bad("consul address is empty")
 	}
+	if c.Token != "" && c.TokenFile != "" {
+		bad("consul token and token_file are both set: give one")
+	}
+	if c.TokenFile != "" {
+		if _, err := c.ReadToken(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if !domainPattern.MatchString(strings.ToLower(c.ServiceName)) || strings.Contains(c.ServiceName, ".") {
 		bad("consul service_name %q is not a DNS label", c.ServiceName)
 	}
@@ -181,4 +202,23 @@ func (c *ConsulConfig) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// ReadToken is the ACL token: Token, or the contents of TokenFile with
+// surrounding space trimmed. A token file that cannot be read or holds
+// no token is an error: a configured token that silently became the
+// agent's default token would look like a Consul permission problem.
+func (c *ConsulConfig) ReadToken() (string, error) {
+	if c.TokenFile == "" {
+		return c.Token, nil
+	}
+	b, err := os.ReadFile(c.TokenFile)
+	if err != nil {
+		return "", fmt.Errorf("consul token_file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("consul token_file %s is empty", c.TokenFile)
+	}
+	return tok, nil
 }

@@ -116,6 +116,65 @@ consul {
 	}
 }
 
+// The consul block's token comes from token, token_file or, when the file
+// sets neither, CONSUL_HTTP_TOKEN_FILE before CONSUL_HTTP_TOKEN (as
+// consul/api ranks them); a token file must hold a token.
+func TestClusterConsulTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "consul.token")
+	if err := os.WriteFile(tokFile, []byte("  file-secret\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	envFile := filepath.Join(dir, "env.token")
+	if err := os.WriteFile(envFile, []byte("env-file-secret"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	emptyFile := filepath.Join(dir, "empty.token")
+	if err := os.WriteFile(emptyFile, []byte("\n"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, block string
+		env         map[string]string
+		want        string
+	}{
+		{"token_file in the file", fmt.Sprintf("consul {\n  token_file = %q\n}\n", tokFile),
+			map[string]string{"CONSUL_HTTP_TOKEN": "env-token", "CONSUL_HTTP_TOKEN_FILE": envFile}, "file-secret"},
+		{"token in the file", "consul {\n  token = \"file-token\"\n}\n",
+			map[string]string{"CONSUL_HTTP_TOKEN_FILE": envFile}, "file-token"},
+		{"token file from the environment", "",
+			map[string]string{"CONSUL_HTTP_TOKEN": "env-token", "CONSUL_HTTP_TOKEN_FILE": envFile}, "env-file-secret"},
+		{"token from the environment", "", map[string]string{"CONSUL_HTTP_TOKEN": "env-token"}, "env-token"},
+		{"no token", "", nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := loadCluster(t, c.block)
+			cfg.Environment(func(k string) string { return c.env[k] })
+			cfg.Defaults()
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := cfg.Consul.ReadToken(); err != nil || got != c.want {
+				t.Fatalf("token %q, %v; want %q", got, err, c.want)
+			}
+		})
+	}
+	for _, c := range []struct{ name, block, want string }{
+		{"both", fmt.Sprintf("consul {\n  token = \"t\"\n  token_file = %q\n}\n", tokFile), "token and token_file are both set"},
+		{"missing", fmt.Sprintf("consul {\n  token_file = %q\n}\n", filepath.Join(dir, "none")), "consul token_file"},
+		{"empty", fmt.Sprintf("consul {\n  token_file = %q\n}\n", emptyFile), "is empty"},
+	} {
+		t.Run("refuses "+c.name, func(t *testing.T) {
+			cfg := loadCluster(t, c.block)
+			cfg.Environment(func(string) string { return "" })
+			cfg.Defaults()
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate = %v, want an error mentioning %q", err, c.want)
+			}
+		})
+	}
+}
+
 // A gateway run by Nomad reaches the agent through its task's Task API
 // socket; a relative socket path or a unix URL with a host is refused.
 func TestClusterNomadUnixSocket(t *testing.T) {

@@ -28,6 +28,14 @@ type ConnectConfig struct {
 	// Default: the consul advertise host (else the agent's address, as for
 	// the plain listener) with Listen's bound port.
 	Advertise string `hcl:"advertise,optional"`
+	// PlainURLs lets a cluster gateway keep serving function URLs on its
+	// plain (non-mesh) listener. With connect on, the plain listener
+	// refuses function-URL requests (403 in the URL error shape), since
+	// there no intention is checked: function URLs are then reached over
+	// the mesh or, when a tls block opens it, over HTTPS. The Invoke API,
+	// health, metrics and artifacts stay on the plain listener either way.
+	// `nimbus dev` always serves URLs on its listener. Default false.
+	PlainURLs bool `hcl:"plain_urls,optional"`
 }
 
 // TLSConfig is the `tls { … }` block: an HTTPS listener outside the mesh
@@ -64,8 +72,8 @@ func (c *Config) validateMesh() []error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if k := c.Connect; k != nil {
 		switch {
-		case !k.Enabled && (k.Listen != "" || k.Service != "" || k.Advertise != ""):
-			bad("connect: listen, service and advertise apply only with enabled = true")
+		case !k.Enabled && (k.Listen != "" || k.Service != "" || k.Advertise != "" || k.PlainURLs):
+			bad("connect: listen, service, advertise and plain_urls apply only with enabled = true")
 		case k.Enabled:
 			if _, _, err := net.SplitHostPort(k.Listen); err != nil {
 				bad("connect listen %q: %w", k.Listen, err)

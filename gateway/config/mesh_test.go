@@ -62,6 +62,7 @@ func TestConnectAndTLSBlocksRefuseBadValues(t *testing.T) {
 		want string
 	}{
 		{"settings of a disabled connect", config.Config{Connect: &config.ConnectConfig{Listen: ":1"}}, "apply only with enabled = true"},
+		{"plain_urls of a disabled connect", config.Config{Connect: &config.ConnectConfig{PlainURLs: true}}, "apply only with enabled = true"},
 		{"bad connect listen", config.Config{Connect: &config.ConnectConfig{Enabled: true, Listen: "nope"}}, "connect listen"},
 		{"bad connect service", config.Config{Connect: &config.ConnectConfig{Enabled: true, Service: "a.b"}}, "connect service"},
 		{"bad connect advertise", config.Config{Connect: &config.ConnectConfig{Enabled: true, Advertise: "host"}}, "connect advertise"},

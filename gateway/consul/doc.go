@@ -6,7 +6,10 @@
 //     it; it keeps that set in step with the functions that have URLs and
 //     deregisters everything on shutdown. With a mesh port (connect
 //     enabled) the URL services are Connect-native at the gateway's mesh
-//     listener instead; the gateway service stays on the plain listener.
+//     listener instead; the gateway service stays on the plain listener and
+//     is registered a second time (MeshService, ID "<id>:mesh", tag "mesh")
+//     Connect-native at the mesh listener for mesh callers of the Invoke API.
+//   - GatewayACLPolicy is the Consul ACL policy the gateway's token needs.
 //   - Discovery answers discovery.Source from Consul's health endpoint
 //     (passing instances of "nimbus-<fn>" tagged function=<fn> and
 //     version=<v>) through blocking queries, cached per function version by a

@@ -42,6 +42,10 @@ const (
 	MetaInvokeMode = "nimbus_url_invoke_mode"
 )
 
+// MeshTag marks the gateway's Connect-native registration
+// (RegistrarConfig.MeshService).
+const MeshTag = "mesh"
+
 // DefaultHealthPath is the gateway's health endpoint (gateway/server.HealthPath).
 const DefaultHealthPath = "/nimbus/health"
 
@@ -85,6 +89,15 @@ type RegistrarConfig struct {
 	// MeshAddress defaults to Address.
 	MeshAddress string
 	MeshPort    int
+	// MeshService, with MeshPort, is the gateway's own mesh identity (the
+	// connect service, "nimbus-gateway" by default): it is registered a
+	// second time, Connect-native at the mesh listener (ID
+	// "<ServiceID>:mesh", tag MeshTag, an alias check on the gateway), so
+	// that mesh callers of the Invoke API find it through
+	// /v1/health/connect/<MeshService> and intentions to it apply. Plain
+	// clients listing /v1/health/service/<name> skip instances whose
+	// Service.Connect.Native is set (the autoscaler's APM does).
+	MeshService string
 	// ResyncInterval is how often Run re-checks that the agent holds exactly
 	// the registrations it should (an agent restart or an operator can drop
 	// them). Default 30s.
@@ -138,6 +151,12 @@ func (c *RegistrarConfig) Validate() error {
 	}
 	if c.MeshPort < 0 || c.MeshPort > 65535 {
 		errs = append(errs, fmt.Errorf("mesh port %d is outside 1..65535", c.MeshPort))
+	}
+	if c.MeshService != "" && c.MeshPort == 0 {
+		errs = append(errs, fmt.Errorf("mesh service %q needs a mesh port", c.MeshService))
+	}
+	if c.MeshService != "" && !serviceName.MatchString(c.MeshService) {
+		errs = append(errs, fmt.Errorf("mesh service name %q is not a DNS label", c.MeshService))
 	}
 	if !serviceName.MatchString(c.ServiceName) {
 		errs = append(errs, fmt.Errorf("service name %q is not a DNS label", c.ServiceName))
@@ -270,6 +289,9 @@ func (r *Registrar) reconcileLocked(ctx context.Context) error {
 		}
 		// Shutting down: still try to remove what this gateway registers.
 		have = map[string]*api.AgentService{r.cfg.ServiceID: {}}
+		if m := r.meshRegistration(); m != nil {
+			have[m.ID] = &api.AgentService{}
+		}
 		for _, f := range r.urls {
 			have[r.cfg.ServiceID+":"+r.URLServiceName(f.Function)] = &api.AgentService{}
 		}
@@ -286,6 +308,9 @@ func (r *Registrar) applyLocked(ctx context.Context, have map[string]*api.AgentS
 	if r.registered {
 		g := r.gatewayRegistration()
 		want[g.ID] = g
+		if m := r.meshRegistration(); m != nil {
+			want[m.ID] = m
+		}
 		for _, f := range r.urls {
 			u := r.urlRegistration(f)
 			want[u.ID] = u
@@ -365,6 +390,30 @@ func (r *Registrar) gatewayRegistration() *api.AgentServiceRegistration {
 			Interval:                       r.cfg.CheckInterval.String(),
 			Timeout:                        r.cfg.CheckTimeout.String(),
 			DeregisterCriticalServiceAfter: r.cfg.DeregisterCriticalAfter.String(),
+		}},
+	}
+}
+
+// meshRegistration is the gateway's Connect-native registration at the
+// mesh listener, or nil without MeshService.
+func (r *Registrar) meshRegistration() *api.AgentServiceRegistration {
+	if r.cfg.MeshService == "" || r.cfg.MeshPort == 0 {
+		return nil
+	}
+	id := r.cfg.ServiceID + ":" + MeshTag
+	return &api.AgentServiceRegistration{
+		ID:      id,
+		Name:    r.cfg.MeshService,
+		Address: r.cfg.MeshAddress,
+		Port:    r.cfg.MeshPort,
+		Tags:    []string{MeshTag},
+		Meta:    map[string]string{MetaGateway: r.cfg.ServiceID},
+		Connect: &api.AgentServiceConnect{Native: true},
+		// Healthy while the gateway's own check passes.
+		Checks: api.AgentServiceChecks{{
+			CheckID:      id + ":alias",
+			Name:         "gateway alias",
+			AliasService: r.cfg.ServiceID,
 		}},
 	}
 }

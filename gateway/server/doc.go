@@ -45,7 +45,11 @@
 // per "<fn>-url"), the destination taken from the caller's SNI (else Host
 // and path, as on the plain listener), and every request authorized with
 // Consul's intentions against that destination (403 in Lambda's URL error
-// shape, or AccessDeniedException for the gateway's own API). All listeners
+// shape, or AccessDeniedException for the gateway's own API). With connect
+// on, a cluster gateway's plain listener refuses function URLs (403 in the
+// URL shape; refuseURLs) unless connect { plain_urls = true }: they are
+// served where intentions apply (the mesh) or where the operator opened
+// HTTPS on purpose (tls); `nimbus dev` serves them everywhere. All listeners
 // share max_connections. See docs/mesh.md.
 //
 // Cluster and local adapters come in through Deps;

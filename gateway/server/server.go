@@ -257,7 +257,14 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		}
 	}
 	routed := s.route(mux, a)
-	s.http = newHTTP(routed)
+	if cfg.ConnectEnabled() && !cfg.Dev && !cfg.Connect.PlainURLs {
+		// Function URLs go through the mesh, where intentions decide who
+		// may call them (and the tls listener, which an operator opens on
+		// purpose); the plain listener keeps everything else.
+		s.http = newHTTP(s.refuseURLs(a, routed))
+	} else {
+		s.http = newHTTP(routed)
+	}
 	if cfg.TLS != nil {
 		certs, err := newCertFiles(cfg.TLS.CertFile, cfg.TLS.KeyFile, s.logger.Named("tls"))
 		if err != nil {
@@ -286,6 +293,23 @@ func (s *Server) route(mux *http.ServeMux, a *api.API) http.Handler {
 			return
 		}
 		mux.ServeHTTP(w, r)
+	})
+}
+
+// refuseURLs answers function-URL requests (a <fn>.<url_domain> host or
+// the /url/<fn>/ path) 403 in the URL error shape and passes the rest to
+// next: the plain listener of a cluster gateway in the mesh, unless
+// connect { plain_urls = true }.
+func (s *Server) refuseURLs(a *api.API, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.IsURLHost(r.Host) || strings.HasPrefix(r.URL.Path, api.URLPathPrefix) {
+			requestID := uuid.NewString()
+			s.logger.Debug("function URL refused on the plain listener: connect is on and plain_urls is not",
+				"request_id", requestID, "client", r.RemoteAddr)
+			api.WriteURLError(w, requestID, http.StatusForbidden, "Forbidden")
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

@@ -3,6 +3,7 @@ package consultest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -49,6 +50,9 @@ type Agent struct {
 	GRPCAddr string
 	// NodeName is the agent's node name.
 	NodeName string
+	// Token is the management token of an agent started with ACLs on
+	// (StartWithACLs); "" otherwise. Config and Client use it.
+	Token string
 
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -68,7 +72,8 @@ func (a *Agent) Config() *api.Config {
 	c.Address = a.HTTPAddr
 	c.Scheme = "http"
 	c.Datacenter = Datacenter
-	c.Token = ""
+	c.Token = a.Token
+	c.TokenFile = ""
 	return c
 }
 
@@ -89,12 +94,22 @@ func (a *Agent) Log() string { return a.log.String() }
 // when no binary is available and none can be built.
 func Start(tb testing.TB) *Agent {
 	tb.Helper()
-	return startFor(tb, false)
+	return startFor(tb, false, false)
+}
+
+// StartWithACLs runs a dev agent with ACLs on and the default policy
+// deny: a request without a token (or with one whose policies do not
+// allow it) is refused. Agent.Token is its management token; the agent's
+// own token (node registration, anti-entropy) is set too, so only the
+// callers' tokens matter. It stops on cleanup and skips tb as Start does.
+func StartWithACLs(tb testing.TB) *Agent {
+	tb.Helper()
+	return startFor(tb, false, true)
 }
 
 // startFor starts a dev agent, or a persistent one keeping its state in
 // a data dir, retrying with fresh ports, and stops it on cleanup.
-func startFor(tb testing.TB, persistent bool) *Agent {
+func startFor(tb testing.TB, persistent, acl bool) *Agent {
 	tb.Helper()
 	bin, skip, err := Binary()
 	if skip != "" {
@@ -109,7 +124,7 @@ func startFor(tb testing.TB, persistent bool) *Agent {
 		if persistent {
 			data = filepath.Join(dir, "data")
 		}
-		a, err := startAgent(bin, dir, data)
+		a, err := startAgent(bin, dir, data, acl)
 		if err == nil {
 			tb.Cleanup(func() {
 				if tb.Failed() {
@@ -154,7 +169,7 @@ func (a *Agent) Stop() error {
 // cleanup, and skips tb as Start does.
 func StartPersistent(tb testing.TB) *Agent {
 	tb.Helper()
-	return startFor(tb, true)
+	return startFor(tb, true, false)
 }
 
 // Kill sends SIGKILL to the agent (a crash: nothing is saved or left) and
@@ -206,7 +221,7 @@ func (a *Agent) run() error {
 
 // startAgent starts an agent configured in dir: -dev when dataDir is empty,
 // else a single server keeping its state in dataDir.
-func startAgent(bin, dir, dataDir string) (*Agent, error) {
+func startAgent(bin, dir, dataDir string, acl bool) (*Agent, error) {
 	ports, err := freePorts(6)
 	if err != nil {
 		return nil, err
@@ -231,6 +246,19 @@ func startAgent(bin, dir, dataDir string) (*Agent, error) {
 			"https":    -1,
 		},
 	}
+	token := ""
+	if acl {
+		token = randomUUID()
+		cfg["acl"] = map[string]any{
+			"enabled":                  true,
+			"default_policy":           "deny",
+			"enable_token_persistence": false,
+			"tokens": map[string]string{
+				"initial_management": token,
+				"agent":              token,
+			},
+		}
+	}
 	if dataDir != "" {
 		cfg["server"] = true
 		cfg["bootstrap_expect"] = 1
@@ -251,6 +279,7 @@ func startAgent(bin, dir, dataDir string) (*Agent, error) {
 		DNSAddr:  fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		GRPCAddr: fmt.Sprintf("127.0.0.1:%d", ports[5]),
 		NodeName: node,
+		Token:    token,
 		done:     make(chan struct{}),
 		log:      &tailBuffer{max: logTail},
 		bin:      bin, args: []string{"agent", "-dev", "-config-file", cfgPath},
@@ -295,7 +324,7 @@ func (a *Agent) waitReady() error {
 
 func (a *Agent) ready(hc *http.Client) error {
 	var leader string
-	if err := getJSON(hc, "http://"+a.HTTPAddr+"/v1/status/leader", &leader); err != nil {
+	if err := a.getJSON(hc, "http://"+a.HTTPAddr+"/v1/status/leader", &leader); err != nil {
 		return err
 	}
 	if leader == "" {
@@ -305,7 +334,7 @@ func (a *Agent) ready(hc *http.Client) error {
 		CheckID string
 		Status  string
 	}
-	if err := getJSON(hc, "http://"+a.HTTPAddr+"/v1/health/node/"+a.NodeName, &checks); err != nil {
+	if err := a.getJSON(hc, "http://"+a.HTTPAddr+"/v1/health/node/"+a.NodeName, &checks); err != nil {
 		return err
 	}
 	for _, c := range checks {
@@ -316,8 +345,15 @@ func (a *Agent) ready(hc *http.Client) error {
 	return errors.New("node not yet registered with a passing serfHealth")
 }
 
-func getJSON(hc *http.Client, url string, out any) error {
-	resp, err := hc.Get(url)
+func (a *Agent) getJSON(hc *http.Client, url string, out any) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	if a.Token != "" {
+		req.Header.Set("X-Consul-Token", a.Token)
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -492,4 +528,35 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// randomUUID is a random version-4 UUID (Consul's token format).
+func randomUUID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// TokenFor creates a policy with rules (Consul's ACL HCL) and a token
+// holding only that policy on an agent started with StartWithACLs, and
+// returns the token's secret.
+func (a *Agent) TokenFor(tb testing.TB, rules string) string {
+	tb.Helper()
+	if a.Token == "" {
+		tb.Fatal("TokenFor needs an agent started with StartWithACLs")
+	}
+	acl := a.Client(tb).ACL()
+	p, _, err := acl.PolicyCreate(&api.ACLPolicy{Name: "p-" + randomUUID()[:8], Rules: rules}, nil)
+	if err != nil {
+		tb.Fatalf("creating a consul ACL policy: %v", err)
+	}
+	tok, _, err := acl.TokenCreate(&api.ACLToken{Policies: []*api.ACLTokenPolicyLink{{ID: p.ID}}}, nil)
+	if err != nil {
+		tb.Fatalf("creating a consul ACL token: %v", err)
+	}
+	return tok.SecretID
 }

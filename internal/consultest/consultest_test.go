@@ -140,3 +140,34 @@ func TestPersistentAgentSurvivesKill(t *testing.T) {
 		t.Fatalf("restarting a -dev agent: %v", err)
 	}
 }
+
+// An agent with ACLs refuses the anonymous token, accepts its management
+// token, and TokenFor makes a token with exactly the given rules.
+func TestAgentWithACLs(t *testing.T) {
+	a := StartWithACLs(t)
+	if a.Token == "" {
+		t.Fatal("no management token")
+	}
+	mgmt := a.Client(t)
+	reg := &api.AgentServiceRegistration{Name: "svc-a", Port: 1}
+	if err := mgmt.Agent().ServiceRegister(reg); err != nil {
+		t.Fatalf("the management token cannot register: %v", err)
+	}
+	anon, err := api.NewClient(&api.Config{Address: a.HTTPAddr, Token: "anonymous"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := anon.Agent().ServiceRegister(&api.AgentServiceRegistration{Name: "svc-b", Port: 1}); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Fatalf("anonymous registration: %v, want 403", err)
+	}
+	scoped, err := api.NewClient(&api.Config{Address: a.HTTPAddr, Token: a.TokenFor(t, `service "svc-c" { policy = "write" }`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := scoped.Agent().ServiceRegister(&api.AgentServiceRegistration{Name: "svc-c", Port: 1}); err != nil {
+		t.Fatalf("a token for svc-c cannot register it: %v", err)
+	}
+	if err := scoped.Agent().ServiceRegister(&api.AgentServiceRegistration{Name: "svc-d", Port: 1}); err == nil {
+		t.Fatal("a token for svc-c registered svc-d")
+	}
+}

@@ -134,6 +134,13 @@ func DriverOptions(root, pluginDir string) Options {
 // running go when tb ends.
 func StartWithDriver(tb testing.TB, driverBin, consulAddr, prefix string) *Agent {
 	tb.Helper()
+	return StartWithDriverOptions(tb, driverBin, consulAddr, prefix, nil)
+}
+
+// StartWithDriverOptions is StartWithDriver with edit applied to the
+// agent's options (Consul token, workload identity) before it starts.
+func StartWithDriverOptions(tb testing.TB, driverBin, consulAddr, prefix string, edit func(*Options)) *Agent {
+	tb.Helper()
 	Binary(tb, "")
 	root := RootDir(tb, prefix)
 	pluginDir := filepath.Join(root, "plugins")
@@ -150,6 +157,9 @@ func StartWithDriver(tb testing.TB, driverBin, consulAddr, prefix string) *Agent
 	tb.Cleanup(func() { KillLeftovers(tb, root) })
 	opts := DriverOptions(root, pluginDir)
 	opts.ConsulAddr = consulAddr
+	if edit != nil {
+		edit(&opts)
+	}
 	agent := Start(tb, opts)
 	WaitDriverHealthy(tb, agent.Client(tb))
 	return agent

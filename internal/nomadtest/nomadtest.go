@@ -47,6 +47,12 @@ type Options struct {
 	// ConsulAddr is the address in the agent's consul block. Default: the
 	// agent's own default (127.0.0.1:8500).
 	ConsulAddr string
+	// ConsulToken is the agent's own Consul ACL token (consul { token }),
+	// for a Consul with ACLs on. Default: none.
+	ConsulToken string
+	// ConsulHCL is added inside the agent's consul block (workload
+	// identity settings: service_identity { … }). Default: none.
+	ConsulHCL string
 	// LogLevel is the agent's log_level. Default: the agent's default.
 	LogLevel string
 	// HCL is appended to the generated agent config (plugin blocks, client
@@ -185,8 +191,16 @@ telemetry {
   publish_allocation_metrics = true
 }
 `)
-	if opts.ConsulAddr != "" {
-		fmt.Fprintf(&b, "consul {\n  address = %q\n}\n", opts.ConsulAddr)
+	if opts.ConsulAddr != "" || opts.ConsulToken != "" || opts.ConsulHCL != "" {
+		b.WriteString("consul {\n")
+		if opts.ConsulAddr != "" {
+			fmt.Fprintf(&b, "  address = %q\n", opts.ConsulAddr)
+		}
+		if opts.ConsulToken != "" {
+			fmt.Fprintf(&b, "  token   = %q\n", opts.ConsulToken)
+		}
+		b.WriteString(opts.ConsulHCL)
+		b.WriteString("}\n")
 	}
 	if opts.ACLToken != "" {
 		b.WriteString("acl {\n  enabled = true\n}\n")

@@ -173,7 +173,9 @@ type Result struct {
 //
 // secrets is the job's own variable (jobs.InvokeVariable): its items are
 // set, check-and-set, before the job is registered, so no task waits on a
-// missing secret; items others keep in that variable stay.
+// missing secret; items others keep in that variable stay. A
+// Connect-native job (jobs.ReadsInvokeSecret false) takes nil: it reads no
+// secret, and an invoke secret an earlier plain version left is removed.
 //
 // It reads the current job first and also asks Nomad to preserve counts, so
 // a scale that lands between the read and the write is kept too — unless a
@@ -203,11 +205,22 @@ func (s *Submitter) register(ctx context.Context, job *api.Job, secrets *api.Var
 	if err != nil {
 		return nil, fmt.Errorf("registering job: %w", err)
 	}
-	if secrets == nil || secrets.Path != jobs.VariablePath(*job.ID) {
+	switch {
+	case !jobs.ReadsInvokeSecret(job):
+		// Connect-native: mutual TLS replaces the secret. A secret left by
+		// an earlier, plain version of the job is removed, not kept unused.
+		if secrets != nil {
+			return nil, fmt.Errorf("registering job %s: it is Connect-native and reads no invoke secret, yet a variable was given", *job.ID)
+		}
+		if err := s.dropVariable(ctx, ScopeOf(job), jobs.VariablePath(*job.ID)); err != nil {
+			return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
+		}
+	case secrets == nil || secrets.Path != jobs.VariablePath(*job.ID):
 		return nil, fmt.Errorf("registering job %s: its variable %s is required", *job.ID, jobs.VariablePath(*job.ID))
-	}
-	if err := s.putVariable(ctx, ScopeOf(job), secrets); err != nil {
-		return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
+	default:
+		if err := s.putVariable(ctx, ScopeOf(job), secrets); err != nil {
+			return nil, fmt.Errorf("registering job %s: %w", *job.ID, err)
+		}
 	}
 	toSend, kept, clamped := PreserveCounts(job, cur)
 	opts := &api.RegisterOptions{PreserveCounts: len(clamped) == 0}

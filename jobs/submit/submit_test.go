@@ -386,6 +386,68 @@ func TestRegisterNeedsTheJobsVariable(t *testing.T) {
 	}
 }
 
+// A Connect-native job registers without a Variable, and the invoke secret
+// a plain version of the same job left behind is removed (other items of
+// that Variable stay).
+func TestRegisterConnectJobWritesNoSecret(t *testing.T) {
+	s, srv := newSubmitter(t)
+	ctx := context.Background()
+	plain := compiled(t, "", 0)
+	if _, err := register(ctx, t, s, plain); err != nil {
+		t.Fatal(err)
+	}
+	v := srv.Variable("default", "nomad/jobs/nimbus-hello")
+	if v == nil || v.Items[jobs.VariableInvokeSecret] == "" {
+		t.Fatalf("the plain job's variable is %+v", v)
+	}
+	// An operator's own item in the job's Variable.
+	v.Items["other"] = "kept"
+	srv.PutVariable(v)
+
+	fn := &specs.Function{
+		Name: "hello", Runtime: "provided.al2023", Code: &specs.Code{Dir: "."},
+		MemoryMB: 128, Timeout: "3s", EnvironmentsPerInstance: 1,
+	}
+	job, err := jobs.Compile(fn, jobs.Options{
+		ArtifactBaseURL: "http://artifacts.test", Connect: true,
+		CodeChecksum: "sha256:2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets, err := jobs.InvokeVariable(job, []byte(testKey))
+	if err != nil || secrets != nil {
+		t.Fatalf("InvokeVariable of a Connect job = %+v, %v", secrets, err)
+	}
+	if _, err := s.Register(ctx, job, nil); err != nil {
+		t.Fatalf("registering a Connect job without a variable: %v", err)
+	}
+	v = srv.Variable("default", "nomad/jobs/nimbus-hello")
+	if v == nil || v.Items["other"] != "kept" || v.Items[jobs.VariableInvokeSecret] != "" {
+		t.Fatalf("variable after the Connect job = %+v; want the invoke secret gone and other items kept", v)
+	}
+	if body := lastRegister(t, srv); !strings.Contains(mustJSON(t, body.Job), `"connect_service"`) {
+		t.Error("the registered job is not the Connect one")
+	}
+	// A variable handed in for a job that reads none is a caller's mistake.
+	stray, err := jobs.InvokeVariable(plain, []byte(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Register(ctx, job, stray); err == nil || !strings.Contains(err.Error(), "Connect-native") {
+		t.Fatalf("a Connect job with a variable: err = %v", err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // paths lists requests as "METHOD path?query", without bodies.
 func paths(reqs []submittest.Request) []string {
 	out := make([]string, 0, len(reqs))

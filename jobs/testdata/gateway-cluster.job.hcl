@@ -37,13 +37,19 @@ job "lambda-gateway" {
       }
       template {
         destination = "secrets/gateway.hcl"
-        data        = "# Rendered by Nomad from job lambda-gateway and its Variable nomad/jobs/lambda-gateway.\nlisten          = \"{{ env \"NOMAD_ADDR_http\" }}\"\ninvoke_key_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/invoke.key\"\nnomad {\n  address   = \"unix://{{ env \"NOMAD_SECRETS_DIR\" }}/api.sock\"\n  region    = \"eu\"\n  namespace = \"functions\"\n}\nconsul {\n  address = \"127.0.0.1:8500\"\n}\nconnect {\n  enabled = true\n  listen  = \"{{ env \"NOMAD_ADDR_mesh\" }}\"\n}\nqueue {\n  nats_url = \"tls://nats.service.consul:4222\"\n  nats_nkey_seed_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/nats.nk\"\n}\n{{ with nomadVar \"nomad/jobs/lambda-gateway\" }}{{ .config }}{{ end }}\n"
+        data        = "# Rendered by Nomad from job lambda-gateway and its Variable nomad/jobs/lambda-gateway.\nlisten          = \"{{ env \"NOMAD_ADDR_http\" }}\"\ninvoke_key_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/invoke.key\"\nnomad {\n  address   = \"unix://{{ env \"NOMAD_SECRETS_DIR\" }}/api.sock\"\n  region    = \"eu\"\n  namespace = \"functions\"\n}\nconsul {\n  address = \"127.0.0.1:8500\"\n  token_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/consul.token\"\n}\nconnect {\n  enabled = true\n  listen  = \"{{ env \"NOMAD_ADDR_mesh\" }}\"\n}\nqueue {\n  nats_url = \"tls://nats.service.consul:4222\"\n  nats_nkey_seed_file = \"{{ env \"NOMAD_SECRETS_DIR\" }}/nats.nk\"\n}\n{{ with nomadVar \"nomad/jobs/lambda-gateway\" }}{{ .config }}{{ end }}\n"
         change_mode = "restart"
         perms       = "0400"
       }
       template {
         destination = "secrets/nats.nk"
         data        = "{{ with nomadVar \"nomad/jobs/lambda-gateway\" }}{{ .nats_nkey_seed }}{{ end }}"
+        change_mode = "restart"
+        perms       = "0400"
+      }
+      template {
+        destination = "secrets/consul.token"
+        data        = "{{ with nomadVar \"nomad/jobs/lambda-gateway\" }}{{ .consul_token }}{{ end }}"
         change_mode = "restart"
         perms       = "0400"
       }
