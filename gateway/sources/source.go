@@ -26,6 +26,12 @@ type Record struct {
 	// "topic-partition", Redis the stream key, NATS the subject when the
 	// mapping is ordered). Queue-like sources leave it empty.
 	Partition string
+	// Key is the record's key within its Partition for an ordered
+	// mapping's parallelization_factor lanes: records with the same Key
+	// share a lane and so keep their order (Kafka the record key, Redis the
+	// entry's field "key"). Empty means none: the engine then spreads the
+	// record over the lanes by its ID.
+	Key string
 	// Time is when the broker received the record (record age, lag).
 	Time time.Time
 	// Deliveries is how many times the broker has delivered this record,
