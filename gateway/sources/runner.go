@@ -58,13 +58,18 @@ type tracker struct {
 	checkpointed chan struct{}
 }
 
-// laneOf is the lane (0…factor-1) of rec: by its Key, else by its ID.
-func laneOf(rec *Record, factor int) int {
+// laneOf is the lane of rec.
+func laneOf(rec *Record, factor int) int { return Lane(rec.Key, rec.ID, factor) }
+
+// Lane is the lane (0…factor-1) a record with key and id takes under
+// parallelization_factor factor: FNV-1a of the key modulo factor, or of the
+// id when the key is empty. The same key always takes the same lane.
+func Lane(key, id string, factor int) int {
 	h := fnv.New32a()
-	if rec.Key != "" {
-		h.Write([]byte(rec.Key))
+	if key != "" {
+		h.Write([]byte(key))
 	} else {
-		h.Write([]byte(rec.ID))
+		h.Write([]byte(id))
 	}
 	return int(h.Sum32() % uint32(factor))
 }
