@@ -185,6 +185,21 @@ func BenchmarkSources(b *testing.B) {
 	fmt.Fprint(os.Stdout, table(append(rows, skipped...)))
 }
 
+// wantedCase says whether NIMBUS_BENCH_CASES (a comma-separated list of
+// case keys such as kafka-thr-p4; all when empty) selects a throughput case.
+func wantedCase(key string) bool {
+	list := os.Getenv("NIMBUS_BENCH_CASES")
+	if list == "" {
+		return true
+	}
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == key {
+			return true
+		}
+	}
+	return false
+}
+
 // wanted says whether NIMBUS_BENCH_SOURCES selects the source.
 func wanted(name string) bool {
 	list := os.Getenv("NIMBUS_BENCH_SOURCES")
@@ -204,11 +219,17 @@ func wanted(name string) bool {
 func (r *rig) measure(b *testing.B, br broker) row {
 	ctx := context.Background()
 	n := br.records()
+	if v, err := strconv.Atoi(os.Getenv("NIMBUS_BENCH_RECORDS")); err == nil && v > 0 {
+		n = v
+	}
 	out := row{source: br.name()}
 
 	// Throughput: both read the same pre-produced records, each run in
 	// its own group.
 	for _, c := range br.cases() {
+		if !wantedCase(c.key) {
+			continue
+		}
 		batch := make([]rec, 0, 1000)
 		for i := 0; i < n; i++ {
 			batch = append(batch, rec{k: keyOf(i), v: payload(c.key, i, 0)})

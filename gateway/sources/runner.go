@@ -328,20 +328,6 @@ func (r *runner) stuck(p *partition) {
 	}
 }
 
-// othersNeedLocked reports whether a partition other than key still fetches
-// and has less than a full buffer: pausing key then lets it catch up. The
-// other lanes of key's own source partition do not count: pausing key
-// stops them too.
-func (r *runner) othersNeedLocked(key string) bool {
-	src := r.parts[key].src
-	for k, p := range r.parts {
-		if k != key && p.src != src && !p.paused && len(p.recs) < r.full() {
-			return true
-		}
-	}
-	return false
-}
-
 // add buffers polled records by partition.
 func (r *runner) add(recs []*Record) {
 	now := time.Now()
@@ -374,7 +360,13 @@ func (r *runner) add(recs []*Record) {
 		p.recs = append(p.recs, rec)
 		r.buffered++
 		r.st.RecordsIn++
-		if r.pauser != nil && !p.paused && len(p.recs) >= r.full() && r.othersNeedLocked(key) {
+		// A full partition is paused only while it is stuck retrying: a
+		// healthy one drains within a batch or two, and pausing it would
+		// cost more than it saves (the client drops what it fetched for
+		// it, and a resumed partition waits for the fetch in flight to
+		// the broker, up to its max wait, before it is fetched again —
+		// with several busy partitions that was most of the time).
+		if r.pauser != nil && !p.paused && p.stuck && len(p.recs) >= r.full() {
 			r.pauseLocked(p)
 		}
 	}

@@ -100,10 +100,13 @@ type Redeliverer interface {
 // Pauser is implemented by ordered sources that can stop fetching some
 // partitions while the engine retries a batch of them, so other partitions
 // keep flowing without unbounded buffering. The engine pauses a partition
-// that holds two batches while another partition has room, or while its
-// batch in flight is being retried, and resumes it once it is down to one
-// batch; when every fetching partition is full and healthy it stops
-// polling instead, since a pause drops what the client has fetched.
+// that holds two batches while its batch in flight is being retried, and
+// resumes it once it is down to one batch; healthy partitions are never
+// paused (a pause drops what the client has fetched, and a resumed Kafka
+// partition waits for the fetch in flight): when every fetching partition
+// is full and healthy the engine stops polling instead. With
+// parallelization_factor a partition's lanes share its pause: it is paused
+// while any of its lanes wants it paused.
 type Pauser interface {
 	Pause(partitions []string)
 	Resume(partitions []string)
