@@ -34,7 +34,7 @@
 // Records are keyed, cycling over 64 keys (Kafka record key, hashed to a
 // partition by franz-go's default partitioner; Redis field "key"; the NATS
 // subject among the 4 by the key's hash), so lanes and partitions share
-// the load. N (Kafka 300,000, NATS 220,000, Redis 400,000) is produced
+// the load. N (Kafka 550,000, NATS 260,000, Redis 500,000) is produced
 // once per case; it is sized so the baseline's run lasts about two
 // seconds or more at the rates seen on this kind of machine — the table
 // prints the baseline's median run time, so a short one shows.

@@ -14,7 +14,7 @@ import (
 )
 
 // kafkaRecords is the Kafka throughput cases' N.
-const kafkaRecords = 300000
+const kafkaRecords = 550000
 
 // kafkaCases: one partition; four partitions (a mapping runs a batch of
 // each at once); one partition in four lanes.

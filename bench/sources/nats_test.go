@@ -16,7 +16,7 @@ import (
 )
 
 // natsRecords is the NATS throughput cases' N.
-const natsRecords = 220000
+const natsRecords = 260000
 
 // natsCases: one subject; four subjects under one filter (the mapping runs
 // a batch of each subject at once).

@@ -14,7 +14,7 @@ import (
 )
 
 // redisRecords is the Redis throughput cases' N.
-const redisRecords = 400000
+const redisRecords = 500000
 
 // redisCases: one stream; one stream in four lanes (by the field "key").
 var redisCases = []thrCase{

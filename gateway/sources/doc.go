@@ -23,8 +23,9 @@
 // as far as every lane has finished, so a failing lane holds the
 // partition's checkpoint while the others go on; records finished behind
 // it are delivered again after a restart (at-least-once). What a partition
-// holds that way is bounded: polling waits while one holds 20 batches per
-// lane.
+// holds that way is bounded: at 20 batches per lane it is paused (a source
+// that cannot pause stops polling) until it is down to half; a stuck lane
+// alone is never paused, as that would stop its partition's other lanes.
 //
 // This package holds the engine and the Source contract (source.go); each
 // broker lives in a sub-package that implements Source and is registered

@@ -1037,3 +1037,39 @@ func TestLanesOfOnePartitionRunAtOnceAndCheckpointInOrder(t *testing.T) {
 		t.Fatalf("key a's first batch ran %d times, want 2 failures and a success", n)
 	}
 }
+
+// A stuck lane does not stop its partition's other lanes: every record of
+// the healthy lane reaches the function while the stuck one retries, and
+// nothing is checkpointed past the stuck record. What the partition holds
+// is bounded: with more than 20 batches per lane polled it is paused.
+func TestAStuckLaneLetsOtherLanesFlowUntilTheHeldBound(t *testing.T) {
+	const factor = 2
+	keyA, keyB := twoLanes(t, factor)
+	src := &pauserMem{memSource: &memSource{}}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1), ParallelizationFactor: factor}
+	r := start(t, es, src, func(ids []string) (string, string) {
+		if strings.HasPrefix(ids[0], "a") {
+			return "error", "" // key a's lane retries forever
+		}
+		return "", ""
+	}, 2)
+	src.pushKeyed("p", keyA, "a0")
+	src.pushKeyed("p", keyB, ids("b", 200)...)
+	bSeen := func() int {
+		n := map[string]bool{}
+		for _, id := range flat(r.log.all()) {
+			if id[0] == 'b' {
+				n[id] = true
+			}
+		}
+		return len(n)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return bSeen() == 200 },
+		"every record of the healthy lane reaches the function while the other lane is stuck (seen %d)", bSeen())
+	if !slices.Contains(src.pauses(), "p") {
+		t.Fatalf("the partition holding 201 records behind a stuck one was not paused (pauses %v)", src.pauses())
+	}
+	if d := src.doneIDs(); len(d) > 0 {
+		t.Fatalf("checkpointed %v past the stuck record a0", d)
+	}
+}

@@ -56,6 +56,8 @@ type tracker struct {
 	// checkpointed is closed when the latest checkpoint has returned;
 	// checkpoints of a partition go out one after another, in order.
 	checkpointed chan struct{}
+	// heldPaused: the partition is paused because queue reached heldCap.
+	heldPaused bool
 }
 
 // laneOf is the lane of rec.
@@ -261,7 +263,7 @@ func (r *runner) allFullLocked() bool {
 		if len(p.recs) < r.full() {
 			return false
 		}
-		if p.stuck {
+		if p.stuck && p.t == nil {
 			r.pauseLocked(p)
 			continue
 		}
@@ -303,17 +305,40 @@ func (r *runner) resumeLocked(p *partition) {
 // waits behind it. Normal skew between lanes holds a few batches per lane.
 func (r *runner) heldCap() int { return 20 * r.m.Spec.BatchSize * r.factor }
 
-// heldFullLocked reports whether some partition's tracker holds heldCap
-// records: polling then waits until the lane holding it finishes (or
-// gives up on) its batch, so a failing lane cannot make the gateway buffer
-// without bound.
+// heldFullLocked bounds what lanes hold behind a failing lane: a partition
+// whose tracker holds heldCap records is paused (whole: the stuck lane is
+// not paused on its own, so the partition's other lanes keep flowing until
+// then) and resumed by checkpointLanes once it is down to half. A source
+// that cannot pause stops polling instead: it reports true.
 func (r *runner) heldFullLocked() bool {
-	for _, t := range r.trackers {
-		if len(t.queue) >= r.heldCap() {
+	for src, t := range r.trackers {
+		if t.heldPaused || len(t.queue) < r.heldCap() {
+			continue
+		}
+		if r.pauser == nil {
 			return true
+		}
+		t.heldPaused = true
+		r.srcPaused[src]++
+		if r.srcPaused[src] == 1 {
+			r.pauser.Pause([]string{src})
 		}
 	}
 	return false
+}
+
+// unholdLocked resumes a partition heldFullLocked paused once its tracker
+// is down to half of heldCap.
+func (r *runner) unholdLocked(src string, t *tracker) {
+	if !t.heldPaused || len(t.queue) >= r.heldCap()/2 {
+		return
+	}
+	t.heldPaused = false
+	r.srcPaused[src]--
+	if r.srcPaused[src] == 0 {
+		delete(r.srcPaused, src)
+		r.pauser.Resume([]string{src})
+	}
 }
 
 // stuck marks p's batch in flight as retrying and wakes the poller, which
@@ -365,8 +390,10 @@ func (r *runner) add(recs []*Record) {
 		// cost more than it saves (the client drops what it fetched for
 		// it, and a resumed partition waits for the fetch in flight to
 		// the broker, up to its max wait, before it is fetched again —
-		// with several busy partitions that was most of the time).
-		if r.pauser != nil && !p.paused && p.stuck && len(p.recs) >= r.full() {
+		// with several busy partitions that was most of the time). A
+		// stuck lane is not paused: that would stop its partition's other
+		// lanes; heldFullLocked bounds it instead.
+		if r.pauser != nil && !p.paused && p.stuck && p.t == nil && len(p.recs) >= r.full() {
 			r.pauseLocked(p)
 		}
 	}
@@ -835,6 +862,9 @@ func (r *runner) checkpointLanes(ctx context.Context, t *tracker, recs []*Record
 	}
 	ready := append([]*Record(nil), t.queue[:n]...)
 	t.queue = t.queue[n:]
+	if r.pauser != nil {
+		r.unholdLocked(ready[0].Partition, t)
+	}
 	prev := t.checkpointed
 	next := make(chan struct{})
 	t.checkpointed = next
