@@ -444,6 +444,7 @@ var (
 			{Name: "bisect_batch_on_function_error"},
 			{Name: "report_batch_item_failures"},
 			{Name: "maximum_concurrency"},
+			{Name: "parallelization_factor"},
 			{Name: "filters"},
 		},
 		Blocks: []hcl.BlockHeaderSchema{{Type: "on_failure"}},
@@ -678,6 +679,7 @@ func (d *decoder) eventSource(b *hcl.Block, parent path, fnName string) *EventSo
 	d.boolean(a, "bisect_batch_on_function_error", p, &es.BisectBatchOnFunctionError)
 	d.boolean(a, "report_batch_item_failures", p, &es.ReportBatchItemFailures)
 	d.integer(a, "maximum_concurrency", p, &es.MaximumConcurrency)
+	d.integer(a, "parallelization_factor", p, &es.ParallelizationFactor)
 	d.jsonList(a, "filters", p, &es.Filters)
 	if bs := c.Blocks.OfType("on_failure"); len(bs) > 0 {
 		es.OnFailure = d.destination(bs[0], p.attr("on_failure"))

@@ -364,6 +364,7 @@ func writeEventSource(b hclBody, fnName string, es *EventSource) {
 		eb.boolean("report_batch_item_failures", true)
 	}
 	eb.nonZero("maximum_concurrency", es.MaximumConcurrency)
+	eb.nonZero("parallelization_factor", es.ParallelizationFactor)
 	// Filters stay JSON strings: rewriting them as HCL objects would
 	// reorder their keys when read back.
 	eb.strList("filters", es.Filters)

@@ -231,13 +231,19 @@ type EventSource struct {
 	BatchSize             int    `json:"batch_size"`
 	MaximumBatchingWindow string `json:"maximum_batching_window,omitempty"`
 	// Error handling.
-	MaximumRetryAttempts       *int         `json:"maximum_retry_attempts,omitempty"` // -1 = infinite
-	MaximumRecordAge           string       `json:"maximum_record_age,omitempty"`
-	BisectBatchOnFunctionError bool         `json:"bisect_batch_on_function_error,omitempty"`
-	ReportBatchItemFailures    bool         `json:"report_batch_item_failures,omitempty"`
-	MaximumConcurrency         int          `json:"maximum_concurrency,omitempty"`
-	OnFailure                  *Destination `json:"on_failure,omitempty"`
-	Filters                    []string     `json:"filters,omitempty"` // Lambda filter-pattern JSON
+	MaximumRetryAttempts       *int   `json:"maximum_retry_attempts,omitempty"` // -1 = infinite
+	MaximumRecordAge           string `json:"maximum_record_age,omitempty"`
+	BisectBatchOnFunctionError bool   `json:"bisect_batch_on_function_error,omitempty"`
+	ReportBatchItemFailures    bool   `json:"report_batch_item_failures,omitempty"`
+	MaximumConcurrency         int    `json:"maximum_concurrency,omitempty"`
+	// ParallelizationFactor (kafka, redis; 1–10, 0 = unset = 1) splits each
+	// partition into that many lanes, batches of different lanes running at
+	// once; records with the same key (Kafka record key, Redis field "key")
+	// share a lane, so their order holds. The partition's checkpoint only
+	// advances past records every lane has finished.
+	ParallelizationFactor int          `json:"parallelization_factor,omitempty"`
+	OnFailure             *Destination `json:"on_failure,omitempty"`
+	Filters               []string     `json:"filters,omitempty"` // Lambda filter-pattern JSON
 }
 
 // Alias is an `alias "name" { … }` block.

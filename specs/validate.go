@@ -22,42 +22,45 @@ import (
 
 // Lambda's limits (lambda-semantics.md §0, §2.5, §4, §5, §6, §7).
 const (
-	minMemoryMB             = 128
-	maxMemoryMB             = 10240
-	minTimeout              = time.Second
-	maxTimeout              = 900 * time.Second
-	minEphemeralMB          = 512
-	maxEphemeralMB          = 10240
-	maxEnvironmentBytes     = 4096
-	maxLayers               = 5
-	maxEnvironmentsPerInst  = 64
-	maxDescription          = 256
-	maxAsyncRetries         = 2
-	minEventAge             = 60 * time.Second
-	maxEventAge             = 6 * time.Hour
-	maxBatchSize            = 10000
-	maxBatchingWindow       = 300 * time.Second
-	maxRetryAttempts        = 10000
-	minRecordAge            = 60 * time.Second
-	maxRecordAge            = 7 * 24 * time.Hour
-	minMaximumConcurrency   = 2
-	maxMaximumConcurrency   = 1000
-	maxFilters              = 5
-	maxCORSOrigins          = 100
-	maxCORSOriginLen        = 253
-	maxCORSMethods          = 6
-	maxCORSMethodLen        = 6
-	maxCORSHeaders          = 100
-	maxCORSHeaderLen        = 1024
-	maxCORSMaxAge           = 86400
-	maxCompatibleRuntimes   = 15
-	maxTagKey               = 128
-	maxTagValue             = 256
-	maxNomadPriority        = 100
-	maxNomadVariablePathLen = 128
-	maxImageURI             = 2048 // not Lambda's number: ECR URIs are shorter; a bound all the same
-	maxImageConfigItems     = 1500
-	maxImageWorkingDir      = 1000
+	minMemoryMB            = 128
+	maxMemoryMB            = 10240
+	minTimeout             = time.Second
+	maxTimeout             = 900 * time.Second
+	minEphemeralMB         = 512
+	maxEphemeralMB         = 10240
+	maxEnvironmentBytes    = 4096
+	maxLayers              = 5
+	maxEnvironmentsPerInst = 64
+	maxDescription         = 256
+	maxAsyncRetries        = 2
+	minEventAge            = 60 * time.Second
+	maxEventAge            = 6 * time.Hour
+	maxBatchSize           = 10000
+	maxBatchingWindow      = 300 * time.Second
+	maxRetryAttempts       = 10000
+	minRecordAge           = 60 * time.Second
+	maxRecordAge           = 7 * 24 * time.Hour
+	minMaximumConcurrency  = 2
+	maxMaximumConcurrency  = 1000
+	// Lambda's ParallelizationFactor range (Kinesis, DynamoDB streams).
+	minParallelizationFactor = 1
+	maxParallelizationFactor = 10
+	maxFilters               = 5
+	maxCORSOrigins           = 100
+	maxCORSOriginLen         = 253
+	maxCORSMethods           = 6
+	maxCORSMethodLen         = 6
+	maxCORSHeaders           = 100
+	maxCORSHeaderLen         = 1024
+	maxCORSMaxAge            = 86400
+	maxCompatibleRuntimes    = 15
+	maxTagKey                = 128
+	maxTagValue              = 256
+	maxNomadPriority         = 100
+	maxNomadVariablePathLen  = 128
+	maxImageURI              = 2048 // not Lambda's number: ECR URIs are shorter; a bound all the same
+	maxImageConfigItems      = 1500
+	maxImageWorkingDir       = 1000
 )
 
 const (
@@ -629,6 +632,9 @@ func (v *validator) eventSource(p path, es *EventSource) {
 		if es.Subject != "" && strings.ContainsAny(es.Subject, " \t\r\n") {
 			v.errorf(p.attr("subject"), "subject %q must not contain whitespace", es.Subject)
 		}
+		if es.ParallelizationFactor != 0 {
+			v.errorf(p.attr("parallelization_factor"), "parallelization_factor does not apply to nats: an ordered (limits) stream already runs each subject as its own ordered unit, in parallel up to maximum_concurrency, and a work-queue stream has no order to keep")
+		}
 	case SourceKafka:
 		if es.URL == "" {
 			v.errorf(p, "event source of type \"kafka\" needs url (bootstrap servers, host:port[,host:port])")
@@ -696,6 +702,9 @@ func (v *validator) eventSource(p path, es *EventSource) {
 	if c := es.MaximumConcurrency; c != 0 && (c < minMaximumConcurrency || c > maxMaximumConcurrency) {
 		v.errorf(p.attr("maximum_concurrency"), "maximum_concurrency must be between %d and %d (or unset); got %d", minMaximumConcurrency, maxMaximumConcurrency, c)
 	}
+	if f := es.ParallelizationFactor; f != 0 && (f < minParallelizationFactor || f > maxParallelizationFactor) {
+		v.errorf(p.attr("parallelization_factor"), "parallelization_factor must be between %d and %d (or unset); got %d", minParallelizationFactor, maxParallelizationFactor, f)
+	}
 	if len(es.Filters) > maxFilters {
 		v.errorf(p.attr("filters"), "at most %d filters are allowed; got %d", maxFilters, len(es.Filters))
 	}
@@ -744,6 +753,7 @@ func unusedSettings(es *EventSource) []string {
 		"bisect_batch_on_function_error": es.BisectBatchOnFunctionError,
 		"report_batch_item_failures":     es.ReportBatchItemFailures,
 		"maximum_concurrency":            es.MaximumConcurrency != 0,
+		"parallelization_factor":         es.ParallelizationFactor != 0,
 		"filters":                        len(es.Filters) > 0,
 		"on_failure":                     es.OnFailure != nil,
 	}
@@ -752,7 +762,7 @@ func unusedSettings(es *EventSource) []string {
 	case SourceSchedule:
 		unused = []string{"url", "stream", "subject", "topics", "queue", "group", "starting_position", "starting_position_timestamp", "batch_size",
 			"maximum_batching_window", "maximum_retry_attempts", "maximum_record_age",
-			"bisect_batch_on_function_error", "report_batch_item_failures", "maximum_concurrency", "filters", "on_failure"}
+			"bisect_batch_on_function_error", "report_batch_item_failures", "maximum_concurrency", "parallelization_factor", "filters", "on_failure"}
 	case SourceNATS:
 		unused = []string{"topics", "queue", "schedule", "input"}
 	case SourceKafka:
@@ -760,7 +770,7 @@ func unusedSettings(es *EventSource) []string {
 	case SourceRedis:
 		unused = []string{"subject", "topics", "queue", "schedule", "input"}
 	case SourceRabbitMQ:
-		unused = []string{"stream", "subject", "topics", "group", "starting_position", "starting_position_timestamp", "schedule", "input"}
+		unused = []string{"stream", "subject", "topics", "group", "starting_position", "starting_position_timestamp", "schedule", "input", "parallelization_factor"}
 	}
 	var out []string
 	for _, s := range unused {

@@ -3,7 +3,6 @@ package sourcesbench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -36,10 +35,16 @@ const (
 	// envs is the stamp instance's environments: more than the one batch
 	// in flight an ordered source with one partition runs.
 	envs = 4
-	// caseTimeout bounds one case, so the whole table stays near a minute
-	// even when a mapping is far slower than its baseline: a case that runs
-	// out reports what got through by then, marked with '*'.
-	caseTimeout = 15 * time.Second
+	// caseTimeout bounds one run, so the table stays within minutes even
+	// when a mapping is far slower than its baseline: a run that runs out
+	// reports what got through by then, marked with '*'.
+	caseTimeout = 45 * time.Second
+	// rounds is how many times each throughput case runs, baseline and
+	// mapping alternating; the table prints medians.
+	rounds = 3
+	// recordKeys is how many distinct record keys the throughput records
+	// cycle through (Kafka record key, Redis field "key", NATS subject).
+	recordKeys = 64
 	// reconcileEvery is how soon the engine notices a mapping the
 	// benchmark starts (it only moves the start, not the steady state).
 	reconcileEvery = 20 * time.Millisecond
@@ -50,11 +55,14 @@ const (
 type broker interface {
 	// name is the source type as the table prints it.
 	name() string
-	// records is the throughput case's N.
+	// records is the throughput cases' N: enough that the baseline's run
+	// lasts at least two seconds on this kind of machine.
 	records() int
-	// produce appends payloads to key (topic, stream or subject), in order,
+	// cases are the throughput cases (each with its own key).
+	cases() []thrCase
+	// produce appends records to key (topic, stream or subject), in order,
 	// and returns once the broker has them.
-	produce(ctx context.Context, key string, payloads ...[]byte) error
+	produce(ctx context.Context, key string, recs ...rec) error
 	// consume runs the broker's own client in group on key until ctx ends,
 	// fetching up to batchSize records at a time and acknowledging them;
 	// got is called with each acknowledged batch and when it was received.
@@ -62,9 +70,29 @@ type broker interface {
 	// (it only differs for NATS). It returns once the client is set up.
 	consume(ctx context.Context, key, group string, streaming bool, got func(payloads [][]byte, received time.Time)) (wait func(), err error)
 	// source is the mapping's event_source block for key (the engine's
-	// defaults are filled later).
-	source(name, key string) *specs.EventSource
+	// defaults are filled later), with parallelization_factor factor.
+	source(name, key string, factor int) *specs.EventSource
 }
+
+// rec is one record to produce: its key (see recordKeys; "" for none) and
+// payload.
+type rec struct {
+	k string
+	v []byte
+}
+
+// thrCase is one throughput case: key names the topic/stream/subject
+// prefix, units how many ordered units (partitions, subjects) it has, and
+// factor the mapping's parallelization_factor (0 unset).
+type thrCase struct {
+	key    string
+	units  int
+	factor int
+	label  string
+}
+
+// keyOf is the i-th throughput record's key.
+func keyOf(i int) string { return fmt.Sprintf("k%02d", i%recordKeys) }
 
 // result is one measurement.
 type result struct {
@@ -112,11 +140,17 @@ func (r result) latCell() string {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 type row struct {
-	source                 string
-	nimbusThr, rawThr      result
-	nimbusLat, rawLat      result
-	skipped                string
-	thrRecords, latRecords int
+	source            string
+	thr               []thrRow
+	nimbusLat, rawLat result
+	skipped           string
+}
+
+// thrRow is one throughput case's rounds.
+type thrRow struct {
+	c           thrCase
+	n           int
+	nimbus, raw []result
 }
 
 // BenchmarkSources prints the event-source table. It measures fixed record
@@ -150,6 +184,21 @@ func BenchmarkSources(b *testing.B) {
 	fmt.Fprint(os.Stdout, table(append(rows, skipped...)))
 }
 
+// wantedCase says whether NIMBUS_BENCH_CASES (a comma-separated list of
+// case keys such as kafka-thr-p4; all when empty) selects a throughput case.
+func wantedCase(key string) bool {
+	list := os.Getenv("NIMBUS_BENCH_CASES")
+	if list == "" {
+		return true
+	}
+	for _, s := range strings.Split(list, ",") {
+		if strings.TrimSpace(s) == key {
+			return true
+		}
+	}
+	return false
+}
+
 // wanted says whether NIMBUS_BENCH_SOURCES selects the source.
 func wanted(name string) bool {
 	list := os.Getenv("NIMBUS_BENCH_SOURCES")
@@ -164,28 +213,39 @@ func wanted(name string) bool {
 	return false
 }
 
-// measure runs a broker's four cases: throughput then latency, the
-// baseline right before nimbus each time.
+// measure runs a broker's cases: each throughput case rounds times, the
+// baseline and the mapping alternating, then latency.
 func (r *rig) measure(b *testing.B, br broker) row {
 	ctx := context.Background()
 	n := br.records()
-	out := row{source: br.name(), thrRecords: n, latRecords: latRecords}
-
-	// Throughput: both read the same pre-produced records, each in its
-	// own group.
-	thr := br.name() + "-thr"
-	batch := make([][]byte, 0, 1000)
-	for i := 0; i < n; i++ {
-		batch = append(batch, payload(thr, i, 0))
-		if len(batch) == cap(batch) || i == n-1 {
-			if err := br.produce(ctx, thr, batch...); err != nil {
-				b.Fatalf("%s: producing: %v", br.name(), err)
-			}
-			batch = batch[:0]
-		}
+	if v, err := strconv.Atoi(os.Getenv("NIMBUS_BENCH_RECORDS")); err == nil && v > 0 {
+		n = v
 	}
-	out.rawThr = rawThroughput(b, br, thr, n)
-	out.nimbusThr = r.nimbusThroughput(b, br, thr, n)
+	out := row{source: br.name()}
+
+	// Throughput: both read the same pre-produced records, each run in
+	// its own group.
+	for _, c := range br.cases() {
+		if !wantedCase(c.key) {
+			continue
+		}
+		batch := make([]rec, 0, 1000)
+		for i := 0; i < n; i++ {
+			batch = append(batch, rec{k: keyOf(i), v: payload(c.key, i, 0)})
+			if len(batch) == cap(batch) || i == n-1 {
+				if err := br.produce(ctx, c.key, batch...); err != nil {
+					b.Fatalf("%s: producing: %v", br.name(), err)
+				}
+				batch = batch[:0]
+			}
+		}
+		tr := thrRow{c: c, n: n}
+		for round := 0; round < rounds; round++ {
+			tr.raw = append(tr.raw, rawThroughput(b, br, c.key, fmt.Sprintf("raw-%s-%d", c.key, round), n))
+			tr.nimbus = append(tr.nimbus, r.nimbusThroughput(b, br, c, fmt.Sprintf("%s-nimbus-%d", c.key, round), n))
+		}
+		out.thr = append(out.thr, tr)
+	}
 
 	out.rawLat = rawLatency(b, br, br.name()+"-lat-raw")
 	out.nimbusLat = r.nimbusLatency(b, br, br.name()+"-lat-nimbus")
@@ -199,15 +259,34 @@ func payload(prefix string, i int, produced int64) []byte {
 }
 
 type parsed struct {
-	ID string `json:"id"`
-	NS int64  `json:"ns"`
+	ID string
+	NS int64
 }
 
+// parse reads a payload as payload writes it. It cuts the two fields out
+// instead of decoding JSON: every record of both the baseline and the
+// mapping is parsed on the shared two cores, and json.Unmarshal was the
+// benchmark's own largest cost while the mapping ran. Anything else (the
+// stamp function's other lines) is not a payload.
 func parse(p []byte) (parsed, bool) {
 	var v parsed
-	if json.Unmarshal(p, &v) != nil || v.ID == "" {
+	rest, ok := bytes.CutPrefix(p, []byte(`{"id":"`))
+	if !ok {
 		return v, false
 	}
+	id, rest, ok := bytes.Cut(rest, []byte(`","ns":`))
+	if !ok || len(id) == 0 {
+		return v, false
+	}
+	ns, ok := bytes.CutSuffix(rest, []byte("}"))
+	if !ok {
+		return v, false
+	}
+	n, err := strconv.ParseInt(string(ns), 10, 64)
+	if err != nil {
+		return v, false
+	}
+	v.ID, v.NS = string(id), n
 	return v, true
 }
 
@@ -337,14 +416,15 @@ func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
 	return lat[len(lat)/2], lat[min(len(lat)*99/100, len(lat)-1)]
 }
 
-// rawThroughput times the broker's own client consuming n records of key.
-func rawThroughput(b *testing.B, br broker, key string, n int) result {
+// rawThroughput times the broker's own client consuming n records of key
+// in a new group.
+func rawThroughput(b *testing.B, br broker, key, group string, n int) result {
 	t := newTally()
 	ctx, cancel := context.WithCancel(context.Background())
 	var done time.Time
 	var once sync.Once
 	start := time.Now()
-	wait, err := br.consume(ctx, key, "raw-"+key, false, func(ps [][]byte, at time.Time) {
+	wait, err := br.consume(ctx, key, group, false, func(ps [][]byte, at time.Time) {
 		for _, p := range ps {
 			t.add(p, at.UnixNano())
 		}
@@ -393,7 +473,7 @@ func paced(b *testing.B, br broker, key string, t *tally, poll func()) result {
 		if time.Now().After(deadline) {
 			b.Fatalf("%s: the consumer of %s never received a record", br.name(), key)
 		}
-		if err := br.produce(ctx, key, payload(warm, i, time.Now().UnixNano())); err != nil {
+		if err := br.produce(ctx, key, rec{v: payload(warm, i, time.Now().UnixNano())}); err != nil {
 			b.Fatalf("%s: producing: %v", br.name(), err)
 		}
 		t.waitFor(warm, 1, time.Now().Add(500*time.Millisecond), poll)
@@ -401,7 +481,7 @@ func paced(b *testing.B, br broker, key string, t *tally, poll func()) result {
 	tick := time.NewTicker(latEvery)
 	for i := 0; i < latRecords; i++ {
 		<-tick.C
-		if err := br.produce(ctx, key, payload(key, i, time.Now().UnixNano())); err != nil {
+		if err := br.produce(ctx, key, rec{v: payload(key, i, time.Now().UnixNano())}); err != nil {
 			b.Fatalf("%s: producing: %v", br.name(), err)
 		}
 	}
@@ -488,10 +568,14 @@ func (r *rig) describe(es *specs.EventSource) string {
 		st.State, st.LastProcessingResult, st.RecordsIn, st.RecordsDone, st.Batches, st.Buffered, st.InFlight)
 }
 
-// nimbusThroughput times a mapping from its start until the function has
-// seen all n records of key.
-func (r *rig) nimbusThroughput(b *testing.B, br broker, key string, n int) result {
-	es := br.source(key+"-nimbus", key)
+// nimbusThroughput times a mapping (named name, so in a group of its own)
+// from its start until the function has seen all n records of c.
+func (r *rig) nimbusThroughput(b *testing.B, br broker, c thrCase, name string, n int) result {
+	key := c.key
+	es := br.source(name, key, c.factor)
+	// A fresh tally: every round reads the same records.
+	r.stamp.read(b)()
+	r.stamp.t = newTally()
 	start, stop := r.run(b, es)
 	defer stop()
 	got := r.stamp.t.waitFor(key, n, start.Add(caseTimeout), r.stamp.read(b))
@@ -505,7 +589,7 @@ func (r *rig) nimbusThroughput(b *testing.B, br broker, key string, n int) resul
 
 // nimbusLatency measures produce → function time through a mapping.
 func (r *rig) nimbusLatency(b *testing.B, br broker, key string) result {
-	es := br.source(key, key)
+	es := br.source(key, key, 0)
 	_, stop := r.run(b, es)
 	defer stop()
 	res := paced(b, br, key, r.stamp.t, r.stamp.read(b))
@@ -584,32 +668,60 @@ func redisMissing() string {
 	return ""
 }
 
+// median of the rounds by rate (a partial run counts with its rate).
+func median(rs []result) result {
+	sorted := append([]result(nil), rs...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].rate() < sorted[j].rate() })
+	return sorted[len(sorted)/2]
+}
+
 func table(rows []row) string {
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "\nevent-source mappings → aws-lambda-go stamp function; batch_size %d, maximum_batching_window 0s, TRIM_HORIZON, one partition\n", batchSize)
-	fmt.Fprintf(&out, "throughput: N records pre-produced, mapping start → function saw all N; baseline: the broker's Go client, batches of %d, acked\n", batchSize)
-	fmt.Fprintf(&out, "latency: %d records produced one every %s, produce → function (baseline: → client)\n", latRecords, latEvery)
-	fmt.Fprintf(&out, "%-7s %-20s %16s %16s %7s\n", "source", "what", "nimbus", "baseline", "ratio")
+	fmt.Fprintf(&out, "\nevent-source mappings → aws-lambda-go stamp function; batch_size %d, maximum_batching_window 0s, TRIM_HORIZON\n", batchSize)
+	fmt.Fprintf(&out, "throughput: N records (keys cycling over %d) pre-produced, mapping start → function saw all N; baseline: the broker's Go client in its own group, batches of %d, acked\n", recordKeys, batchSize)
+	fmt.Fprintf(&out, "%d rounds per case, baseline and mapping alternating, each in a new group; medians, and each round's ratio\n", rounds)
+	fmt.Fprintf(&out, "%-7s %-34s %9s %10s %10s %6s %8s  %s\n", "source", "case", "N", "nimbus/s", "base/s", "ratio", "base run", "round ratios")
 	for _, r := range rows {
 		if r.skipped != "" {
 			fmt.Fprintf(&out, "%-7s %s\n", r.source, r.skipped)
 			continue
 		}
-		ratio := "-"
-		if r.rawThr.n > 0 && r.nimbusThr.n > 0 {
-			ratio = fmt.Sprintf("%.2fx", r.nimbusThr.rate()/r.rawThr.rate())
+		for _, t := range r.thr {
+			nm, rm := median(t.nimbus), median(t.raw)
+			ratio := "-"
+			if rm.n > 0 && nm.n > 0 {
+				ratio = fmt.Sprintf("%.2fx", nm.rate()/rm.rate())
+			}
+			var per []string
+			for i := range t.nimbus {
+				if t.raw[i].n > 0 && t.nimbus[i].n > 0 {
+					per = append(per, fmt.Sprintf("%.2f", t.nimbus[i].rate()/t.raw[i].rate()))
+				}
+			}
+			fmt.Fprintf(&out, "%-7s %-34s %9d %10s %10s %6s %8s  %s\n", r.source, t.c.label, t.n, nm.rateCell(), rm.rateCell(), ratio,
+				rm.elapsed.Round(10*time.Millisecond), strings.Join(per, " "))
+			outside := "-"
+			if active := nm.elapsed - nm.stalled; active > 0 && nm.n > 0 {
+				outside = fmt.Sprintf("%.0f", float64(nm.n)/active.Seconds())
+			}
+			fmt.Fprintf(&out, "%-7s %-34s median run: first batch %s after the start; %d distinct invocation times, %d pauses >= %s, %s in all; %s records/s outside them\n",
+				r.source, "", nm.first.Round(time.Millisecond), nm.invocations, nm.stalls, stallAt, nm.stalled.Round(time.Millisecond), outside)
 		}
-		fmt.Fprintf(&out, "%-7s %-20s %16s %16s %7s\n", r.source, fmt.Sprintf("records/s (N=%d)", r.thrRecords),
-			r.nimbusThr.rateCell(), r.rawThr.rateCell(), ratio)
-		fmt.Fprintf(&out, "%-7s %-20s %16s %16s\n", r.source, "latency p50 / p99", r.nimbusLat.latCell(), r.rawLat.latCell())
-		t := r.nimbusThr
-		outside := "-"
-		if active := t.elapsed - t.stalled; active > 0 && t.n > 0 {
-			outside = fmt.Sprintf("%.0f", float64(t.n)/active.Seconds())
-		}
-		fmt.Fprintf(&out, "%-7s %-20s first batch %s after the start; %d invocations, %d pauses >= %s between them, %s in all; %s records/s outside them\n",
-			r.source, "throughput run", t.first.Round(time.Millisecond), t.invocations, t.stalls, stallAt, t.stalled.Round(time.Millisecond), outside)
+		fmt.Fprintf(&out, "%-7s %-34s %s (nimbus) %s (baseline)\n", r.source, fmt.Sprintf("latency p50 / p99 (%d paced)", latRecords), r.nimbusLat.latCell(), r.rawLat.latCell())
 	}
 	fmt.Fprintln(&out, "(ratio = nimbus / baseline records/s, goal >= 0.5x; latency goal p50 < 5 ms; * = timed out, partial)")
 	return out.String()
+}
+
+// parse reads back what payload writes, and nothing else.
+func TestParseReadsPayloads(t *testing.T) {
+	v, ok := parse(payload("kafka-thr", 42, 1700000000123456789))
+	if !ok || v.ID != "kafka-thr/00042" || v.NS != 1700000000123456789 {
+		t.Fatalf("parse(payload) = %+v, %v", v, ok)
+	}
+	for _, p := range []string{``, `{"id":"","ns":1}`, `{"id":"a/1","ns":x}`, `{"ns":1,"id":"a/1"}`, `{"id":"a/1","ns":1`} {
+		if v, ok := parse([]byte(p)); ok {
+			t.Errorf("parse(%q) = %+v, want not a payload", p, v)
+		}
+	}
 }

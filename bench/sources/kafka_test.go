@@ -13,20 +13,27 @@ import (
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
-// kafkaRecords is the Kafka throughput case's N.
-const kafkaRecords = 20000
+// kafkaRecords is the Kafka throughput cases' N.
+const kafkaRecords = 550000
 
-// kafkaBroker is an in-process kfake cluster; every key is a topic of one
-// partition.
+// kafkaCases: one partition; four partitions (a mapping runs a batch of
+// each at once); one partition in four lanes.
+var kafkaCases = []thrCase{
+	{key: "kafka-thr", units: 1, label: "1 partition"},
+	{key: "kafka-thr-p4", units: 4, label: "4 partitions"},
+	{key: "kafka-thr-pf4", units: 1, factor: 4, label: "1 partition, parallelization 4"},
+}
+
+// kafkaBroker is an in-process kfake cluster; every key is a topic.
 type kafkaBroker struct {
 	addrs []string
 	prod  *kgo.Client
 }
 
 func newKafka(b *testing.B) *kafkaBroker {
-	topics := map[string]int32{}
-	for _, k := range []string{"kafka-thr", "kafka-lat-raw", "kafka-lat-nimbus"} {
-		topics[k] = 1
+	topics := map[string]int32{"kafka-lat-raw": 1, "kafka-lat-nimbus": 1}
+	for _, c := range kafkaCases {
+		topics[c.key] = int32(c.units)
 	}
 	addrs := kafkatest.Start(b, topics)
 	// No linger: a paced record goes out at once.
@@ -38,13 +45,18 @@ func newKafka(b *testing.B) *kafkaBroker {
 	return &kafkaBroker{addrs: addrs, prod: prod}
 }
 
-func (k *kafkaBroker) name() string { return "kafka" }
-func (k *kafkaBroker) records() int { return kafkaRecords }
+func (k *kafkaBroker) name() string     { return "kafka" }
+func (k *kafkaBroker) records() int     { return kafkaRecords }
+func (k *kafkaBroker) cases() []thrCase { return kafkaCases }
 
-func (k *kafkaBroker) produce(ctx context.Context, key string, payloads ...[]byte) error {
-	recs := make([]*kgo.Record, len(payloads))
-	for i, p := range payloads {
-		recs[i] = &kgo.Record{Topic: key, Value: p}
+// produce sends keyed records with the default (key-hashing) partitioner.
+func (k *kafkaBroker) produce(ctx context.Context, key string, rs ...rec) error {
+	recs := make([]*kgo.Record, len(rs))
+	for i, r := range rs {
+		recs[i] = &kgo.Record{Topic: key, Value: r.v}
+		if r.k != "" {
+			recs[i].Key = []byte(r.k)
+		}
 	}
 	return k.prod.ProduceSync(ctx, recs...).FirstErr()
 }
@@ -80,7 +92,8 @@ func (k *kafkaBroker) consume(ctx context.Context, key, group string, _ bool, go
 	return func() { wg.Wait(); cl.Close() }, nil
 }
 
-func (k *kafkaBroker) source(name, key string) *specs.EventSource {
+func (k *kafkaBroker) source(name, key string, factor int) *specs.EventSource {
 	return &specs.EventSource{Name: name, Type: specs.SourceKafka, Enabled: true, URL: strings.Join(k.addrs, ","),
-		Topics: []string{key}, StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s"}
+		Topics: []string{key}, StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s",
+		ParallelizationFactor: factor}
 }

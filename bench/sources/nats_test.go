@@ -2,6 +2,8 @@ package sourcesbench
 
 import (
 	"context"
+	"fmt"
+	"hash/fnv"
 	"sync"
 	"testing"
 	"time"
@@ -13,8 +15,45 @@ import (
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
-// natsRecords is the NATS throughput case's N.
-const natsRecords = 20000
+// natsRecords is the NATS throughput cases' N.
+const natsRecords = 260000
+
+// natsCases: one subject; four subjects under one filter (the mapping runs
+// a batch of each subject at once).
+var natsCases = []thrCase{
+	{key: "nats-thr", units: 1, label: "1 subject"},
+	{key: "nats-thr-s4", units: 4, label: "4 subjects"},
+}
+
+// natsUnits is how many subjects key's records spread over.
+func natsUnits(key string) int {
+	for _, c := range natsCases {
+		if c.key == key {
+			return c.units
+		}
+	}
+	return 1
+}
+
+// natsSubject is where a record of key with record key k goes: "bench.<key>"
+// for one subject, else "bench.<key>.<n>" by the record key.
+func natsSubject(key, k string) string {
+	units := natsUnits(key)
+	if units == 1 {
+		return "bench." + key
+	}
+	h := fnv.New32a()
+	h.Write([]byte(k))
+	return fmt.Sprintf("bench.%s.%d", key, h.Sum32()%uint32(units))
+}
+
+// natsFilter is the subject filter reading all of key's records.
+func natsFilter(key string) string {
+	if natsUnits(key) == 1 {
+		return "bench." + key
+	}
+	return "bench." + key + ".*"
+}
 
 // natsStream holds every key as the subject "bench.<key>": a limits
 // stream, so the mapping runs ordered (per subject), as Kafka and Redis do.
@@ -44,16 +83,17 @@ func newNATS(b *testing.B, s *server.Server) *natsBroker {
 	return &natsBroker{nc: nc, js: js}
 }
 
-func (n *natsBroker) name() string { return "nats" }
-func (n *natsBroker) records() int { return natsRecords }
+func (n *natsBroker) name() string     { return "nats" }
+func (n *natsBroker) records() int     { return natsRecords }
+func (n *natsBroker) cases() []thrCase { return natsCases }
 
-func (n *natsBroker) produce(ctx context.Context, key string, payloads ...[]byte) error {
-	if len(payloads) == 1 {
-		_, err := n.js.Publish(ctx, "bench."+key, payloads[0])
+func (n *natsBroker) produce(ctx context.Context, key string, rs ...rec) error {
+	if len(rs) == 1 {
+		_, err := n.js.Publish(ctx, natsSubject(key, rs[0].k), rs[0].v)
 		return err
 	}
-	for _, p := range payloads {
-		if _, err := n.js.PublishAsync("bench."+key, p); err != nil {
+	for _, r := range rs {
+		if _, err := n.js.PublishAsync(natsSubject(key, r.k), r.v); err != nil {
 			return err
 		}
 	}
@@ -71,7 +111,7 @@ func (n *natsBroker) produce(ctx context.Context, key string, payloads ...[]byte
 // Fetch of batchSize waits for batchSize records or its expiry).
 func (n *natsBroker) consume(ctx context.Context, key, group string, streaming bool, got func([][]byte, time.Time)) (func(), error) {
 	cons, err := n.js.CreateOrUpdateConsumer(ctx, natsStream, jetstream.ConsumerConfig{Durable: group,
-		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: "bench." + key})
+		AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy, FilterSubject: natsFilter(key)})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +152,10 @@ func (n *natsBroker) consume(ctx context.Context, key, group string, streaming b
 	return wg.Wait, nil
 }
 
-func (n *natsBroker) source(name, key string) *specs.EventSource {
+// source: nats takes no parallelization_factor (each subject is already
+// its own ordered unit), so factor must be 0.
+func (n *natsBroker) source(name, key string, factor int) *specs.EventSource {
 	return &specs.EventSource{Name: name, Type: specs.SourceNATS, Enabled: true, Stream: natsStream,
-		Subject: "bench." + key, StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s"}
+		Subject: natsFilter(key), StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s",
+		ParallelizationFactor: factor}
 }

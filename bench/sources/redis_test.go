@@ -13,8 +13,14 @@ import (
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
-// redisRecords is the Redis throughput case's N.
-const redisRecords = 10000
+// redisRecords is the Redis throughput cases' N.
+const redisRecords = 500000
+
+// redisCases: one stream; one stream in four lanes (by the field "key").
+var redisCases = []thrCase{
+	{key: "redis-thr", units: 1, label: "1 stream"},
+	{key: "redis-thr-pf4", units: 1, factor: 4, label: "1 stream, parallelization 4"},
+}
 
 // redisBroker is a real redis-server; every key is a stream.
 type redisBroker struct {
@@ -37,16 +43,24 @@ func newRedis(b *testing.B) (*redisBroker, string) {
 	return &redisBroker{url: url, rc: rc}, ""
 }
 
-func (r *redisBroker) name() string { return "redis" }
-func (r *redisBroker) records() int { return redisRecords }
+func (r *redisBroker) name() string     { return "redis" }
+func (r *redisBroker) records() int     { return redisRecords }
+func (r *redisBroker) cases() []thrCase { return redisCases }
 
-func (r *redisBroker) produce(ctx context.Context, key string, payloads ...[]byte) error {
-	if len(payloads) == 1 {
-		return r.rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", payloads[0]}}).Err()
+// produce adds entries with the fields "data" and, for keyed records, "key".
+func (r *redisBroker) produce(ctx context.Context, key string, rs ...rec) error {
+	values := func(x rec) []any {
+		if x.k == "" {
+			return []any{"data", x.v}
+		}
+		return []any{"data", x.v, "key", x.k}
+	}
+	if len(rs) == 1 {
+		return r.rc.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: values(rs[0])}).Err()
 	}
 	_, err := r.rc.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, pl := range payloads {
-			p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: []any{"data", pl}})
+		for _, x := range rs {
+			p.XAdd(ctx, &goredis.XAddArgs{Stream: key, Values: values(x)})
 		}
 		return nil
 	})
@@ -96,7 +110,7 @@ func (r *redisBroker) consume(ctx context.Context, key, group string, _ bool, go
 	return wg.Wait, nil
 }
 
-func (r *redisBroker) source(name, key string) *specs.EventSource {
+func (r *redisBroker) source(name, key string, factor int) *specs.EventSource {
 	return &specs.EventSource{Name: name, Type: specs.SourceRedis, Enabled: true, URL: r.url, Stream: key,
-		StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s"}
+		StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s", ParallelizationFactor: factor}
 }

@@ -38,12 +38,13 @@
 //	FunctionResponseTypes ["ReportBatchItemFailures"] ReportBatchItemFailures
 //	FilterCriteria.Filters[].Pattern                Filters
 //	ScalingConfig.MaximumConcurrency                MaximumConcurrency
+//	ParallelizationFactor (1–10; kafka, redis)      ParallelizationFactor (shown as 1 when unset)
 //	DestinationConfig.OnFailure.Destination         OnFailure: nats:<subject> → NATS, kafka:<topic> → Kafka,
 //	                                                function:<name> or a function ARN → Function,
 //	                                                http(s) URL → Webhook
 //
 // Other EventSourceArn forms, and members nimbus has no use for
-// (ParallelizationFactor, TumblingWindowInSeconds,
+// (TumblingWindowInSeconds,
 // SourceAccessConfigurations, KMSKeyArn, OnSuccess, …), are refused with
 // InvalidParameterValueException. Settings are defaulted and validated by
 // specs.CheckEventSource, exactly as a spec's event_source block.

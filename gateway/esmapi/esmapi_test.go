@@ -151,6 +151,7 @@ func TestMappingsThroughSDK(t *testing.T) {
 			BisectBatchOnFunctionError:        aws.Bool(true),
 			FunctionResponseTypes:             []types.FunctionResponseType{types.FunctionResponseTypeReportBatchItemFailures},
 			FilterCriteria:                    &types.FilterCriteria{Filters: []types.Filter{{Pattern: aws.String(`{"value":{"kind":["order"]}}`)}}},
+			ParallelizationFactor:             aws.Int32(4),
 			DestinationConfig:                 &types.DestinationConfig{OnFailure: &types.OnFailure{Destination: aws.String("kafka:orders-dlq")}},
 		},
 		wantFnArn: arnFn + "orders",
@@ -158,9 +159,12 @@ func TestMappingsThroughSDK(t *testing.T) {
 		want: specs.EventSource{Type: "kafka", Enabled: true, URL: "127.0.0.1:9092,127.0.0.1:9093", Topics: []string{"orders"},
 			Group: "orders-group", StartingFrom: "TRIM_HORIZON", BatchSize: 50, MaximumBatchingWindow: "2s",
 			MaximumRetryAttempts: retries(3), MaximumRecordAge: "1h0m0s", BisectBatchOnFunctionError: true,
-			ReportBatchItemFailures: true, Filters: []string{`{"value":{"kind":["order"]}}`},
+			ReportBatchItemFailures: true, Filters: []string{`{"value":{"kind":["order"]}}`}, ParallelizationFactor: 4,
 			OnFailure: &specs.Destination{Kafka: "orders-dlq"}},
 		checkOutput: func(t *testing.T, out *lambda.CreateEventSourceMappingOutput) {
+			if got := aws.ToInt32(out.ParallelizationFactor); got != 4 {
+				t.Errorf("ParallelizationFactor = %d, want 4", got)
+			}
 			if got := out.SelfManagedEventSource.Endpoints["KAFKA_BOOTSTRAP_SERVERS"]; !reflect.DeepEqual(got, []string{"127.0.0.1:9092", "127.0.0.1:9093"}) {
 				t.Errorf("bootstrap servers = %v", got)
 			}
@@ -227,6 +231,9 @@ func TestMappingsThroughSDK(t *testing.T) {
 		checkOutput: func(t *testing.T, out *lambda.CreateEventSourceMappingOutput) {
 			if !aws.ToTime(out.StartingPositionTimestamp).Equal(at) || out.StartingPosition != types.EventSourcePositionAtTimestamp {
 				t.Errorf("starting position = %s %v", out.StartingPosition, out.StartingPositionTimestamp)
+			}
+			if out.ParallelizationFactor == nil || *out.ParallelizationFactor != 1 {
+				t.Errorf("ParallelizationFactor unset = %v, want 1 shown", out.ParallelizationFactor)
 			}
 		},
 	}, {
@@ -472,8 +479,9 @@ func TestMappingsThroughSDK(t *testing.T) {
 		redis := created["redis"]
 		if _, err := e.client.UpdateEventSourceMapping(ctx, &lambda.UpdateEventSourceMappingInput{UUID: redis.UUID,
 			BatchSize: aws.Int32(250), MaximumBatchingWindowInSeconds: aws.Int32(5),
-			FilterCriteria: &types.FilterCriteria{Filters: []types.Filter{{Pattern: aws.String(`{"data":{"amount":[{"numeric":[">",100]}]}}`)}}},
-			ScalingConfig:  &types.ScalingConfig{MaximumConcurrency: aws.Int32(3)},
+			FilterCriteria:        &types.FilterCriteria{Filters: []types.Filter{{Pattern: aws.String(`{"data":{"amount":[{"numeric":[">",100]}]}}`)}}},
+			ScalingConfig:         &types.ScalingConfig{MaximumConcurrency: aws.Int32(3)},
+			ParallelizationFactor: aws.Int32(6),
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -482,7 +490,7 @@ func TestMappingsThroughSDK(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := wantSpec[aws.ToString(redis.UUID)]
-		want.BatchSize, want.MaximumBatchingWindow, want.MaximumConcurrency = 250, "5s", 3
+		want.BatchSize, want.MaximumBatchingWindow, want.MaximumConcurrency, want.ParallelizationFactor = 250, "5s", 3, 6
 		want.Filters = []string{`{"data":{"amount":[{"numeric":[">",100]}]}}`}
 		if !reflect.DeepEqual(*m.Spec, want) {
 			t.Errorf("after update\n got %s\nwant %s", js(m.Spec), js(want))
@@ -673,10 +681,40 @@ func TestErrors(t *testing.T) {
 	}, {
 		name: "unsupported member",
 		call: func() error {
-			_, err := e.client.CreateEventSourceMapping(ctx, kafka("billing", func(in *lambda.CreateEventSourceMappingInput) { in.ParallelizationFactor = aws.Int32(2) }))
+			_, err := e.client.CreateEventSourceMapping(ctx, kafka("billing", func(in *lambda.CreateEventSourceMappingInput) { in.TumblingWindowInSeconds = aws.Int32(2) }))
 			return err
 		},
-		code: "InvalidParameterValueException", message: "ParallelizationFactor not supported",
+		code: "InvalidParameterValueException", message: "TumblingWindowInSeconds not supported",
+	}, {
+		name: "parallelization factor above 10",
+		call: func() error {
+			_, err := e.client.CreateEventSourceMapping(ctx, kafka("billing", func(in *lambda.CreateEventSourceMappingInput) { in.ParallelizationFactor = aws.Int32(11) }))
+			return err
+		},
+		code: "InvalidParameterValueException", message: "ParallelizationFactor must be between 1 and 10; got 11",
+	}, {
+		name: "parallelization factor 0",
+		call: func() error {
+			_, err := e.client.CreateEventSourceMapping(ctx, kafka("billing", func(in *lambda.CreateEventSourceMappingInput) { in.ParallelizationFactor = aws.Int32(0) }))
+			return err
+		},
+		code: "InvalidParameterValueException", message: "ParallelizationFactor must be between 1 and 10; got 0",
+	}, {
+		name: "parallelization factor on nats",
+		call: func() error {
+			_, err := e.client.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("orders"),
+				EventSourceArn: aws.String("nats:ORDERS"), ParallelizationFactor: aws.Int32(2)})
+			return err
+		},
+		code: "InvalidParameterValueException", message: "already runs each subject as its own ordered unit",
+	}, {
+		name: "parallelization factor on rabbitmq",
+		call: func() error {
+			_, err := e.client.CreateEventSourceMapping(ctx, &lambda.CreateEventSourceMappingInput{FunctionName: aws.String("orders"),
+				EventSourceArn: aws.String("amqp://127.0.0.1:5672/"), Queues: []string{"jobs"}, ParallelizationFactor: aws.Int32(2)})
+			return err
+		},
+		code: "InvalidParameterValueException", message: "ParallelizationFactor applies to Kafka and Redis mappings",
 	}, {
 		name: "unsupported destination",
 		call: func() error {

@@ -33,6 +33,7 @@ type mappingConfig struct {
 	FunctionResponseTypes             []string                `json:"FunctionResponseTypes,omitempty"`
 	FilterCriteria                    *filterCriteria         `json:"FilterCriteria,omitempty"`
 	ScalingConfig                     *scalingConfig          `json:"ScalingConfig,omitempty"`
+	ParallelizationFactor             *int                    `json:"ParallelizationFactor,omitempty"`
 	DestinationConfig                 *destinationConfig      `json:"DestinationConfig,omitempty"`
 	Topics                            []string                `json:"Topics,omitempty"`
 	Queues                            []string                `json:"Queues,omitempty"`
@@ -93,6 +94,7 @@ type request struct {
 	FunctionResponseTypes             []string                `json:"FunctionResponseTypes"`
 	FilterCriteria                    *filterCriteria         `json:"FilterCriteria"`
 	ScalingConfig                     *scalingConfig          `json:"ScalingConfig"`
+	ParallelizationFactor             *int                    `json:"ParallelizationFactor"`
 	DestinationConfig                 *destinationConfig      `json:"DestinationConfig"`
 	Topics                            []string                `json:"Topics"`
 	Queues                            []string                `json:"Queues"`
@@ -100,17 +102,17 @@ type request struct {
 	SelfManagedKafkaEventSourceConfig *kafkaConfig            `json:"SelfManagedKafkaEventSourceConfig"`
 }
 
-// Members each operation accepts. Any other non-null member (Kinesis' and
-// SQS's ParallelizationFactor, TumblingWindowInSeconds,
+// Members each operation accepts. Any other non-null member (Kinesis'
+// TumblingWindowInSeconds,
 // SourceAccessConfigurations, KMSKeyArn, …) is refused rather than ignored.
 var (
 	createMembers = memberSet("FunctionName", "EventSourceArn", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds",
 		"StartingPosition", "StartingPositionTimestamp", "MaximumRetryAttempts", "MaximumRecordAgeInSeconds",
-		"BisectBatchOnFunctionError", "FunctionResponseTypes", "FilterCriteria", "ScalingConfig", "DestinationConfig",
-		"Topics", "Queues", "SelfManagedEventSource", "SelfManagedKafkaEventSourceConfig")
+		"BisectBatchOnFunctionError", "FunctionResponseTypes", "FilterCriteria", "ScalingConfig", "ParallelizationFactor",
+		"DestinationConfig", "Topics", "Queues", "SelfManagedEventSource", "SelfManagedKafkaEventSourceConfig")
 	updateMembers = memberSet("FunctionName", "Enabled", "BatchSize", "MaximumBatchingWindowInSeconds",
 		"MaximumRetryAttempts", "MaximumRecordAgeInSeconds", "BisectBatchOnFunctionError", "FunctionResponseTypes",
-		"FilterCriteria", "ScalingConfig", "DestinationConfig", "SelfManagedKafkaEventSourceConfig")
+		"FilterCriteria", "ScalingConfig", "ParallelizationFactor", "DestinationConfig", "SelfManagedKafkaEventSourceConfig")
 )
 
 func memberSet(names ...string) map[string]bool {
@@ -328,6 +330,17 @@ func (h *handler) applySettings(in *request, es *specs.EventSource) *apiError {
 			es.MaximumConcurrency = *c
 		}
 	}
+	if in.ParallelizationFactor != nil {
+		n := *in.ParallelizationFactor
+		if n < 1 || n > 10 {
+			return invalid("ParallelizationFactor must be between 1 and 10; got " + strconv.Itoa(n))
+		}
+		if !parallelizable(es.Type) {
+			return invalid("ParallelizationFactor applies to Kafka and Redis mappings (ordered partitions split into lanes by record key); " +
+				"a NATS mapping already runs each subject as its own ordered unit, and " + strconv.Quote(es.Type) + " mappings have no partitions to split")
+		}
+		es.ParallelizationFactor = n
+	}
 	if dc := in.DestinationConfig; dc != nil {
 		if dc.OnSuccess != nil && dc.OnSuccess.Destination != nil && *dc.OnSuccess.Destination != "" {
 			return invalid("DestinationConfig.OnSuccess is not supported for event-source mappings; use OnFailure")
@@ -514,11 +527,20 @@ func (h *handler) config(m sources.Mapping, state, reason, result string) *mappi
 		n := es.MaximumConcurrency
 		c.ScalingConfig = &scalingConfig{MaximumConcurrency: &n}
 	}
+	if parallelizable(es.Type) {
+		n := max(es.ParallelizationFactor, 1)
+		c.ParallelizationFactor = &n
+	}
 	if s := h.destinationString(es.OnFailure); s != "" {
 		c.DestinationConfig = &destinationConfig{OnFailure: &onDestination{Destination: &s}}
 	}
 	return c
 }
+
+// parallelizable says whether mappings of the source type take a
+// ParallelizationFactor (shown as 1 when unset, as Lambda shows it for
+// stream sources).
+func parallelizable(typ string) bool { return typ == specs.SourceKafka || typ == specs.SourceRedis }
 
 // apiNames turns the spec setting names in specs.CheckEventSource's
 // messages into the API's member names.
@@ -531,6 +553,7 @@ var apiNames = strings.NewReplacer(
 	"bisect_batch_on_function_error", "BisectBatchOnFunctionError",
 	"report_batch_item_failures", "FunctionResponseTypes",
 	"maximum_concurrency", "ScalingConfig.MaximumConcurrency",
+	"parallelization_factor", "ParallelizationFactor",
 	"batch_size", "BatchSize",
 	"on_failure", "DestinationConfig.OnFailure",
 	"filters", "FilterCriteria.Filters",

@@ -951,3 +951,125 @@ func TestStuckLonePartitionIsPausedSoOthersFlow(t *testing.T) {
 		t.Fatalf("done %v", got)
 	}
 }
+
+// pushKeyed adds records of partition with key (Record.Key).
+func (s *memSource) pushKeyed(partition, key string, ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.pending = append(s.pending, &sources.Record{ID: id, Partition: partition, Key: key, Time: time.Now(), Size: len(id)})
+	}
+	s.signalLocked()
+}
+
+// twoLanes returns two keys that take different lanes under factor.
+func twoLanes(t *testing.T, factor int) (string, string) {
+	t.Helper()
+	for i := 1; i < 100; i++ {
+		b := fmt.Sprintf("key%d", i)
+		if sources.Lane("key0", "", factor) != sources.Lane(b, "", factor) {
+			return "key0", b
+		}
+	}
+	t.Fatal("no two keys in different lanes")
+	return "", ""
+}
+
+// With parallelization_factor, batches of two lanes of one partition run
+// at once (the first batch of key a only finishes once a batch of key b
+// has reached the function), each key keeps its order, a failing lane is
+// retried while the other goes on, and the partition's checkpoints still
+// name its records in partition order: b's records, finished first, are
+// only checkpointed once a's earlier ones are.
+func TestLanesOfOnePartitionRunAtOnceAndCheckpointInOrder(t *testing.T) {
+	const factor = 4
+	keyA, keyB := twoLanes(t, factor)
+	src := &memSource{}
+	bSeen := make(chan struct{})
+	var once sync.Once
+	var aFailures atomic.Int32
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1), ParallelizationFactor: factor}
+	r := start(t, es, orderedMem{src}, func(ids []string) (string, string) {
+		switch {
+		case strings.HasPrefix(ids[0], "b"):
+			once.Do(func() { close(bSeen) })
+		case ids[0] == "a00":
+			select {
+			case <-bSeen:
+			case <-time.After(10 * time.Second):
+				t.Error("a batch of key b never ran while key a's first batch was in flight")
+			}
+			if aFailures.Add(1) <= 2 {
+				return "error", "" // key a's lane retries; key b's goes on
+			}
+		}
+		return "", ""
+	}, 4)
+	var want []string
+	for i := range 10 {
+		a, b := fmt.Sprintf("a%02d", i), fmt.Sprintf("b%02d", i)
+		src.pushKeyed("p", keyA, a)
+		src.pushKeyed("p", keyB, b)
+		want = append(want, a, b)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return len(src.doneIDs()) == len(want) },
+		"every record checkpointed: %v", src.doneIDs())
+	if got := src.doneIDs(); !slices.Equal(got, want) {
+		t.Fatalf("checkpoints named %v, want partition order %v", got, want)
+	}
+	var as, bs []string
+	seen := map[string]bool{}
+	for _, id := range flat(r.log.all()) {
+		if seen[id] {
+			continue // a retry of key a's first batch
+		}
+		seen[id] = true
+		if id[0] == 'a' {
+			as = append(as, id)
+		} else {
+			bs = append(bs, id)
+		}
+	}
+	if !slices.IsSorted(as) || !slices.IsSorted(bs) {
+		t.Fatalf("order per key broken: a %v, b %v", as, bs)
+	}
+	if n := aFailures.Load(); n < 3 {
+		t.Fatalf("key a's first batch ran %d times, want 2 failures and a success", n)
+	}
+}
+
+// A stuck lane does not stop its partition's other lanes: every record of
+// the healthy lane reaches the function while the stuck one retries, and
+// nothing is checkpointed past the stuck record. What the partition holds
+// is bounded: with more than 20 batches per lane polled it is paused.
+func TestAStuckLaneLetsOtherLanesFlowUntilTheHeldBound(t *testing.T) {
+	const factor = 2
+	keyA, keyB := twoLanes(t, factor)
+	src := &pauserMem{memSource: &memSource{}}
+	es := &specs.EventSource{Type: "mem", BatchSize: 2, MaximumRetryAttempts: intp(-1), ParallelizationFactor: factor}
+	r := start(t, es, src, func(ids []string) (string, string) {
+		if strings.HasPrefix(ids[0], "a") {
+			return "error", "" // key a's lane retries forever
+		}
+		return "", ""
+	}, 2)
+	src.pushKeyed("p", keyA, "a0")
+	src.pushKeyed("p", keyB, ids("b", 200)...)
+	bSeen := func() int {
+		n := map[string]bool{}
+		for _, id := range flat(r.log.all()) {
+			if id[0] == 'b' {
+				n[id] = true
+			}
+		}
+		return len(n)
+	}
+	gatewaytest.Eventually(t, 10*time.Second, func() bool { return bSeen() == 200 },
+		"every record of the healthy lane reaches the function while the other lane is stuck (seen %d)", bSeen())
+	if !slices.Contains(src.pauses(), "p") {
+		t.Fatalf("the partition holding 201 records behind a stuck one was not paused (pauses %v)", src.pauses())
+	}
+	if d := src.doneIDs(); len(d) > 0 {
+		t.Fatalf("checkpointed %v past the stuck record a0", d)
+	}
+}

@@ -385,7 +385,7 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 		deps, closeSender = &own, c
 	}
 	r := &runner{m: mp, deps: deps, opts: &m.opts, src: src, log: log, match: match, window: window,
-		maxAge: maxAge, parts: map[string]*partition{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), inflightTimes: map[int]time.Time{},
+		maxAge: maxAge, parts: map[string]*partition{}, trackers: map[string]*tracker{}, srcPaused: map[string]int{}, wake: make(chan struct{}, 1), freed: make(chan struct{}, 1), inflightTimes: map[int]time.Time{},
 		st: &Status{Mapping: mp, State: StateEnabled, StateTransitionReason: "USER_INITIATED", LastProcessingResult: ResultNoRecords}}
 	if o, ok := src.(Ordered); ok && o.Ordered() {
 		r.ordered = true
@@ -400,6 +400,17 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 	if r.limit <= 0 {
 		r.limit = DefaultConcurrency(mp.Spec.Type, r.ordered)
 	}
+	r.factor = 1
+	if f := mp.Spec.ParallelizationFactor; f > 1 {
+		if !r.ordered {
+			_ = src.Close()
+			if closeSender != nil {
+				closeSender()
+			}
+			return fmt.Errorf("parallelization_factor %d: the %s source is not ordered, so it has no partitions to split into lanes", f, mp.Spec.Type)
+		}
+		r.factor = f
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	h := &handle{r: r, key: settingsKey(mp), cancel: cancel, done: make(chan struct{})}
 	m.mu.Lock()
@@ -407,7 +418,7 @@ func (m *Manager) start(ctx context.Context, mp Mapping) error {
 	delete(m.stopped, mp.UUID)
 	m.mu.Unlock()
 	m.deps.Metrics.register(mp)
-	log.Info("event-source mapping started", "type", mp.Spec.Type, "ordered", r.ordered, "concurrency", r.limit)
+	log.Info("event-source mapping started", "type", mp.Spec.Type, "ordered", r.ordered, "concurrency", r.limit, "parallelization", r.factor)
 	go func() {
 		defer close(h.done)
 		r.run(rctx)

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,8 +24,15 @@ import (
 // invoker or a destination — except Pauser's Pause and Resume, which only
 // flip the client's fetch state and do not block.
 
-// partition is one ordering key's buffered records.
+// partition is one ordering key's buffered records: a source partition, or
+// with parallelization_factor one lane of it.
 type partition struct {
+	// src is the source's partition (Record.Partition) the lane belongs
+	// to: what Pause and Resume name.
+	src string
+	// t tracks the source partition's checkpoint across its lanes (nil
+	// without parallelization_factor: the lane is the partition).
+	t      *tracker
 	recs   []*Record
 	first  time.Time // when the oldest buffered record arrived
 	busy   bool      // a batch of this partition is in flight (ordered)
@@ -35,6 +44,36 @@ type partition struct {
 	// ordered source's Done, run in the background) has returned; nil
 	// before the first.
 	checkpointed chan struct{}
+}
+
+// tracker is one source partition's records in poll order while
+// parallelization_factor splits it into lanes: lanes finish records out
+// of order, and the checkpoint only advances over the leading records that
+// are all finished, so a record a lane has not finished is never passed.
+type tracker struct {
+	queue []*Record        // polled, not yet checkpointed, in poll order
+	done  map[*Record]bool // finished records still in queue
+	// checkpointed is closed when the latest checkpoint has returned;
+	// checkpoints of a partition go out one after another, in order.
+	checkpointed chan struct{}
+	// heldPaused: the partition is paused because queue reached heldCap.
+	heldPaused bool
+}
+
+// laneOf is the lane of rec.
+func laneOf(rec *Record, factor int) int { return Lane(rec.Key, rec.ID, factor) }
+
+// Lane is the lane (0…factor-1) a record with key and id takes under
+// parallelization_factor factor: FNV-1a of the key modulo factor, or of the
+// id when the key is empty. The same key always takes the same lane.
+func Lane(key, id string, factor int) int {
+	h := fnv.New32a()
+	if key != "" {
+		h.Write([]byte(key))
+	} else {
+		h.Write([]byte(id))
+	}
+	return int(h.Sum32() % uint32(factor))
 }
 
 // runner polls one mapping and drives its batches.
@@ -53,15 +92,23 @@ type runner struct {
 	redeliver Redeliverer
 	pauser    Pauser
 	limit     int // batches in flight at once
+	// factor is the ordered mapping's parallelization_factor (lanes per
+	// partition); 1 means the partition is the lane.
+	factor int
 
-	mu       sync.Mutex
-	parts    map[string]*partition
-	order    []string // partitions in arrival order, for fair dispatch
-	buffered int
-	inflight int
-	wake     chan struct{} // wakes the dispatcher
-	freed    chan struct{} // a batch finished: the poller may have room
-	st       *Status
+	mu    sync.Mutex
+	parts map[string]*partition
+	// trackers: the source partitions' checkpoints when factor > 1.
+	trackers map[string]*tracker
+	// srcPaused counts the lanes of each source partition that want it
+	// paused; the source pauses it while the count is above zero.
+	srcPaused map[string]int
+	order     []string // partitions in arrival order, for fair dispatch
+	buffered  int
+	inflight  int
+	wake      chan struct{} // wakes the dispatcher
+	freed     chan struct{} // a batch finished: the poller may have room
+	st        *Status
 	// pollProblem: the last result is a broker error from Poll.
 	pollProblem bool
 	// inflightTimes holds the oldest record time of each batch in flight.
@@ -186,6 +233,9 @@ func (r *runner) room() int {
 	if r.pauser != nil && r.allFullLocked() {
 		return 0
 	}
+	if r.heldFullLocked() {
+		return 0
+	}
 	return max(min(r.maxBuffered()-r.buffered, r.m.Spec.BatchSize), 0)
 }
 
@@ -206,21 +256,89 @@ func (r *runner) full() int { return 2 * r.m.Spec.BatchSize }
 // a long time and partitions not seen yet must keep flowing.
 func (r *runner) allFullLocked() bool {
 	any := false
-	for key, p := range r.parts {
+	for _, p := range r.parts {
 		if p.paused {
 			continue
 		}
 		if len(p.recs) < r.full() {
 			return false
 		}
-		if p.stuck {
-			p.paused = true
-			r.pauser.Pause([]string{key})
+		if p.stuck && p.t == nil {
+			r.pauseLocked(p)
 			continue
 		}
 		any = true
 	}
 	return any
+}
+
+// pauseLocked marks lane p paused and pauses its source partition unless
+// another of its lanes already has.
+func (r *runner) pauseLocked(p *partition) {
+	if p.paused {
+		return
+	}
+	p.paused = true
+	r.srcPaused[p.src]++
+	if r.srcPaused[p.src] == 1 {
+		r.pauser.Pause([]string{p.src})
+	}
+}
+
+// resumeLocked undoes pauseLocked: the source partition fetches again once
+// none of its lanes wants it paused.
+func (r *runner) resumeLocked(p *partition) {
+	if !p.paused {
+		return
+	}
+	p.paused = false
+	r.srcPaused[p.src]--
+	if r.srcPaused[p.src] == 0 {
+		delete(r.srcPaused, p.src)
+		r.pauser.Resume([]string{p.src})
+	}
+}
+
+// heldCap bounds the records one source partition's tracker holds (polled
+// but not yet checkpointed) with parallelization_factor: while a lane
+// retries a failing batch the other lanes go on, and what they finish
+// waits behind it. Normal skew between lanes holds a few batches per lane.
+func (r *runner) heldCap() int { return 20 * r.m.Spec.BatchSize * r.factor }
+
+// heldFullLocked bounds what lanes hold behind a failing lane: a partition
+// whose tracker holds heldCap records is paused (whole: the stuck lane is
+// not paused on its own, so the partition's other lanes keep flowing until
+// then) and resumed by checkpointLanes once it is down to half. A source
+// that cannot pause stops polling instead: it reports true.
+func (r *runner) heldFullLocked() bool {
+	for src, t := range r.trackers {
+		if t.heldPaused || len(t.queue) < r.heldCap() {
+			continue
+		}
+		if r.pauser == nil {
+			return true
+		}
+		t.heldPaused = true
+		r.srcPaused[src]++
+		if r.srcPaused[src] == 1 {
+			r.pauser.Pause([]string{src})
+		}
+	}
+	return false
+}
+
+// unholdLocked resumes a partition heldFullLocked paused once its tracker
+// is down to half of heldCap.
+func (r *runner) unholdLocked(src string, t *tracker) {
+	if !t.heldPaused || len(t.queue) >= r.heldCap()/2 {
+		return
+	}
+	t.heldPaused = false
+	r.srcPaused[src]--
+	if r.srcPaused[src] == 0 {
+		delete(r.srcPaused, src)
+		r.pauser.Resume([]string{src})
+	}
 }
 
 // stuck marks p's batch in flight as retrying and wakes the poller, which
@@ -235,17 +353,6 @@ func (r *runner) stuck(p *partition) {
 	}
 }
 
-// othersNeedLocked reports whether a partition other than key still fetches
-// and has less than a full buffer: pausing key then lets it catch up.
-func (r *runner) othersNeedLocked(key string) bool {
-	for k, p := range r.parts {
-		if k != key && !p.paused && len(p.recs) < r.full() {
-			return true
-		}
-	}
-	return false
-}
-
 // add buffers polled records by partition.
 func (r *runner) add(recs []*Record) {
 	now := time.Now()
@@ -256,9 +363,19 @@ func (r *runner) add(recs []*Record) {
 		if !r.ordered {
 			key = ""
 		}
+		var t *tracker
+		if r.factor > 1 {
+			t = r.trackers[rec.Partition]
+			if t == nil {
+				t = &tracker{done: map[*Record]bool{}}
+				r.trackers[rec.Partition] = t
+			}
+			t.queue = append(t.queue, rec)
+			key = rec.Partition + "\x00" + strconv.Itoa(laneOf(rec, r.factor))
+		}
 		p := r.parts[key]
 		if p == nil {
-			p = &partition{}
+			p = &partition{src: rec.Partition, t: t}
 			r.parts[key] = p
 			r.order = append(r.order, key)
 		}
@@ -268,9 +385,16 @@ func (r *runner) add(recs []*Record) {
 		p.recs = append(p.recs, rec)
 		r.buffered++
 		r.st.RecordsIn++
-		if r.pauser != nil && !p.paused && len(p.recs) >= r.full() && r.othersNeedLocked(key) {
-			p.paused = true
-			r.pauser.Pause([]string{key})
+		// A full partition is paused only while it is stuck retrying: a
+		// healthy one drains within a batch or two, and pausing it would
+		// cost more than it saves (the client drops what it fetched for
+		// it, and a resumed partition waits for the fetch in flight to
+		// the broker, up to its max wait, before it is fetched again —
+		// with several busy partitions that was most of the time). A
+		// stuck lane is not paused: that would stop its partition's other
+		// lanes; heldFullLocked bounds it instead.
+		if r.pauser != nil && !p.paused && p.stuck && p.t == nil && len(p.recs) >= r.full() {
+			r.pauseLocked(p)
 		}
 	}
 	r.deps.Metrics.received(r.m, len(recs))
@@ -300,8 +424,7 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) (next time.Ti
 			// buffered, so the fetch overlaps that batch instead of
 			// following it.
 			if p.paused && len(p.recs) <= r.m.Spec.BatchSize {
-				p.paused = false
-				r.pauser.Resume([]string{key})
+				r.resumeLocked(p)
 			}
 			// The poller may have been waiting for this partition to
 			// have room.
@@ -324,8 +447,7 @@ func (r *runner) dispatch(ctx context.Context, wg *sync.WaitGroup) (next time.Ti
 				p.busy = false
 				p.stuck = false
 				if p.paused && len(p.recs) < r.m.Spec.BatchSize {
-					p.paused = false
-					r.pauser.Resume([]string{key})
+					r.resumeLocked(p)
 				}
 				r.mu.Unlock()
 				r.kick()
@@ -696,6 +818,10 @@ func (r *runner) checkpoint(ctx context.Context, p *partition, recs []*Record) {
 		r.done(ctx, recs)
 		return
 	}
+	if p.t != nil {
+		r.checkpointLanes(ctx, p.t, recs)
+		return
+	}
 	r.mu.Lock()
 	prev := p.checkpointed
 	r.mu.Unlock()
@@ -711,6 +837,50 @@ func (r *runner) checkpoint(ctx context.Context, p *partition, recs []*Record) {
 		defer r.checkpoints.Done()
 		defer close(next)
 		r.done(ctx, recs)
+	}()
+}
+
+// checkpointLanes marks recs (of one lane) finished in their partition's
+// tracker and checkpoints the leading run of finished records, if any: the
+// lowest record some lane has not finished holds the checkpoint, so a
+// failing lane holds it while the others go on. Checkpoints of a
+// partition still go out one at a time and in order (each waits for the
+// one before), in the background; they never block the lane.
+func (r *runner) checkpointLanes(ctx context.Context, t *tracker, recs []*Record) {
+	r.mu.Lock()
+	for _, rec := range recs {
+		t.done[rec] = true
+	}
+	n := 0
+	for n < len(t.queue) && t.done[t.queue[n]] {
+		delete(t.done, t.queue[n])
+		n++
+	}
+	if n == 0 {
+		r.mu.Unlock()
+		return
+	}
+	ready := append([]*Record(nil), t.queue[:n]...)
+	t.queue = t.queue[n:]
+	if r.pauser != nil {
+		r.unholdLocked(ready[0].Partition, t)
+	}
+	prev := t.checkpointed
+	next := make(chan struct{})
+	t.checkpointed = next
+	r.checkpoints.Add(1)
+	r.mu.Unlock()
+	select {
+	case r.freed <- struct{}{}: // the poller may wait for held records
+	default:
+	}
+	go func() {
+		defer r.checkpoints.Done()
+		defer close(next)
+		if prev != nil {
+			<-prev
+		}
+		r.done(ctx, ready)
 	}()
 }
 

@@ -26,6 +26,12 @@ type Record struct {
 	// "topic-partition", Redis the stream key, NATS the subject when the
 	// mapping is ordered). Queue-like sources leave it empty.
 	Partition string
+	// Key is the record's key within its Partition for an ordered
+	// mapping's parallelization_factor lanes: records with the same Key
+	// share a lane and so keep their order (Kafka the record key, Redis the
+	// entry's field "key"). Empty means none: the engine then spreads the
+	// record over the lanes by its ID.
+	Key string
 	// Time is when the broker received the record (record age, lag).
 	Time time.Time
 	// Deliveries is how many times the broker has delivered this record,
@@ -94,10 +100,13 @@ type Redeliverer interface {
 // Pauser is implemented by ordered sources that can stop fetching some
 // partitions while the engine retries a batch of them, so other partitions
 // keep flowing without unbounded buffering. The engine pauses a partition
-// that holds two batches while another partition has room, or while its
-// batch in flight is being retried, and resumes it once it is down to one
-// batch; when every fetching partition is full and healthy it stops
-// polling instead, since a pause drops what the client has fetched.
+// that holds two batches while its batch in flight is being retried, and
+// resumes it once it is down to one batch; healthy partitions are never
+// paused (a pause drops what the client has fetched, and a resumed Kafka
+// partition waits for the fetch in flight): when every fetching partition
+// is full and healthy the engine stops polling instead. With
+// parallelization_factor a partition's lanes share its pause: it is paused
+// while any of its lanes wants it paused.
 type Pauser interface {
 	Pause(partitions []string)
 	Resume(partitions []string)

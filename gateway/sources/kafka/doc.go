@@ -9,5 +9,8 @@
 // franz-go's (cooperative sticky by default); commits never happen on their
 // own, only from Done, from a revoke and from Close.
 //
+// Record.Partition is "topic-partition" and Record.Key the record's key
+// (empty for a null key), which parallelization_factor lanes go by.
+//
 // It may import gateway/**, specs, driver/invokeapi and third-party modules.
 package kafka

@@ -364,6 +364,7 @@ func (s *Source) convert(fetches kgo.Fetches) []*sources.Record {
 		rec := &sources.Record{
 			ID:        strconv.FormatInt(kr.Offset, 10),
 			Partition: tp.String(),
+			Key:       string(kr.Key),
 			Time:      kr.Timestamp,
 			Size:      elementSize(kr),
 			Handle:    kr,

@@ -32,7 +32,9 @@
 // retries them. Done acknowledges with XACK. Entries are at-least-once:
 // one taken over from a gateway that was only slow is processed twice.
 //
-// Each Record has ID = the entry id, Partition = the stream key, Time = the
+// Each Record has ID = the entry id, Partition = the stream key, Key = the
+// entry's field "key" (KeyField; parallelization_factor lanes go by it,
+// empty when the entry has none), Time = the
 // id's millisecond part, Deliveries = the entry's delivery count (1 for a
 // new entry; from XPENDING for an entry read again, 0 when unknown), Size =
 // the sum of the lengths of field names and values, and Filter =

@@ -62,6 +62,11 @@ type BatchInfo struct {
 }
 
 // entry is a Record's Handle: the entry as read.
+// KeyField is the entry field whose value is a record's key for
+// parallelization_factor: entries with the same value share a lane, so
+// their order holds. Entries without it are spread over the lanes by id.
+const KeyField = "key"
+
 type entry struct {
 	id     string
 	fields map[string]string

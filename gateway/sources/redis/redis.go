@@ -480,6 +480,7 @@ func (s *Source) records(ctx context.Context, msgs []goredis.XMessage, again boo
 		recs[i] = &sources.Record{
 			ID:         m.ID,
 			Partition:  s.stream,
+			Key:        e.fields[KeyField],
 			Time:       e.time(),
 			Deliveries: d,
 			Size:       e.size(),

@@ -30,6 +30,7 @@ function "worker" {
     maximum_retry_attempts  = -2
     maximum_record_age      = "30s"
     maximum_concurrency     = 1
+    parallelization_factor  = 11
     filters                 = ["not json", { body = { size = { numeric = [">"] } } }, jsonencode({ body = { kind = "order" } })]
   }
   event_source "mq" {
@@ -43,5 +44,16 @@ function "worker" {
     topics                      = ["t"]
     starting_position           = "AT_TIMESTAMP"
     starting_position_timestamp = "yesterday"
+  }
+  event_source "lanes" {
+    type                   = "nats"
+    stream                 = "ORDERS"
+    parallelization_factor = 2
+  }
+  event_source "rabbit-lanes" {
+    type                   = "rabbitmq"
+    url                    = "amqp://broker:5672"
+    queue                  = "jobs"
+    parallelization_factor = 3
   }
 }

@@ -139,12 +139,13 @@ function "orders-api" {
   }
 
   event_source "legacy" {
-    type              = "kafka"
-    enabled           = false
-    url               = "kafka-1:9092,kafka-2:9092"
-    topics            = ["orders-v1"]
-    group             = "orders-legacy"
-    starting_position = "TRIM_HORIZON"
+    type                   = "kafka"
+    enabled                = false
+    url                    = "kafka-1:9092,kafka-2:9092"
+    topics                 = ["orders-v1"]
+    group                  = "orders-legacy"
+    parallelization_factor = 4
+    starting_position      = "TRIM_HORIZON"
   }
 
   event_source "nightly" {
@@ -158,6 +159,7 @@ function "orders-api" {
     url                         = "redis://127.0.0.1:6379"
     stream                      = "orders:replay"
     maximum_concurrency         = 4
+    parallelization_factor      = 10
     starting_position           = "AT_TIMESTAMP"
     starting_position_timestamp = "2026-11-30T00:00:00Z"
   }
