@@ -198,7 +198,7 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		stateDir: stateDir, key: cfg.InvokeKeyBytes, region: cfg.Region, account: cfg.AccountID,
 		versions: vstore, layers: vlocal,
 		logger:   logger,
-		resolver: resolver, pull: imgFlags.pullAuth(env),
+		resolver: resolver, pull: imgFlags.auth(env),
 	}
 	pool := local.New(launcher, overlay, logger)
 	// Code edits count like spec edits: instances of a function whose code

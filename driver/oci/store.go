@@ -123,7 +123,7 @@ func (s *Store) imageFile(key string) string { return filepath.Join(s.dir, "imag
 // image's layers stay pinned until Release. A digest reference whose
 // manifest was pulled before needs no registry at all.
 func (s *Store) Pull(ctx context.Context, ref string, auth Auth) (*Image, error) {
-	r, err := auth.parse(ref)
+	r, err := auth.parse(ref, false)
 	if err != nil {
 		return nil, err
 	}
