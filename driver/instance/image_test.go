@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -97,6 +98,35 @@ func TestImageFunctionWithGoEntrypoint(t *testing.T) {
 	ctxInvoke(t, in)
 }
 
+// An image of more layers than their paths fit in one overlay mount's
+// options (a page: about 40 layers of the cache's paths, fewer under a
+// long cache dir) runs, stacked in order: the top layer's /main wins.
+func TestImageFunctionManyLayers(t *testing.T) {
+	needSandbox(t)
+	reg := ocitest.NewRegistry(t, "", "")
+	bottom := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/")
+	bottom[0].Name = "main"
+	top := ocitest.DirEntries(t, testfn.Dir(t, "echo"), "/")
+	top[0].Name = "main"
+	layers := []v1.Layer{ocitest.Layer(t, bottom...)}
+	for i := range 98 {
+		layers = append(layers, ocitest.Layer(t, ocitest.Entry{Name: "f" + strconv.Itoa(i), Body: []byte(strconv.Itoa(i))}))
+	}
+	layers = append(layers, ocitest.Layer(t, top...))
+	ref := reg.Push(t, "many/layers:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, layers...))
+	cache := filepath.Join(t.TempDir(), strings.Repeat("c", 120))
+	in := start(t, imageFnConfig(t, ref, cache))
+	if err := in.ImageFailure(); err != nil {
+		t.Fatal(err)
+	}
+	if perLayer := len(in.image.Layers[0]) + 1; perLayer*len(layers) <= os.Getpagesize() {
+		t.Fatalf("the layers' paths (%d bytes each) fit in a page: the test proves nothing", perLayer)
+	}
+	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"n":1}`)}); r.resp.FunctionError != "" || string(r.body) != `{"n":1}` {
+		t.Fatalf("a %d-layer image: %s", len(layers), r.body)
+	}
+}
+
 func TestImageFunctionBaseImageConvention(t *testing.T) {
 	needSandbox(t)
 	reg := ocitest.NewRegistry(t, "", "")
@@ -140,6 +170,9 @@ func TestImageFunctionFailures(t *testing.T) {
 	bin[0].Name = "main"
 	good := reg.Push(t, "good:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, ocitest.Layer(t, bin...)))
 	okIn := start(t, imageFnConfig(t, good, cache))
+	if err := okIn.ImageFailure(); err != nil {
+		t.Fatalf("a pulled image reports a failure: %v", err)
+	}
 	if r := invoke(t, okIn, &invokeapi.Request{Payload: []byte(`{"n":1}`)}); r.resp.FunctionError != "" || string(r.body) != `{"n":1}` {
 		t.Fatalf("good function: %s", r.body)
 	}
@@ -164,6 +197,12 @@ func TestImageFunctionFailures(t *testing.T) {
 			}
 			if typ, msg := errorBody(t, r.body); typ != c.typ {
 				t.Fatalf("errorType %q (%s), want %q", typ, msg, c.typ)
+			}
+			// The pull failure is there for the launcher to report (the
+			// function's state); an entrypoint error is not one.
+			pullErr := in.ImageFailure()
+			if want := c.name != "entrypoint"; (pullErr != nil) != want || (want && oci.Reason(pullErr) != c.typ) {
+				t.Fatalf("ImageFailure() = %v (reason %q), want one: %v", pullErr, oci.Reason(pullErr), want)
 			}
 		})
 	}

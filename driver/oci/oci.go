@@ -65,6 +65,12 @@ func ErrorType(err error) string {
 	return ReasonInvalidImage
 }
 
+// MaxLayers is the most layers an image may have: its root is its layers
+// stacked with overlayfs, which takes at most 500 lower layers (the
+// kernel's OVL_MAX_STACK; driver/sandbox.MaxRootLayers). A pull of an image
+// with more is refused as ErrInvalidImage before any layer is fetched.
+const MaxLayers = 500
+
 // ImageConfig is the part of an image's config that starts it. User is
 // reported, not applied: as on Lambda, every function runs as its
 // environment's own unprivileged user whatever the image says.

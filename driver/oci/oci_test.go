@@ -549,3 +549,23 @@ func TestResolveChecksDigestsAndReasons(t *testing.T) {
 		t.Fatalf("registry down: %v, reason %q, error type %s", err, Reason(err), ErrorType(err))
 	}
 }
+
+// An image of more layers than overlayfs stacks is refused before any
+// layer is fetched, naming the limit, as an invalid image.
+func TestTooManyLayersRefused(t *testing.T) {
+	reg := ocitest.NewRegistry(t, "", "")
+	layers := make([]v1.Layer, MaxLayers+1)
+	for i := range layers {
+		layers[i] = ocitest.Layer(t, ocitest.Entry{Name: fmt.Sprint("f", i), Body: []byte{byte(i)}})
+	}
+	pinned := reg.Push(t, "many:v1", ocitest.Image(t, v1.Config{}, layers...))
+	s := openStore(t, 0)
+	_, err := s.Pull(ctx(t), pinned, Auth{})
+	if !errors.Is(err, ErrInvalidImage) || Reason(err) != ReasonInvalidImage || !strings.Contains(err.Error(), fmt.Sprintf("%d layers", MaxLayers+1)) || !strings.Contains(err.Error(), fmt.Sprint("at most ", MaxLayers)) {
+		t.Fatalf("pulling a %d-layer image: %v", len(layers), err)
+	}
+	if n := reg.BlobGets(ocitest.Digest(t, layers[0])); n != 0 {
+		t.Fatalf("a layer was fetched %d times", n)
+	}
+	storeEmpty(t, s)
+}

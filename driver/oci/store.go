@@ -271,6 +271,9 @@ func (s *Store) manifest(ctx context.Context, r name.Reference, ref string, auth
 	if cf.Architecture != "" && cf.Architecture != runtime.GOARCH {
 		return nil, fmt.Errorf("%w: %s is for %s, this client is %s", ErrInvalidImage, ref, cf.Architecture, runtime.GOARCH)
 	}
+	if len(mf.Layers) > MaxLayers {
+		return nil, fmt.Errorf("%w: %s has %d layers; an image function's root stacks at most %d (overlayfs's limit): squash some layers", ErrInvalidImage, ref, len(mf.Layers), MaxLayers)
+	}
 	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
 		return nil, fmt.Errorf("%w: %s: %d layers but %d diff ids", ErrInvalidImage, ref, len(mf.Layers), len(cf.RootFS.DiffIDs))
 	}
