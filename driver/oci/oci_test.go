@@ -554,9 +554,11 @@ func TestResolveChecksDigestsAndReasons(t *testing.T) {
 // layer is fetched, naming the limit, as an invalid image.
 func TestTooManyLayersRefused(t *testing.T) {
 	reg := ocitest.NewRegistry(t, "", "")
+	// One layer MaxLayers+1 times: one blob to push, as many to stack.
 	layers := make([]v1.Layer, MaxLayers+1)
+	one := ocitest.Layer(t, ocitest.Entry{Name: "f", Body: []byte("f")})
 	for i := range layers {
-		layers[i] = ocitest.Layer(t, ocitest.Entry{Name: fmt.Sprint("f", i), Body: []byte{byte(i)}})
+		layers[i] = one
 	}
 	pinned := reg.Push(t, "many:v1", ocitest.Image(t, v1.Config{}, layers...))
 	s := openStore(t, 0)
