@@ -59,6 +59,15 @@ func waitFunction(t *testing.T, lc *lambda.Client, fn string, done func(*lambda.
 	return last
 }
 
+// createImageFunction creates fn through the API from the image uri.
+func createImageFunction(lc *lambda.Client, fn, uri string) error {
+	_, err := lc.CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String(fn), Role: aws.String("r"), PackageType: types.PackageTypeImage,
+		Code: &types.FunctionCode{ImageUri: aws.String(uri)},
+	})
+	return err
+}
+
 func TestImageFunctionsUnderDev(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
@@ -82,10 +91,7 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 	}
 
 	// Through the API: CreateFunction with the tag; GetFunction pins it.
-	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String("api-img"), Role: aws.String("r"), PackageType: types.PackageTypeImage,
-		Code: &types.FunctionCode{ImageUri: aws.String(host + "/team/echo:v1")},
-	}); err != nil {
+	if err := createImageFunction(lc, "api-img", host+"/team/echo:v1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFunction(t, lc, "api-img", func(c *lambda.GetFunctionConfigurationOutput) bool { return c.State == types.StateActive })
@@ -133,10 +139,7 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 		t.Fatalf("update with the image gone: %s %s (%s)", cfg.LastUpdateStatus, cfg.LastUpdateStatusReasonCode, aws.ToString(cfg.LastUpdateStatusReason))
 	}
 	// A create from a tag the registry does not hold is refused at once.
-	_, err = lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String("no-img"), Role: aws.String("r"), PackageType: types.PackageTypeImage,
-		Code: &types.FunctionCode{ImageUri: aws.String(host + "/team/none:v1")},
-	})
+	err = createImageFunction(lc, "no-img", host+"/team/none:v1")
 	if apiErrorCode(err) != "InvalidParameterValueException" {
 		t.Fatalf("creating from a missing image: %v", err)
 	}
@@ -146,10 +149,7 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 	// ImageDeleted) where GetFunction shows it; an update to an image the
 	// registry holds makes it Active again.
 	lateRef := pushFunctionImage(t, "stamp", host+"/team/late:v1")
-	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String("late-img"), Role: aws.String("r"), PackageType: types.PackageTypeImage,
-		Code: &types.FunctionCode{ImageUri: aws.String(host + "/team/late:v1")},
-	}); err != nil {
+	if err := createImageFunction(lc, "late-img", host+"/team/late:v1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFunction(t, lc, "late-img", func(c *lambda.GetFunctionConfigurationOutput) bool { return c.State == types.StateActive })

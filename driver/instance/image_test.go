@@ -38,6 +38,14 @@ func imageFnConfig(t *testing.T, ref, cache string) *Config {
 	return c
 }
 
+// fnAs is testfn fn's built bootstrap as the image file /name.
+func fnAs(t *testing.T, fn, name string) []ocitest.Entry {
+	t.Helper()
+	e := ocitest.DirEntries(t, testfn.Dir(t, fn), "/")
+	e[0].Name = name
+	return e
+}
+
 // ctxReport is what internal/testfn/ctxcheck answers.
 type ctxReport struct {
 	Cwd string            `json:"cwd"`
@@ -60,8 +68,7 @@ func ctxInvoke(t *testing.T, in *Instance) ctxReport {
 func TestImageFunctionWithGoEntrypoint(t *testing.T) {
 	needSandbox(t)
 	reg := ocitest.NewRegistry(t, "", "")
-	bin := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/")
-	bin[0].Name = "main" // the built "bootstrap", as a plain image's /main
+	bin := fnAs(t, "ctxcheck", "main") // the built "bootstrap", as a plain image's /main
 	img := ocitest.Image(t, v1.Config{
 		Entrypoint: []string{"/main"},
 		Env:        []string{"FROM_IMAGE=1", "SHARED=image", "AWS_LAMBDA_FUNCTION_NAME=spoofed", "PATH=/usr/bin:/bin"},
@@ -104,15 +111,11 @@ func TestImageFunctionWithGoEntrypoint(t *testing.T) {
 func TestImageFunctionManyLayers(t *testing.T) {
 	needSandbox(t)
 	reg := ocitest.NewRegistry(t, "", "")
-	bottom := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/")
-	bottom[0].Name = "main"
-	top := ocitest.DirEntries(t, testfn.Dir(t, "echo"), "/")
-	top[0].Name = "main"
-	layers := []v1.Layer{ocitest.Layer(t, bottom...)}
+	layers := []v1.Layer{ocitest.Layer(t, fnAs(t, "ctxcheck", "main")...)}
 	for i := range 98 {
 		layers = append(layers, ocitest.Layer(t, ocitest.Entry{Name: "f" + strconv.Itoa(i), Body: []byte(strconv.Itoa(i))}))
 	}
-	layers = append(layers, ocitest.Layer(t, top...))
+	layers = append(layers, ocitest.Layer(t, fnAs(t, "echo", "main")...))
 	ref := reg.Push(t, "many/layers:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, layers...))
 	cache := filepath.Join(t.TempDir(), strings.Repeat("c", 120))
 	in := start(t, imageFnConfig(t, ref, cache))
@@ -130,8 +133,7 @@ func TestImageFunctionManyLayers(t *testing.T) {
 func TestImageFunctionBaseImageConvention(t *testing.T) {
 	needSandbox(t)
 	reg := ocitest.NewRegistry(t, "", "")
-	entry := ocitest.DirEntries(t, testfn.Dir(t, "entrypoint"), "/")
-	entry[0].Name = "lambda-entrypoint.sh"
+	entry := fnAs(t, "entrypoint", "lambda-entrypoint.sh")
 	runtime := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/var/runtime")
 	base := ocitest.Layer(t, append(append([]ocitest.Entry{{Name: "var/", Type: '5'}, {Name: "var/runtime/", Type: '5'}}, entry...), runtime...)...)
 	code := ocitest.Layer(t, ocitest.Entry{Name: "var/task/", Type: '5'}, ocitest.Entry{Name: "var/task/app.py", Body: []byte("def handler(e, c): return e\n")})
@@ -166,8 +168,7 @@ func TestImageFunctionFailures(t *testing.T) {
 	reg := ocitest.NewRegistry(t, "", "")
 	private := ocitest.NewRegistry(t, "u", "p")
 	cache := t.TempDir()
-	bin := ocitest.DirEntries(t, testfn.Dir(t, "echo"), "/")
-	bin[0].Name = "main"
+	bin := fnAs(t, "echo", "main")
 	good := reg.Push(t, "good:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, ocitest.Layer(t, bin...)))
 	okIn := start(t, imageFnConfig(t, good, cache))
 	if err := okIn.ImageFailure(); err != nil {
