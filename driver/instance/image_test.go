@@ -201,6 +201,9 @@ func TestImageFunctionFailures(t *testing.T) {
 			}
 			// The pull failure is there for the launcher to report (the
 			// function's state); an entrypoint error is not one.
+			if want := map[bool]string{true: c.typ}[c.name != "entrypoint"]; r.resp.ImageFailure != want {
+				t.Fatalf("image failure header %q, want %q", r.resp.ImageFailure, want)
+			}
 			pullErr := in.ImageFailure()
 			if want := c.name != "entrypoint"; (pullErr != nil) != want || (want && oci.Reason(pullErr) != c.typ) {
 				t.Fatalf("ImageFailure() = %v (reason %q), want one: %v", pullErr, oci.Reason(pullErr), want)

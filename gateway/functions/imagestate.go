@@ -12,7 +12,8 @@ import (
 // goes from its registry after the function became Active. It reports
 // whether it changed the state. A function the store does not hold, or
 // whose serving revision runs another image (an update came since), is
-// left alone; the next successful update makes the function Active again.
+// left alone, and so is one already Failed for that reason (the first
+// report's words stay); the next successful update makes the function Active again.
 func (s *Store) ImageFailed(ctx context.Context, name, image, code, reason string) (bool, error) {
 	runs := func(f *Function) bool {
 		return f.Serving != nil && f.Serving.IsImage() && f.Serving.Code.PinnedImage() == image
@@ -24,7 +25,7 @@ func (s *Store) ImageFailed(ctx context.Context, name, image, code, reason strin
 	if err != nil {
 		return false, err
 	}
-	if !runs(f) || (f.State == StateFailed && f.StateReasonCode == code && f.StateReason == reason) {
+	if !runs(f) || (f.State == StateFailed && f.StateReasonCode == code) {
 		return false, nil
 	}
 	changed := false
