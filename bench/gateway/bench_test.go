@@ -29,8 +29,8 @@ import (
 
 const payload = `{"message":"hello from the benchmark","n":42}`
 
-// perClient is how many requests each client sends per measurement.
-var perClient = map[int]int{1: 1000, 16: 100, 64: 40}
+// perClient is how many requests each client sends per round.
+var perClient = map[int]int{1: 400, 16: 60, 64: 25}
 
 type rig struct {
 	gateway  string // base URL
@@ -133,11 +133,60 @@ type result struct {
 	errors   int
 }
 
+// call is one request of a measured path.
+type call struct {
+	name string
+	do   func() (int, error)
+}
+
+// rounds interleaves the paths of one client count: each path runs in
+// every round, so background load on a shared machine falls on all of them
+// alike, and a row's figures pool its rounds.
+const rounds = 5
+
 // load runs clients concurrent loops of n calls each and measures them.
-func load(name string, clients, n int, call func() (int, error)) result {
-	for i := 0; i < 50; i++ { // warm connections and environments
-		_, _ = call()
+func load(name string, clients, n int, do func() (int, error)) result {
+	return loadInterleaved(clients, n, 1, call{name, do})[0]
+}
+
+// loadInterleaved measures each path rounds times, round-robin, with clients
+// concurrent loops of n calls per round.
+func loadInterleaved(clients, n, rounds int, paths ...call) []result {
+	type acc struct {
+		lat      []time.Duration
+		statuses map[int]int
+		errors   int
+		elapsed  time.Duration
 	}
+	accs := make([]acc, len(paths))
+	for i, p := range paths {
+		accs[i].statuses = map[int]int{}
+		for range 50 { // warm connections and environments
+			_, _ = p.do()
+		}
+	}
+	for range rounds {
+		for i, p := range paths {
+			lat, statuses, errs, elapsed := loadOnce(clients, n, p.do)
+			accs[i].lat = append(accs[i].lat, lat...)
+			for k, v := range statuses {
+				accs[i].statuses[k] += v
+			}
+			accs[i].errors += errs
+			accs[i].elapsed += elapsed
+		}
+	}
+	out := make([]result, len(paths))
+	for i, a := range accs {
+		sort.Slice(a.lat, func(x, y int) bool { return a.lat[x] < a.lat[y] })
+		out[i] = result{name: paths[i].name, clients: clients, statuses: a.statuses, errors: a.errors,
+			p50: a.lat[len(a.lat)/2], p99: a.lat[len(a.lat)*99/100], rps: float64(len(a.lat)) / a.elapsed.Seconds()}
+	}
+	return out
+}
+
+// loadOnce runs clients concurrent loops of n calls.
+func loadOnce(clients, n int, do func() (int, error)) ([]time.Duration, map[int]int, int, time.Duration) {
 	lat := make([][]time.Duration, clients)
 	statuses := make([]map[int]int, clients)
 	errs := make([]int, clients)
@@ -150,7 +199,7 @@ func load(name string, clients, n int, call func() (int, error)) result {
 			statuses[c] = map[int]int{}
 			for i := 0; i < n; i++ {
 				t0 := time.Now()
-				code, err := call()
+				code, err := do()
 				lat[c] = append(lat[c], time.Since(t0))
 				if err != nil {
 					errs[c]++
@@ -163,19 +212,16 @@ func load(name string, clients, n int, call func() (int, error)) result {
 	wg.Wait()
 	elapsed := time.Since(start)
 	var all []time.Duration
-	res := result{name: name, clients: clients, statuses: map[int]int{}}
+	total := map[int]int{}
+	nerr := 0
 	for c := range lat {
 		all = append(all, lat[c]...)
 		for k, v := range statuses[c] {
-			res.statuses[k] += v
+			total[k] += v
 		}
-		res.errors += errs[c]
+		nerr += errs[c]
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	res.p50 = all[len(all)/2]
-	res.p99 = all[len(all)*99/100]
-	res.rps = float64(len(all)) / elapsed.Seconds()
-	return res
+	return all, total, nerr, elapsed
 }
 
 // BenchmarkWarmInvoke prints the warm-path table. It measures fixed request
@@ -186,24 +232,29 @@ func BenchmarkWarmInvoke(b *testing.B) {
 	gw := r.gateway + "/2015-03-31/functions/echo/invocations"
 	var rows []result
 	for _, clients := range []int{1, 16, 64} {
-		n := perClient[clients]
-		rows = append(rows,
-			load("floor: ReverseProxy → loopback echo", clients, n, func() (int, error) { return r.post(r.floor) }),
-			load("instance direct (invokeapi)", clients, n, r.direct),
-			load("gateway Invoke API → instance", clients, n, func() (int, error) { return r.post(gw) }),
-		)
+		rows = append(rows, loadInterleaved(clients, perClient[clients], rounds,
+			call{"floor: ReverseProxy → loopback echo", func() (int, error) { return r.post(r.floor) }},
+			call{"instance direct (invokeapi)", r.direct},
+			call{"gateway Invoke API → instance", func() (int, error) { return r.post(gw) }},
+		)...)
 	}
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "\nwarm sync invoke, aws-lambda-go echo, %d-byte payload\n", len(payload))
-	fmt.Fprintf(&out, "%-38s %7s %10s %10s %10s %8s\n", "path", "clients", "p50", "p99", "req/s", "vs floor")
-	floor := map[int]float64{}
+	fmt.Fprintf(&out, "\nwarm sync invoke, aws-lambda-go echo, %d-byte payload; %d interleaved rounds per client count\n", len(payload), rounds)
+	fmt.Fprintf(&out, "%-38s %7s %10s %10s %10s %8s %14s\n", "path", "clients", "p50", "p99", "req/s", "vs floor", "p50 − direct")
+	floor, direct := map[int]time.Duration{}, map[int]time.Duration{}
 	for _, row := range rows {
 		if strings.HasPrefix(row.name, "floor") {
-			floor[row.clients] = float64(row.p50)
+			floor[row.clients] = row.p50
 		}
-		ratio := float64(row.p50) / floor[row.clients]
-		fmt.Fprintf(&out, "%-38s %7d %10s %10s %10.0f %7.2fx\n", row.name, row.clients,
-			row.p50.Round(time.Microsecond), row.p99.Round(time.Microsecond), row.rps, ratio)
+		added := "-"
+		if strings.HasPrefix(row.name, "instance direct") {
+			direct[row.clients] = row.p50
+		} else if d, ok := direct[row.clients]; ok {
+			added = (row.p50 - d).Round(time.Microsecond).String()
+		}
+		ratio := float64(row.p50) / float64(floor[row.clients])
+		fmt.Fprintf(&out, "%-38s %7d %10s %10s %10.0f %7.2fx %14s\n", row.name, row.clients,
+			row.p50.Round(time.Microsecond), row.p99.Round(time.Microsecond), row.rps, ratio, added)
 		if row.errors > 0 || row.statuses[http.StatusOK] == 0 || len(row.statuses) != 1 {
 			b.Errorf("%s c=%d: statuses %v, %d transport errors", row.name, row.clients, row.statuses, row.errors)
 		}

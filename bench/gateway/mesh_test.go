@@ -98,13 +98,13 @@ func BenchmarkWarmInvokeMesh(b *testing.B) {
 	var meshCalls int
 	for _, clients := range []int{1, 16, 64} {
 		n := perClient[clients]
-		rows = append(rows,
-			load("direct, plain HTTP + secret", clients, n, direct(directPlain, plain.Addr())),
-			load("direct, mTLS + intentions", clients, n, direct(meshClient, meshed.Addr())),
-			load("gateway → instance, plain HTTP + secret", clients, n, func() (int, error) { return r.post(gw + "plain/invocations") }),
-			load("gateway → instance, mTLS + intentions", clients, n, func() (int, error) { return r.post(gw + "meshed/invocations") }),
-		)
-		meshCalls += clients*n + 50
+		rows = append(rows, loadInterleaved(clients, n, rounds,
+			call{"direct, plain HTTP + secret", direct(directPlain, plain.Addr())},
+			call{"direct, mTLS + intentions", direct(meshClient, meshed.Addr())},
+			call{"gateway → instance, plain HTTP + secret", func() (int, error) { return r.post(gw + "plain/invocations") }},
+			call{"gateway → instance, mTLS + intentions", func() (int, error) { return r.post(gw + "meshed/invocations") }},
+		)...)
+		meshCalls += rounds*clients*n + 50
 	}
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "\nwarm sync invoke, gateway → instance over Consul Connect vs plain HTTP, aws-lambda-go echo, %d-byte payload\n", len(payload))

@@ -22,6 +22,10 @@ import (
 // when no cgroup enforces its memory limit.
 const memoryPoll = 50 * time.Millisecond
 
+// rssEvery is how often an invocation's end re-reads the RSS of a cgroup's
+// processes for Max Memory Used (the cgroup's own peak is read every time).
+const rssEvery = 100 * time.Millisecond
+
 // rescanEvery is how many polls pass between scans of /proc for new members
 // of an environment's process group (children the bootstrap started).
 const rescanEvery = 20
@@ -93,6 +97,8 @@ type env struct {
 	cg           *envCgroup
 	mainRSS      *rssReader // the main process's statm, when cgRSS is nil
 	cgRSS        *groupRSS  // the RSS of the processes in the current process's cgroup
+	lastRSS      int64      // cgRSS's last sum, taken at rssAt
+	rssAt        time.Time
 	// cgV1 and spawner (cgroup v1 hosts) are the environment's cgroup and
 	// the thread that forks its processes there; set at creation, never changed.
 	cgV1      *envCgroup
@@ -276,8 +282,15 @@ func (e *env) sampleMemoryLocked() int64 {
 		p = e.cg.peak()
 	}
 	if e.cgRSS != nil {
-		e.cgRSS.rescan()
-		p = max(p, e.cgRSS.rss())
+		// The cgroup's peak is read every time and holds all anonymous
+		// memory; the RSS adds file pages charged to another cgroup (the
+		// executable and libraries), which barely move after init, so it
+		// is re-read at most every rssEvery.
+		if now := time.Now(); e.rssAt.IsZero() || now.Sub(e.rssAt) >= rssEvery || now.Before(e.rssAt) {
+			e.cgRSS.rescanIfStale(now)
+			e.lastRSS, e.rssAt = e.cgRSS.rss(), now
+		}
+		p = max(p, e.lastRSS)
 	} else {
 		if e.mainRSS == nil && e.viaInit && e.pgid > 0 {
 			e.mainRSS = bootstrapRSS(e.pgid)

@@ -177,6 +177,7 @@ func (e *env) startLocked() error {
 	// The end of every invocation samples the RSS (fresh peak for short
 	// invocations): of the cgroup's processes, else of the main process
 	// (the watcher covers the whole group).
+	e.lastRSS, e.rssAt = 0, time.Time{}
 	if cg != nil {
 		e.cgRSS, _ = newCgroupRSS(filepath.Join(cg.dir, "cgroup.procs"))
 		if e.cgRSS != nil && useZyg {

@@ -30,8 +30,13 @@ const (
 type logRing struct {
 	now func() time.Time
 
-	mu    sync.Mutex
-	lines []invokeapi.LogLine // oldest first
+	mu sync.Mutex
+	// lines[start:] are the kept lines, oldest first. Dropping the oldest
+	// only moves start; the slice is compacted once start passes
+	// ringLines, so an append costs O(1) amortised even when the ring is
+	// full (a shift per line cost a 2000-entry copy on every invoke).
+	lines []invokeapi.LogLine
+	start int
 	bytes int
 	subs  map[*logFollower]struct{}
 }
@@ -69,15 +74,17 @@ func (r *logRing) add(stream, requestID, text string) {
 }
 
 func (r *logRing) appendLocked(l invokeapi.LogLine) {
+	if r.start >= ringLines {
+		n := copy(r.lines, r.lines[r.start:])
+		clear(r.lines[n:]) // let the dropped messages be collected
+		r.lines, r.start = r.lines[:n], 0
+	}
 	r.lines = append(r.lines, l)
 	r.bytes += len(l.Message)
-	drop := 0
-	for len(r.lines)-drop > ringLines || r.bytes > ringBytes {
-		r.bytes -= len(r.lines[drop].Message)
-		drop++
-	}
-	if drop > 0 {
-		r.lines = append(r.lines[:0], r.lines[drop:]...)
+	for len(r.lines)-r.start > ringLines || r.bytes > ringBytes {
+		r.bytes -= len(r.lines[r.start].Message)
+		r.lines[r.start] = invokeapi.LogLine{}
+		r.start++
 	}
 	for f := range r.subs {
 		select {
@@ -97,7 +104,7 @@ func (r *logRing) since(t time.Time) []invokeapi.LogLine {
 
 func (r *logRing) sinceLocked(t time.Time) []invokeapi.LogLine {
 	var out []invokeapi.LogLine
-	for _, l := range r.lines {
+	for _, l := range r.lines[r.start:] {
 		if t.IsZero() || l.Time.After(t) {
 			out = append(out, l)
 		}
@@ -134,6 +141,15 @@ func (in *Instance) serveLogs(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
+	var every time.Duration
+	if s := q.Get("flush"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 || d > invokeapi.MaxLogFlush {
+			invokeapi.WriteError(w, invokeapi.CodeBadRequest, "flush must be a duration from 0 to "+invokeapi.MaxLogFlush.String())
+			return
+		}
+		every = d
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	enc := json.NewEncoder(w)
 	if q.Get("follow") != "1" {
@@ -147,22 +163,41 @@ func (in *Instance) serveLogs(w http.ResponseWriter, r *http.Request) {
 	backlog, f, stop := in.logs.follow(since)
 	defer stop()
 	flusher, _ := w.(http.Flusher)
+	// The status goes first: a follower with no backlog must see the
+	// stream open before the first new line.
+	w.WriteHeader(http.StatusOK)
 	for _, l := range backlog {
 		if enc.Encode(l) != nil {
 			return
 		}
 	}
-	w.WriteHeader(http.StatusOK)
 	if flusher != nil {
 		flusher.Flush()
 	}
 	reported := int64(0)
+	// With flush=every, new lines are written out at most once per every
+	// (a collector that is not watching live pays one write per batch,
+	// not one per line); without it each quiet moment flushes.
+	var flushTimer *time.Timer
+	var flushDue <-chan time.Time
+	lastFlush := time.Now()
+	defer func() {
+		if flushTimer != nil {
+			flushTimer.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-in.closingCh:
 			return
+		case <-flushDue:
+			flushDue = nil
+			if flusher != nil {
+				flusher.Flush()
+			}
+			lastFlush = time.Now()
 		case l := <-f.ch:
 			if d := f.dropped.Load(); d > reported {
 				// Say so rather than leave a silent gap.
@@ -176,9 +211,20 @@ func (in *Instance) serveLogs(w http.ResponseWriter, r *http.Request) {
 			if enc.Encode(l) != nil {
 				return
 			}
-			if flusher != nil && len(f.ch) == 0 {
-				flusher.Flush()
+			if flusher == nil || len(f.ch) > 0 || flushDue != nil {
+				continue
 			}
+			if wait := every - time.Since(lastFlush); wait > 0 {
+				if flushTimer == nil {
+					flushTimer = time.NewTimer(wait)
+				} else {
+					flushTimer.Reset(wait)
+				}
+				flushDue = flushTimer.C
+				continue
+			}
+			flusher.Flush()
+			lastFlush = time.Now()
 		}
 	}
 }

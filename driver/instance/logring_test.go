@@ -2,6 +2,7 @@ package instance
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,88 @@ func TestLogRingIsBounded(t *testing.T) {
 	tail := all[len(all)-3:]
 	if len(tail[0].Message) != invokeapi.MaxLogLine || tail[1].Message != "zzzzz" || tail[2].Message != "next" {
 		t.Errorf("split lines: %d %q %q", len(tail[0].Message), tail[1].Message, tail[2].Message)
+	}
+}
+
+// TestLogRingKeepsNewestInOrderAcrossCompactions fills the ring several
+// times over: the kept lines are always the newest, oldest first, and the
+// backing array stays bounded.
+func TestLogRingKeepsNewestInOrderAcrossCompactions(t *testing.T) {
+	r := newLogRing(nil)
+	const total = 3*ringLines + 7
+	for i := range total {
+		r.add("stdout", "", strconv.Itoa(i))
+		if i == ringLines+ringLines/2 || i == total-1 {
+			kept := r.since(time.Time{})
+			if len(kept) != ringLines {
+				t.Fatalf("after %d lines: %d kept, want %d", i+1, len(kept), ringLines)
+			}
+			for j, l := range kept {
+				if want := strconv.Itoa(i + 1 - ringLines + j); l.Message != want {
+					t.Fatalf("after %d lines: line %d is %q, want %q", i+1, j, l.Message, want)
+				}
+			}
+		}
+	}
+	if c := cap(r.lines); c > 4*ringLines {
+		t.Errorf("backing array holds %d lines for a ring of %d", c, ringLines)
+	}
+}
+
+// A batched follower (flush=D) still gets every line: what the instance
+// holds back is written out when the stream ends, here because the
+// instance stops long before the 5 s flush interval. A bad flush is
+// refused.
+func TestBatchedFollowerGetsLinesHeldAtStop(t *testing.T) {
+	cfg := testConfig(t, "logs")
+	in := start(t, cfg)
+	c := &invokeapi.Client{}
+	got := make(chan invokeapi.LogLine, 100)
+	done := make(chan error, 1)
+	since := time.Now()
+	go func() {
+		done <- c.LogsBatched(context.Background(), in.Addr(), since, invokeapi.MaxLogFlush, func(l invokeapi.LogLine) error { got <- l; return nil })
+	}()
+	invoke(t, in, &invokeapi.Request{RequestID: "req-b", Payload: event(map[string]string{"say": "held"})})
+	// The ring has the invocation's lines (so the follower was sent them,
+	// held or not) before the instance stops.
+	eventually(t, 5*time.Second, "the REPORT line in the ring", func() bool {
+		for _, l := range in.logs.since(since) {
+			if l.RequestID == "req-b" && strings.HasPrefix(l.Message, "REPORT") {
+				return true
+			}
+		}
+		return false
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := in.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("batched follow ended with %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the batched follow did not end when the instance stopped")
+	}
+	close(got)
+	seen := map[string]bool{}
+	for l := range got {
+		for _, p := range []string{"START", "held req-b", "END", "REPORT"} {
+			if l.RequestID == "req-b" && strings.HasPrefix(l.Message, p) {
+				seen[p] = true
+			}
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("lines of req-b the batched follower got: %v", seen)
+	}
+
+	in2 := start(t, testConfig(t, "logs"))
+	err := c.LogsBatched(context.Background(), in2.Addr(), time.Time{}, time.Minute, func(invokeapi.LogLine) error { return nil })
+	if !isCode(err, &invokeapi.Error{Code: invokeapi.CodeBadRequest}) {
+		t.Errorf("flush of a minute: %v", err)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"syscall"
+	"time"
 )
 
 // Memory sampling from /proc without cgroups. os.ReadFile costs about ten
@@ -13,7 +14,10 @@ import (
 // of every invocation and 20 times a second per environment, so the files
 // are opened once and re-read with pread (one call).
 
-var pageSize = int64(os.Getpagesize())
+var (
+	pageSize = int64(os.Getpagesize())
+	selfPid  = os.Getpid()
+)
 
 // procFile is a /proc file held open for repeated reads. The descriptor
 // stays bound to the process it was opened for: after that process is gone
@@ -122,6 +126,25 @@ type groupRSS struct {
 	seen    map[int]bool
 	statBuf [512]byte
 	list    []byte
+	// scanned is when the member list was last refreshed (see
+	// rescanIfStale).
+	scanned time.Time
+}
+
+// memberRescan is how long a cgroup's member list is trusted between
+// per-invocation samples. Re-listing cgroup.procs on every invocation cost
+// several system calls on the warm path; the main process is sampled every
+// time, and a child started in between is found within this interval (its
+// anonymous memory is in the cgroup's own peak meanwhile).
+const memberRescan = time.Second
+
+// rescanIfStale refreshes the member list when it is older than
+// memberRescan or empty.
+func (g *groupRSS) rescanIfStale(now time.Time) {
+	if len(g.members) == 0 || now.Sub(g.scanned) >= memberRescan {
+		g.rescan()
+		g.scanned = now
+	}
 }
 
 func newGroupRSS(pgid int) *groupRSS {
@@ -180,7 +203,7 @@ func (g *groupRSS) scanProcs() bool {
 		}
 		g.list = append(g.list, chunk[:n]...)
 	}
-	self, pid := os.Getpid(), 0
+	self, pid := selfPid, 0
 	for _, c := range g.list {
 		if c >= '0' && c <= '9' {
 			pid = pid*10 + int(c-'0')

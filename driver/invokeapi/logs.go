@@ -12,7 +12,9 @@ import (
 
 // PathLogs answers the instance's recent log lines: GET with query
 // since (RFC 3339 with nanoseconds; only lines after it) and follow=1 (keep
-// the answer open and send new lines as they are written). The answer is
+// the answer open and send new lines as they are written; with flush=D, a
+// Go duration up to MaxLogFlush, new lines are written out at most once per
+// D instead of as soon as the stream is quiet). The answer is
 // newline-delimited JSON LogLine objects, oldest first. The instance keeps
 // a bounded ring of lines; older ones are gone.
 const PathLogs = "/nimbus/v1/logs"
@@ -34,6 +36,9 @@ type LogLine struct {
 	Message   string `json:"message"`
 }
 
+// MaxLogFlush bounds a follower's flush interval (the flush parameter).
+const MaxLogFlush = 5 * time.Second
+
 // MaxLogLine bounds one line's message; a longer line is split.
 const MaxLogLine = 16 * 1024
 
@@ -41,12 +46,26 @@ const MaxLogLine = 16 * 1024
 // calling fn for each in order; with follow it keeps reading new lines
 // until ctx ends (it then answers nil) or the instance goes away.
 func (c *Client) Logs(ctx context.Context, addr string, since time.Time, follow bool, fn func(LogLine) error) error {
+	return c.logs(ctx, addr, since, follow, 0, fn)
+}
+
+// LogsBatched follows like Logs with follow, for a reader that collects
+// rather than watches: the instance writes new lines out at most once per
+// every (up to MaxLogFlush), so a busy function costs one write per batch.
+func (c *Client) LogsBatched(ctx context.Context, addr string, since time.Time, every time.Duration, fn func(LogLine) error) error {
+	return c.logs(ctx, addr, since, true, every, fn)
+}
+
+func (c *Client) logs(ctx context.Context, addr string, since time.Time, follow bool, every time.Duration, fn func(LogLine) error) error {
 	q := url.Values{}
 	if !since.IsZero() {
 		q.Set("since", since.UTC().Format(time.RFC3339Nano))
 	}
 	if follow {
 		q.Set("follow", "1")
+	}
+	if every > 0 {
+		q.Set("flush", every.String())
 	}
 	u, err := c.url(addr, PathLogs)
 	if err != nil {

@@ -54,7 +54,15 @@ func parseFunctionRef(label, qualifier string) (*functionRef, *apiError) {
 	if len(label) == 0 || len(label) > 170 {
 		return nil, &apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + label + "' at 'functionName' failed to satisfy constraint: Member must have length between 1 and 170"}
 	}
-	m := functionNamePattern.FindStringSubmatch(label)
+	var m []string
+	if plainFunctionName(label) {
+		// The common case, a bare name: every other part of the pattern
+		// ends or starts with ":", so the whole label is the name group.
+		m = make([]string, 10)
+		m[7] = label
+	} else {
+		m = functionNamePattern.FindStringSubmatch(label)
+	}
 	if m == nil {
 		return nil, &apiError{Code: CodeInvalidParameterValue, Message: "1 validation error detected: Value '" + label + "' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: " + functionNamePattern.String()}
 	}
@@ -78,6 +86,18 @@ func parseFunctionRef(label, qualifier string) (*functionRef, *apiError) {
 		ref.Qualifier = qualifier
 	}
 	return ref, nil
+}
+
+// plainFunctionName reports whether label is only name characters
+// ([a-zA-Z0-9-_.]), with no ARN parts or qualifier.
+func plainFunctionName(label string) bool {
+	for i := 0; i < len(label); i++ {
+		c := label[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return label != ""
 }
 
 // lookup finds the function and resolves its qualifier.

@@ -185,7 +185,7 @@ func (t *LogTail) collect(ctx context.Context, function string, k *keeper, since
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t.followLive(ctx, function, since, "", ch)
+		t.followLive(ctx, function, since, "", keeperFlush, ch)
 	}()
 	defer func() {
 		cancel()
@@ -330,11 +330,17 @@ func (t *LogTail) Follow(ctx context.Context, function string, since time.Time, 
 			}
 		}
 	}
-	t.followLive(ctx, function, since, requestID, send)
+	t.followLive(ctx, function, since, requestID, 0, send)
 }
 
-// followLive is Follow over the live instances only.
-func (t *LogTail) followLive(ctx context.Context, function string, since time.Time, requestID string, send chan<- LogEvent) {
+// keeperFlush is how long an instance may hold new lines before writing
+// them to the gateway's keeper of lines: the keeper is not watched live,
+// and batching saves a write and a read per line on the warm path.
+const keeperFlush = 250 * time.Millisecond
+
+// followLive is Follow over the live instances only; flush > 0 lets each
+// instance batch its lines for that long (invokeapi.Client.LogsBatched).
+func (t *LogTail) followLive(ctx context.Context, function string, since time.Time, requestID string, flush time.Duration, send chan<- LogEvent) {
 	var mu sync.Mutex
 	following := map[string]bool{}
 	// last is the time of the last line sent per instance, so a tail that
@@ -364,7 +370,7 @@ func (t *LogTail) followLive(ctx context.Context, function string, since time.Ti
 			mu.Unlock()
 			wg.Go(func() {
 				defer func() { mu.Lock(); delete(following, in.ID); mu.Unlock() }()
-				err := t.cfg.Client(function, in.Version).Logs(ctx, in.Address, from, true, func(l invokeapi.LogLine) error {
+				onLine := func(l invokeapi.LogLine) error {
 					mu.Lock()
 					last[in.ID] = l.Time
 					mu.Unlock()
@@ -377,7 +383,14 @@ func (t *LogTail) followLive(ctx context.Context, function string, since time.Ti
 						return ctx.Err()
 					}
 					return nil
-				})
+				}
+				c := t.cfg.Client(function, in.Version)
+				var err error
+				if flush > 0 {
+					err = c.LogsBatched(ctx, in.Address, from, flush, onLine)
+				} else {
+					err = c.Logs(ctx, in.Address, from, true, onLine)
+				}
 				if err != nil && ctx.Err() == nil {
 					t.log.Debug("following an instance's logs", "function", function, "instance", in.ID, "error", err)
 				}

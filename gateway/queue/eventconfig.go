@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -63,6 +64,7 @@ func (q *Queue) PutEventConfig(ctx context.Context, c *EventConfig) error {
 	if _, err := q.conn.configs.Put(ctx, configKey(c.Function, c.Qualifier), b); err != nil {
 		return fmt.Errorf("storing event invoke config of %s:%s: %w", c.Function, c.Qualifier, err)
 	}
+	q.configs.forget(configKey(c.Function, c.Qualifier))
 	return nil
 }
 
@@ -95,7 +97,70 @@ func (q *Queue) DeleteEventConfig(ctx context.Context, fn, qualifier string) err
 	if err := q.conn.configs.Purge(ctx, configKey(fn, qualifier)); err != nil {
 		return fmt.Errorf("deleting event invoke config of %s: %w", fn, err)
 	}
+	q.configs.forget(configKey(fn, qualifier))
 	return nil
+}
+
+// configTTL is how long a worker trusts an event invoke config (or its
+// absence) it read. Reading the KV bucket for every event was a JetStream
+// request per event on the drain path; a config put through another
+// gateway now takes effect there within configTTL, one put through this
+// gateway at once.
+const configTTL = time.Second
+
+// configCache holds the event invoke configs workers read, for configTTL.
+type configCache struct {
+	mu      sync.Mutex
+	entries map[string]cachedConfig
+}
+
+type cachedConfig struct {
+	c   *EventConfig // nil: none was put
+	err error        // ErrNoEventConfig or nil
+	at  time.Time
+}
+
+func (c *configCache) get(key string, now time.Time) (cachedConfig, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok || now.Sub(e.at) >= configTTL || now.Before(e.at) {
+		return cachedConfig{}, false
+	}
+	return e, true
+}
+
+func (c *configCache) put(key string, e cachedConfig) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.entries == nil {
+		c.entries = map[string]cachedConfig{}
+	}
+	if len(c.entries) >= 4096 {
+		clear(c.entries) // bounded; the next reads refill it
+	}
+	c.entries[key] = e
+}
+
+func (c *configCache) forget(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, key)
+}
+
+// workerEventConfig is EventConfig for a worker: answered from the cache
+// while fresh. The API's reads stay uncached.
+func (q *Queue) workerEventConfig(ctx context.Context, fn, qualifier string) (*EventConfig, error) {
+	key := configKey(fn, qualifier)
+	now := time.Now()
+	if e, ok := q.configs.get(key, now); ok {
+		return e.c, e.err
+	}
+	c, err := q.EventConfig(ctx, fn, qualifier)
+	if err == nil || errors.Is(err, ErrNoEventConfig) {
+		q.configs.put(key, cachedConfig{c: c, err: err, at: now})
+	}
+	return c, err
 }
 
 // EventConfigs lists the configs of every qualifier of fn.

@@ -101,8 +101,9 @@ type Queue struct {
 	sender  Sender
 	metrics *queueMetrics
 
-	nats *NATS
-	conn *conn
+	nats    *NATS
+	conn    *conn
+	configs configCache // event invoke configs as workers last read them
 
 	mu       sync.Mutex
 	inflight map[string]int // async invocations running per function
@@ -299,15 +300,26 @@ func (q *Queue) now() time.Time {
 
 func (q *Queue) work(fetchCtx, invokeCtx context.Context) {
 	stopping := fetchCtx.Done()
+	var p *puller
+	defer func() {
+		if p != nil {
+			p.close()
+		}
+	}()
 	for fetchCtx.Err() == nil {
-		ctx, cancel := context.WithTimeout(fetchCtx, 5*time.Second)
-		msg, err := q.conn.cons.Next(jetstream.FetchContext(ctx))
-		cancel()
+		var msg jetstream.Msg
+		var err error
+		if p == nil {
+			p, err = q.conn.newPuller()
+		}
+		if err == nil {
+			msg, err = p.next(fetchCtx)
+		}
 		if err != nil {
 			if fetchCtx.Err() != nil {
 				return
 			}
-			if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoMessages) {
+			if errors.Is(err, errPullExpired) {
 				continue
 			}
 			q.logger.Warn("taking an event", "error", err)

@@ -115,7 +115,7 @@ func (q *Queue) handle(ctx context.Context, stopping <-chan struct{}, msg jetstr
 		return
 	}
 	ac := asyncConfig(res.Spec)
-	if over, err := q.EventConfig(ctx, ev.Function, ev.Qualifier); err == nil {
+	if over, err := q.workerEventConfig(ctx, ev.Function, ev.Qualifier); err == nil {
 		ac = over.apply(ac)
 	} else if !errors.Is(err, ErrNoEventConfig) {
 		log.Warn("reading the event invoke config; using the spec's", "error", err)
