@@ -103,6 +103,9 @@ func (a *API) imageFailed(t router.Target, res *catalog.Resolution, code string)
 		return
 	}
 	image := res.Spec.Code.PinnedImage()
+	if image == "" {
+		return // a spec file's tag, pinned per launch: no state of its own to fail
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	reason := "An instance of version " + t.Version + " could not pull the function's image " + image + " (" + code + ")."

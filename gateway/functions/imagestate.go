@@ -16,7 +16,7 @@ import (
 // report's words stay); the next successful update makes the function Active again.
 func (s *Store) ImageFailed(ctx context.Context, name, image, code, reason string) (bool, error) {
 	runs := func(f *Function) bool {
-		return f.Serving != nil && f.Serving.IsImage() && f.Serving.Code.PinnedImage() == image
+		return image != "" && f.Serving != nil && f.Serving.IsImage() && f.Serving.Code.PinnedImage() == image
 	}
 	f, err := s.Get(ctx, name)
 	if errors.Is(err, ErrNotFound) {
