@@ -4,11 +4,9 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
-	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -84,38 +82,6 @@ func (a *API) resolveImage(ctx context.Context, uri string) (*specs.Code, string
 		return nil, "", serviceErr("resolving image "+uri, errString("the resolver answered "+pinned+", not a digest reference"))
 	}
 	return &specs.Code{Image: uri, ResolvedImage: pinned}, digest, nil
-}
-
-// imageFailed records that an instance of the version res resolved to
-// could not pull its image (code: the reason the instance named): the
-// function becomes Failed with that StateReasonCode while its $LATEST
-// serves the same image (functions.Store.ImageFailed). This is how a
-// cluster gateway learns of it (a Nomad task's instance stays up and fails
-// each invocation so); nimbus dev also hears of it when it launches one.
-func (a *API) imageFailed(t router.Target, res *catalog.Resolution, code string) {
-	switch code {
-	case functions.ReasonImageDeleted, functions.ReasonImageAccessDenied, functions.ReasonInvalidImage:
-	default:
-		a.logger.Warn("an instance named an unknown image failure", "function", t.Function, "version", t.Version, "reason", code)
-		return
-	}
-	if a.opts.Manage == nil || res == nil || res.Spec == nil || !res.Spec.IsImage() {
-		return
-	}
-	image := res.Spec.Code.PinnedImage()
-	if image == "" {
-		return // a spec file's tag, pinned per launch: no state of its own to fail
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	reason := "An instance of version " + t.Version + " could not pull the function's image " + image + " (" + code + ")."
-	changed, err := a.opts.Manage.Functions.ImageFailed(ctx, t.Function, image, code, reason)
-	switch {
-	case err != nil:
-		a.logger.Warn("recording an image failure", "function", t.Function, "error", err)
-	case changed:
-		a.logger.Error("function failed: its instance cannot pull its image", "function", t.Function, "version", t.Version, "image", image, "reason", code)
-	}
 }
 
 type errString string

@@ -7,10 +7,8 @@ import (
 	"errors"
 	"io"
 	"log"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,19 +21,14 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
-	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/api"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
-	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
-	"github.com/nimbus-fn/nimbus/gateway/gatewaytest"
 	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
-	"github.com/nimbus-fn/nimbus/gateway/router"
 	"github.com/nimbus-fn/nimbus/gateway/sigv4"
 	"github.com/nimbus-fn/nimbus/gateway/versions"
-	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // imageEnv is the management API over a loopback OCI registry (go-
@@ -301,71 +294,4 @@ func zipOf(t *testing.T, files map[string]string) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// A cluster gateway learns that an Active image function's image is gone
-// from its instance: the invoke answer carries the instance's image
-// failure header, and the function becomes Failed with that reason code.
-// A plain function error changes nothing.
-func TestImageFailureFromAnInstance(t *testing.T) {
-	ctx := context.Background()
-	local, err := versions.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fstore := functions.NewStore(local)
-	pinned := "registry.example/team/fn@sha256:" + strings.Repeat("ab", 32)
-	spec := fnSpec("img")
-	spec.Runtime = ""
-	spec.Code = &specs.Code{Image: "registry.example/team/fn:v1", ResolvedImage: pinned}
-	if _, err := fstore.Create(ctx, &functions.Function{Name: "img", Spec: spec, Serving: spec,
-		State: functions.StateActive, LastUpdateStatus: functions.UpdateSuccessful}); err != nil {
-		t.Fatal(err)
-	}
-	var imageGone atomic.Bool
-	handler := func(w http.ResponseWriter, _ *http.Request, _ []byte) {
-		w.Header().Set(invokeapi.HeaderFunctionError, invokeapi.FunctionErrorUnhandled)
-		if imageGone.Load() {
-			w.Header().Set(invokeapi.HeaderImageFailure, functions.ReasonImageDeleted)
-		}
-		w.WriteHeader(http.StatusOK)
-		_, _ = io.WriteString(w, `{"errorType":"ImageDeleted","errorMessage":"pulling image: not found"}`)
-	}
-	src := gatewaytest.NewSource()
-	in := gatewaytest.StartInstance(t, "img", catalog.Latest, 1, invokeapi.DeriveSecret(invokeKey, "img", catalog.Latest), handler)
-	src.Add(in.Discovery("img-1", discovery.GroupOnDemand))
-	m := metrics.New()
-	rt := router.New(router.Config{InvokeKey: invokeKey}, src, nil, m, nil)
-	t.Cleanup(rt.Close)
-	fns := []*catalog.Function{{Name: "img", Versions: map[string]*specs.Function{catalog.Latest: spec}}}
-	a := api.New(api.Options{Region: region, AccountID: account,
-		Verifier: &sigv4.Verifier{Keys: map[string]string{accessKey: secretKey}, Region: region},
-		Manage:   &api.Management{Functions: fstore, Versions: versions.New(local, nil), Code: urlCode{}}},
-		snapCatalog{catalog.NewSnapshot(fns)}, rt, rt, m, nil)
-	srv := httptest.NewServer(a)
-	t.Cleanup(srv.Close)
-	c := (&env{srv: srv}).client(accessKey, secretKey)
-
-	state := func() *lambda.GetFunctionConfigurationOutput {
-		t.Helper()
-		out, err := c.GetFunctionConfiguration(ctx, &lambda.GetFunctionConfigurationInput{FunctionName: aws.String("img")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
-	}
-	for _, gone := range []bool{false, true} {
-		imageGone.Store(gone)
-		out, err := c.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("img"), Payload: []byte(`{}`)})
-		if err != nil || aws.ToString(out.FunctionError) != "Unhandled" {
-			t.Fatalf("invoke: %v %+v", err, out)
-		}
-		cfg := state()
-		switch {
-		case !gone && cfg.State != types.StateActive:
-			t.Fatalf("a function error without the instance's image failure: %s %s", cfg.State, cfg.StateReasonCode)
-		case gone && (cfg.State != types.StateFailed || cfg.StateReasonCode != types.StateReasonCodeImageDeleted || !strings.Contains(aws.ToString(cfg.StateReason), pinned)):
-			t.Fatalf("after the instance's image failure: %s %s (%s)", cfg.State, cfg.StateReasonCode, aws.ToString(cfg.StateReason))
-		}
-	}
 }

@@ -228,18 +228,14 @@ func (a *API) serveInvoke(w http.ResponseWriter, r *http.Request, rawLabel strin
 	if _, err := io.Copy(w, resp.Body); err != nil {
 		a.logger.Warn("writing invoke response", "function", t.Function, "version", t.Version, "request_id", requestID, "error", err)
 	}
-	a.record(t, res, resp)
+	a.record(t, resp)
 }
 
-// record sends a finished invocation's accounting to the metrics, and an
-// instance's image failure to the function's state.
-func (a *API) record(t router.Target, res *catalog.Resolution, resp *invokeapi.Response) {
+// record sends a finished invocation's accounting to the metrics.
+func (a *API) record(t router.Target, resp *invokeapi.Response) {
 	rep := resp.Report()
 	a.metrics.Invocation(t.Function, t.Version, resp.FunctionError != "" || rep.StreamErrType != "", rep.Duration, rep.InitDuration, rep.ColdStart)
 	a.metrics.Billed(t.Function, t.Version, rep.MemoryMB, rep.BilledMs)
-	if resp.ImageFailure != "" {
-		a.imageFailed(t, res, resp.ImageFailure)
-	}
 }
 
 // invokeFailed maps router and instance refusals onto the catalogue.

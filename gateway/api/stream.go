@@ -159,7 +159,7 @@ func (a *API) serveInvokeStream(w http.ResponseWriter, r *http.Request, rawLabel
 		var we *writeError
 		if errors.As(err, &we) || r.Context().Err() != nil {
 			logWriteErr(err) // the client went away; nobody to tell
-			a.record(t, res, resp)
+			a.record(t, resp)
 			return
 		}
 		a.logger.Warn("function response stream broke", "function", t.Function, "version", t.Version, "request_id", requestID, "error", err)
@@ -179,7 +179,7 @@ func (a *API) serveInvokeStream(w http.ResponseWriter, r *http.Request, rawLabel
 	if err := ew.complete(done); err != nil {
 		logWriteErr(err)
 	}
-	a.record(t, res, resp)
+	a.record(t, resp)
 }
 
 // writeError marks a failure to write to the client (as opposed to a

@@ -191,7 +191,7 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 	w.Header().Set(headerRequestID, requestID)
 	if resp.FunctionError != "" {
 		_, _ = io.Copy(io.Discard, resp.Body)
-		a.record(t, res, resp)
+		a.record(t, resp)
 		urlError(w, requestID, http.StatusBadGateway, "Internal Server Error")
 		return
 	}
@@ -200,7 +200,7 @@ func (a *API) serveURL(w http.ResponseWriter, r *http.Request, name, rawPath str
 	} else {
 		a.writeBuffered(w, r, resp, cors, t.Function, requestID)
 	}
-	a.record(t, res, resp)
+	a.record(t, resp)
 }
 
 // functionFold finds a function whose name matches case-insensitively.

@@ -12,6 +12,17 @@
 // or a digest the registry contradicts; an unreachable registry carries
 // none.
 //
-// It may import gateway/functions (for the reason codes), driver/oci and
+// It also feeds pull failures after a function is Active back into the
+// function's State (Failed, with ImageDeleted, ImageAccessDenied or
+// InvalidImage) while $LATEST serves that image: PullFailed for a launcher
+// that runs instances itself (nimbus dev, at launch), Watch for every
+// invocation's answer, which names the failure when the instance's pull
+// failed (invokeapi.HeaderImageFailure; the cluster path, where instances
+// run in Nomad tasks and the gateway hears of them only so). A registry
+// that cannot be reached changes nothing; the next successful update makes
+// the function Active again.
+//
+// It may import gateway/functions (for the reason codes and the store),
+// gateway/catalog, gateway/router, driver/oci, driver/invokeapi and
 // go-containerregistry.
 package images
