@@ -12,6 +12,7 @@ import (
 	"io"
 	"log"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	"github.com/nimbus-fn/nimbus/driver/nomadplugin/plugintest"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
@@ -34,7 +36,7 @@ func TestNomadRunsImageFunction(t *testing.T) {
 	pinned := pushFunctionImage(t, "echo", tag)
 
 	fn := &specs.Function{Name: "imgecho", Code: &specs.Code{Image: tag}, MemoryMB: 128, Timeout: "5s", EphemeralStorageMB: 512, EnvironmentsPerInstance: 1}
-	resolved, err := images.NewResolver(images.Options{}).Resolve(context.Background(), tag)
+	resolved, err := images.NewResolver(oci.DockerConfig(os.Getenv)).Resolve(context.Background(), tag)
 	if err != nil || resolved != pinned {
 		t.Fatalf("resolving %s: %q, %v; want %s", tag, resolved, err, pinned)
 	}

@@ -59,6 +59,15 @@ func waitFunction(t *testing.T, lc *lambda.Client, fn string, done func(*lambda.
 	return last
 }
 
+// createImageFunction creates fn through the API from the image uri.
+func createImageFunction(lc *lambda.Client, fn, uri string) error {
+	_, err := lc.CreateFunction(context.Background(), &lambda.CreateFunctionInput{
+		FunctionName: aws.String(fn), Role: aws.String("r"), PackageType: types.PackageTypeImage,
+		Code: &types.FunctionCode{ImageUri: aws.String(uri)},
+	})
+	return err
+}
+
 func TestImageFunctionsUnderDev(t *testing.T) {
 	reg := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
 	t.Cleanup(reg.Close)
@@ -82,10 +91,7 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 	}
 
 	// Through the API: CreateFunction with the tag; GetFunction pins it.
-	if _, err := lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String("api-img"), Role: aws.String("r"), PackageType: types.PackageTypeImage,
-		Code: &types.FunctionCode{ImageUri: aws.String(host + "/team/echo:v1")},
-	}); err != nil {
+	if err := createImageFunction(lc, "api-img", host+"/team/echo:v1"); err != nil {
 		t.Fatal(err)
 	}
 	waitFunction(t, lc, "api-img", func(c *lambda.GetFunctionConfigurationOutput) bool { return c.State == types.StateActive })
@@ -133,13 +139,48 @@ func TestImageFunctionsUnderDev(t *testing.T) {
 		t.Fatalf("update with the image gone: %s %s (%s)", cfg.LastUpdateStatus, cfg.LastUpdateStatusReasonCode, aws.ToString(cfg.LastUpdateStatusReason))
 	}
 	// A create from a tag the registry does not hold is refused at once.
-	_, err = lc.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName: aws.String("no-img"), Role: aws.String("r"), PackageType: types.PackageTypeImage,
-		Code: &types.FunctionCode{ImageUri: aws.String(host + "/team/none:v1")},
-	})
+	err = createImageFunction(lc, "no-img", host+"/team/none:v1")
 	if apiErrorCode(err) != "InvalidParameterValueException" {
 		t.Fatalf("creating from a missing image: %v", err)
 	}
+
+	// An image deleted after its function became Active: the first
+	// instance cannot pull it, and the function's State says so (Failed,
+	// ImageDeleted) where GetFunction shows it; an update to an image the
+	// registry holds makes it Active again.
+	lateRef := pushFunctionImage(t, "stamp", host+"/team/late:v1")
+	if err := createImageFunction(lc, "late-img", host+"/team/late:v1"); err != nil {
+		t.Fatal(err)
+	}
+	waitFunction(t, lc, "late-img", func(c *lambda.GetFunctionConfigurationOutput) bool { return c.State == types.StateActive })
+	lref, err := name.ParseReference(lateRef, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Delete(lref); err != nil {
+		t.Fatal(err)
+	}
+	out, err = lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("late-img"), Payload: []byte(`{}`)})
+	if err != nil || out.FunctionError == nil || !strings.Contains(string(out.Payload), `"errorType":"ImageDeleted"`) {
+		t.Fatalf("invoking a function whose image is gone: %v %s", err, payloadOf(out))
+	}
+	cfg = waitFunction(t, lc, "late-img", func(c *lambda.GetFunctionConfigurationOutput) bool { return c.State != types.StateActive })
+	if cfg.State != types.StateFailed || cfg.StateReasonCode != types.StateReasonCodeImageDeleted || !strings.Contains(aws.ToString(cfg.StateReason), lateRef) {
+		t.Fatalf("state with the image gone: %s %s (%s)", cfg.State, cfg.StateReasonCode, aws.ToString(cfg.StateReason))
+	}
+	if _, err := lc.UpdateFunctionCode(ctx, &lambda.UpdateFunctionCodeInput{FunctionName: aws.String("late-img"), ImageUri: aws.String(host + "/team/echo:v1")}); err != nil {
+		t.Fatal(err)
+	}
+	cfg = waitFunction(t, lc, "late-img", func(c *lambda.GetFunctionConfigurationOutput) bool {
+		return c.LastUpdateStatus == types.LastUpdateStatusSuccessful
+	})
+	if cfg.State != types.StateActive || cfg.StateReasonCode != "" {
+		t.Fatalf("state after an update to a present image: %s %s", cfg.State, cfg.StateReasonCode)
+	}
+	eventually(t, 30*time.Second, func() bool {
+		out, err := lc.Invoke(ctx, &lambda.InvokeInput{FunctionName: aws.String("late-img"), Payload: []byte(`{"via":"late"}`)})
+		return err == nil && out.FunctionError == nil && string(out.Payload) == `{"via":"late"}`
+	}, "the updated image (echo) to answer")
 
 	// nimbus deploy --endpoint sends a spec's image function through the
 	// same API: the gateway pins the tag.

@@ -198,7 +198,18 @@ func serveDev(ctx context.Context, env *cliEnv, cfg *config.Config, dir, version
 		stateDir: stateDir, key: cfg.InvokeKeyBytes, region: cfg.Region, account: cfg.AccountID,
 		versions: vstore, layers: vlocal,
 		logger:   logger,
-		resolver: resolver, pull: imgFlags.pullAuth(env),
+		resolver: resolver, pull: imgFlags.auth(env),
+		// An instance that cannot pull its image (deleted, refused)
+		// fails its function with Lambda's reason, as GetFunction shows.
+		imageFailed: func(ctx context.Context, function, image string, pullErr error) {
+			changed, err := images.PullFailed(ctx, fstore, function, image, pullErr)
+			switch {
+			case err != nil:
+				logger.Warn("recording an image pull failure", "function", function, "error", err)
+			case changed:
+				logger.Error("function failed: its instance cannot pull its image", "function", function, "image", image, "reason", oci.Reason(pullErr), "error", pullErr)
+			}
+		},
 	}
 	pool := local.New(launcher, overlay, logger)
 	// Code edits count like spec edits: instances of a function whose code
@@ -530,7 +541,9 @@ type devLauncher struct {
 	// the instance pulls into stateDir/images).
 	resolver *images.Resolver
 	pull     oci.Auth
-	buildMu  sync.Mutex // one build at a time
+	// imageFailed hears of an instance whose image pull failed.
+	imageFailed func(ctx context.Context, function, image string, err error)
+	buildMu     sync.Mutex // one build at a time
 	// builds are the custom builds run so far (guarded by buildMu).
 	builds map[string]devBuild
 }
@@ -608,6 +621,11 @@ func (l *devLauncher) launch(ctx context.Context, fn *specs.Function, version, i
 	h, err := l.launcher.Launch(context.WithoutCancel(ctx), cfg)
 	if err != nil {
 		return discovery.Instance{}, err
+	}
+	if image != nil && l.imageFailed != nil {
+		if perr := h.ImageFailure(); perr != nil {
+			l.imageFailed(context.WithoutCancel(ctx), fn.Name, image.Ref, perr)
+		}
 	}
 	in := discovery.Instance{ID: h.ID, Address: h.Addr, Function: fn.Name, Version: version, Group: discovery.GroupOnDemand}
 	if initType != instance.InitProvisioned {

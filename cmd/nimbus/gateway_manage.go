@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	nomadapi "github.com/hashicorp/nomad/api"
 
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/artifacts"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -74,7 +76,7 @@ func clusterManagement(cfg *config.Config, nc *nomadapi.Client, backend versions
 	// ~/.docker/config.json), and checks the pinned image is still there
 	// before it registers a job, so a deleted image fails the function
 	// with Lambda's ImageDeleted instead of failing every placement.
-	resolver := images.NewResolver(images.Options{})
+	resolver := images.NewResolver(oci.DockerConfig(os.Getenv))
 	ctl := functions.NewController(fstore, functions.ApplierFunc(func(ctx context.Context, f *functions.Function) error {
 		if err := checkImage(ctx, resolver, f.Spec); err != nil {
 			return err

@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/oci"
@@ -23,9 +21,20 @@ func (f *imageFlags) add(fs *flag.FlagSet) {
 	fs.Var(&f.insecure, "insecure-registry", "registry host[:port] reached over plain HTTP (repeatable; loopback registries always are). Credentials come from $DOCKER_CONFIG/config.json, else ~/.docker/config.json")
 }
 
-// resolver pins image references with the docker-style config of env.
+// auth is how this process reaches registries: the docker-style config
+// of env ($DOCKER_CONFIG/config.json, else ~/.docker/config.json, read at
+// each use and anonymous while missing) and the insecure registries. The
+// resolver and the instances this process launches (dev, local invoke)
+// share it.
+func (f *imageFlags) auth(env *cliEnv) oci.Auth {
+	a := oci.DockerConfig(env.getenv)
+	a.InsecureRegistries = f.insecure
+	return a
+}
+
+// resolver pins image references with f.auth.
 func (f *imageFlags) resolver(env *cliEnv) *images.Resolver {
-	return images.NewResolver(images.Options{Keychain: images.DockerConfig(env.getenv), Insecure: f.insecure})
+	return images.NewResolver(f.auth(env))
 }
 
 // checkImage asks the registry for an image function's pinned image before
@@ -42,28 +51,6 @@ func checkImage(ctx context.Context, r *images.Resolver, fn *specs.Function) err
 	}
 	_, err := r.Resolve(ctx, pinned)
 	return err
-}
-
-// pullAuth is how instances this process launches (dev, local invoke)
-// pull images: the same docker-style config and insecure registries the
-// resolver uses.
-func (f *imageFlags) pullAuth(env *cliEnv) oci.Auth {
-	a := oci.Auth{InsecureRegistries: f.insecure}
-	dir := env.getenv("DOCKER_CONFIG")
-	if dir == "" && env.getenv("HOME") != "" {
-		dir = filepath.Join(env.getenv("HOME"), ".docker")
-	}
-	if dir != "" {
-		if p := filepath.Join(dir, "config.json"); fileExists(p) {
-			a.ConfigFile = p
-		}
-	}
-	return a
-}
-
-func fileExists(p string) bool {
-	_, err := os.Stat(p)
-	return err == nil
 }
 
 // imageInstance is the instance config's image part for an image function

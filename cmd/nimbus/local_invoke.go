@@ -93,7 +93,7 @@ func runLocalInvoke(ctx context.Context, env *cliEnv, args []string) error {
 	isSpec := false
 	if *image != "" {
 		fn := &specs.Function{Name: "image", Code: &specs.Code{Image: *image}}
-		ic, err := imageInstance(ctx, imgFlags.resolver(env), imgFlags.pullAuth(env), fn, cacheDir)
+		ic, err := imageInstance(ctx, imgFlags.resolver(env), imgFlags.auth(env), fn, cacheDir)
 		if err != nil {
 			return err
 		}
@@ -179,7 +179,7 @@ func specConfig(ctx context.Context, env *cliEnv, path, function string, vars sp
 		return nil, err
 	}
 	if fn.IsImage() {
-		ic, err := imageInstance(ctx, imgFlags.resolver(env), imgFlags.pullAuth(env), fn, cacheDir)
+		ic, err := imageInstance(ctx, imgFlags.resolver(env), imgFlags.auth(env), fn, cacheDir)
 		if err != nil {
 			return nil, err
 		}

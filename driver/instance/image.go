@@ -87,6 +87,17 @@ func (in *Instance) pullImage(ctx context.Context) {
 	in.log.Info("image ready", "image", in.image.Ref, "layers", len(in.image.Layers), "bytes", in.image.Size)
 }
 
+// ImageFailure is why an image function's instance cannot run its image
+// (its pull failed; the error wraps driver/oci's, so oci.Reason names it),
+// nil when the image is ready or the function is a zip function. It is
+// settled once Start returns; every invocation answers with it.
+func (in *Instance) ImageFailure() error {
+	if in.imageErr == nil {
+		return nil
+	}
+	return in.imageErr
+}
+
 // releaseImage unpins the image (Stop).
 func (in *Instance) releaseImage() {
 	if in.imageStore != nil && in.image != nil {

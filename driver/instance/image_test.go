@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -37,6 +38,14 @@ func imageFnConfig(t *testing.T, ref, cache string) *Config {
 	return c
 }
 
+// fnAs is testfn fn's built bootstrap as the image file /name.
+func fnAs(t *testing.T, fn, name string) []ocitest.Entry {
+	t.Helper()
+	e := ocitest.DirEntries(t, testfn.Dir(t, fn), "/")
+	e[0].Name = name
+	return e
+}
+
 // ctxReport is what internal/testfn/ctxcheck answers.
 type ctxReport struct {
 	Cwd string            `json:"cwd"`
@@ -59,8 +68,7 @@ func ctxInvoke(t *testing.T, in *Instance) ctxReport {
 func TestImageFunctionWithGoEntrypoint(t *testing.T) {
 	needSandbox(t)
 	reg := ocitest.NewRegistry(t, "", "")
-	bin := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/")
-	bin[0].Name = "main" // the built "bootstrap", as a plain image's /main
+	bin := fnAs(t, "ctxcheck", "main") // the built "bootstrap", as a plain image's /main
 	img := ocitest.Image(t, v1.Config{
 		Entrypoint: []string{"/main"},
 		Env:        []string{"FROM_IMAGE=1", "SHARED=image", "AWS_LAMBDA_FUNCTION_NAME=spoofed", "PATH=/usr/bin:/bin"},
@@ -97,11 +105,35 @@ func TestImageFunctionWithGoEntrypoint(t *testing.T) {
 	ctxInvoke(t, in)
 }
 
+// An image of more layers than their paths fit in one overlay mount's
+// options (a page: about 40 layers of the cache's paths, fewer under a
+// long cache dir) runs, stacked in order: the top layer's /main wins.
+func TestImageFunctionManyLayers(t *testing.T) {
+	needSandbox(t)
+	reg := ocitest.NewRegistry(t, "", "")
+	layers := []v1.Layer{ocitest.Layer(t, fnAs(t, "ctxcheck", "main")...)}
+	for i := range 98 {
+		layers = append(layers, ocitest.Layer(t, ocitest.Entry{Name: "f" + strconv.Itoa(i), Body: []byte(strconv.Itoa(i))}))
+	}
+	layers = append(layers, ocitest.Layer(t, fnAs(t, "echo", "main")...))
+	ref := reg.Push(t, "many/layers:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, layers...))
+	cache := filepath.Join(t.TempDir(), strings.Repeat("c", 120))
+	in := start(t, imageFnConfig(t, ref, cache))
+	if err := in.ImageFailure(); err != nil {
+		t.Fatal(err)
+	}
+	if perLayer := len(in.image.Layers[0]) + 1; perLayer*len(layers) <= os.Getpagesize() {
+		t.Fatalf("the layers' paths (%d bytes each) fit in a page: the test proves nothing", perLayer)
+	}
+	if r := invoke(t, in, &invokeapi.Request{Payload: []byte(`{"n":1}`)}); r.resp.FunctionError != "" || string(r.body) != `{"n":1}` {
+		t.Fatalf("a %d-layer image: %s", len(layers), r.body)
+	}
+}
+
 func TestImageFunctionBaseImageConvention(t *testing.T) {
 	needSandbox(t)
 	reg := ocitest.NewRegistry(t, "", "")
-	entry := ocitest.DirEntries(t, testfn.Dir(t, "entrypoint"), "/")
-	entry[0].Name = "lambda-entrypoint.sh"
+	entry := fnAs(t, "entrypoint", "lambda-entrypoint.sh")
 	runtime := ocitest.DirEntries(t, testfn.Dir(t, "ctxcheck"), "/var/runtime")
 	base := ocitest.Layer(t, append(append([]ocitest.Entry{{Name: "var/", Type: '5'}, {Name: "var/runtime/", Type: '5'}}, entry...), runtime...)...)
 	code := ocitest.Layer(t, ocitest.Entry{Name: "var/task/", Type: '5'}, ocitest.Entry{Name: "var/task/app.py", Body: []byte("def handler(e, c): return e\n")})
@@ -136,10 +168,12 @@ func TestImageFunctionFailures(t *testing.T) {
 	reg := ocitest.NewRegistry(t, "", "")
 	private := ocitest.NewRegistry(t, "u", "p")
 	cache := t.TempDir()
-	bin := ocitest.DirEntries(t, testfn.Dir(t, "echo"), "/")
-	bin[0].Name = "main"
+	bin := fnAs(t, "echo", "main")
 	good := reg.Push(t, "good:v1", ocitest.Image(t, v1.Config{Entrypoint: []string{"/main"}}, ocitest.Layer(t, bin...)))
 	okIn := start(t, imageFnConfig(t, good, cache))
+	if err := okIn.ImageFailure(); err != nil {
+		t.Fatalf("a pulled image reports a failure: %v", err)
+	}
 	if r := invoke(t, okIn, &invokeapi.Request{Payload: []byte(`{"n":1}`)}); r.resp.FunctionError != "" || string(r.body) != `{"n":1}` {
 		t.Fatalf("good function: %s", r.body)
 	}
@@ -164,6 +198,15 @@ func TestImageFunctionFailures(t *testing.T) {
 			}
 			if typ, msg := errorBody(t, r.body); typ != c.typ {
 				t.Fatalf("errorType %q (%s), want %q", typ, msg, c.typ)
+			}
+			// The pull failure is there for the launcher to report (the
+			// function's state); an entrypoint error is not one.
+			if want := map[bool]string{true: c.typ}[c.name != "entrypoint"]; r.resp.ImageFailure != want {
+				t.Fatalf("image failure header %q, want %q", r.resp.ImageFailure, want)
+			}
+			pullErr := in.ImageFailure()
+			if want := c.name != "entrypoint"; (pullErr != nil) != want || (want && oci.Reason(pullErr) != c.typ) {
+				t.Fatalf("ImageFailure() = %v (reason %q), want one: %v", pullErr, oci.Reason(pullErr), want)
 			}
 		})
 	}

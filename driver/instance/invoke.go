@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/driver/runtimeapi"
 )
 
@@ -167,6 +168,10 @@ func (in *Instance) serveInvoke(w http.ResponseWriter, r *http.Request) {
 	rh.Set("Content-Type", ct)
 	if o.functionError {
 		rh.Set(invokeapi.HeaderFunctionError, invokeapi.FunctionErrorUnhandled)
+		// Every environment of an instance whose pull failed fails so.
+		if code := oci.Reason(in.ImageFailure()); code != "" {
+			rh.Set(invokeapi.HeaderImageFailure, code)
+		}
 	}
 	setReport(rh, o.report, wantTail)
 	rh.Set("Content-Length", strconv.Itoa(len(o.body)))

@@ -39,8 +39,11 @@ type Request struct {
 // caller must close Body. Report fields of a streamed response are only
 // complete once Body has been read to EOF.
 type Response struct {
-	ContentType     string
-	FunctionError   string // "Unhandled" or ""
+	ContentType   string
+	FunctionError string // "Unhandled" or ""
+	// ImageFailure is Lambda's reason code when the function could not run
+	// because the instance could not pull its image (HeaderImageFailure).
+	ImageFailure    string
 	LogResult       string // base64 tail, when asked for
 	ExecutedVersion string
 	RequestID       string
@@ -202,6 +205,7 @@ func (c *Client) Invoke(ctx context.Context, addr string, in *Request) (*Respons
 	return &Response{
 		ContentType:     resp.Header.Get("Content-Type"),
 		FunctionError:   resp.Header.Get(HeaderFunctionError),
+		ImageFailure:    resp.Header.Get(HeaderImageFailure),
 		LogResult:       resp.Header.Get(HeaderLogResult),
 		ExecutedVersion: resp.Header.Get(HeaderExecutedVersion),
 		RequestID:       resp.Header.Get(HeaderRequestID),

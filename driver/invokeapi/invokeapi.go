@@ -68,6 +68,12 @@ const (
 	HeaderMemoryMB    = "X-Nimbus-Memory-Size-Mb"
 	HeaderMaxMemoryMB = "X-Nimbus-Max-Memory-Used-Mb"
 	HeaderColdStart   = "X-Nimbus-Cold-Start"
+	// HeaderImageFailure is set with a function error that is the
+	// instance's image failing to pull, not the function's: Lambda's
+	// reason code for it (ImageDeleted, ImageAccessDenied, InvalidImage).
+	// Only the instance sets it, so a function cannot fail itself; the
+	// gateway records it as the function's State.
+	HeaderImageFailure = "X-Nimbus-Image-Failure"
 	// HeaderErrorCode names the platform error on a non-200 answer.
 	HeaderErrorCode = "X-Nimbus-Error"
 	// Streamed-response trailers, as the Runtime API names them.

@@ -54,6 +54,9 @@ type Handle struct {
 // Status is the instance's environment accounting.
 func (h *Handle) Status() invokeapi.Status { return h.inst.Status() }
 
+// ImageFailure is the instance's image pull failure (instance.ImageFailure).
+func (h *Handle) ImageFailure() error { return h.inst.ImageFailure() }
+
 // Stop stops the instance (draining in-flight invocations until ctx ends)
 // and forgets it.
 func (h *Handle) Stop(ctx context.Context) error {

@@ -3,9 +3,12 @@ package oci
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -25,21 +28,49 @@ type Credential struct {
 }
 
 // Auth is how a Store or Resolve authenticates and reaches registries. The
-// zero value is anonymous HTTPS (plain HTTP for loopback registries).
+// zero value is anonymous HTTPS (plain HTTP for loopback registries). It is
+// also an authn.Keychain, for go-containerregistry calls of others (nimbus
+// build --push).
 type Auth struct {
 	// Credentials are tried first, by registry host.
 	Credentials []Credential `json:"credentials,omitempty"`
 	// ConfigFile is a docker-style config.json ({"auths": {"host":
 	// {"auth": base64("user:pass")}}}, also "username"/"password",
-	// "identitytoken", "registrytoken"), read at each pull.
+	// "identitytoken", "registrytoken"), read at each pull or resolve, so a
+	// `docker login` takes effect at once. A registry the file hands to a
+	// credential helper ("credHelpers", "credsStore") is refused with an
+	// error naming the helper, which Nimbus does not run.
 	ConfigFile string `json:"config_file,omitempty"`
+	// ConfigFileOptional makes a missing ConfigFile mean anonymous access
+	// instead of an error (the user's docker config, which may not exist
+	// yet; see DockerConfig).
+	ConfigFileOptional bool `json:"config_file_optional,omitempty"`
 	// InsecureRegistries are registry hosts reached over plain HTTP.
 	// Loopback registries (localhost, 127.0.0.0/8, ::1) always are.
 	InsecureRegistries []string `json:"insecure_registries,omitempty"`
 }
 
+var _ authn.Keychain = Auth{}
+
+// DockerConfig is the Auth of the docker-style config that getenv points
+// at: $DOCKER_CONFIG/config.json, else $HOME/.docker/config.json, which
+// need not exist (then access is anonymous). Without either variable it is
+// anonymous.
+func DockerConfig(getenv func(string) string) Auth {
+	dir := getenv("DOCKER_CONFIG")
+	if dir == "" {
+		if home := getenv("HOME"); home != "" {
+			dir = filepath.Join(home, ".docker")
+		}
+	}
+	if dir == "" {
+		return Auth{}
+	}
+	return Auth{ConfigFile: filepath.Join(dir, "config.json"), ConfigFileOptional: true}
+}
+
 // Validate reports a credential that names no registry or carries both a
-// password and a token, or neither.
+// password and a token, or neither, and a config file that cannot be read.
 func (a Auth) Validate() error {
 	for i, c := range a.Credentials {
 		switch {
@@ -64,13 +95,10 @@ func (a Auth) Validate() error {
 	return nil
 }
 
-// insecure reports whether registry host reg is reached over plain HTTP.
-func (a Auth) insecure(reg string) bool { return PlainHTTP(reg, a.InsecureRegistries) }
-
-// PlainHTTP reports whether registry host reg (host or host:port) is
+// insecure reports whether registry host reg (host or host:port) is
 // reached over plain HTTP: loopback registries always, others only when
-// listed in insecure (by host or host:port).
-func PlainHTTP(reg string, insecure []string) bool {
+// listed in InsecureRegistries (by host or host:port).
+func (a Auth) insecure(reg string) bool {
 	host := reg
 	if h, _, err := net.SplitHostPort(reg); err == nil {
 		host = h
@@ -81,7 +109,7 @@ func PlainHTTP(reg string, insecure []string) bool {
 	if ip := net.ParseIP(strings.Trim(host, "[]")); ip != nil && ip.IsLoopback() {
 		return true
 	}
-	for _, r := range insecure {
+	for _, r := range a.InsecureRegistries {
 		if r == reg || r == host {
 			return true
 		}
@@ -89,18 +117,23 @@ func PlainHTTP(reg string, insecure []string) bool {
 	return false
 }
 
-// parse parses ref with the scheme auth allows for its registry.
-func (a Auth) parse(ref string) (name.Reference, error) {
+// Resolve implements authn.Keychain: the credentials for res's registry.
+func (a Auth) Resolve(res authn.Resource) (authn.Authenticator, error) {
+	return a.authenticator(res.RegistryStr())
+}
+
+// parse parses ref with the scheme a allows for its registry; unless
+// strict it takes the short forms docker accepts ("alpine:3", "team/fn").
+func (a Auth) parse(ref string, strict bool) (name.Reference, error) {
 	r, err := name.ParseReference(ref, name.StrictValidation)
+	if err != nil && !strict {
+		r, err = name.ParseReference(ref)
+	}
 	if err != nil {
-		// Allow the short forms ("alpine:3", "team/fn:v1") docker accepts.
-		if r, err = name.ParseReference(ref); err != nil {
-			return nil, fmt.Errorf("%w: %q: %v", ErrInvalidReference, ref, err)
-		}
+		return nil, fmt.Errorf("%w: %q: %v", ErrInvalidReference, ref, err)
 	}
 	if a.insecure(r.Context().RegistryStr()) {
-		r, err = name.ParseReference(r.String(), name.Insecure)
-		if err != nil {
+		if r, err = name.ParseReference(r.String(), name.Insecure); err != nil {
 			return nil, fmt.Errorf("%w: %q: %v", ErrInvalidReference, ref, err)
 		}
 	}
@@ -117,25 +150,31 @@ func (a Auth) authenticator(reg string) (authn.Authenticator, error) {
 			return &authn.Basic{Username: c.Username, Password: c.Password}, nil
 		}
 	}
-	if a.ConfigFile != "" {
-		auths, err := a.readConfigFile()
-		if err != nil {
-			return nil, err
+	if a.ConfigFile == "" {
+		return authn.Anonymous, nil
+	}
+	dc, err := a.readConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	for host, e := range dc.auths {
+		if sameRegistry(host, reg) {
+			return authn.FromConfig(e), nil
 		}
-		for host, e := range auths {
-			if sameRegistry(host, reg) {
-				return authn.FromConfig(e), nil
-			}
-		}
+	}
+	if h := dc.credHelpers[reg]; h != "" {
+		return nil, fmt.Errorf("registry credentials %s: registry %s uses credential helper %q, which Nimbus does not run; add an auths entry (docker login writes one when no helper is set)", a.ConfigFile, reg, h)
+	}
+	if dc.credsStore != "" {
+		return nil, fmt.Errorf("registry credentials %s: credentials are kept in credential store %q, which Nimbus does not run; add an auths entry for %s", a.ConfigFile, dc.credsStore, reg)
 	}
 	return authn.Anonymous, nil
 }
 
-func sameRegistry(configured, reg string) bool { return SameRegistry(configured, reg) }
-
-// SameRegistry compares a configured registry name (possibly a URL, as
-// docker writes "https://index.docker.io/v1/") with a reference's host.
-func SameRegistry(configured, reg string) bool {
+// sameRegistry compares a configured registry name (possibly a URL, as
+// docker writes "https://index.docker.io/v1/") with a reference's host,
+// Docker Hub's historical names included.
+func sameRegistry(configured, reg string) bool {
 	c := strings.TrimPrefix(strings.TrimPrefix(configured, "https://"), "http://")
 	c, _, _ = strings.Cut(c, "/")
 	norm := func(s string) string {
@@ -148,7 +187,8 @@ func SameRegistry(configured, reg string) bool {
 	return norm(c) == norm(reg)
 }
 
-type dockerConfig struct {
+// dockerConfigFile is the part of a docker-style config.json Nimbus reads.
+type dockerConfigFile struct {
 	Auths map[string]struct {
 		Auth          string `json:"auth"`
 		Username      string `json:"username"`
@@ -156,33 +196,47 @@ type dockerConfig struct {
 		IdentityToken string `json:"identitytoken"`
 		RegistryToken string `json:"registrytoken"`
 	} `json:"auths"`
+	CredsStore  string            `json:"credsStore"`
+	CredHelpers map[string]string `json:"credHelpers"`
 }
 
-// readConfigFile decodes the docker-style config file into per-host auth.
-func (a Auth) readConfigFile() (map[string]authn.AuthConfig, error) {
+// dockerConfig is a decoded config file: per-host auth and the helpers
+// it names.
+type dockerConfig struct {
+	auths       map[string]authn.AuthConfig
+	credsStore  string
+	credHelpers map[string]string
+}
+
+// readConfigFile decodes the docker-style config file; a missing optional
+// file is an empty one.
+func (a Auth) readConfigFile() (dockerConfig, error) {
 	b, err := os.ReadFile(a.ConfigFile)
+	if a.ConfigFileOptional && errors.Is(err, fs.ErrNotExist) {
+		return dockerConfig{}, nil
+	}
 	if err != nil {
-		return nil, fmt.Errorf("registry_auth_file: %w", err)
+		return dockerConfig{}, fmt.Errorf("registry credentials: %w", err)
 	}
-	var dc dockerConfig
-	if err := json.Unmarshal(b, &dc); err != nil {
-		return nil, fmt.Errorf("registry_auth_file %s: %w", a.ConfigFile, err)
+	var f dockerConfigFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return dockerConfig{}, fmt.Errorf("registry credentials %s: %w", a.ConfigFile, err)
 	}
-	out := make(map[string]authn.AuthConfig, len(dc.Auths))
-	for host, e := range dc.Auths {
+	out := dockerConfig{auths: make(map[string]authn.AuthConfig, len(f.Auths)), credsStore: f.CredsStore, credHelpers: f.CredHelpers}
+	for host, e := range f.Auths {
 		ac := authn.AuthConfig{Username: e.Username, Password: e.Password, IdentityToken: e.IdentityToken, RegistryToken: e.RegistryToken}
 		if e.Auth != "" {
 			raw, err := base64.StdEncoding.DecodeString(e.Auth)
 			if err != nil {
-				return nil, fmt.Errorf("registry_auth_file %s: auths[%q].auth is not base64", a.ConfigFile, host)
+				return dockerConfig{}, fmt.Errorf("registry credentials %s: auths[%q].auth is not base64", a.ConfigFile, host)
 			}
 			u, p, ok := strings.Cut(string(raw), ":")
 			if !ok {
-				return nil, fmt.Errorf("registry_auth_file %s: auths[%q].auth is not user:password", a.ConfigFile, host)
+				return dockerConfig{}, fmt.Errorf("registry credentials %s: auths[%q].auth is not user:password", a.ConfigFile, host)
 			}
 			ac.Username, ac.Password = u, p
 		}
-		out[host] = ac
+		out.auths[host] = ac
 	}
 	return out, nil
 }

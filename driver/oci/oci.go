@@ -38,18 +38,38 @@ const (
 	ReasonInvalidImage      = "InvalidImage"
 )
 
-// ErrorType names err as Lambda does: ImageDeleted for a missing image,
-// ImageAccessDenied for refused credentials, InvalidImage otherwise.
-func ErrorType(err error) string {
+// Reason is Lambda's name for err when the image itself is at fault:
+// ImageDeleted for a missing repository, tag or digest, ImageAccessDenied
+// for refused credentials, InvalidImage for a reference that does not
+// parse or an unusable image. It is "" for errors that say nothing about
+// the image (a registry that cannot be reached, a cancelled pull, an
+// unreadable credentials file): those must not fail a function.
+func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return ReasonImageDeleted
 	case errors.Is(err, ErrAccessDenied):
 		return ReasonImageAccessDenied
-	default:
+	case errors.Is(err, ErrInvalidImage), errors.Is(err, ErrInvalidReference):
 		return ReasonInvalidImage
 	}
+	return ""
 }
+
+// ErrorType names err as Lambda does for an invocation that cannot run:
+// Reason, else InvalidImage.
+func ErrorType(err error) string {
+	if r := Reason(err); r != "" {
+		return r
+	}
+	return ReasonInvalidImage
+}
+
+// MaxLayers is the most layers an image may have: its root is its layers
+// stacked with overlayfs, which takes at most 500 lower layers (the
+// kernel's OVL_MAX_STACK; driver/sandbox.MaxRootLayers). A pull of an image
+// with more is refused as ErrInvalidImage before any layer is fetched.
+const MaxLayers = 500
 
 // ImageConfig is the part of an image's config that starts it. User is
 // reported, not applied: as on Lambda, every function runs as its
@@ -99,17 +119,17 @@ func Command(cfg ImageConfig, entrypoint, command []string) []string {
 	return append(out, cmd...)
 }
 
-// Resolve returns the digest-pinned form of ref (registry/repo@sha256:…).
-// A reference that already names a digest is returned in canonical form
-// without a registry round trip (the digest pins it); a tag is resolved
-// with a HEAD request (a GET where the registry does not answer HEAD).
+// Resolve returns the digest-pinned form of ref (registry/repo@sha256:…)
+// after asking the registry for it: a tag is resolved with a HEAD request
+// (a GET where the registry does not answer HEAD), and a digest reference
+// is checked the same way, so an image deleted after it was pushed is
+// found when a function is deployed, not at its first invoke. ref must be
+// spelled out (registry, repository and tag or digest: what the compiler
+// pins in jobs), else ErrInvalidReference.
 func Resolve(ctx context.Context, ref string, auth Auth) (string, error) {
-	r, err := auth.parse(ref)
+	r, err := ParseReference(ref, auth)
 	if err != nil {
 		return "", err
-	}
-	if d, ok := r.(name.Digest); ok {
-		return d.Context().Name() + "@" + d.DigestStr(), nil
 	}
 	opts, err := remoteOptions(ctx, r, auth)
 	if err != nil {
@@ -127,7 +147,17 @@ func Resolve(ctx context.Context, ref string, auth Auth) (string, error) {
 		}
 		desc = &got.Descriptor
 	}
+	if d, ok := r.(name.Digest); ok && d.DigestStr() != desc.Digest.String() {
+		return "", fmt.Errorf("%w: %s: the registry answered digest %s", ErrInvalidImage, ref, desc.Digest)
+	}
 	return r.Context().Name() + "@" + desc.Digest.String(), nil
+}
+
+// ParseReference parses a fully spelled-out reference (no defaulted
+// registry or tag) with the scheme auth allows for its registry: plain
+// HTTP for loopback and insecure registries.
+func ParseReference(ref string, auth Auth) (name.Reference, error) {
+	return auth.parse(ref, true)
 }
 
 func remoteOptions(ctx context.Context, r name.Reference, auth Auth) ([]remote.Option, error) {

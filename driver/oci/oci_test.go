@@ -450,3 +450,124 @@ func TestCommand(t *testing.T) {
 		}
 	}
 }
+
+// The user's docker config (DockerConfig) may be missing: access is then
+// anonymous, and a `docker login` written later is read at the next call.
+// A registry handed to a credential helper is refused by name, for the
+// driver's registry_auth_file as for the user's config.
+func TestDockerConfigAndHelpers(t *testing.T) {
+	reg := ocitest.NewRegistry(t, "alice", "s3cret")
+	pinned := reg.Push(t, "private/fn:v1", ocitest.Image(t, v1.Config{}, ocitest.Layer(t, ocitest.Entry{Name: "f", Body: []byte("f")})))
+	dir := t.TempDir()
+	a := DockerConfig(func(k string) string {
+		if k == "DOCKER_CONFIG" {
+			return dir
+		}
+		return "/nonexistent-home"
+	})
+	if a.ConfigFile != filepath.Join(dir, "config.json") || !a.ConfigFileOptional {
+		t.Fatalf("DockerConfig = %+v", a)
+	}
+	if home := DockerConfig(func(k string) string { return map[string]string{"HOME": "/h"}[k] }); home.ConfigFile != "/h/.docker/config.json" {
+		t.Fatalf("DockerConfig from HOME = %+v", home)
+	}
+	if none := DockerConfig(func(string) string { return "" }); none.ConfigFile != "" {
+		t.Fatalf("DockerConfig without DOCKER_CONFIG or HOME = %+v", none)
+	}
+	if err := a.Validate(); err != nil {
+		t.Fatalf("a missing optional config: %v", err)
+	}
+	_, err := Resolve(ctx(t), reg.Host+"/private/fn:v1", a)
+	if !errors.Is(err, ErrAccessDenied) || Reason(err) != ReasonImageAccessDenied {
+		t.Fatalf("anonymous resolve: %v (%s)", err, Reason(err))
+	}
+	if err := os.Rename(reg.DockerConfig(t), filepath.Join(dir, "config.json")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := Resolve(ctx(t), reg.Host+"/private/fn:v1", a); err != nil || got != pinned {
+		t.Fatalf("resolve after docker login: %s, %v", got, err)
+	}
+	// The same Auth is the keychain others (nimbus build --push) use.
+	if au, err := a.Resolve(fakeResource(reg.Host)); err != nil || au == nil {
+		t.Fatalf("keychain: %v %v", au, err)
+	} else if cfg, _ := au.Authorization(); cfg.Username != "alice" || cfg.Password != "s3cret" {
+		t.Fatalf("keychain credentials %+v", cfg)
+	}
+
+	helpers := map[string]string{
+		"credential helper": `{"credHelpers":{"` + reg.Host + `":"secretservice"}}`,
+		"credential store":  `{"credsStore":"desktop"}`,
+	}
+	for want, cfg := range helpers {
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for who, auth := range map[string]Auth{"user config": a, "registry_auth_file": {ConfigFile: filepath.Join(dir, "config.json")}} {
+			_, err := Resolve(ctx(t), reg.Host+"/private/fn:v1", auth)
+			if err == nil || !strings.Contains(err.Error(), want) || Reason(err) != "" {
+				t.Errorf("%s with a %s: %v (reason %q), want the helper refused by name", who, want, err, Reason(err))
+			}
+			s := openStore(t, 0)
+			if _, err := s.Pull(ctx(t), pinned, auth); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s with a %s: pull %v", who, want, err)
+			}
+		}
+	}
+	// The driver's registry_auth_file must exist.
+	if err := (Auth{ConfigFile: filepath.Join(dir, "missing.json")}).Validate(); err == nil {
+		t.Error("a missing registry_auth_file validated")
+	}
+}
+
+type fakeResource string
+
+func (r fakeResource) String() string      { return string(r) }
+func (r fakeResource) RegistryStr() string { return string(r) }
+
+// Resolve always asks the registry, for a digest too; it wants references
+// spelled out (what gets pinned), while a pull takes docker's short forms.
+// Reason names only failures that are the image's.
+func TestResolveChecksDigestsAndReasons(t *testing.T) {
+	reg := ocitest.NewRegistry(t, "", "")
+	pinned := reg.Push(t, "team/fn:v1", ocitest.Image(t, v1.Config{}, ocitest.Layer(t, ocitest.Entry{Name: "f", Body: []byte("f")})))
+	gone := reg.Host + "/team/fn@sha256:" + strings.Repeat("0", 64)
+	if _, err := Resolve(ctx(t), gone, Auth{}); !errors.Is(err, ErrNotFound) || Reason(err) != ReasonImageDeleted {
+		t.Fatalf("resolving a digest the registry lacks: %v", err)
+	}
+	if got, err := Resolve(ctx(t), pinned, Auth{}); err != nil || got != pinned {
+		t.Fatalf("resolving a digest: %s %v", got, err)
+	}
+	if _, err := Resolve(ctx(t), "alpine:3", Auth{}); !errors.Is(err, ErrInvalidReference) || Reason(err) != ReasonInvalidImage {
+		t.Fatalf("a short reference: %v", err)
+	}
+	if _, err := (Auth{}).parse("alpine:3", false); err != nil {
+		t.Fatalf("a pull's short reference: %v", err)
+	}
+	reg.Close()
+	_, err := Resolve(ctx(t), pinned, Auth{})
+	if !errors.Is(err, ErrUnavailable) || Reason(err) != "" || ErrorType(err) != ReasonInvalidImage {
+		t.Fatalf("registry down: %v, reason %q, error type %s", err, Reason(err), ErrorType(err))
+	}
+}
+
+// An image of more layers than overlayfs stacks is refused before any
+// layer is fetched, naming the limit, as an invalid image.
+func TestTooManyLayersRefused(t *testing.T) {
+	reg := ocitest.NewRegistry(t, "", "")
+	// One layer MaxLayers+1 times: one blob to push, as many to stack.
+	layers := make([]v1.Layer, MaxLayers+1)
+	one := ocitest.Layer(t, ocitest.Entry{Name: "f", Body: []byte("f")})
+	for i := range layers {
+		layers[i] = one
+	}
+	pinned := reg.Push(t, "many:v1", ocitest.Image(t, v1.Config{}, layers...))
+	s := openStore(t, 0)
+	_, err := s.Pull(ctx(t), pinned, Auth{})
+	if !errors.Is(err, ErrInvalidImage) || Reason(err) != ReasonInvalidImage || !strings.Contains(err.Error(), fmt.Sprintf("%d layers", MaxLayers+1)) || !strings.Contains(err.Error(), fmt.Sprint("at most ", MaxLayers)) {
+		t.Fatalf("pulling a %d-layer image: %v", len(layers), err)
+	}
+	if n := reg.BlobGets(ocitest.Digest(t, layers[0])); n != 0 {
+		t.Fatalf("a layer was fetched %d times", n)
+	}
+	storeEmpty(t, s)
+}

@@ -123,7 +123,7 @@ func (s *Store) imageFile(key string) string { return filepath.Join(s.dir, "imag
 // image's layers stay pinned until Release. A digest reference whose
 // manifest was pulled before needs no registry at all.
 func (s *Store) Pull(ctx context.Context, ref string, auth Auth) (*Image, error) {
-	r, err := auth.parse(ref)
+	r, err := auth.parse(ref, false)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +270,9 @@ func (s *Store) manifest(ctx context.Context, r name.Reference, ref string, auth
 	}
 	if cf.Architecture != "" && cf.Architecture != runtime.GOARCH {
 		return nil, fmt.Errorf("%w: %s is for %s, this client is %s", ErrInvalidImage, ref, cf.Architecture, runtime.GOARCH)
+	}
+	if len(mf.Layers) > MaxLayers {
+		return nil, fmt.Errorf("%w: %s has %d layers; an image function's root stacks at most %d (overlayfs's limit): squash some layers", ErrInvalidImage, ref, len(mf.Layers), MaxLayers)
 	}
 	if len(cf.RootFS.DiffIDs) != len(mf.Layers) {
 		return nil, fmt.Errorf("%w: %s: %d layers but %d diff ids", ErrInvalidImage, ref, len(mf.Layers), len(cf.RootFS.DiffIDs))

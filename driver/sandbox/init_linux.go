@@ -325,25 +325,42 @@ func buildRoot(plan *Plan) error {
 // imageRoot stacks the plan's image layers at tmpfs/root with a writable
 // upper layer in the tmpfs (for mount points only: pivot makes the root
 // read-only) and returns the stacked root.
+//
+// The mount options string is limited to a page, which the layers' own
+// paths (a cache directory and a 71-character digest name each) fill at
+// about 40 layers; so the layers are named by short symlinks in the
+// tmpfs (l/0, l/1, …, as Docker's overlay2 driver does) and the options
+// name those relative to it, which leaves room for overlayfs's own limit
+// (MaxRootLayers) and lets a layer's path hold any character.
 func imageRoot(tmpfs string, plan *Plan) (string, error) {
-	for _, l := range plan.RootLayers {
-		if strings.ContainsAny(l, ":,\\") {
-			return "", fmt.Errorf("image layer path %q cannot be stacked (':', ',' or '\\')", l)
-		}
+	if n := len(plan.RootLayers); n > MaxRootLayers {
+		return "", fmt.Errorf("the image has %d layers; overlayfs stacks at most %d", n, MaxRootLayers)
 	}
-	upper, work, root := filepath.Join(tmpfs, "upper"), filepath.Join(tmpfs, "work"), filepath.Join(tmpfs, "root")
-	for _, d := range []string{upper, work, root} {
+	upper, work, root, short := filepath.Join(tmpfs, "upper"), filepath.Join(tmpfs, "work"), filepath.Join(tmpfs, "root"), filepath.Join(tmpfs, "l")
+	for _, d := range []string{upper, work, root, short} {
 		if err := os.Mkdir(d, 0o755); err != nil {
 			return "", err
 		}
 	}
-	lower := strings.Join(plan.RootLayers, ":")
-	if len(plan.RootLayers) == 1 {
+	names := make([]string, len(plan.RootLayers))
+	for i, l := range plan.RootLayers {
+		names[i] = "l/" + strconv.FormatInt(int64(i), 36)
+		if err := os.Symlink(l, filepath.Join(tmpfs, names[i])); err != nil {
+			return "", fmt.Errorf("naming image layer %d: %w", i, err)
+		}
+	}
+	lower := strings.Join(names, ":")
+	if len(names) == 1 {
 		// overlayfs needs two lower layers without an upper; with one, the
 		// empty upper is enough.
-		lower = plan.RootLayers[0]
+		lower = names[0]
 	}
-	opts := "lowerdir=" + lower + ",upperdir=" + upper + ",workdir=" + work
+	// Relative lower paths resolve against the working directory; the
+	// init leaves it at the new root when it pivots.
+	if err := syscall.Chdir(tmpfs); err != nil {
+		return "", err
+	}
+	opts := "lowerdir=" + lower + ",upperdir=upper,workdir=work"
 	if err := syscall.Mount("overlay", root, "overlay", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
 		return "", fmt.Errorf("stacking the image's %d layers as the root: %w", len(plan.RootLayers), err)
 	}

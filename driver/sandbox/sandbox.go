@@ -40,6 +40,10 @@ type Mount struct {
 	Layers []string `json:"layers,omitempty"`
 }
 
+// MaxRootLayers is the most layers a root stacks: overlayfs's own limit
+// on lower layers (the kernel's OVL_MAX_STACK).
+const MaxRootLayers = 500
+
 // Plan is what the init builds and runs. The host side fills it and passes
 // it to Command.
 type Plan struct {
@@ -52,6 +56,7 @@ type Plan struct {
 	// layers, top layer first, in overlayfs form). Mount points the plan
 	// needs (/tmp, /proc, /dev, Dir, Files, Mounts) are made in a small
 	// private tmpfs layered above them; the root is read-only all the same.
+	// At most MaxRootLayers.
 	RootLayers []string `json:"root_layers,omitempty"`
 	// Mounts are bound in order, read-only unless marked.
 	Mounts []Mount `json:"mounts"`

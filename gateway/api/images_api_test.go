@@ -21,6 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/api"
 	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
@@ -54,7 +55,7 @@ func newImageEnv(t *testing.T) *imageEnv {
 		}
 		e.push(t, "team/fn:"+tag, img)
 	}
-	e.resolver = images.NewResolver(images.Options{Keychain: images.DockerConfig(func(string) string { return "" })})
+	e.resolver = images.NewResolver(oci.DockerConfig(func(string) string { return "" }))
 	local, err := versions.NewLocal(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

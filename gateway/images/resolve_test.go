@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 
+	"github.com/nimbus-fn/nimbus/driver/oci"
 	"github.com/nimbus-fn/nimbus/gateway/functions"
 	"github.com/nimbus-fn/nimbus/gateway/images"
 )
@@ -72,7 +73,7 @@ func (basic) Authorization() (*authnConfig, error) {
 
 func TestResolve(t *testing.T) {
 	host, digest := registryWithImage(t, false)
-	r := images.NewResolver(images.Options{Keychain: images.DockerConfig(func(string) string { return "" })})
+	r := images.NewResolver(oci.DockerConfig(func(string) string { return "" }))
 	ctx := context.Background()
 	got, err := r.Resolve(ctx, host+"/team/fn:v1")
 	if err != nil || got != host+"/team/fn@"+digest {
@@ -109,7 +110,7 @@ func TestResolveWithDockerConfig(t *testing.T) {
 		}
 		return ""
 	}
-	r := images.NewResolver(images.Options{Keychain: images.DockerConfig(env)})
+	r := images.NewResolver(oci.DockerConfig(env))
 	if _, err := r.Resolve(ctx, host+"/team/fn:v1"); functions.ReasonCode(err) != functions.ReasonImageAccessDenied {
 		t.Fatalf("resolving without credentials: %v, want ImageAccessDenied", err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/destinations"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
 	"github.com/nimbus-fn/nimbus/gateway/esmapi"
+	"github.com/nimbus-fn/nimbus/gateway/images"
 	"github.com/nimbus-fn/nimbus/gateway/metrics"
 	"github.com/nimbus-fn/nimbus/gateway/queue"
 	"github.com/nimbus-fn/nimbus/gateway/router"
@@ -107,6 +108,9 @@ type Server struct {
 	logger  hclog.Logger
 	metrics *metrics.Metrics
 	router  *router.Router
+	// invoker is the router, watched for image failures where a function
+	// store is (images.Watch): what the API, async workers and pollers call.
+	invoker api.Invoker
 	api     *api.API
 	queue   *queue.Queue
 	nats    *queue.NATS // set by Start
@@ -203,9 +207,16 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 	// per process without a key).
 	qcfg := *cfg.Queue
 	qcfg.ClusterKey = cfg.InvokeKeyBytes
+	// Every invocation (API, async workers, pollers) goes through one
+	// invoker; with a function store it records instances that cannot
+	// pull their image as the function's State.
+	var inv api.Invoker = rt
+	if deps.Manage != nil && deps.Manage.Functions != nil {
+		inv = images.NewWatch(rt, deps.Catalog, deps.Manage.Functions, logger)
+	}
 	q, err := queue.New(qcfg, cfg.Dev, queue.Deps{
 		Kafka:   kafkaDest,
-		Invoker: rt, Catalog: deps.Catalog, Limits: rt, Metrics: m, Logger: logger,
+		Invoker: inv, Catalog: deps.Catalog, Limits: rt, Metrics: m, Logger: logger,
 		Region: cfg.Region, AccountID: cfg.AccountID,
 	})
 	if err != nil {
@@ -221,8 +232,8 @@ func New(cfg *config.Config, deps Deps) (*Server, error) {
 		Admin:        cfg.IsAdmin,
 		// Function URLs never see the console's session cookie.
 		SessionCookie: console.CookieName,
-	}, deps.Catalog, rt, rt, m, logger)
-	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, api: a, queue: q, kafka: kp}
+	}, deps.Catalog, inv, rt, m, logger)
+	s := &Server{cfg: cfg, deps: deps, logger: logger.Named("server"), metrics: m, router: rt, invoker: inv, api: a, queue: q, kafka: kp}
 	if d := deps.Manage; d != nil {
 		a.SetManagement(&api.Management{
 			Functions: d.Functions, Versions: d.Versions, Code: &bundleCode{s: s, d: d},

@@ -64,7 +64,7 @@ func (s *Server) startSources() {
 	s.sources = sources.NewManager(sources.Deps{
 		Mappings: lister,
 		Catalog:  s.deps.Catalog,
-		Invoker:  s.router,
+		Invoker:  s.invoker,
 		Sender:   &destinations.Sender{Functions: s.queue, NATS: s.queue, Kafka: s.kafkaProducer()},
 		KafkaSender: func(brokers string) (sources.Sender, func(), error) {
 			if p := s.kafkaProducer(); p != nil {
