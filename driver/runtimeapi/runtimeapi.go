@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strconv"
 	"time"
 )
@@ -221,11 +220,6 @@ func (s *Server) response(w http.ResponseWriter, r *http.Request) {
 		writeBrokerError(w, err)
 		return
 	}
-	// Respond has handed the result to the goroutine answering the
-	// invoker. Yield so that it runs (and writes the caller's response)
-	// before this one writes the runtime's 202: the caller is waiting, the
-	// runtime only needs its 202 before its next /next.
-	runtime.Gosched()
 	writeAccepted(w)
 }
 
