@@ -40,7 +40,6 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/nomad"
-	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
@@ -135,32 +134,8 @@ consul {
 	// The gateway keeps its async queue's files under the working directory.
 	t.Chdir(t.TempDir())
 
-	cl, err := cluster.New(cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Start()
-	srv, err := server.New(cfg, cl.Deps(logger))
-	if err != nil {
-		cl.Close()
-		t.Fatal(err)
-	}
-	runCtx, stop := context.WithCancel(ctx)
-	defer stop()
-	if err := srv.Start(runCtx); err != nil {
-		cl.Close()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(runCtx) }()
-	stopped := false
-	defer func() {
-		if !stopped {
-			stop()
-			<-served
-			cl.Close()
-		}
-	}()
+	gw := serveClusterGateway(t, cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger, nil)
+	cl, srv := gw.cl, gw.srv
 	gwHost, gwPortS, _ := net.SplitHostPort(srv.Addr())
 	gwPort, _ := strconv.Atoi(gwPortS)
 	if cl.GatewayID() != srv.Addr() {
@@ -300,12 +275,9 @@ consul {
 	extra(t)
 
 	// Shutdown deregisters the gateway and its URL service.
-	stop()
-	stopped = true
-	if err := <-served; err != nil {
+	if err := gw.Stop(); err != nil {
 		t.Fatalf("gateway shutdown: %v", err)
 	}
-	cl.Close()
 	svcs, err := cc.Agent().Services()
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,6 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
-	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
@@ -133,23 +132,8 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 	cfg.Environment(func(k string) string { return env[k] })
 	t.Chdir(t.TempDir())
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-cluster-nomad", Level: hclog.Info, Output: os.Stderr})
-	cl, err := cluster.New(cfg, opts, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cl.Start()
-	srv, err := server.New(cfg, cl.Deps(logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
+	gw := serveClusterGateway(t, cfg, opts, logger, nil)
+	srv := gw.srv
 
 	lc := lambda.New(lambda.Options{
 		Region: e2eRegion, BaseEndpoint: aws.String("http://" + srv.Addr()), RetryMaxAttempts: 1,
@@ -219,8 +203,7 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 			t.Fatalf("invoke after an outside scale-in: %v", err)
 		}
 		t.Logf("after an outside scale-in to 0: answered after %s", time.Since(started).Round(time.Millisecond))
-		stop()
-		if err := <-served; err != nil {
+		if err := gw.Stop(); err != nil {
 			t.Fatalf("gateway shutdown: %v", err)
 		}
 		return
@@ -230,8 +213,7 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 		st, _, err := nc.Jobs().ScaleStatus(*job.ID, nil)
 		return err == nil && st.TaskGroups[jobs.GroupOnDemand].Desired == 0 && running() == 0
 	})
-	stop()
-	if err := <-served; err != nil {
+	if err := gw.Stop(); err != nil {
 		t.Fatalf("gateway shutdown: %v", err)
 	}
 }

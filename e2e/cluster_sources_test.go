@@ -11,7 +11,6 @@ import (
 
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
-	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/gateway/sources"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/redistest"
@@ -63,31 +62,8 @@ consul {
 	env := map[string]string{"NOMAD_ADDR": fake.srv.URL, "NOMAD_TOKEN": clusterNomadToken, "CONSUL_HTTP_ADDR": agent.HTTPAddr}
 	cfg.Environment(func(k string) string { return env[k] })
 	t.Chdir(t.TempDir())
-	cl, err := cluster.New(cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Start()
-	deps := cl.Deps(logger)
-	fastSources(&deps)
-	srv, err := server.New(cfg, deps)
-	if err != nil {
-		cl.Close()
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	if err := srv.Start(ctx); err != nil {
-		stop()
-		cl.Close()
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
-	t.Cleanup(func() {
-		stop()
-		<-served
-		cl.Close()
-	})
+	gw := serveClusterGateway(t, cfg, cluster.Options{ServiceName: jobs.ServiceName}, logger, fastSources)
+	srv := gw.srv
 
 	opt, _ := goredis.ParseURL(url)
 	rc := goredis.NewClient(opt)

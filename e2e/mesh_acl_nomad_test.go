@@ -33,7 +33,6 @@ import (
 	"github.com/nimbus-fn/nimbus/gateway/cluster"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	gwconsul "github.com/nimbus-fn/nimbus/gateway/consul"
-	"github.com/nimbus-fn/nimbus/gateway/server"
 	"github.com/nimbus-fn/nimbus/internal/consultest"
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/jobs"
@@ -112,23 +111,8 @@ func TestConnectInstanceOnNomadWithConsulACLs(t *testing.T) {
 	cfg.Environment(func(string) string { return "" })
 	t.Chdir(t.TempDir())
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-connect-acl", Level: hclog.Info, Output: os.Stderr})
-	cl, err := cluster.New(cfg, cluster.Options{ServiceName: jobs.ServiceName, MeshListener: meshLn}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cl.Start()
-	srv, err := server.New(cfg, cl.Deps(logger))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	if err := srv.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ctx) }()
+	gw := serveClusterGateway(t, cfg, cluster.Options{ServiceName: jobs.ServiceName, MeshListener: meshLn}, logger, nil)
+	srv := gw.srv
 
 	// Default deny: the gateway may call the function's instances only
 	// once an intention says so.
@@ -162,8 +146,7 @@ func TestConnectInstanceOnNomadWithConsulACLs(t *testing.T) {
 		_, err := lc.Invoke(context.Background(), &lambda.InvokeInput{FunctionName: aws.String(clusterFn), Payload: []byte(`{}`)})
 		return err != nil && strings.Contains(err.Error(), "refused this gateway")
 	})
-	stop()
-	if err := <-served; err != nil {
+	if err := gw.Stop(); err != nil {
 		t.Fatalf("gateway shutdown: %v", err)
 	}
 }
