@@ -185,20 +185,24 @@ func BenchmarkAsync(b *testing.B) {
 	httpc := &http.Client{Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256, DisableCompression: true,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext}}
 	invokeURL := "http://" + s.Addr() + "/2015-03-31/functions/echo/invocations"
-	enqueue := func() error {
-		req, _ := http.NewRequest(http.MethodPost, invokeURL, strings.NewReader(payload))
-		req.Header.Set("X-Amz-Invocation-Type", "Event")
-		resp, err := httpc.Do(req)
-		if err != nil {
-			return err
+	// invoker calls the Invoke API with invocation type typ and expects want.
+	invoker := func(typ string, want int) func() error {
+		return func() error {
+			req, _ := http.NewRequest(http.MethodPost, invokeURL, strings.NewReader(payload))
+			req.Header.Set("X-Amz-Invocation-Type", typ)
+			resp, err := httpc.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
 	}
+	enqueue := invoker("Event", http.StatusAccepted)
 	for i := 0; i < 50; i++ { // warm connections
 		_ = raw()
 		_ = rawTCP()
@@ -251,19 +255,7 @@ func BenchmarkAsync(b *testing.B) {
 	// the same gateway by as many clients as there are workers. A worker
 	// does that call plus its queue bookkeeping, so the drain can at best
 	// match this rate.
-	syncURL := "http://" + s.Addr() + "/2015-03-31/functions/echo/invocations"
-	syncInvoke := func() error {
-		resp, err := httpc.Post(syncURL, "application/json", strings.NewReader(payload))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
-	}
+	syncInvoke := invoker("RequestResponse", http.StatusOK)
 	for range 50 {
 		_ = syncInvoke()
 	}
