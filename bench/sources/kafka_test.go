@@ -2,11 +2,14 @@ package sourcesbench
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/nimbus-fn/nimbus/internal/kafkatest"
@@ -96,4 +99,19 @@ func (k *kafkaBroker) source(name, key string, factor int) *specs.EventSource {
 	return &specs.EventSource{Name: name, Type: specs.SourceKafka, Enabled: true, URL: strings.Join(k.addrs, ","),
 		Topics: []string{key}, StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s",
 		ParallelizationFactor: factor}
+}
+
+// event is the self-managed Kafka event of a batch of one partition.
+func (k *kafkaBroker) event(key string, first int, batch []rec) ([]byte, error) {
+	tp := key + "-0"
+	ev := events.KafkaEvent{EventSource: "SelfManagedKafka", BootstrapServers: strings.Join(k.addrs, ","),
+		Records: map[string][]events.KafkaRecord{tp: nil}}
+	now := time.Now()
+	for i, r := range batch {
+		ev.Records[tp] = append(ev.Records[tp], events.KafkaRecord{Topic: key, Offset: int64(first + i),
+			Timestamp: events.MilliSecondsEpochTime{Time: now}, TimestampType: "CREATE_TIME",
+			Key: base64.StdEncoding.EncodeToString([]byte(r.k)), Value: base64.StdEncoding.EncodeToString(r.v),
+			Headers: []map[string]events.JSONNumberBytes{}})
+	}
+	return json.Marshal(ev)
 }

@@ -2,6 +2,7 @@ package sourcesbench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/nimbus-fn/nimbus/gateway/server"
+	"github.com/nimbus-fn/nimbus/gateway/sources/natsjs"
 	"github.com/nimbus-fn/nimbus/specs"
 )
 
@@ -158,4 +160,15 @@ func (n *natsBroker) source(name, key string, factor int) *specs.EventSource {
 	return &specs.EventSource{Name: name, Type: specs.SourceNATS, Enabled: true, Stream: natsStream,
 		Subject: natsFilter(key), StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s",
 		ParallelizationFactor: factor}
+}
+
+// event is the NATS event of a batch of key's records.
+func (n *natsBroker) event(key string, first int, batch []rec) ([]byte, error) {
+	ev := natsjs.Event{EventSource: natsjs.EventSource, EventSourceArn: "nats:" + natsStream + ":" + natsFilter(key)}
+	now := time.Now().UTC()
+	for i, r := range batch {
+		ev.Records = append(ev.Records, natsjs.EventRecord{Stream: natsStream, Subject: natsSubject(key, r.k),
+			Sequence: uint64(first + i + 1), Timestamp: now, Headers: map[string][]string{}, Data: r.v})
+	}
+	return json.Marshal(ev)
 }

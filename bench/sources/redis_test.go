@@ -2,13 +2,16 @@ package sourcesbench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/nimbus-fn/nimbus/gateway/sources/redis"
 	"github.com/nimbus-fn/nimbus/internal/redistest"
 	"github.com/nimbus-fn/nimbus/specs"
 )
@@ -113,4 +116,19 @@ func (r *redisBroker) consume(ctx context.Context, key, group string, _ bool, go
 func (r *redisBroker) source(name, key string, factor int) *specs.EventSource {
 	return &specs.EventSource{Name: name, Type: specs.SourceRedis, Enabled: true, URL: r.url, Stream: key,
 		StartingFrom: "TRIM_HORIZON", BatchSize: batchSize, MaximumBatchingWindow: "0s", ParallelizationFactor: factor}
+}
+
+// event is the Redis event of a batch of key's entries (produce's fields).
+func (r *redisBroker) event(key string, first int, batch []rec) ([]byte, error) {
+	ev := redis.Event{EventSource: redis.EventSource, EventSourceArn: r.url + "/" + key}
+	ms := time.Now().UnixMilli()
+	for i, x := range batch {
+		fields := map[string]string{"data": string(x.v)}
+		if x.k != "" {
+			fields["key"] = x.k
+		}
+		ev.Records = append(ev.Records, redis.EventRecord{Stream: key, ID: fmt.Sprintf("%d-%d", ms, first+i),
+			Timestamp: ms, Fields: fields, Data: x.v})
+	}
+	return json.Marshal(ev)
 }

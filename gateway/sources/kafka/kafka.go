@@ -132,6 +132,11 @@ func parsePartition(s string) (topicPartition, bool) {
 // earlier hold of the same partition is told apart and ignored.
 type assignment struct {
 	gen uint64
+	// name is the partition's "<topic>-<partition>" (Record.Partition) and
+	// ctx a record context carrying gen: both made once per assignment
+	// rather than once per record.
+	name string
+	ctx  context.Context
 	// done is the offset to commit: the last Done record's offset + 1
 	// (Offset -1 while nothing is Done).
 	done kgo.EpochOffset
@@ -357,13 +362,17 @@ func (s *Source) convert(fetches kgo.Fetches) []*sources.Record {
 		if a == nil {
 			return
 		}
-		stamp(kr, a.gen)
+		if kr.Context == nil {
+			kr.Context = a.ctx
+		} else {
+			stamp(kr, a.gen)
+		}
 		if a.first < 0 {
 			a.first = kr.Offset
 		}
 		rec := &sources.Record{
 			ID:        strconv.FormatInt(kr.Offset, 10),
-			Partition: tp.String(),
+			Partition: a.name,
 			Key:       string(kr.Key),
 			Time:      kr.Timestamp,
 			Size:      elementSize(kr),
@@ -526,6 +535,8 @@ func (s *Source) assigned(_ context.Context, _ *kgo.Client, parts map[string][]i
 			s.nextGen++
 			s.owned[tp] = &assignment{
 				gen:       s.nextGen,
+				name:      tp.String(),
+				ctx:       context.WithValue(context.Background(), genKey{}, s.nextGen),
 				done:      kgo.EpochOffset{Epoch: -1, Offset: -1},
 				committed: -1,
 				first:     -1,
