@@ -658,6 +658,7 @@ func (r *rig) floorThroughput(b *testing.B, br broker, c thrCase, n int) result 
 	defer cancel()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
+	var firstErr atomic.Value
 	start := time.Now()
 	for range inFlight(c) {
 		wg.Add(1)
@@ -668,21 +669,24 @@ func (r *rig) floorThroughput(b *testing.B, br broker, c thrCase, n int) result 
 					RequestID: uuid.NewString()})
 				if err != nil {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
 					continue
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.FunctionError != "" {
 					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprintf("%s: %s", resp.FunctionError, body))
 				}
 			}
 		}()
 	}
 	got := r.stamp.t.waitFor(key, n, start.Add(caseTimeout), r.stamp.read(b))
-	cancel()
+	// The function logs a batch before its answer is back: let the last
+	// answers arrive (ctx still bounds a run that timed out).
 	wg.Wait()
 	if f := failed.Load(); f > 0 {
-		b.Logf("%s floor: %d invocations failed", br.name(), f)
+		b.Logf("%s floor: %d invocations failed, the first with %v", br.name(), f, firstErr.Load())
 	}
 	return result{n: got, elapsed: time.Unix(0, r.stamp.t.lastSeen(key)).Sub(start), partial: got < n}
 }
