@@ -58,19 +58,7 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 	consul := consultest.Start(t)
 	cc := consul.Client(t)
 
-	// The code bundle, served as the artifact store would serve it.
-	bundle := clusterZipBootstrap(t, clusterBuildHelloGo(t))
-	sum := sha256.Sum256(bundle)
-	hexSum := hex.EncodeToString(sum[:])
-	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/bundles/"+hexSum+".zip" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/zip")
-		_, _ = w.Write(bundle)
-	}))
-	defer store.Close()
+	storeURL, hexSum := serveHelloBundle(t)
 
 	// Nomad with the nimbus driver, registering services in that Consul.
 	agent := startDriverAgent(t, consul.HTTPAddr, "nimbus-e2e-cluster-")
@@ -80,7 +68,7 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 	job, err := jobs.Compile(fn, jobs.Options{
 		ServiceProvider: provider,
 		AWSRegion:       e2eRegion, AccountID: e2eAccount,
-		ArtifactBaseURL: store.URL + "/bundles", CodeChecksum: "sha256:" + hexSum,
+		ArtifactBaseURL: storeURL, CodeChecksum: "sha256:" + hexSum,
 		Connect: connect,
 	})
 	if err != nil {
@@ -216,6 +204,24 @@ func clusterNomadPlaces(t *testing.T, provider string, outsideScaleIn, connect b
 	if err := gw.Stop(); err != nil {
 		t.Fatalf("gateway shutdown: %v", err)
 	}
+}
+
+// serveHelloBundle serves the hello-go bundle as the artifact store would,
+// until the test ends: the base URL of its bundles and its sha256 in hex.
+func serveHelloBundle(t *testing.T) (baseURL, hexSum string) {
+	bundle := clusterZipBootstrap(t, clusterBuildHelloGo(t))
+	sum := sha256.Sum256(bundle)
+	hexSum = hex.EncodeToString(sum[:])
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/bundles/"+hexSum+".zip" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/zip")
+		_, _ = w.Write(bundle)
+	}))
+	t.Cleanup(store.Close)
+	return store.URL + "/bundles", hexSum
 }
 
 // clusterZipBootstrap packages a code directory's bootstrap as the zip

@@ -11,11 +11,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,17 +39,7 @@ func TestConnectInstanceOnNomadWithConsulACLs(t *testing.T) {
 	consul := consultest.StartWithACLs(t)
 	cc := consul.Client(t)
 
-	bundle := clusterZipBootstrap(t, clusterBuildHelloGo(t))
-	sum := sha256.Sum256(bundle)
-	hexSum := hex.EncodeToString(sum[:])
-	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/bundles/"+hexSum+".zip" {
-			http.NotFound(w, r)
-			return
-		}
-		_, _ = w.Write(bundle)
-	}))
-	defer store.Close()
+	storeURL, hexSum := serveHelloBundle(t)
 
 	// Nomad registers services with its own token and derives a token per
 	// Connect-native service from the service's workload identity.
@@ -71,7 +57,7 @@ func TestConnectInstanceOnNomadWithConsulACLs(t *testing.T) {
 	fn := clusterHelloSpec(t)
 	job, err := jobs.Compile(fn, jobs.Options{
 		ServiceProvider: jobs.ProviderConsul, AWSRegion: e2eRegion, AccountID: e2eAccount,
-		ArtifactBaseURL: store.URL + "/bundles", CodeChecksum: "sha256:" + hexSum, Connect: true,
+		ArtifactBaseURL: storeURL, CodeChecksum: "sha256:" + hexSum, Connect: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -189,18 +189,7 @@ func TestGatewayMesh(t *testing.T) {
 	certFile, keyFile, certA := r.certFile, r.keyFile, r.certA
 	ctx := context.Background()
 
-	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(web.Close)
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := web.Ready(rctx); err != nil {
-		t.Fatal(err)
-	}
-	echoURL := mesh.HTTPClient(web, cc.Health(), "echo-url")
-	defer echoURL.CloseIdleConnections()
+	web, echoURL := meshWebClient(t, cc, "echo-url")
 	post := func(c *http.Client, host string) (int, string, *http.Response) {
 		t.Helper()
 		req, _ := http.NewRequest(http.MethodPost, "https://echo-url/hello?x=1", strings.NewReader("hi"))
@@ -442,18 +431,7 @@ node_prefix "" {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web, err := mesh.NewSource(webc.Agent(), mesh.SourceConfig{Service: "web"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(web.Close)
-	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := web.Ready(rctx); err != nil {
-		t.Fatal(err)
-	}
-	echoURL := mesh.HTTPClient(web, webc.Health(), "echo-url")
-	defer echoURL.CloseIdleConnections()
+	web, echoURL := meshWebClient(t, webc, "echo-url")
 	post := func() (int, string) {
 		t.Helper()
 		resp, err := echoURL.Post("https://echo-url/acl", "text/plain", strings.NewReader("hi"))
@@ -648,4 +626,24 @@ func BenchmarkGatewayMeshURL(b *testing.B) {
 			}
 		}
 	})
+}
+
+// meshWebClient is the Connect-native service "web" on the agent of cc,
+// ready, and a client that calls service over the mesh as web; both end
+// with the test.
+func meshWebClient(t *testing.T, cc *consulapi.Client, service string) (*mesh.Source, *http.Client) {
+	t.Helper()
+	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := web.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := mesh.HTTPClient(web, cc.Health(), service)
+	t.Cleanup(c.CloseIdleConnections)
+	return web, c
 }
