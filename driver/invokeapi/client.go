@@ -142,6 +142,20 @@ func (c *Client) http() *http.Client {
 	return defaultHTTP
 }
 
+// send runs req. A client that is only a transport (no timeout, cookie jar
+// or redirect policy, as the default, TLS and router clients are) goes
+// straight to its RoundTrip, as httputil.ReverseProxy does: http.Client.Do
+// would copy the headers for redirects and wrap the call in its deadline
+// machinery on every invoke, for nothing, since instances never redirect.
+// A 3xx is then an error answer like any other non-200.
+func (c *Client) send(req *http.Request) (*http.Response, error) {
+	hc := c.http()
+	if hc.Transport != nil && hc.Timeout == 0 && hc.Jar == nil && hc.CheckRedirect == nil {
+		return hc.Transport.RoundTrip(req)
+	}
+	return hc.Do(req)
+}
+
 // errTLSAndHTTP refuses a Client whose TLS config its HTTP client would ignore.
 var errTLSAndHTTP = errors.New("invoke client: set TLS or HTTP, not both")
 
@@ -194,7 +208,7 @@ func (c *Client) Invoke(ctx context.Context, addr string, in *Request) (*Respons
 	if !in.Deadline.IsZero() {
 		h.Set(HeaderDeadline, strconv.FormatInt(in.Deadline.UnixMilli(), 10))
 	}
-	resp, err := c.http().Do(hreq)
+	resp, err := c.send(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("invoking instance %s: %w", addr, err)
 	}
@@ -256,7 +270,7 @@ func (c *Client) doJSON(ctx context.Context, method, addr, path string, in, out 
 		return err
 	}
 	c.auth(hreq.Header)
-	resp, err := c.http().Do(hreq)
+	resp, err := c.send(hreq)
 	if err != nil {
 		return fmt.Errorf("calling instance %s: %w", addr, err)
 	}

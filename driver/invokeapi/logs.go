@@ -79,7 +79,7 @@ func (c *Client) logs(ctx context.Context, addr string, since time.Time, follow 
 		return fmt.Errorf("building logs request: %w", err)
 	}
 	c.auth(hreq.Header)
-	resp, err := c.http().Do(hreq)
+	resp, err := c.send(hreq)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
