@@ -42,7 +42,6 @@ import (
 	"github.com/nimbus-fn/nimbus/internal/nomadtest"
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/jobs"
-	"github.com/nimbus-fn/nimbus/mesh"
 )
 
 const gatewayJobSkip = "NOMAD_BINARY is not set: skipping the gateway-as-a-Nomad-job test (set it to a nomad binary to run the rendered gateway job on a real agent)"
@@ -292,18 +291,7 @@ func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
 	if urlSvc.Connect == nil || !urlSvc.Connect.Native || urlSvc.Address != gwHost || strconv.Itoa(urlSvc.Port) == gwPort {
 		t.Fatalf("echo-url registered at %s:%d (connect %+v); want Connect-native on %s at the mesh port", urlSvc.Address, urlSvc.Port, urlSvc.Connect, gwHost)
 	}
-	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web", WaitTime: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(web.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := web.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	client := mesh.HTTPClient(web, cc.Health(), "echo-url")
-	t.Cleanup(client.CloseIdleConnections)
+	web, client := meshWebClient(t, cc, "echo-url")
 	// The gateway fetches echo-url's leaf once it knows the URL; until it
 	// holds it, it proves nimbus-gateway and the client refuses that.
 	var lastErr error

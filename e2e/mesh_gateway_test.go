@@ -630,10 +630,11 @@ func BenchmarkGatewayMeshURL(b *testing.B) {
 
 // meshWebClient is the Connect-native service "web" on the agent of cc,
 // ready, and a client that calls service over the mesh as web; both end
-// with the test.
+// with the test. Its blocking queries wait at most 30 s, so the source
+// notices its close soon after the test.
 func meshWebClient(t *testing.T, cc *consulapi.Client, service string) (*mesh.Source, *http.Client) {
 	t.Helper()
-	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web"})
+	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web", WaitTime: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
