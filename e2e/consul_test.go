@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
@@ -273,7 +271,6 @@ func TestCompiledJobsMatchGatewayAdapters(t *testing.T) {
 // AuthType NONE URL, and one real instance of it (stopped when t ends).
 func echoWithURL(t testing.TB, logger hclog.Logger) (*catalog.Local, *driverlocal.Handle) {
 	t.Helper()
-	dir := t.TempDir()
 	spec := `
 function "echo" {
   runtime = "provided.al2023"
@@ -281,19 +278,7 @@ function "echo" {
   url { auth = "NONE" }
 }
 `
-	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, nil)
-		if diags.HasErrors() {
-			return nil, hcl.Diagnostics(diags)
-		}
-		return f, nil
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat, _ := specCatalog(t, spec, logger)
 	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
 	inst, err := launcher.Launch(context.Background(), &instance.Config{
 		Function: "echo", Version: "$LATEST", Runtime: "provided.al2023", CodeDir: testfn.Dir(t, "echo"),

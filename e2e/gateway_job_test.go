@@ -241,15 +241,7 @@ func runGatewayJob(t *testing.T, acl, connect bool) {
 	}
 	// Its URL through the gateway: the first call scales the function up
 	// from zero (Nomad places it) and waits for it.
-	// The URL config reaches the gateway's catalog through Nomad, so the
-	// URL answers 404 until then.
-	var resp response
-	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
-		req.Host = "echo.lambda-url.localhost"
-		resp = mustDo(t, req)
-		return resp.StatusCode != http.StatusNotFound
-	}, "the function URL to be known to the gateway", nil)
+	resp := echoURLKnown(t, gwAddr)
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(resp.body), `"rawPath":"/hello"`) {
 		t.Fatalf("function URL through the gateway job: %d %s", resp.StatusCode, resp.body)
 	}
@@ -264,15 +256,8 @@ func runGatewayJob(t *testing.T, acl, connect bool) {
 // denied by an intention; and the Invoke API through the gateway's own
 // Connect-native registration.
 func gatewayJobMesh(t *testing.T, cc *consulapi.Client, gwAddr string) {
-	// The URL config reaches the gateway's catalog through Nomad; until
-	// then the plain listener answers 404, then 403.
-	var resp response
-	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
-		req.Host = "echo.lambda-url.localhost"
-		resp = mustDo(t, req)
-		return resp.StatusCode != http.StatusNotFound
-	}, "the function URL to be known to the gateway", nil)
+	// Once the URL is known, the plain listener refuses it (403).
+	resp := echoURLKnown(t, gwAddr)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("function URL on the plain listener of a connect gateway: %d %s, want 403", resp.StatusCode, resp.body)
 	}
@@ -503,4 +488,20 @@ func eventuallyEvery(t *testing.T, within, interval time.Duration, cond func() b
 		}
 		<-tick.C
 	}
+}
+
+// echoURLKnown posts to echo's function URL on the gateway at gwAddr until
+// it answers something other than 404: the URL config reaches the
+// gateway's catalog through Nomad, and the URL is unknown until then. It
+// returns that first answer.
+func echoURLKnown(t *testing.T, gwAddr string) response {
+	t.Helper()
+	var resp response
+	eventuallyEvery(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+gwAddr+"/hello?x=1", strings.NewReader(`hi`))
+		req.Host = "echo.lambda-url.localhost"
+		resp = mustDo(t, req)
+		return resp.StatusCode != http.StatusNotFound
+	}, "the function URL to be known to the gateway", nil)
+	return resp
 }

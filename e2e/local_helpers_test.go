@@ -99,22 +99,8 @@ func startGateway(t *testing.T, spec string, tune func(*config.Config)) *gateway
 // startGatewayWith is startGateway with a hook on the server's Deps.
 func startGatewayWith(t *testing.T, spec string, tune func(*config.Config), tuneDeps func(*server.Deps)) *gateway {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e", Level: hclog.Warn, Output: os.Stderr})
-	load := func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, nil)
-		if diags.HasErrors() {
-			return nil, hcl.Diagnostics(diags)
-		}
-		return f, nil
-	}
-	cat, err := catalog.NewLocal(dir, load, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat, dir := specCatalog(t, spec, logger)
 	l := &launcher{local: driverlocal.NewLauncher(t.TempDir(), logger)}
 	pool := local.New(l, cat, logger)
 	cfg := &config.Config{
@@ -193,4 +179,26 @@ func eventually(t *testing.T, within time.Duration, cond func() bool, what strin
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// specCatalog writes spec as nimbus.hcl into a new directory and opens the
+// local catalog of that directory, as `nimbus dev` does; it returns the
+// catalog and the directory.
+func specCatalog(tb testing.TB, spec string, logger hclog.Logger) (*catalog.Local, string) {
+	tb.Helper()
+	dir := tb.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
+		f, diags := specs.Load(path, nil)
+		if diags.HasErrors() {
+			return nil, hcl.Diagnostics(diags)
+		}
+		return f, nil
+	}, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cat, dir
 }

@@ -577,16 +577,7 @@ func writeCert(t testing.TB, certFile, keyFile, cn string) *x509.Certificate {
 // intention check alone; run them in one go and compare ratios.
 func BenchmarkGatewayMeshURL(b *testing.B) {
 	r := startMeshRig(b, meshRigOptions{plainURLs: true})
-	web, err := mesh.NewSource(r.cc.Agent(), mesh.SourceConfig{Service: "web"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(web.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := web.Ready(ctx); err != nil {
-		b.Fatal(err)
-	}
+	web := meshWeb(b, r.cc)
 	call := func(b *testing.B, c *http.Client, u, host string) {
 		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader("hi"))
 		if host != "" {
@@ -628,22 +619,29 @@ func BenchmarkGatewayMeshURL(b *testing.B) {
 	})
 }
 
-// meshWebClient is the Connect-native service "web" on the agent of cc,
-// ready, and a client that calls service over the mesh as web; both end
-// with the test. Its blocking queries wait at most 30 s, so the source
-// notices its close soon after the test.
-func meshWebClient(t *testing.T, cc *consulapi.Client, service string) (*mesh.Source, *http.Client) {
-	t.Helper()
+// meshWeb is the Connect-native service "web" on the agent of cc, ready,
+// until the test ends. Its blocking queries wait at most 30 s, so the
+// source notices its close soon after the test.
+func meshWeb(tb testing.TB, cc *consulapi.Client) *mesh.Source {
+	tb.Helper()
 	web, err := mesh.NewSource(cc.Agent(), mesh.SourceConfig{Service: "web", WaitTime: 30 * time.Second})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(web.Close)
+	tb.Cleanup(web.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := web.Ready(ctx); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
+	return web
+}
+
+// meshWebClient is meshWeb and a client that calls service over the mesh
+// as web, closed when the test ends.
+func meshWebClient(t *testing.T, cc *consulapi.Client, service string) (*mesh.Source, *http.Client) {
+	t.Helper()
+	web := meshWeb(t, cc)
 	c := mesh.HTTPClient(web, cc.Health(), service)
 	t.Cleanup(c.CloseIdleConnections)
 	return web, c

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,12 +18,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/lambda/types"
 	consulapi "github.com/hashicorp/consul/api"
 	"github.com/hashicorp/go-hclog"
-	"github.com/hashicorp/hcl/v2"
 
 	"github.com/nimbus-fn/nimbus/driver/instance"
 	"github.com/nimbus-fn/nimbus/driver/invokeapi"
 	driverlocal "github.com/nimbus-fn/nimbus/driver/local"
-	"github.com/nimbus-fn/nimbus/gateway/catalog"
 	"github.com/nimbus-fn/nimbus/gateway/config"
 	"github.com/nimbus-fn/nimbus/gateway/consul"
 	"github.com/nimbus-fn/nimbus/gateway/discovery"
@@ -35,7 +32,6 @@ import (
 	"github.com/nimbus-fn/nimbus/internal/testfn"
 	"github.com/nimbus-fn/nimbus/jobs"
 	"github.com/nimbus-fn/nimbus/mesh"
-	"github.com/nimbus-fn/nimbus/specs"
 )
 
 // TestGatewayToInstanceMesh runs the gateway → instance hop over Consul
@@ -51,26 +47,13 @@ func TestGatewayToInstanceMesh(t *testing.T) {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "e2e-mesh-instance", Level: hclog.Warn, Output: os.Stderr})
 	ctx := context.Background()
 
-	dir := t.TempDir()
 	spec := `
 function "echo" {
   runtime = "provided.al2023"
   code { dir = "` + testfn.Dir(t, "echo") + `" }
 }
 `
-	if err := os.WriteFile(filepath.Join(dir, "nimbus.hcl"), []byte(spec), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.NewLocal(dir, func(path string) (*specs.File, error) {
-		f, diags := specs.Load(path, nil)
-		if diags.HasErrors() {
-			return nil, hcl.Diagnostics(diags)
-		}
-		return f, nil
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cat, _ := specCatalog(t, spec, logger)
 
 	service := jobs.ServiceName("echo")
 	launcher := driverlocal.NewLauncher(t.TempDir(), logger)
