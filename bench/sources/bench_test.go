@@ -193,24 +193,17 @@ func BenchmarkSources(b *testing.B) {
 	fmt.Fprint(os.Stdout, table(append(rows, skipped...)))
 }
 
-// wantedCase says whether NIMBUS_BENCH_CASES (a comma-separated list of
-// case keys such as kafka-thr-p4; all when empty) selects a throughput case.
-func wantedCase(key string) bool {
-	list := os.Getenv("NIMBUS_BENCH_CASES")
-	if list == "" {
-		return true
-	}
-	for _, s := range strings.Split(list, ",") {
-		if strings.TrimSpace(s) == key {
-			return true
-		}
-	}
-	return false
-}
+// wantedCase says whether NIMBUS_BENCH_CASES (case keys such as
+// kafka-thr-p4) selects a throughput case.
+func wantedCase(key string) bool { return selected("NIMBUS_BENCH_CASES", key) }
 
 // wanted says whether NIMBUS_BENCH_SOURCES selects the source.
-func wanted(name string) bool {
-	list := os.Getenv("NIMBUS_BENCH_SOURCES")
+func wanted(name string) bool { return selected("NIMBUS_BENCH_SOURCES", name) }
+
+// selected says whether the comma-separated list in the environment
+// variable env names name; an empty or unset list selects everything.
+func selected(env, name string) bool {
+	list := os.Getenv(env)
 	if list == "" {
 		return true
 	}
